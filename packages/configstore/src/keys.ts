@@ -1,0 +1,161 @@
+/**
+ * Every key of the config datastore, in one place: roles build keys here and never spell a path
+ * by hand. A `Key<T>` carries the type of its value, so `store.get(keys.desiredWebservers(1))` is
+ * a `number | null`.
+ *
+ * Layout of a deployment's config bucket:
+ *
+ * | key | value | written by |
+ * |---|---|---|
+ * | `webserverips/<private ip>` | `Registration` | each webserver, on change |
+ * | `webserverpublicips/<public ip>` | `Registration` | each webserver, on change |
+ * | `autoscalerips/<private ip>` | `Registration` | each autoscaler |
+ * | `databaseip/<private ip>` | `Registration` | the database server |
+ * | `authip/<private ip>` | `Registration` | the authentication server |
+ * | `buildmachineip/<ip>` | `Registration` | the build machine |
+ * | `credentials/database` | `DbCredentials` (secret) | the build machine |
+ * | `credentials/<name>` | any (secret) | the build machine |
+ * | `scaling/<autoscaler>/desired` | number | AdjustScaling / ManuallyScale |
+ * | `leases/<name>` | `LeaseRecord` | the lease functions only |
+ * | `authorised-ips/<ip>` | `Grant` | the authentication server |
+ * | `build/<marker>` | `BuildMarker` | the build machine (e.g. `build/installed-successfully`) |
+ * | `ready/<role>/<name>` | `Readiness` | each server when its role is configured |
+ *
+ * Keys under `credentials/` and `secrets/` are secret: encrypted at rest, refused without the key.
+ */
+import { isIP } from 'node:net';
+import { storeError } from './errors.ts';
+import { validateKey } from './_validate.ts';
+
+/** A typed key. `T` is the type of the JSON value stored at `path` (phantom: no runtime field). */
+export interface Key<T> {
+  readonly path: string;
+  /** @internal phantom type carrier */
+  readonly __value?: T;
+}
+
+/** A typed family of keys sharing a prefix, e.g. every `webserverips/<ip>`. */
+export interface KeyFamily<T, A = string> {
+  readonly prefix: string;
+  key(arg: A): Key<T>;
+  /** The argument back from a full key (`webserverips/198.18.1.5` -> `198.18.1.5`), or null if not of this family. */
+  parse(path: string): string | null;
+}
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
+
+/** A machine announcing itself. */
+export interface Registration {
+  name: string;
+  role: string;
+  privateIp?: string;
+  publicIp?: string;
+  /** ISO 8601 time of the registration. */
+  at: string;
+}
+export interface DbCredentials {
+  engine: 'mariadb' | 'postgres';
+  host?: string;
+  port: number;
+  name: string;
+  user: string;
+  password: string;
+}
+export interface LeaseRecord {
+  owner: string;
+  token: string;
+  ttlSeconds: number;
+  state: 'held' | 'released';
+  acquiredAt: string;
+}
+export interface Grant {
+  /** ISO 8601 expiry; the firewall ignores a grant past it. */
+  expiresAt: string;
+  /** Who was granted (an email address), for the admin's list. */
+  subject?: string;
+}
+export interface BuildMarker {
+  at: string;
+  by?: string;
+}
+export interface Readiness {
+  at: string;
+  steps?: Record<string, string>;
+}
+
+const SECRET_PREFIXES = ['credentials/', 'secrets/'];
+
+/** True for keys whose values must be encrypted at rest. */
+export function isSecretKey(path: string): boolean {
+  return SECRET_PREFIXES.some((p) => path.startsWith(p));
+}
+
+function key<T>(path: string): Key<T> {
+  return { path: validateKey(path) };
+}
+
+function ipFamily<T>(prefix: string): KeyFamily<T> {
+  return {
+    prefix,
+    key(ip: string) {
+      if (isIP(ip) === 0) throw storeError('INVALID_KEY', `invalid IP address "${ip}" for ${prefix}<ip>`, { exitCode: 2 });
+      return key<T>(prefix + ip);
+    },
+    parse(path: string) {
+      if (!path.startsWith(prefix)) return null;
+      const rest = path.slice(prefix.length);
+      return isIP(rest) ? rest : null;
+    },
+  };
+}
+
+function nameFamily<T>(prefix: string): KeyFamily<T> {
+  return {
+    prefix,
+    key(name: string) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) {
+        throw storeError('INVALID_KEY', `invalid name "${name}" for ${prefix}<name>: use letters, digits, ".", "_" or "-" (1-128)`, { exitCode: 2 });
+      }
+      return key<T>(prefix + name);
+    },
+    parse(path: string) {
+      if (!path.startsWith(prefix)) return null;
+      const rest = path.slice(prefix.length);
+      return rest && !rest.includes('/') ? rest : null;
+    },
+  };
+}
+
+export const keys = {
+  webserverIps: ipFamily<Registration>('webserverips/'),
+  webserverPublicIps: ipFamily<Registration>('webserverpublicips/'),
+  autoscalerIps: ipFamily<Registration>('autoscalerips/'),
+  databaseIps: ipFamily<Registration>('databaseip/'),
+  authIps: ipFamily<Registration>('authip/'),
+  buildMachineIps: ipFamily<Registration>('buildmachineip/'),
+  authorisedIps: ipFamily<Grant>('authorised-ips/'),
+  leases: nameFamily<LeaseRecord>('leases/'),
+  buildMarkers: nameFamily<BuildMarker>('build/'),
+  credentials: nameFamily<JsonValue>('credentials/'),
+  dbCredentials: key<DbCredentials>('credentials/database'),
+  /** The build is complete: gates periodic jobs, like the original's INSTALLED_SUCCESSFULLY. */
+  installedSuccessfully: key<BuildMarker>('build/installed-successfully'),
+  /** Desired webserver count of autoscaler `n` (1-based). */
+  desiredWebservers(autoscaler: number): Key<number> {
+    if (!Number.isInteger(autoscaler) || autoscaler < 1 || autoscaler > 99) {
+      throw storeError('INVALID_KEY', `invalid autoscaler number "${autoscaler}": use a whole number from 1 to 99`, { exitCode: 2 });
+    }
+    return key<number>(`scaling/${autoscaler}/desired`);
+  },
+  /** Parses `scaling/<n>/desired` back to `n`. */
+  parseDesiredWebservers(path: string): number | null {
+    const m = /^scaling\/([1-9][0-9]?)\/desired$/.exec(path);
+    return m ? Number(m[1]) : null;
+  },
+  ready(role: string, name: string): Key<Readiness> {
+    if (!/^[a-z]+$/.test(role) || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) {
+      throw storeError('INVALID_KEY', `invalid readiness key "${role}/${name}"`, { exitCode: 2 });
+    }
+    return key<Readiness>(`ready/${role}/${name}`);
+  },
+} as const;
