@@ -16,15 +16,16 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRequire } from 'node:module';
 import S3rver from 's3rver';
 
 const require = createRequire(import.meta.url);
 // s3rver's signature verification, reused for the requests we answer ourselves.
+const S3OBJECT_ALLOWED_METADATA = (require('s3rver/lib/models/object') as { ALLOWED_METADATA: string[] }).ALLOWED_METADATA;
 const s3rverAuthentication = require('s3rver/lib/middleware/authentication') as () => (ctx: unknown, next: () => Promise<void>) => Promise<void>;
 
 export interface EmbeddedS3Options {
@@ -178,32 +179,71 @@ function unquote(etag: string): string {
 /** Replaces s3rver's putObject with one that resolves only when the object is on disk, and swaps it in atomically. */
 function patchPutObject(server: S3rver) {
   const store = server.store;
+  const knownDirs = new Set<string>();
   store.putObject = async (object) => {
     const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
-    await mkdir(dirname(objectPath), { recursive: true });
+    const dir = dirname(objectPath);
+    if (!knownDirs.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      if (knownDirs.size > 10_000) knownDirs.clear();
+      knownDirs.add(dir);
+    }
     const tmp = `${objectPath}.tmp-${randomBytes(6).toString('hex')}`;
-    const md5 = createHash('md5');
-    let size = 0;
-    const source = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : (object.content as NodeJS.ReadableStream);
     try {
-      await pipeline(
-        source,
-        new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            md5.update(chunk);
-            size += chunk.length;
-            cb(null, chunk);
-          },
-        }),
-        createWriteStream(tmp),
-      );
-      const digest = md5.digest('hex');
+      let digest: string;
+      let size: number;
+      const small = await readSmall(object.content);
+      if (small) {
+        // Config values are small: one write instead of a stream pipeline.
+        digest = createHash('md5').update(small).digest('hex');
+        size = small.length;
+        // Object, checksum and metadata files in parallel (the per-key lock keeps readers out meanwhile).
+        await Promise.all([
+          writeFile(tmp, small).then(() => rename(tmp, objectPath)),
+          writeFile(store.getResourcePath(object.bucket, object.key, 'object.md5'), digest),
+          writeFile(store.getResourcePath(object.bucket, object.key, 'metadata.json'), JSON.stringify(storedMetadata(object.metadata), null, 2)),
+        ]);
+        return { size, md5: digest };
+      } else {
+        const md5 = createHash('md5');
+        size = 0;
+        await pipeline(
+          object.content as NodeJS.ReadableStream,
+          new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              md5.update(chunk);
+              size += chunk.length;
+              cb(null, chunk);
+            },
+          }),
+          createWriteStream(tmp),
+        );
+        digest = md5.digest('hex');
+      }
       await rename(tmp, objectPath);
       await store.putMetadata(object.bucket, object.key, object.metadata, digest);
       return { size, md5: digest };
     } catch (e) {
+      knownDirs.delete(dir);
       await rm(tmp, { force: true });
       throw e;
     }
   };
+}
+
+const SMALL_BODY = 256 * 1024;
+
+/** What s3rver keeps of a PUT's headers (its putMetadata rule): the allowed standard headers and x-amz-meta-*. */
+function storedMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(metadata).filter(([k]) => S3OBJECT_ALLOWED_METADATA.includes(k) || k.startsWith('x-amz-meta-')));
+}
+
+/** The whole body when it is a Buffer or a request with a small Content-Length; otherwise null (stream it). */
+async function readSmall(content: Buffer | NodeJS.ReadableStream): Promise<Buffer | null> {
+  if (Buffer.isBuffer(content)) return content;
+  const length = Number((content as { headers?: Record<string, string> }).headers?.['content-length'] ?? NaN);
+  if (!(length <= SMALL_BODY)) return null;
+  const chunks: Buffer[] = [];
+  for await (const chunk of content as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }

@@ -9,6 +9,7 @@ import {
   PutObjectCommand,
   ListObjectsV2Command,
   DeleteObjectsCommand,
+  DeleteObjectCommand,
   HeadBucketCommand,
   CreateBucketCommand,
   type S3ClientConfig,
@@ -164,6 +165,11 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
 
     // https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html (at most 1,000 keys a call)
     async remove(keys) {
+      if (keys.length === 1) {
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObject.html (one key: one cheaper call)
+        await send('delete', keys[0], (c) => c.send(new DeleteObjectCommand({ Bucket: bucket, Key: keys[0] })));
+        return;
+      }
       for (let i = 0; i < keys.length; i += 1000) {
         const batch = keys.slice(i, i + 1000);
         const res = await send('delete', batch[0], (c) =>
