@@ -117,6 +117,8 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
           if (!(await this.bucketExists())) throw s3Error('NO_SUCH_BUCKET', noBucketMessage(bucket, options.endpoint));
           return null;
         }
+        // HEAD answers carry no error code: a GET of the same key tells a bad key pair from a denial.
+        if (statusOf(e) === 403) await this.read(key);
         throw mapError(e, 'head', bucket, key, options.endpoint);
       }
     },
@@ -204,6 +206,8 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
         return true;
       } catch (e) {
         if (isNotFound(e)) return false;
+        // HEAD answers carry no error code: a one-key listing tells a bad key pair from a denial.
+        if (statusOf(e) === 403) await send('list', undefined, (c) => c.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 })));
         throw mapError(e, 'head bucket', bucket, undefined, options.endpoint);
       }
     },
@@ -246,7 +250,7 @@ function mapError(e: unknown, op: string, bucket: string, key: string | undefine
   const status = statusOf(e);
   const what = `${op} ${key !== undefined ? `"${key}" ` : ''}in bucket "${bucket}"`;
   const name = err.name ?? '';
-  if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'InvalidToken' || name === 'ExpiredToken' || (status === 403 && op === 'head bucket' && name !== 'AccessDenied')) {
+  if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'InvalidToken' || name === 'ExpiredToken') {
     return s3Error('AUTH_FAILED', `${what}: the endpoint refused the credentials (${name || status}): check the access key and secret`, { cause: e });
   }
   if (name === 'AccessDenied' || status === 403) {

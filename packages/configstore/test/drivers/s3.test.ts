@@ -80,7 +80,7 @@ errors.after(async () => backend?.close());
 errors('an unknown access key gives AUTH_FAILED', async () => {
   const s = await backend.store();
   const bad = new ConfigStore({ driver: s3Driver({ bucket: s.bucket, endpoint: backend.endpoint, credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'nope' }, maxAttempts: 1 }) });
-  for (const op of [() => bad.get('k'), () => bad.put('k', 1), () => bad.list(''), () => bad.ensureBucket()]) {
+  for (const op of [() => bad.get('k'), () => bad.put('k', 1), () => bad.list(''), () => bad.exists('k'), () => bad.age('k'), () => bad.ensureBucket()]) {
     const e = await expectCode(op(), 'AUTH_FAILED');
     assert.not.ok(e.message.includes('nope'), 'the secret is not in the message');
   }

@@ -1,0 +1,4 @@
+export { openDatastore, datastoreSettings, DEFAULT_DATASTORE_ENV } from './datastore.ts';
+export { runMain, usage } from './main.ts';
+export { configWrapper, COMMANDS } from './configwrapper.ts';
+export type { Command, Io } from './configwrapper.ts';

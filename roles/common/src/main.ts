@@ -1,0 +1,21 @@
+/** The one top-level catch of every role program: known errors exit with their code, unknown ones print the stack and exit 1. */
+import { AdtError, isAdtError } from '@adt/core';
+
+export async function runMain(fn: () => Promise<number | void>): Promise<never> {
+  try {
+    const code = await fn();
+    process.exit(code ?? 0);
+  } catch (e) {
+    if (isAdtError(e)) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(e.exitCode);
+    }
+    process.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  }
+}
+
+/** A usage error: exit 2 with the message (and usage text). */
+export function usage(message: string): AdtError {
+  return new AdtError('USAGE', message, { pkg: 'roles', exitCode: 2 });
+}
