@@ -1,3 +1,4 @@
+/// <reference path="./_s3rver.d.ts" />
 /**
  * The embedded S3 server of the local provider and the tests: `s3rver` (filesystem backed) on an
  * address of ours, with three fixes at our side for what s3rver 3.7.1 gets wrong on this machine:
