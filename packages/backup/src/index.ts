@@ -1,0 +1,2 @@
+// @adt/backup is filled by the "Backups and baselines" issue; nothing is exported yet.
+export {};
