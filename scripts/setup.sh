@@ -17,6 +17,7 @@ packages=(
   pdns-server pdns-backend-sqlite3 sqlite3   # PowerDNS for the local cloud's DNS
   bind9-dnsutils    # dig, for DNS tests
   curl ca-certificates openssl
+  mariadb-server mariadb-client   # the database role (MariaDB), and real-database tests
 )
 
 if [ "$(id -u)" -ne 0 ]; then
