@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AdtError, isAdtError, errorFactory, retry, backoffDelay, execaRunner, CommandError } from '../src/index.ts';
+import { createServer } from 'node:net';
+import { AdtError, isAdtError, errorFactory, retry, backoffDelay, execaRunner, CommandError, freePort, processAlive } from '../src/index.ts';
 
 const errors = suite('errors');
 
@@ -106,3 +107,24 @@ runner('kills a command that runs past its timeout', async () => {
 });
 
 runner.run();
+
+// ---
+
+const processes = suite('process helpers');
+
+processes('processAlive tells a live PID from a gone one', async () => {
+  assert.ok(processAlive(process.pid));
+  const r = await execaRunner().run(['sh', '-c', 'echo $$']);
+  assert.not.ok(processAlive(Number(r.stdout.trim())));
+  assert.not.ok(processAlive(0));
+  assert.not.ok(processAlive(-1));
+});
+
+processes('freePort gives a port that can be listened on', async () => {
+  const port = await freePort();
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(port, '127.0.0.1', resolve));
+  await new Promise((r) => srv.close(r));
+});
+
+processes.run();

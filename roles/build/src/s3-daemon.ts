@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AdtError, sleep } from '@adt/core';
+import { AdtError, processAlive, sleep } from '@adt/core';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 
 export interface S3DaemonOptions {
@@ -27,15 +27,6 @@ export interface S3Daemon {
 
 const root = resolve(import.meta.dirname, '../../..');
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function answers(endpoint: string): Promise<boolean> {
   try {
     const r = await fetch(endpoint, { signal: AbortSignal.timeout(1000) });
@@ -55,7 +46,7 @@ export async function ensureS3Daemon(o: S3DaemonOptions): Promise<S3Daemon> {
   const base = { endpoint, dataDir, log, credentials: { ...EMBEDDED_CREDENTIALS } };
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8'));
-    if (pid > 0 && alive(pid) && (await answers(endpoint))) return { ...base, pid, started: false };
+    if (processAlive(pid) && (await answers(endpoint))) return { ...base, pid, started: false };
   }
   if (await answers(endpoint)) {
     throw new AdtError('PORT_TAKEN', `${o.address}:${o.port} is already used by another program: stop it or set ADT_S3_PORT to a free port`, { pkg: 'build', exitCode: 2 });
@@ -72,7 +63,7 @@ export async function ensureS3Daemon(o: S3DaemonOptions): Promise<S3Daemon> {
   // Bounded wait for the port to answer.
   for (let i = 0; i < 100; i++) {
     if (await answers(endpoint)) return { ...base, pid: child.pid!, started: true };
-    if (child.exitCode !== null || !alive(child.pid!)) break;
+    if (child.exitCode !== null || !processAlive(child.pid!)) break;
     await sleep(100);
   }
   throw new AdtError('S3_NOT_STARTED', `the embedded S3 server did not start on ${endpoint} within 10 s: see ${log}`, { pkg: 'build' });

@@ -3,22 +3,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
+import { freePort } from '@adt/core';
 
 const root = resolve(import.meta.dirname, '../../..');
 const deploy = (args: string[], env: Record<string, string> = {}) =>
   execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build/deploy.mjs'), ...args], { cwd: root, env, reject: false, timeout: 60_000 });
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const test = suite<{ dir: string; pids: number[] }>('deploy (foundation stage)');
 test.before(async (ctx) => {

@@ -9,7 +9,7 @@ import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } fro
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
-import { errorFactory, sleep, type Argv, type Runner } from '@adt/core';
+import { errorFactory, processAlive, sleep, type Argv, type Runner } from '@adt/core';
 import { provisionSql, sqlString, type ProvisionSpec } from '../sql.ts';
 
 export const ENGINE_NAME = 'mariadb';
@@ -152,18 +152,10 @@ export async function stop(o: MariaDbOptions, options: { timeoutMs?: number } = 
   }
   await o.runner.run(adminArgv(o, 'shutdown'), { nothrow: true, timeoutMs: 30_000 });
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-  while (Date.now() < deadline && alive(pid)) await sleep(100);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  while (Date.now() < deadline && processAlive(pid)) await sleep(100);
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The hosts from which `user` exists now. */
 export async function userHosts(o: MariaDbOptions, user: string): Promise<string[]> {

@@ -5,16 +5,8 @@ import { chmod, mkdtemp, rm, readFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execaRunner, type Runner } from '@adt/core';
+import { execaRunner, freePort, type Runner } from '@adt/core';
 import * as maria from '../../src/engines/mariadb.ts';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** The real runner, recording every argv so the test can prove no secret was on a command line. */
 function recording(): Runner & { argvs: string[][] } {
