@@ -57,6 +57,7 @@ export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<Embed
   await mkdir(options.directory, { recursive: true });
   const server = new S3rver({ address: options.address ?? '127.0.0.1', port: options.port ?? 0, silent: true, directory: options.directory });
   patchPutObject(server);
+  silenceLogger(server);
   // Before the router (the last middleware), after s3rver's logging/XML/vhost handling.
   server.middleware.splice(server.middleware.length - 1, 0, fixesMiddleware(options.conditionalWrites ?? true));
   const { address, port } = await server.run();
@@ -175,6 +176,18 @@ function s3ErrorBody(ctx: Ctx, status: number, code: string, message: string, co
 
 function unquote(etag: string): string {
   return etag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
+}
+
+/**
+ * s3rver logs through winston and koa-logger even when silent (every request formats its lines);
+ * the embedded server has nothing to log, so both become no-ops.
+ */
+function silenceLogger(server: S3rver) {
+  const noop = () => {};
+  const logger = { info: noop, warn: noop, error: noop, debug: noop, verbose: noop, log: noop, exceptions: { unhandle: noop }, close: noop };
+  const app = server as unknown as { logger: unknown; context: { logger: unknown } };
+  app.logger = app.context.logger = logger;
+  server.middleware[0] = (_ctx, next) => next();
 }
 
 /** Replaces s3rver's putObject with one that resolves only when the object is on disk, and swaps it in atomically. */
