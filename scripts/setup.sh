@@ -18,6 +18,8 @@ packages=(
   bind9-dnsutils    # dig, for DNS tests
   curl ca-certificates openssl
   mariadb-server mariadb-client   # the database role (MariaDB), and real-database tests
+  nginx php8.2-fpm php8.2-mysql   # the webserver role
+  wordpress wordpress-theme-twentytwentythree   # the local "virgin" application, with its default theme
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,83 @@
+/**
+ * WordPress's configuration for Debian's `wordpress` package: a file
+ * `/etc/wordpress/config-<name>.php` (outside the web root) that Debian's master wp-config.php loads
+ * when nginx passes `WORDPRESS_CONFIG=<name>`. It holds the database credentials, so it is mode
+ * 0600, owned by the PHP pool's user.
+ */
+import { randomBytes } from 'node:crypto';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { errorFactory } from '@adt/core';
+
+const fail = errorFactory('webserver', 'wordpress');
+
+export interface WordPressConfig {
+  /** `https://www.example.com` (no trailing slash). */
+  siteUrl: string;
+  db: { host: string; port: number; name: string; user: string; password: string };
+  /** Table prefix (default wp_). */
+  tablePrefix?: string;
+  /** The eight authentication keys and salts; generated when absent (keep them across rebuilds to keep sessions). */
+  salts?: Record<(typeof SALT_NAMES)[number], string>;
+}
+
+export const SALT_NAMES = ['AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY', 'AUTH_SALT', 'SECURE_AUTH_SALT', 'LOGGED_IN_SALT', 'NONCE_SALT'] as const;
+
+/** A PHP single-quoted string literal. */
+export function phpString(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export function generateSalts(): Record<(typeof SALT_NAMES)[number], string> {
+  return Object.fromEntries(SALT_NAMES.map((n) => [n, randomBytes(48).toString('base64')])) as Record<(typeof SALT_NAMES)[number], string>;
+}
+
+/** The name Debian's wrapper looks up (`config-<name>.php`), from the site's host. */
+export function configName(siteUrl: string): string {
+  const host = new URL(siteUrl).hostname.toLowerCase();
+  return host.replace(/[^a-z0-9-]/g, '-');
+}
+
+export function wordpressConfigPhp(c: WordPressConfig): string {
+  let url: URL;
+  try {
+    url = new URL(c.siteUrl);
+  } catch {
+    throw fail('BAD_URL', `siteUrl "${c.siteUrl}" is not a URL`, { exitCode: 2 });
+  }
+  if (url.protocol !== 'https:') throw fail('BAD_URL', `siteUrl "${c.siteUrl}": the site is served over https`, { exitCode: 2 });
+  const prefix = c.tablePrefix ?? 'wp_';
+  if (!/^[A-Za-z0-9_]{1,20}$/.test(prefix)) throw fail('BAD_PREFIX', `tablePrefix "${prefix}": letters, digits and _`, { exitCode: 2 });
+  const salts = c.salts ?? generateSalts();
+  const origin = url.origin;
+  const lines = [
+    '<?php',
+    '// Written by the Agile Deployment Toolkit (webserver role). Holds credentials: mode 0600.',
+    `define('DB_NAME', ${phpString(c.db.name)});`,
+    `define('DB_USER', ${phpString(c.db.user)});`,
+    `define('DB_PASSWORD', ${phpString(c.db.password)});`,
+    `define('DB_HOST', ${phpString(`${c.db.host}:${c.db.port}`)});`,
+    "define('DB_CHARSET', 'utf8mb4');",
+    "define('DB_COLLATE', '');",
+    `define('WP_HOME', ${phpString(origin)});`,
+    `define('WP_SITEURL', ${phpString(origin)});`,
+    "define('FORCE_SSL_ADMIN', true);",
+    "define('DISALLOW_FILE_EDIT', true);",
+    ...SALT_NAMES.map((n) => `define('${n}', ${phpString(salts[n])});`),
+    `$table_prefix = ${phpString(prefix)};`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
+/** Writes the config file 0600, owned by the PHP user (it must read it; nobody else may). */
+export async function writeWordPressConfig(dir: string, c: WordPressConfig, owner = 'www-data'): Promise<string> {
+  const file = join(dir, `config-${configName(c.siteUrl)}.php`);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, wordpressConfigPhp(c), { mode: 0o600 });
+  const line = (await readFile('/etc/passwd', 'utf8')).split('\n').find((l) => l.startsWith(`${owner}:`));
+  if (!line) throw fail('NO_OS_USER', `OS user "${owner}" does not exist`);
+  const [, , uid, gid] = line.split(':');
+  await chown(file, Number(uid), Number(gid));
+  return file;
+}

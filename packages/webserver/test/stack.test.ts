@@ -1,0 +1,165 @@
+/**
+ * The web tier for real, on loopback: MariaDB (from @adt/database), php-fpm and nginx with configs
+ * of their own in a temporary directory, a certificate from a fresh local CA, and Debian's WordPress.
+ * The only file outside the temporary directory is WordPress's per-site config in /etc/wordpress
+ * (where Debian's package looks), under a unique name, removed afterwards.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execaRunner, freePort } from '@adt/core';
+import * as maria from '@adt/database/engines/mariadb';
+import * as web from '../src/index.ts';
+
+interface Res { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+
+function fetchTls(port: number, host: string, path: string, options: { ca?: string; method?: string; form?: Record<string, string> } = {}): Promise<Res> {
+  const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', servername: host, ca: options.ca, headers: { host: `${host}:${port}`, ...(body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {}) }, timeout: 30_000 },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (data += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface Ctx {
+  dir: string;
+  site: string;
+  port: number;
+  ca: string;
+  db: maria.MariaDbOptions;
+  nginx: web.NginxOptions;
+  fpm: web.PhpFpmOptions;
+  wpConfig?: string;
+  dbPassword: string;
+}
+const test = suite<Ctx>('web tier on loopback (nginx + php-fpm + WordPress + MariaDB)');
+const runner = execaRunner({ timeoutMs: 120_000 });
+
+test.before(async (ctx) => {
+  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-web-'));
+  await chmod(ctx.dir, 0o755); // mysql and www-data reach their files inside
+  ctx.site = `wp-${randomBytes(3).toString('hex')}.adt.test`;
+  ctx.port = await freePort();
+  ctx.dbPassword = `${randomBytes(18).toString('base64')}'q\\`;
+  ctx.db = { dataDir: join(ctx.dir, 'mysql'), runDir: join(ctx.dir, 'run/mysqld'), configFile: join(ctx.dir, 'etc/my.cnf'), logFile: join(ctx.dir, 'log/mysql.log'), bindAddress: '127.0.0.1', port: await freePort(), runner };
+  ctx.fpm = { confFile: join(ctx.dir, 'etc/fpm.conf'), pidFile: join(ctx.dir, 'run/fpm.pid'), logFile: join(ctx.dir, 'log/fpm.log'), socket: join(ctx.dir, 'run/php/fpm.sock'), runner };
+  ctx.nginx = { confFile: join(ctx.dir, 'etc/nginx.conf'), pidFile: join(ctx.dir, 'run/nginx.pid'), logDir: join(ctx.dir, 'log/nginx'), runner };
+});
+
+test.after(async (ctx) => {
+  await web.stopNginx(ctx.nginx).catch(() => {});
+  await web.stopPhpFpm(ctx.fpm).catch(() => {});
+  await maria.stop(ctx.db).catch(() => {});
+  if (ctx.wpConfig) await rm(ctx.wpConfig, { force: true });
+  await rm(ctx.dir, { recursive: true, force: true });
+});
+
+test('the builders produce the hardened configuration, as data', ({ site, nginx, fpm }) => {
+  const conf = web.nginxConfig(nginx, { serverNames: [site], https: [{ address: '198.18.0.10', port: 443 }], httpRedirect: [{ address: '198.18.0.10', port: 80 }], webroot: '/usr/share/wordpress', certChainFile: '/c', keyFile: '/k', phpSocket: '/s.sock', fastcgiParams: { WORDPRESS_CONFIG: 'x' } });
+  for (const line of ['listen 198.18.0.10:443 ssl http2;', 'server_tokens off;', 'ssl_protocols TLSv1.2 TLSv1.3;', 'fastcgi_param WORDPRESS_CONFIG x;', 'return 301 https://$host$request_uri;', 'location ~ /\\.(?!well-known/) { deny all; }']) {
+    assert.ok(conf.includes(line), line);
+  }
+  assert.throws(() => web.nginxConfig(nginx, { serverNames: ['bad name;'], https: [{ address: '127.0.0.1', port: 1 }], webroot: '/', certChainFile: '/c', keyFile: '/k', phpSocket: '/s' }), /not a DNS name/);
+  assert.throws(() => web.nginxConfig(nginx, { serverNames: [site], https: [{ address: '127.0.0.1', port: 1 }], webroot: '/', certChainFile: '/c', keyFile: '/k', phpSocket: '/s', fastcgiParams: { X: 'a; evil' } }), /fastcgi parameter/);
+  const pool = web.phpFpmConfig(fpm);
+  for (const line of ['clear_env = yes', 'security.limit_extensions = .php', 'php_admin_flag[display_errors] = off']) assert.ok(pool.includes(line), line);
+  const php = web.wordpressConfigPhp({ siteUrl: `https://${site}`, db: { host: '198.18.1.20', port: 3306, name: 'wp', user: 'wp_app', password: "it's\\x" } });
+  assert.match(php, /define\('DB_PASSWORD', 'it\\'s\\\\x'\);/);
+  assert.throws(() => web.wordpressConfigPhp({ siteUrl: `http://${site}`, db: { host: 'h', port: 1, name: 'n', user: 'u', password: 'p' } }), /https/);
+});
+
+test('a local CA issues a certificate that a client trusting the CA accepts for the site name', async (ctx) => {
+  const ca = await web.ensureCa(runner, join(ctx.dir, 'ca'));
+  assert.is((await stat(ca.keyFile)).mode & 0o777, 0o600);
+  const cert = await web.issueCertificate(runner, ca, join(ctx.dir, 'tls'), [ctx.site, '127.0.0.1']);
+  assert.is((await stat(cert.keyFile)).mode & 0o777, 0o600);
+  ctx.ca = await readFile(ca.certFile, 'utf8');
+  const again = await web.ensureCa(runner, join(ctx.dir, 'ca'));
+  assert.is(await readFile(again.certFile, 'utf8'), ctx.ca, 'an existing CA is kept');
+});
+
+test('MariaDB, php-fpm and nginx start, and the site answers over HTTPS', async (ctx) => {
+  await maria.initialise(ctx.db);
+  await maria.start(ctx.db);
+  await maria.provision(ctx.db, { database: 'wordpress', user: 'wp_app', password: ctx.dbPassword, allowFrom: ['127.0.0.1'] });
+  ctx.wpConfig = await web.writeWordPressConfig('/etc/wordpress', { siteUrl: `https://${ctx.site}`, db: { host: '127.0.0.1', port: ctx.db.port!, name: 'wordpress', user: 'wp_app', password: ctx.dbPassword } });
+  const st = await stat(ctx.wpConfig);
+  assert.is(st.mode & 0o777, 0o600);
+  await web.writePhpFpmConfig(ctx.fpm);
+  await web.startOrReloadPhpFpm(ctx.fpm);
+  await web.writeNginxConfig(ctx.nginx, {
+    serverNames: [ctx.site],
+    https: [{ address: '127.0.0.1', port: ctx.port }],
+    webroot: '/usr/share/wordpress',
+    certChainFile: join(ctx.dir, 'tls/fullchain.pem'),
+    keyFile: join(ctx.dir, 'tls/server.key'),
+    phpSocket: ctx.fpm.socket,
+    fastcgiParams: { WORDPRESS_CONFIG: web.configName(`https://${ctx.site}`) },
+  });
+  await web.startOrReload(ctx.nginx);
+  const home = await fetchTls(ctx.port, ctx.site, '/', { ca: ctx.ca });
+  assert.is(home.status, 302, home.body.slice(0, 300));
+  assert.match(String(home.headers.location), /\/wp-admin\/install\.php$/, 'WordPress reached its database and asks to be installed');
+  assert.is(home.headers.server, 'nginx', 'no version in the Server header');
+});
+
+test('WordPress installs through its own form, and its front page comes from the database', async (ctx) => {
+  const page = await fetchTls(ctx.port, ctx.site, '/wp-admin/install.php', { ca: ctx.ca });
+  assert.is(page.status, 200);
+  assert.match(page.body, /WordPress/);
+  const done = await fetchTls(ctx.port, ctx.site, '/wp-admin/install.php?step=2', {
+    ca: ctx.ca,
+    method: 'POST',
+    form: { weblog_title: 'ADT Test Site', user_name: 'admin', admin_password: 'Adm1n-Pa55-long-enough', admin_password2: 'Adm1n-Pa55-long-enough', admin_email: 'admin@adt.test', blog_public: '0', language: '' },
+  });
+  assert.is(done.status, 200);
+  assert.match(done.body, /Success!/);
+  const front = await fetchTls(ctx.port, ctx.site, '/', { ca: ctx.ca });
+  assert.is(front.status, 200, `${front.status} -> ${front.headers.location} by ${front.headers['x-redirect-by']}`);
+  assert.match(front.body, /ADT Test Site/);
+});
+
+test('hidden files are refused, and a client that does not trust the CA is refused', async (ctx) => {
+  assert.is((await fetchTls(ctx.port, ctx.site, '/.env', { ca: ctx.ca })).status, 403);
+  assert.is((await fetchTls(ctx.port, ctx.site, '/.git/config', { ca: ctx.ca })).status, 403);
+  const untrusted = await fetchTls(ctx.port, ctx.site, '/').then(() => 'accepted', (e: Error) => e.message);
+  assert.match(untrusted, /self-signed|unable to verify|certificate/i);
+});
+
+test('the database password appears in no process command line and in no log', async (ctx) => {
+  const { readdir } = await import('node:fs/promises');
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    assert.not.ok(cmd.includes(ctx.dbPassword.slice(0, 12)), `pid ${pid}`);
+  }
+  for (const log of [ctx.db.logFile, ctx.fpm.logFile, join(ctx.nginx.logDir, 'adt-error.log'), join(ctx.nginx.logDir, 'adt-access.log')]) {
+    const text = await readFile(log, 'utf8').catch(() => '');
+    assert.not.ok(text.includes(ctx.dbPassword.slice(0, 12)), log);
+  }
+});
+
+test('everything stops and nothing keeps running', async (ctx) => {
+  const pids = await Promise.all([ctx.nginx.pidFile, ctx.fpm.pidFile, join(ctx.db.runDir, 'mysqld.pid')].map((f) => readFile(f, 'utf8').then(Number)));
+  await web.stopNginx(ctx.nginx);
+  await web.stopPhpFpm(ctx.fpm);
+  await maria.stop(ctx.db);
+  const { processAlive } = await import('@adt/core');
+  for (const pid of pids) assert.not.ok(processAlive(pid), `pid ${pid} still alive`);
+});
+
+test.run();
