@@ -60,6 +60,12 @@ export interface DatabaseSource {
 
 export type Source = WebrootSource | DatabaseSource;
 
+export interface CreateMeta {
+  app?: string;
+  /** Checks run on the raw stream of a part while it uploads; a throw fails the backup (no manifest). */
+  inspect?: Partial<Record<PartKind, (plain: Readable) => Promise<void>>>;
+}
+
 export interface RestoreTargets {
   webroot?: { dir: string };
   database?: { defaultsFile: string; database: string };
@@ -82,7 +88,7 @@ export class Backups {
    * Takes a backup of `sources` for `period`: streams, verifies, writes the manifest last.
    * On failure, removes what it uploaded and throws; earlier backups are untouched.
    */
-  async create(period: Period, sources: Source[], meta: { app?: string } = {}): Promise<Manifest> {
+  async create(period: Period, sources: Source[], meta: CreateMeta = {}): Promise<Manifest> {
     checkPeriod(period);
     if (sources.length === 0) throw fail('BAD_SOURCES', 'nothing to back up: give a webroot and/or a database', { exitCode: 2 });
     const now = this.#o.now();
@@ -93,7 +99,7 @@ export class Backups {
       for (const source of sources) {
         const key = dir + PART_NAMES[source.kind];
         const argv = source.kind === 'webroot' ? tarArgv(source) : dumpArgv(source);
-        const part = await this.#uploadFromProcess(source.kind, argv, key);
+        const part = await this.#uploadFromProcess(source.kind, argv, key, meta.inspect?.[source.kind]);
         parts.push(part);
         await this.#verify(part);
       }
@@ -146,7 +152,7 @@ export class Backups {
   }
 
   /** Backup then rotation: the rotation runs only when the new backup was verified. */
-  async backupAndRotate(period: Period, sources: Source[], keep: number, meta: { app?: string } = {}): Promise<{ manifest: Manifest; deleted: string[] }> {
+  async backupAndRotate(period: Period, sources: Source[], keep: number, meta: CreateMeta = {}): Promise<{ manifest: Manifest; deleted: string[] }> {
     const manifest = await this.create(period, sources, meta);
     const { deleted } = await this.rotate(period, keep);
     return { manifest, deleted };
@@ -182,7 +188,7 @@ export class Backups {
 
   // --- Internal helpers ---
 
-  async #uploadFromProcess(kind: PartKind, argv: string[], key: string): Promise<PartInfo> {
+  async #uploadFromProcess(kind: PartKind, argv: string[], key: string, inspect?: (plain: Readable) => Promise<void>): Promise<PartInfo> {
     const child = execa(argv[0]!, argv.slice(1), { buffer: false, stdin: 'ignore', reject: false });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
@@ -190,11 +196,19 @@ export class Backups {
     });
     let rawSize = 0;
     let tail = '';
+    // The inspector (e.g. a secret scan) reads the same raw bytes as they stream past.
+    const inspector = inspect ? new PassThrough() : undefined;
+    const inspected = inspector && inspect ? inspect(inspector) : Promise.resolve();
     const raw = new Transform({
       transform(chunk: Buffer, _e, cb) {
         rawSize += chunk.length;
         if (kind === 'database') tail = (tail + chunk.toString('latin1')).slice(-200);
-        cb(null, chunk);
+        if (inspector && !inspector.destroyed && !inspector.write(chunk)) inspector.once('drain', () => cb(null, chunk));
+        else cb(null, chunk);
+      },
+      flush(cb) {
+        inspector?.end();
+        cb();
       },
     });
     const hash = createHash('sha256');
@@ -217,18 +231,26 @@ export class Backups {
     const stages: (Readable | Transform | PassThrough)[] = [child.stdout!, raw, createGzip({ level: 6 })];
     if (this.#o.encryptionKey) stages.push(encryptStream(this.#o.encryptionKey));
     stages.push(stored, body);
-    const uploaded = upload.done().catch((e: unknown) => {
-      // The bucket failed: stop producing, so nothing waits on a stream nobody reads.
+    // Any stage failing stops the others (no producer left writing into a stream nobody reads),
+    // and we wait for all of them to settle, so nothing lands in the bucket after our cleanup.
+    const stopAll = (e: unknown) => {
       body.destroy(e as Error);
+      inspector?.destroy();
       child.kill();
-      throw e;
-    });
-    const piped = pipeline(stages as unknown as [Readable, ...Transform[]]).catch(async (e: unknown) => {
-      await upload.abort().catch(() => {});
-      child.kill();
-      throw e;
-    });
-    await Promise.all([piped, uploaded]);
+      void upload.abort().catch(() => {});
+    };
+    const outcomes = await Promise.allSettled([
+      upload.done().catch((e: unknown) => (stopAll(e), Promise.reject(e))),
+      pipeline(stages as unknown as [Readable, ...Transform[]]).catch((e: unknown) => (stopAll(e), Promise.reject(e))),
+      inspected.catch((e: unknown) => (stopAll(e), Promise.reject(e))),
+    ]);
+    const firstFailure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (firstFailure) {
+      await child.catch(() => {});
+      // The inspector's verdict (e.g. secrets found) explains the failure best.
+      const verdict = outcomes[2]!.status === 'rejected' ? outcomes[2].reason : firstFailure.reason;
+      throw verdict;
+    }
     const result = await child;
     const what = kind === 'webroot' ? 'archiving the webroot' : 'dumping the database';
     if (result.exitCode !== 0) throw fail('SOURCE_FAILED', `${what} failed (${argv[0]} exit ${result.exitCode}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);

@@ -1,0 +1,80 @@
+/**
+ * Baselines: a shareable copy of the application (webroot + database) without the deployment's
+ * config files and credentials. Published under `baselines/<name>/` in a bucket (restorable with
+ * `Backups` and that prefix) only when the secret scan of the files and of the dump finds nothing;
+ * otherwise refused, naming every location (never the secret).
+ */
+import { errorFactory } from '@adt/core';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { execa } from 'execa';
+import { Backups, dumpArgv, type DatabaseSource } from './backups.ts';
+import { formatFindings, scanSqlDump, scanTree, type Finding } from './scan.ts';
+import type { Manifest } from './types.ts';
+
+const fail = errorFactory('backup', 'baseline');
+
+/** Config files that hold credentials, per application; never part of a baseline. */
+export const CONFIG_FILES: Record<string, string[]> = {
+  wordpress: ['wp-config.php'],
+  joomla: ['configuration.php'],
+  drupal: ['sites/default/settings.php', 'sites/default/settings.local.php'],
+  moodle: ['config.php'],
+  any: [],
+};
+const ALWAYS_EXCLUDED = ['.env', '.htpasswd', '.git'];
+
+export interface PublishBaselineOptions {
+  client: S3Client;
+  bucket: string;
+  hostname: string;
+  /** Baseline name: 1-64 lowercase letters, digits, hyphens. */
+  name: string;
+  app: keyof typeof CONFIG_FILES;
+  webroot: { dir: string; exclude?: string[] };
+  database?: DatabaseSource;
+  /** The deployment's secrets (DB password, S3 keys...), searched for literally. */
+  knownSecrets?: string[];
+}
+
+export class SecretsFound extends Error {
+  readonly code = 'SECRETS_FOUND';
+  readonly exitCode = 2;
+  readonly findings: Finding[];
+  constructor(findings: Finding[]) {
+    super(`[adt:backup] [baseline] refused: ${findings.length} secret(s) found; remove them and publish again:\n${formatFindings(findings)}`);
+    this.findings = findings;
+  }
+}
+
+export async function publishBaseline(o: PublishBaselineOptions): Promise<Manifest> {
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/.test(o.name)) throw fail('BAD_NAME', `baseline name "${o.name}": 1-64 lowercase letters, digits or hyphens`, { exitCode: 2 });
+  if (!(o.app in CONFIG_FILES)) throw fail('BAD_APP', `app "${o.app}": one of ${Object.keys(CONFIG_FILES).join(', ')}`, { exitCode: 2 });
+  const exclude = [...ALWAYS_EXCLUDED, ...CONFIG_FILES[o.app]!, ...(o.webroot.exclude ?? [])];
+  const findings = await scanTree(o.webroot.dir, { knownSecrets: o.knownSecrets, skip: exclude });
+  const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: `baselines/${o.name}/` });
+  const dumpFindings: Finding[] = [];
+  if (findings.length) {
+    // Already refused: scan the dump too (so every location is named at once) without uploading anything.
+    if (o.database) {
+      const argv = dumpArgv(o.database);
+      const child = execa(argv[0]!, argv.slice(1), { buffer: false, stdin: 'ignore', reject: false });
+      dumpFindings.push(...(await scanSqlDump(child.stdout!, 'database.sql', { knownSecrets: o.knownSecrets })));
+      await child;
+    }
+    throw new SecretsFound([...findings, ...dumpFindings]);
+  }
+  try {
+    return await backups.create('manual', [{ kind: 'webroot', dir: o.webroot.dir, exclude }, ...(o.database ? [o.database] : [])], {
+      app: o.app,
+      inspect: {
+        database: async (plain) => {
+          dumpFindings.push(...(await scanSqlDump(plain, 'database.sql', { knownSecrets: o.knownSecrets })));
+          if (dumpFindings.length) throw new SecretsFound(dumpFindings);
+        },
+      },
+    });
+  } catch (e) {
+    if (dumpFindings.length) throw new SecretsFound(dumpFindings);
+    throw e;
+  }
+}
