@@ -4,18 +4,19 @@
  * - **Streamed**: `tar` / `mariadb-dump` -> gzip -> (encryption) -> multipart upload
  *   (@aws-sdk/lib-storage); memory stays flat (part size x queue size), nothing is staged on disk.
  * - **Unique keys**: `<prefix><period>/<id>/<part>`; a new backup never overwrites an old one.
- * - **Verified**: each part is read back and its SHA-256 compared; the webroot archive must list
- *   cleanly, the dump must end with mariadb-dump's own `-- Dump completed` line.
+ * - **Verified**: tar must exit 0 and the dump must end with mariadb-dump's own `-- Dump completed`
+ *   line as they stream; then each part is read back and its size and SHA-256 compared (and the
+ *   stored dump's last line checked again).
  * - **Manifest last**: written only after verification; without it a backup does not exist.
  * - **Rotation after**: older generations are deleted only once a new one is verified, so a
  *   failed backup never removes a good one.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { once } from 'node:events';
 import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
+import { parallelGzip } from './parallel-gzip.ts';
 import { execa } from 'execa';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -34,7 +35,10 @@ export interface BackupsOptions {
   prefix?: string;
   /** 32-byte key for client-side encryption; absent: parts are stored compressed only. */
   encryptionKey?: Uint8Array;
-  /** Multipart part size in bytes (default 8 MiB; S3's minimum is 5 MiB). */
+  /**
+   * Multipart part size in bytes (default and minimum 5 MiB, S3's minimum). S3 allows 10,000 parts,
+   * so one part of a backup can be at most 10,000 x partSize (about 48 GiB by default): raise it for more.
+   */
   partSize?: number;
   /** Parts uploaded at once (default 2): memory is about partSize x queueSize. */
   queueSize?: number;
@@ -79,7 +83,7 @@ export class Backups {
 
   constructor(options: BackupsOptions) {
     if (options.encryptionKey && options.encryptionKey.length !== 32) throw fail('BAD_KEY', 'encryptionKey must be 32 bytes', { exitCode: 2 });
-    const partSize = options.partSize ?? 8 * 1024 * 1024;
+    const partSize = options.partSize ?? 5 * 1024 * 1024;
     if (partSize < 5 * 1024 * 1024) throw fail('BAD_OPTION', 'partSize must be at least 5 MiB (the S3 minimum)', { exitCode: 2 });
     this.#o = { prefix: 'backups/', queueSize: 2, now: () => new Date(), ...options, partSize };
   }
@@ -181,7 +185,7 @@ export class Backups {
       if (part.kind === 'database' && targets.database) {
         await this.#verify(part);
         const db = targets.database;
-        await this.#streamPart(part, (plain) => runWithStdin(['mariadb', `--defaults-file=${db.defaultsFile}`, db.database], plain));
+        await this.#streamPart(part, true, (plain) => runWithStdin(['mariadb', `--defaults-file=${db.defaultsFile}`, db.database], plain));
       }
     }
   }
@@ -228,7 +232,7 @@ export class Backups {
       queueSize: this.#o.queueSize,
       leavePartsOnError: false,
     });
-    const stages: (Readable | Transform | PassThrough)[] = [child.stdout!, raw, createGzip({ level: 6 })];
+    const stages: (Readable | Transform | PassThrough)[] = [child.stdout!, raw, parallelGzip()];
     if (this.#o.encryptionKey) stages.push(encryptStream(this.#o.encryptionKey));
     stages.push(stored, body);
     // Any stage failing stops the others (no producer left writing into a stream nobody reads),
@@ -258,21 +262,28 @@ export class Backups {
     return { kind, key, size, sha256: hash.digest('hex'), rawSize };
   }
 
-  /** Reads a part back: size and SHA-256 of the stored bytes, then its content check. */
+  /**
+   * Reads a part back and compares size and SHA-256 of the stored bytes with what was uploaded. The
+   * content was checked while it streamed (tar's exit status, the dump's completion line); for a
+   * database part the stored dump's last line is checked again, which also proves it decrypts.
+   */
   async #verify(part: PartInfo): Promise<void> {
-    await this.#streamPart(part, async (plain) => {
-      if (part.kind === 'database') {
+    if (part.kind === 'database') {
+      await this.#streamPart(part, true, async (plain) => {
         let tail = '';
         await pipeline(plain, new Writable({ write(chunk: Buffer, _e, cb) { tail = (tail + chunk.toString('latin1')).slice(-200); cb(); } }));
         if (!DUMP_COMPLETED.test(tail)) throw fail('VERIFY_FAILED', `${part.key}: the stored dump is incomplete`);
-      } else {
-        await runWithStdin(['tar', '--list', '--file', '-'], plain, true);
-      }
-    });
+      });
+    } else {
+      await this.#streamPart(part, false, (stored) => pipeline(stored, new Writable({ write: (_c, _e, cb) => cb() })));
+    }
   }
 
-  /** Streams a part's stored bytes through checksum, decryption and gunzip into `consume`; fails on any mismatch. */
-  async #streamPart(part: PartInfo, consume: (plain: Readable) => Promise<void>): Promise<void> {
+  /**
+   * Streams a part's stored bytes through the checksum and decryption (and gunzip when `gunzip`) into
+   * `consume`; throws when size or checksum differ from the manifest.
+   */
+  async #streamPart(part: PartInfo, gunzip: boolean, consume: (data: Readable) => Promise<void>): Promise<void> {
     // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
     const res = await this.#o.client.send(new GetObjectCommand({ Bucket: this.#o.bucket, Key: part.key }));
     const hash = createHash('sha256');
@@ -286,10 +297,9 @@ export class Backups {
     });
     const stages: (Readable | Transform)[] = [res.Body as Readable, meter];
     if (this.#o.encryptionKey) stages.push(decryptStream(this.#o.encryptionKey));
-    const gunzip = createGunzip();
-    stages.push(gunzip);
-    const plain = new PassThrough();
-    await Promise.all([pipeline([...stages, plain] as unknown as [Readable, ...Transform[]]), consume(plain)]);
+    if (gunzip) stages.push(createGunzip());
+    const out = new PassThrough();
+    await Promise.all([pipeline([...stages, out] as unknown as [Readable, ...Transform[]]), consume(out)]);
     const digest = hash.digest('hex');
     if (size !== part.size || digest !== part.sha256) {
       throw fail('VERIFY_FAILED', `${part.key}: stored ${size} bytes with SHA-256 ${digest.slice(0, 12)}..., the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`);
@@ -300,7 +310,8 @@ export class Backups {
     const staging = `${dir}.adt-restore-${randomBytes(3).toString('hex')}`;
     await mkdir(staging, { recursive: true });
     try {
-      await this.#streamPart(part, (plain) => runWithStdin(['tar', '--extract', '--file', '-', '--directory', staging, '--numeric-owner', '--no-overwrite-dir'], plain));
+      // tar decompresses in its own process, in parallel with our checksum.
+      await this.#streamPart(part, false, (gz) => runWithStdin(['tar', '--extract', '--gzip', '--file', '-', '--directory', staging, '--numeric-owner', '--no-overwrite-dir'], gz));
       const old = `${dir}.adt-old-${randomBytes(3).toString('hex')}`;
       const hadOld = await rename(dir, old).then(() => true, (e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return false;
@@ -364,6 +375,19 @@ export function dumpArgv(s: DatabaseSource): string[] {
   return ['mariadb-dump', `--defaults-file=${s.defaultsFile}`, '--single-transaction', '--quick', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', s.database];
 }
 
+/** Resolves when a writable drains or closes, leaving no listener behind. */
+function drainOrClose(w: NodeJS.WritableStream & { once: NodeJS.EventEmitter['once']; off: NodeJS.EventEmitter['off'] }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', done);
+      resolve();
+    };
+    w.once('drain', done);
+    w.once('close', done);
+  });
+}
+
 /**
  * Runs a command with `input` on stdin; fails with its stderr on a non-zero exit. The input is read
  * to its end even when the command stops reading early (tar stops at its end-of-archive blocks), so
@@ -376,7 +400,7 @@ async function runWithStdin(argv: string[], input: Readable, discardStdout = fal
   const feed = async () => {
     for await (const chunk of input) {
       if (stdin.destroyed || stdin.writableEnded) continue;
-      if (!stdin.write(chunk)) await Promise.race([once(stdin, 'drain'), once(stdin, 'close')]);
+      if (!stdin.write(chunk)) await drainOrClose(stdin);
     }
     if (!stdin.destroyed) stdin.end();
   };

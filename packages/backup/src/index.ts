@@ -7,3 +7,5 @@ export { scanTree, scanSqlDump, scanLines, formatFindings } from './scan.ts';
 export type { Finding, ScanOptions } from './scan.ts';
 export { publishBaseline, SecretsFound, CONFIG_FILES } from './baseline.ts';
 export type { PublishBaselineOptions } from './baseline.ts';
+export { parallelGzip } from './parallel-gzip.ts';
+export type { ParallelGzipOptions } from './parallel-gzip.ts';

@@ -1,0 +1,59 @@
+/** Streaming, measured: backing up a 1 GiB webroot keeps the backup process's peak RSS under 200 MB. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { startEmbeddedS3 } from '@adt/configstore/embedded-s3';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+const MiB = 1024 * 1024;
+
+/** 1 GiB of files: text-like content (varied lines) so gzip has real work, in 32 files of 32 MiB. */
+async function makeWebroot(dir: string): Promise<void> {
+  await mkdir(join(dir, 'wp-content/uploads'), { recursive: true });
+  const words = randomBytes(4096).toString('base64');
+  for (let f = 0; f < 32; f++) {
+    const fh = await open(join(dir, 'wp-content/uploads', `file-${f}.txt`), 'w');
+    let line = 0;
+    const chunk = () => {
+      const parts: string[] = [];
+      for (let i = 0; i < 2048; i++, line++) parts.push(`${f}:${line} ${words.slice((line * 7) % 4000, ((line * 7) % 4000) + 60)}\n`);
+      return Buffer.from(parts.join(''));
+    };
+    let written = 0;
+    while (written < 32 * MiB) {
+      const c = chunk();
+      await fh.write(c);
+      written += c.length;
+    }
+    await fh.close();
+  }
+}
+
+const test = suite('backup memory');
+
+test('a 1 GiB webroot is backed up with a peak RSS under 200 MB', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'adt-rss-'));
+  const s3 = await startEmbeddedS3({ directory: join(dir, 's3') });
+  try {
+    const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    await client.send(new CreateBucketCommand({ Bucket: 'adt-rss' }));
+    client.destroy();
+    await makeWebroot(join(dir, 'www'));
+    const tsx = resolve(import.meta.dirname, '../../../node_modules/.bin/tsx');
+    const r = await execa(tsx, [join(import.meta.dirname, 'fixtures/backup-rss.ts'), s3.endpoint, 'adt-rss', join(dir, 'www')], { timeout: 600_000 });
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.ok(out.rawBytes >= 1024 * MiB, `raw ${out.rawBytes}`);
+    assert.ok(out.peakRssKb * 1024 < 200 * 1000 * 1000, `peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB`);
+    console.log(`      1 GiB webroot: peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB, stored ${(out.storedBytes / MiB).toFixed(0)} MiB, ${out.seconds} s`);
+  } finally {
+    await s3.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
