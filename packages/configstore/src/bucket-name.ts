@@ -8,12 +8,13 @@ import { createHash } from 'node:crypto';
 import { storeError } from './errors.ts';
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
-const BUILD_ID = /^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$/;
+// No hyphens: server names use them to separate their fields (see @adt/providers naming).
+const BUILD_ID = /^[a-z0-9]{1,24}$/;
 
-/** Build identifiers: 1-24 lowercase letters, digits or hyphens, not starting or ending with a hyphen. */
+/** Build identifiers: 1-24 lowercase letters and digits. */
 export function validateBuildId(buildId: unknown): string {
   if (typeof buildId !== 'string' || !BUILD_ID.test(buildId)) {
-    throw storeError('INVALID_BUCKET_NAME', `invalid build identifier "${String(buildId)}": use 1-24 lowercase letters, digits or hyphens, starting and ending with a letter or digit`, { exitCode: 2 });
+    throw storeError('INVALID_BUCKET_NAME', `invalid build identifier "${String(buildId)}": use 1-24 lowercase letters and digits`, { exitCode: 2 });
   }
   return buildId;
 }

@@ -56,7 +56,7 @@ function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv): Deplo
   try {
     validateBuildId(buildId);
   } catch {
-    problems.push(`BUILD_ID="${buildId}": 1-24 lowercase letters, digits or hyphens, starting and ending with a letter or digit`);
+    problems.push(`BUILD_ID="${buildId}": 1-24 lowercase letters and digits`);
   }
   const mode = get('MODE', 'development');
   check('MODE', mode, mode === 'development' || mode === 'production', '"development" or "production"');
