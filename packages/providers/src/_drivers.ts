@@ -4,3 +4,10 @@ export const computeDrivers = {
 } as const;
 
 export type ComputeDriverName = keyof typeof computeDrivers;
+
+export const dnsDrivers = {
+  powerdns: () => import('./drivers/powerdns.ts'),
+  memory: () => import('./drivers/memory-dns.ts'),
+} as const;
+
+export type DnsDriverName = keyof typeof dnsDrivers;
