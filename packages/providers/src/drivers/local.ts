@@ -91,8 +91,13 @@ export class LocalCloud implements ComputeProvider {
     if (this.publicPrefix === this.privatePrefix) throw fail('BAD_NETWORK', 'publicCidr and privateCidr must differ', { exitCode: 2 });
     this.nameserver = options.nameserver ?? `${this.publicPrefix}.1`;
     this.#run = options.runner ?? execaRunner({ timeoutMs: 30_000 });
-    this.hiddenPaths = [...new Set([...(options.hiddenPaths ?? ['/var/lib/adt-local']), this.stateDir])];
-    for (const h of this.hiddenPaths) if (!/^\/(etc|var|home|root|opt|srv)\//.test(h)) throw fail('BAD_OPTION', `hiddenPaths: "${h}" must be under an overlaid directory (${OVERLAID_DIRS.join(', ')})`, { exitCode: 2 });
+    // Under /tmp or /run a path is private to each server already; under an overlaid directory it
+    // is hidden; anywhere else servers would see it, so it is refused.
+    const wanted = [...new Set([...(options.hiddenPaths ?? ['/var/lib/adt-local']), this.stateDir])];
+    this.hiddenPaths = wanted.filter((h) => !/^\/(tmp|run)\//.test(h));
+    for (const h of this.hiddenPaths) {
+      if (!/^\/(etc|var|home|root|opt|srv)\//.test(h)) throw fail('BAD_OPTION', `"${h}" (stateDir or hiddenPaths) must be under ${OVERLAID_DIRS.join(', ')} (hidden from servers) or /tmp, /run (private to each server)`, { exitCode: 2 });
+    }
     this.firewall = new LocalNativeFirewall(this);
   }
 

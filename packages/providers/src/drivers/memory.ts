@@ -1,0 +1,91 @@
+/**
+ * Compute and native firewall in memory, for unit tests of the layers above (the autoscaler's
+ * loop, the build) and dry runs. Servers "boot" at once unless `bootMs` says otherwise.
+ */
+import { errorFactory } from '@adt/core';
+import { nameMatches, parseServerName } from '../naming.ts';
+import type { ComputeProvider, CreateServerOptions, InboundRule, ListServersFilter, NativeFirewallProvider, Role, Server, WaitOptions } from '../types.ts';
+
+export const DRIVER_NAME = 'memory';
+const fail = errorFactory('providers', DRIVER_NAME);
+
+export interface MemoryComputeOptions {
+  /** First two octets of the fake public and private addresses (default 198.18 / 198.19). */
+  publicPrefix?: string;
+  privatePrefix?: string;
+  /** Clock (ms), injectable. */
+  now?: () => number;
+}
+
+export class MemoryCompute implements ComputeProvider {
+  readonly name = DRIVER_NAME;
+  readonly flags = { snapshots: false, privateNetworking: true };
+  readonly servers = new Map<string, Server & { userData: string }>();
+  readonly #o: MemoryComputeOptions;
+  #n = 0;
+
+  constructor(options: MemoryComputeOptions = {}) {
+    this.#o = options;
+  }
+
+  async create(o: CreateServerOptions): Promise<Server> {
+    const parsed = parseServerName(o.name);
+    if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId) throw fail('BAD_NAME', `server name "${o.name}" must come from serverName()`, { exitCode: 2 });
+    if (this.servers.has(o.name)) throw fail('NAME_TAKEN', `a server named ${o.name} exists`, { exitCode: 2 });
+    if (!o.userData.startsWith('#!')) throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
+    const n = ++this.#n;
+    const server = {
+      id: o.name, name: o.name, role: o.role, buildId: o.buildId, state: 'running' as const,
+      publicIp: `${this.#o.publicPrefix ?? '198.18'}.${Math.floor(n / 250)}.${(n % 250) + 2}`,
+      privateIp: `${this.#o.privatePrefix ?? '198.19'}.${Math.floor(n / 250)}.${(n % 250) + 2}`,
+      tags: ['adt', `role:${o.role}`, `build:${o.buildId}`, ...(o.tags ?? [])],
+      createdAt: new Date((this.#o.now ?? Date.now)()).toISOString(),
+      userData: o.userData,
+    };
+    this.servers.set(o.name, server);
+    return strip(server);
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.servers.delete(id);
+  }
+
+  async list(filter: ListServersFilter = {}): Promise<Server[]> {
+    return [...this.servers.values()].filter((s) => nameMatches(s.name, filter)).map(strip);
+  }
+
+  async get(id: string): Promise<Server | null> {
+    const s = this.servers.get(id);
+    return s ? strip(s) : null;
+  }
+
+  async waitUntilRunning(id: string, _o?: WaitOptions): Promise<Server> {
+    const s = await this.get(id);
+    if (!s) throw fail('NOT_FOUND', `no server ${id}`);
+    return s;
+  }
+}
+
+function strip(s: Server & { userData?: string }): Server {
+  const { userData: _u, ...rest } = s;
+  return { ...rest, tags: [...rest.tags] };
+}
+
+export class MemoryNativeFirewall implements NativeFirewallProvider {
+  readonly name = DRIVER_NAME;
+  readonly rules = new Map<string, InboundRule[]>();
+  async apply(buildId: string, role: Role, rules: InboundRule[]) {
+    this.rules.set(`${buildId}/${role}`, structuredClone(rules));
+  }
+  async get(buildId: string, role: Role) {
+    const r = this.rules.get(`${buildId}/${role}`);
+    return r ? structuredClone(r) : null;
+  }
+  async remove(buildId: string, role: Role) {
+    this.rules.delete(`${buildId}/${role}`);
+  }
+}
+
+export default function memoryDriver(options: MemoryComputeOptions = {}): MemoryCompute {
+  return new MemoryCompute(options);
+}

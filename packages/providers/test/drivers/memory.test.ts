@@ -1,0 +1,34 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import memoryDriver, { MemoryNativeFirewall } from '../../src/drivers/memory.ts';
+import { serverName } from '../../src/naming.ts';
+
+const test = suite('memory compute and firewall (for unit tests of the layers above)');
+
+test('creates, lists by exact build and role, and destroys', async () => {
+  const c = memoryDriver();
+  const a = await c.create({ name: serverName({ role: 'webserver', buildId: 'b1' }), role: 'webserver', buildId: 'b1', userData: '#!/bin/sh\n' });
+  const db = await c.create({ name: serverName({ role: 'database', buildId: 'b1' }), role: 'database', buildId: 'b1', userData: '#!/bin/sh\n' });
+  await c.create({ name: serverName({ role: 'webserver', buildId: 'b12' }), role: 'webserver', buildId: 'b12', userData: '#!/bin/sh\n' });
+  assert.is((await c.list({ buildId: 'b1' })).length, 2);
+  assert.is((await c.list({ buildId: 'b1', role: 'webserver' })).length, 1);
+  assert.is((await c.waitUntilRunning(a.id)).state, 'running');
+  await c.destroy(a.id);
+  assert.is(await c.get(a.id), null);
+  await c.destroy(a.id);
+  const taken = await c.create({ name: db.name, role: 'database', buildId: 'b1', userData: '#!/bin/sh\n' }).then(() => null, (e) => e);
+  assert.is(taken?.code, 'NAME_TAKEN');
+  const noScript = await c.create({ name: serverName({ role: 'webserver', buildId: 'b1' }), role: 'webserver', buildId: 'b1', userData: 'echo' }).then(() => null, (e) => e);
+  assert.is(noScript?.code, 'BAD_USER_DATA');
+});
+
+test('the firewall keeps rules per build and role', async () => {
+  const f = new MemoryNativeFirewall();
+  await f.apply('b1', 'database', [{ protocol: 'tcp', port: 3306, sources: ['198.18.1.0/24'] }]);
+  assert.equal(await f.get('b1', 'database'), [{ protocol: 'tcp', port: 3306, sources: ['198.18.1.0/24'] }]);
+  assert.is(await f.get('b1', 'webserver'), null);
+  await f.remove('b1', 'database');
+  assert.is(await f.get('b1', 'database'), null);
+});
+
+test.run();
