@@ -1,0 +1,8 @@
+export { computePolicies, fingerprint, normaliseSource, ROLES } from './policy.ts';
+export { reconcile, reconcileLoop, cronLine } from './reconcile.ts';
+export type { ReconcileOptions, ReconcileResult } from './reconcile.ts';
+export { toInboundRules, applyNative } from './native.ts';
+export { datastoreFleetSource, staticFleetSource } from './sources.ts';
+export { BUNDLED_CLOUDFLARE, CLOUDFLARE_RANGES_DATE, refreshCloudflareRanges, parseRangeList } from './cloudflare.ts';
+export type { CloudflareRanges } from './cloudflare.ts';
+export type { FleetSnapshot, FleetSource, FleetRole, WebMode, ExtraPort, PolicyOptions, HostRule, HostPolicy, HostFirewall } from './types.ts';

@@ -1,0 +1,54 @@
+/**
+ * Following the fleet: read it, compute this host's policy, compare fingerprints with what is
+ * applied, apply only when different. Run it periodically on every host (cron every minute, or the
+ * bounded loop below) and on demand; when a webserver joins or leaves, within one period the
+ * database accepts or refuses it.
+ */
+import { sleep } from '@adt/core';
+import { computePolicies, fingerprint } from './policy.ts';
+import type { FleetRole, FleetSource, HostFirewall, HostPolicy, PolicyOptions } from './types.ts';
+
+export interface ReconcileOptions {
+  source: FleetSource;
+  role: FleetRole;
+  backend: HostFirewall;
+  policy: PolicyOptions;
+}
+
+export interface ReconcileResult {
+  changed: boolean;
+  fingerprint: string;
+  policy: HostPolicy;
+}
+
+export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
+  const fleet = await o.source.snapshot();
+  // Computed (and validated) before anything is touched: bad input leaves the rules as they are.
+  const policy = computePolicies(fleet, o.policy)[o.role];
+  const fp = fingerprint(policy);
+  if ((await o.backend.applied()) === fp) return { changed: false, fingerprint: fp, policy };
+  await o.backend.apply(policy, fp);
+  return { changed: true, fingerprint: fp, policy };
+}
+
+/**
+ * Reconciles every `intervalMs` until `signal` aborts (for hosts without cron). Errors are reported
+ * through `onError` and the loop goes on: the previous rules stay in force meanwhile.
+ */
+export async function reconcileLoop(o: ReconcileOptions & { intervalMs: number; signal: AbortSignal; onResult?: (r: ReconcileResult) => void; onError?: (e: unknown) => void }): Promise<void> {
+  while (!o.signal.aborted) {
+    try {
+      o.onResult?.(await reconcile(o));
+    } catch (e) {
+      o.onError?.(e);
+    }
+    await sleep(o.intervalMs, o.signal).catch(() => {});
+  }
+}
+
+/** The /etc/cron.d line that runs a role's SetupFirewall every minute (log in /var/log/adt). */
+export function cronLine(command: string, minutes = 1): string {
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 59) throw new RangeError('minutes: 1-59');
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(command)) throw new RangeError(`command "${command}": an absolute path of letters, digits, . _ / -`);
+  return `${minutes === 1 ? '*' : `*/${minutes}`} * * * * root ${command} >> /var/log/adt/firewall.log 2>&1`;
+}

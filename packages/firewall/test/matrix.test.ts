@@ -1,0 +1,220 @@
+/**
+ * The host firewall for real: iptables inside the local cloud's servers (cloud `tfw`, 198.19.16.0/24
+ * public and 198.19.17.0/24 VPC). The build machine (root namespace), the outsider, two webservers,
+ * an autoscaler and a database; for every (source, destination, port) the TCP connection is accepted
+ * or refused exactly as the policy says, in each web mode. The native layer is left open here, so
+ * what is tested is the host layer alone.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { execa } from 'execa';
+import { execaRunner, sleep, type Runner } from '@adt/core';
+import localDriver, { type LocalCloud } from '@adt/providers/drivers/local';
+import { serverName, type Server } from '@adt/providers';
+import { computePolicies, fingerprint, reconcile, staticFleetSource, type FleetSnapshot, type PolicyOptions } from '../src/index.ts';
+import { iptablesBackend, renderRestore } from '../src/backends/iptables.ts';
+
+const PORTS = [22, 443, 3306, 8443];
+type Who = 'build' | 'outsider' | 'ws1' | 'ws2' | 'as' | 'db';
+
+interface Ctx {
+  cloud: LocalCloud;
+  s: Record<'ws1' | 'ws2' | 'as' | 'db', Server>;
+  runners: Record<string, Runner>;
+}
+
+const test = suite<Ctx>('host firewall matrix (iptables in the local cloud)');
+
+/** A Runner whose commands run inside a server. */
+function inServer(cloud: LocalCloud, id: string): Runner {
+  const real = execaRunner({ timeoutMs: 30_000 });
+  return { run: async (argv, o) => real.run(await cloud.execArgv(id, [...argv]), o) };
+}
+
+const LISTENER = `
+import selectors, socket
+sel = selectors.DefaultSelector()
+for port in (${PORTS.join(', ')}):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('0.0.0.0', port)); s.listen(64); s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        try:
+            c, _ = key.fileobj.accept(); c.close()
+        except OSError:
+            pass
+`;
+
+function fleetOf(ctx: Ctx, ws = [ctx.s.ws1, ctx.s.ws2]): FleetSnapshot {
+  return {
+    buildMachine: [ctx.cloud.buildMachine.publicIp, ctx.cloud.buildMachine.privateIp],
+    webservers: ws.map((s) => s.privateIp!),
+    autoscalers: [ctx.s.as.privateIp!],
+    databases: [ctx.s.db.privateIp!],
+    auth: [],
+    authorisedClients: [],
+  };
+}
+
+async function applyAll(ctx: Ctx, fleet: FleetSnapshot, options: PolicyOptions) {
+  const policies = computePolicies(fleet, options);
+  const roleOf = { ws1: 'webserver', ws2: 'webserver', as: 'autoscaler', db: 'database' } as const;
+  await Promise.all((Object.keys(ctx.s) as (keyof Ctx['s'])[]).map(async (k) => {
+    const p = policies[roleOf[k]];
+    await iptablesBackend({ runner: ctx.runners[k]! }).apply(p, fingerprint(p));
+  }));
+}
+
+/** Whether `from` can open a TCP connection to `to`:`port` (1.5 s at most). */
+async function connects(ctx: Ctx, from: Who, to: keyof Ctx['s'], port: number): Promise<boolean> {
+  const dst = from === 'outsider' ? ctx.s[to].publicIp! : ctx.s[to].privateIp!;
+  const probe = ['timeout', '1.5', 'bash', '-c', `exec 3<>/dev/tcp/${dst}/${port}`];
+  const argv = from === 'build' ? probe : from === 'outsider' ? [...ctx.cloud.outsiderArgv(probe)] : [...(await ctx.cloud.execArgv(ctx.s[from].id, probe))];
+  return (await execa(argv[0]!, argv.slice(1), { reject: false })).exitCode === 0;
+}
+
+/** Every (source, destination, port) in parallel batches; returns the mismatches. */
+async function matrix(ctx: Ctx, expected: (from: Who, to: keyof Ctx['s'], port: number) => boolean): Promise<string[]> {
+  const jobs: [Who, keyof Ctx['s'], number][] = [];
+  for (const from of ['build', 'outsider', 'ws1', 'ws2', 'as', 'db'] as Who[]) {
+    for (const to of Object.keys(ctx.s) as (keyof Ctx['s'])[]) if (from !== to) for (const port of PORTS) jobs.push([from, to, port]);
+  }
+  const wrong: string[] = [];
+  for (let i = 0; i < jobs.length; i += 24) {
+    await Promise.all(jobs.slice(i, i + 24).map(async ([from, to, port]) => {
+      const got = await connects(ctx, from, to, port);
+      const want = expected(from, to, port);
+      if (got !== want) wrong.push(`${from} -> ${to}:${port} ${got ? 'accepted' : 'refused'}, expected ${want ? 'accepted' : 'refused'}`);
+    }));
+  }
+  return wrong;
+}
+
+const fleetMember = (w: Who) => w !== 'outsider';
+/** The policy, written out by hand: what each web mode must allow. */
+function expectedFor(webFrom: (from: Who) => boolean) {
+  return (from: Who, to: keyof Ctx['s'], port: number): boolean => {
+    if (port === 22) return fleetMember(from);
+    if (port === 3306) return to === 'db' && ['ws1', 'ws2', 'as'].includes(from);
+    if (port === 443) return (to === 'ws1' || to === 'ws2') && webFrom(from);
+    if (port === 8443) return to === 'ws1' || to === 'ws2'; // declared: webservers, from anywhere
+    return false;
+  };
+}
+
+const extraPorts = [{ role: 'webserver' as const, port: 8443, protocol: 'tcp' as const, source: '0.0.0.0/0' }];
+
+test.before(async (ctx) => {
+  ctx.cloud = localDriver({ cloudId: 'tfw', stateDir: '/var/lib/adt-local/test-tfw', publicCidr: '198.19.16.0/24', privateCidr: '198.19.17.0/24' });
+  await ctx.cloud.teardown();
+  await ctx.cloud.ensureNetwork();
+  const mk = (role: 'webserver' | 'database' | 'autoscaler') => ctx.cloud.create({ name: serverName({ role, buildId: 'tfw' }), role, buildId: 'tfw', userData: '#!/bin/sh\n' });
+  const [ws1, ws2, as, db] = await Promise.all([mk('webserver'), mk('webserver'), mk('autoscaler'), mk('database')]);
+  ctx.s = { ws1: ws1!, ws2: ws2!, as: as!, db: db! };
+  ctx.runners = {};
+  for (const [k, s] of Object.entries(ctx.s)) {
+    await ctx.cloud.waitUntilRunning(s.id);
+    ctx.runners[k] = inServer(ctx.cloud, s.id);
+    const argv = await ctx.cloud.execArgv(s.id, ['setsid', 'python3', '-c', LISTENER]);
+    spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
+  }
+  // Bounded wait for the listeners.
+  for (const s of Object.values(ctx.s)) {
+    for (let i = 0; i < 100; i++) {
+      if ((await execa('timeout', ['1', 'bash', '-c', `exec 3<>/dev/tcp/${s.privateIp}/8443`], { reject: false })).exitCode === 0) break;
+      await sleep(50);
+    }
+  }
+});
+
+test.after(async (ctx) => {
+  await ctx.cloud?.teardown();
+});
+
+test('web mode open: the matrix is exactly the policy', async (ctx) => {
+  await applyAll(ctx, fleetOf(ctx), { webMode: 'open', extraPorts });
+  assert.equal(await matrix(ctx, expectedFor(() => true)), []);
+});
+
+test('web mode Cloudflare: 443 only from Cloudflare\'s ranges (here: the outsider stands in for them)', async (ctx) => {
+  await applyAll(ctx, fleetOf(ctx), { webMode: 'cloudflare', extraPorts, cloudflare: { v4: [`${ctx.cloud.outsiderIp}/32`], v6: [] } });
+  assert.equal(await matrix(ctx, expectedFor((from) => from === 'outsider')), []);
+});
+
+test('web mode auth: 443 only for an authorised client until its grant expires', async (ctx) => {
+  const grant = { ip: ctx.cloud.outsiderIp, expiresAt: new Date(Date.now() + 3600_000).toISOString() };
+  await applyAll(ctx, { ...fleetOf(ctx), authorisedClients: [grant] }, { webMode: 'auth', extraPorts });
+  assert.equal(await matrix(ctx, expectedFor((from) => from === 'outsider')), []);
+  await applyAll(ctx, { ...fleetOf(ctx), authorisedClients: [grant] }, { webMode: 'auth', extraPorts, now: new Date(Date.now() + 7200_000) });
+  assert.equal(await matrix(ctx, expectedFor(() => false)), [], 'after expiry nobody reaches 443');
+});
+
+test('following the fleet: a new webserver is let into the database, a withdrawn one is shut out', async (ctx) => {
+  const ws3 = await ctx.cloud.create({ name: serverName({ role: 'webserver', buildId: 'tfw' }), role: 'webserver', buildId: 'tfw', userData: '#!/bin/sh\n' });
+  await ctx.cloud.waitUntilRunning(ws3.id);
+  const options: PolicyOptions = { webMode: 'open', extraPorts };
+  const backend = iptablesBackend({ runner: ctx.runners.db! });
+  const before = await reconcile({ source: staticFleetSource(fleetOf(ctx)), role: 'database', backend, policy: options });
+  const probe = async (s: Server) => (await ctx.cloud.exec(s.id, ['timeout', '1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
+  assert.not.ok(await probe(ws3), 'not yet in the fleet: refused');
+  assert.ok(await probe(ctx.s.ws2));
+  const after = await reconcile({ source: staticFleetSource(fleetOf(ctx, [ctx.s.ws1, ws3])), role: 'database', backend, policy: options });
+  assert.ok(after.changed);
+  assert.is.not(after.fingerprint, before.fingerprint);
+  assert.ok(await probe(ws3), 'joined: accepted');
+  assert.not.ok(await probe(ctx.s.ws2), 'withdrawn: refused');
+  const again = await reconcile({ source: staticFleetSource(fleetOf(ctx, [ctx.s.ws1, ws3])), role: 'database', backend, policy: options });
+  assert.not.ok(again.changed, 'nothing changed: nothing applied');
+  await ctx.cloud.destroy(ws3.id);
+});
+
+test('a rule file that fails to apply leaves the old rules in force', async (ctx) => {
+  const backend = iptablesBackend({ runner: ctx.runners.db! });
+  const p = computePolicies(fleetOf(ctx), { webMode: 'open', extraPorts }).database;
+  await backend.apply(p, fingerprint(p));
+  const before = (await ctx.runners.db!.run(['iptables', '-S', 'ADT-INPUT'])).stdout;
+  const broken = renderRestore(p, 'ffffffff', 4).replace('-A ADT-INPUT -j DROP', '-A ADT-INPUT -p tcp --dport not-a-port -j ACCEPT\n-A ADT-INPUT -j DROP');
+  const e = await backend.applyRendered(broken, null).then(() => null, (err) => err);
+  assert.is(e?.code, 'APPLY_FAILED');
+  assert.is((await ctx.runners.db!.run(['iptables', '-S', 'ADT-INPUT'])).stdout, before, 'iptables-save of our chain unchanged');
+  assert.is(await backend.applied(), fingerprint(p));
+  assert.ok(await connects(ctx, 'build', 'db', 22), 'SSH from the build machine still works');
+  assert.not.ok(await connects(ctx, 'outsider', 'db', 22), 'and the outsider is still refused');
+});
+
+test('bad input changes nothing: a policy that cannot be computed is never applied', async (ctx) => {
+  const backend = iptablesBackend({ runner: ctx.runners.db! });
+  const fp = await backend.applied();
+  const e = await reconcile({ source: staticFleetSource(fleetOf(ctx)), role: 'database', backend, policy: { webMode: 'open', extraPorts: [{ role: 'database', port: 3306, protocol: 'tcp', source: '0.0.0.0/0' }] } }).then(() => null, (err) => err);
+  assert.is(e?.exitCode, 2);
+  assert.is(await backend.applied(), fp);
+});
+
+test('SSH from the build machine is never dropped while policies are swapped', async (ctx) => {
+  const backend = iptablesBackend({ runner: ctx.runners.ws1! });
+  let failures = 0;
+  let probes = 0;
+  let stop = false;
+  const prober = (async () => {
+    // Bounded by `stop` and by a count.
+    for (let i = 0; i < 2000 && !stop; i++) {
+      probes++;
+      const r = await execa('timeout', ['1', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.ws1.privateIp}/22`], { reject: false });
+      if (r.exitCode !== 0) failures++;
+    }
+  })();
+  for (let i = 0; i < 25; i++) {
+    const clients = Array.from({ length: i % 7 }, (_, k) => ({ ip: `198.19.16.${100 + k}`, expiresAt: new Date(Date.now() + 3600_000).toISOString() }));
+    const r = await reconcile({ source: staticFleetSource({ ...fleetOf(ctx), authorisedClients: clients }), role: 'webserver', backend, policy: { webMode: 'auth', extraPorts } });
+    assert.ok(r.changed || i % 7 === 0);
+  }
+  stop = true;
+  await prober;
+  assert.ok(probes > 20, `only ${probes} probes ran`);
+  assert.is(failures, 0, `${failures} of ${probes} SSH probes failed during the swaps`);
+});
+
+test.run();
