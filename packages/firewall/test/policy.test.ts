@@ -109,6 +109,8 @@ builders('ufw argv: one allow per (rule, source), in ufw\'s own syntax', () => {
   const argvs = ufwRuleArgvs(p).map((a) => a.join(' '));
   assert.ok(argvs.includes('ufw allow from 198.18.0.1 to any port 22 proto tcp comment ssh from the build machine and the fleet'));
   assert.ok(argvs.includes('ufw allow from 198.18.0.200 to any port 443 proto tcp comment https from authorised clients only'));
+  const open = ufwRuleArgvs(computePolicies(fleet, { webMode: 'open', now }).webserver).map((a) => a.join(' '));
+  assert.is(open.filter((a) => a.startsWith('ufw allow 443/tcp')).length, 1, 'anywhere (v4 and v6) is one ufw rule, in its short form');
 });
 
 builders.run();

@@ -18,15 +18,24 @@ export interface UfwBackendOptions {
   stateFile?: string;
 }
 
-/** The `ufw allow` argv of every (rule, source) of a policy, as data (ufw's own syntax). */
+/**
+ * The `ufw allow` argv of every (rule, source) of a policy, as data, in the canonical form
+ * `ufw show added` prints back (a rule from anywhere is `allow <port>/<proto>`, for IPv4 and IPv6
+ * at once), so comparing what is there with what is wanted is exact.
+ */
 export function ufwRuleArgvs(policy: HostPolicy): Argv[] {
-  return policy.rules.flatMap((r) =>
-    r.sources.map((s) => {
-      const from = s === '0.0.0.0/0' || s === '::/0' ? 'any' : s.replace(/\/(32|128)$/, '');
-      const port = Array.isArray(r.port) ? `${r.port[0]}:${r.port[1]}` : String(r.port);
-      return ['ufw', 'allow', 'from', from, 'to', 'any', 'port', port, 'proto', r.protocol, 'comment', r.comment.replace(/'/g, '').slice(0, 100)] as Argv;
-    }),
-  );
+  const out = new Map<string, Argv>();
+  for (const r of policy.rules) {
+    const port = Array.isArray(r.port) ? `${r.port[0]}:${r.port[1]}` : String(r.port);
+    const comment = r.comment.replace(/'/g, '').slice(0, 100);
+    for (const s of r.sources) {
+      const argv = (s === '0.0.0.0/0' || s === '::/0'
+        ? ['ufw', 'allow', `${port}/${r.protocol}`, 'comment', comment]
+        : ['ufw', 'allow', 'from', s.replace(/\/(32|128)$/, ''), 'to', 'any', 'port', port, 'proto', r.protocol, 'comment', comment]) as unknown as Argv;
+      out.set(key(argv), argv);
+    }
+  }
+  return [...out.values()];
 }
 
 /** The same rule without its comment, as `ufw show added` prints it (to compare). */
