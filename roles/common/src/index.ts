@@ -2,3 +2,4 @@ export { openDatastore, datastoreSettings, DEFAULT_DATASTORE_ENV } from './datas
 export { runMain, usage } from './main.ts';
 export { configWrapper, COMMANDS } from './configwrapper.ts';
 export type { Command, Io } from './configwrapper.ts';
+export { firewallSettings } from './setup-firewall.ts';
