@@ -42,8 +42,8 @@ test('pushed to the local cloud\'s native firewall, the policy holds even with t
     for (let i = 0; i < 100 && (await cloud.exec(db.id, ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/3306'], { nothrow: true })).exitCode !== 0; i++) await sleep(50);
     const fleet = { buildMachine: [cloud.buildMachine.publicIp, cloud.buildMachine.privateIp], webservers: [ws.privateIp!], autoscalers: [], databases: [db.privateIp!], auth: [], authorisedClients: [] };
     await applyNative(cloud.firewall, 'tnf', computePolicies(fleet, { webMode: 'open' }));
-    const fromWs = (await cloud.exec(ws.id, ['timeout', '1.5', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
-    const outsider = cloud.outsiderArgv(['timeout', '1.5', 'bash', '-c', `exec 3<>/dev/tcp/${db.publicIp}/3306`]);
+    const fromWs = (await cloud.exec(ws.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
+    const outsider = cloud.outsiderArgv(['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${db.publicIp}/3306`]);
     const fromOutside = (await execa(outsider[0], outsider.slice(1), { reject: false })).exitCode === 0;
     const fromBuild = (await execa('timeout', ['1.5', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], { reject: false })).exitCode === 0;
     assert.ok(fromWs, 'the webserver reaches the database');

@@ -69,7 +69,7 @@ test.after(async (ctx) => {
   if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
 });
 
-const wsReachesDb = async (ctx: Ctx) => (await ctx.cloud.exec(ctx.ws.id, ['timeout', '1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
+const wsReachesDb = async (ctx: Ctx) => (await ctx.cloud.exec(ctx.ws.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
 
 test('--dry-run shows the policy from the datastore and applies nothing', async (ctx) => {
   const r = await setupFirewall(ctx, ctx.db, 'database', ['--dry-run', '--json']);
@@ -85,7 +85,7 @@ test('it applies the policy, then does nothing while nothing changes', async (ct
   assert.is(r1.exitCode, 0, r1.stderr);
   assert.match(r1.stdout, /database: applied policy [0-9a-f]{16}/);
   assert.ok(await wsReachesDb(ctx));
-  const outsider = ctx.cloud.outsiderArgv(['timeout', '1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.publicIp}/22`]);
+  const outsider = ctx.cloud.outsiderArgv(['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.publicIp}/22`]);
   assert.is.not((await execa(outsider[0], outsider.slice(1), { reject: false })).exitCode, 0, 'the outsider gets no SSH');
   const r2 = await setupFirewall(ctx, ctx.db, 'database');
   assert.match(r2.stdout, /unchanged/);

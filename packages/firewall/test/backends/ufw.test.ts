@@ -34,7 +34,7 @@ test.after(async (ctx) => {
 const fleet = (ctx: { cloud: LocalCloud; s: Server }): FleetSnapshot => ({ buildMachine: [ctx.cloud.buildMachine.publicIp], webservers: [ctx.s.privateIp!], autoscalers: [], databases: [], auth: [], authorisedClients: [] });
 
 async function outsiderConnects(ctx: { cloud: LocalCloud; s: Server }, port: number) {
-  const argv = ctx.cloud.outsiderArgv(['timeout', '1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.publicIp}/${port}`]);
+  const argv = ctx.cloud.outsiderArgv(['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.publicIp}/${port}`]);
   return (await execa(argv[0], argv.slice(1), { reject: false })).exitCode === 0;
 }
 async function buildConnects(ctx: { s: Server }, port: number) {

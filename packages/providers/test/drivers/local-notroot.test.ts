@@ -13,7 +13,7 @@ test('ensureNetwork says it needs root, with exit code 2, and creates nothing', 
   const root = resolve(import.meta.dirname, '../../../..');
   const script = `import localDriver from '${resolve(import.meta.dirname, '../../src/drivers/local.ts')}';\n` +
     `try { await localDriver({ cloudId: 'tnr', stateDir: '/tmp/adt-notroot-state', publicCidr: '198.19.14.0/24', privateCidr: '198.19.15.0/24' }).ensureNetwork(); console.log('NO ERROR'); }\n` +
-    `catch (e) { console.log(e.code, e.exitCode, e.message); }\n`;
+    `catch (e) { process.stdout.write(String(e.code) + ' ' + String(e.exitCode) + ' ' + e.message + '\\n'); }\n`;
   const dir = await mkdtemp(join(tmpdir(), 'adt-notroot-'));
   await chmod(dir, 0o755);
   const file = join(dir, 'probe.mts');
