@@ -215,15 +215,7 @@ export class Backups {
         cb();
       },
     });
-    const hash = createHash('sha256');
-    let size = 0;
-    const stored = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
+    const stored = hashMeter();
     const body = new PassThrough();
     const upload = new Upload({
       client: this.#o.client,
@@ -234,7 +226,7 @@ export class Backups {
     });
     const stages: (Readable | Transform | PassThrough)[] = [child.stdout!, raw, parallelGzip()];
     if (this.#o.encryptionKey) stages.push(encryptStream(this.#o.encryptionKey));
-    stages.push(stored, body);
+    stages.push(stored.stream, body);
     // Any stage failing stops the others (no producer left writing into a stream nobody reads),
     // and we wait for all of them to settle, so nothing lands in the bucket after our cleanup.
     const stopAll = (e: unknown) => {
@@ -259,7 +251,7 @@ export class Backups {
     const what = kind === 'webroot' ? 'archiving the webroot' : 'dumping the database';
     if (result.exitCode !== 0) throw fail('SOURCE_FAILED', `${what} failed (${argv[0]} exit ${result.exitCode}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
     if (kind === 'database' && !DUMP_COMPLETED.test(tail)) throw fail('DUMP_INCOMPLETE', 'the dump does not end with mariadb-dump\'s "-- Dump completed" line');
-    return { kind, key, size, sha256: hash.digest('hex'), rawSize };
+    return { kind, key, ...stored.result(), rawSize };
   }
 
   /**
@@ -286,23 +278,15 @@ export class Backups {
   async #streamPart(part: PartInfo, gunzip: boolean, consume: (data: Readable) => Promise<void>): Promise<void> {
     // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
     const res = await this.#o.client.send(new GetObjectCommand({ Bucket: this.#o.bucket, Key: part.key }));
-    const hash = createHash('sha256');
-    let size = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    const stages: (Readable | Transform)[] = [res.Body as Readable, meter];
+    const meter = hashMeter();
+    const stages: (Readable | Transform)[] = [res.Body as Readable, meter.stream];
     if (this.#o.encryptionKey) stages.push(decryptStream(this.#o.encryptionKey));
     if (gunzip) stages.push(createGunzip());
     const out = new PassThrough();
     await Promise.all([pipeline([...stages, out] as unknown as [Readable, ...Transform[]]), consume(out)]);
-    const digest = hash.digest('hex');
-    if (size !== part.size || digest !== part.sha256) {
-      throw fail('VERIFY_FAILED', `${part.key}: stored ${size} bytes with SHA-256 ${digest.slice(0, 12)}..., the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`);
+    const { size, sha256 } = meter.result();
+    if (size !== part.size || sha256 !== part.sha256) {
+      throw fail('VERIFY_FAILED', `${part.key}: stored ${size} bytes with SHA-256 ${sha256.slice(0, 12)}..., the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`);
     }
   }
 
@@ -355,6 +339,20 @@ export class Backups {
 }
 
 // --- Internal helpers ---
+
+/** A pass-through that counts bytes and hashes them (SHA-256) as they go by. */
+function hashMeter(): { stream: Transform; result(): { size: number; sha256: string } } {
+  const hash = createHash('sha256');
+  let size = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return { stream, result: () => ({ size, sha256: hash.digest('hex') }) };
+}
 
 function checkPeriod(period: string): asserts period is Period {
   if (!(PERIODS as readonly string[]).includes(period)) throw fail('BAD_PERIOD', `period "${period}": use one of ${PERIODS.join(', ')}`, { exitCode: 2 });

@@ -24,3 +24,40 @@ export async function freePort(address = '127.0.0.1'): Promise<number> {
   await new Promise((r) => srv.close(r));
   return port;
 }
+
+/** The PID in a pid file when that process is alive, else null. */
+export async function livePidFromFile(pidFile: string): Promise<number | null> {
+  const { readFile } = await import('node:fs/promises');
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  return processAlive(pid) ? pid : null;
+}
+
+/** Waits (bounded) until a pid file names a live process; null when it did not happen in time. */
+export async function waitForPidFile(pidFile: string, timeoutMs = 5000): Promise<number | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pid = await livePidFromFile(pidFile);
+    if (pid || Date.now() > deadline) return pid;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Stops a process: `signal` (default SIGTERM), a bounded wait for it to exit, then SIGKILL.
+ * A process that is already gone is fine.
+ */
+export async function stopProcess(pid: number, options: { signal?: NodeJS.Signals; timeoutMs?: number } = {}): Promise<void> {
+  if (!processAlive(pid)) return;
+  try {
+    process.kill(pid, options.signal ?? 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  while (Date.now() < deadline && processAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+  if (processAlive(pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+}

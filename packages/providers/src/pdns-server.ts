@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorFactory, execaRunner, freePort, processAlive, sleep } from '@adt/core';
+import { errorFactory, execaRunner, freePort, processAlive, sleep, stopProcess } from '@adt/core';
 
 const fail = errorFactory('providers', 'powerdns');
 const SCHEMA = '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql';
@@ -130,10 +130,7 @@ function handle(saved: Saved, apiKeyFile: string): PowerDnsServer {
     ...saved,
     apiKeyFile,
     async stop() {
-      if (!processAlive(saved.pid)) return;
-      process.kill(saved.pid, 'SIGTERM');
-      for (let i = 0; i < 100 && processAlive(saved.pid); i++) await sleep(50);
-      if (processAlive(saved.pid)) process.kill(saved.pid, 'SIGKILL');
+      await stopProcess(saved.pid, { timeoutMs: 5000 });
     },
   };
 }

@@ -3,9 +3,9 @@
  * Debian default site), HTTPS on the given addresses, PHP through php-fpm, hardened defaults.
  * Config builders are pure; the lifecycle runs `nginx` argv arrays through the Runner.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { errorFactory, processAlive, sleep, type Runner } from '@adt/core';
+import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
 
 const fail = errorFactory('webserver', 'nginx');
 
@@ -130,33 +130,21 @@ export async function writeNginxConfig(o: NginxOptions, site: SiteOptions): Prom
   if (test.exitCode !== 0) throw fail('BAD_CONFIG', `nginx rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
 }
 
-async function masterPid(o: NginxOptions): Promise<number | null> {
-  const pid = Number((await readFile(o.pidFile, 'utf8').catch(() => '')).trim());
-  return processAlive(pid) ? pid : null;
-}
-
 /** Starts nginx (it daemonizes), or reloads it when it runs already. Returns the master PID. */
 export async function startOrReload(o: NginxOptions): Promise<number> {
-  const running = await masterPid(o);
+  const running = await livePidFromFile(o.pidFile);
   if (running) {
     await o.runner.run(['nginx', '-c', o.confFile, '-s', 'reload']);
     return running;
   }
   await o.runner.run(['nginx', '-c', o.confFile]);
-  for (let i = 0; i < 50; i++) {
-    const pid = await masterPid(o);
-    if (pid) return pid;
-    await sleep(100);
-  }
+  const pid = await waitForPidFile(o.pidFile, 5000);
+  if (pid) return pid;
   throw fail('START_FAILED', `nginx did not write ${o.pidFile} within 5 s: see ${join(o.logDir, 'adt-error.log')}`);
 }
 
 /** Stops nginx gracefully and waits (bounded) for the master to exit. */
 export async function stopNginx(o: NginxOptions, timeoutMs = 15_000): Promise<void> {
-  const pid = await masterPid(o);
-  if (!pid) return;
-  process.kill(pid, 'SIGQUIT');
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && processAlive(pid)) await sleep(100);
-  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  const pid = await livePidFromFile(o.pidFile);
+  if (pid) await stopProcess(pid, { signal: 'SIGQUIT', timeoutMs });
 }

@@ -2,9 +2,9 @@
  * php-fpm with a configuration of its own: one pool, its own socket, pid file and log, no
  * environment passed to PHP, only `.php` executed. Builders are pure; the lifecycle runs argv arrays.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { errorFactory, processAlive, sleep, type Runner } from '@adt/core';
+import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
 
 const fail = errorFactory('webserver', 'php-fpm');
 
@@ -68,32 +68,20 @@ export async function writePhpFpmConfig(o: PhpFpmOptions): Promise<void> {
   if (test.exitCode !== 0) throw fail('BAD_CONFIG', `php-fpm rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
 }
 
-async function masterPid(o: PhpFpmOptions): Promise<number | null> {
-  const pid = Number((await readFile(o.pidFile, 'utf8').catch(() => '')).trim());
-  return processAlive(pid) ? pid : null;
-}
-
 /** Starts php-fpm (it daemonizes) or reloads it (SIGUSR2) when running. Returns the master PID. */
 export async function startOrReloadPhpFpm(o: PhpFpmOptions): Promise<number> {
-  const running = await masterPid(o);
+  const running = await livePidFromFile(o.pidFile);
   if (running) {
     process.kill(running, 'SIGUSR2');
     return running;
   }
   await o.runner.run([o.binary ?? 'php-fpm8.2', '-y', o.confFile]);
-  for (let i = 0; i < 50; i++) {
-    const pid = await masterPid(o);
-    if (pid) return pid;
-    await sleep(100);
-  }
+  const pid = await waitForPidFile(o.pidFile, 5000);
+  if (pid) return pid;
   throw fail('START_FAILED', `php-fpm did not write ${o.pidFile} within 5 s: see ${o.logFile}`);
 }
 
 export async function stopPhpFpm(o: PhpFpmOptions, timeoutMs = 15_000): Promise<void> {
-  const pid = await masterPid(o);
-  if (!pid) return;
-  process.kill(pid, 'SIGQUIT');
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && processAlive(pid)) await sleep(100);
-  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  const pid = await livePidFromFile(o.pidFile);
+  if (pid) await stopProcess(pid, { signal: 'SIGQUIT', timeoutMs });
 }

@@ -9,7 +9,7 @@ import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } fro
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
-import { errorFactory, processAlive, sleep, type Argv, type Runner } from '@adt/core';
+import { errorFactory, sleep, stopProcess, type Argv, type Runner } from '@adt/core';
 import { provisionSql, sqlString, type ProvisionSpec } from '../sql.ts';
 
 export const ENGINE_NAME = 'mariadb';
@@ -151,9 +151,8 @@ export async function stop(o: MariaDbOptions, options: { timeoutMs?: number } = 
     return; // not running
   }
   await o.runner.run(adminArgv(o, 'shutdown'), { nothrow: true, timeoutMs: 30_000 });
-  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-  while (Date.now() < deadline && processAlive(pid)) await sleep(100);
-  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  // A clean shutdown was asked for; SIGTERM (also clean) then SIGKILL if it still runs.
+  await stopProcess(pid, { timeoutMs: options.timeoutMs ?? 30_000 });
 }
 
 
