@@ -39,10 +39,11 @@ async function writeEnv(ctx: Ctx, server: Server, extra = '') {
 }
 
 const setupFirewall = (ctx: Ctx, server: Server, role: string, args: string[] = []) =>
-  ctx.cloud.exec(server.id, [join(root, 'roles', role, 'security/SetupFirewall'), ...args], { nothrow: true, timeoutMs: 60_000 });
+  ctx.cloud.exec(server.id, [join('/opt/adt/roles', role, 'security/SetupFirewall'), ...args], { nothrow: true, timeoutMs: 60_000 });
 
 test.before(async (ctx) => {
-  ctx.cloud = localDriver({ cloudId: 'tsf', stateDir: '/var/lib/adt-local/test-tsf', publicCidr: '198.19.28.0/24', privateCidr: '198.19.29.0/24' });
+  // The toolkit's code reaches the servers at /opt/adt, wherever this checkout is (even under /tmp).
+  ctx.cloud = localDriver({ cloudId: 'tsf', stateDir: '/var/lib/adt-local/test-tsf', publicCidr: '198.19.28.0/24', privateCidr: '198.19.29.0/24', shares: [{ hostPath: root, target: '/opt/adt' }] });
   await ctx.cloud.teardown();
   await ctx.cloud.ensureNetwork();
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-setupfw-'));
@@ -110,6 +111,25 @@ test('bad settings exit 2 naming each one, and leave the rules as they were', as
   assert.is((await ctx.cloud.exec(ctx.db.id, ['iptables', '-S', 'ADT-INPUT'])).stdout, before);
   await writeEnv(ctx, ctx.db);
   assert.is((await setupFirewall(ctx, ctx.db, 'build')).exitCode, 127, 'the build role has no SetupFirewall link');
+});
+
+test('--every keeps reconciling on its own (for hosts without cron) until stopped', async (ctx) => {
+  const argv = await ctx.cloud.execArgv(ctx.db.id, ['/opt/adt/roles/database/security/SetupFirewall', '--every', '5']);
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    // First tick: unchanged. Then the fleet changes, and the next tick (at most 5 s later) follows it.
+    for (let i = 0; i < 100 && !/unchanged/.test(out); i++) await sleep(100);
+    assert.match(out, /database: unchanged/);
+    await ctx.store.delete(keys.webserverIps.key(ctx.ws.privateIp!));
+    for (let i = 0; i < 120 && !/applied/.test(out); i++) await sleep(100);
+    assert.match(out, /database: applied/);
+    assert.not.ok(await wsReachesDb(ctx));
+  } finally {
+    child.kill('SIGTERM');
+    await ctx.store.put(keys.webserverIps.key(ctx.ws.privateIp!), { name: ctx.ws.name, role: 'webserver', at: new Date().toISOString() });
+  }
 });
 
 test('settings parse as documented', () => {

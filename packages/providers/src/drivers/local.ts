@@ -52,6 +52,12 @@ export interface LocalCloudOptions {
    * the deployment keys) and the cloud's own state dir.
    */
   hiddenPaths?: string[];
+  /**
+   * Directories of this machine bind-mounted into every server (read-only unless `readOnly: false`),
+   * e.g. the toolkit's code at /opt/adt, as a real server would get it from its artifact. Mounted
+   * before /tmp and /run become private, so a host path under /tmp works too.
+   */
+  shares?: { hostPath: string; target: string; readOnly?: boolean }[];
   runner?: Runner;
 }
 
@@ -80,6 +86,7 @@ export class LocalCloud implements ComputeProvider {
   readonly nameserver: string;
   readonly firewall: NativeFirewallProvider;
   readonly hiddenPaths: string[];
+  readonly shares: { hostPath: string; target: string; readOnly: boolean }[];
   readonly #run: Runner;
 
   constructor(options: LocalCloudOptions = {}) {
@@ -98,6 +105,13 @@ export class LocalCloud implements ComputeProvider {
     for (const h of this.hiddenPaths) {
       if (!/^\/(etc|var|home|root|opt|srv)\//.test(h)) throw fail('BAD_OPTION', `"${h}" (stateDir or hiddenPaths) must be under ${OVERLAID_DIRS.join(', ')} (hidden from servers) or /tmp, /run (private to each server)`, { exitCode: 2 });
     }
+    this.shares = (options.shares ?? []).map((sh, i) => {
+      for (const [field, path] of [['hostPath', sh.hostPath], ['target', sh.target]] as const) {
+        if (!/^\/[A-Za-z0-9._/-]*$/.test(path) || path.includes('..')) throw fail('BAD_OPTION', `shares[${i}].${field}: "${path}" must be an absolute path of letters, digits, . _ / -`, { exitCode: 2 });
+      }
+      if (!/^\/(opt|srv)\//.test(sh.target)) throw fail('BAD_OPTION', `shares[${i}].target: "${sh.target}" must be under /opt or /srv (the server's own directories)`, { exitCode: 2 });
+      return { hostPath: sh.hostPath, target: sh.target, readOnly: sh.readOnly ?? true };
+    });
     this.firewall = new LocalNativeFirewall(this);
   }
 
@@ -275,6 +289,8 @@ export class LocalCloud implements ComputeProvider {
     const script = [
       // /var last: the upper directories live under /var/lib, and must be resolved before it is overlaid.
       ...[...OVERLAID_DIRS.filter((d) => d !== '/var'), '/var'].map((d) => `mount -t overlay overlay -o lowerdir=${d},upperdir=${join(dir, 'upper', d)},workdir=${join(dir, 'work', d)} ${d}`),
+      // Shared host directories, while /tmp and /run still show this machine's.
+      ...this.shares.map((sh) => `mkdir -p ${sh.target} && mount --bind ${sh.hostPath} ${sh.target}${sh.readOnly ? ` && mount -o remount,bind,ro ${sh.target}` : ''}`),
       ...PRIVATE_DIRS.map((d) => `mount -t tmpfs -o mode=${d === '/tmp' ? '1777' : '0755'} tmpfs ${d}`),
       // Other servers' files, the S3 data and the keys stay out of sight.
       ...this.hiddenPaths.map((h) => `{ [ ! -d ${h} ] || mount -t tmpfs -o mode=0700,size=1m tmpfs ${h}; }`),
