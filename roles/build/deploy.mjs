@@ -4,4 +4,7 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('./src/deploy.ts');
+const { main } = await import('./src/deploy.ts');
+const { scriptArgs } = await import('./src/cli.ts');
+const { runMain } = await import('@adt/role-common');
+await runMain(() => main(scriptArgs('deploy.mjs')));

@@ -78,6 +78,24 @@ export interface BuildMarker {
   at: string;
   by?: string;
 }
+/** What every server of a deployment needs to know about the site. */
+export interface SiteSettings {
+  /** https://www.example.com/ */
+  siteUrl: string;
+  /** The application installed on webservers (e.g. `wordpress`). */
+  application: string;
+  /** The web firewall mode the deployment chose. */
+  webMode: 'open' | 'cloudflare' | 'auth';
+}
+/** The site's TLS certificate (a secret: the key). */
+export interface SiteTls {
+  /** Certificate followed by its issuer's (PEM). */
+  chain: string;
+  /** Private key (PEM). */
+  key: string;
+  /** The issuing CA (PEM), for self-checks. */
+  ca: string;
+}
 export interface Readiness {
   at: string;
   steps?: Record<string, string>;
@@ -138,6 +156,10 @@ export const keys = {
   buildMarkers: nameFamily<BuildMarker>('build/'),
   credentials: nameFamily<JsonValue>('credentials/'),
   dbCredentials: key<DbCredentials>('credentials/database'),
+  /** The site settings the build writes before it creates servers. */
+  site: key<SiteSettings>('config/site'),
+  /** The site's TLS certificate and key (encrypted at rest). */
+  siteTls: key<SiteTls>('secrets/tls'),
   /** The build is complete: gates periodic jobs, like the original's INSTALLED_SUCCESSFULLY. */
   installedSuccessfully: key<BuildMarker>('build/installed-successfully'),
   /** Desired webserver count of autoscaler `n` (1-based). */

@@ -90,13 +90,13 @@ export class ConfigStore {
    * Stores a JSON value, or an empty marker when `value` is omitted. Keys under `credentials/` and
    * `secrets/` are encrypted with the deployment key.
    */
-  async put<T>(key: Key<T> | string, value?: T & JsonValue): Promise<void> {
+  async put<T>(key: Key<T> | string, value?: T): Promise<void> {
     const path = pathOf(key);
     await this.#write(path, this.#encode(path, value));
   }
 
   /** Writes only when the stored value differs (write on change, not on a timer). Returns whether it wrote. */
-  async putIfChanged<T>(key: Key<T> | string, value?: T & JsonValue): Promise<boolean> {
+  async putIfChanged<T>(key: Key<T> | string, value?: T): Promise<boolean> {
     const path = pathOf(key);
     const current = await this.driver.read(path);
     if (current) {
@@ -160,6 +160,14 @@ export class ConfigStore {
     await this.driver.remove(found);
     this.#writeLog.clear();
     return found.length;
+  }
+
+  /** Deletes every object and then the bucket itself (destroying a build). */
+  async deleteBucket(): Promise<number> {
+    if (!(await this.driver.bucketExists())) return 0;
+    const removed = await this.emptyBucket();
+    await this.driver.deleteBucket();
+    return removed;
   }
 
   // --- Leases ---

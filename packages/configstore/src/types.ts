@@ -45,6 +45,8 @@ export interface ObjectDriver {
   remove(keys: string[]): Promise<void>;
   /** Creates the bucket when it does not exist. */
   ensureBucket(): Promise<void>;
+  /** Deletes the (empty) bucket; an absent bucket is fine. */
+  deleteBucket(): Promise<void>;
   /** True when the bucket exists and is reachable with these credentials. */
   bucketExists(): Promise<boolean>;
   /** The backend's idea of "now" in ms since the epoch (to compare with `lastModified` without clock skew). */

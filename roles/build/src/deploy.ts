@@ -1,127 +1,357 @@
 /**
- * deploy: the main entry of the toolkit.
+ * deploy: the main entry of the toolkit. On the local provider, in development mode, it builds a
+ * database server and a webserver serving the site over HTTPS, step by step:
  *
- * Today (foundation stage) it validates the deployment file, starts or reuses the embedded S3 server
- * of the local provider, creates and empties the deployment's config bucket, generates the
- * deployment's datastore key, and prints the plan of the fleet. Creating the servers comes with the
- * local cloud and the roles (see README "Status").
+ *  1. the local cloud's networks (bridges, outsider, native firewall chain);
+ *  2. the config datastore: the embedded S3 server, the deployment's bucket (emptied for a new
+ *     build), its key (0600), generated DB credentials and the site's TLS certificate (encrypted);
+ *  3. DNS: PowerDNS of the local cloud and the site's zone;
+ *  4. the servers, created with user-data that bootstraps their role from the datastore;
+ *  5. waiting for each to report `ready` (their own progress shown as it comes), while the cloud's
+ *     native firewall follows the fleet the datastore describes;
+ *  6. the site's A record for the webserver;
+ *  7. a check that the site answers through DNS and HTTPS, then a summary.
+ *
+ * Re-running for the same build converges: servers that are ready are kept, one that failed is
+ * replaced, nothing is duplicated, credentials and certificate are kept.
  */
+import { randomBytes } from 'node:crypto';
+import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { parse as parseEnv } from 'dotenv';
-import { AdtError } from '@adt/core';
-import { ConfigStore, configBucketName, generateSecretKey, keys, validateBuildId, siteHost } from '@adt/configstore';
-import s3Driver from '@adt/configstore/drivers/s3';
-import { runMain, usage } from '@adt/role-common';
+import { AdtError, execaRunner, sleep } from '@adt/core';
+import { generateSecretKey, keys, type ConfigStore, type DbCredentials, type SiteTls } from '@adt/configstore';
+import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
+import { applyNative, computePolicies, datastoreFleetSource, fingerprint, type FleetRole } from '@adt/firewall';
+import { serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
+import { ensureCa, issueCertificate } from '@adt/webserver';
 import { ensureS3Daemon } from './s3-daemon.ts';
+import { readDeployment, type Deployment } from './settings.ts';
+import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
+import { userData } from './user-data.ts';
+import { parseCommandLine } from './cli.ts';
+import { followLog, type LogFollower } from './log-follow.ts';
 
 const HELP = `usage: npx zx roles/build/deploy.mjs [--config FILE] [--dry-run] [--json]
 
   --config FILE   deployment file (dotenv format); see roles/build/deployment.example.env
   --dry-run       print the plan, change nothing
-  --json          machine-readable output on stdout`;
+  --json          machine-readable summary on stdout (progress goes to stderr)
 
-interface Deployment {
-  provider: 'local';
-  siteUrl: string;
-  buildId: string;
-  mode: 'development' | 'production';
-  stateDir: string;
-  s3Address: string;
-  s3Port: number;
-}
+Every variable of the file may also be given as ADT_<NAME> in the environment.`;
 
-/** Every problem in the file at once, each naming the variable, the value and what is allowed. */
-function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv): Deployment {
-  let vars: Record<string, string> = {};
-  if (file) {
-    if (!existsSync(file)) throw usage(`--config: ${file} does not exist`);
-    vars = parseEnv(readFileSync(file));
-  }
-  const get = (k: string, d: string) => vars[k] ?? env[`ADT_${k}`] ?? d;
-  const problems: string[] = [];
-  const check = (name: string, value: string, ok: boolean, allowed: string) => {
-    if (!ok) problems.push(`${name}="${value}": ${allowed}`);
+const DB_PORT = 3306;
+/** Development mode: one of each, database first (the webserver waits for it anyway). */
+const ROLES: FleetRole[] = ['database', 'webserver'];
+
+const fail = (code: string, message: string, exitCode: 1 | 2 = 1) => new AdtError(code, message, { pkg: 'build', driver: 'deploy', exitCode });
+
+export function plan(d: Deployment) {
+  const env = localEnv(d);
+  return {
+    provider: d.provider,
+    mode: d.mode,
+    url: d.siteUrl,
+    buildId: d.buildId,
+    configBucket: d.configBucket,
+    s3Endpoint: env.s3Endpoint,
+    servers: ROLES.map((role) => ({ role, name: `${serverName({ role, buildId: d.buildId }).replace(/-[a-z0-9]+$/, '')}-<random>` })),
+    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, zone: env.zone, records: [`${d.host} A <webserver public IP>`] },
+    application: d.application,
+    webserver: d.webserver,
+    database: d.database,
+    webFirewall: d.webMode,
+    cloud: { id: d.cloudId, public: d.publicCidr, private: d.privateCidr, stateDir: d.stateDir },
   };
-  const provider = get('PROVIDER', 'local');
-  check('PROVIDER', provider, provider === 'local', 'only "local" for now (the cloud drivers come later)');
-  const siteUrl = get('SITE_URL', 'www.adt.test');
-  try {
-    siteHost(siteUrl);
-  } catch {
-    problems.push(`SITE_URL="${siteUrl}": a DNS host name such as www.example.com`);
-  }
-  const buildId = get('BUILD_ID', 'dev1');
-  try {
-    validateBuildId(buildId);
-  } catch {
-    problems.push(`BUILD_ID="${buildId}": 1-24 lowercase letters and digits`);
-  }
-  const mode = get('MODE', 'development');
-  check('MODE', mode, mode === 'development' || mode === 'production', '"development" or "production"');
-  const s3Port = Number(get('S3_PORT', '9700'));
-  check('S3_PORT', String(s3Port), Number.isInteger(s3Port) && s3Port >= 1024 && s3Port <= 65535, 'a port number from 1024 to 65535');
-  const s3Address = get('S3_ADDRESS', '127.0.0.1');
-  check('S3_ADDRESS', s3Address, /^127\.\d+\.\d+\.\d+$|^198\.1[89]\.\d+\.\d+$/.test(s3Address), 'a loopback address or one of the local cloud (198.18.0.0/15)');
-  const known = new Set(['PROVIDER', 'SITE_URL', 'BUILD_ID', 'MODE', 'S3_PORT', 'S3_ADDRESS', 'STATE_DIR']);
-  for (const k of Object.keys(vars)) if (!known.has(k)) problems.push(`${k}: unknown variable (known: ${[...known].join(', ')})`);
-  if (problems.length) throw usage(`${file ?? 'deployment settings'}: ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
-  return { provider: 'local', siteUrl, buildId, mode: mode as Deployment['mode'], stateDir: get('STATE_DIR', '/var/lib/adt-local'), s3Address, s3Port };
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { config: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, strict: false });
+interface Ctx {
+  d: Deployment;
+  env: LocalEnv;
+  say: (line: string) => void;
+  timings: Record<string, number>;
+}
+
+async function timed<T>(ctx: Ctx, n: number, title: string, fn: () => Promise<T>): Promise<T> {
+  ctx.say(`[${n}/7] ${title}`);
+  const t = Date.now();
+  const r = await fn();
+  ctx.timings[title] = Number(((Date.now() - t) / 1000).toFixed(1));
+  return r;
+}
+
+/** Generates what a new build needs in the datastore; keeps what a converging re-run finds. */
+async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: boolean; emptied: number }> {
+  const { env, d } = ctx;
+  const s3 = await ensureS3Daemon({ stateDir: env.s3Dir, address: env.cloud.buildMachine.privateIp, port: d.s3Port });
+  ctx.say(`      embedded S3 ${s3.started ? 'started' : 'already running'} at ${s3.endpoint} (pid ${s3.pid}, log ${s3.log})`);
+  mkdirSync(env.buildDir, { recursive: true, mode: 0o700 });
+  const fresh = !existsSync(env.keyFile);
+  if (fresh) writeFileSync(env.keyFile, generateSecretKey().toString('hex'), { mode: 0o600 });
+  const store = openStore(env);
+  await store.ensureBucket();
+  let emptied = 0;
+  if (fresh) {
+    emptied = await store.emptyBucket();
+    const record: BuildRecord = { siteUrl: d.siteUrl, buildId: d.buildId, cloudId: d.cloudId, configBucket: d.configBucket, createdAt: new Date().toISOString() };
+    writeFileSync(env.recordFile, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    ctx.say(`      bucket ${d.configBucket} ready for a new build${emptied ? ` (emptied ${emptied} object(s) of an earlier one)` : ''}; key ${env.keyFile} (mode 0600)`);
+  } else {
+    ctx.say(`      bucket ${d.configBucket} of this build kept (re-run: converging)`);
+  }
+  await store.put(keys.buildMarkers.key('started'), { at: new Date().toISOString(), by: 'deploy' });
+  if (!(await store.get(keys.dbCredentials))) {
+    const creds: DbCredentials = {
+      engine: 'mariadb',
+      port: DB_PORT,
+      name: `app_${randomBytes(4).toString('hex')}`,
+      user: `app_${randomBytes(4).toString('hex')}`,
+      password: randomBytes(24).toString('base64url'),
+    };
+    await store.put(keys.dbCredentials, creds);
+    ctx.say('      database credentials generated (stored encrypted; never shown)');
+  }
+  if (!(await store.get(keys.siteTls))) {
+    const runner = execaRunner({ timeoutMs: 60_000 });
+    const ca = await ensureCa(runner, env.caDir, `ADT local CA (${d.buildId})`);
+    const issued = await issueCertificate(runner, ca, join(env.buildDir, 'tls'), [d.host]);
+    const tls: SiteTls = { chain: readFileSync(issued.chainFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8'), ca: readFileSync(ca.certFile, 'utf8') };
+    await store.put(keys.siteTls, tls);
+    ctx.say(`      TLS certificate for ${d.host} from the local CA ${ca.certFile}`);
+  }
+  await store.putIfChanged(keys.site, { siteUrl: d.siteUrl, application: d.application, webMode: d.webMode });
+  const at = new Date().toISOString();
+  for (const ip of [env.cloud.buildMachine.privateIp, env.cloud.buildMachine.publicIp]) {
+    await store.putIfChanged(keys.buildMachineIps.key(ip), { name: 'build', role: 'build', at });
+  }
+  return { store, fresh, emptied };
+}
+
+/** The cloud-level firewall, recomputed from the datastore's fleet; applied only when it changed. */
+function nativeFollower(ctx: Ctx, store: ConfigStore) {
+  let applied = '';
+  const source = datastoreFleetSource(store);
+  return async () => {
+    const policies = computePolicies(await source.snapshot(), { webMode: ctx.d.webMode, dbPort: DB_PORT, http: true });
+    const print = ROLES.map((r) => fingerprint(policies[r])).join(',');
+    if (print === applied) return;
+    await applyNative(ctx.env.cloud.firewall, ctx.d.buildId, policies);
+    applied = print;
+  };
+}
+
+interface Booting {
+  role: FleetRole;
+  server: Server;
+  log: LogFollower;
+  deadline: number;
+  lastStep: string;
+  readyAt?: number;
+}
+
+/** Servers of this build per role: keeps ready or booting ones, replaces failed ones, creates missing ones. */
+async function ensureServers(ctx: Ctx, store: ConfigStore, fresh: boolean): Promise<Booting[]> {
+  const { env, d } = ctx;
+  const key = readFileSync(env.keyFile, 'utf8').trim();
+  const out: Booting[] = [];
+  let replaceRest = false;
+  for (const role of ROLES) {
+    const existing = await env.cloud.list({ buildId: d.buildId, role });
+    let keep: Server | null = null;
+    for (const s of existing) {
+      const ready = await store.exists(keys.ready(role, s.name));
+      const boot = await env.cloud.bootStatus(s.id);
+      const usable = !fresh && !replaceRest && s.state === 'running' && !keep && (ready || boot.exitCode === null);
+      if (usable) {
+        keep = s;
+        ctx.say(`      ${role} ${s.name} kept (${ready ? 'ready' : 'still booting'})`);
+      } else {
+        ctx.say(`      ${role} ${s.name} replaced (${fresh ? 'from an earlier build' : boot.exitCode !== null && !ready ? `its bootstrap failed with exit code ${boot.exitCode}` : 'not usable'})`);
+        await forgetServer(store, s);
+        await env.cloud.destroy(s.id);
+      }
+    }
+    // A new database means the webserver must be rebuilt against it.
+    if (!keep) replaceRest = true;
+    const server =
+      keep ??
+      (await env.cloud.create({
+        name: serverName({ role, buildId: d.buildId }),
+        role,
+        buildId: d.buildId,
+        size: d.serverSize,
+        region: d.region,
+        userData: userData({
+          role,
+          s3Endpoint: env.s3Endpoint,
+          s3AccessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
+          s3SecretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
+          configBucket: d.configBucket,
+          datastoreKey: key,
+          webMode: d.webMode,
+          dbPort: DB_PORT,
+          codeDir: CODE_ON_SERVERS,
+        }),
+      }));
+    if (!keep) ctx.say(`      ${role} ${server.name} created: public ${server.publicIp}, private ${server.privateIp}`);
+    out.push({ role, server, log: followLog(env.cloud.userDataLog(server.id), { fromEnd: Boolean(keep) }), deadline: Date.now() + d.readyTimeout * 1000, lastStep: keep ? 'kept' : 'created' });
+  }
+  return out;
+}
+
+/** Waits for every server's `ready` in the datastore, showing their progress; bounded per server. */
+async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[], followFirewall: () => Promise<void>): Promise<void> {
+  const pending = new Set(servers);
+  for (;;) {
+    await followFirewall();
+    for (const b of [...pending]) {
+      for (const line of b.log.lines()) {
+        // "<time> [role] step (12.3s)" -> "step (12.3s)"
+        const step = line.replace(/^\S+ \[[a-z]+\] /, '');
+        b.lastStep = step;
+        ctx.say(`      ${b.role}: ${step}`);
+      }
+      if (await store.exists(keys.ready(b.role, b.server.name))) {
+        pending.delete(b);
+        continue;
+      }
+      const boot = await ctx.env.cloud.bootStatus(b.server.id);
+      const where = `its log: ${ctx.env.cloud.userDataLog(b.server.id)} (or roles/build/ExecuteOn ${b.role} -- cat /var/log/cloud-init-output.log)`;
+      if (boot.exitCode !== null) {
+        throw fail('SERVER_FAILED', `the ${b.role} server ${b.server.name} stopped before it was ready (exit code ${boot.exitCode}); last step it finished: "${b.lastStep}".\nLast lines of ${where}:\n${b.log.tail(15)}`);
+      }
+      if (Date.now() > b.deadline) {
+        throw fail('SERVER_TIMEOUT', `the ${b.role} server ${b.server.name} was not ready within ${ctx.d.readyTimeout} s (READY_TIMEOUT); last step it finished: "${b.lastStep}".\nLast lines of ${where}:\n${b.log.tail(15)}`);
+      }
+    }
+    if (pending.size === 0) return;
+    await sleep(500);
+  }
+}
+
+function httpsStatus(ip: string, host: string, ca: string): Promise<{ status: number; location?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 15_000 }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The site as a visitor would find it: the name through the cloud's DNS, then HTTPS with the CA. */
+async function checkSite(ctx: Ctx, store: ConfigStore, webIp: string): Promise<{ addresses: string[]; status: number; location?: string }> {
+  const resolver = new Resolver({ timeout: 2000, tries: 2 });
+  resolver.setServers([ctx.env.cloud.buildMachine.publicIp]);
+  const addresses = await resolver.resolve4(ctx.d.host);
+  if (!addresses.includes(webIp)) throw fail('DNS_CHECK', `${ctx.d.host} resolves to ${addresses.join(', ') || 'nothing'} on the cloud's DNS, not to the webserver ${webIp}`);
+  const tls = await store.get(keys.siteTls);
+  const r = await httpsStatus(webIp, ctx.d.host, tls!.ca);
+  if (r.status !== 200 && r.status !== 302) throw fail('SITE_CHECK', `https://${ctx.d.host}/ (at ${webIp}) answered HTTP ${r.status}, not the application's page`);
+  return { addresses, ...r };
+}
+
+/** The deploy command (run by deploy.mjs through runMain). */
+async function main(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
   }
   const started = Date.now();
-  const d = readDeployment(values.config as string | undefined, process.env);
+  const d = readDeployment(values.config, process.env);
   const json = Boolean(values.json);
   const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
-  const bucket = configBucketName(d.siteUrl, d.buildId);
-  const plan = {
-    provider: d.provider,
-    mode: d.mode,
-    site: `https://${siteHost(d.siteUrl)}/`,
-    buildId: d.buildId,
-    configBucket: bucket,
-    s3Endpoint: `http://${d.s3Address}:${d.s3Port}`,
-    servers: d.mode === 'development' ? ['database', 'webserver'] : ['autoscaler', 'database', 'webserver (x initial count)'],
-  };
+  const p = plan(d);
   if (values['dry-run']) {
-    if (json) process.stdout.write(`${JSON.stringify({ dryRun: true, plan }, null, 2)}\n`);
-    else say(`Plan (dry run, nothing changed):\n  site ${plan.site}, build ${plan.buildId}, mode ${plan.mode}, provider ${plan.provider}\n  config bucket ${bucket} on the embedded S3 at ${plan.s3Endpoint}\n  servers: ${plan.servers.join(', ')}`);
+    if (json) process.stdout.write(`${JSON.stringify({ dryRun: true, plan: p }, null, 2)}\n`);
+    else {
+      say(`Plan (dry run, nothing changed) for ${p.url}, build ${d.buildId}, ${d.mode} mode, provider ${d.provider}:`);
+      say(`  config bucket ${p.configBucket} on the embedded S3 at ${p.s3Endpoint}`);
+      for (const s of p.servers) say(`  server ${s.name} (${s.role})`);
+      say(`  DNS ${p.dns.records.join(', ')} in zone ${p.dns.zone} on PowerDNS ${p.dns.server}`);
+      say(`  ${d.application} on ${d.webserver} + php-fpm, ${d.database}, web firewall ${d.webMode}`);
+    }
     return 0;
   }
+  if (process.getuid?.() !== 0) throw fail('NOT_ROOT', 'the local provider needs root (it creates network namespaces): run as root', 2);
+  const env = localEnv(d);
+  const record = readBuildRecord(env);
+  if (record && record.siteUrl !== d.siteUrl) {
+    throw fail('BUILD_CLASH', `BUILD_ID="${d.buildId}" is already deployed for ${record.siteUrl} (${env.recordFile}): destroy it first (npx zx roles/build/destroy.mjs) or choose another BUILD_ID`, 2);
+  }
+  const ctx: Ctx = { d, env, say, timings: {} };
+  say(`Deploying ${d.siteUrl} (build ${d.buildId}, ${d.mode} mode) on the local cloud "${d.cloudId}"`);
 
-  if (process.getuid?.() !== 0) throw new AdtError('NOT_ROOT', 'the local provider needs root (it creates network namespaces): run as root', { pkg: 'build', exitCode: 2 });
-  say(`[1/3] embedded S3 server`);
-  const s3 = await ensureS3Daemon({ stateDir: join(d.stateDir, 's3'), address: d.s3Address, port: d.s3Port });
-  say(`      ${s3.started ? 'started' : 'already running'} at ${s3.endpoint} (pid ${s3.pid}, log ${s3.log})`);
-
-  say(`[2/3] config bucket ${bucket}`);
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const buildDir = join(d.stateDir, 'builds', d.buildId);
-  mkdirSync(buildDir, { recursive: true, mode: 0o700 });
-  const keyFile = join(buildDir, 'datastore.key');
-  const secretKey = generateSecretKey();
-  const store = new ConfigStore({ driver: s3Driver({ bucket, endpoint: s3.endpoint, credentials: s3.credentials }), secretKey, writeBudget: null });
-  await store.ensureBucket();
-  const removed = await store.emptyBucket();
-  writeFileSync(keyFile, secretKey.toString('hex'), { mode: 0o600 });
-  await store.put(keys.buildMarkers.key('started'), { at: new Date().toISOString(), by: 'deploy' });
-  say(`      ready (emptied ${removed} object(s) of a previous build); deployment key in ${keyFile} (mode 0600)`);
-
-  say(`[3/3] fleet`);
-  say(`      to build: ${plan.servers.join(', ')} on the local cloud: not available yet at this stage of the toolkit (see README "Status")`);
+  await timed(ctx, 1, 'cloud network', async () => {
+    await env.cloud.ensureNetwork();
+    say(`      public ${d.publicCidr}, private ${d.privateCidr}; build machine ${env.cloud.buildMachine.publicIp} / ${env.cloud.buildMachine.privateIp}`);
+  });
+  const { store, fresh } = await timed(ctx, 2, 'config datastore', () => prepareDatastore(ctx));
+  let dns: DnsProvider | null = null;
+  await timed(ctx, 3, 'DNS', async () => {
+    const server = await startPowerDns({ dataDir: env.dnsDir, listenAddress: env.cloud.buildMachine.publicIp, dnsPort: 53, detached: true });
+    dns = await openDns(env);
+    await dns!.ensureZone(env.zone);
+    say(`      PowerDNS answering on ${server.dnsAddress}:53 (pid ${server.pid}), zone ${env.zone}`);
+  });
+  const followFirewall = nativeFollower(ctx, store);
+  await followFirewall();
+  const servers = await timed(ctx, 4, 'servers', () => ensureServers(ctx, store, fresh));
+  await timed(ctx, 5, 'waiting for the servers to be ready', () => waitReady(ctx, store, servers, followFirewall));
+  const web = servers.find((s) => s.role === 'webserver')!.server;
+  const db = servers.find((s) => s.role === 'database')!.server;
+  await timed(ctx, 6, 'DNS records', async () => {
+    await dns!.addA(d.host, web.publicIp!, 60);
+    // Records of servers that no longer exist go (a converging re-run replaced them).
+    const live = new Set((await env.cloud.list()).map((s) => s.publicIp));
+    for (const r of await dns!.listA(d.host)) if (!live.has(r.content)) await dns!.removeA(d.host, r.content);
+    say(`      ${d.host} A ${web.publicIp}`);
+  });
+  const site = await timed(ctx, 7, 'checking the site', async () => {
+    const r = await checkSite(ctx, store, web.publicIp!);
+    say(`      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ answers HTTP ${r.status}${r.location ? ` (${r.location})` : ''}`);
+    return r;
+  });
+  await store.put(keys.installedSuccessfully, { at: new Date().toISOString(), by: 'deploy' });
   await store.driver.dispose?.();
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  const summary = { ...plan, s3Endpoint: s3.endpoint, s3Pid: s3.pid, keyFile, fleetBuilt: false, seconds: Number(seconds) };
-  if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-  else say(`\nDone in ${seconds} s: config datastore ready at ${s3.endpoint}/${bucket}; no servers built yet.`);
+  await dns!.dispose?.();
+
+  const seconds = Number(((Date.now() - started) / 1000).toFixed(1));
+  const caFile = join(env.caDir, 'ca.crt');
+  const summary = {
+    url: d.siteUrl,
+    buildId: d.buildId,
+    mode: d.mode,
+    seconds,
+    steps: ctx.timings,
+    servers: [db, web].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
+    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, records: [{ name: d.host, type: 'A', value: web.publicIp }] },
+    caFile,
+    configBucket: d.configBucket,
+    s3Endpoint: env.s3Endpoint,
+    keyFile: env.keyFile,
+    application: { name: d.application, status: site.status, location: site.location ?? null },
+    tryIt: `curl --cacert ${caFile} --resolve ${d.host}:443:${web.publicIp} https://${d.host}/`,
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    return 0;
+  }
+  say('');
+  say(`Done in ${seconds} s: ${d.siteUrl} is served.`);
+  for (const s of summary.servers) say(`  ${s.role.padEnd(10)} ${s.name}  public ${s.publicIp}  private ${s.privateIp}`);
+  say(`  DNS        ${d.host} A ${web.publicIp} (PowerDNS on ${summary.dns.server})`);
+  say(`  TLS        certificate from the local CA ${caFile}`);
+  if (site.location?.includes('install.php')) say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);
+  say(`  Try it     ${summary.tryIt}`);
+  say(`  Datastore  bucket ${d.configBucket} at ${env.s3Endpoint} (key ${env.keyFile})`);
+  say(`  Steps      ${Object.entries(ctx.timings).map(([k, v]) => `${k} ${v} s`).join(', ')}`);
+  say(`  Next       roles/build/status.mjs, roles/build/ExecuteOn webserver -- <command>, npx zx roles/build/destroy.mjs`);
   return 0;
 }
 
-await runMain(main);
+export { main };

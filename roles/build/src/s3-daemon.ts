@@ -37,6 +37,14 @@ async function answers(endpoint: string): Promise<boolean> {
   }
 }
 
+/** The daemon started earlier from `stateDir`, when it still runs and answers; else null. */
+export async function attachS3Daemon(stateDir: string, endpoint: string): Promise<{ pid: number } | null> {
+  const pidFile = join(stateDir, 's3.pid');
+  if (!existsSync(pidFile)) return null;
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  return processAlive(pid) && (await answers(endpoint)) ? { pid } : null;
+}
+
 export async function ensureS3Daemon(o: S3DaemonOptions): Promise<S3Daemon> {
   const dataDir = join(o.stateDir, 'data');
   const pidFile = join(o.stateDir, 's3.pid');

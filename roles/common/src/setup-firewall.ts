@@ -67,16 +67,21 @@ async function main(): Promise<number> {
   const runner = execaRunner({ timeoutMs: 60_000 });
   const backend = backendName === 'ufw' ? ufwBackend({ runner }) : iptablesBackend({ runner });
   // Bounded by the process: with --every it runs until stopped (a service), otherwise once.
+  // In a loop, "unchanged" is said on the first tick and then hourly, so the log does not grow by a line every period.
+  let quietSince = 0;
   for (let tick = 0; ; tick++) {
     try {
       const r = await reconcile({ source, role: role as FleetRole, backend, policy: options });
+      if (!r.changed && every !== null && tick > 0 && Date.now() - quietSince < 3_600_000) continue;
+      if (!r.changed) quietSince = Date.now();
       say({ role, changed: r.changed, fingerprint: r.fingerprint, rules: r.policy.rules.length, at: new Date().toISOString() }, `${new Date().toISOString()} ${role}: ${r.changed ? 'applied' : 'unchanged'} policy ${r.fingerprint} (${r.policy.rules.length} rules)`);
     } catch (e) {
       if (every === null) throw e;
       process.stderr.write(`${new Date().toISOString()} ${role}: ${(e as Error).message} (the previous rules stay in force)\n`);
+    } finally {
+      if (every !== null) await sleep(every * 1000);
     }
     if (every === null) return 0;
-    await sleep(every * 1000);
   }
 }
 

@@ -54,6 +54,10 @@ export default function memoryDriver(options: MemoryDriverOptions = {}): ObjectD
     async ensureBucket() {
       exists = true;
     },
+    async deleteBucket() {
+      if (objects.size) throw new Error(`bucket "${options.bucket ?? 'memory'}" is not empty`);
+      exists = false;
+    },
     async bucketExists() {
       return exists;
     },

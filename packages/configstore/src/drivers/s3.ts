@@ -12,6 +12,7 @@ import {
   DeleteObjectCommand,
   HeadBucketCommand,
   CreateBucketCommand,
+  DeleteBucketCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { PreconditionFailed, s3Error } from '../errors.ts';
@@ -196,6 +197,16 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
           throw s3Error('INVALID_BUCKET_NAME', `bucket "${bucket}" is taken by another account on this endpoint: choose another site name or build identifier`, { exitCode: 2 });
         }
         throw mapError(e, 'create bucket', bucket, undefined, options.endpoint);
+      }
+    },
+
+    // https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteBucket.html
+    async deleteBucket() {
+      try {
+        await getInstance().send(new DeleteBucketCommand({ Bucket: bucket }));
+      } catch (e) {
+        if (isNotFound(e)) return;
+        throw mapError(e, 'delete bucket', bucket, undefined, options.endpoint);
       }
     },
 

@@ -1,0 +1,105 @@
+/**
+ * destroy: tears down everything of one build on the local provider: its servers (every process,
+ * namespace, overlay), its DNS records, its native firewall rules, its config bucket (unless
+ * --keep-bucket) and its files (key, CA) under STATE_DIR. When no other build is left on the local
+ * cloud, the cloud's shared parts go too (PowerDNS, the embedded S3 server, bridges, outsider,
+ * firewall chain): nothing is left behind.
+ */
+import { existsSync } from 'node:fs';
+import { rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stopProcess } from '@adt/core';
+import { attachPowerDns, type Role } from '@adt/providers';
+import { ROLES as FLEET_ROLES } from '@adt/firewall';
+import { attachS3Daemon } from './s3-daemon.ts';
+import { readDeployment } from './settings.ts';
+import { localEnv, openDns, openStore, otherBuilds } from './local-env.ts';
+import { parseCommandLine } from './cli.ts';
+
+const HELP = `usage: npx zx roles/build/destroy.mjs [--config FILE] [--keep-bucket] [--json]
+
+Destroys the servers, DNS records, native firewall rules and config bucket of the build named by
+the deployment file (the same file deploy used; defaults otherwise).
+
+  --config FILE   deployment file (see roles/build/deployment.example.env)
+  --keep-bucket   keep the config bucket and the build's key (to inspect or restore from it)
+  --json          machine-readable summary on stdout`;
+
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, 'keep-bucket': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
+  if (values.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const d = readDeployment(values.config, process.env);
+  const json = Boolean(values.json);
+  const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+  if (process.getuid?.() !== 0) {
+    const { AdtError } = await import('@adt/core');
+    throw new AdtError('NOT_ROOT', 'the local provider needs root: run as root', { pkg: 'build', exitCode: 2 });
+  }
+  const env = localEnv(d);
+  const started = Date.now();
+  say(`Destroying build ${d.buildId} (${d.siteUrl}) on the local cloud "${d.cloudId}"`);
+
+  // DNS records first: visitors stop being sent to servers that are going away.
+  const servers = await env.cloud.list({ buildId: d.buildId });
+  const dns = await openDns(env);
+  const removedRecords: string[] = [];
+  if (dns) {
+    const ours = new Set(servers.map((s) => s.publicIp));
+    for (const r of await dns.listA(d.host)) {
+      if (ours.has(r.content) || r.content.startsWith(`${env.cloud.publicPrefix}.`)) {
+        await dns.removeA(d.host, r.content);
+        removedRecords.push(`${d.host} A ${r.content}`);
+      }
+    }
+    await dns.dispose?.();
+  }
+  say(`  DNS records removed: ${removedRecords.length ? removedRecords.join(', ') : 'none'}`);
+  for (const s of servers) {
+    await env.cloud.destroy(s.id);
+    say(`  server ${s.name} (${s.role}) destroyed`);
+  }
+  if (!servers.length) say('  no servers of this build');
+  for (const role of FLEET_ROLES) await env.cloud.firewall.remove(d.buildId, role as Role);
+
+  let bucket = 'kept';
+  const s3 = await attachS3Daemon(env.s3Dir, env.s3Endpoint);
+  if (!values['keep-bucket']) {
+    if (s3) {
+      const store = openStore(env);
+      const n = await store.deleteBucket();
+      await store.driver.dispose?.();
+      bucket = `deleted (${n} object(s))`;
+    } else if (existsSync(`${env.s3Dir}/data/${d.configBucket}`)) {
+      // The S3 server is not running: its data is plain files.
+      await rm(`${env.s3Dir}/data/${d.configBucket}`, { recursive: true, force: true });
+      bucket = 'deleted (from the stopped S3 server\'s files)';
+    } else bucket = 'absent';
+    await rm(env.buildDir, { recursive: true, force: true });
+  }
+  say(`  config bucket ${d.configBucket}: ${bucket}`);
+
+  // The cloud's shared parts, when no server of any build is left on it.
+  const remaining = await env.cloud.list();
+  const others = otherBuilds(env);
+  let cloud = `kept (servers of ${[...new Set(remaining.map((s) => s.buildId))].join(', ')} remain)`;
+  if (!remaining.length) {
+    const pdns = await attachPowerDns(env.dnsDir);
+    await pdns?.stop();
+    await rm(env.dnsDir, { recursive: true, force: true });
+    if (s3) await stopProcess(s3.pid, { timeoutMs: 5000 });
+    // Buckets kept by --keep-bucket (this build's or others') stay on disk for the next start.
+    if (!values['keep-bucket'] && !others.length) await rm(env.s3Dir, { recursive: true, force: true });
+    await env.cloud.teardown();
+    cloud = 'torn down (no server left on it): PowerDNS and the embedded S3 stopped, networks removed';
+  }
+  // Empty directories of the layout go too (rmdir refuses non-empty ones).
+  for (const dir of ['builds', 'cloud', 'dns', 's3', ''].map((p) => join(d.stateDir, p))) await rmdir(dir).catch(() => {});
+  say(`  local cloud "${d.cloudId}": ${cloud}`);
+  const seconds = Number(((Date.now() - started) / 1000).toFixed(1));
+  if (json) process.stdout.write(`${JSON.stringify({ buildId: d.buildId, servers: servers.map((s) => s.name), dnsRecords: removedRecords, bucket, cloud, seconds }, null, 2)}\n`);
+  else say(`Done in ${seconds} s.`);
+  return 0;
+}

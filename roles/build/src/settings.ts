@@ -1,0 +1,147 @@
+/**
+ * The deployment file (the original's "template"): dotenv format, every variable optional, each
+ * also settable as `ADT_<NAME>` in the environment (the file wins). Validation reports every
+ * problem at once, each naming the variable, the value and what is allowed (exit 2).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseEnv } from 'dotenv';
+import { configBucketName, siteHost, validateBuildId } from '@adt/configstore';
+import { usage } from '@adt/role-common';
+
+export interface Deployment {
+  /** The file it came from, for messages (or "defaults"). */
+  source: string;
+  provider: 'local';
+  /** https://<host>/ */
+  siteUrl: string;
+  host: string;
+  buildId: string;
+  mode: 'development';
+  webserver: 'nginx';
+  database: 'mariadb';
+  application: 'wordpress';
+  dnsProvider: 'powerdns';
+  webMode: 'open' | 'cloudflare';
+  region: string;
+  serverSize: string;
+  stateDir: string;
+  s3Port: number;
+  cloudId: string;
+  publicCidr: string;
+  privateCidr: string;
+  /** Seconds a server may take to report ready. */
+  readyTimeout: number;
+  configBucket: string;
+}
+
+/** Variables, their defaults, and what is allowed (also the source of the example file's help). */
+export const VARIABLES = {
+  PROVIDER: 'local',
+  SITE_URL: 'www.adt.test',
+  BUILD_ID: 'dev1',
+  MODE: 'development',
+  WEBSERVER: 'nginx',
+  DATABASE: 'mariadb',
+  APPLICATION: 'wordpress',
+  DNS_PROVIDER: 'powerdns',
+  WEB_FIREWALL: 'open',
+  REGION: 'local',
+  SERVER_SIZE: 'small',
+  STATE_DIR: '/var/lib/adt-local',
+  S3_PORT: '9700',
+  LOCAL_CLOUD_ID: 'adt',
+  LOCAL_PUBLIC_CIDR: '198.18.0.0/24',
+  LOCAL_PRIVATE_CIDR: '198.18.1.0/24',
+  READY_TIMEOUT: '300',
+} as const;
+type Name = keyof typeof VARIABLES;
+
+const CIDR24 = /^198\.(18|19)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
+
+export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Deployment {
+  let vars: Record<string, string> = {};
+  if (file) {
+    if (!existsSync(file)) throw usage(`--config: ${file} does not exist`);
+    vars = parseEnv(readFileSync(file));
+  }
+  const get = (k: Name) => (vars[k] ?? env[`ADT_${k}`] ?? VARIABLES[k]).trim();
+  const problems: string[] = [];
+  const oneOf = (name: Name, allowed: string[], later: Record<string, string> = {}) => {
+    const v = get(name);
+    if (allowed.includes(v)) return v;
+    problems.push(`${name}="${v}": ${later[v] ?? `one of ${allowed.map((a) => `"${a}"`).join(', ')}`}`);
+    return allowed[0];
+  };
+  const provider = oneOf('PROVIDER', ['local'], Object.fromEntries(['digitalocean', 'linode', 'vultr', 'exoscale'].map((p) => [p, '"local" only in this version (the cloud drivers are not built yet)'])));
+  let host = '';
+  try {
+    host = siteHost(get('SITE_URL'));
+    if (host.split('.').length < 2) throw new Error('one label');
+  } catch {
+    problems.push(`SITE_URL="${get('SITE_URL')}": a DNS host name with at least two labels, such as www.example.com`);
+  }
+  const buildId = get('BUILD_ID');
+  try {
+    validateBuildId(buildId);
+  } catch {
+    problems.push(`BUILD_ID="${buildId}": 1-24 lowercase letters and digits`);
+  }
+  oneOf('MODE', ['development'], { production: '"development" only in this version (production mode, with autoscalers, is not built yet)' });
+  oneOf('WEBSERVER', ['nginx'], { apache: '"nginx" only in this version (apache is not built yet)' });
+  oneOf('DATABASE', ['mariadb'], { postgres: '"mariadb" only in this version (Postgres is not built yet)' });
+  oneOf('APPLICATION', ['wordpress'], { baseline: '"wordpress" (a virgin install) only in this version', backup: '"wordpress" (a virgin install) only in this version' });
+  oneOf('DNS_PROVIDER', ['powerdns'], { cloudflare: '"powerdns" (the local DNS) only in this version' });
+  const webMode = oneOf('WEB_FIREWALL', ['open', 'cloudflare'], { auth: '"open" or "cloudflare" (the authentication server is not built yet)' });
+  for (const name of ['REGION', 'SERVER_SIZE'] as const) {
+    if (!/^[a-z0-9][a-z0-9-]{0,39}$/.test(get(name))) problems.push(`${name}="${get(name)}": 1-40 lowercase letters, digits and hyphens`);
+  }
+  const stateDir = get('STATE_DIR');
+  if (!/^\/(var|srv|opt|tmp|root|home)\/[A-Za-z0-9._/-]+$/.test(stateDir) || stateDir.includes('..')) {
+    problems.push(`STATE_DIR="${stateDir}": an absolute path under /var, /srv, /opt, /root, /home or /tmp (hidden from the servers)`);
+  }
+  const s3Port = Number(get('S3_PORT'));
+  if (!Number.isInteger(s3Port) || s3Port < 1024 || s3Port > 65535) problems.push(`S3_PORT="${get('S3_PORT')}": a port number from 1024 to 65535`);
+  const cloudId = get('LOCAL_CLOUD_ID');
+  if (!/^[a-z][a-z0-9]{0,4}$/.test(cloudId)) problems.push(`LOCAL_CLOUD_ID="${cloudId}": 1-5 lowercase letters and digits, starting with a letter`);
+  const publicCidr = get('LOCAL_PUBLIC_CIDR');
+  const privateCidr = get('LOCAL_PRIVATE_CIDR');
+  for (const [name, v] of [['LOCAL_PUBLIC_CIDR', publicCidr], ['LOCAL_PRIVATE_CIDR', privateCidr]] as const) {
+    if (!CIDR24.test(v)) problems.push(`${name}="${v}": a /24 inside 198.18.0.0/15, such as 198.18.0.0/24`);
+  }
+  if (publicCidr === privateCidr) problems.push(`LOCAL_PRIVATE_CIDR="${privateCidr}": must differ from LOCAL_PUBLIC_CIDR`);
+  const readyTimeout = Number(get('READY_TIMEOUT'));
+  if (!Number.isInteger(readyTimeout) || readyTimeout < 30 || readyTimeout > 3600) problems.push(`READY_TIMEOUT="${get('READY_TIMEOUT')}": whole seconds from 30 to 3600`);
+  for (const k of Object.keys(vars)) if (!(k in VARIABLES)) problems.push(`${k}: unknown variable (known: ${Object.keys(VARIABLES).join(', ')})`);
+  if (problems.length) throw usage(`${file ?? 'deployment settings'}: ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
+  return {
+    source: file ?? 'defaults',
+    provider: provider as 'local',
+    siteUrl: `https://${host}/`,
+    host,
+    buildId,
+    mode: 'development',
+    webserver: 'nginx',
+    database: 'mariadb',
+    application: 'wordpress',
+    dnsProvider: 'powerdns',
+    webMode: webMode as Deployment['webMode'],
+    region: get('REGION'),
+    serverSize: get('SERVER_SIZE'),
+    stateDir,
+    s3Port,
+    cloudId,
+    publicCidr,
+    privateCidr,
+    readyTimeout,
+    configBucket: configBucketName(host, buildId),
+  };
+}
+
+/**
+ * The DNS zone of the site: its host name without the first label (www.example.com -> example.com),
+ * or the name itself when it has only two labels (example.com).
+ */
+export function zoneOf(host: string): string {
+  const labels = host.split('.');
+  return labels.length > 2 ? labels.slice(1).join('.') : host;
+}

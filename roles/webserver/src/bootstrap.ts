@@ -1,0 +1,80 @@
+/**
+ * The webserver's bootstrap, run once by its user-data: register (so the database's firewall lets it
+ * in), wait for the database, install TLS and the application's config from the datastore, start
+ * php-fpm and nginx, and publish `ready` only after a local HTTPS request returns the application.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { execaRunner } from '@adt/core';
+import { keys } from '@adt/configstore';
+import * as mariadb from '@adt/database/engines/mariadb';
+import * as web from '@adt/webserver';
+import { openDatastore, runMain, steps, waitFor, whoAmI } from '@adt/role-common';
+
+function fetchHome(ip: string, host: string, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 10_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function main() {
+  const progress = steps('webserver');
+  const store = openDatastore();
+  const self = await whoAmI();
+  progress.step(`bootstrap started on ${self.name} (${self.publicIp}, ${self.privateIp})`);
+  await store.put(keys.webserverIps.key(self.privateIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
+  await store.put(keys.webserverPublicIps.key(self.publicIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
+  progress.step('registered');
+  const [site, tls, creds] = await Promise.all([store.get(keys.site), store.get(keys.siteTls), store.get(keys.dbCredentials)]);
+  const missing = [[keys.site, site], [keys.siteTls, tls], [keys.dbCredentials, creds]].filter(([, v]) => !v).map(([k]) => (k as { path: string }).path);
+  if (!site || !tls || !creds) throw new Error(`${missing.join(', ')} missing from the datastore: the build writes them before creating servers`);
+  const dbIp = await waitFor('the database server to publish its address', async () => (await store.listOf(keys.databaseIps))[0] ?? null, 180_000);
+  progress.step(`database at ${dbIp}`);
+  const runner = execaRunner({ timeoutMs: 60_000 });
+  // Within about one firewall period, the database lets this webserver in.
+  await waitFor(`the database (${dbIp}) to accept this webserver`, async () => (await mariadb.tryConnect(runner, { host: dbIp, port: creds.port, user: creds.user, password: creds.password, database: creds.name })) === null, 120_000, 1000);
+  progress.step('database reachable');
+
+  await mkdir('/etc/adt/tls', { recursive: true, mode: 0o700 });
+  await writeFile('/etc/adt/tls/fullchain.pem', tls.chain, { mode: 0o644 });
+  await writeFile('/etc/adt/tls/server.key', tls.key, { mode: 0o600 });
+  const host = new URL(site.siteUrl).hostname;
+  await web.writeWordPressConfig('/etc/wordpress', { siteUrl: site.siteUrl, db: { host: dbIp, port: creds.port, name: creds.name, user: creds.user, password: creds.password } });
+  const fpm: web.PhpFpmOptions = { confFile: '/etc/php/8.2/fpm/adt-fpm.conf', pidFile: '/run/php/adt-fpm.pid', logFile: '/var/log/adt/php-fpm.log', socket: '/run/php/adt-fpm.sock', runner };
+  await mkdir('/var/log/adt', { recursive: true });
+  await web.writePhpFpmConfig(fpm);
+  await web.startOrReloadPhpFpm(fpm);
+  const nginx: web.NginxOptions = { confFile: '/etc/nginx/adt.conf', pidFile: '/run/nginx-adt.pid', logDir: '/var/log/nginx', runner };
+  await web.writeNginxConfig(nginx, {
+    serverNames: [host],
+    https: [{ address: self.publicIp, port: 443 }, { address: self.privateIp, port: 443 }],
+    httpRedirect: [{ address: self.publicIp, port: 80 }],
+    webroot: '/usr/share/wordpress',
+    certChainFile: '/etc/adt/tls/fullchain.pem',
+    keyFile: '/etc/adt/tls/server.key',
+    phpSocket: fpm.socket,
+    fastcgiParams: { WORDPRESS_CONFIG: web.configName(site.siteUrl) },
+  });
+  await web.startOrReload(nginx);
+  progress.step('nginx and php-fpm running');
+  const status = await waitFor('the site to answer over HTTPS', async () => {
+    const s = await fetchHome(self.privateIp, host, tls.ca);
+    return s === 200 || s === 302 ? s : null;
+  }, 60_000);
+  progress.step(`the application answers (HTTP ${status})`);
+  mkdirSync('/var/log/adt', { recursive: true });
+  const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
+  spawn('/opt/adt/roles/webserver/security/SetupFirewall', ['--every', '10'], { detached: true, stdio: ['ignore', log, log] }).unref();
+  progress.step('firewall following the fleet');
+  await progress.ready(store, self);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) void runMain(main);
