@@ -217,7 +217,7 @@ async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[], follo
         continue;
       }
       const boot = await ctx.env.cloud.bootStatus(b.server.id);
-      const where = `its log: ${ctx.env.cloud.userDataLog(b.server.id)} (or roles/build/ExecuteOn ${b.role} -- cat /var/log/cloud-init-output.log)`;
+      const where = `its log: ${ctx.env.cloud.userDataLog(b.server.id)} (or roles/build/ExecuteOn${b.role[0]!.toUpperCase()}${b.role.slice(1)} -- cat /var/log/cloud-init-output.log)`;
       if (boot.exitCode !== null) {
         throw fail('SERVER_FAILED', `the ${b.role} server ${b.server.name} stopped before it was ready (exit code ${boot.exitCode}); last step it finished: "${b.lastStep}".\nLast lines of ${where}:\n${b.log.tail(15)}`);
       }
@@ -350,7 +350,7 @@ async function main(args: string[]): Promise<number> {
   say(`  Try it     ${summary.tryIt}`);
   say(`  Datastore  bucket ${d.configBucket} at ${env.s3Endpoint} (key ${env.keyFile})`);
   say(`  Steps      ${Object.entries(ctx.timings).map(([k, v]) => `${k} ${v} s`).join(', ')}`);
-  say(`  Next       roles/build/status.mjs, roles/build/ExecuteOn webserver -- <command>, npx zx roles/build/destroy.mjs`);
+  say('  Next       roles/build/status, roles/build/ExecuteOnWebserver -- <command>, roles/build/ConnectToDatabase, npx zx roles/build/destroy.mjs');
   return 0;
 }
 

@@ -170,6 +170,28 @@ test('no secret in any output, log or command line of the run', async (ctx) => {
   assert.ok(ctx.commandLines.size > 20, 'command lines were sampled');
 });
 
+const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 120_000 });
+
+test('status shows the servers ready and healthy; ExecuteOn<Role> runs a command on them', async ({ file, summary }) => {
+  const st = await helper('status', ['--config', file, '--json']);
+  assert.is(st.exitCode, 0, st.stderr);
+  const out = JSON.parse(st.stdout);
+  const web = summary.servers.find((s) => s.role === 'webserver')!;
+  assert.equal(out.dns.a, [web.publicIp]);
+  for (const s of out.servers) assert.ok(s.ready, `${s.name} ready`);
+  assert.match(out.servers.find((s: { role: string }) => s.role === 'webserver').health, /^HTTPS (200|302)$/);
+  assert.is(out.servers.find((s: { role: string }) => s.role === 'database').health, 'MariaDB answers');
+  const ex = await helper('ExecuteOnDatabase', ['--config', file, '--', 'hostname']);
+  assert.is(ex.exitCode, 0, ex.stderr);
+  const db = summary.servers.find((s) => s.role === 'database')!;
+  assert.is(ex.stdout.trim(), `${db.name}: ${db.name}`);
+  const none = await helper('ExecuteOnAuth', ['--config', file, '--', 'true']);
+  assert.is(none.exitCode, 2);
+  assert.match(none.stderr, /no auth server in build t1/);
+  const failing = await helper('ExecuteOnWebserver', ['--config', file, '--', 'sh', '-c', 'exit 3']);
+  assert.is(failing.exitCode, 3);
+});
+
 test('re-running deploy converges: the same servers, nothing duplicated', async (ctx) => {
   const r = await run('deploy.mjs', ['--config', ctx.file, '--json']);
   assert.is(r.exitCode, 0, r.stderr);

@@ -2,8 +2,13 @@
  * What a server's bootstrap needs to know about itself and to tell the fleet: its addresses and
  * name, step-by-step progress with times (the readiness pipeline), and bounded waits.
  */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { execaRunner, sleep } from '@adt/core';
+import { join } from 'node:path';
+import { execaRunner, retry, sleep } from '@adt/core';
+import { cronLine } from '@adt/firewall';
 import { keys, type ConfigStore, type Readiness } from '@adt/configstore';
 
 /** The IPv4 address of an interface (`eth0` public, `eth1` private in the local cloud). */
@@ -50,4 +55,39 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | fals
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await sleep(intervalMs);
   }
+}
+
+/** A command (looked up on PATH) or a file a role needs, and the Debian package that provides it. */
+export type Needed = { command: string; pkg: string } | { file: string; pkg: string };
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(join(d, command)));
+}
+
+/**
+ * Installs the Debian packages whose commands are missing (a fresh cloud server); on the local
+ * cloud they are there already (the build machine's /usr). Returns the packages installed.
+ */
+export async function ensurePackages(needed: Needed[]): Promise<string[]> {
+  const missing = [...new Set(needed.filter((n) => ('command' in n ? !onPath(n.command) : !existsSync(n.file))).map((n) => n.pkg))];
+  if (!missing.length) return [];
+  const run = execaRunner({ timeoutMs: 900_000 });
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  await retry(() => run.run(['apt-get', 'update'], { env }), { attempts: 3, baseMs: 5000, maxMs: 20_000 });
+  await retry(() => run.run(['apt-get', 'install', '-y', '--no-install-recommends', ...missing], { env }), { attempts: 3, baseMs: 5000, maxMs: 20_000 });
+  return missing;
+}
+
+/**
+ * The role's periodic jobs: an /etc/cron.d file (where cron runs, it also restarts the work if the
+ * loop below died), and the firewall loop started now (the local cloud's servers run no cron daemon).
+ */
+export async function startPeriodicJobs(role: string, codeDir = '/opt/adt'): Promise<void> {
+  const command = `${codeDir}/roles/${role}/security/SetupFirewall`;
+  await mkdir('/etc/cron.d', { recursive: true });
+  await writeFile(`/etc/cron.d/adt-${role}`, `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command)}\n`, { mode: 0o644 });
+  await mkdir('/var/log/adt', { recursive: true });
+  const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
+  spawn(command, ['--every', '10'], { detached: true, stdio: ['ignore', log, log] }).unref();
+  closeSync(log);
 }

@@ -3,12 +3,10 @@
  * application's database and user (allowed from the private network only, credentials from the
  * datastore), its host firewall following the fleet, then its IP and readiness published.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
 import { execaRunner } from '@adt/core';
 import { keys, type DbCredentials } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
-import { openDatastore, runMain, steps, whoAmI } from '@adt/role-common';
+import { ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, whoAmI } from '@adt/role-common';
 
 export const DB_OPTIONS = {
   // Not /var/lib/mysql: a data directory of its own, created by this bootstrap (never a copy of another's).
@@ -23,6 +21,8 @@ async function main() {
   const store = openDatastore();
   const self = await whoAmI();
   progress.step(`bootstrap started on ${self.name} (${self.privateIp})`);
+  const installed = await ensurePackages([{ command: 'mariadbd', pkg: 'mariadb-server' }, { command: 'mariadb', pkg: 'mariadb-client' }, { command: 'iptables-restore', pkg: 'iptables' }]);
+  progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
   const creds = await store.get<DbCredentials>(keys.dbCredentials);
   if (!creds) throw new Error(`${keys.dbCredentials.path} is not in the datastore: the build writes it before creating servers`);
   const o: mariadb.MariaDbOptions = { ...DB_OPTIONS, bindAddress: self.privateIp, port: creds.port, runner: execaRunner({ timeoutMs: 120_000 }) };
@@ -33,9 +33,7 @@ async function main() {
   await mariadb.provision(o, { database: creds.name, user: creds.user, password: creds.password, allowFrom: [vpc] });
   progress.step(`database ${creds.name} and user ${creds.user} (from ${vpc}) provisioned`);
   // The host firewall follows the fleet from now on (webservers register as they come).
-  mkdirSync('/var/log/adt', { recursive: true });
-  const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
-  spawn('/opt/adt/roles/database/security/SetupFirewall', ['--every', '10'], { detached: true, stdio: ['ignore', log, log] }).unref();
+  await startPeriodicJobs('database');
   progress.step('firewall following the fleet');
   await store.put(keys.databaseIps.key(self.privateIp), { name: self.name, role: 'database', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
   await progress.ready(store, self);

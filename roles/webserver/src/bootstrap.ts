@@ -3,15 +3,13 @@
  * in), wait for the database, install TLS and the application's config from the datastore, start
  * php-fpm and nginx, and publish `ready` only after a local HTTPS request returns the application.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { execaRunner } from '@adt/core';
 import { keys } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
-import { openDatastore, runMain, steps, waitFor, whoAmI } from '@adt/role-common';
+import { ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
 
 function fetchHome(ip: string, host: string, ca: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -30,6 +28,15 @@ async function main() {
   const store = openDatastore();
   const self = await whoAmI();
   progress.step(`bootstrap started on ${self.name} (${self.publicIp}, ${self.privateIp})`);
+  const installed = await ensurePackages([
+    { command: 'nginx', pkg: 'nginx' },
+    { command: 'php-fpm8.2', pkg: 'php8.2-fpm' },
+    { command: 'mariadb', pkg: 'mariadb-client' },
+    { command: 'iptables-restore', pkg: 'iptables' },
+    { file: '/etc/php/8.2/mods-available/mysqli.ini', pkg: 'php8.2-mysql' },
+    { file: '/usr/share/wordpress/wp-settings.php', pkg: 'wordpress' },
+  ]);
+  progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
   await store.put(keys.webserverIps.key(self.privateIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
   await store.put(keys.webserverPublicIps.key(self.publicIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
   progress.step('registered');
@@ -70,9 +77,7 @@ async function main() {
     return s === 200 || s === 302 ? s : null;
   }, 60_000);
   progress.step(`the application answers (HTTP ${status})`);
-  mkdirSync('/var/log/adt', { recursive: true });
-  const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
-  spawn('/opt/adt/roles/webserver/security/SetupFirewall', ['--every', '10'], { detached: true, stdio: ['ignore', log, log] }).unref();
+  await startPeriodicJobs('webserver');
   progress.step('firewall following the fleet');
   await progress.ready(store, self);
 }

@@ -1,0 +1,138 @@
+/**
+ * The operator's helpers, thin over the packages (the original's `ConnectTo<Role>VPS.sh`,
+ * `ExecuteOn<Role>.sh` and status scripts):
+ *
+ *   roles/build/status [--config FILE] [--json]             servers, roles, IPs, readiness, health, age
+ *   roles/build/ExecuteOn<Role> [--config FILE] -- CMD...   run a command on every server of a role
+ *   roles/build/ConnectTo<Role> [--config FILE]             an interactive shell on a server of a role
+ *
+ * On the local provider "ssh" is entering the server's namespaces; the cloud drivers will use SSH.
+ */
+import { spawn } from 'node:child_process';
+import { request } from 'node:https';
+import { AdtError } from '@adt/core';
+import { keys } from '@adt/configstore';
+import type { Role, Server } from '@adt/providers';
+import { usage } from '@adt/role-common';
+import { parseCommandLine } from './cli.ts';
+import { readDeployment } from './settings.ts';
+import { localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
+import { attachS3Daemon } from './s3-daemon.ts';
+
+const ROLES = ['webserver', 'database', 'autoscaler', 'auth'] as const;
+
+function requireRoot() {
+  if (process.getuid?.() !== 0) throw new AdtError('NOT_ROOT', 'the local provider needs root: run as root', { pkg: 'build', exitCode: 2 });
+}
+
+function roleArg(role: string | undefined, command: string): Role {
+  if (!role || !(ROLES as readonly string[]).includes(role)) throw usage(`${command}: the role must be one of ${ROLES.join(', ')} (e.g. ${command}Webserver), not "${role ?? ''}"`);
+  return role as Role;
+}
+
+async function serversOf(env: LocalEnv, role: Role, name: string | undefined, command: string): Promise<Server[]> {
+  const all = await env.cloud.list({ buildId: env.d.buildId, role });
+  const chosen = name ? all.filter((s) => s.name === name) : all;
+  if (!chosen.length) {
+    throw new AdtError('NO_SERVER', `${command}: no ${role} server${name ? ` named ${name}` : ''} in build ${env.d.buildId} (have: ${all.map((s) => s.name).join(', ') || 'none'}); roles/build/status lists them`, { pkg: 'build', exitCode: 2 });
+  }
+  return chosen;
+}
+
+const HELP_EXEC = `usage: roles/build/ExecuteOn<Role> [--config FILE] [--name SERVER] -- COMMAND [ARG...]
+
+Runs COMMAND on every server of the role in the build (or the one named), one after another, its
+output prefixed by the server's name. Exits with the first non-zero exit code, else 0.`;
+
+export async function executeOn(role: string | undefined, args: string[]): Promise<number> {
+  const r = roleArg(role, 'ExecuteOn');
+  const { values, positionals } = parseCommandLine(args, { config: { type: 'string' }, name: { type: 'string' }, help: { type: 'boolean' } }, HELP_EXEC, true);
+  if (values.help) return process.stdout.write(`${HELP_EXEC}\n`), 0;
+  if (!positionals.length) throw usage(`ExecuteOn: give the command after --\n\n${HELP_EXEC}`);
+  requireRoot();
+  const env = localEnv(readDeployment(values.config));
+  let worst = 0;
+  for (const s of await serversOf(env, r, values.name, 'ExecuteOn')) {
+    const res = await env.cloud.exec(s.id, positionals, { nothrow: true, timeoutMs: 600_000 });
+    const prefix = (text: string) => text.split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).map((l) => `${s.name}: ${l}\n`).join('');
+    process.stdout.write(prefix(res.stdout));
+    process.stderr.write(prefix(res.stderr));
+    if (res.exitCode !== 0 && worst === 0) worst = res.exitCode ?? 1;
+  }
+  return worst;
+}
+
+const HELP_CONNECT = `usage: roles/build/ConnectTo<Role> [--config FILE] [--name SERVER]
+
+Opens an interactive shell (bash -l) on the first server of the role in the build (or the one named).`;
+
+export async function connectTo(role: string | undefined, args: string[]): Promise<number> {
+  const r = roleArg(role, 'ConnectTo');
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, name: { type: 'string' }, help: { type: 'boolean' } }, HELP_CONNECT);
+  if (values.help) return process.stdout.write(`${HELP_CONNECT}\n`), 0;
+  requireRoot();
+  const env = localEnv(readDeployment(values.config));
+  const [s] = await serversOf(env, r, values.name, 'ConnectTo');
+  process.stderr.write(`connecting to ${s!.name} (${r}, ${s!.publicIp} / ${s!.privateIp}); exit the shell to come back\n`);
+  const argv = await env.cloud.execArgv(s!.id, ['bash', '-l']);
+  const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+}
+
+function httpsProbe(ip: string, host: string, ca: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 5000 }, (res) => {
+      res.resume();
+      resolve(`HTTPS ${res.statusCode}`);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
+    req.on('error', (e) => resolve(`HTTPS failed: ${e.message}`));
+    req.end();
+  });
+}
+
+const HELP_STATUS = `usage: roles/build/status [--config FILE] [--json]
+
+The build's servers with role, addresses, state, age, readiness (from the datastore) and health
+(webservers: HTTPS as a visitor sees it; database: the server answers a ping), and its DNS records.`;
+
+export async function status(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_STATUS);
+  if (values.help) return process.stdout.write(`${HELP_STATUS}\n`), 0;
+  requireRoot();
+  const d = readDeployment(values.config);
+  const env = localEnv(d);
+  const servers = await env.cloud.list({ buildId: d.buildId });
+  const s3 = await attachS3Daemon(env.s3Dir, env.s3Endpoint);
+  const store = s3 ? openStore(env) : null;
+  const tls = store ? await store.get(keys.siteTls).catch(() => null) : null;
+  const rows = [];
+  for (const s of servers) {
+    const ready = store ? await store.get(keys.ready(s.role, s.name)).catch(() => null) : null;
+    let health = 'unknown';
+    if (s.role === 'webserver' && tls && s.publicIp) health = await httpsProbe(s.publicIp, d.host, tls.ca);
+    if (s.role === 'database') {
+      const ping = await env.cloud.exec(s.id, ['mariadb-admin', '--defaults-file=/etc/mysql/adt.cnf', '--connect-timeout=3', 'ping'], { nothrow: true, timeoutMs: 15_000 });
+      health = ping.exitCode === 0 ? 'MariaDB answers' : `MariaDB does not answer (${(ping.stderr || ping.stdout).trim().split('\n').pop()})`;
+    }
+    const ageSeconds = Math.round((Date.now() - Date.parse(s.createdAt ?? '')) / 1000);
+    rows.push({ role: s.role, name: s.name, state: s.state, publicIp: s.publicIp, privateIp: s.privateIp, ageSeconds, ready: ready ? ready.at : null, health });
+  }
+  const dns = await openDns(env);
+  const records = dns ? (await dns.listA(d.host)).map((r) => r.content) : null;
+  await dns?.dispose?.();
+  await store?.driver.dispose?.();
+  const out = { buildId: d.buildId, url: d.siteUrl, datastore: s3 ? `${env.s3Endpoint}/${d.configBucket}` : 'embedded S3 not running', dns: { name: d.host, a: records }, servers: rows };
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return 0;
+  }
+  const age = (n: number) => (n < 120 ? `${n} s` : n < 7200 ? `${Math.round(n / 60)} min` : `${Math.round(n / 3600)} h`);
+  process.stdout.write(`Build ${d.buildId}: ${d.siteUrl}  (datastore ${out.datastore})\n`);
+  process.stdout.write(`  DNS ${d.host} A ${records ? records.join(', ') || 'none' : '(PowerDNS not running)'}\n`);
+  if (!rows.length) process.stdout.write('  no servers\n');
+  for (const r of rows) {
+    process.stdout.write(`  ${r.role.padEnd(10)} ${r.name.padEnd(18)} ${r.state.padEnd(8)} public ${r.publicIp ?? '-'}  private ${r.privateIp ?? '-'}  age ${age(r.ageSeconds)}  ${r.ready ? 'ready' : 'not ready'}  ${r.health}\n`);
+  }
+  return 0;
+}
