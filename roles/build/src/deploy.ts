@@ -66,7 +66,7 @@ export function plan(d: Deployment) {
   };
 }
 
-interface Ctx {
+export interface Ctx {
   d: Deployment;
   env: LocalEnv;
   say: (line: string) => void;
@@ -141,7 +141,7 @@ function nativeFollower(ctx: Ctx, store: ConfigStore) {
   };
 }
 
-interface Booting {
+export interface Booting {
   role: FleetRole;
   server: Server;
   log: LogFollower;
@@ -201,16 +201,16 @@ async function ensureServers(ctx: Ctx, store: ConfigStore, fresh: boolean): Prom
 }
 
 /** Waits for every server's `ready` in the datastore, showing their progress; bounded per server. */
-async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[], followFirewall: () => Promise<void>): Promise<void> {
+export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[], followFirewall: () => Promise<void>): Promise<void> {
   const pending = new Set(servers);
   for (;;) {
     await followFirewall();
     for (const b of [...pending]) {
       for (const line of b.log.lines()) {
         // "<time> [role] step (12.3s)" -> "step (12.3s)"
-        const step = line.replace(/^\S+ \[[a-z]+\] /, '');
-        b.lastStep = step;
-        ctx.say(`      ${b.role}: ${step}`);
+        const m = /^\S+ \[[a-z]+\] (.*)$/.exec(line);
+        if (m) b.lastStep = m[1]!;
+        ctx.say(`      ${b.role}: ${m ? m[1] : line}`);
       }
       if (await store.exists(keys.ready(b.role, b.server.name))) {
         pending.delete(b);

@@ -57,10 +57,10 @@ export async function main(args: string[]): Promise<number> {
     await dns.dispose?.();
   }
   say(`  DNS records removed: ${removedRecords.length ? removedRecords.join(', ') : 'none'}`);
-  for (const s of servers) {
+  await Promise.all(servers.map(async (s) => {
     await env.cloud.destroy(s.id);
     say(`  server ${s.name} (${s.role}) destroyed`);
-  }
+  }));
   if (!servers.length) say('  no servers of this build');
   for (const role of FLEET_ROLES) await env.cloud.firewall.remove(d.buildId, role as Role);
 
@@ -87,9 +87,8 @@ export async function main(args: string[]): Promise<number> {
   let cloud = `kept (servers of ${[...new Set(remaining.map((s) => s.buildId))].join(', ')} remain)`;
   if (!remaining.length) {
     const pdns = await attachPowerDns(env.dnsDir);
-    await pdns?.stop();
+    await Promise.all([pdns?.stop(), s3 && stopProcess(s3.pid, { timeoutMs: 5000 })]);
     await rm(env.dnsDir, { recursive: true, force: true });
-    if (s3) await stopProcess(s3.pid, { timeoutMs: 5000 });
     // Buckets kept by --keep-bucket (this build's or others') stay on disk for the next start.
     if (!values['keep-bucket'] && !others.length) await rm(env.s3Dir, { recursive: true, force: true });
     await env.cloud.teardown();

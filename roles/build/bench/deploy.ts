@@ -1,0 +1,65 @@
+/**
+ * Cold development-mode deploy on the local provider: wall time from nothing (no cloud network, no
+ * S3 server, no DNS server, empty state) to the site answering, split by step; 3 rounds, each
+ * followed by destroy (also timed). Its own cloud `tbd` on 198.19.34.0/24 + 198.19.35.0/24 and its
+ * own state directory, removed at the end.
+ *
+ * Run: npm run bench -w @adt/role-build   (or: npx tsx roles/build/bench/deploy.ts [--json])
+ */
+import { cpus } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { freePort } from '@adt/core';
+
+const root = resolve(import.meta.dirname, '../../..');
+const zx = join(root, 'node_modules/.bin/zx');
+const dir = await mkdtemp(join(tmpdir(), 'adt-bench-deploy-'));
+const file = join(dir, 'bench.env');
+await writeFile(file, [
+  'SITE_URL=www.tbd.test',
+  'BUILD_ID=bench',
+  `STATE_DIR=${join(dir, 'state')}`,
+  `S3_PORT=${await freePort()}`,
+  'LOCAL_CLOUD_ID=tbd',
+  'LOCAL_PUBLIC_CIDR=198.19.34.0/24',
+  'LOCAL_PRIVATE_CIDR=198.19.35.0/24',
+  '',
+].join('\n'));
+const run = (script: string) => execa(zx, [join(root, 'roles/build', script), '--config', file, '--json'], { cwd: root, timeout: 600_000 });
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Round { total: number; steps: Record<string, number>; destroy: number }
+const rounds: Round[] = [];
+try {
+  await run('destroy.mjs');
+  for (let i = 0; i < 3; i++) {
+    const t0 = Date.now();
+    const out = JSON.parse((await run('deploy.mjs')).stdout) as { steps: Record<string, number> };
+    const total = (Date.now() - t0) / 1000;
+    const t1 = Date.now();
+    await run('destroy.mjs');
+    rounds.push({ total, steps: out.steps, destroy: (Date.now() - t1) / 1000 });
+  }
+} finally {
+  await execa(zx, [join(root, 'roles/build/destroy.mjs'), '--config', file], { cwd: root, reject: false });
+  await rm(dir, { recursive: true, force: true });
+}
+
+const steps = Object.keys(rounds[0]!.steps);
+const result = {
+  machine: `${cpus().length} x ${cpus()[0]?.model.trim()}`,
+  coldDeploySeconds: median(rounds.map((r) => r.total)),
+  steps: Object.fromEntries(steps.map((s) => [s, median(rounds.map((r) => r.steps[s] ?? 0))])),
+  destroySeconds: median(rounds.map((r) => r.destroy)),
+  rounds,
+};
+if (process.argv.includes('--json')) console.log(JSON.stringify(result, null, 2));
+else {
+  console.log(`Cold development-mode deploy, local provider, median of 3 rounds; ${result.machine}\n`);
+  console.log('| step | seconds |\n|---|---:|');
+  for (const [s, v] of Object.entries(result.steps)) console.log(`| ${s} | ${v.toFixed(1)} |`);
+  console.log(`| **whole deploy, as the user waits (process start to summary)** | **${result.coldDeploySeconds.toFixed(1)}** |`);
+  console.log(`| destroy (everything, cloud torn down) | ${result.destroySeconds.toFixed(1)} |`);
+}

@@ -1,0 +1,66 @@
+/** The deployment file's rules and the user-data, as data. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join, resolve } from 'node:path';
+import { isAdtError } from '@adt/core';
+import { readDeployment, zoneOf, VARIABLES } from '../src/settings.ts';
+import { datastoreEnv, userData, type UserDataSettings } from '../src/user-data.ts';
+
+const test = suite('deployment settings and user-data');
+const example = join(resolve(import.meta.dirname, '..'), 'deployment.example.env');
+
+test('the example file says exactly the defaults', () => {
+  assert.equal(readDeployment(example, {}), { ...readDeployment(undefined, {}), source: example });
+  const d = readDeployment(undefined, {});
+  assert.is(d.siteUrl, 'https://www.adt.test/');
+  assert.is(d.configBucket, 'www-adt-test-config-dev1');
+  assert.is(Object.keys(VARIABLES).length, 17);
+});
+
+test('the environment sets variables (ADT_<NAME>); a file wins over it', () => {
+  const d = readDeployment(undefined, { ADT_SITE_URL: 'shop.example.org', ADT_BUILD_ID: 'b2' });
+  assert.is(d.host, 'shop.example.org');
+  assert.is(d.configBucket, 'shop-example-org-config-b2');
+  assert.is(readDeployment(example, { ADT_BUILD_ID: 'b2' }).buildId, 'dev1');
+});
+
+test('not-yet-built choices are refused with what is possible', () => {
+  try {
+    readDeployment(undefined, { ADT_MODE: 'production', ADT_WEBSERVER: 'apache', ADT_PROVIDER: 'linode', ADT_READY_TIMEOUT: '5', ADT_LOCAL_PRIVATE_CIDR: '198.18.0.0/24' });
+    assert.unreachable();
+  } catch (e) {
+    assert.ok(isAdtError(e));
+    assert.is((e as { exitCode: number }).exitCode, 2);
+    const m = (e as Error).message;
+    for (const s of ['MODE="production": "development" only', 'WEBSERVER="apache"', 'PROVIDER="linode"', 'READY_TIMEOUT="5"', 'LOCAL_PRIVATE_CIDR="198.18.0.0/24": must differ']) assert.ok(m.includes(s), `${s} in ${m}`);
+  }
+});
+
+test('the zone of a site', () => {
+  assert.is(zoneOf('www.adt.test'), 'adt.test');
+  assert.is(zoneOf('shop.eu.example.com'), 'eu.example.com');
+  assert.is(zoneOf('example.com'), 'example.com');
+});
+
+const settings: UserDataSettings = {
+  role: 'database', s3Endpoint: 'http://198.18.1.1:9700', s3AccessKeyId: 'S3RVER', s3SecretAccessKey: 'S3RVER', configBucket: 'www-adt-test-config-dev1',
+  datastoreKey: 'ab'.repeat(32), webMode: 'open', dbPort: 3306, codeDir: '/opt/adt',
+};
+
+test('user-data writes the settings and key with umask 077 through quoted here-documents, then runs the bootstrap', () => {
+  const u = userData(settings);
+  assert.ok(u.startsWith('#!/bin/sh\n'));
+  assert.ok(u.indexOf('umask 077') < u.indexOf('cat > /etc/adt/datastore.env'));
+  assert.match(u, /cat > \/etc\/adt\/datastore\.key <<'ADT_END'\nabab/);
+  assert.match(u, /exec \/opt\/adt\/roles\/database\/bootstrap\n$/);
+  // The key is only in a here-document body, never in a command's arguments.
+  for (const line of u.split('\n').filter((l) => l.includes('abab'))) assert.is(line, 'ab'.repeat(32));
+  assert.match(datastoreEnv(settings), /^ADT_S3_ENDPOINT=http:\/\/198\.18\.1\.1:9700\n/);
+});
+
+test('values that could break out of the settings file are refused', () => {
+  assert.throws(() => datastoreEnv({ ...settings, configBucket: 'x\nADT_END\nrm -rf /' }), /ADT_CONFIG_BUCKET/);
+  assert.throws(() => userData({ ...settings, datastoreKey: 'not hex' }), /64 hex digits/);
+});
+
+test.run();
