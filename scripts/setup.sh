@@ -18,7 +18,8 @@ packages=(
   bind9-dnsutils    # dig, for DNS tests
   curl ca-certificates openssl
   mariadb-server mariadb-client   # the database role (MariaDB), and real-database tests
-  nginx php8.2-fpm php8.2-mysql   # the webserver role
+  nginx php8.2-fpm php8.2-mysql   # the webserver role (nginx)
+  apache2           # the webserver role (apache), PHP through php-fpm (mod_proxy_fcgi)
   wordpress wordpress-theme-twentytwentythree   # the local "virgin" application, with its default theme
 )
 

@@ -84,6 +84,8 @@ export interface SiteSettings {
   siteUrl: string;
   /** The application installed on webservers (e.g. `wordpress`). */
   application: string;
+  /** The web server software on webservers. */
+  webserver: 'nginx' | 'apache';
   /** The web firewall mode the deployment chose. */
   webMode: 'open' | 'cloudflare' | 'auth';
 }

@@ -6,3 +6,5 @@ export { phpFpmConfig, writePhpFpmConfig, startOrReloadPhpFpm, stopPhpFpm } from
 export type { PhpFpmOptions } from './phpfpm.ts';
 export { wordpressConfigPhp, writeWordPressConfig, configName, generateSalts, phpString, SALT_NAMES } from './wordpress.ts';
 export type { WordPressConfig } from './wordpress.ts';
+export { apacheConfig, writeApacheConfig, startOrReloadApache, stopApache } from './apache.ts';
+export type { ApacheOptions } from './apache.ts';

@@ -1,6 +1,6 @@
 /**
- * The web tier for real, on loopback: MariaDB (from @adt/database), php-fpm and nginx with configs
- * of their own in a temporary directory, a certificate from a fresh local CA, and Debian's WordPress.
+ * The web tier for real, on loopback, once with nginx and once with apache: MariaDB (from
+ * @adt/database), php-fpm and the web server with configs of their own in a temporary directory, a certificate from a fresh local CA, and Debian's WordPress.
  * The only file outside the temporary directory is WordPress's per-site config in /etc/wordpress
  * (where Debian's package looks), under a unique name, removed afterwards.
  */
@@ -17,11 +17,12 @@ import * as web from '../src/index.ts';
 
 interface Res { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
+/** An HTTPS request to the site on a loopback port; the Host header is the bare name, as browsers send it to 443. */
 function fetchTls(port: number, host: string, path: string, options: { ca?: string; method?: string; form?: Record<string, string> } = {}): Promise<Res> {
   const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', servername: host, ca: options.ca, headers: { host: `${host}:${port}`, ...(body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {}) }, timeout: 30_000 },
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', servername: host, ca: options.ca, headers: { host, ...(body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {}) }, timeout: 30_000 },
       (res) => {
         let data = '';
         res.setEncoding('utf8');
@@ -35,6 +36,16 @@ function fetchTls(port: number, host: string, path: string, options: { ca?: stri
   });
 }
 
+/** One web server's lifecycle, so that both run the same tests. */
+interface Tier {
+  write(site: web.SiteOptions): Promise<void>;
+  start(): Promise<number>;
+  stop(): Promise<void>;
+  pidFile: string;
+  logs: string[];
+  serverHeader: string;
+}
+
 interface Ctx {
   dir: string;
   site: string;
@@ -42,12 +53,24 @@ interface Ctx {
   ca: string;
   db: maria.MariaDbOptions;
   nginx: web.NginxOptions;
+  tier: Tier;
   fpm: web.PhpFpmOptions;
   wpConfig?: string;
   dbPassword: string;
 }
-const test = suite<Ctx>('web tier on loopback (nginx + php-fpm + WordPress + MariaDB)');
 const runner = execaRunner({ timeoutMs: 120_000 });
+
+function tierOf(kind: 'nginx' | 'apache', dir: string): Tier {
+  if (kind === 'nginx') {
+    const o: web.NginxOptions = { confFile: join(dir, 'etc/nginx.conf'), pidFile: join(dir, 'run/nginx.pid'), logDir: join(dir, 'log/nginx'), runner };
+    return { write: (s) => web.writeNginxConfig(o, s), start: () => web.startOrReload(o), stop: () => web.stopNginx(o), pidFile: o.pidFile, logs: [join(o.logDir, 'adt-error.log'), join(o.logDir, 'adt-access.log')], serverHeader: 'nginx' };
+  }
+  const o: web.ApacheOptions = { confFile: join(dir, 'etc/apache.conf'), pidFile: join(dir, 'run/apache.pid'), logDir: join(dir, 'log/apache'), runDir: join(dir, 'run/apache'), runner };
+  return { write: (s) => web.writeApacheConfig(o, s), start: () => web.startOrReloadApache(o), stop: () => web.stopApache(o), pidFile: o.pidFile, logs: [join(o.logDir, 'adt-error.log'), join(o.logDir, 'adt-access.log')], serverHeader: 'Apache' };
+}
+
+for (const kind of ['nginx', 'apache'] as const) {
+const test = suite<Ctx>(`web tier on loopback (${kind} + php-fpm + WordPress + MariaDB)`);
 
 test.before(async (ctx) => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-web-'));
@@ -58,17 +81,29 @@ test.before(async (ctx) => {
   ctx.db = { dataDir: join(ctx.dir, 'mysql'), runDir: join(ctx.dir, 'run/mysqld'), configFile: join(ctx.dir, 'etc/my.cnf'), logFile: join(ctx.dir, 'log/mysql.log'), bindAddress: '127.0.0.1', port: await freePort(), runner };
   ctx.fpm = { confFile: join(ctx.dir, 'etc/fpm.conf'), pidFile: join(ctx.dir, 'run/fpm.pid'), logFile: join(ctx.dir, 'log/fpm.log'), socket: join(ctx.dir, 'run/php/fpm.sock'), runner };
   ctx.nginx = { confFile: join(ctx.dir, 'etc/nginx.conf'), pidFile: join(ctx.dir, 'run/nginx.pid'), logDir: join(ctx.dir, 'log/nginx'), runner };
+  ctx.tier = tierOf(kind, ctx.dir);
 });
 
 test.after(async (ctx) => {
-  await web.stopNginx(ctx.nginx).catch(() => {});
+  await ctx.tier?.stop().catch(() => {});
   await web.stopPhpFpm(ctx.fpm).catch(() => {});
   await maria.stop(ctx.db).catch(() => {});
   if (ctx.wpConfig) await rm(ctx.wpConfig, { force: true });
   await rm(ctx.dir, { recursive: true, force: true });
 });
 
-test('the builders produce the hardened configuration, as data', ({ site, nginx, fpm }) => {
+if (kind === 'apache') test('the apache builder produces the same hardened site, as data', ({ site, dir }) => {
+  const o = { confFile: '/c.conf', pidFile: '/p', logDir: '/l', runDir: '/r' };
+  const conf = web.apacheConfig(o, { serverNames: [site, 'alias.adt.test'], https: [{ address: '198.18.0.10', port: 443 }], httpRedirect: [{ address: '198.18.0.10', port: 80 }], webroot: '/usr/share/wordpress', certChainFile: '/c', keyFile: '/k', phpSocket: '/s.sock', fastcgiParams: { WORDPRESS_CONFIG: 'x' } });
+  for (const line of ['Listen 198.18.0.10:443 https', 'ServerTokens Prod', 'SSLProtocol -all +TLSv1.2 +TLSv1.3', 'SetEnv WORDPRESS_CONFIG x', 'ServerAlias alias.adt.test', 'RewriteRule ^ https://%{HTTP_HOST}%{REQUEST_URI} [R=301,L]', 'SetHandler "proxy:unix:/s.sock|fcgi://localhost"']) {
+    assert.ok(conf.includes(line), line);
+  }
+  assert.throws(() => web.apacheConfig(o, { serverNames: [site], https: [{ address: '127.0.0.1', port: 1 }], webroot: '/x y', certChainFile: '/c', keyFile: '/k', phpSocket: '/s' }), /webroot/);
+  assert.throws(() => web.apacheConfig(o, { serverNames: [site], https: [{ address: '127.0.0.1', port: 1 }], webroot: '/', certChainFile: '/c', keyFile: '/k', phpSocket: '/s', fastcgiParams: { X: 'a\nb' } }), /fastcgi parameter/);
+  void dir;
+});
+
+if (kind === 'nginx') test('the builders produce the hardened configuration, as data', ({ site, nginx, fpm }) => {
   const conf = web.nginxConfig(nginx, { serverNames: [site], https: [{ address: '198.18.0.10', port: 443 }], httpRedirect: [{ address: '198.18.0.10', port: 80 }], webroot: '/usr/share/wordpress', certChainFile: '/c', keyFile: '/k', phpSocket: '/s.sock', fastcgiParams: { WORDPRESS_CONFIG: 'x' } });
   for (const line of ['listen 198.18.0.10:443 ssl http2;', 'server_tokens off;', 'ssl_protocols TLSv1.2 TLSv1.3;', 'fastcgi_param WORDPRESS_CONFIG x;', 'return 301 https://$host$request_uri;', 'location ~ /\\.(?!well-known/) { deny all; }']) {
     assert.ok(conf.includes(line), line);
@@ -92,7 +127,7 @@ test('a local CA issues a certificate that a client trusting the CA accepts for 
   assert.is(await readFile(again.certFile, 'utf8'), ctx.ca, 'an existing CA is kept');
 });
 
-test('MariaDB, php-fpm and nginx start, and the site answers over HTTPS', async (ctx) => {
+test(`MariaDB, php-fpm and ${kind} start, and the site answers over HTTPS`, async (ctx) => {
   await maria.initialise(ctx.db);
   await maria.start(ctx.db);
   await maria.provision(ctx.db, { database: 'wordpress', user: 'wp_app', password: ctx.dbPassword, allowFrom: ['127.0.0.1'] });
@@ -101,7 +136,7 @@ test('MariaDB, php-fpm and nginx start, and the site answers over HTTPS', async 
   assert.is(st.mode & 0o777, 0o600);
   await web.writePhpFpmConfig(ctx.fpm);
   await web.startOrReloadPhpFpm(ctx.fpm);
-  await web.writeNginxConfig(ctx.nginx, {
+  await ctx.tier.write({
     serverNames: [ctx.site],
     https: [{ address: '127.0.0.1', port: ctx.port }],
     webroot: '/usr/share/wordpress',
@@ -110,11 +145,11 @@ test('MariaDB, php-fpm and nginx start, and the site answers over HTTPS', async 
     phpSocket: ctx.fpm.socket,
     fastcgiParams: { WORDPRESS_CONFIG: web.configName(`https://${ctx.site}`) },
   });
-  await web.startOrReload(ctx.nginx);
+  await ctx.tier.start();
   const home = await fetchTls(ctx.port, ctx.site, '/', { ca: ctx.ca });
   assert.is(home.status, 302, home.body.slice(0, 300));
   assert.match(String(home.headers.location), /\/wp-admin\/install\.php$/, 'WordPress reached its database and asks to be installed');
-  assert.is(home.headers.server, 'nginx', 'no version in the Server header');
+  assert.is(home.headers.server, ctx.tier.serverHeader, 'no version in the Server header');
 });
 
 test('WordPress installs through its own form, and its front page comes from the database', async (ctx) => {
@@ -147,15 +182,15 @@ test('the database password appears in no process command line and in no log', a
     const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     assert.not.ok(cmd.includes(ctx.dbPassword.slice(0, 12)), `pid ${pid}`);
   }
-  for (const log of [ctx.db.logFile, ctx.fpm.logFile, join(ctx.nginx.logDir, 'adt-error.log'), join(ctx.nginx.logDir, 'adt-access.log')]) {
+  for (const log of [ctx.db.logFile, ctx.fpm.logFile, ...ctx.tier.logs]) {
     const text = await readFile(log, 'utf8').catch(() => '');
     assert.not.ok(text.includes(ctx.dbPassword.slice(0, 12)), log);
   }
 });
 
 test('everything stops and nothing keeps running', async (ctx) => {
-  const pids = await Promise.all([ctx.nginx.pidFile, ctx.fpm.pidFile, join(ctx.db.runDir, 'mysqld.pid')].map((f) => readFile(f, 'utf8').then(Number)));
-  await web.stopNginx(ctx.nginx);
+  const pids = await Promise.all([ctx.tier.pidFile, ctx.fpm.pidFile, join(ctx.db.runDir, 'mysqld.pid')].map((f) => readFile(f, 'utf8').then(Number)));
+  await ctx.tier.stop();
   await web.stopPhpFpm(ctx.fpm);
   await maria.stop(ctx.db);
   const { processAlive } = await import('@adt/core');
@@ -163,3 +198,4 @@ test('everything stops and nothing keeps running', async (ctx) => {
 });
 
 test.run();
+}

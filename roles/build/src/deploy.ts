@@ -120,7 +120,7 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
     await store.put(keys.siteTls, tls);
     ctx.say(`      TLS certificate for ${d.host} from the local CA ${ca.certFile}`);
   }
-  await store.putIfChanged(keys.site, { siteUrl: d.siteUrl, application: d.application, webMode: d.webMode });
+  await store.putIfChanged(keys.site, { siteUrl: d.siteUrl, application: d.application, webserver: d.webserver, webMode: d.webMode });
   const at = new Date().toISOString();
   for (const ip of [env.cloud.buildMachine.privateIp, env.cloud.buildMachine.publicIp]) {
     await store.putIfChanged(keys.buildMachineIps.key(ip), { name: 'build', role: 'build', at });

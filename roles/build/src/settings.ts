@@ -17,7 +17,7 @@ export interface Deployment {
   host: string;
   buildId: string;
   mode: 'development';
-  webserver: 'nginx';
+  webserver: 'nginx' | 'apache';
   database: 'mariadb';
   application: 'wordpress';
   dnsProvider: 'powerdns';
@@ -87,7 +87,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     problems.push(`BUILD_ID="${buildId}": 1-24 lowercase letters and digits`);
   }
   oneOf('MODE', ['development'], { production: '"development" only in this version (production mode, with autoscalers, is not built yet)' });
-  oneOf('WEBSERVER', ['nginx'], { apache: '"nginx" only in this version (apache is not built yet)' });
+  const webserver = oneOf('WEBSERVER', ['nginx', 'apache']);
   oneOf('DATABASE', ['mariadb'], { postgres: '"mariadb" only in this version (Postgres is not built yet)' });
   oneOf('APPLICATION', ['wordpress'], { baseline: '"wordpress" (a virgin install) only in this version', backup: '"wordpress" (a virgin install) only in this version' });
   oneOf('DNS_PROVIDER', ['powerdns'], { cloudflare: '"powerdns" (the local DNS) only in this version' });
@@ -120,7 +120,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     host,
     buildId,
     mode: 'development',
-    webserver: 'nginx',
+    webserver: webserver as Deployment['webserver'],
     database: 'mariadb',
     application: 'wordpress',
     dnsProvider: 'powerdns',

@@ -14,6 +14,7 @@ import { execa, type ResultPromise } from 'execa';
 import { freePort, processAlive, sleep } from '@adt/core';
 import { keys } from '@adt/configstore';
 import { readDeployment } from '../src/settings.ts';
+import { installWordPress, outsider as outsiderIn, siteCurl } from './_site.ts';
 import { localEnv, openStore } from '../src/local-env.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -114,21 +115,18 @@ test('deploy builds a database and a webserver that serve WordPress over HTTPS',
   assert.is(statSync(ctx.summary.keyFile).mode & 0o777, 0o600);
 });
 
-const outsider = (argv: string[]) => execa('ip', ['netns', 'exec', 'tdp-outsider', ...argv], { reject: false, timeout: 30_000 });
+const outsider = (argv: string[]) => outsiderIn('tdp', argv);
 
 test('from the outsider: the name resolves through the cloud DNS and the site is WordPress, with its database', async ({ summary }) => {
   const web = summary.servers.find((s) => s.role === 'webserver')!;
   const dig = await outsider(['dig', '+short', '@198.19.30.1', 'www.tdp.test', 'A']);
   assert.is(dig.stdout.trim(), web.publicIp);
-  const curl = (...a: string[]) => outsider(['curl', '-sS', '--max-time', '20', '--cacert', summary.caFile, '--resolve', `www.tdp.test:443:${dig.stdout.trim()}`, ...a]);
+  const curl = siteCurl('tdp', summary.caFile, 'www.tdp.test', dig.stdout.trim());
   const home = await curl('-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', 'https://www.tdp.test/');
   assert.is(home.stdout, '302 https://www.tdp.test/wp-admin/install.php', home.stderr);
   // The install step writes to the database; the front page then reads the title back from it.
   const title = `Deployed by ADT ${process.pid}`;
-  const install = await curl('-o', '/dev/null', '-w', '%{http_code}', '--data-urlencode', `weblog_title=${title}`, '--data-urlencode', 'user_name=admin',
-    '--data-urlencode', 'admin_password=Correct-Horse-Battery-9', '--data-urlencode', 'admin_password2=Correct-Horse-Battery-9',
-    '--data-urlencode', 'admin_email=admin@tdp.test', '--data-urlencode', 'blog_public=0', '--data-urlencode', 'Submit=Install WordPress', 'https://www.tdp.test/wp-admin/install.php?step=2');
-  assert.is(install.stdout, '200', install.stderr);
+  assert.is(await installWordPress(curl, 'www.tdp.test', title), '200');
   const front = await curl('https://www.tdp.test/');
   assert.ok(front.stdout.includes(title), 'the front page shows the title stored in the database');
 });

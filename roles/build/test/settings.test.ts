@@ -26,13 +26,13 @@ test('the environment sets variables (ADT_<NAME>); a file wins over it', () => {
 
 test('not-yet-built choices are refused with what is possible', () => {
   try {
-    readDeployment(undefined, { ADT_MODE: 'production', ADT_WEBSERVER: 'apache', ADT_PROVIDER: 'linode', ADT_READY_TIMEOUT: '5', ADT_LOCAL_PRIVATE_CIDR: '198.18.0.0/24' });
+    readDeployment(undefined, { ADT_MODE: 'production', ADT_WEBSERVER: 'lighttpd', ADT_PROVIDER: 'linode', ADT_READY_TIMEOUT: '5', ADT_LOCAL_PRIVATE_CIDR: '198.18.0.0/24' });
     assert.unreachable();
   } catch (e) {
     assert.ok(isAdtError(e));
     assert.is((e as { exitCode: number }).exitCode, 2);
     const m = (e as Error).message;
-    for (const s of ['MODE="production": "development" only', 'WEBSERVER="apache"', 'PROVIDER="linode"', 'READY_TIMEOUT="5"', 'LOCAL_PRIVATE_CIDR="198.18.0.0/24": must differ']) assert.ok(m.includes(s), `${s} in ${m}`);
+    for (const s of ['MODE="production": "development" only', 'WEBSERVER="lighttpd": one of "nginx", "apache"', 'PROVIDER="linode"', 'READY_TIMEOUT="5"', 'LOCAL_PRIVATE_CIDR="198.18.0.0/24": must differ']) assert.ok(m.includes(s), `${s} in ${m}`);
   }
 });
 

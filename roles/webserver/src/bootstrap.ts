@@ -28,8 +28,14 @@ async function main() {
   const store = openDatastore();
   const self = await whoAmI();
   progress.step(`bootstrap started on ${self.name} (${self.publicIp}, ${self.privateIp})`);
+  await store.put(keys.webserverIps.key(self.privateIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
+  await store.put(keys.webserverPublicIps.key(self.publicIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
+  progress.step('registered');
+  const [site, tls, creds] = await Promise.all([store.get(keys.site), store.get(keys.siteTls), store.get(keys.dbCredentials)]);
+  const missing = [[keys.site, site], [keys.siteTls, tls], [keys.dbCredentials, creds]].filter(([, v]) => !v).map(([k]) => (k as { path: string }).path);
+  if (!site || !tls || !creds) throw new Error(`${missing.join(', ')} missing from the datastore: the build writes them before creating servers`);
   const installed = await ensurePackages([
-    { command: 'nginx', pkg: 'nginx' },
+    site.webserver === 'apache' ? { command: 'apache2', pkg: 'apache2' } : { command: 'nginx', pkg: 'nginx' },
     { command: 'php-fpm8.2', pkg: 'php8.2-fpm' },
     { command: 'mariadb', pkg: 'mariadb-client' },
     { command: 'iptables-restore', pkg: 'iptables' },
@@ -37,12 +43,6 @@ async function main() {
     { file: '/usr/share/wordpress/wp-settings.php', pkg: 'wordpress' },
   ]);
   progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
-  await store.put(keys.webserverIps.key(self.privateIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
-  await store.put(keys.webserverPublicIps.key(self.publicIp), { name: self.name, role: 'webserver', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
-  progress.step('registered');
-  const [site, tls, creds] = await Promise.all([store.get(keys.site), store.get(keys.siteTls), store.get(keys.dbCredentials)]);
-  const missing = [[keys.site, site], [keys.siteTls, tls], [keys.dbCredentials, creds]].filter(([, v]) => !v).map(([k]) => (k as { path: string }).path);
-  if (!site || !tls || !creds) throw new Error(`${missing.join(', ')} missing from the datastore: the build writes them before creating servers`);
   const dbIp = await waitFor('the database server to publish its address', async () => (await store.listOf(keys.databaseIps))[0] ?? null, 180_000);
   progress.step(`database at ${dbIp}`);
   const runner = execaRunner({ timeoutMs: 60_000 });
@@ -59,8 +59,7 @@ async function main() {
   await mkdir('/var/log/adt', { recursive: true });
   await web.writePhpFpmConfig(fpm);
   await web.startOrReloadPhpFpm(fpm);
-  const nginx: web.NginxOptions = { confFile: '/etc/nginx/adt.conf', pidFile: '/run/nginx-adt.pid', logDir: '/var/log/nginx', runner };
-  await web.writeNginxConfig(nginx, {
+  const siteOptions: web.SiteOptions = {
     serverNames: [host],
     https: [{ address: self.publicIp, port: 443 }, { address: self.privateIp, port: 443 }],
     httpRedirect: [{ address: self.publicIp, port: 80 }],
@@ -69,9 +68,17 @@ async function main() {
     keyFile: '/etc/adt/tls/server.key',
     phpSocket: fpm.socket,
     fastcgiParams: { WORDPRESS_CONFIG: web.configName(site.siteUrl) },
-  });
-  await web.startOrReload(nginx);
-  progress.step('nginx and php-fpm running');
+  };
+  if (site.webserver === 'apache') {
+    const apache: web.ApacheOptions = { confFile: '/etc/apache2/adt.conf', pidFile: '/run/apache2-adt.pid', logDir: '/var/log/apache2', runDir: '/run/apache2-adt', runner };
+    await web.writeApacheConfig(apache, siteOptions);
+    await web.startOrReloadApache(apache);
+  } else {
+    const nginx: web.NginxOptions = { confFile: '/etc/nginx/adt.conf', pidFile: '/run/nginx-adt.pid', logDir: '/var/log/nginx', runner };
+    await web.writeNginxConfig(nginx, siteOptions);
+    await web.startOrReload(nginx);
+  }
+  progress.step(`${site.webserver} and php-fpm running`);
   const status = await waitFor('the site to answer over HTTPS', async () => {
     const s = await fetchHome(self.privateIp, host, tls.ca);
     return s === 200 || s === 302 ? s : null;
