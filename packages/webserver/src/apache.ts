@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
-import type { SiteOptions } from './nginx.ts';
+import { checkContentAlias, type SiteOptions } from './nginx.ts';
 
 const fail = errorFactory('webserver', 'apache');
 
@@ -50,6 +50,7 @@ export function apacheConfig(o: Omit<ApacheOptions, 'runner'>, site: SiteOptions
     return `    SetEnv ${k} ${v}`;
   });
   const [name, ...aliases] = site.serverNames;
+  const alias = checkContentAlias(site.contentAlias, fail);
   const user = o.user ?? 'www-data';
   const https = site.https.map(hostPort);
   const http = (site.httpRedirect ?? []).map(hostPort);
@@ -108,7 +109,17 @@ ${names}
         # Pretty links: what is not a file or directory goes to WordPress's index.php.
         FallbackResource /index.php
     </Directory>
-    # Hidden files (.git, .env, .htaccess...) and PHP in upload folders are never served.
+${alias ? `    Alias ${alias.urlPath} ${alias.dir}
+    <Directory ${alias.dir}>
+        Options FollowSymLinks
+        AllowOverride None
+        Require all granted
+        # Static files only here: PHP is refused (never run, never shown as source).
+        <FilesMatch "(?i)\\.(php|phtml|phar)$">
+            Require all denied
+        </FilesMatch>
+    </Directory>
+` : ''}    # Hidden files (.git, .env, .htaccess...) and PHP in upload folders are never served.
     <LocationMatch "/\\.(?!well-known/)">
         Require all denied
     </LocationMatch>

@@ -39,6 +39,23 @@ export interface SiteOptions {
   fastcgiParams?: Record<string, string>;
   /** Largest request body, in MB (uploads; default 64). */
   clientMaxBodyMb?: number;
+  /**
+   * A URL path served from another directory, static files only (PHP there is refused, never shown
+   * as source): Debian's WordPress keeps the site's own files (uploads, themes, plugins) in
+   * /var/lib/wordpress/wp-content, served as /wp-content/.
+   */
+  contentAlias?: { urlPath: string; dir: string };
+}
+
+const ALIAS_PATH = /^\/[A-Za-z0-9._-]+\/$/;
+const ALIAS_DIR = /^\/[A-Za-z0-9._\/-]+\/$/;
+
+/** Checks a content alias (both forms end with a slash); returns it. */
+export function checkContentAlias(a: { urlPath: string; dir: string } | undefined, fail: (code: string, message: string, o: { exitCode: 2 }) => Error) {
+  if (a && (!ALIAS_PATH.test(a.urlPath) || !ALIAS_DIR.test(a.dir))) {
+    throw fail('BAD_ALIAS', `contentAlias ${a.urlPath} -> ${a.dir}: a URL path like /wp-content/ and an absolute directory ending in /`, { exitCode: 2 });
+  }
+  return a;
 }
 
 const NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
@@ -59,6 +76,7 @@ export function nginxConfig(o: Omit<NginxOptions, 'runner'>, site: SiteOptions):
     return `      fastcgi_param ${k} ${v};`;
   });
   const names = site.serverNames.join(' ');
+  const alias = checkContentAlias(site.contentAlias, fail);
   return `# Written by the Agile Deployment Toolkit (webserver role). Changes are overwritten.
 user ${o.user ?? 'www-data'};
 worker_processes auto;
@@ -102,7 +120,12 @@ ${site.https.map((l) => `    listen ${listen(l)} ssl http2;`).join('\n')}
     location / {
       try_files $uri $uri/ /index.php?$args;
     }
-
+${alias ? `
+    location ^~ ${alias.urlPath} {
+      alias ${alias.dir};
+      location ~* \\.(php|phtml|phar)$ { deny all; }
+    }
+` : ''}
     location ~ \\.php$ {
       try_files $uri =404;
       include /etc/nginx/fastcgi_params;

@@ -144,6 +144,7 @@ test(`MariaDB, php-fpm and ${kind} start, and the site answers over HTTPS`, asyn
     keyFile: join(ctx.dir, 'tls/server.key'),
     phpSocket: ctx.fpm.socket,
     fastcgiParams: { WORDPRESS_CONFIG: web.configName(`https://${ctx.site}`) },
+    contentAlias: { urlPath: '/wp-content/', dir: `${join(ctx.dir, 'wp-content')}/` },
   });
   await ctx.tier.start();
   const home = await fetchTls(ctx.port, ctx.site, '/', { ca: ctx.ca });
@@ -166,6 +167,23 @@ test('WordPress installs through its own form, and its front page comes from the
   const front = await fetchTls(ctx.port, ctx.site, '/', { ca: ctx.ca });
   assert.is(front.status, 200, `${front.status} -> ${front.headers.location} by ${front.headers['x-redirect-by']}`);
   assert.match(front.body, /ADT Test Site/);
+});
+
+test('the site\'s own files are served from the content directory; PHP there is refused, never shown', async (ctx) => {
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await mkdir(join(ctx.dir, 'wp-content/uploads/2026/11'), { recursive: true });
+  await writeFile(join(ctx.dir, 'wp-content/uploads/2026/11/photo.txt'), 'uploaded by a user\n');
+  await writeFile(join(ctx.dir, 'wp-content/uploads/shell.php'), '<?php echo "SOURCE-LEAK"; ?>');
+  await writeFile(join(ctx.dir, 'wp-content/plugin.php'), '<?php echo "SOURCE-LEAK"; ?>');
+  await chmod(join(ctx.dir, 'wp-content'), 0o755);
+  const file = await fetchTls(ctx.port, ctx.site, '/wp-content/uploads/2026/11/photo.txt', { ca: ctx.ca });
+  assert.is(file.status, 200);
+  assert.is(file.body, 'uploaded by a user\n');
+  for (const path of ['/wp-content/uploads/shell.php', '/wp-content/plugin.php']) {
+    const r = await fetchTls(ctx.port, ctx.site, path, { ca: ctx.ca });
+    assert.is(r.status, 403, path);
+    assert.not.ok(r.body.includes('SOURCE-LEAK'), path);
+  }
 });
 
 test('hidden files are refused, and a client that does not trust the CA is refused', async (ctx) => {

@@ -11,6 +11,9 @@ import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
 import { ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
 
+/** Where Debian's WordPress keeps the site's own files: what the webserver's backups hold. */
+export const WP_CONTENT_DIR = '/var/lib/wordpress/wp-content';
+
 function fetchHome(ip: string, host: string, ca: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 10_000 }, (res) => {
@@ -68,6 +71,8 @@ async function main() {
     keyFile: '/etc/adt/tls/server.key',
     phpSocket: fpm.socket,
     fastcgiParams: { WORDPRESS_CONFIG: web.configName(site.siteUrl) },
+    // Debian's WordPress keeps the site's own files (uploads, themes, plugins) there (WP_CONTENT_DIR).
+    contentAlias: { urlPath: '/wp-content/', dir: `${WP_CONTENT_DIR}/` },
   };
   if (site.webserver === 'apache') {
     const apache: web.ApacheOptions = { confFile: '/etc/apache2/adt.conf', pidFile: '/run/apache2-adt.pid', logDir: '/var/log/apache2', runDir: '/run/apache2-adt', runner };
