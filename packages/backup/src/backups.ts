@@ -12,7 +12,8 @@
  *   failed backup never removes a good one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -297,12 +298,26 @@ export class Backups {
       // tar decompresses in its own process, in parallel with our checksum.
       await this.#streamPart(part, false, (gz) => runWithStdin(['tar', '--extract', '--gzip', '--file', '-', '--directory', staging, '--numeric-owner', '--no-overwrite-dir'], gz));
       const old = `${dir}.adt-old-${randomBytes(3).toString('hex')}`;
-      const hadOld = await rename(dir, old).then(() => true, (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') return false;
-        throw e;
+      let before = 'renamed' as 'renamed' | 'absent' | 'fixed';
+      await rename(dir, old).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') before = 'absent';
+        // A mount point, or a directory of an overlay's lower layer (EXDEV), cannot be renamed.
+        else if (e.code === 'EXDEV' || e.code === 'EBUSY') before = 'fixed';
+        else throw e;
       });
-      await rename(staging, dir);
-      if (hadOld) await rm(old, { recursive: true, force: true });
+      if (before === 'fixed') {
+        // The verified tree replaces what is inside the directory instead (not atomic, but nothing
+        // is removed before the backup was read and checked in full).
+        for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
+        // The staging tree may be on another filesystem (a mount point's parent): copy, keeping
+        // owners, modes, links and times (and the top directory's own).
+        const r = await execa('cp', ['-a', '--', `${staging}/.`, `${dir}/`], { reject: false });
+        if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the restored files into ${dir} failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+        await rm(staging, { recursive: true, force: true });
+      } else {
+        await rename(staging, dir);
+        if (before === 'renamed') await rm(old, { recursive: true, force: true });
+      }
     } catch (e) {
       await rm(staging, { recursive: true, force: true });
       throw e;

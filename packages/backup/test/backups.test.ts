@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { execaRunner, freePort } from '@adt/core';
+import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/configstore/embedded-s3';
 import * as maria from '@adt/database/engines/mariadb';
 import { Backups, type Source } from '../src/index.ts';
@@ -102,6 +104,22 @@ test('a backup is streamed, verified and manifested; the restore gives back the 
   assert.equal(await treeDigest(ctx.webroot), beforeFiles);
   assert.is(await sql(ctx, 'CHECKSUM TABLE app.posts, app.options;'), beforeRows);
   assert.is(await sql(ctx, "SELECT title FROM app.posts WHERE id = 1;"), "Post 0 it's");
+});
+
+test('a webroot that is a mount point (it cannot be renamed) is restored in place, the same files', async (ctx) => {
+  const backups = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'ws-1' });
+  const m = await backups.create('manual', [ctx.sources[0]!]);
+  const target = join(ctx.dir, 'mounted-webroot');
+  await mkdir(target, { recursive: true });
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', target]);
+  try {
+    await writeFile(join(target, 'stale.txt'), 'from before the restore');
+    await backups.restore(m, { webroot: { dir: target } });
+    assert.equal(await treeDigest(target), await treeDigest(ctx.webroot));
+    assert.ok(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${target} `), 'still the mount point');
+  } finally {
+    await execa('umount', [target]);
+  }
 });
 
 test('encrypted backups hold no readable content and restore only with the key', async (ctx) => {

@@ -41,9 +41,20 @@ export function siteHost(siteUrl: unknown): string {
  * that two long names never collide.
  */
 export function configBucketName(siteUrl: string, buildId: string): string {
-  const host = siteHost(siteUrl);
   validateBuildId(buildId);
-  const suffix = `-config-${buildId}`;
+  return siteBucketName(siteUrl, `-config-${buildId}`);
+}
+
+/**
+ * The backup bucket of a site: `<site with dots as hyphens>-backups`. It belongs to the site, not
+ * to a build, so that a new build can start from the backups of an earlier one.
+ */
+export function backupBucketName(siteUrl: string): string {
+  return siteBucketName(siteUrl, '-backups');
+}
+
+function siteBucketName(siteUrl: string, suffix: string): string {
+  const host = siteHost(siteUrl);
   let base = host.replace(/\./g, '-');
   if (base.length + suffix.length > 63) {
     const hash = createHash('sha256').update(host).digest('hex').slice(0, 6);

@@ -98,6 +98,17 @@ export interface SiteTls {
   /** The issuing CA (PEM), for self-checks. */
   ca: string;
 }
+/** Where and how the site's temporal backups are kept (written by the build). */
+export interface BackupSettings {
+  /** The site's backup bucket, on the datastore's S3 endpoint. */
+  bucket: string;
+  /** Generations kept per period. */
+  keep: Record<string, number>;
+  /** Cron schedule (5 fields) per period that runs on the hosts. */
+  schedule: Record<string, string>;
+  /** Whether backups are encrypted with the key in `secrets/backup-key`. */
+  encrypted: boolean;
+}
 export interface Readiness {
   at: string;
   steps?: Record<string, string>;
@@ -162,6 +173,10 @@ export const keys = {
   site: key<SiteSettings>('config/site'),
   /** The site's TLS certificate and key (encrypted at rest). */
   siteTls: key<SiteTls>('secrets/tls'),
+  /** Backup bucket, retention and schedule. */
+  backups: key<BackupSettings>('config/backups'),
+  /** The user's backup encryption key, hex (encrypted at rest with the deployment key). */
+  backupKey: key<string>('secrets/backup-key'),
   /** The build is complete: gates periodic jobs, like the original's INSTALLED_SUCCESSFULLY. */
   installedSuccessfully: key<BuildMarker>('build/installed-successfully'),
   /** Desired webserver count of autoscaler `n` (1-based). */

@@ -1,12 +1,19 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { configBucketName, validateBuildId, siteHost } from '../src/index.ts';
+import { backupBucketName, configBucketName, validateBuildId, siteHost } from '../src/index.ts';
 
 const naming = suite('configBucketName');
 
 naming('is the site with hyphens, "config" and the build identifier', () => {
   assert.is(configBucketName('www.example.com', 'prod1'), 'www-example-com-config-prod1');
   assert.is(configBucketName('https://Shop.Example.org/', 'dev'), 'shop-example-org-config-dev');
+});
+
+naming('the backup bucket belongs to the site (every build of it), shortened the same way', () => {
+  assert.is(backupBucketName('www.example.com'), 'www-example-com-backups');
+  const long = backupBucketName(`${'a'.repeat(60)}.example.com`);
+  assert.ok(long.length <= 63 && long.endsWith('-backups'), long);
+  assert.is.not(long, backupBucketName(`${'a'.repeat(60)}.example.net`));
 });
 
 naming('shortens long site names with a hash, staying valid and distinct', () => {

@@ -21,11 +21,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { AdtError, execaRunner, sleep } from '@adt/core';
-import { generateSecretKey, keys, type ConfigStore, type DbCredentials, type SiteTls } from '@adt/configstore';
+import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type DbCredentials, type SiteTls } from '@adt/configstore';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { applyNative, computePolicies, datastoreFleetSource, fingerprint, type FleetRole } from '@adt/firewall';
 import { serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
 import { ensureCa, issueCertificate } from '@adt/webserver';
+import { Backups, type Manifest, type Period } from '@adt/backup';
+import s3Driver from '@adt/configstore/drivers/s3';
 import { ensureS3Daemon } from './s3-daemon.ts';
 import { readDeployment, type Deployment } from './settings.ts';
 import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
@@ -66,6 +68,11 @@ export function plan(d: Deployment) {
   };
 }
 
+/** The steps of a deploy, in order (restoring only when starting from a backup). */
+export function stepTitles(d: Deployment): string[] {
+  return ['cloud network', 'config datastore', 'DNS', 'servers', 'waiting for the servers to be ready', ...(d.restoreFrom ? ['restoring the backup'] : []), 'DNS records', 'checking the site'];
+}
+
 export interface Ctx {
   d: Deployment;
   env: LocalEnv;
@@ -73,8 +80,9 @@ export interface Ctx {
   timings: Record<string, number>;
 }
 
-async function timed<T>(ctx: Ctx, n: number, title: string, fn: () => Promise<T>): Promise<T> {
-  ctx.say(`[${n}/7] ${title}`);
+async function timed<T>(ctx: Ctx, title: string, fn: () => Promise<T>): Promise<T> {
+  const steps = stepTitles(ctx.d);
+  ctx.say(`[${steps.indexOf(title) + 1}/${steps.length}] ${title}`);
   const t = Date.now();
   const r = await fn();
   ctx.timings[title] = Number(((Date.now() - t) / 1000).toFixed(1));
@@ -120,6 +128,8 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
     await store.put(keys.siteTls, tls);
     ctx.say(`      TLS certificate for ${d.host} from the local CA ${ca.certFile}`);
   }
+  await store.putIfChanged(keys.backups, { bucket: d.backupBucket, keep: d.backupKeep, schedule: d.backupSchedule, encrypted: Boolean(d.backupKeyFile) });
+  if (d.backupKeyFile) await store.putIfChanged(keys.backupKey, parseSecretKey(readFileSync(d.backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE').toString('hex'));
   await store.putIfChanged(keys.site, { siteUrl: d.siteUrl, application: d.application, webserver: d.webserver, webMode: d.webMode });
   const at = new Date().toISOString();
   for (const ip of [env.cloud.buildMachine.privateIp, env.cloud.buildMachine.publicIp]) {
@@ -230,6 +240,27 @@ export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[]
   }
 }
 
+/** The backups a deploy with RESTORE_FROM starts from: the newest complete one of each part. */
+async function chooseBackups(env: LocalEnv): Promise<(Manifest & { part: 'database' | 'webroot' })[]> {
+  const d = env.d;
+  const key = d.backupKeyFile ? parseSecretKey(readFileSync(d.backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE') : undefined;
+  const driver = s3Driver({ bucket: d.backupBucket, endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
+  try {
+    const out = [];
+    for (const part of ['database', 'webroot'] as const) {
+      const backups = new Backups({ client: driver.getInstance(), bucket: d.backupBucket, prefix: `${part}/`, encryptionKey: key, hostname: 'build' });
+      const all = (await driver.bucketExists()) ? await backups.list(d.restoreFrom === 'latest' ? undefined : (d.restoreFrom as Period)) : [];
+      const newest = all.sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
+      if (!newest) throw fail('NO_BACKUP', `RESTORE_FROM="${d.restoreFrom}": there is no complete ${d.restoreFrom === 'latest' ? '' : `${d.restoreFrom} `}backup of the site's ${part} in bucket ${d.backupBucket}`, 2);
+      if (newest.encrypted && !key) throw fail('NO_BACKUP_KEY', `RESTORE_FROM: backup ${newest.id} is encrypted: set BACKUP_KEY_FILE to the key it was made with`, 2);
+      out.push({ ...newest, part });
+    }
+    return out;
+  } finally {
+    await driver.dispose?.();
+  }
+}
+
 function httpsStatus(ip: string, host: string, ca: string): Promise<{ status: number; location?: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 15_000 }, (res) => {
@@ -286,32 +317,48 @@ async function main(args: string[]): Promise<number> {
   const ctx: Ctx = { d, env, say, timings: {} };
   say(`Deploying ${d.siteUrl} (build ${d.buildId}, ${d.mode} mode) on the local cloud "${d.cloudId}"`);
 
-  await timed(ctx, 1, 'cloud network', async () => {
+  await timed(ctx, 'cloud network', async () => {
     await env.cloud.ensureNetwork();
     say(`      public ${d.publicCidr}, private ${d.privateCidr}; build machine ${env.cloud.buildMachine.publicIp} / ${env.cloud.buildMachine.privateIp}`);
   });
-  const { store, fresh } = await timed(ctx, 2, 'config datastore', () => prepareDatastore(ctx));
+  const { store, fresh } = await timed(ctx, 'config datastore', () => prepareDatastore(ctx));
   let dns: DnsProvider | null = null;
-  await timed(ctx, 3, 'DNS', async () => {
+  await timed(ctx, 'DNS', async () => {
     const server = await startPowerDns({ dataDir: env.dnsDir, listenAddress: env.cloud.buildMachine.publicIp, dnsPort: 53, detached: true });
     dns = await openDns(env);
     await dns!.ensureZone(env.zone);
     say(`      PowerDNS answering on ${server.dnsAddress}:53 (pid ${server.pid}), zone ${env.zone}`);
   });
+  // Starting from a backup: find it now, before any server is made.
+  const restore = d.restoreFrom ? await chooseBackups(env) : null;
+  if (restore) say(`      will restore ${restore.map((m) => `${m.part} ${m.id} (${m.period}, ${m.createdAt})`).join(' and ')}`);
   const followFirewall = nativeFollower(ctx, store);
   await followFirewall();
-  const servers = await timed(ctx, 4, 'servers', () => ensureServers(ctx, store, fresh));
-  await timed(ctx, 5, 'waiting for the servers to be ready', () => waitReady(ctx, store, servers, followFirewall));
+  const servers = await timed(ctx, 'servers', () => ensureServers(ctx, store, fresh));
+  await timed(ctx, 'waiting for the servers to be ready', () => waitReady(ctx, store, servers, followFirewall));
   const web = servers.find((s) => s.role === 'webserver')!.server;
   const db = servers.find((s) => s.role === 'database')!.server;
-  await timed(ctx, 6, 'DNS records', async () => {
+  if (restore) {
+    await timed(ctx, 'restoring the backup', async () => {
+      const fresh = servers.filter((s) => s.lastStep !== 'kept');
+      if (!fresh.length) return say('      servers kept from an earlier run: they already hold the site, nothing restored');
+      for (const m of restore) {
+        const b = servers.find((s) => s.role === (m.part === 'database' ? 'database' : 'webserver'))!;
+        if (b.lastStep === 'kept') continue;
+        const r = await env.cloud.exec(b.server.id, [`${CODE_ON_SERVERS}/roles/${b.role}/backup/Restore`, '--id', m.id], { nothrow: true, timeoutMs: 3_600_000 });
+        if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `restoring ${m.part} backup ${m.id} on ${b.server.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+        say(`      ${r.stdout.trim()}`);
+      }
+    });
+  }
+  await timed(ctx, 'DNS records', async () => {
     await dns!.addA(d.host, web.publicIp!, 60);
     // Records of servers that no longer exist go (a converging re-run replaced them).
     const live = new Set((await env.cloud.list()).map((s) => s.publicIp));
     for (const r of await dns!.listA(d.host)) if (!live.has(r.content)) await dns!.removeA(d.host, r.content);
     say(`      ${d.host} A ${web.publicIp}`);
   });
-  const site = await timed(ctx, 7, 'checking the site', async () => {
+  const site = await timed(ctx, 'checking the site', async () => {
     const r = await checkSite(ctx, store, web.publicIp!);
     say(`      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ answers HTTP ${r.status}${r.location ? ` (${r.location})` : ''}`);
     return r;

@@ -5,7 +5,7 @@
  * cloud, the cloud's shared parts go too (PowerDNS, the embedded S3 server, bridges, outsider,
  * firewall chain): nothing is left behind.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stopProcess } from '@adt/core';
@@ -16,17 +16,19 @@ import { readDeployment } from './settings.ts';
 import { localEnv, openDns, openStore, otherBuilds } from './local-env.ts';
 import { parseCommandLine } from './cli.ts';
 
-const HELP = `usage: npx zx roles/build/destroy.mjs [--config FILE] [--keep-bucket] [--json]
+const HELP = `usage: npx zx roles/build/destroy.mjs [--config FILE] [--backup] [--keep-bucket] [--json]
 
 Destroys the servers, DNS records, native firewall rules and config bucket of the build named by
-the deployment file (the same file deploy used; defaults otherwise).
+the deployment file (the same file deploy used; defaults otherwise). The site's backup bucket is
+never deleted: a later deploy can start from it (RESTORE_FROM).
 
   --config FILE   deployment file (see roles/build/deployment.example.env)
-  --keep-bucket   keep the config bucket and the build's key (to inspect or restore from it)
+  --backup        take a "shutdown" backup of the database and the site's files first
+  --keep-bucket   keep the config bucket and the build's key (to inspect it)
   --json          machine-readable summary on stdout`;
 
 export async function main(args: string[]): Promise<number> {
-  const { values } = parseCommandLine(args, { config: { type: 'string' }, 'keep-bucket': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, backup: { type: 'boolean' }, 'keep-bucket': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
@@ -42,8 +44,16 @@ export async function main(args: string[]): Promise<number> {
   const started = Date.now();
   say(`Destroying build ${d.buildId} (${d.siteUrl}) on the local cloud "${d.cloudId}"`);
 
-  // DNS records first: visitors stop being sent to servers that are going away.
   const servers = await env.cloud.list({ buildId: d.buildId });
+  if (values.backup) {
+    // Before anything goes: a failed backup stops the destroy, and nothing is lost.
+    if (!servers.length) say('  --backup: no servers of this build, nothing to back up');
+    else {
+      const { backupNow } = await import('./fleet-tools.ts');
+      await backupNow([...(values.config ? ['--config', values.config] : []), 'shutdown'], (t) => say(`  ${t.trimEnd()}`));
+    }
+  }
+  // DNS records first: visitors stop being sent to servers that are going away.
   const dns = await openDns(env);
   const removedRecords: string[] = [];
   if (dns) {
@@ -89,8 +99,10 @@ export async function main(args: string[]): Promise<number> {
     const pdns = await attachPowerDns(env.dnsDir);
     await Promise.all([pdns?.stop(), s3 && stopProcess(s3.pid, { timeoutMs: 5000 })]);
     await rm(env.dnsDir, { recursive: true, force: true });
-    // Buckets kept by --keep-bucket (this build's or others') stay on disk for the next start.
-    if (!values['keep-bucket'] && !others.length) await rm(env.s3Dir, { recursive: true, force: true });
+    // Buckets that remain (backups, or config buckets kept by --keep-bucket) stay on disk for the next start.
+    const dataDir = join(env.s3Dir, 'data');
+    const buckets = existsSync(dataDir) ? readdirSync(dataDir) : [];
+    if (!buckets.length && !others.length) await rm(env.s3Dir, { recursive: true, force: true });
     await env.cloud.teardown();
     cloud = 'torn down (no server left on it): PowerDNS and the embedded S3 stopped, networks removed';
   }

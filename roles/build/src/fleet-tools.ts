@@ -16,7 +16,10 @@ import type { Role, Server } from '@adt/providers';
 import { usage } from '@adt/role-common';
 import { parseCommandLine } from './cli.ts';
 import { readDeployment } from './settings.ts';
-import { localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
+import { CODE_ON_SERVERS, localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
+import { Backups } from '@adt/backup';
+import s3Driver from '@adt/configstore/drivers/s3';
+import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { attachS3Daemon } from './s3-daemon.ts';
 
 const ROLES = ['webserver', 'database', 'autoscaler', 'auth'] as const;
@@ -135,4 +138,94 @@ export async function status(args: string[]): Promise<number> {
     process.stdout.write(`  ${r.role.padEnd(10)} ${r.name.padEnd(18)} ${r.state.padEnd(8)} public ${r.publicIp ?? '-'}  private ${r.privateIp ?? '-'}  age ${age(r.ageSeconds)}  ${r.ready ? 'ready' : 'not ready'}  ${r.health}\n`);
   }
   return 0;
+}
+
+const HELP_BACKUP = `usage: roles/build/Backup [--config FILE] [--json] <period>
+
+Backs up the site now: the database on the database server and the site's files on one webserver,
+each verified and rotated (period: hourly, daily, weekly, monthly, bimonthly, manual, shutdown).`;
+
+/** Runs a role's backup command on a server; its JSON answer, or a clear error. */
+async function onServer(env: LocalEnv, s: Server, argv: string[]): Promise<Record<string, unknown>> {
+  const r = await env.cloud.exec(s.id, [`${CODE_ON_SERVERS}/roles/${s.role}/backup/${argv[0]}`, ...argv.slice(1), '--json'], { nothrow: true, timeoutMs: 3_600_000 });
+  if (r.exitCode !== 0) throw new AdtError('JOB_FAILED', `${argv[0]} on ${s.name} (${s.role}) failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, { pkg: 'build', exitCode: r.exitCode === 2 ? 2 : 1 });
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+}
+
+export async function backupNow(args: string[], write: (text: string) => void = (t) => void process.stdout.write(t)): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_BACKUP, true);
+  if (values.help) return process.stdout.write(`${HELP_BACKUP}\n`), 0;
+  if (positionals.length !== 1) throw usage(`Backup: give one period\n\n${HELP_BACKUP}`);
+  requireRoot();
+  const env = localEnv(readDeployment(values.config));
+  const results = [];
+  for (const role of ['database', 'webserver'] as const) {
+    const [s] = await serversOf(env, role, undefined, 'Backup');
+    const r = await onServer(env, s!, ['Backup', positionals[0]!]);
+    results.push({ server: s!.name, role, ...r });
+    const m = r.manifest as { id: string; parts: { size: number }[] } | undefined;
+    if (!values.json) write(m ? `${role} ${s!.name}: backup ${m.id} verified (${(m.parts.reduce((n, p) => n + p.size, 0) / 1e6).toFixed(1)} MB stored)${(r.deleted as string[]).length ? `; rotated away ${(r.deleted as string[]).join(', ')}` : ''}\n` : `${role} ${s!.name}: skipped (${String(r.skipped)})\n`);
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  return 0;
+}
+
+const HELP_RESTORE = `usage: roles/build/Restore [--config FILE] [--json] (--period P | --database-id ID --webroot-id ID)
+
+Restores the database (on the database server) and the site's files (on every webserver) from the
+newest backup of a period, or from the named backups (roles/build/ListBackups shows them). Each
+part is checked against its SHA-256 before anything is replaced.`;
+
+export async function restoreFleet(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, period: { type: 'string' }, 'database-id': { type: 'string' }, 'webroot-id': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_RESTORE);
+  if (values.help) return process.stdout.write(`${HELP_RESTORE}\n`), 0;
+  const byId = values['database-id'] !== undefined || values['webroot-id'] !== undefined;
+  if (byId === (values.period !== undefined) || (byId && (!values['database-id'] || !values['webroot-id']))) throw usage(`Restore: give --period, or both --database-id and --webroot-id\n\n${HELP_RESTORE}`);
+  requireRoot();
+  const env = localEnv(readDeployment(values.config));
+  const results = [];
+  for (const role of ['database', 'webserver'] as const) {
+    const select = values.period ? ['--period', values.period] : ['--id', (role === 'database' ? values['database-id'] : values['webroot-id'])!];
+    for (const s of await serversOf(env, role, undefined, 'Restore')) {
+      const r = await onServer(env, s, ['Restore', ...select]);
+      results.push({ server: s.name, role, ...r });
+      if (!values.json) process.stdout.write(`${role} ${s.name}: restored ${String(r.restored)}\n`);
+    }
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  return 0;
+}
+
+const HELP_LIST = `usage: roles/build/ListBackups [--config FILE] [--json]
+
+The site's complete backups (database and site files), newest first, from its backup bucket.`;
+
+export async function listBackups(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_LIST);
+  if (values.help) return process.stdout.write(`${HELP_LIST}\n`), 0;
+  requireRoot();
+  const d = readDeployment(values.config);
+  const env = localEnv(d);
+  if (!(await attachS3Daemon(env.s3Dir, env.s3Endpoint))) throw new AdtError('S3_NOT_RUNNING', `the embedded S3 server of the local cloud "${d.cloudId}" is not running: deploy first`, { pkg: 'build', exitCode: 2 });
+  const driver = s3Driver({ bucket: d.backupBucket, endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
+  try {
+    const rows = [];
+    if (await driver.bucketExists()) {
+      for (const part of ['database', 'webroot'] as const) {
+        // Listing reads manifests only: no key needed.
+        const b = new Backups({ client: driver.getInstance(), bucket: d.backupBucket, prefix: `${part}/`, hostname: 'build' });
+        for (const m of await b.list()) rows.push({ part, id: m.id, period: m.period, createdAt: m.createdAt, sourceHost: m.sourceHost, bytes: m.parts.reduce((n, p) => n + p.size, 0), encrypted: m.encrypted });
+      }
+    }
+    rows.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    if (values.json) process.stdout.write(`${JSON.stringify({ bucket: d.backupBucket, backups: rows }, null, 2)}\n`);
+    else {
+      process.stdout.write(`Backups of ${d.host} in ${d.backupBucket}:\n`);
+      if (!rows.length) process.stdout.write('  none\n');
+      for (const r of rows) process.stdout.write(`  ${r.part.padEnd(8)} ${r.id}  ${r.period.padEnd(9)} ${r.createdAt}  ${(r.bytes / 1e6).toFixed(1)} MB  from ${r.sourceHost}${r.encrypted ? '  encrypted' : ''}\n`);
+    }
+    return 0;
+  } finally {
+    await driver.dispose?.();
+  }
 }

@@ -3,9 +3,9 @@
  * also settable as `ADT_<NAME>` in the environment (the file wins). Validation reports every
  * problem at once, each naming the variable, the value and what is allowed (exit 2).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse as parseEnv } from 'dotenv';
-import { configBucketName, siteHost, validateBuildId } from '@adt/configstore';
+import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId } from '@adt/configstore';
 import { usage } from '@adt/role-common';
 
 export interface Deployment {
@@ -32,6 +32,15 @@ export interface Deployment {
   /** Seconds a server may take to report ready. */
   readyTimeout: number;
   configBucket: string;
+  backupBucket: string;
+  /** Generations kept per backup period. */
+  backupKeep: Record<string, number>;
+  /** Cron schedule per backup period (periods absent: not scheduled). */
+  backupSchedule: Record<string, string>;
+  /** The user's backup encryption key file (32 bytes, hex or base64, mode 0600), or null: not encrypted. */
+  backupKeyFile: string | null;
+  /** Start from a temporal backup: the newest of a period, or the newest of all ("latest"); null: a virgin install. */
+  restoreFrom: string | null;
 }
 
 /** Variables, their defaults, and what is allowed (also the source of the example file's help). */
@@ -53,7 +62,15 @@ export const VARIABLES = {
   LOCAL_PUBLIC_CIDR: '198.18.0.0/24',
   LOCAL_PRIVATE_CIDR: '198.18.1.0/24',
   READY_TIMEOUT: '300',
+  BACKUP_KEEP: 'hourly=24,daily=7,weekly=4,monthly=12,bimonthly=6,manual=10,shutdown=3',
+  BACKUP_SCHEDULE: 'hourly=17 * * * *;daily=30 3 * * *;weekly=45 3 * * 0;monthly=0 4 1 * *;bimonthly=15 4 1 */2 *',
+  BACKUP_KEY_FILE: '',
+  RESTORE_FROM: '',
 } as const;
+
+export const BACKUP_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly', 'manual', 'shutdown'];
+const SCHEDULED_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly'];
+const CRON_FIELD = /^(\*|\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*)(\/\d{1,2})?$/;
 type Name = keyof typeof VARIABLES;
 
 const CIDR24 = /^198\.(18|19)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
@@ -111,6 +128,36 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   if (publicCidr === privateCidr) problems.push(`LOCAL_PRIVATE_CIDR="${privateCidr}": must differ from LOCAL_PUBLIC_CIDR`);
   const readyTimeout = Number(get('READY_TIMEOUT'));
   if (!Number.isInteger(readyTimeout) || readyTimeout < 30 || readyTimeout > 3600) problems.push(`READY_TIMEOUT="${get('READY_TIMEOUT')}": whole seconds from 30 to 3600`);
+  const backupKeep: Record<string, number> = {};
+  for (const item of get('BACKUP_KEEP').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [period = '', n = ''] = item.split('=');
+    if (!BACKUP_PERIODS.includes(period) || !/^\d{1,4}$/.test(n) || Number(n) < 1) problems.push(`BACKUP_KEEP item "${item}": <period>=<generations>, period one of ${BACKUP_PERIODS.join(', ')}, at least 1`);
+    else backupKeep[period] = Number(n);
+  }
+  const backupSchedule: Record<string, string> = {};
+  for (const item of get('BACKUP_SCHEDULE').split(';').map((x) => x.trim()).filter(Boolean)) {
+    const i = item.indexOf('=');
+    const period = item.slice(0, i).trim();
+    const expr = item.slice(i + 1).trim().replace(/\s+/g, ' ');
+    const fields = expr.split(' ');
+    if (i < 1 || !SCHEDULED_PERIODS.includes(period) || fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+      problems.push(`BACKUP_SCHEDULE item "${item}": <period>=<5 cron fields>, period one of ${SCHEDULED_PERIODS.join(', ')}, e.g. daily=30 3 * * *`);
+    } else backupSchedule[period] = expr;
+  }
+  const backupKeyFile = get('BACKUP_KEY_FILE') || null;
+  if (backupKeyFile) {
+    if (!existsSync(backupKeyFile)) problems.push(`BACKUP_KEY_FILE="${backupKeyFile}": the file does not exist (32 random bytes, hex or base64, e.g. openssl rand -hex 32 > key; chmod 600 key)`);
+    else if (statSync(backupKeyFile).mode & 0o077) problems.push(`BACKUP_KEY_FILE="${backupKeyFile}": must be readable by its owner only (chmod 600)`);
+    else {
+      try {
+        parseSecretKey(readFileSync(backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE');
+      } catch {
+        problems.push(`BACKUP_KEY_FILE="${backupKeyFile}": must hold 32 bytes as 64 hex digits or base64`);
+      }
+    }
+  }
+  const restoreFrom = get('RESTORE_FROM') || null;
+  if (restoreFrom && restoreFrom !== 'latest' && !BACKUP_PERIODS.includes(restoreFrom)) problems.push(`RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", or a period: ${BACKUP_PERIODS.join(', ')}`);
   for (const k of Object.keys(vars)) if (!(k in VARIABLES)) problems.push(`${k}: unknown variable (known: ${Object.keys(VARIABLES).join(', ')})`);
   if (problems.length) throw usage(`${file ?? 'deployment settings'}: ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
   return {
@@ -134,6 +181,11 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     privateCidr,
     readyTimeout,
     configBucket: configBucketName(host, buildId),
+    backupBucket: backupBucketName(host),
+    backupKeep,
+    backupSchedule,
+    backupKeyFile,
+    restoreFrom,
   };
 }
 

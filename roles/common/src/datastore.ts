@@ -45,6 +45,24 @@ function parseBudget(value: string | undefined): WriteBudget | null {
   return { writes: Number(m[1]), perSeconds: Number(m[2]) };
 }
 
+/**
+ * A driver for another bucket on the datastore's endpoint with the same credentials (the site's
+ * backup bucket); its `getInstance()` is a configured S3Client.
+ */
+export function siblingBucket(bucket: string, env: NodeJS.ProcessEnv = process.env) {
+  const s = datastoreSettings(env);
+  if (!s.ADT_S3_ACCESS_KEY_ID || !s.ADT_S3_SECRET_ACCESS_KEY) throw bad('ADT_S3_ACCESS_KEY_ID and ADT_S3_SECRET_ACCESS_KEY are needed');
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  return s3Driver({
+    bucket,
+    endpoint: s.ADT_S3_ENDPOINT || undefined,
+    region: s.ADT_S3_REGION || undefined,
+    credentials: { accessKeyId: s.ADT_S3_ACCESS_KEY_ID, secretAccessKey: s.ADT_S3_SECRET_ACCESS_KEY },
+    // Backup parts are 5 MiB and more.
+    requestTimeoutMs: 120_000,
+  });
+}
+
 /** A ConfigStore from the settings; every missing or malformed setting is reported at once. */
 export function openDatastore(env: NodeJS.ProcessEnv = process.env): ConfigStore {
   const s = datastoreSettings(env);

@@ -9,6 +9,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { execaRunner, retry, sleep } from '@adt/core';
 import { cronLine } from '@adt/firewall';
+import type { BackupSettings } from '@adt/configstore';
+import { BACKUP_PARTS, backupCronFile } from './backup.ts';
 import { keys, type ConfigStore, type Readiness } from '@adt/configstore';
 
 /** The IPv4 address of an interface (`eth0` public, `eth1` private in the local cloud). */
@@ -82,10 +84,12 @@ export async function ensurePackages(needed: Needed[]): Promise<string[]> {
  * The role's periodic jobs: an /etc/cron.d file (where cron runs, it also restarts the work if the
  * loop below died), and the firewall loop started now (the local cloud's servers run no cron daemon).
  */
-export async function startPeriodicJobs(role: string, codeDir = '/opt/adt'): Promise<void> {
+export async function startPeriodicJobs(role: string, backups: BackupSettings | null = null, codeDir = '/opt/adt'): Promise<void> {
   const command = `${codeDir}/roles/${role}/security/SetupFirewall`;
   await mkdir('/etc/cron.d', { recursive: true });
   await writeFile(`/etc/cron.d/adt-${role}`, `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command)}\n`, { mode: 0o644 });
+  // Scheduled backups of this role's part of the site (cron runs them where a cron daemon runs).
+  if (backups && role in BACKUP_PARTS) await writeFile(`/etc/cron.d/adt-backup-${role}`, backupCronFile(role as keyof typeof BACKUP_PARTS, backups, codeDir), { mode: 0o644 });
   await mkdir('/var/log/adt', { recursive: true });
   const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
   spawn(command, ['--every', '10'], { detached: true, stdio: ['ignore', log, log] }).unref();

@@ -5,3 +5,6 @@ export type { Command, Io } from './configwrapper.ts';
 export { firewallSettings } from './setup-firewall.ts';
 export { whoAmI, interfaceAddress, steps, waitFor, ensurePackages, startPeriodicJobs } from './host.ts';
 export type { Self, Needed } from './host.ts';
+export { DB_LAYOUT, SITE_CONTENT_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
+export { backupMain, backupCronFile, BACKUP_PARTS } from './backup.ts';
+export { siblingBucket } from './datastore.ts';

@@ -6,15 +6,8 @@
 import { execaRunner } from '@adt/core';
 import { keys, type DbCredentials } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
-import { ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, whoAmI } from '@adt/role-common';
+import { DB_LAYOUT, ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, whoAmI } from '@adt/role-common';
 
-export const DB_OPTIONS = {
-  // Not /var/lib/mysql: a data directory of its own, created by this bootstrap (never a copy of another's).
-  dataDir: '/var/lib/adt-mysql',
-  runDir: '/run/mysqld',
-  configFile: '/etc/mysql/adt.cnf',
-  logFile: '/var/log/mysql/adt-error.log',
-};
 
 async function main() {
   const progress = steps('database');
@@ -25,7 +18,7 @@ async function main() {
   progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
   const creds = await store.get<DbCredentials>(keys.dbCredentials);
   if (!creds) throw new Error(`${keys.dbCredentials.path} is not in the datastore: the build writes it before creating servers`);
-  const o: mariadb.MariaDbOptions = { ...DB_OPTIONS, bindAddress: self.privateIp, port: creds.port, runner: execaRunner({ timeoutMs: 120_000 }) };
+  const o: mariadb.MariaDbOptions = { ...DB_LAYOUT, bindAddress: self.privateIp, port: creds.port, runner: execaRunner({ timeoutMs: 120_000 }) };
   await mariadb.initialise(o);
   await mariadb.start(o);
   progress.step('mariadb running');
@@ -33,7 +26,7 @@ async function main() {
   await mariadb.provision(o, { database: creds.name, user: creds.user, password: creds.password, allowFrom: [vpc] });
   progress.step(`database ${creds.name} and user ${creds.user} (from ${vpc}) provisioned`);
   // The host firewall follows the fleet from now on (webservers register as they come).
-  await startPeriodicJobs('database');
+  await startPeriodicJobs('database', await store.get(keys.backups));
   progress.step('firewall following the fleet');
   await store.put(keys.databaseIps.key(self.privateIp), { name: self.name, role: 'database', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
   await progress.ready(store, self);

@@ -9,10 +9,7 @@ import { execaRunner } from '@adt/core';
 import { keys } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
-import { ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
-
-/** Where Debian's WordPress keeps the site's own files: what the webserver's backups hold. */
-export const WP_CONTENT_DIR = '/var/lib/wordpress/wp-content';
+import { SITE_CONTENT_DIR, ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
 
 function fetchHome(ip: string, host: string, ca: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -72,7 +69,7 @@ async function main() {
     phpSocket: fpm.socket,
     fastcgiParams: { WORDPRESS_CONFIG: web.configName(site.siteUrl) },
     // Debian's WordPress keeps the site's own files (uploads, themes, plugins) there (WP_CONTENT_DIR).
-    contentAlias: { urlPath: '/wp-content/', dir: `${WP_CONTENT_DIR}/` },
+    contentAlias: { urlPath: '/wp-content/', dir: `${SITE_CONTENT_DIR}/` },
   };
   if (site.webserver === 'apache') {
     const apache: web.ApacheOptions = { confFile: '/etc/apache2/adt.conf', pidFile: '/run/apache2-adt.pid', logDir: '/var/log/apache2', runDir: '/run/apache2-adt', runner };
@@ -89,7 +86,7 @@ async function main() {
     return s === 200 || s === 302 ? s : null;
   }, 60_000);
   progress.step(`the application answers (HTTP ${status})`);
-  await startPeriodicJobs('webserver');
+  await startPeriodicJobs('webserver', await store.get(keys.backups));
   progress.step('firewall following the fleet');
   await progress.ready(store, self);
 }
