@@ -183,6 +183,9 @@ test('status shows the servers ready and healthy; ExecuteOn<Role> runs a command
   assert.is(ex.exitCode, 0, ex.stderr);
   const db = summary.servers.find((s) => s.role === 'database')!;
   assert.is(ex.stdout.trim(), `${db.name}: ${db.name}`);
+  const cron = await helper('ExecuteOnDatabase', ['--config', file, '--', 'cat', '/etc/cron.d/adt-backup-database', '/etc/cron.d/adt-database']);
+  assert.match(cron.stdout, /30 3 \* \* \* root \/opt\/adt\/roles\/database\/backup\/Backup daily/, 'the default backup schedule');
+  assert.match(cron.stdout, /\/opt\/adt\/roles\/database\/security\/SetupFirewall/, 'the firewall every minute');
   const none = await helper('ExecuteOnAuth', ['--config', file, '--', 'true']);
   assert.is(none.exitCode, 2);
   assert.match(none.stderr, /no auth server in build t1/);

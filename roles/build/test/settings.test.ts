@@ -14,7 +14,7 @@ test('the example file says exactly the defaults', () => {
   const d = readDeployment(undefined, {});
   assert.is(d.siteUrl, 'https://www.adt.test/');
   assert.is(d.configBucket, 'www-adt-test-config-dev1');
-  assert.is(Object.keys(VARIABLES).length, 17);
+  assert.is(Object.keys(VARIABLES).length, 21);
 });
 
 test('the environment sets variables (ADT_<NAME>); a file wins over it', () => {

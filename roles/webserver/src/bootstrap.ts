@@ -40,6 +40,7 @@ async function main() {
     { command: 'mariadb', pkg: 'mariadb-client' },
     { command: 'iptables-restore', pkg: 'iptables' },
     { file: '/etc/php/8.2/mods-available/mysqli.ini', pkg: 'php8.2-mysql' },
+    ...['xml', 'mbstring', 'curl', 'zip', 'intl'].map((ext) => ({ file: `/etc/php/8.2/mods-available/${ext}.ini`, pkg: `php8.2-${ext}` })),
     { file: '/usr/share/wordpress/wp-settings.php', pkg: 'wordpress' },
   ]);
   progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');

@@ -1,0 +1,143 @@
+/**
+ * Backups of a running fleet, end to end on the local provider (cloud `tbk`, 198.19.40.0/24 +
+ * 198.19.41.0/24), encrypted with a key the user holds: content made through WordPress (a post and
+ * an uploaded file, over XML-RPC from the outsider), a backup, a disaster, a restore that gives back
+ * the same files and rows; then the build is destroyed with a shutdown backup and a new build starts
+ * from it (RESTORE_FROM=latest).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { freePort } from '@adt/core';
+import { keys } from '@adt/configstore';
+import { readDeployment } from '../src/settings.ts';
+import { localEnv, openStore } from '../src/local-env.ts';
+import { installWordPress, siteCurl } from './_site.ts';
+
+const root = resolve(import.meta.dirname, '../../..');
+const zx = (script: string, args: string[]) => execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
+const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 300_000 });
+const HOST = 'www.tbk.test';
+const PASSWORD = 'Correct-Horse-Battery-9';
+
+interface Ctx { dir: string; file: string; ip: string; ca: string; dbName: string; title: string; uploadUrl: string; files: string; rows: string }
+const test = suite<Ctx>('backups of a running fleet (local provider)');
+
+async function writeConfig(ctx: Ctx, buildId: string, extra: string[] = []) {
+  await writeFile(ctx.file, [`SITE_URL=${HOST}`, `BUILD_ID=${buildId}`, `STATE_DIR=${join(ctx.dir, 'state')}`, `S3_PORT=${await freePort()}`, 'LOCAL_CLOUD_ID=tbk',
+    'LOCAL_PUBLIC_CIDR=198.19.40.0/24', 'LOCAL_PRIVATE_CIDR=198.19.41.0/24', `BACKUP_KEY_FILE=${join(ctx.dir, 'backup.key')}`, ...extra, ''].join('\n'));
+}
+
+async function deploy(ctx: Ctx) {
+  const r = await zx('deploy.mjs', ['--config', ctx.file, '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { caFile: string; servers: { role: string; publicIp: string }[] };
+  ctx.ip = out.servers.find((s) => s.role === 'webserver')!.publicIp;
+  ctx.ca = out.caFile;
+  return r;
+}
+
+const curl = (ctx: Ctx) => siteCurl('tbk', ctx.ca, HOST, ctx.ip);
+
+/** A WordPress XML-RPC call from the outsider; the response body. */
+async function xmlrpc(ctx: Ctx, method: string, params: string[]): Promise<string> {
+  const body = `<?xml version="1.0"?><methodCall><methodName>${method}</methodName><params>${params.map((p) => `<param><value>${p}</value></param>`).join('')}</params></methodCall>`;
+  return (await curl(ctx)('-H', 'Content-Type: text/xml', '--data-binary', body, `https://${HOST}/xmlrpc.php`)).stdout;
+}
+const str = (s: string) => `<string>${s}</string>`;
+const member = (name: string, value: string) => `<member><name>${name}</name><value>${value}</value></member>`;
+
+/** sha256 of every uploaded file, and checksums of the tables that hold posts. */
+async function snapshot(ctx: Ctx) {
+  const files = (await helper('ExecuteOnWebserver', ['--config', ctx.file, '--', 'sh', '-c', 'cd /var/lib/wordpress/wp-content/uploads && find . -type f -exec sha256sum {} + | sort'])).stdout;
+  const rows = (await helper('ExecuteOnDatabase', ['--config', ctx.file, '--', 'mariadb', '--defaults-file=/etc/mysql/adt.cnf', '--batch', ctx.dbName, '-e', 'CHECKSUM TABLE wp_posts, wp_postmeta, wp_options; SELECT COUNT(*) FROM wp_posts;'])).stdout;
+  return { files, rows };
+}
+
+test.before(async (ctx) => {
+  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-backup-fleet-'));
+  ctx.file = join(ctx.dir, 'site.env');
+  await writeFile(join(ctx.dir, 'backup.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+  await writeConfig(ctx, 'k1');
+});
+
+test.after(async (ctx) => {
+  if (ctx.file && existsSync(ctx.file)) {
+    for (const id of ['k1', 'k2']) {
+      await writeConfig(ctx, id);
+      await zx('destroy.mjs', ['--config', ctx.file]);
+    }
+  }
+  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+});
+
+test('content made through WordPress: a post and an uploaded file', async (ctx) => {
+  await deploy(ctx);
+  ctx.title = `Backed up ${randomBytes(3).toString('hex')}`;
+  assert.is(await installWordPress(curl(ctx), HOST, 'Backups test'), '200');
+  const posted = await xmlrpc(ctx, 'wp.newPost', ['<int>1</int>', str('admin'), str(PASSWORD), `<struct>${member('post_title', str(ctx.title))}${member('post_content', str('Kept safe.'))}${member('post_status', str('publish'))}</struct>`]);
+  assert.match(posted, /<string>\d+<\/string>/, posted);
+  const bits = Buffer.from(`uploaded ${ctx.title}\n`).toString('base64');
+  const uploaded = await xmlrpc(ctx, 'wp.uploadFile', ['<int>1</int>', str('admin'), str(PASSWORD), `<struct>${member('name', str('notes.txt'))}${member('type', str('text/plain'))}${member('bits', `<base64>${bits}</base64>`)}</struct>`]);
+  ctx.uploadUrl = /<name>url<\/name><value><string>([^<]+)<\/string>/.exec(uploaded)?.[1] ?? '';
+  assert.match(ctx.uploadUrl, /^https:\/\/www\.tbk\.test\/wp-content\/uploads\/\d{4}\/\d{2}\/notes.*\.txt$/, uploaded);
+  assert.is((await curl(ctx)(ctx.uploadUrl)).stdout, `uploaded ${ctx.title}`, 'the upload is served');
+  const env = localEnv(readDeployment(ctx.file, {}));
+  const store = openStore(env);
+  ctx.dbName = (await store.get(keys.dbCredentials))!.name;
+  await store.driver.dispose?.();
+  Object.assign(ctx, await snapshot(ctx));
+  assert.match(ctx.files, /notes.*\.txt/);
+});
+
+test('backup, disaster, restore: the same files and rows, the site whole again', async (ctx) => {
+  const b = await helper('Backup', ['--config', ctx.file, 'daily']);
+  assert.is(b.exitCode, 0, b.stderr);
+  assert.match(b.stdout, /database .*: backup \S+ verified/);
+  assert.match(b.stdout, /webserver .*: backup \S+ verified/);
+  const list = JSON.parse((await helper('ListBackups', ['--config', ctx.file, '--json'])).stdout) as { backups: { part: string; period: string; encrypted: boolean }[] };
+  assert.equal(list.backups.map((x) => `${x.part}:${x.period}:${x.encrypted}`).sort(), ['database:daily:true', 'webroot:daily:true']);
+
+  // Disaster: the database's tables and the uploaded files are gone.
+  await helper('ExecuteOnDatabase', ['--config', ctx.file, '--', 'mariadb', '--defaults-file=/etc/mysql/adt.cnf', '-e', `DROP DATABASE ${ctx.dbName}; CREATE DATABASE ${ctx.dbName};`]);
+  await helper('ExecuteOnWebserver', ['--config', ctx.file, '--', 'rm', '-rf', '/var/lib/wordpress/wp-content/uploads']);
+  assert.is.not((await curl(ctx)('-o', '/dev/null', '-w', '%{http_code}', ctx.uploadUrl)).stdout, '200');
+
+  const r = await helper('Restore', ['--config', ctx.file, '--period', 'daily']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const after = await snapshot(ctx);
+  assert.is(after.files, ctx.files, 'the same files');
+  assert.is(after.rows, ctx.rows, 'the same rows');
+  assert.ok((await curl(ctx)(`https://${HOST}/`)).stdout.includes(ctx.title), 'the post is back on the front page');
+  assert.is((await curl(ctx)(ctx.uploadUrl)).stdout, `uploaded ${ctx.title}`);
+});
+
+test('destroy --backup takes a shutdown backup; a new build starts from it', async (ctx) => {
+  const d = await zx('destroy.mjs', ['--config', ctx.file, '--backup']);
+  assert.is(d.exitCode, 0, d.stderr);
+  assert.match(d.stdout, /backup \S+ verified/);
+  await writeConfig(ctx, 'k2', ['RESTORE_FROM=latest']);
+  const r = await deploy(ctx);
+  assert.match(r.stderr, /\[6\/8\] restoring the backup/);
+  assert.match(r.stderr, /restored \d{8}T\d{6}Z-\w+ \(shutdown/);
+  const front = await curl(ctx)(`https://${HOST}/`);
+  assert.ok(front.stdout.includes(ctx.title), 'the new build serves the restored post');
+  assert.is((await curl(ctx)(ctx.uploadUrl)).stdout, `uploaded ${ctx.title}`, 'and the restored upload');
+});
+
+test('RESTORE_FROM a period with no backup is refused before any server is made', async (ctx) => {
+  await writeConfig(ctx, 'k3', ['RESTORE_FROM=monthly']);
+  const r = await zx('deploy.mjs', ['--config', ctx.file]);
+  assert.is(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, /RESTORE_FROM="monthly": there is no complete monthly backup of the site's database/);
+  const env = localEnv(readDeployment(ctx.file, {}));
+  assert.is((await env.cloud.list({ buildId: 'k3' })).length, 0);
+  await zx('destroy.mjs', ['--config', ctx.file]);
+});
+
+test.run();
