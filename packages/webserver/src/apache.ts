@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
-import { checkContentAlias, type SiteOptions } from './nginx.ts';
+import { checkSite, type SiteOptions } from './site.ts';
 
 const fail = errorFactory('webserver', 'apache');
 
@@ -27,33 +27,20 @@ export interface ApacheOptions {
 const MODULES_DIR = '/usr/lib/apache2/modules';
 const MODULES = ['mpm_event', 'authz_core', 'authz_host', 'dir', 'mime', 'env', 'setenvif', 'headers', 'alias', 'rewrite', 'socache_shmcb', 'ssl', 'proxy', 'proxy_fcgi'];
 
-const NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-const PARAM = /^[A-Z_][A-Z0-9_]{0,63}$/;
-const SAFE_VALUE = /^[A-Za-z0-9._\/:-]{0,200}$/;
 const PATH = /^\/[A-Za-z0-9._\/-]*$/;
-
-function hostPort(l: { address: string; port: number }): string {
-  if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) throw fail('BAD_PORT', `listen port ${l.port}: use 1-65535`, { exitCode: 2 });
-  return l.address.includes(':') ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
-}
 
 /** The whole apache configuration for one site, as data. */
 export function apacheConfig(o: Omit<ApacheOptions, 'runner'>, site: SiteOptions): string {
-  for (const n of site.serverNames) if (!NAME.test(n)) throw fail('BAD_NAME', `server name "${n}" is not a DNS name`, { exitCode: 2 });
-  if (site.https.length === 0) throw fail('BAD_LISTEN', 'at least one HTTPS listener is needed', { exitCode: 2 });
+  const checked = checkSite('apache', site);
   for (const [field, p] of [['webroot', site.webroot], ['certChainFile', site.certChainFile], ['keyFile', site.keyFile], ['phpSocket', site.phpSocket]] as const) {
     if (!PATH.test(p)) throw fail('BAD_PATH', `${field} "${p}": an absolute path of letters, digits and ._/-`, { exitCode: 2 });
   }
-  const env = Object.entries(site.fastcgiParams ?? {}).map(([k, v]) => {
-    if (!PARAM.test(k) || !SAFE_VALUE.test(v)) throw fail('BAD_PARAM', `fastcgi parameter ${k}="${v}": names are A-Z0-9_, values letters, digits and ._/:-`, { exitCode: 2 });
-    // mod_proxy_fcgi passes the request's environment to php-fpm as FastCGI parameters.
-    return `    SetEnv ${k} ${v}`;
-  });
+  // mod_proxy_fcgi passes the request's environment to php-fpm as FastCGI parameters.
+  const env = checked.params.map(([k, v]) => `    SetEnv ${k} ${v}`);
   const [name, ...aliases] = site.serverNames;
-  const alias = checkContentAlias(site.contentAlias, fail);
+  const alias = checked.alias;
   const user = o.user ?? 'www-data';
-  const https = site.https.map(hostPort);
-  const http = (site.httpRedirect ?? []).map(hostPort);
+  const { https, http } = checked;
   const names = `    ServerName ${name}${aliases.length ? `\n    ServerAlias ${aliases.join(' ')}` : ''}`;
   return `# Written by the Agile Deployment Toolkit (webserver role). Changes are overwritten.
 ServerRoot /etc/apache2

@@ -1,7 +1,9 @@
 export { ensureCa, issueCertificate, subjectAltName, caArgv } from './tls.ts';
 export type { CertificateAuthority, IssuedCertificate } from './tls.ts';
 export { nginxConfig, writeNginxConfig, startOrReload, stopNginx } from './nginx.ts';
-export type { NginxOptions, SiteOptions } from './nginx.ts';
+export type { NginxOptions } from './nginx.ts';
+export { checkSite } from './site.ts';
+export type { SiteOptions, CheckedSite } from './site.ts';
 export { phpFpmConfig, writePhpFpmConfig, startOrReloadPhpFpm, stopPhpFpm } from './phpfpm.ts';
 export type { PhpFpmOptions } from './phpfpm.ts';
 export { wordpressConfigPhp, writeWordPressConfig, configName, generateSalts, phpString, SALT_NAMES } from './wordpress.ts';

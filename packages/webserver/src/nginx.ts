@@ -6,6 +6,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
+import { checkSite, type SiteOptions } from './site.ts';
+
+export type { SiteOptions } from './site.ts';
 
 const fail = errorFactory('webserver', 'nginx');
 
@@ -21,62 +24,12 @@ export interface NginxOptions {
   runner: Runner;
 }
 
-export interface SiteOptions {
-  /** Names the site answers to; the first is canonical. */
-  serverNames: string[];
-  /** HTTPS listeners (the server's addresses; 443 in a fleet). */
-  https: { address: string; port: number }[];
-  /** Plain HTTP listeners that only redirect to HTTPS. */
-  httpRedirect?: { address: string; port: number }[];
-  /** Document root (WordPress from Debian: /usr/share/wordpress). */
-  webroot: string;
-  /** Certificate chain and key. */
-  certChainFile: string;
-  keyFile: string;
-  /** php-fpm's socket path. */
-  phpSocket: string;
-  /** Extra FastCGI parameters (e.g. WORDPRESS_CONFIG for Debian's WordPress). */
-  fastcgiParams?: Record<string, string>;
-  /** Largest request body, in MB (uploads; default 64). */
-  clientMaxBodyMb?: number;
-  /**
-   * A URL path served from another directory, static files only (PHP there is refused, never shown
-   * as source): Debian's WordPress keeps the site's own files (uploads, themes, plugins) in
-   * /var/lib/wordpress/wp-content, served as /wp-content/.
-   */
-  contentAlias?: { urlPath: string; dir: string };
-}
-
-const ALIAS_PATH = /^\/[A-Za-z0-9._-]+\/$/;
-const ALIAS_DIR = /^\/[A-Za-z0-9._\/-]+\/$/;
-
-/** Checks a content alias (both forms end with a slash); returns it. */
-export function checkContentAlias(a: { urlPath: string; dir: string } | undefined, fail: (code: string, message: string, o: { exitCode: 2 }) => Error) {
-  if (a && (!ALIAS_PATH.test(a.urlPath) || !ALIAS_DIR.test(a.dir))) {
-    throw fail('BAD_ALIAS', `contentAlias ${a.urlPath} -> ${a.dir}: a URL path like /wp-content/ and an absolute directory ending in /`, { exitCode: 2 });
-  }
-  return a;
-}
-
-const NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-const PARAM = /^[A-Z_][A-Z0-9_]{0,63}$/;
-const SAFE_VALUE = /^[A-Za-z0-9._\/:-]{0,200}$/;
-
-function listen(l: { address: string; port: number }): string {
-  if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) throw fail('BAD_PORT', `listen port ${l.port}: use 1-65535`, { exitCode: 2 });
-  return l.address.includes(':') ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
-}
-
 /** The whole nginx configuration for one site, as data. */
 export function nginxConfig(o: Omit<NginxOptions, 'runner'>, site: SiteOptions): string {
-  for (const n of site.serverNames) if (!NAME.test(n)) throw fail('BAD_NAME', `server name "${n}" is not a DNS name`, { exitCode: 2 });
-  if (site.https.length === 0) throw fail('BAD_LISTEN', 'at least one HTTPS listener is needed', { exitCode: 2 });
-  const params = Object.entries(site.fastcgiParams ?? {}).map(([k, v]) => {
-    if (!PARAM.test(k) || !SAFE_VALUE.test(v)) throw fail('BAD_PARAM', `fastcgi parameter ${k}="${v}": names are A-Z0-9_, values letters, digits and ._/:-`, { exitCode: 2 });
-    return `      fastcgi_param ${k} ${v};`;
-  });
+  const checked = checkSite('nginx', site);
+  const params = checked.params.map(([k, v]) => `      fastcgi_param ${k} ${v};`);
   const names = site.serverNames.join(' ');
-  const alias = checkContentAlias(site.contentAlias, fail);
+  const alias = checked.alias;
   return `# Written by the Agile Deployment Toolkit (webserver role). Changes are overwritten.
 user ${o.user ?? 'www-data'};
 worker_processes auto;
@@ -101,7 +54,7 @@ http {
   ssl_session_tickets off;
 
   server {
-${site.https.map((l) => `    listen ${listen(l)} ssl http2;`).join('\n')}
+${checked.https.map((l) => `    listen ${l} ssl http2;`).join('\n')}
     server_name ${names};
     root ${site.webroot};
     index index.php index.html;
@@ -135,9 +88,9 @@ ${params.join('\n')}
       fastcgi_pass unix:${site.phpSocket};
     }
   }
-${(site.httpRedirect ?? []).length ? `
+${checked.http.length ? `
   server {
-${site.httpRedirect!.map((l) => `    listen ${listen(l)};`).join('\n')}
+${checked.http.map((l) => `    listen ${l};`).join('\n')}
     server_name ${names};
     return 301 https://$host$request_uri;
   }
