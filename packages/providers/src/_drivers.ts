@@ -1,6 +1,7 @@
 /** Driver registry: name -> lazy import (backends are subpath exports, never in the root barrel). */
 export const computeDrivers = {
   local: () => import('./drivers/local.ts'),
+  'local-remote': () => import('./drivers/local-remote.ts'),
   memory: () => import('./drivers/memory.ts'),
 } as const;
 

@@ -8,3 +8,5 @@ export { computeDrivers, dnsDrivers } from './_drivers.ts';
 export type { ComputeDriverName, DnsDriverName } from './_drivers.ts';
 export { startPowerDns, attachPowerDns } from './pdns-server.ts';
 export type { PowerDnsOptions, PowerDnsServer } from './pdns-server.ts';
+export { serveLocalApi } from './local-api.ts';
+export type { LocalApi, LocalApiOptions } from './local-api.ts';
