@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { AdtError, execaRunner, sleep } from '@adt/core';
 import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type DbCredentials, type SiteTls } from '@adt/configstore';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
-import { applyNative, computePolicies, datastoreFleetSource, fingerprint, type FleetRole } from '@adt/firewall';
+import { applyNative, computePolicies, datastoreFleetSource, type FleetRole } from '@adt/firewall';
 import { serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
 import { ensureCa, issueCertificate } from '@adt/webserver';
 import { Backups, type Manifest, type Period } from '@adt/backup';
@@ -31,7 +31,7 @@ import s3Driver from '@adt/configstore/drivers/s3';
 import { ensureS3Daemon } from './s3-daemon.ts';
 import { readDeployment, type Deployment } from './settings.ts';
 import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
-import { userData } from './user-data.ts';
+import { userData } from '@adt/role-common';
 import { parseCommandLine } from './cli.ts';
 import { followLog, type LogFollower } from './log-follow.ts';
 
@@ -138,17 +138,16 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
   return { store, fresh, emptied };
 }
 
-/** The cloud-level firewall, recomputed from the datastore's fleet; applied only when it changed. */
-function nativeFollower(ctx: Ctx, store: ConfigStore) {
-  let applied = '';
-  const source = datastoreFleetSource(store);
-  return async () => {
-    const policies = computePolicies(await source.snapshot(), { webMode: ctx.d.webMode, dbPort: DB_PORT, http: true });
-    const print = ROLES.map((r) => fingerprint(policies[r])).join(',');
-    if (print === applied) return;
-    await applyNative(ctx.env.cloud.firewall, ctx.d.buildId, policies);
-    applied = print;
-  };
+/**
+ * The cloud-level firewall. It is the coarse layer: the fleet's machines are "the private network"
+ * (so webservers an autoscaler adds later are let in without touching the cloud's rules); the
+ * precise per-address rules are each host's own (SetupFirewall, following the datastore).
+ */
+async function applyNativePolicy(ctx: Ctx, store: ConfigStore): Promise<void> {
+  const fleet = await datastoreFleetSource(store).snapshot();
+  const vpc = [ctx.d.privateCidr];
+  const policies = computePolicies({ ...fleet, webservers: vpc, autoscalers: vpc, databases: vpc }, { webMode: ctx.d.webMode, dbPort: DB_PORT, http: true });
+  await applyNative(ctx.env.cloud.firewall, ctx.d.buildId, policies);
 }
 
 export interface Booting {
@@ -210,11 +209,11 @@ async function ensureServers(ctx: Ctx, store: ConfigStore, fresh: boolean): Prom
   return out;
 }
 
-/** Waits for every server's `ready` in the datastore, showing their progress; bounded per server. */
-export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[], followFirewall: () => Promise<void>): Promise<void> {
+/** Waits for every server's `ready` in the datastore, showing their progress; bounded per server. `onTick` runs on every poll. */
+export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[], onTick: () => Promise<void> = async () => {}): Promise<void> {
   const pending = new Set(servers);
   for (;;) {
-    await followFirewall();
+    await onTick();
     for (const b of [...pending]) {
       for (const line of b.log.lines()) {
         // "<time> [role] step (12.3s)" -> "step (12.3s)"
@@ -332,10 +331,9 @@ async function main(args: string[]): Promise<number> {
   // Starting from a backup: find it now, before any server is made.
   const restore = d.restoreFrom ? await chooseBackups(env) : null;
   if (restore) say(`      will restore ${restore.map((m) => `${m.part} ${m.id} (${m.period}, ${m.createdAt})`).join(' and ')}`);
-  const followFirewall = nativeFollower(ctx, store);
-  await followFirewall();
+  await applyNativePolicy(ctx, store);
   const servers = await timed(ctx, 'servers', () => ensureServers(ctx, store, fresh));
-  await timed(ctx, 'waiting for the servers to be ready', () => waitReady(ctx, store, servers, followFirewall));
+  await timed(ctx, 'waiting for the servers to be ready', () => waitReady(ctx, store, servers));
   const web = servers.find((s) => s.role === 'webserver')!.server;
   const db = servers.find((s) => s.role === 'database')!.server;
   if (restore) {

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { join, resolve } from 'node:path';
 import { isAdtError } from '@adt/core';
 import { readDeployment, zoneOf, VARIABLES } from '../src/settings.ts';
-import { datastoreEnv, userData, type UserDataSettings } from '../src/user-data.ts';
+import { datastoreEnv, userData, type UserDataSettings } from '@adt/role-common';
 
 const test = suite('deployment settings and user-data');
 const example = join(resolve(import.meta.dirname, '..'), 'deployment.example.env');

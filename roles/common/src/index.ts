@@ -8,3 +8,5 @@ export type { Self, Needed } from './host.ts';
 export { DB_LAYOUT, SITE_CONTENT_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
 export { backupMain, backupCronFile, BACKUP_PARTS } from './backup.ts';
 export { siblingBucket } from './datastore.ts';
+export { userData, datastoreEnv } from './user-data.ts';
+export type { UserDataSettings } from './user-data.ts';

@@ -15,7 +15,7 @@ test('one line per scheduled period, running the role\'s Backup command as root,
 });
 
 test('a schedule that is not 5 cron fields, or an unknown period, is refused (exit 2)', () => {
-  for (const schedule of [{ daily: '30 3 * *' }, { daily: '30 3 * * * ; rm -rf /' }, { yearly: '0 0 1 1 *' }]) {
+  for (const schedule of [{ daily: '30 3 * *' }, { daily: '30 3 * * * ; rm -rf /' }, { yearly: '0 0 1 1 *' }] as Record<string, string>[]) {
     try {
       backupCronFile('webserver', { schedule });
       assert.unreachable(JSON.stringify(schedule));
