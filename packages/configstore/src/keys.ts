@@ -109,6 +109,42 @@ export interface BackupSettings {
   /** Whether backups are encrypted with the key in `secrets/backup-key`. */
   encrypted: boolean;
 }
+/** How the autoscalers work (written by the build in production mode). */
+export interface ScalingSettings {
+  /** Number of autoscalers (slots 1..n); the desired total is split between them. */
+  autoscalers: number;
+  /** Most webservers the whole fleet may have. */
+  maxWebservers: number;
+  /** Seconds between ticks (probes, decisions). */
+  probeIntervalSeconds: number;
+  /** Seconds a health probe may take. */
+  probeTimeoutSeconds: number;
+  /** Probes failed in a row before a webserver that served is unhealthy. */
+  failuresBeforeUnhealthy: number;
+  /** Seconds a new webserver has to pass its first probe. */
+  buildTimeoutSeconds: number;
+  /** Seconds a surplus webserver keeps running after its A record is removed. */
+  drainSeconds: number;
+  /** Seconds a slot's lease lasts without renewal (then another autoscaler takes the slot over). */
+  leaseTtlSeconds: number;
+  /** TTL of the site's A records. */
+  dnsTtlSeconds: number;
+}
+/** How an autoscaler reaches the cloud's API and DNS (secrets). */
+export interface ProviderAccess {
+  compute: { driver: string; url: string; token: string };
+  dns: { driver: string; apiUrl: string; apiKey: string; zone: string };
+}
+/** One thing an autoscaler did, for `status`. */
+export interface ScalingEvent {
+  at: string;
+  autoscaler: string;
+  slot: number;
+  action: string;
+  server?: string;
+  ip?: string;
+  reason: string;
+}
 export interface Readiness {
   at: string;
   steps?: Record<string, string>;
@@ -177,6 +213,14 @@ export const keys = {
   backups: key<BackupSettings>('config/backups'),
   /** The user's backup encryption key, hex (encrypted at rest with the deployment key). */
   backupKey: key<string>('secrets/backup-key'),
+  /** Autoscaling settings (production mode). */
+  scaling: key<ScalingSettings>('config/scaling'),
+  /** The provider API access autoscalers use (encrypted at rest). */
+  providerAccess: key<ProviderAccess>('secrets/provider-access'),
+  /** Scheduled scaling: { "08:30": 10, "17:30": 3 }. */
+  scalingSchedule: key<Record<string, number>>('config/scaling-schedule'),
+  /** The autoscalers' event log: `events/<time>-<random>`. */
+  events: nameFamily<ScalingEvent>('events/'),
   /** The build is complete: gates periodic jobs, like the original's INSTALLED_SUCCESSFULLY. */
   installedSuccessfully: key<BuildMarker>('build/installed-successfully'),
   /** Desired webserver count of autoscaler `n` (1-based). */

@@ -242,3 +242,21 @@ export function plan(input: PlanInput): Plan {
     summary: { desired: input.desired, healthy: count('healthy'), building: count('building'), unhealthy: count('unhealthy'), draining: count('draining'), creating },
   };
 }
+
+/**
+ * Splits a desired total between `autoscalers` slots, like the original's STATIC_SCALE:4:3:3:
+ * slot 1 gets the remainder first (10 over 3 -> [4, 3, 3]). Index 0 is slot 1.
+ */
+export function splitDesired(total: number, autoscalers: number): number[] {
+  if (!Number.isInteger(total) || total < 0) throw new RangeError(`total must be a whole number >= 0, got ${total}`);
+  if (!Number.isInteger(autoscalers) || autoscalers < 1) throw new RangeError(`autoscalers must be a whole number >= 1, got ${autoscalers}`);
+  return Array.from({ length: autoscalers }, (_, i) => Math.floor(total / autoscalers) + (i < total % autoscalers ? 1 : 0));
+}
+
+/** Checks a desired webserver count given by a person: a whole number from 0 to `max`. Returns it, or throws naming what is allowed. */
+export function parseDesired(input: string, max: number): number {
+  if (!/^\d{1,4}$/.test(input.trim())) throw new RangeError(`"${input}" is not a number of webservers: give a whole number from 0 to ${max}`);
+  const n = Number(input.trim());
+  if (n > max) throw new RangeError(`${n} webservers is above the configured maximum of ${max} (MAX_WEBSERVERS)`);
+  return n;
+}

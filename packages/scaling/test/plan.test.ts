@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { plan, recordProbe, emptyMemory, type ObservedServer, type SlotMemory, type Action } from '../src/index.ts';
+import { plan, recordProbe, emptyMemory, splitDesired, parseDesired, type ObservedServer, type SlotMemory, type Action } from '../src/index.ts';
 
 const T0 = Date.parse('2026-11-25T00:00:00Z');
 const s = (id: string, createdAgoS: number, extra: Partial<ObservedServer> = {}): ObservedServer => ({
@@ -164,3 +164,19 @@ sim('it converges to the desired count, with DNS listing only answering servers'
 });
 
 sim.run();
+
+const split = suite('splitting the desired count');
+split('the total is split between autoscalers, slot 1 first (like STATIC_SCALE:4:3:3)', () => {
+  assert.equal(splitDesired(10, 3), [4, 3, 3]);
+  assert.equal(splitDesired(4, 2), [2, 2]);
+  assert.equal(splitDesired(1, 2), [1, 0]);
+  assert.equal(splitDesired(0, 1), [0]);
+  assert.throws(() => splitDesired(-1, 2), /whole number/);
+});
+split('a count from a person: a whole number from 0 to the maximum, else a clear refusal', () => {
+  assert.is(parseDesired('4', 10), 4);
+  assert.is(parseDesired(' 0 ', 10), 0);
+  for (const bad of ['-1', 'four', '2.5', '', '1e3']) assert.throws(() => parseDesired(bad, 10), /not a number of webservers: give a whole number from 0 to 10/);
+  assert.throws(() => parseDesired('11', 10), /above the configured maximum of 10/);
+});
+split.run();

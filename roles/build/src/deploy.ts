@@ -24,7 +24,9 @@ import { AdtError, execaRunner, sleep } from '@adt/core';
 import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type DbCredentials, type SiteTls } from '@adt/configstore';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { applyNative, computePolicies, datastoreFleetSource, type FleetRole } from '@adt/firewall';
-import { serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
+import { attachPowerDns, parseServerName, serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
+import { ensureDaemon } from './daemon.ts';
+import { splitDesired } from '@adt/scaling';
 import { ensureCa, issueCertificate } from '@adt/webserver';
 import { Backups, type Manifest, type Period } from '@adt/backup';
 import s3Driver from '@adt/configstore/drivers/s3';
@@ -44,8 +46,6 @@ const HELP = `usage: npx zx roles/build/deploy.mjs [--config FILE] [--dry-run] [
 Every variable of the file may also be given as ADT_<NAME> in the environment.`;
 
 const DB_PORT = 3306;
-/** Development mode: one of each, database first (the webserver waits for it anyway). */
-const ROLES: FleetRole[] = ['database', 'webserver'];
 
 const fail = (code: string, message: string, exitCode: 1 | 2 = 1) => new AdtError(code, message, { pkg: 'build', driver: 'deploy', exitCode });
 
@@ -58,8 +58,9 @@ export function plan(d: Deployment) {
     buildId: d.buildId,
     configBucket: d.configBucket,
     s3Endpoint: env.s3Endpoint,
-    servers: ROLES.map((role) => ({ role, name: `${serverName({ role, buildId: d.buildId }).replace(/-[a-z0-9]+$/, '')}-<random>` })),
-    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, zone: env.zone, records: [`${d.host} A <webserver public IP>`] },
+    servers: wantedServers(d).map(({ role, slot }) => ({ role, name: `${serverName({ role, buildId: d.buildId, slot }).replace(/-[a-z0-9]+$/, '')}-<random>` })),
+    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, zone: env.zone, records: wantedServers(d).filter((w) => w.role === 'webserver').map(() => `${d.host} A <webserver public IP>`) },
+    ...(d.mode === 'production' ? { scaling: { autoscalers: d.scaling.autoscalers, desired: splitDesired(d.scaling.webservers, d.scaling.autoscalers), max: d.scaling.maxWebservers, cloudApi: env.cloudApiUrl } } : {}),
     application: d.application,
     webserver: d.webserver,
     database: d.database,
@@ -139,6 +140,43 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
 }
 
 /**
+ * Production mode: the local cloud's API for the autoscalers (a service of the build machine, like
+ * a cloud's API), and in the datastore what they need: how to reach that API and DNS (secrets),
+ * the scaling settings, the schedule, and the desired count (set at the first deploy only: a
+ * re-run keeps what the operator scaled to).
+ */
+async function prepareScaling(ctx: Ctx, store: ConfigStore): Promise<void> {
+  const { env, d } = ctx;
+  mkdirSync(env.cloudApiDir, { recursive: true, mode: 0o700 });
+  const configFile = join(env.cloudApiDir, 'config.json');
+  let token = '';
+  try {
+    token = (JSON.parse(readFileSync(configFile, 'utf8')) as { token: string }).token;
+  } catch {}
+  if (!token) token = randomBytes(32).toString('base64url');
+  writeFileSync(configFile, JSON.stringify({ cloud: env.cloudOptions, buildId: d.buildId, address: env.cloud.buildMachine.privateIp, port: d.scaling.cloudApiPort, token }), { mode: 0o600 });
+  const api = await ensureDaemon({ name: 'cloud-api', stateDir: env.cloudApiDir, script: 'roles/build/src/cloud-api-serve.ts', args: [configFile], endpoint: `${env.cloudApiUrl}/v1/servers`, portSetting: 'CLOUD_API_PORT' });
+  ctx.say(`      local cloud API ${api.started ? 'started' : 'already running'} at ${env.cloudApiUrl} (pid ${api.pid}, log ${api.log})`);
+  const pdns = await attachPowerDns(env.dnsDir);
+  if (!pdns) throw fail('DNS_NOT_RUNNING', 'PowerDNS is not running');
+  await store.put(keys.providerAccess, {
+    compute: { driver: 'local-remote', url: env.cloudApiUrl, token },
+    dns: { driver: 'powerdns', apiUrl: pdns.apiUrl, apiKey: readFileSync(pdns.apiKeyFile, 'utf8').trim(), zone: env.zone },
+  });
+  const sc = d.scaling;
+  await store.putIfChanged(keys.scaling, {
+    autoscalers: sc.autoscalers, maxWebservers: sc.maxWebservers, probeIntervalSeconds: sc.probeIntervalSeconds, probeTimeoutSeconds: sc.probeTimeoutSeconds,
+    failuresBeforeUnhealthy: sc.failuresBeforeUnhealthy, buildTimeoutSeconds: sc.buildTimeoutSeconds, drainSeconds: sc.drainSeconds, leaseTtlSeconds: sc.leaseTtlSeconds, dnsTtlSeconds: sc.dnsTtlSeconds,
+  });
+  await store.putIfChanged(keys.scalingSchedule, sc.schedule);
+  const split = splitDesired(sc.webservers, sc.autoscalers);
+  for (const [i, n] of split.entries()) {
+    if ((await store.get(keys.desiredWebservers(i + 1))) === null) await store.put(keys.desiredWebservers(i + 1), n);
+  }
+  ctx.say(`      ${sc.autoscalers} autoscaler(s); desired webservers ${split.join(' + ')} (first deploy; a re-run keeps the current scaling)`);
+}
+
+/**
  * The cloud-level firewall. It is the coarse layer: the fleet's machines are "the private network"
  * (so webservers an autoscaler adds later are let in without touching the cloud's rules); the
  * precise per-address rules are each host's own (SetupFirewall, following the datastore).
@@ -159,52 +197,71 @@ export interface Booting {
   readyAt?: number;
 }
 
-/** Servers of this build per role: keeps ready or booting ones, replaces failed ones, creates missing ones. */
+/** The servers a deployment wants: development one of each; production autoscalers (a slot each) and the initial webservers split between their slots. */
+export function wantedServers(d: Deployment): { role: FleetRole; slot?: number }[] {
+  if (d.mode === 'development') return [{ role: 'database' }, { role: 'webserver' }];
+  const web = splitDesired(d.scaling.webservers, d.scaling.autoscalers).flatMap((n, i) => Array.from({ length: n }, () => ({ role: 'webserver' as const, slot: i + 1 })));
+  return [{ role: 'database' }, ...web, ...Array.from({ length: d.scaling.autoscalers }, (_, i) => ({ role: 'autoscaler' as const, slot: i + 1 }))];
+}
+
+/**
+ * Servers of this build per role: keeps ready or booting ones, replaces failed ones, creates
+ * missing ones. In production, once webservers exist the autoscalers own them: a re-run keeps the
+ * ones there and creates none.
+ */
 async function ensureServers(ctx: Ctx, store: ConfigStore, fresh: boolean): Promise<Booting[]> {
   const { env, d } = ctx;
   const key = readFileSync(env.keyFile, 'utf8').trim();
   const out: Booting[] = [];
-  let replaceRest = false;
-  for (const role of ROLES) {
+  const wanted = wantedServers(d);
+  let databaseReplaced = false;
+  for (const role of ['database', 'webserver', 'autoscaler'] as const) {
+    const wants = wanted.filter((w) => w.role === role);
     const existing = await env.cloud.list({ buildId: d.buildId, role });
-    let keep: Server | null = null;
+    const kept: Server[] = [];
     for (const s of existing) {
       const ready = await store.exists(keys.ready(role, s.name));
       const boot = await env.cloud.bootStatus(s.id);
-      const usable = !fresh && !replaceRest && s.state === 'running' && !keep && (ready || boot.exitCode === null);
+      const slot = parseServerName(s.name)?.slot;
+      const wantedHere = d.mode === 'production' && role === 'webserver' ? true : wants.some((w) => w.slot === slot) && !kept.some((k) => parseServerName(k.name)?.slot === slot);
+      const stale = role === 'webserver' && databaseReplaced;
+      const usable = !fresh && !stale && wantedHere && s.state === 'running' && (ready || boot.exitCode === null);
       if (usable) {
-        keep = s;
+        kept.push(s);
         ctx.say(`      ${role} ${s.name} kept (${ready ? 'ready' : 'still booting'})`);
       } else {
-        ctx.say(`      ${role} ${s.name} replaced (${fresh ? 'from an earlier build' : boot.exitCode !== null && !ready ? `its bootstrap failed with exit code ${boot.exitCode}` : 'not usable'})`);
+        ctx.say(`      ${role} ${s.name} replaced (${fresh ? 'from an earlier build' : stale ? 'the database was replaced' : boot.exitCode !== null && !ready ? `its bootstrap failed with exit code ${boot.exitCode}` : 'not usable'})`);
         await forgetServer(store, s);
         await env.cloud.destroy(s.id);
       }
     }
-    // A new database means the webserver must be rebuilt against it.
-    if (!keep) replaceRest = true;
-    const server =
-      keep ??
-      (await env.cloud.create({
-        name: serverName({ role, buildId: d.buildId }),
+    if (role === 'database' && !kept.length) databaseReplaced = true;
+    for (const s of kept) out.push({ role, server: s, log: followLog(env.cloud.userDataLog(s.id), { fromEnd: true }), deadline: Date.now() + d.readyTimeout * 1000, lastStep: 'kept' });
+    // Production webservers already there belong to the autoscalers: they bring them to the desired count.
+    const missing = d.mode === 'production' && role === 'webserver' && kept.length ? [] : wants.filter((w) => !kept.some((k) => parseServerName(k.name)?.slot === w.slot) || (w.slot === undefined && !kept.length));
+    const toCreate = role === 'webserver' && d.mode === 'production' ? missing : missing.slice(0, Math.max(0, wants.length - kept.length));
+    const created = await Promise.all(toCreate.map((w) => env.cloud.create({
+      name: serverName({ role, buildId: d.buildId, slot: w.slot }),
+      role,
+      buildId: d.buildId,
+      size: d.serverSize,
+      region: d.region,
+      userData: userData({
         role,
-        buildId: d.buildId,
-        size: d.serverSize,
-        region: d.region,
-        userData: userData({
-          role,
-          s3Endpoint: env.s3Endpoint,
-          s3AccessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
-          s3SecretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
-          configBucket: d.configBucket,
-          datastoreKey: key,
-          webMode: d.webMode,
-          dbPort: DB_PORT,
-          codeDir: CODE_ON_SERVERS,
-        }),
-      }));
-    if (!keep) ctx.say(`      ${role} ${server.name} created: public ${server.publicIp}, private ${server.privateIp}`);
-    out.push({ role, server, log: followLog(env.cloud.userDataLog(server.id), { fromEnd: Boolean(keep) }), deadline: Date.now() + d.readyTimeout * 1000, lastStep: keep ? 'kept' : 'created' });
+        s3Endpoint: env.s3Endpoint,
+        s3AccessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
+        s3SecretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
+        configBucket: d.configBucket,
+        datastoreKey: key,
+        webMode: d.webMode,
+        dbPort: DB_PORT,
+        codeDir: CODE_ON_SERVERS,
+      }),
+    })));
+    for (const server of created) {
+      ctx.say(`      ${role} ${server.name} created: public ${server.publicIp}, private ${server.privateIp}`);
+      out.push({ role, server, log: followLog(env.cloud.userDataLog(server.id)), deadline: Date.now() + d.readyTimeout * 1000, lastStep: 'created' });
+    }
   }
   return out;
 }
@@ -219,7 +276,7 @@ export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[]
         // "<time> [role] step (12.3s)" -> "step (12.3s)"
         const m = /^\S+ \[[a-z]+\] (.*)$/.exec(line);
         if (m) b.lastStep = m[1]!;
-        ctx.say(`      ${b.role}: ${m ? m[1] : line}`);
+        ctx.say(`      ${servers.filter((x) => x.role === b.role).length > 1 ? b.server.name : b.role}: ${m ? m[1] : line}`);
       }
       if (await store.exists(keys.ready(b.role, b.server.name))) {
         pending.delete(b);
@@ -323,7 +380,8 @@ async function main(args: string[]): Promise<number> {
   const { store, fresh } = await timed(ctx, 'config datastore', () => prepareDatastore(ctx));
   let dns: DnsProvider | null = null;
   await timed(ctx, 'DNS', async () => {
-    const server = await startPowerDns({ dataDir: env.dnsDir, listenAddress: env.cloud.buildMachine.publicIp, dnsPort: 53, detached: true });
+    // Its API on the private network too: autoscalers change the site's records through it.
+    const server = await startPowerDns({ dataDir: env.dnsDir, listenAddress: env.cloud.buildMachine.publicIp, dnsPort: 53, apiAddress: env.cloud.buildMachine.privateIp, apiAllowFrom: [d.privateCidr, '127.0.0.0/8'], detached: true });
     dns = await openDns(env);
     await dns!.ensureZone(env.zone);
     say(`      PowerDNS answering on ${server.dnsAddress}:53 (pid ${server.pid}), zone ${env.zone}`);
@@ -332,34 +390,39 @@ async function main(args: string[]): Promise<number> {
   const restore = d.restoreFrom ? await chooseBackups(env) : null;
   if (restore) say(`      will restore ${restore.map((m) => `${m.part} ${m.id} (${m.period}, ${m.createdAt})`).join(' and ')}`);
   await applyNativePolicy(ctx, store);
+  if (d.mode === 'production') await prepareScaling(ctx, store);
   const servers = await timed(ctx, 'servers', () => ensureServers(ctx, store, fresh));
   await timed(ctx, 'waiting for the servers to be ready', () => waitReady(ctx, store, servers));
-  const web = servers.find((s) => s.role === 'webserver')!.server;
+  const webservers = servers.filter((s) => s.role === 'webserver').map((s) => s.server);
+  const web = webservers[0];
   const db = servers.find((s) => s.role === 'database')!.server;
   if (restore) {
     await timed(ctx, 'restoring the backup', async () => {
       const fresh = servers.filter((s) => s.lastStep !== 'kept');
       if (!fresh.length) return say('      servers kept from an earlier run: they already hold the site, nothing restored');
       for (const m of restore) {
-        const b = servers.find((s) => s.role === (m.part === 'database' ? 'database' : 'webserver'))!;
-        if (b.lastStep === 'kept') continue;
-        const r = await env.cloud.exec(b.server.id, [`${CODE_ON_SERVERS}/roles/${b.role}/backup/Restore`, '--id', m.id], { nothrow: true, timeoutMs: 3_600_000 });
-        if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `restoring ${m.part} backup ${m.id} on ${b.server.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
-        say(`      ${r.stdout.trim()}`);
+        for (const b of servers.filter((s) => s.role === (m.part === 'database' ? 'database' : 'webserver') && s.lastStep !== 'kept')) {
+          const r = await env.cloud.exec(b.server.id, [`${CODE_ON_SERVERS}/roles/${b.role}/backup/Restore`, '--id', m.id], { nothrow: true, timeoutMs: 3_600_000 });
+          if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `restoring ${m.part} backup ${m.id} on ${b.server.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+          say(`      ${b.server.name}: ${r.stdout.trim()}`);
+        }
       }
     });
   }
   await timed(ctx, 'DNS records', async () => {
-    await dns!.addA(d.host, web.publicIp!, 60);
+    for (const w of webservers) await dns!.addA(d.host, w.publicIp!, d.scaling.dnsTtlSeconds);
     // Records of servers that no longer exist go (a converging re-run replaced them).
     const live = new Set((await env.cloud.list()).map((s) => s.publicIp));
     for (const r of await dns!.listA(d.host)) if (!live.has(r.content)) await dns!.removeA(d.host, r.content);
-    say(`      ${d.host} A ${web.publicIp}`);
+    say(`      ${d.host} A ${webservers.map((w) => w.publicIp).join(', ')}`);
   });
   const site = await timed(ctx, 'checking the site', async () => {
-    const r = await checkSite(ctx, store, web.publicIp!);
-    say(`      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ answers HTTP ${r.status}${r.location ? ` (${r.location})` : ''}`);
-    return r;
+    let r: Awaited<ReturnType<typeof checkSite>> | null = null;
+    for (const w of webservers) {
+      r = await checkSite(ctx, store, w.publicIp!);
+      say(`      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ at ${w.publicIp} answers HTTP ${r.status}${r.location ? ` (${r.location})` : ''}`);
+    }
+    return r ?? { addresses: [], status: 0 };
   });
   await store.put(keys.installedSuccessfully, { at: new Date().toISOString(), by: 'deploy' });
   await store.driver.dispose?.();
@@ -373,14 +436,14 @@ async function main(args: string[]): Promise<number> {
     mode: d.mode,
     seconds,
     steps: ctx.timings,
-    servers: [db, web].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
-    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, records: [{ name: d.host, type: 'A', value: web.publicIp }] },
+    servers: [db, ...webservers, ...servers.filter((s) => s.role === 'autoscaler').map((s) => s.server)].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
+    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, records: webservers.map((w) => ({ name: d.host, type: 'A', value: w.publicIp })) },
     caFile,
     configBucket: d.configBucket,
     s3Endpoint: env.s3Endpoint,
     keyFile: env.keyFile,
     application: { name: d.application, status: site.status, location: site.location ?? null },
-    tryIt: `curl --cacert ${caFile} --resolve ${d.host}:443:${web.publicIp} https://${d.host}/`,
+    tryIt: web ? `curl --cacert ${caFile} --resolve ${d.host}:443:${web.publicIp} https://${d.host}/` : null,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -389,10 +452,11 @@ async function main(args: string[]): Promise<number> {
   say('');
   say(`Done in ${seconds} s: ${d.siteUrl} is served.`);
   for (const s of summary.servers) say(`  ${s.role.padEnd(10)} ${s.name}  public ${s.publicIp}  private ${s.privateIp}`);
-  say(`  DNS        ${d.host} A ${web.publicIp} (PowerDNS on ${summary.dns.server})`);
+  say(`  DNS        ${d.host} A ${webservers.map((w) => w.publicIp).join(', ') || '(none: no webservers wanted)'} (PowerDNS on ${summary.dns.server})`);
+  if (d.mode === 'production') say(`  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`);
   say(`  TLS        certificate from the local CA ${caFile}`);
   if (site.location?.includes('install.php')) say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);
-  say(`  Try it     ${summary.tryIt}`);
+  if (summary.tryIt) say(`  Try it     ${summary.tryIt}`);
   say(`  Datastore  bucket ${d.configBucket} at ${env.s3Endpoint} (key ${env.keyFile})`);
   say(`  Steps      ${Object.entries(ctx.timings).map(([k, v]) => `${k} ${v} s`).join(', ')}`);
   say('  Next       roles/build/status, roles/build/ExecuteOnWebserver -- <command>, roles/build/ConnectToDatabase, npx zx roles/build/destroy.mjs');

@@ -12,6 +12,7 @@ import { stopProcess } from '@adt/core';
 import { attachPowerDns, type Role } from '@adt/providers';
 import { ROLES as FLEET_ROLES } from '@adt/firewall';
 import { attachS3Daemon } from './s3-daemon.ts';
+import { attachDaemon } from './daemon.ts';
 import { readDeployment } from './settings.ts';
 import { localEnv, openDns, openStore, otherBuilds } from './local-env.ts';
 import { parseCommandLine } from './cli.ts';
@@ -67,10 +68,18 @@ export async function main(args: string[]): Promise<number> {
     await dns.dispose?.();
   }
   say(`  DNS records removed: ${removedRecords.length ? removedRecords.join(', ') : 'none'}`);
-  await Promise.all(servers.map(async (s) => {
+  // Autoscalers first (and the API they use), so that nothing rebuilds what is being destroyed.
+  const destroyAll = (list: typeof servers) => Promise.all(list.map(async (s) => {
     await env.cloud.destroy(s.id);
     say(`  server ${s.name} (${s.role}) destroyed`);
   }));
+  await destroyAll(servers.filter((s) => s.role === 'autoscaler'));
+  const api = await attachDaemon(env.cloudApiDir, 'cloud-api', `${env.cloudApiUrl}/v1/servers`);
+  if (api) {
+    await stopProcess(api.pid, { timeoutMs: 5000 });
+    say('  local cloud API of this build stopped');
+  }
+  await destroyAll(await env.cloud.list({ buildId: d.buildId }));
   if (!servers.length) say('  no servers of this build');
   for (const role of FLEET_ROLES) await env.cloud.firewall.remove(d.buildId, role as Role);
 

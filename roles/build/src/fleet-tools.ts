@@ -18,6 +18,7 @@ import { parseCommandLine } from './cli.ts';
 import { readDeployment } from './settings.ts';
 import { CODE_ON_SERVERS, localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
 import { Backups } from '@adt/backup';
+import { parseDesired, splitDesired } from '@adt/scaling';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { attachS3Daemon } from './s3-daemon.ts';
@@ -114,6 +115,10 @@ export async function status(args: string[]): Promise<number> {
     const ready = store ? await store.get(keys.ready(s.role, s.name)).catch(() => null) : null;
     let health = 'unknown';
     if (s.role === 'webserver' && tls && s.publicIp) health = await httpsProbe(s.publicIp, d.host, tls.ca);
+    if (s.role === 'autoscaler') {
+      const svc = await env.cloud.exec(s.id, ['pgrep', '-f', 'roles/autoscaler/src/service.ts'], { nothrow: true, timeoutMs: 10_000 });
+      health = svc.exitCode === 0 ? 'scaling service running' : 'scaling service NOT running';
+    }
     if (s.role === 'database') {
       const ping = await env.cloud.exec(s.id, ['mariadb-admin', '--defaults-file=/etc/mysql/adt.cnf', '--connect-timeout=3', 'ping'], { nothrow: true, timeoutMs: 15_000 });
       health = ping.exitCode === 0 ? 'MariaDB answers' : `MariaDB does not answer (${(ping.stderr || ping.stdout).trim().split('\n').pop()})`;
@@ -124,8 +129,13 @@ export async function status(args: string[]): Promise<number> {
   const dns = await openDns(env);
   const records = dns ? (await dns.listA(d.host)).map((r) => r.content) : null;
   await dns?.dispose?.();
+  // Production mode: the desired counts and the autoscalers' latest events.
+  const scaling = store ? await store.get(keys.scaling).catch(() => null) : null;
+  const desired = scaling && store ? await Promise.all(Array.from({ length: scaling.autoscalers }, (_, i) => store.get(keys.desiredWebservers(i + 1)))) : null;
+  const eventKeys = store ? (await store.listOf(keys.events)).sort().slice(-15) : [];
+  const events = store ? (await Promise.all(eventKeys.map((k) => store.get(keys.events.key(k))))).filter((e) => e !== null) : [];
   await store?.driver.dispose?.();
-  const out = { buildId: d.buildId, url: d.siteUrl, datastore: s3 ? `${env.s3Endpoint}/${d.configBucket}` : 'embedded S3 not running', dns: { name: d.host, a: records }, servers: rows };
+  const out = { buildId: d.buildId, url: d.siteUrl, datastore: s3 ? `${env.s3Endpoint}/${d.configBucket}` : 'embedded S3 not running', dns: { name: d.host, a: records }, servers: rows, ...(desired ? { desiredWebservers: desired } : {}), events };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
@@ -136,6 +146,11 @@ export async function status(args: string[]): Promise<number> {
   if (!rows.length) process.stdout.write('  no servers\n');
   for (const r of rows) {
     process.stdout.write(`  ${r.role.padEnd(10)} ${r.name.padEnd(18)} ${r.state.padEnd(8)} public ${r.publicIp ?? '-'}  private ${r.privateIp ?? '-'}  age ${age(r.ageSeconds)}  ${r.ready ? 'ready' : 'not ready'}  ${r.health}\n`);
+  }
+  if (desired) process.stdout.write(`  desired webservers: ${desired.map((n, i) => `autoscaler ${i + 1}: ${n ?? 0}`).join(', ')}\n`);
+  if (events.length) {
+    process.stdout.write('  recent scaling events:\n');
+    for (const e of events) process.stdout.write(`    ${e.at} slot ${e.slot} ${e.action}${e.server ? ` ${e.server}` : ''}${e.ip ? ` (${e.ip})` : ''}: ${e.reason}\n`);
   }
   return 0;
 }
@@ -227,5 +242,39 @@ export async function listBackups(args: string[]): Promise<number> {
     return 0;
   } finally {
     await driver.dispose?.();
+  }
+}
+
+const HELP_ADJUST = `usage: roles/build/AdjustScaling [--config FILE] <webservers>
+
+Sets the desired number of webservers of the fleet (production mode), split between the
+autoscalers; they follow within a tick. The same as roles/autoscaler/ManuallyScale.ts on an
+autoscaler. A count that is not a whole number from 0 to MAX_WEBSERVERS is refused (exit 2).`;
+
+export async function adjustScaling(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_ADJUST, true);
+  if (values.help) return process.stdout.write(`${HELP_ADJUST}\n`), 0;
+  if (positionals.length !== 1) throw usage(`AdjustScaling: give one number of webservers\n\n${HELP_ADJUST}`);
+  requireRoot();
+  const d = readDeployment(values.config);
+  const env = localEnv(d);
+  if (!(await attachS3Daemon(env.s3Dir, env.s3Endpoint))) throw new AdtError('S3_NOT_RUNNING', `the embedded S3 server of the local cloud "${d.cloudId}" is not running: deploy first`, { pkg: 'build', exitCode: 2 });
+  const store = openStore(env);
+  try {
+    const settings = await store.get(keys.scaling);
+    if (!settings) throw usage(`AdjustScaling: build ${d.buildId} is not in production mode (no ${keys.scaling.path})`);
+    let total: number;
+    try {
+      total = parseDesired(positionals[0]!, settings.maxWebservers);
+    } catch (e) {
+      throw usage(`AdjustScaling: ${(e as Error).message}`);
+    }
+    const split = splitDesired(total, settings.autoscalers);
+    for (const [i, n] of split.entries()) await store.put(keys.desiredWebservers(i + 1), n);
+    if (values.json) process.stdout.write(`${JSON.stringify({ total, split })}\n`);
+    else process.stdout.write(`desired webservers: ${total} (${split.map((n, i) => `autoscaler ${i + 1}: ${n}`).join(', ')}); the autoscalers follow within ${settings.probeIntervalSeconds} s\n`);
+    return 0;
+  } finally {
+    await store.driver.dispose?.();
   }
 }

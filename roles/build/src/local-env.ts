@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { ConfigStore, keys, parseSecretKey, type Registration } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
-import localDriver, { type LocalCloud } from '@adt/providers/drivers/local';
+import localDriver, { type LocalCloud, type LocalCloudOptions } from '@adt/providers/drivers/local';
 import powerdnsDriver from '@adt/providers/drivers/powerdns';
 import { attachPowerDns, type DnsProvider, type Server } from '@adt/providers';
 import type { Deployment } from './settings.ts';
@@ -26,6 +26,8 @@ export const CODE_ON_SERVERS = '/opt/adt';
 export interface LocalEnv {
   d: Deployment;
   cloud: LocalCloud;
+  /** The options the cloud was made with (the cloud API daemon makes the same one). */
+  cloudOptions: LocalCloudOptions;
   buildDir: string;
   keyFile: string;
   recordFile: string;
@@ -35,21 +37,26 @@ export interface LocalEnv {
   /** The build machine's address on the private network: where servers reach the S3 server. */
   s3Endpoint: string;
   zone: string;
+  /** The local cloud API of this build (production mode): its files and URL. */
+  cloudApiDir: string;
+  cloudApiUrl: string;
 }
 
 export function localEnv(d: Deployment): LocalEnv {
-  const cloud = localDriver({
+  const cloudOptions: LocalCloudOptions = {
     cloudId: d.cloudId,
     stateDir: join(d.stateDir, 'cloud', d.cloudId),
     publicCidr: d.publicCidr,
     privateCidr: d.privateCidr,
     hiddenPaths: [d.stateDir],
     shares: [{ hostPath: REPO_ROOT, target: CODE_ON_SERVERS }],
-  });
+  };
+  const cloud = localDriver(cloudOptions);
   const buildDir = join(d.stateDir, 'builds', d.buildId);
   return {
     d,
     cloud,
+    cloudOptions,
     buildDir,
     keyFile: join(buildDir, 'datastore.key'),
     recordFile: join(buildDir, 'deployment.json'),
@@ -58,6 +65,8 @@ export function localEnv(d: Deployment): LocalEnv {
     dnsDir: join(d.stateDir, 'dns', d.cloudId),
     s3Endpoint: `http://${cloud.buildMachine.privateIp}:${d.s3Port}`,
     zone: zoneOf(d.host),
+    cloudApiDir: join(buildDir, 'cloud-api'),
+    cloudApiUrl: `http://${cloud.buildMachine.privateIp}:${d.scaling.cloudApiPort}`,
   };
 }
 

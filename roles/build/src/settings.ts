@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse as parseEnv } from 'dotenv';
 import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId } from '@adt/configstore';
 import { usage } from '@adt/role-common';
+import { parseScalingSchedule } from '@adt/role-autoscaler/schedule';
 
 export interface Deployment {
   /** The file it came from, for messages (or "defaults"). */
@@ -16,7 +17,7 @@ export interface Deployment {
   siteUrl: string;
   host: string;
   buildId: string;
-  mode: 'development';
+  mode: 'development' | 'production';
   webserver: 'nginx' | 'apache';
   database: 'mariadb';
   application: 'wordpress';
@@ -41,6 +42,23 @@ export interface Deployment {
   backupKeyFile: string | null;
   /** Start from a temporal backup: the newest of a period, or the newest of all ("latest"); null: a virgin install. */
   restoreFrom: string | null;
+  /** Production mode: autoscaling. */
+  scaling: {
+    autoscalers: number;
+    /** The desired total of webservers at deploy (split between the autoscalers). */
+    webservers: number;
+    maxWebservers: number;
+    probeIntervalSeconds: number;
+    probeTimeoutSeconds: number;
+    failuresBeforeUnhealthy: number;
+    buildTimeoutSeconds: number;
+    drainSeconds: number;
+    leaseTtlSeconds: number;
+    dnsTtlSeconds: number;
+    /** "HH:MM" -> webservers. */
+    schedule: Record<string, number>;
+    cloudApiPort: number;
+  };
 }
 
 /** Variables, their defaults, and what is allowed (also the source of the example file's help). */
@@ -66,6 +84,18 @@ export const VARIABLES = {
   BACKUP_SCHEDULE: 'hourly=17 * * * *;daily=30 3 * * *;weekly=45 3 * * 0;monthly=0 4 1 * *;bimonthly=15 4 1 */2 *',
   BACKUP_KEY_FILE: '',
   RESTORE_FROM: '',
+  AUTOSCALERS: '1',
+  WEBSERVERS: '2',
+  MAX_WEBSERVERS: '10',
+  SCALING_INTERVAL: '2',
+  PROBE_TIMEOUT: '2',
+  FAILURES_BEFORE_UNHEALTHY: '2',
+  SCALING_BUILD_TIMEOUT: '300',
+  DRAIN_SECONDS: '5',
+  LEASE_TTL: '15',
+  DNS_TTL: '10',
+  SCALING_SCHEDULE: '',
+  CLOUD_API_PORT: '9701',
 } as const;
 
 export const BACKUP_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly', 'manual', 'shutdown'];
@@ -103,7 +133,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   } catch {
     problems.push(`BUILD_ID="${buildId}": 1-24 lowercase letters and digits`);
   }
-  oneOf('MODE', ['development'], { production: '"development" only in this version (production mode, with autoscalers, is not built yet)' });
+  const mode = oneOf('MODE', ['development', 'production']);
   const webserver = oneOf('WEBSERVER', ['nginx', 'apache']);
   oneOf('DATABASE', ['mariadb'], { postgres: '"mariadb" only in this version (Postgres is not built yet)' });
   oneOf('APPLICATION', ['wordpress'], { baseline: '"wordpress" (a virgin install) only in this version', backup: '"wordpress" (a virgin install) only in this version' });
@@ -158,6 +188,35 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   }
   const restoreFrom = get('RESTORE_FROM') || null;
   if (restoreFrom && restoreFrom !== 'latest' && !BACKUP_PERIODS.includes(restoreFrom)) problems.push(`RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", or a period: ${BACKUP_PERIODS.join(', ')}`);
+  const int = (name: Name, min: number, max: number, what: string) => {
+    const v = get(name);
+    if (!/^\d{1,5}$/.test(v) || Number(v) < min || Number(v) > max) {
+      problems.push(`${name}="${v}": ${what}, a whole number from ${min} to ${max}`);
+      return min;
+    }
+    return Number(v);
+  };
+  const maxWebservers = int('MAX_WEBSERVERS', 1, 200, 'the most webservers the fleet may have');
+  const scaling = {
+    autoscalers: int('AUTOSCALERS', 1, 9, 'autoscalers'),
+    webservers: int('WEBSERVERS', 0, maxWebservers, 'webservers at deploy (at most MAX_WEBSERVERS)'),
+    maxWebservers,
+    probeIntervalSeconds: int('SCALING_INTERVAL', 1, 300, 'seconds between health probes'),
+    probeTimeoutSeconds: int('PROBE_TIMEOUT', 1, 60, 'seconds a probe may take'),
+    failuresBeforeUnhealthy: int('FAILURES_BEFORE_UNHEALTHY', 1, 20, 'failed probes in a row'),
+    buildTimeoutSeconds: int('SCALING_BUILD_TIMEOUT', 30, 3600, 'seconds a new webserver has to serve'),
+    drainSeconds: int('DRAIN_SECONDS', 0, 600, 'seconds a surplus webserver keeps running after its record goes'),
+    leaseTtlSeconds: int('LEASE_TTL', 5, 3600, 'seconds an autoscaler\'s lease lasts'),
+    dnsTtlSeconds: int('DNS_TTL', 1, 86400, 'seconds of the A records\' TTL'),
+    schedule: {} as Record<string, number>,
+    cloudApiPort: int('CLOUD_API_PORT', 1024, 65535, 'the local cloud API\'s port'),
+  };
+  try {
+    scaling.schedule = parseScalingSchedule(get('SCALING_SCHEDULE'), maxWebservers);
+  } catch (e) {
+    problems.push(`SCALING_SCHEDULE item ${(e as Error).message}`);
+  }
+  if (scaling.cloudApiPort === s3Port) problems.push(`CLOUD_API_PORT="${scaling.cloudApiPort}": must differ from S3_PORT`);
   for (const k of Object.keys(vars)) if (!(k in VARIABLES)) problems.push(`${k}: unknown variable (known: ${Object.keys(VARIABLES).join(', ')})`);
   if (problems.length) throw usage(`${file ?? 'deployment settings'}: ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
   return {
@@ -166,7 +225,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     siteUrl: `https://${host}/`,
     host,
     buildId,
-    mode: 'development',
+    mode: mode as Deployment['mode'],
     webserver: webserver as Deployment['webserver'],
     database: 'mariadb',
     application: 'wordpress',
@@ -186,6 +245,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     backupSchedule,
     backupKeyFile,
     restoreFrom,
+    scaling,
   };
 }
 

@@ -85,6 +85,8 @@ export async function ensurePackages(needed: Needed[]): Promise<string[]> {
  * loop below died), and the firewall loop started now (the local cloud's servers run no cron daemon).
  */
 export async function startPeriodicJobs(role: string, backups: BackupSettings | null = null, codeDir = '/opt/adt'): Promise<void> {
+  // The database follows joining webservers fastest: a new webserver waits for it to let it in.
+  const every = role === 'database' ? '5' : '10';
   const command = `${codeDir}/roles/${role}/security/SetupFirewall`;
   await mkdir('/etc/cron.d', { recursive: true });
   await writeFile(`/etc/cron.d/adt-${role}`, `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command)}\n`, { mode: 0o644 });
@@ -92,6 +94,6 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   if (backups && role in BACKUP_PARTS) await writeFile(`/etc/cron.d/adt-backup-${role}`, backupCronFile(role as keyof typeof BACKUP_PARTS, backups, codeDir), { mode: 0o644 });
   await mkdir('/var/log/adt', { recursive: true });
   const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
-  spawn(command, ['--every', '10'], { detached: true, stdio: ['ignore', log, log] }).unref();
+  spawn(command, ['--every', every], { detached: true, stdio: ['ignore', log, log] }).unref();
   closeSync(log);
 }

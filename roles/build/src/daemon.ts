@@ -1,0 +1,76 @@
+/**
+ * Long-lived local services of the build machine (the embedded S3 server, the local cloud's API):
+ * started detached (they outlive the deploy command, since servers keep using them), found again
+ * through their pid file, stopped by PID.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { AdtError, processAlive, sleep } from '@adt/core';
+
+const root = resolve(import.meta.dirname, '../../..');
+
+export interface DaemonSpec {
+  /** Short name, for files (`<name>.pid`, `<name>.log`) and messages. */
+  name: string;
+  /** Directory of the pid file and log (created 0700). */
+  stateDir: string;
+  /** The TypeScript program and its arguments (no secrets: they are visible to `ps`). */
+  script: string;
+  args: string[];
+  /** URL that answers (any HTTP status) once the service is up. */
+  endpoint: string;
+  /** The setting to change when the port is taken, for the message. */
+  portSetting: string;
+}
+
+export interface Daemon {
+  pid: number;
+  log: string;
+  /** false when an already-running one was reused. */
+  started: boolean;
+}
+
+export async function answers(endpoint: string): Promise<boolean> {
+  try {
+    const r = await fetch(endpoint, { signal: AbortSignal.timeout(1000) });
+    await r.arrayBuffer();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The daemon started earlier, when it still runs and answers; else null. */
+export async function attachDaemon(stateDir: string, name: string, endpoint: string): Promise<{ pid: number } | null> {
+  const pidFile = join(stateDir, `${name}.pid`);
+  if (!existsSync(pidFile)) return null;
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  return processAlive(pid) && (await answers(endpoint)) ? { pid } : null;
+}
+
+export async function ensureDaemon(o: DaemonSpec): Promise<Daemon> {
+  mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+  const log = join(o.stateDir, `${o.name}.log`);
+  const running = await attachDaemon(o.stateDir, o.name, o.endpoint);
+  if (running) return { pid: running.pid, log, started: false };
+  if (await answers(o.endpoint)) {
+    throw new AdtError('PORT_TAKEN', `${new URL(o.endpoint).host} is already used by another program: stop it or set ${o.portSetting} to a free port`, { pkg: 'build', exitCode: 2 });
+  }
+  const out = openSync(log, 'a', 0o600);
+  const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, o.script), ...o.args], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  closeSync(out);
+  child.unref();
+  writeFileSync(join(o.stateDir, `${o.name}.pid`), String(child.pid), { mode: 0o600 });
+  // Bounded wait for the port to answer.
+  for (let i = 0; i < 150; i++) {
+    if (await answers(o.endpoint)) return { pid: child.pid!, log, started: true };
+    if (child.exitCode !== null || !processAlive(child.pid!)) break;
+    await sleep(100);
+  }
+  throw new AdtError('DAEMON_NOT_STARTED', `the ${o.name} service did not start on ${o.endpoint} within 15 s: see ${log}`, { pkg: 'build' });
+}
