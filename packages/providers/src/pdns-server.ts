@@ -93,6 +93,10 @@ export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDnsServer>
     'loglevel=4',
     'security-poll-suffix=',
     'default-ttl=60',
+    // No answer caches: a record an autoscaler removes must stop being served at once.
+    'cache-ttl=0',
+    'query-cache-ttl=0',
+    'negquery-cache-ttl=0',
     '',
   ].join('\n');
   await writeFile(join(o.dataDir, 'pdns.conf'), config, { mode: 0o600 });

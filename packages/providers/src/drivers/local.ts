@@ -197,11 +197,20 @@ export class LocalCloud implements ComputeProvider {
 
   // --- Servers ---
 
-  /** Reserves the lowest free host number (2-253): `mkdir` is atomic, so parallel creates never share one. */
+  /**
+   * Reserves a free host number (2-253), going round from the last one given rather than taking the
+   * lowest: an address freed a moment ago is not handed out again at once, since other machines
+   * may still hold its old link-layer address in their ARP caches (real clouds rarely reuse an IP
+   * at once either). `mkdir` is atomic, so parallel creates never share one.
+   */
   async #allocate(): Promise<number> {
-    for (let n = 2; n <= 253; n++) {
+    const lastFile = join(this.stateDir, 'addresses', 'last');
+    const last = Number(await readFile(lastFile, 'utf8').catch(() => '1')) || 1;
+    for (let i = 1; i <= 252; i++) {
+      const n = ((last - 2 + i) % 252) + 2;
       try {
         await mkdir(join(this.stateDir, 'addresses', String(n)));
+        await writeFile(lastFile, String(n));
         return n;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
