@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AdtError, processAlive, sleep } from '@adt/core';
+import { AdtError, processAlive, sleep, stopProcess } from '@adt/core';
 
 const root = resolve(import.meta.dirname, '../../..');
 
@@ -41,12 +41,24 @@ export async function answers(endpoint: string): Promise<boolean> {
   }
 }
 
-/** The daemon started earlier, when it still runs and answers; else null. */
-export async function attachDaemon(stateDir: string, name: string, endpoint: string): Promise<{ pid: number } | null> {
+/** The PID of the daemon started earlier from `stateDir` while that process still runs (whatever its port); else null. */
+export function runningDaemon(stateDir: string, name: string): number | null {
   const pidFile = join(stateDir, `${name}.pid`);
   if (!existsSync(pidFile)) return null;
   const pid = Number(readFileSync(pidFile, 'utf8'));
-  return processAlive(pid) && (await answers(endpoint)) ? { pid } : null;
+  if (!processAlive(pid)) return null;
+  // The pid file is ours only if that process is still our program (PIDs are reused).
+  let cmdline = '';
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {}
+  return cmdline.includes('roles/build/src/') ? pid : null;
+}
+
+/** The daemon started earlier, when it still runs and answers on `endpoint`; else null. */
+export async function attachDaemon(stateDir: string, name: string, endpoint: string): Promise<{ pid: number } | null> {
+  const pid = runningDaemon(stateDir, name);
+  return pid && (await answers(endpoint)) ? { pid } : null;
 }
 
 export async function ensureDaemon(o: DaemonSpec): Promise<Daemon> {
@@ -54,6 +66,9 @@ export async function ensureDaemon(o: DaemonSpec): Promise<Daemon> {
   const log = join(o.stateDir, `${o.name}.log`);
   const running = await attachDaemon(o.stateDir, o.name, o.endpoint);
   if (running) return { pid: running.pid, log, started: false };
+  // Running on another address or port (the deployment file changed): replaced.
+  const stale = runningDaemon(o.stateDir, o.name);
+  if (stale) await stopProcess(stale, { timeoutMs: 5000 });
   if (await answers(o.endpoint)) {
     throw new AdtError('PORT_TAKEN', `${new URL(o.endpoint).host} is already used by another program: stop it or set ${o.portSetting} to a free port`, { pkg: 'build', exitCode: 2 });
   }

@@ -12,7 +12,7 @@ import { stopProcess } from '@adt/core';
 import { attachPowerDns, type Role } from '@adt/providers';
 import { ROLES as FLEET_ROLES } from '@adt/firewall';
 import { attachS3Daemon } from './s3-daemon.ts';
-import { attachDaemon } from './daemon.ts';
+import { runningDaemon } from './daemon.ts';
 import { readDeployment } from './settings.ts';
 import { localEnv, openDns, openStore, otherBuilds } from './local-env.ts';
 import { parseCommandLine } from './cli.ts';
@@ -74,9 +74,9 @@ export async function main(args: string[]): Promise<number> {
     say(`  server ${s.name} (${s.role}) destroyed`);
   }));
   await destroyAll(servers.filter((s) => s.role === 'autoscaler'));
-  const api = await attachDaemon(env.cloudApiDir, 'cloud-api', `${env.cloudApiUrl}/v1/servers`);
+  const api = runningDaemon(env.cloudApiDir, 'cloud-api');
   if (api) {
-    await stopProcess(api.pid, { timeoutMs: 5000 });
+    await stopProcess(api, { timeoutMs: 5000 });
     say('  local cloud API of this build stopped');
   }
   await destroyAll(await env.cloud.list({ buildId: d.buildId }));
@@ -106,7 +106,9 @@ export async function main(args: string[]): Promise<number> {
   let cloud = `kept (servers of ${[...new Set(remaining.map((s) => s.buildId))].join(', ')} remain)`;
   if (!remaining.length) {
     const pdns = await attachPowerDns(env.dnsDir);
-    await Promise.all([pdns?.stop(), s3 && stopProcess(s3.pid, { timeoutMs: 5000 })]);
+    // By PID, whatever port the S3 server was started on.
+    const s3Pid = runningDaemon(env.s3Dir, 's3');
+    await Promise.all([pdns?.stop(), s3Pid && stopProcess(s3Pid, { timeoutMs: 5000 })]);
     await rm(env.dnsDir, { recursive: true, force: true });
     // Buckets that remain (backups, or config buckets kept by --keep-bucket) stay on disk for the next start.
     const dataDir = join(env.s3Dir, 'data');

@@ -25,11 +25,11 @@ const helper = (name: string, args: string[]) => execa(join(root, 'roles/build',
 const HOST = 'www.tbk.test';
 const PASSWORD = 'Correct-Horse-Battery-9';
 
-interface Ctx { dir: string; file: string; ip: string; ca: string; dbName: string; title: string; uploadUrl: string; files: string; rows: string }
+interface Ctx { dir: string; file: string; s3Port: number; ip: string; ca: string; dbName: string; title: string; uploadUrl: string; files: string; rows: string }
 const test = suite<Ctx>('backups of a running fleet (local provider)');
 
 async function writeConfig(ctx: Ctx, buildId: string, extra: string[] = []) {
-  await writeFile(ctx.file, [`SITE_URL=${HOST}`, `BUILD_ID=${buildId}`, `STATE_DIR=${join(ctx.dir, 'state')}`, `S3_PORT=${await freePort()}`, 'LOCAL_CLOUD_ID=tbk',
+  await writeFile(ctx.file, [`SITE_URL=${HOST}`, `BUILD_ID=${buildId}`, `STATE_DIR=${join(ctx.dir, 'state')}`, `S3_PORT=${ctx.s3Port}`, 'LOCAL_CLOUD_ID=tbk',
     'LOCAL_PUBLIC_CIDR=198.19.40.0/24', 'LOCAL_PRIVATE_CIDR=198.19.41.0/24', `BACKUP_KEY_FILE=${join(ctx.dir, 'backup.key')}`, ...extra, ''].join('\n'));
 }
 
@@ -62,6 +62,7 @@ async function snapshot(ctx: Ctx) {
 test.before(async (ctx) => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-backup-fleet-'));
   ctx.file = join(ctx.dir, 'site.env');
+  ctx.s3Port = await freePort();
   await writeFile(join(ctx.dir, 'backup.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
   await writeConfig(ctx, 'k1');
 });
@@ -138,6 +139,22 @@ test('RESTORE_FROM a period with no backup is refused before any server is made'
   const env = localEnv(readDeployment(ctx.file, {}));
   assert.is((await env.cloud.list({ buildId: 'k3' })).length, 0);
   await zx('destroy.mjs', ['--config', ctx.file]);
+});
+
+test('destroying the builds leaves no process of theirs running', async (ctx) => {
+  for (const id of ['k1', 'k2']) {
+    await writeConfig(ctx, id);
+    assert.is((await zx('destroy.mjs', ['--config', ctx.file])).exitCode, 0);
+  }
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(ctx.dir);
+    } catch {
+      return false;
+    }
+  });
+  assert.equal(left, [], 'no process of the builds left');
 });
 
 test.run();
