@@ -2,6 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { isAdtError } from '@adt/core';
 import { readDeployment, zoneOf, VARIABLES } from '../src/settings.ts';
 import { datastoreEnv, userData, type UserDataSettings } from '@adt/role-common';
@@ -14,7 +15,9 @@ test('the example file says exactly the defaults', () => {
   const d = readDeployment(undefined, {});
   assert.is(d.siteUrl, 'https://www.adt.test/');
   assert.is(d.configBucket, 'www-adt-test-config-dev1');
-  assert.is(Object.keys(VARIABLES).length, 21);
+  assert.is(Object.keys(VARIABLES).length, 33);
+  const text = readFileSync(example, 'utf8');
+  for (const name of Object.keys(VARIABLES)) assert.match(text, new RegExp(`^${name}=`, 'm'), `${name} documented in the example file`);
 });
 
 test('the environment sets variables (ADT_<NAME>); a file wins over it', () => {
@@ -26,13 +29,26 @@ test('the environment sets variables (ADT_<NAME>); a file wins over it', () => {
 
 test('not-yet-built choices are refused with what is possible', () => {
   try {
-    readDeployment(undefined, { ADT_MODE: 'production', ADT_WEBSERVER: 'lighttpd', ADT_PROVIDER: 'linode', ADT_READY_TIMEOUT: '5', ADT_LOCAL_PRIVATE_CIDR: '198.18.0.0/24' });
+    readDeployment(undefined, { ADT_MODE: 'staging', ADT_WEBSERVER: 'lighttpd', ADT_PROVIDER: 'linode', ADT_READY_TIMEOUT: '5', ADT_LOCAL_PRIVATE_CIDR: '198.18.0.0/24' });
     assert.unreachable();
   } catch (e) {
     assert.ok(isAdtError(e));
     assert.is((e as { exitCode: number }).exitCode, 2);
     const m = (e as Error).message;
-    for (const s of ['MODE="production": "development" only', 'WEBSERVER="lighttpd": one of "nginx", "apache"', 'PROVIDER="linode"', 'READY_TIMEOUT="5"', 'LOCAL_PRIVATE_CIDR="198.18.0.0/24": must differ']) assert.ok(m.includes(s), `${s} in ${m}`);
+    for (const s of ['MODE="staging": one of "development", "production"', 'WEBSERVER="lighttpd": one of "nginx", "apache"', 'PROVIDER="linode"', 'READY_TIMEOUT="5"', 'LOCAL_PRIVATE_CIDR="198.18.0.0/24": must differ']) assert.ok(m.includes(s), `${s} in ${m}`);
+  }
+});
+
+test('production settings: counts within their bounds, a schedule of HH:MM=N', () => {
+  const d = readDeployment(undefined, { ADT_MODE: 'production', ADT_AUTOSCALERS: '3', ADT_WEBSERVERS: '10', ADT_SCALING_SCHEDULE: '08:30=10; 17:30=3' });
+  assert.is(d.mode, 'production');
+  assert.equal(d.scaling.schedule, { '08:30': 10, '17:30': 3 });
+  try {
+    readDeployment(undefined, { ADT_MODE: 'production', ADT_AUTOSCALERS: '0', ADT_WEBSERVERS: '11', ADT_SCALING_SCHEDULE: '25:00=3', ADT_CLOUD_API_PORT: '9700' });
+    assert.unreachable();
+  } catch (e) {
+    const m = (e as Error).message;
+    for (const s of ['AUTOSCALERS="0"', 'WEBSERVERS="11": webservers at deploy (at most MAX_WEBSERVERS), a whole number from 0 to 10', 'SCALING_SCHEDULE item "25:00=3"', 'CLOUD_API_PORT="9700": must differ from S3_PORT']) assert.ok(m.includes(s), `${s} in ${m}`);
   }
 });
 
