@@ -67,6 +67,8 @@ export type Source = WebrootSource | DatabaseSource;
 
 export interface CreateMeta {
   app?: string;
+  /** Rewrites a part's raw stream before it is compressed, checked and stored (e.g. a baseline's dump). */
+  transform?: Partial<Record<PartKind, () => Transform>>;
   /** Checks run on the raw stream of a part while it uploads; a throw fails the backup (no manifest). */
   inspect?: Partial<Record<PartKind, (plain: Readable) => Promise<void>>>;
 }
@@ -104,7 +106,7 @@ export class Backups {
       for (const source of sources) {
         const key = dir + PART_NAMES[source.kind];
         const argv = source.kind === 'webroot' ? tarArgv(source) : dumpArgv(source);
-        const part = await this.#uploadFromProcess(source.kind, argv, key, meta.inspect?.[source.kind]);
+        const part = await this.#uploadFromProcess(source.kind, argv, key, meta.inspect?.[source.kind], meta.transform?.[source.kind]?.());
         parts.push(part);
         await this.#verify(part);
       }
@@ -179,21 +181,25 @@ export class Backups {
    * Restores a backup. The webroot is extracted next to the target and swapped in only when its
    * checksum matched; the database part is checksummed in full before anything is loaded.
    */
-  async restore(manifest: Manifest, targets: RestoreTargets): Promise<void> {
+  async restore(manifest: Manifest, targets: RestoreTargets, options: { transform?: { database?: () => Transform } } = {}): Promise<void> {
     if (manifest.encrypted && !this.#o.encryptionKey) throw fail('NO_KEY', `backup ${manifest.id} is encrypted: give the backup key to restore it`, { exitCode: 2 });
     for (const part of manifest.parts) {
       if (part.kind === 'webroot' && targets.webroot) await this.#restoreWebroot(part, targets.webroot.dir);
       if (part.kind === 'database' && targets.database) {
         await this.#verify(part);
         const db = targets.database;
-        await this.#streamPart(part, true, (plain) => runWithStdin(['mariadb', `--defaults-file=${db.defaultsFile}`, db.database], plain));
+        const rewrite = options.transform?.database?.();
+        await this.#streamPart(part, true, (plain) => {
+          if (rewrite) plain.on('error', (e) => rewrite.destroy(e));
+          return runWithStdin(['mariadb', `--defaults-file=${db.defaultsFile}`, db.database], rewrite ? plain.pipe(rewrite) : plain);
+        });
       }
     }
   }
 
   // --- Internal helpers ---
 
-  async #uploadFromProcess(kind: PartKind, argv: string[], key: string, inspect?: (plain: Readable) => Promise<void>): Promise<PartInfo> {
+  async #uploadFromProcess(kind: PartKind, argv: string[], key: string, inspect?: (plain: Readable) => Promise<void>, rewrite?: Transform): Promise<PartInfo> {
     const child = execa(argv[0]!, argv.slice(1), { buffer: false, stdin: 'ignore', reject: false });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
@@ -225,7 +231,7 @@ export class Backups {
       queueSize: this.#o.queueSize,
       leavePartsOnError: false,
     });
-    const stages: (Readable | Transform | PassThrough)[] = [child.stdout!, raw, parallelGzip()];
+    const stages: (Readable | Transform | PassThrough)[] = [child.stdout!, ...(rewrite ? [rewrite] : []), raw, parallelGzip()];
     if (this.#o.encryptionKey) stages.push(encryptStream(this.#o.encryptionKey));
     stages.push(stored.stream, body);
     // Any stage failing stops the others (no producer left writing into a stream nobody reads),

@@ -9,6 +9,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { execa } from 'execa';
 import { Backups, dumpArgv, type DatabaseSource } from './backups.ts';
 import { formatFindings, scanSqlDump, scanTree, type Finding } from './scan.ts';
+import { rewriteDump, type DumpRewrite, type RewriteStats } from './rewrite.ts';
+import { PassThrough } from 'node:stream';
 import type { Manifest } from './types.ts';
 
 const fail = errorFactory('backup', 'baseline');
@@ -30,11 +32,25 @@ export interface PublishBaselineOptions {
   /** Baseline name: 1-64 lowercase letters, digits, hyphens. */
   name: string;
   app: keyof typeof CONFIG_FILES;
-  webroot: { dir: string; exclude?: string[] };
+  /** The site's files and/or its database (at least one: in a fleet they are on different servers). */
+  webroot?: { dir: string; exclude?: string[] };
   database?: DatabaseSource;
   /** The deployment's secrets (DB password, S3 keys...), searched for literally. */
   knownSecrets?: string[];
+  /** Where under the bucket (default `baselines/<name>/`). */
+  prefix?: string;
+  /**
+   * The dump's rewrite before the scan and upload: the deployment's domain replaced (by
+   * `baseline.invalid`), password hashes removed. Without it a WordPress dump is refused (its
+   * users' password hashes are credentials).
+   */
+  rewrite?: DumpRewrite;
+  /** Filled with what the rewrite did. */
+  rewriteStats?: RewriteStats;
 }
+
+/** The host name a baseline carries instead of its site's: a reserved name that never resolves. */
+export const BASELINE_HOST = 'baseline.invalid';
 
 export class SecretsFound extends Error {
   readonly code = 'SECRETS_FOUND';
@@ -49,23 +65,27 @@ export class SecretsFound extends Error {
 export async function publishBaseline(o: PublishBaselineOptions): Promise<Manifest> {
   if (!/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/.test(o.name)) throw fail('BAD_NAME', `baseline name "${o.name}": 1-64 lowercase letters, digits or hyphens`, { exitCode: 2 });
   if (!(o.app in CONFIG_FILES)) throw fail('BAD_APP', `app "${o.app}": one of ${Object.keys(CONFIG_FILES).join(', ')}`, { exitCode: 2 });
-  const exclude = [...ALWAYS_EXCLUDED, ...CONFIG_FILES[o.app]!, ...(o.webroot.exclude ?? [])];
-  const findings = await scanTree(o.webroot.dir, { knownSecrets: o.knownSecrets, skip: exclude });
-  const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: `baselines/${o.name}/` });
+  if (!o.webroot && !o.database) throw fail('BAD_SOURCES', 'a baseline needs the site\'s files, its database, or both', { exitCode: 2 });
+  const exclude = [...ALWAYS_EXCLUDED, ...CONFIG_FILES[o.app]!, ...(o.webroot?.exclude ?? [])];
+  const findings = o.webroot ? await scanTree(o.webroot.dir, { knownSecrets: o.knownSecrets, skip: exclude }) : [];
+  const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: o.prefix ?? `baselines/${o.name}/` });
+  const stats = o.rewriteStats ?? { domains: 0, serialisedFixed: 0, hashes: 0 };
+  const rewrite = () => (o.rewrite ? rewriteDump(o.rewrite, stats) : new PassThrough());
   const dumpFindings: Finding[] = [];
   if (findings.length) {
     // Already refused: scan the dump too (so every location is named at once) without uploading anything.
     if (o.database) {
       const argv = dumpArgv(o.database);
       const child = execa(argv[0]!, argv.slice(1), { buffer: false, stdin: 'ignore', reject: false });
-      dumpFindings.push(...(await scanSqlDump(child.stdout!, 'database.sql', { knownSecrets: o.knownSecrets })));
+      dumpFindings.push(...(await scanSqlDump(child.stdout!.pipe(rewrite()), 'database.sql', { knownSecrets: o.knownSecrets })));
       await child;
     }
     throw new SecretsFound([...findings, ...dumpFindings]);
   }
   try {
-    return await backups.create('manual', [{ kind: 'webroot', dir: o.webroot.dir, exclude }, ...(o.database ? [o.database] : [])], {
+    return await backups.create('manual', [...(o.webroot ? [{ kind: 'webroot' as const, dir: o.webroot.dir, exclude }] : []), ...(o.database ? [o.database] : [])], {
       app: o.app,
+      transform: { database: rewrite },
       inspect: {
         database: async (plain) => {
           dumpFindings.push(...(await scanSqlDump(plain, 'database.sql', { knownSecrets: o.knownSecrets })));

@@ -8,7 +8,7 @@ import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/cl
 import { execaRunner, freePort } from '@adt/core';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/configstore/embedded-s3';
 import * as maria from '@adt/database/engines/mariadb';
-import { Backups, publishBaseline, scanTree, SecretsFound } from '../src/index.ts';
+import { Backups, BASELINE_HOST, publishBaseline, rewriteDump, scanTree, SecretsFound } from '../src/index.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const BUCKET = 'adt-baselines-test';
@@ -108,6 +108,28 @@ test('a password hash only in the database is caught while streaming, and the up
   assert.equal((e as SecretsFound).findings.map((f) => f.rule), ['password-hash']);
   const listed = await ctx.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'baselines/' }));
   assert.is(listed.KeyCount ?? 0, 0, 'the partial upload was removed');
+});
+
+test('with the rewrite, the site\'s domain and password hashes leave the dump; a deploy puts its own domain back', async (ctx) => {
+  const clean = join(ctx.dir, 'clean-www-2');
+  await mkdir(clean);
+  await writeFile(join(clean, 'index.php'), '<?php echo 1;\n');
+  await sql(ctx, "CREATE TABLE site.wp_options (name VARCHAR(64) PRIMARY KEY, value TEXT); INSERT INTO site.wp_options VALUES ('siteurl', 'https://www.shop.example'), ('widget', 'a:1:{s:4:\\\"link\\\";s:26:\\\"https://www.shop.example/x\\\";}');");
+  const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
+  const m = await publishBaseline({
+    client: ctx.client, bucket: BUCKET, hostname: 'db-1', name: 'shop-db', app: 'wordpress',
+    database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
+    rewrite: { domains: [{ from: 'www.shop.example', to: BASELINE_HOST }], scrubPasswordHashes: true }, rewriteStats: stats,
+  });
+  assert.equal(m.parts.map((p) => p.kind), ['database'], 'the database part alone (the files are on a webserver)');
+  assert.equal(stats, { domains: 2, serialisedFixed: 1, hashes: 1 });
+  const consumer = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'db-2', prefix: 'baselines/shop-db/' });
+  await sql(ctx, 'CREATE DATABASE other;');
+  await consumer.restore(await consumer.find({ period: 'manual' }), { database: { defaultsFile: ctx.db.configFile, database: 'other' } }, { transform: { database: () => rewriteDump({ domains: [{ from: BASELINE_HOST, to: 'blog.other.example' }] }) } });
+  assert.is(await sql(ctx, "SELECT value FROM other.wp_options WHERE name = 'siteurl';"), 'https://blog.other.example');
+  assert.is(await sql(ctx, "SELECT value FROM other.wp_options WHERE name = 'widget';"), 'a:1:{s:4:"link";s:28:"https://blog.other.example/x";}');
+  assert.is(await sql(ctx, 'SELECT user_pass FROM other.wp_users;'), '', 'no password hash came along');
+  await sql(ctx, 'DROP TABLE site.wp_options;');
 });
 
 test('a clean baseline is published without the config file, and restores', async (ctx) => {
