@@ -31,7 +31,7 @@ import { ensureCa, issueCertificate } from '@adt/webserver';
 import { Backups, type Manifest, type Period } from '@adt/backup';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { ensureS3Daemon } from './s3-daemon.ts';
-import { readDeployment, type Deployment } from './settings.ts';
+import { BASELINE_SPEC, readDeployment, type Deployment } from './settings.ts';
 import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
 import { userData } from '@adt/role-common';
 import { parseCommandLine } from './cli.ts';
@@ -297,8 +297,25 @@ export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[]
 }
 
 /** The backups a deploy with RESTORE_FROM starts from: the newest complete one of each part. */
-async function chooseBackups(env: LocalEnv): Promise<(Manifest & { part: 'database' | 'webroot' })[]> {
+async function chooseBackups(env: LocalEnv): Promise<{ part: 'database' | 'webroot'; id: string; period: string; createdAt: string; args: string[] }[]> {
   const d = env.d;
+  const baseline = BASELINE_SPEC.exec(d.restoreFrom ?? '')?.[1];
+  if (baseline) {
+    const [bucket, name] = baseline.includes('/') ? baseline.split('/') as [string, string] : [d.backupBucket, baseline];
+    const driver = s3Driver({ bucket, endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
+    try {
+      const out = [];
+      for (const part of ['database', 'webroot'] as const) {
+        const b = new Backups({ client: driver.getInstance(), bucket, prefix: `baselines/${name}/${part}/`, hostname: 'build' });
+        const [m] = (await driver.bucketExists()) ? await b.list('manual') : [];
+        if (!m) throw fail('NO_BASELINE', `RESTORE_FROM="${d.restoreFrom}": bucket ${bucket} has no baseline "${name}" with the site's ${part} (publish one with roles/build/PublishBaseline ${name})`, 2);
+        out.push({ part, id: m.id, period: `baseline ${name}`, createdAt: m.createdAt, args: ['--baseline', baseline] });
+      }
+      return out;
+    } finally {
+      await driver.dispose?.();
+    }
+  }
   const key = d.backupKeyFile ? parseSecretKey(readFileSync(d.backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE') : undefined;
   const driver = s3Driver({ bucket: d.backupBucket, endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
   try {
@@ -309,7 +326,7 @@ async function chooseBackups(env: LocalEnv): Promise<(Manifest & { part: 'databa
       const newest = all.sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
       if (!newest) throw fail('NO_BACKUP', `RESTORE_FROM="${d.restoreFrom}": there is no complete ${d.restoreFrom === 'latest' ? '' : `${d.restoreFrom} `}backup of the site's ${part} in bucket ${d.backupBucket}`, 2);
       if (newest.encrypted && !key) throw fail('NO_BACKUP_KEY', `RESTORE_FROM: backup ${newest.id} is encrypted: set BACKUP_KEY_FILE to the key it was made with`, 2);
-      out.push({ ...newest, part });
+      out.push({ part, id: newest.id, period: newest.period, createdAt: newest.createdAt, args: ['--id', newest.id] });
     }
     return out;
   } finally {
@@ -402,7 +419,7 @@ async function main(args: string[]): Promise<number> {
       if (!fresh.length) return say('      servers kept from an earlier run: they already hold the site, nothing restored');
       for (const m of restore) {
         for (const b of servers.filter((s) => s.role === (m.part === 'database' ? 'database' : 'webserver') && s.lastStep !== 'kept')) {
-          const r = await env.cloud.exec(b.server.id, [`${CODE_ON_SERVERS}/roles/${b.role}/backup/Restore`, '--id', m.id], { nothrow: true, timeoutMs: 3_600_000 });
+          const r = await env.cloud.exec(b.server.id, [`${CODE_ON_SERVERS}/roles/${b.role}/backup/Restore`, ...m.args], { nothrow: true, timeoutMs: 3_600_000 });
           if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `restoring ${m.part} backup ${m.id} on ${b.server.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
           say(`      ${b.server.name}: ${r.stdout.trim()}`);
         }

@@ -185,22 +185,23 @@ export async function backupNow(args: string[], write: (text: string) => void = 
   return 0;
 }
 
-const HELP_RESTORE = `usage: roles/build/Restore [--config FILE] [--json] (--period P | --database-id ID --webroot-id ID)
+const HELP_RESTORE = `usage: roles/build/Restore [--config FILE] [--json] (--period P | --database-id ID --webroot-id ID | --baseline [BUCKET/]NAME)
 
 Restores the database (on the database server) and the site's files (on every webserver) from the
 newest backup of a period, or from the named backups (roles/build/ListBackups shows them). Each
 part is checked against its SHA-256 before anything is replaced.`;
 
 export async function restoreFleet(args: string[]): Promise<number> {
-  const { values } = parseCommandLine(args, { config: { type: 'string' }, period: { type: 'string' }, 'database-id': { type: 'string' }, 'webroot-id': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_RESTORE);
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, period: { type: 'string' }, 'database-id': { type: 'string' }, 'webroot-id': { type: 'string' }, baseline: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_RESTORE);
   if (values.help) return process.stdout.write(`${HELP_RESTORE}\n`), 0;
   const byId = values['database-id'] !== undefined || values['webroot-id'] !== undefined;
-  if (byId === (values.period !== undefined) || (byId && (!values['database-id'] || !values['webroot-id']))) throw usage(`Restore: give --period, or both --database-id and --webroot-id\n\n${HELP_RESTORE}`);
+  const ways = [byId, values.period !== undefined, values.baseline !== undefined].filter(Boolean).length;
+  if (ways !== 1 || (byId && (!values['database-id'] || !values['webroot-id']))) throw usage(`Restore: give --period, both --database-id and --webroot-id, or --baseline\n\n${HELP_RESTORE}`);
   requireRoot();
   const env = localEnv(readDeployment(values.config));
   const results = [];
   for (const role of ['database', 'webserver'] as const) {
-    const select = values.period ? ['--period', values.period] : ['--id', (role === 'database' ? values['database-id'] : values['webroot-id'])!];
+    const select = values.baseline ? ['--baseline', values.baseline] : values.period ? ['--period', values.period] : ['--id', (role === 'database' ? values['database-id'] : values['webroot-id'])!];
     for (const s of await serversOf(env, role, undefined, 'Restore')) {
       const r = await onServer(env, s, ['Restore', ...select]);
       results.push({ server: s.name, role, ...r });
@@ -273,6 +274,56 @@ export async function adjustScaling(args: string[]): Promise<number> {
     for (const [i, n] of split.entries()) await store.put(keys.desiredWebservers(i + 1), n);
     if (values.json) process.stdout.write(`${JSON.stringify({ total, split })}\n`);
     else process.stdout.write(`desired webservers: ${total} (${split.map((n, i) => `autoscaler ${i + 1}: ${n}`).join(', ')}); the autoscalers follow within ${settings.probeIntervalSeconds} s\n`);
+    return 0;
+  } finally {
+    await store.driver.dispose?.();
+  }
+}
+
+const HELP_PUBLISH = `usage: roles/build/PublishBaseline [--config FILE] [--json] <name>
+
+Publishes a shareable baseline of the site under baselines/<name>/ in its backup bucket: the
+database (from the database server; the site's domain replaced by baseline.invalid, password hashes
+removed) and the site's files (from a webserver; config files never included). Each part is
+scanned for secrets first and refused, naming file and line, when anything is found. Deploy from it
+with RESTORE_FROM=baseline:<name> (or baseline:<bucket>/<name> for another site).`;
+
+export async function publishBaselineFleet(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_PUBLISH, true);
+  if (values.help) return process.stdout.write(`${HELP_PUBLISH}\n`), 0;
+  if (positionals.length !== 1) throw usage(`PublishBaseline: give one name\n\n${HELP_PUBLISH}`);
+  requireRoot();
+  const env = localEnv(readDeployment(values.config));
+  const results = [];
+  for (const role of ['database', 'webserver'] as const) {
+    const [s] = await serversOf(env, role, undefined, 'PublishBaseline');
+    const r = await onServer(env, s!, ['PublishBaseline', positionals[0]!]);
+    results.push({ server: s!.name, role, ...r });
+    const m = r.manifest as { id: string } | undefined;
+    const rw = r.rewrite as { domains: number; hashes: number } | undefined;
+    if (!values.json) process.stdout.write(`${role} ${s!.name}: ${r.part} part of baseline ${positionals[0]} published (${m?.id})${role === 'database' && rw ? `; ${rw.domains} mention(s) of the domain replaced, ${rw.hashes} password hash(es) removed` : ''}\n`);
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  return 0;
+}
+
+const HELP_ADMIN = `usage: roles/build/AppAdmin [--config FILE] [--reveal]
+
+The application administrator's sign-in set when the site was deployed from a baseline (baselines
+carry no passwords): the user name, and the password only with --reveal or when the output is not a
+terminal (for scripts).`;
+
+export async function appAdmin(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, reveal: { type: 'boolean' }, help: { type: 'boolean' } }, HELP_ADMIN);
+  if (values.help) return process.stdout.write(`${HELP_ADMIN}\n`), 0;
+  requireRoot();
+  const env = localEnv(readDeployment(values.config));
+  const store = openStore(env);
+  try {
+    const admin = (await store.get(keys.credentials.key('app-admin'))) as { user: string; password: string } | null;
+    if (!admin) throw new AdtError('NOT_FOUND', 'no application administrator was set by the toolkit (only a deploy from a baseline sets one; a virgin install asks for one)', { pkg: 'build', exitCode: 1 });
+    const show = values.reveal || !process.stdout.isTTY;
+    process.stdout.write(show ? `${admin.user}\n${admin.password}\n` : `${admin.user}\n(password not shown on a terminal: add --reveal)\n`);
     return 0;
   } finally {
     await store.driver.dispose?.();

@@ -98,6 +98,8 @@ export const VARIABLES = {
   CLOUD_API_PORT: '9701',
 } as const;
 
+/** `baseline:NAME` (this site's backup bucket) or `baseline:BUCKET/NAME` (another site's). */
+export const BASELINE_SPEC = /^baseline:((?:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/)?[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$/;
 export const BACKUP_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly', 'manual', 'shutdown'];
 const SCHEDULED_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly'];
 const CRON_FIELD = /^(\*|\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*)(\/\d{1,2})?$/;
@@ -187,7 +189,9 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     }
   }
   const restoreFrom = get('RESTORE_FROM') || null;
-  if (restoreFrom && restoreFrom !== 'latest' && !BACKUP_PERIODS.includes(restoreFrom)) problems.push(`RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", or a period: ${BACKUP_PERIODS.join(', ')}`);
+  if (restoreFrom && restoreFrom !== 'latest' && !BACKUP_PERIODS.includes(restoreFrom) && !BASELINE_SPEC.test(restoreFrom)) {
+    problems.push(`RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", a period (${BACKUP_PERIODS.join(', ')}), or baseline:NAME / baseline:BUCKET/NAME`);
+  }
   const int = (name: Name, min: number, max: number, what: string) => {
     const v = get(name);
     if (!/^\d{1,5}$/.test(v) || Number(v) < min || Number(v) > max) {

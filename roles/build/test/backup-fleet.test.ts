@@ -17,19 +17,24 @@ import { freePort } from '@adt/core';
 import { keys } from '@adt/configstore';
 import { readDeployment } from '../src/settings.ts';
 import { localEnv, openStore } from '../src/local-env.ts';
+import { gunzipSync } from 'node:zlib';
+import { Backups } from '@adt/backup';
+import s3Driver from '@adt/configstore/drivers/s3';
+import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { installWordPress, siteCurl } from './_site.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
 const zx = (script: string, args: string[]) => execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
 const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 300_000 });
 const HOST = 'www.tbk.test';
+const OTHER = 'blog.other.test';
 const PASSWORD = 'Correct-Horse-Battery-9';
 
 interface Ctx { dir: string; file: string; s3Port: number; ip: string; ca: string; dbName: string; title: string; uploadUrl: string; files: string; rows: string }
 const test = suite<Ctx>('backups of a running fleet (local provider)');
 
-async function writeConfig(ctx: Ctx, buildId: string, extra: string[] = []) {
-  await writeFile(ctx.file, [`SITE_URL=${HOST}`, `BUILD_ID=${buildId}`, `STATE_DIR=${join(ctx.dir, 'state')}`, `S3_PORT=${ctx.s3Port}`, 'LOCAL_CLOUD_ID=tbk',
+async function writeConfig(ctx: Ctx, buildId: string, extra: string[] = [], host = HOST) {
+  await writeFile(ctx.file, [`SITE_URL=${host}`, `BUILD_ID=${buildId}`, `STATE_DIR=${join(ctx.dir, 'state')}`, `S3_PORT=${ctx.s3Port}`, 'LOCAL_CLOUD_ID=tbk',
     'LOCAL_PUBLIC_CIDR=198.19.40.0/24', 'LOCAL_PRIVATE_CIDR=198.19.41.0/24', `BACKUP_KEY_FILE=${join(ctx.dir, 'backup.key')}`, ...extra, ''].join('\n'));
 }
 
@@ -69,8 +74,8 @@ test.before(async (ctx) => {
 
 test.after(async (ctx) => {
   if (ctx.file && existsSync(ctx.file)) {
-    for (const id of ['k1', 'k2']) {
-      await writeConfig(ctx, id);
+    for (const id of ['k1', 'k2', 'k4']) {
+      await writeConfig(ctx, id, [], id === 'k4' ? OTHER : HOST);
       await zx('destroy.mjs', ['--config', ctx.file]);
     }
   }
@@ -131,6 +136,41 @@ test('destroy --backup takes a shutdown backup; a new build starts from it', asy
   assert.is((await curl(ctx)(ctx.uploadUrl)).stdout, `uploaded ${ctx.title}`, 'and the restored upload');
 });
 
+test('a baseline carries no domain and no secret, and another site starts from it with a new admin password', async (ctx) => {
+  await writeConfig(ctx, 'k2', ['RESTORE_FROM=latest']);
+  const p = await helper('PublishBaseline', ['--config', ctx.file, 'starter']);
+  assert.is(p.exitCode, 0, p.stderr);
+  assert.match(p.stdout, /mention\(s\) of the domain replaced, 1 password hash\(es\) removed/);
+  // What was published: no mention of the site, no hash, no deployment secret.
+  const env = localEnv(readDeployment(ctx.file, {}));
+  const driver = s3Driver({ bucket: 'www-tbk-test-backups', endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
+  const store = openStore(env);
+  const password = (await store.get(keys.dbCredentials))!.password;
+  await store.driver.dispose?.();
+  const [m] = await new Backups({ client: driver.getInstance(), bucket: 'www-tbk-test-backups', prefix: 'baselines/starter/database/', hostname: 't' }).list('manual');
+  const dump = gunzipSync((await driver.read(m!.parts[0]!.key))!.body).toString('utf8');
+  await driver.dispose?.();
+  assert.ok(dump.includes('baseline.invalid') && dump.includes(ctx.title), 'the content, with the placeholder domain');
+  for (const bad of [HOST, '$P$', '$wp$', password]) assert.not.ok(dump.includes(bad), `${bad} in the baseline`);
+
+  // Another site, another build, from the baseline.
+  await writeConfig(ctx, 'k4', ['RESTORE_FROM=baseline:www-tbk-test-backups/starter'], OTHER);
+  const r = await zx('deploy.mjs', ['--config', ctx.file, '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { caFile: string; servers: { role: string; publicIp: string }[] };
+  const other = siteCurl('tbk', out.caFile, OTHER, out.servers.find((s) => s.role === 'webserver')!.publicIp);
+  const front = (await other(`https://${OTHER}/`)).stdout;
+  assert.ok(front.includes(ctx.title) && front.includes(`https://${OTHER}/`), 'the post, under the new site\'s name');
+  assert.is((await other(ctx.uploadUrl.replace(HOST, OTHER))).stdout, `uploaded ${ctx.title}`, 'the uploaded file');
+  const admin = await helper('AppAdmin', ['--config', ctx.file]);
+  const [user, pw] = admin.stdout.split('\n');
+  assert.is(user, 'admin');
+  const login = await other('-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-b', 'wordpress_test_cookie=WP%20Cookie%20check', '--data-urlencode', `log=${user}`, '--data-urlencode', `pwd=${pw}`, '--data-urlencode', 'testcookie=1', `https://${OTHER}/wp-login.php`);
+  assert.is(login.stdout, `302 https://${OTHER}/wp-admin/`, 'the new administrator password signs in');
+  const oldPassword = await other('-o', '/dev/null', '-w', '%{http_code}', '-b', 'wordpress_test_cookie=WP%20Cookie%20check', '--data-urlencode', `log=${user}`, '--data-urlencode', `pwd=${PASSWORD}`, '--data-urlencode', 'testcookie=1', `https://${OTHER}/wp-login.php`);
+  assert.is(oldPassword.stdout, '200', 'the original site\'s password does not');
+});
+
 test('RESTORE_FROM a period with no backup is refused before any server is made', async (ctx) => {
   await writeConfig(ctx, 'k3', ['RESTORE_FROM=monthly']);
   const r = await zx('deploy.mjs', ['--config', ctx.file]);
@@ -142,8 +182,8 @@ test('RESTORE_FROM a period with no backup is refused before any server is made'
 });
 
 test('destroying the builds leaves no process of theirs running', async (ctx) => {
-  for (const id of ['k1', 'k2']) {
-    await writeConfig(ctx, id);
+  for (const id of ['k1', 'k2', 'k4']) {
+    await writeConfig(ctx, id, [], id === 'k4' ? OTHER : HOST);
     assert.is((await zx('destroy.mjs', ['--config', ctx.file])).exitCode, 0);
   }
   const { readdirSync, readFileSync } = await import('node:fs');

@@ -4,6 +4,8 @@
  *   Backup <period> [--keep N] [--force] [--json]   back up this role's part, verify, rotate
  *   Restore (--period P | --id ID) [--json]         restore the newest of a period, or a named backup
  *   ListBackups [--json]                            complete backups of this role's part
+ *   PublishBaseline <name> [--json]                 this role's part of a shareable baseline
+ *   Restore --baseline [BUCKET/]NAME                this role's part of a baseline
  *
  * The webserver's part is the site's own files (SITE_CONTENT_DIR), taken by one webserver at a
  * time (a datastore lease per period); the database server's part is the application's database
@@ -14,8 +16,12 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { AdtError } from '@adt/core';
 import { keys, type BackupSettings } from '@adt/configstore';
-import { Backups, PERIODS, type Manifest, type Period, type Source } from '@adt/backup';
-import { openDatastore, siblingBucket } from './datastore.ts';
+import { BASELINE_HOST, Backups, PERIODS, publishBaseline, rewriteDump, type Manifest, type Period, type Source } from '@adt/backup';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { execaRunner } from '@adt/core';
+import { sqlString } from '@adt/database';
+import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
 import { DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
 import { runMain, usage } from './main.ts';
 
@@ -58,7 +64,7 @@ function describe(m: Manifest): string {
 }
 
 export async function backupMain(role: string, command: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { keep: { type: 'string' }, period: { type: 'string' }, id: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } }, strict: true, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args, options: { keep: { type: 'string' }, period: { type: 'string' }, id: { type: 'string' }, baseline: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } }, strict: true, allowPositionals: true });
   const out = (o: unknown, text: string) => process.stdout.write(values.json ? `${JSON.stringify(o)}\n` : `${text}\n`);
   const c = await context(role);
   try {
@@ -67,8 +73,10 @@ export async function backupMain(role: string, command: string, args: string[]):
       out({ part: c.part, backups: all }, all.length ? all.map((m) => `${c.part} ${describe(m)}`).join('\n') : `no complete ${c.part} backups in ${c.settings.bucket}`);
       return 0;
     }
+    if (command === 'PublishBaseline') return await publishPart(c, positionals[0], out);
+    if (command === 'Restore' && values.baseline) return await restoreBaseline(c, values.baseline, out);
     if (command === 'Restore') {
-      if (!values.period === !values.id) throw usage('Restore: give exactly one of --period P (its newest backup) or --id ID');
+      if (!values.period === !values.id) throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
       if (values.period && !(PERIODS as readonly string[]).includes(values.period)) throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
       const manifest = await c.backups.find(values.id ? { id: values.id } : { period: values.period as Period });
       const creds = c.part === 'database' ? await c.store.get(keys.dbCredentials) : null;
@@ -120,6 +128,92 @@ export async function backupMain(role: string, command: string, args: string[]):
   } finally {
     await c.driver.dispose?.();
     await c.store.driver.dispose?.();
+  }
+}
+
+type Context = Awaited<ReturnType<typeof context>>;
+type Out = (o: unknown, text: string) => void;
+
+/** The deployment's secrets a baseline must not contain, searched for literally. */
+async function knownSecrets(c: Context): Promise<string[]> {
+  const env = datastoreSettings();
+  const creds = await c.store.get(keys.dbCredentials);
+  const backupKey = await c.store.get(keys.backupKey).catch(() => null);
+  let datastoreKey = '';
+  try {
+    datastoreKey = readFileSync(env.ADT_DATASTORE_KEY_FILE ?? '', 'utf8').trim();
+  } catch {}
+  return [creds?.password, env.ADT_S3_SECRET_ACCESS_KEY, datastoreKey, typeof backupKey === 'string' ? backupKey : undefined].filter((x): x is string => Boolean(x && x.length >= 8));
+}
+
+const BASELINE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+
+/**
+ * PublishBaseline <name>: this server's part of a shareable copy of the site, under
+ * `baselines/<name>/<part>/` in the site's backup bucket, unencrypted (it is meant to be shared)
+ * and refused when the secret scan finds anything. The database part has the site's domain
+ * replaced by baseline.invalid and its password hashes removed.
+ */
+async function publishPart(c: Context, name: string | undefined, out: Out): Promise<number> {
+  if (!name || !BASELINE_NAME.test(name)) throw usage(`PublishBaseline <name>: 1-64 lowercase letters, digits or hyphens (got "${name ?? ''}")`);
+  const site = await c.store.get(keys.site);
+  if (!site) throw fail('NO_SITE', `${keys.site.path} is missing`);
+  const host = new URL(site.siteUrl).hostname;
+  await c.driver.ensureBucket();
+  const common = { client: c.driver.getInstance(), bucket: c.settings.bucket, hostname: hostname(), name, app: site.application as 'wordpress', prefix: `baselines/${name}/${c.part}/`, knownSecrets: await knownSecrets(c) };
+  const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
+  let manifest: Manifest;
+  if (c.part === 'webroot') manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] } });
+  else {
+    const creds = await c.store.get(keys.dbCredentials);
+    if (!creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
+    manifest = await publishBaseline({ ...common, database: { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name }, rewrite: { domains: [{ from: host, to: BASELINE_HOST }], scrubPasswordHashes: true }, rewriteStats: stats });
+  }
+  out({ baseline: name, part: c.part, manifest, rewrite: stats }, `${c.part}: baseline ${name} published as ${describe(manifest)}${c.part === 'database' ? `; ${stats.domains} mention(s) of ${host} replaced (${stats.serialisedFixed} serialised), ${stats.hashes} password hash(es) removed` : ''}`);
+  return 0;
+}
+
+/**
+ * Restore --baseline [BUCKET/]NAME: this server's part of a baseline (of this site's backup bucket,
+ * or another's). The database gets this site's domain back; as the baseline carries no password,
+ * the first administrator gets a new one, kept in the datastore (credentials/app-admin).
+ */
+async function restoreBaseline(c: Context, spec: string, out: Out): Promise<number> {
+  const m = /^(?:([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/)?([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$/.exec(spec);
+  if (!m) throw usage(`Restore --baseline "${spec}": NAME or BUCKET/NAME`);
+  const bucket = m[1] ?? c.settings.bucket;
+  const name = m[2]!;
+  const driver = bucket === c.settings.bucket ? c.driver : siblingBucket(bucket);
+  try {
+    const from = new Backups({ client: driver.getInstance(), bucket, prefix: `baselines/${name}/${c.part}/`, hostname: hostname() });
+    const [manifest] = await from.list('manual');
+    if (!manifest) throw fail('NO_BASELINE', `no baseline "${name}" with a ${c.part} part in bucket ${bucket}`, 2);
+    if (c.part === 'webroot') {
+      await from.restore(manifest, { webroot: { dir: SITE_CONTENT_DIR } });
+      out({ restored: manifest.id, baseline: name, part: c.part }, `webroot: baseline ${name} restored (${describe(manifest)})`);
+      return 0;
+    }
+    const site = await c.store.get(keys.site);
+    const creds = await c.store.get(keys.dbCredentials);
+    if (!site || !creds) throw fail('NO_SETTINGS', `${keys.site.path} or ${keys.dbCredentials.path} is missing`);
+    const host = new URL(site.siteUrl).hostname;
+    await from.restore(manifest, { database: { defaultsFile: DB_LAYOUT.configFile, database: creds.name } }, { transform: { database: () => rewriteDump({ domains: [{ from: BASELINE_HOST, to: host }] }) } });
+    let admin = '';
+    if (site.application === 'wordpress') {
+      const password = randomBytes(18).toString('base64url');
+      const run = execaRunner({ timeoutMs: 60_000 });
+      const who = await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, '--batch', '--skip-column-names', creds.name], { input: 'SELECT user_login FROM wp_users ORDER BY ID LIMIT 1;' });
+      admin = who.stdout.trim();
+      if (admin) {
+        // On stdin, never on a command line; WordPress upgrades an MD5 to its own hash at the first sign-in.
+        await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, creds.name], { input: `UPDATE wp_users SET user_pass = MD5(${sqlString(password)}) WHERE user_login = ${sqlString(admin)};` });
+        await c.store.put(keys.credentials.key('app-admin'), { user: admin, password });
+      }
+    }
+    out({ restored: manifest.id, baseline: name, part: c.part, admin: admin || null }, `database: baseline ${name} restored (${describe(manifest)}) with ${host} as its domain${admin ? `; the administrator "${admin}" has a new password (roles/build/AppAdmin shows it)` : ''}`);
+    return 0;
+  } finally {
+    if (driver !== c.driver) await driver.dispose?.();
   }
 }
 
