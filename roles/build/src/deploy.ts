@@ -164,10 +164,8 @@ async function prepareScaling(ctx: Ctx, store: ConfigStore): Promise<void> {
     dns: { driver: 'powerdns', apiUrl: pdns.apiUrl, apiKey: readFileSync(pdns.apiKeyFile, 'utf8').trim(), zone: env.zone },
   });
   const sc = d.scaling;
-  await store.putIfChanged(keys.scaling, {
-    autoscalers: sc.autoscalers, maxWebservers: sc.maxWebservers, probeIntervalSeconds: sc.probeIntervalSeconds, probeTimeoutSeconds: sc.probeTimeoutSeconds,
-    failuresBeforeUnhealthy: sc.failuresBeforeUnhealthy, buildTimeoutSeconds: sc.buildTimeoutSeconds, drainSeconds: sc.drainSeconds, leaseTtlSeconds: sc.leaseTtlSeconds, dnsTtlSeconds: sc.dnsTtlSeconds,
-  });
+  const { webservers: _initial, schedule: _schedule, cloudApiPort: _port, ...settings } = sc;
+  await store.putIfChanged(keys.scaling, settings);
   await store.putIfChanged(keys.scalingSchedule, sc.schedule);
   const split = splitDesired(sc.webservers, sc.autoscalers);
   for (const [i, n] of split.entries()) {

@@ -18,7 +18,7 @@ import { parseCommandLine } from './cli.ts';
 import { readDeployment } from './settings.ts';
 import { CODE_ON_SERVERS, localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
 import { Backups } from '@adt/backup';
-import { parseDesired, splitDesired } from '@adt/scaling';
+import { describeSplit, setDesiredWebservers } from '@adt/role-autoscaler/desired';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { attachS3Daemon } from './s3-daemon.ts';
@@ -262,18 +262,9 @@ export async function adjustScaling(args: string[]): Promise<number> {
   if (!(await attachS3Daemon(env.s3Dir, env.s3Endpoint))) throw new AdtError('S3_NOT_RUNNING', `the embedded S3 server of the local cloud "${d.cloudId}" is not running: deploy first`, { pkg: 'build', exitCode: 2 });
   const store = openStore(env);
   try {
-    const settings = await store.get(keys.scaling);
-    if (!settings) throw usage(`AdjustScaling: build ${d.buildId} is not in production mode (no ${keys.scaling.path})`);
-    let total: number;
-    try {
-      total = parseDesired(positionals[0]!, settings.maxWebservers);
-    } catch (e) {
-      throw usage(`AdjustScaling: ${(e as Error).message}`);
-    }
-    const split = splitDesired(total, settings.autoscalers);
-    for (const [i, n] of split.entries()) await store.put(keys.desiredWebservers(i + 1), n);
+    const { total, split, intervalSeconds } = await setDesiredWebservers(store, positionals[0]!, 'AdjustScaling');
     if (values.json) process.stdout.write(`${JSON.stringify({ total, split })}\n`);
-    else process.stdout.write(`desired webservers: ${total} (${split.map((n, i) => `autoscaler ${i + 1}: ${n}`).join(', ')}); the autoscalers follow within ${settings.probeIntervalSeconds} s\n`);
+    else process.stdout.write(`desired webservers: ${total} (${describeSplit(split)}); the autoscalers follow within ${intervalSeconds} s\n`);
     return 0;
   } finally {
     await store.driver.dispose?.();

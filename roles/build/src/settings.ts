@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse as parseEnv } from 'dotenv';
-import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId } from '@adt/configstore';
+import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId, type ScalingSettings } from '@adt/configstore';
 import { usage } from '@adt/role-common';
 import { parseScalingSchedule } from '@adt/role-autoscaler/schedule';
 
@@ -42,19 +42,10 @@ export interface Deployment {
   backupKeyFile: string | null;
   /** Start from a temporal backup: the newest of a period, or the newest of all ("latest"); null: a virgin install. */
   restoreFrom: string | null;
-  /** Production mode: autoscaling. */
-  scaling: {
-    autoscalers: number;
+  /** Production mode: autoscaling (what the autoscalers get, and what only the build uses). */
+  scaling: ScalingSettings & {
     /** The desired total of webservers at deploy (split between the autoscalers). */
     webservers: number;
-    maxWebservers: number;
-    probeIntervalSeconds: number;
-    probeTimeoutSeconds: number;
-    failuresBeforeUnhealthy: number;
-    buildTimeoutSeconds: number;
-    drainSeconds: number;
-    leaseTtlSeconds: number;
-    dnsTtlSeconds: number;
     /** "HH:MM" -> webservers. */
     schedule: Record<string, number>;
     cloudApiPort: number;
