@@ -20,6 +20,7 @@ packages=(
   mariadb-server mariadb-client   # the database role (MariaDB), and real-database tests
   nginx php8.2-fpm php8.2-mysql   # the webserver role (nginx)
   php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-intl   # PHP extensions WordPress needs or recommends (XML-RPC, feeds, uploads...)
+  php8.2-cli        # php itself: tests check rewritten serialised data with PHP's own unserialize
   apache2           # the webserver role (apache), PHP through php-fpm (mod_proxy_fcgi)
   wordpress wordpress-theme-twentytwentythree   # the local "virgin" application, with its default theme
 )
