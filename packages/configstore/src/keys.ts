@@ -230,6 +230,16 @@ export const keys = {
     }
     return key<number>(`scaling/${autoscaler}/desired`);
   },
+  /**
+   * The autoscaler of slot `n` claims its slot back (`scaling/<n>/claim`): another autoscaler that
+   * took the slot over while it was away hands the lease back when it sees this.
+   */
+  slotClaim(autoscaler: number): Key<{ by: string; at: string }> {
+    if (!Number.isInteger(autoscaler) || autoscaler < 1 || autoscaler > 99) {
+      throw storeError('INVALID_KEY', `invalid autoscaler number "${autoscaler}": use a whole number from 1 to 99`, { exitCode: 2 });
+    }
+    return key<{ by: string; at: string }>(`scaling/${autoscaler}/claim`);
+  },
   /** Parses `scaling/<n>/desired` back to `n`. */
   parseDesiredWebservers(path: string): number | null {
     const m = /^scaling\/([1-9][0-9]?)\/desired$/.exec(path);

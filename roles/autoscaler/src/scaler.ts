@@ -59,15 +59,28 @@ export class Scaler {
     return { failuresBeforeUnhealthy: s.failuresBeforeUnhealthy, buildTimeoutSeconds: s.buildTimeoutSeconds, drainSeconds: s.drainSeconds, maxWebservers: s.maxWebservers };
   }
 
-  /** Takes or keeps the leases of the slots this autoscaler acts on this tick. */
+  /**
+   * Takes or keeps the leases of the slots this autoscaler acts on this tick: its own (claiming it
+   * back when another autoscaler took it over while it was away), and another's only when that one
+   * held it once and stopped renewing (dead) - never a slot whose autoscaler has not started yet.
+   */
   async #holdSlots(): Promise<number[]> {
     const { store, settings, self } = this.#d;
     const ttl = Math.max(settings.leaseTtlSeconds, store.minLeaseTtlSeconds());
     const held: number[] = [];
     for (let slot = 1; slot <= settings.autoscalers; slot++) {
+      const own = slot === self.slot;
       const lease = this.#leases.get(slot);
       try {
         if (lease) {
+          // A slot taken over goes back as soon as its own autoscaler claims it.
+          const claim = own ? null : await store.get(keys.slotClaim(slot));
+          if (claim && claim.by !== self.name) {
+            await store.release(lease);
+            this.#leases.delete(slot);
+            await this.#event(slot, 'hand-back', undefined, undefined, `the autoscaler of slot ${slot} (${claim.by}) is back`);
+            continue;
+          }
           // Renew at a third of the TTL: two missed ticks still leave it held.
           if (this.#now() - (this.#renewedAt.get(slot) ?? 0) > (ttl * 1000) / 3) {
             this.#leases.set(slot, await store.renew(lease));
@@ -76,16 +89,21 @@ export class Scaler {
           held.push(slot);
           continue;
         }
-        // Its own slot always; another's only when that autoscaler stopped renewing (acquire fails while held).
+        if (!own && !(await store.exists(keys.leases.key(slotLease(slot))))) continue;
+        if (!own && (await store.exists(keys.slotClaim(slot)))) continue;
         const got = await store.acquire(slotLease(slot), ttl, self.name);
-        if (got) {
-          this.#leases.set(slot, got);
-          this.#renewedAt.set(slot, this.#now());
-          // A slot taken over starts from what the provider and the probes say now.
-          this.#memory.set(slot, emptyMemory());
-          if (slot !== self.slot) await this.#event(slot, 'take-over', undefined, undefined, `the autoscaler of slot ${slot} stopped renewing its lease`);
-          held.push(slot);
+        if (!got) {
+          // Our own slot, held by another autoscaler since we were away: ask for it back.
+          if (own && !(await store.exists(keys.slotClaim(slot)))) await store.put(keys.slotClaim(slot), { by: self.name, at: new Date(this.#now()).toISOString() });
+          continue;
         }
+        this.#leases.set(slot, got);
+        this.#renewedAt.set(slot, this.#now());
+        // A slot (re)taken starts from what the provider and the probes say now.
+        this.#memory.set(slot, emptyMemory());
+        if (own) await store.delete(keys.slotClaim(slot));
+        else await this.#event(slot, 'take-over', undefined, undefined, `the autoscaler of slot ${slot} stopped renewing its lease`);
+        held.push(slot);
       } catch (e) {
         // Lost (another holder renewed or took it): stop acting on that slot.
         this.#leases.delete(slot);
