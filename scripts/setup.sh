@@ -23,6 +23,7 @@ packages=(
   php8.2-cli        # php itself: tests check rewritten serialised data with PHP's own unserialize
   apache2           # the webserver role (apache), PHP through php-fpm (mod_proxy_fcgi)
   wordpress wordpress-theme-twentytwentythree   # the local "virgin" application, with its default theme
+  chromium          # a real browser for the authentication server's end-to-end test (driven by playwright-core)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -145,6 +145,25 @@ export interface ScalingEvent {
   ip?: string;
   reason: string;
 }
+/** The authentication server's settings (WEB_FIREWALL=auth). */
+export interface AuthSettings {
+  allowList: string[];
+  admins: string[];
+  grantMinutes: number;
+  linkMinutes: number;
+  /** https://auth.example.com */
+  baseUrl: string;
+  siteName: string;
+  smtp: { host: string; port: number };
+  from: string;
+  /** The CA of the build's certificates (public), for the server's own checks. */
+  ca: string;
+}
+/** The authentication server's secrets: the app's signing secret (hex) and its TLS certificate. */
+export interface AuthSecrets {
+  secret: string;
+  tls: { chain: string; key: string };
+}
 export interface Readiness {
   at: string;
   steps?: Record<string, string>;
@@ -221,6 +240,9 @@ export const keys = {
   scalingSchedule: key<Record<string, number>>('config/scaling-schedule'),
   /** The autoscalers' event log: `events/<time>-<random>`. */
   events: nameFamily<ScalingEvent>('events/'),
+  /** The authentication server's settings and secrets. */
+  auth: key<AuthSettings>('config/auth'),
+  authSecrets: key<AuthSecrets>('secrets/auth'),
   /** The build is complete: gates periodic jobs, like the original's INSTALLED_SUCCESSFULLY. */
   installedSuccessfully: key<BuildMarker>('build/installed-successfully'),
   /** Desired webserver count of autoscaler `n` (1-based). */

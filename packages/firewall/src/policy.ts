@@ -85,8 +85,8 @@ export function computePolicies(fleet: FleetSnapshot, options: PolicyOptions): R
     if (role === 'webserver') {
       const why = options.webMode === 'open' ? 'https from anywhere' : options.webMode === 'cloudflare' ? 'https from Cloudflare only' : 'https from authorised clients only';
       rules.push(rule('tcp', httpsPort, webSources, why));
-      // Autoscalers probe webservers over HTTPS on the private network, whoever else may connect.
-      if (options.webMode !== 'open') rules.push(rule('tcp', httpsPort, as, 'https from autoscalers (health probes)'));
+      // Autoscalers (and the build machine) check webservers over HTTPS, whoever else may connect.
+      if (options.webMode !== 'open') rules.push(rule('tcp', httpsPort, [...as, ...build], 'https from autoscalers and the build machine (health checks)'));
       if (options.http) rules.push(rule('tcp', 80, webSources, why.replace('https', 'http')));
     }
     if (role === 'auth') rules.push(rule('tcp', httpsPort, ANYWHERE, 'https from anywhere (sign-in)'));

@@ -105,8 +105,8 @@ function expectedFor(webFrom: (from: Who) => boolean) {
   return (from: Who, to: keyof Ctx['s'], port: number): boolean => {
     if (port === 22) return fleetMember(from);
     if (port === 3306) return to === 'db' && ['ws1', 'ws2', 'as'].includes(from);
-    // Autoscalers probe webservers over HTTPS whatever the web mode.
-    if (port === 443) return (to === 'ws1' || to === 'ws2') && (webFrom(from) || from === 'as');
+    // Autoscalers and the build machine check webservers over HTTPS whatever the web mode.
+    if (port === 443) return (to === 'ws1' || to === 'ws2') && (webFrom(from) || from === 'as' || from === 'build');
     if (port === 8443) return to === 'ws1' || to === 'ws2'; // declared: webservers, from anywhere
     return false;
   };

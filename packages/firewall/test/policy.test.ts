@@ -37,8 +37,8 @@ policy('web modes: open, Cloudflare only, authorised clients only (expired grant
   assert.ok(cf.includes('173.245.48.0/20') && cf.includes('2606:4700::/32'));
   assert.not.ok(cf.includes('0.0.0.0/0'));
   assert.ok(cf.includes('198.18.1.21/32'), 'autoscalers probe webservers in every mode');
-  assert.equal(ports(computePolicies(fleet, { webMode: 'auth', now }).webserver)['443'], ['198.18.0.200/32', '198.18.1.21/32']);
-  assert.equal(ports(computePolicies(fleet, { webMode: 'auth', now: new Date('2026-11-26T00:00:00Z') }).webserver)['443'], ['198.18.1.21/32'], 'no grant left: 443 closed but to the autoscaler');
+  assert.equal(ports(computePolicies(fleet, { webMode: 'auth', now }).webserver)['443'], ['198.18.0.1/32', '198.18.0.200/32', '198.18.1.21/32']);
+  assert.equal(ports(computePolicies(fleet, { webMode: 'auth', now: new Date('2026-11-26T00:00:00Z') }).webserver)['443'], ['198.18.0.1/32', '198.18.1.21/32'], 'no grant left: 443 closed but to the health checks');
   assert.equal(ports(computePolicies(fleet, { webMode: 'auth', now }).auth)['443'], ['0.0.0.0/0', '::/0'], 'the sign-in page is open');
   assert.equal(ports(computePolicies(fleet, { webMode: 'open', http: true, now }).webserver)['80'], ['0.0.0.0/0', '::/0']);
 });
@@ -109,7 +109,7 @@ builders('ufw argv: one allow per (rule, source), in ufw\'s own syntax', () => {
   const p = computePolicies(fleet, { webMode: 'auth', now }).webserver;
   const argvs = ufwRuleArgvs(p).map((a) => a.join(' '));
   assert.ok(argvs.includes('ufw allow from 198.18.0.1 to any port 22 proto tcp comment ssh from the build machine and the fleet'));
-  assert.ok(argvs.includes('ufw allow from 198.18.0.200 to any port 443 proto tcp comment https from authorised clients only; https from autoscalers (health probes)'), argvs.join('\n'));
+  assert.ok(argvs.includes('ufw allow from 198.18.0.200 to any port 443 proto tcp comment https from authorised clients only; https from autoscalers and the build machine (health checks)'), argvs.join('\n'));
   const open = ufwRuleArgvs(computePolicies(fleet, { webMode: 'open', now }).webserver).map((a) => a.join(' '));
   assert.is(open.filter((a) => a.startsWith('ufw allow 443/tcp')).length, 1, 'anywhere (v4 and v6) is one ufw rule, in its short form');
 });

@@ -63,8 +63,8 @@ export interface MailCatcher {
   close(): Promise<void>;
 }
 
-/** An SMTP server that accepts every message and keeps it (newest last), at most `keep`. */
-export async function startMailCatcher(address = '127.0.0.1', port = 0, keep = 1000): Promise<MailCatcher> {
+/** An SMTP server that accepts every message and keeps it (newest last), at most `keep`; `onMessage` sees each. */
+export async function startMailCatcher(address = '127.0.0.1', port = 0, keep = 1000, onMessage?: (m: Mail) => void): Promise<MailCatcher> {
   const messages: Mail[] = [];
   const server: Server = createServer((socket: Socket) => {
     let buffer = '';
@@ -85,7 +85,9 @@ export async function startMailCatcher(address = '127.0.0.1', port = 0, keep = 1
           inData = false;
           const [head = '', ...rest] = raw.split('\r\n\r\n');
           const subject = /^Subject: (.*)$/im.exec(head)?.[1] ?? '';
-          messages.push({ from, to, subject, text: rest.join('\r\n\r\n').replace(/\r\n/g, '\n') });
+          const mail = { from, to, subject, text: rest.join('\r\n\r\n').replace(/\r\n/g, '\n') };
+          messages.push(mail);
+          onMessage?.(mail);
           if (messages.length > keep) messages.shift();
           socket.write('250 kept\r\n');
           continue;

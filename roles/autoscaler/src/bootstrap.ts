@@ -27,7 +27,7 @@ async function main() {
   }
   await mkdir(JOB_LOG_DIR, { recursive: true });
   const log = openSync(join(JOB_LOG_DIR, 'scaling.log'), 'a', 0o600);
-  spawn(join(CODE_DIR, 'node_modules/.bin/tsx'), [join(CODE_DIR, 'roles/autoscaler/src/supervise.ts')], { detached: true, stdio: ['ignore', log, log] }).unref();
+  spawn(join(CODE_DIR, 'node_modules/.bin/tsx'), [join(CODE_DIR, 'roles/common/src/supervise.ts'), 'roles/autoscaler/src/service.ts'], { detached: true, stdio: ['ignore', log, log] }).unref();
   closeSync(log);
   progress.step('scaling service started');
   await startPeriodicJobs('autoscaler');

@@ -1,7 +1,7 @@
 /**
  * The scaling service of an autoscaler: a Scaler ticking every `probeIntervalSeconds` until
  * stopped (SIGTERM: it gives its slots' leases back, so another autoscaler takes over at once).
- * Run by the supervisor (src/supervise.ts), which restarts it if it dies.
+ * Run by the supervisor (roles/common/src/supervise.ts), which restarts it if it dies.
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';

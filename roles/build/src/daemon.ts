@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { connect } from 'node:net';
 import { AdtError, processAlive, sleep, stopProcess } from '@adt/core';
 
 const root = resolve(import.meta.dirname, '../../..');
@@ -22,6 +23,20 @@ export interface DaemonSpec {
   endpoint: string;
   /** The setting to change when the port is taken, for the message. */
   portSetting: string;
+  /** How to tell it is up (default: any HTTP answer at `endpoint`); e.g. a TCP connect for SMTP. */
+  up?: () => Promise<boolean>;
+}
+
+/** True when something accepts TCP connections at host:port. */
+export function tcpAnswers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port, timeout: 1000 }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+    s.on('timeout', () => (s.destroy(), resolve(false)));
+  });
 }
 
 export interface Daemon {
@@ -56,20 +71,21 @@ export function runningDaemon(stateDir: string, name: string): number | null {
 }
 
 /** The daemon started earlier, when it still runs and answers on `endpoint`; else null. */
-export async function attachDaemon(stateDir: string, name: string, endpoint: string): Promise<{ pid: number } | null> {
+export async function attachDaemon(stateDir: string, name: string, endpoint: string, up: () => Promise<boolean> = () => answers(endpoint)): Promise<{ pid: number } | null> {
   const pid = runningDaemon(stateDir, name);
-  return pid && (await answers(endpoint)) ? { pid } : null;
+  return pid && (await up()) ? { pid } : null;
 }
 
 export async function ensureDaemon(o: DaemonSpec): Promise<Daemon> {
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   const log = join(o.stateDir, `${o.name}.log`);
-  const running = await attachDaemon(o.stateDir, o.name, o.endpoint);
+  const up = o.up ?? (() => answers(o.endpoint));
+  const running = await attachDaemon(o.stateDir, o.name, o.endpoint, up);
   if (running) return { pid: running.pid, log, started: false };
   // Running on another address or port (the deployment file changed): replaced.
   const stale = runningDaemon(o.stateDir, o.name);
   if (stale) await stopProcess(stale, { timeoutMs: 5000 });
-  if (await answers(o.endpoint)) {
+  if (await up()) {
     throw new AdtError('PORT_TAKEN', `${new URL(o.endpoint).host} is already used by another program: stop it or set ${o.portSetting} to a free port`, { pkg: 'build', exitCode: 2 });
   }
   const out = openSync(log, 'a', 0o600);
@@ -83,7 +99,7 @@ export async function ensureDaemon(o: DaemonSpec): Promise<Daemon> {
   writeFileSync(join(o.stateDir, `${o.name}.pid`), String(child.pid), { mode: 0o600 });
   // Bounded wait for the port to answer.
   for (let i = 0; i < 150; i++) {
-    if (await answers(o.endpoint)) return { pid: child.pid!, log, started: true };
+    if (await up()) return { pid: child.pid!, log, started: true };
     if (child.exitCode !== null || !processAlive(child.pid!)) break;
     await sleep(100);
   }

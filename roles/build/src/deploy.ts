@@ -25,7 +25,7 @@ import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type DbCrede
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { applyNative, computePolicies, datastoreFleetSource, type FleetRole } from '@adt/firewall';
 import { attachPowerDns, parseServerName, serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
-import { ensureDaemon } from './daemon.ts';
+import { ensureDaemon, tcpAnswers } from './daemon.ts';
 import { splitDesired } from '@adt/scaling';
 import { ensureCa, issueCertificate } from '@adt/webserver';
 import { Backups, type Manifest, type Period } from '@adt/backup';
@@ -140,6 +140,37 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
 }
 
 /**
+ * WEB_FIREWALL=auth: the sign-in app's settings and secrets (its signing secret, a certificate for
+ * its name from the build's CA), and, unless SMTP_RELAY names a relay, the local mail catcher on
+ * the build machine's private address (messages kept as files in STATE_DIR/mail/<cloud id>).
+ */
+async function prepareAuth(ctx: Ctx, store: ConfigStore): Promise<void> {
+  const { env, d } = ctx;
+  const a = d.auth!;
+  let smtp = a.smtp;
+  if (!smtp) {
+    smtp = { host: env.cloud.buildMachine.privateIp, port: 2525 };
+    const m = await ensureDaemon({ name: 'mail', stateDir: env.mailDir, script: 'roles/build/src/mail-serve.ts', args: [join(env.mailDir, 'messages'), smtp.host, String(smtp.port)], endpoint: `http://${smtp.host}:${smtp.port}`, up: () => tcpAnswers(smtp!.host, smtp!.port), portSetting: 'SMTP_RELAY' });
+    ctx.say(`      mail catcher ${m.started ? 'started' : 'already running'} on ${smtp.host}:${smtp.port}: sign-in mails land in ${join(env.mailDir, 'messages')}`);
+  }
+  const runner = execaRunner({ timeoutMs: 60_000 });
+  const ca = await ensureCa(runner, env.caDir, `ADT local CA (${d.buildId})`);
+  await store.putIfChanged(keys.auth, { allowList: a.allow, admins: a.admins, grantMinutes: a.grantMinutes, linkMinutes: a.linkMinutes, baseUrl: `https://${a.host}`, siteName: d.host, smtp, from: a.from, ca: readFileSync(ca.certFile, 'utf8') });
+  // Its secrets are encrypted with a key of its own, the only one the authentication server gets.
+  if (!existsSync(env.authKeyFile)) writeFileSync(env.authKeyFile, generateSecretKey().toString('hex'), { mode: 0o600 });
+  const authStore = openStore(env, parseSecretKey(readFileSync(env.authKeyFile, 'utf8'), env.authKeyFile));
+  try {
+    if (!(await authStore.get(keys.authSecrets).catch(() => null))) {
+      const issued = await issueCertificate(runner, ca, join(env.buildDir, 'tls-auth'), [a.host]);
+      await authStore.put(keys.authSecrets, { secret: randomBytes(32).toString('hex'), tls: { chain: readFileSync(issued.chainFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8') } });
+    }
+  } finally {
+    await authStore.driver.dispose?.();
+  }
+  ctx.say(`      authentication server https://${a.host}/ for ${a.allow.length} address(es); grants last ${a.grantMinutes} min`);
+}
+
+/**
  * Production mode: the local cloud's API for the autoscalers (a service of the build machine, like
  * a cloud's API), and in the datastore what they need: how to reach that API and DNS (secrets),
  * the scaling settings, the schedule, and the desired count (set at the first deploy only: a
@@ -182,7 +213,9 @@ async function prepareScaling(ctx: Ctx, store: ConfigStore): Promise<void> {
 async function applyNativePolicy(ctx: Ctx, store: ConfigStore): Promise<void> {
   const fleet = await datastoreFleetSource(store).snapshot();
   const vpc = [ctx.d.privateCidr];
-  const policies = computePolicies({ ...fleet, webservers: vpc, autoscalers: vpc, databases: vpc }, { webMode: ctx.d.webMode, dbPort: DB_PORT, http: true });
+  // Grants come and go with each sign-in: the cloud layer leaves 443 open in auth mode, the hosts follow the grants.
+  const webMode = ctx.d.webMode === 'auth' ? 'open' : ctx.d.webMode;
+  const policies = computePolicies({ ...fleet, webservers: vpc, autoscalers: vpc, databases: vpc }, { webMode, dbPort: DB_PORT, http: true });
   await applyNative(ctx.env.cloud.firewall, ctx.d.buildId, policies);
 }
 
@@ -197,9 +230,10 @@ export interface Booting {
 
 /** The servers a deployment wants: development one of each; production autoscalers (a slot each) and the initial webservers split between their slots. */
 export function wantedServers(d: Deployment): { role: FleetRole; slot?: number }[] {
-  if (d.mode === 'development') return [{ role: 'database' }, { role: 'webserver' }];
+  const auth = d.auth ? [{ role: 'auth' as const }] : [];
+  if (d.mode === 'development') return [{ role: 'database' }, { role: 'webserver' }, ...auth];
   const web = splitDesired(d.scaling.webservers, d.scaling.autoscalers).flatMap((n, i) => Array.from({ length: n }, () => ({ role: 'webserver' as const, slot: i + 1 })));
-  return [{ role: 'database' }, ...web, ...Array.from({ length: d.scaling.autoscalers }, (_, i) => ({ role: 'autoscaler' as const, slot: i + 1 }))];
+  return [{ role: 'database' }, ...web, ...Array.from({ length: d.scaling.autoscalers }, (_, i) => ({ role: 'autoscaler' as const, slot: i + 1 })), ...auth];
 }
 
 /**
@@ -213,7 +247,7 @@ async function ensureServers(ctx: Ctx, store: ConfigStore, fresh: boolean): Prom
   const out: Booting[] = [];
   const wanted = wantedServers(d);
   let databaseReplaced = false;
-  for (const role of ['database', 'webserver', 'autoscaler'] as const) {
+  for (const role of ['database', 'webserver', 'autoscaler', 'auth'] as const) {
     const wants = wanted.filter((w) => w.role === role);
     const existing = await env.cloud.list({ buildId: d.buildId, role });
     const kept: Server[] = [];
@@ -250,7 +284,9 @@ async function ensureServers(ctx: Ctx, store: ConfigStore, fresh: boolean): Prom
         s3AccessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
         s3SecretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
         configBucket: d.configBucket,
-        datastoreKey: key,
+        // The authentication server gets a key of its own: it decrypts its own secrets, not the
+        // deployment's (database credentials, the cloud API's token...).
+        datastoreKey: role === 'auth' ? readFileSync(env.authKeyFile, 'utf8').trim() : key,
         webMode: d.webMode,
         dbPort: DB_PORT,
         codeDir: CODE_ON_SERVERS,
@@ -406,6 +442,7 @@ async function main(args: string[]): Promise<number> {
   if (restore) say(`      will restore ${restore.map((m) => `${m.part} ${m.id} (${m.period}, ${m.createdAt})`).join(' and ')}`);
   await applyNativePolicy(ctx, store);
   if (d.mode === 'production') await prepareScaling(ctx, store);
+  if (d.auth) await prepareAuth(ctx, store);
   const servers = await timed(ctx, 'servers', () => ensureServers(ctx, store, fresh));
   await timed(ctx, 'waiting for the servers to be ready', () => waitReady(ctx, store, servers));
   const webservers = servers.filter((s) => s.role === 'webserver').map((s) => s.server);
@@ -430,6 +467,12 @@ async function main(args: string[]): Promise<number> {
     const live = new Set((await env.cloud.list()).map((s) => s.publicIp));
     for (const r of await dns!.listA(d.host)) if (!live.has(r.content)) await dns!.removeA(d.host, r.content);
     say(`      ${d.host} A ${webservers.map((w) => w.publicIp).join(', ')}`);
+    const authServer = servers.find((s) => s.role === 'auth')?.server;
+    if (authServer && d.auth) {
+      for (const r of await dns!.listA(d.auth.host)) if (r.content !== authServer.publicIp) await dns!.removeA(d.auth.host, r.content);
+      await dns!.addA(d.auth.host, authServer.publicIp!, d.scaling.dnsTtlSeconds);
+      say(`      ${d.auth.host} A ${authServer.publicIp}`);
+    }
   });
   const site = await timed(ctx, 'checking the site', async () => {
     let r: Awaited<ReturnType<typeof checkSite>> | null = null;
@@ -451,7 +494,7 @@ async function main(args: string[]): Promise<number> {
     mode: d.mode,
     seconds,
     steps: ctx.timings,
-    servers: [db, ...webservers, ...servers.filter((s) => s.role === 'autoscaler').map((s) => s.server)].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
+    servers: [db, ...webservers, ...servers.filter((s) => s.role === 'autoscaler' || s.role === 'auth').map((s) => s.server)].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
     dns: { server: `${env.cloud.buildMachine.publicIp}:53`, records: webservers.map((w) => ({ name: d.host, type: 'A', value: w.publicIp })) },
     caFile,
     configBucket: d.configBucket,
@@ -468,6 +511,7 @@ async function main(args: string[]): Promise<number> {
   say(`Done in ${seconds} s: ${d.siteUrl} is served.`);
   for (const s of summary.servers) say(`  ${s.role.padEnd(10)} ${s.name}  public ${s.publicIp}  private ${s.privateIp}`);
   say(`  DNS        ${d.host} A ${webservers.map((w) => w.publicIp).join(', ') || '(none: no webservers wanted)'} (PowerDNS on ${summary.dns.server})`);
+  if (d.auth) say(`  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}`);
   if (d.mode === 'production') say(`  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`);
   say(`  TLS        certificate from the local CA ${caFile}`);
   if (site.location?.includes('install.php')) say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);

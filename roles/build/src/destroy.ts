@@ -59,6 +59,7 @@ export async function main(args: string[]): Promise<number> {
   const removedRecords: string[] = [];
   if (dns) {
     const ours = new Set(servers.map((s) => s.publicIp));
+    if (d.auth) for (const r of await dns.listA(d.auth.host)) if (ours.has(r.content)) (await dns.removeA(d.auth.host, r.content), removedRecords.push(`${d.auth.host} A ${r.content}`));
     for (const r of await dns.listA(d.host)) {
       if (ours.has(r.content) || r.content.startsWith(`${env.cloud.publicPrefix}.`)) {
         await dns.removeA(d.host, r.content);
@@ -108,7 +109,9 @@ export async function main(args: string[]): Promise<number> {
     const pdns = await attachPowerDns(env.dnsDir);
     // By PID, whatever port the S3 server was started on.
     const s3Pid = runningDaemon(env.s3Dir, 's3');
-    await Promise.all([pdns?.stop(), s3Pid && stopProcess(s3Pid, { timeoutMs: 5000 })]);
+    const mailPid = runningDaemon(env.mailDir, 'mail');
+    await Promise.all([pdns?.stop(), s3Pid && stopProcess(s3Pid, { timeoutMs: 5000 }), mailPid && stopProcess(mailPid, { timeoutMs: 5000 })]);
+    await rm(env.mailDir, { recursive: true, force: true });
     await rm(env.dnsDir, { recursive: true, force: true });
     // Buckets that remain (backups, or config buckets kept by --keep-bucket) stay on disk for the next start.
     const dataDir = join(env.s3Dir, 'data');
@@ -118,7 +121,7 @@ export async function main(args: string[]): Promise<number> {
     cloud = 'torn down (no server left on it): PowerDNS and the embedded S3 stopped, networks removed';
   }
   // Empty directories of the layout go too (rmdir refuses non-empty ones).
-  for (const dir of ['builds', 'cloud', 'dns', 's3', ''].map((p) => join(d.stateDir, p))) await rmdir(dir).catch(() => {});
+  for (const dir of ['builds', 'cloud', 'dns', 's3', 'mail', ''].map((p) => join(d.stateDir, p))) await rmdir(dir).catch(() => {});
   say(`  local cloud "${d.cloudId}": ${cloud}`);
   const seconds = Number(((Date.now() - started) / 1000).toFixed(1));
   if (json) process.stdout.write(`${JSON.stringify({ buildId: d.buildId, servers: servers.map((s) => s.name), dnsRecords: removedRecords, bucket, cloud, seconds }, null, 2)}\n`);

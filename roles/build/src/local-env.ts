@@ -30,6 +30,8 @@ export interface LocalEnv {
   cloudOptions: LocalCloudOptions;
   buildDir: string;
   keyFile: string;
+  /** The authentication server's own datastore key (it never gets the deployment's). */
+  authKeyFile: string;
   recordFile: string;
   caDir: string;
   s3Dir: string;
@@ -40,6 +42,8 @@ export interface LocalEnv {
   /** The local cloud API of this build (production mode): its files and URL. */
   cloudApiDir: string;
   cloudApiUrl: string;
+  /** The local mail catcher (WEB_FIREWALL=auth without SMTP_RELAY). */
+  mailDir: string;
 }
 
 export function localEnv(d: Deployment): LocalEnv {
@@ -59,6 +63,7 @@ export function localEnv(d: Deployment): LocalEnv {
     cloudOptions,
     buildDir,
     keyFile: join(buildDir, 'datastore.key'),
+    authKeyFile: join(buildDir, 'auth.key'),
     recordFile: join(buildDir, 'deployment.json'),
     caDir: join(buildDir, 'ca'),
     s3Dir: join(d.stateDir, 's3', d.cloudId),
@@ -67,6 +72,7 @@ export function localEnv(d: Deployment): LocalEnv {
     zone: zoneOf(d.host),
     cloudApiDir: join(buildDir, 'cloud-api'),
     cloudApiUrl: `http://${cloud.buildMachine.privateIp}:${d.scaling.cloudApiPort}`,
+    mailDir: join(d.stateDir, 'mail', d.cloudId),
   };
 }
 

@@ -22,7 +22,9 @@ export interface Deployment {
   database: 'mariadb';
   application: 'wordpress';
   dnsProvider: 'powerdns';
-  webMode: 'open' | 'cloudflare';
+  webMode: 'open' | 'cloudflare' | 'auth';
+  /** WEB_FIREWALL=auth: the authentication server. */
+  auth: { allow: string[]; admins: string[]; grantMinutes: number; linkMinutes: number; host: string; smtp: { host: string; port: number } | null; from: string } | null;
   region: string;
   serverSize: string;
   stateDir: string;
@@ -87,7 +89,16 @@ export const VARIABLES = {
   DNS_TTL: '10',
   SCALING_SCHEDULE: '',
   CLOUD_API_PORT: '9701',
+  AUTH_ALLOW: '',
+  AUTH_ADMINS: '',
+  AUTH_GRANT_MINUTES: '480',
+  AUTH_LINK_MINUTES: '15',
+  AUTH_HOST: '',
+  SMTP_RELAY: '',
+  MAIL_FROM: '',
 } as const;
+
+const EMAIL = /^[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,63}$/;
 
 /** `baseline:NAME` (this site's backup bucket) or `baseline:BUCKET/NAME` (another site's). */
 export const BASELINE_SPEC = /^baseline:((?:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/)?[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$/;
@@ -131,7 +142,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   oneOf('DATABASE', ['mariadb'], { postgres: '"mariadb" only in this version (Postgres is not built yet)' });
   oneOf('APPLICATION', ['wordpress'], { baseline: '"wordpress" (a virgin install) only in this version', backup: '"wordpress" (a virgin install) only in this version' });
   oneOf('DNS_PROVIDER', ['powerdns'], { cloudflare: '"powerdns" (the local DNS) only in this version' });
-  const webMode = oneOf('WEB_FIREWALL', ['open', 'cloudflare'], { auth: '"open" or "cloudflare" (the authentication server is not built yet)' });
+  const webMode = oneOf('WEB_FIREWALL', ['open', 'cloudflare', 'auth']);
   for (const name of ['REGION', 'SERVER_SIZE'] as const) {
     if (!/^[a-z0-9][a-z0-9-]{0,39}$/.test(get(name))) problems.push(`${name}="${get(name)}": 1-40 lowercase letters, digits and hyphens`);
   }
@@ -211,6 +222,30 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   } catch (e) {
     problems.push(`SCALING_SCHEDULE item ${(e as Error).message}`);
   }
+  let auth: Deployment['auth'] = null;
+  if (webMode === 'auth') {
+    const list = (name: Name) => get(name).split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+    const allowList = list('AUTH_ALLOW');
+    const bad = allowList.filter((e) => !EMAIL.test(e));
+    if (!allowList.length) problems.push('AUTH_ALLOW="": with WEB_FIREWALL=auth, the email addresses that may sign in, separated by commas');
+    if (bad.length) problems.push(`AUTH_ALLOW: "${bad.join(', ')}" not email addresses`);
+    const admins = list('AUTH_ADMINS').length ? list('AUTH_ADMINS') : allowList.slice(0, 1);
+    const notAllowed = admins.filter((a) => !allowList.includes(a));
+    if (notAllowed.length) problems.push(`AUTH_ADMINS: "${notAllowed.join(', ')}" must also be in AUTH_ALLOW`);
+    const authHost = get('AUTH_HOST') || (host ? `auth.${zoneOf(host)}` : '');
+    try {
+      siteHost(authHost);
+      if (host && !authHost.endsWith(`.${zoneOf(host)}`)) throw new Error('zone');
+    } catch {
+      problems.push(`AUTH_HOST="${authHost}": a DNS host name in the site's zone ${host ? zoneOf(host) : ''}, e.g. auth.${host ? zoneOf(host) : 'example.com'}`);
+    }
+    const relay = get('SMTP_RELAY');
+    const rm = /^([a-z0-9.-]+):(\d{1,5})$/i.exec(relay);
+    if (relay && (!rm || Number(rm[2]) < 1 || Number(rm[2]) > 65535)) problems.push(`SMTP_RELAY="${relay}": host:port of an SMTP relay reachable from the private network (empty: the local mail catcher)`);
+    const from = get('MAIL_FROM') || (host ? `auth@${zoneOf(host)}` : '');
+    if (!EMAIL.test(from)) problems.push(`MAIL_FROM="${from}": an email address`);
+    auth = { allow: allowList, admins, grantMinutes: int('AUTH_GRANT_MINUTES', 1, 10080, 'minutes a grant lasts'), linkMinutes: int('AUTH_LINK_MINUTES', 1, 120, 'minutes a sign-in link lives'), host: authHost, smtp: rm ? { host: rm[1]!, port: Number(rm[2]) } : null, from };
+  }
   if (scaling.cloudApiPort === s3Port) problems.push(`CLOUD_API_PORT="${scaling.cloudApiPort}": must differ from S3_PORT`);
   for (const k of Object.keys(vars)) if (!(k in VARIABLES)) problems.push(`${k}: unknown variable (known: ${Object.keys(VARIABLES).join(', ')})`);
   if (problems.length) throw usage(`${file ?? 'deployment settings'}: ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
@@ -241,6 +276,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     backupKeyFile,
     restoreFrom,
     scaling,
+    auth,
   };
 }
 

@@ -15,7 +15,7 @@ test('the example file says exactly the defaults', () => {
   const d = readDeployment(undefined, {});
   assert.is(d.siteUrl, 'https://www.adt.test/');
   assert.is(d.configBucket, 'www-adt-test-config-dev1');
-  assert.is(Object.keys(VARIABLES).length, 33);
+  assert.is(Object.keys(VARIABLES).length, 40);
   const text = readFileSync(example, 'utf8');
   for (const name of Object.keys(VARIABLES)) assert.match(text, new RegExp(`^${name}=`, 'm'), `${name} documented in the example file`);
 });
@@ -50,6 +50,19 @@ test('production settings: counts within their bounds, a schedule of HH:MM=N', (
     const m = (e as Error).message;
     for (const s of ['AUTOSCALERS="0"', 'WEBSERVERS="11": webservers at deploy (at most MAX_WEBSERVERS), a whole number from 0 to 10', 'SCALING_SCHEDULE item "25:00=3"', 'CLOUD_API_PORT="9700": must differ from S3_PORT']) assert.ok(m.includes(s), `${s} in ${m}`);
   }
+});
+
+test('auth settings: an allow-list of addresses, admins among them, a name in the site\'s zone', () => {
+  const d = readDeployment(undefined, { ADT_WEB_FIREWALL: 'auth', ADT_AUTH_ALLOW: 'Ann@adt.test, bob@adt.test' });
+  assert.equal(d.auth, { allow: ['ann@adt.test', 'bob@adt.test'], admins: ['ann@adt.test'], grantMinutes: 480, linkMinutes: 15, host: 'auth.adt.test', smtp: null, from: 'auth@adt.test' });
+  try {
+    readDeployment(undefined, { ADT_WEB_FIREWALL: 'auth', ADT_AUTH_ALLOW: 'not-an-address', ADT_AUTH_ADMINS: 'eve@adt.test', ADT_AUTH_HOST: 'auth.elsewhere.test', ADT_SMTP_RELAY: 'mail:99999' });
+    assert.unreachable();
+  } catch (e) {
+    const m = (e as Error).message;
+    for (const s of ['AUTH_ALLOW: "not-an-address"', 'AUTH_ADMINS: "eve@adt.test" must also be in AUTH_ALLOW', 'AUTH_HOST="auth.elsewhere.test"', 'SMTP_RELAY="mail:99999"']) assert.ok(m.includes(s), `${s} in ${m}`);
+  }
+  assert.throws(() => readDeployment(undefined, { ADT_WEB_FIREWALL: 'auth' }), /AUTH_ALLOW="": with WEB_FIREWALL=auth/);
 });
 
 test('the zone of a site', () => {
