@@ -72,7 +72,8 @@ test('the datastore source reads what the machines published, and only live gran
     assert.equal(fleet.databases, ['198.18.1.31']);
     assert.equal(fleet.authorisedClients.map((c) => c.ip), ['198.18.0.200']);
     const policies = computePolicies(fleet, { webMode: 'auth' });
-    assert.equal(policies.webserver.rules.find((r) => r.port === 443)?.sources, ['198.18.0.200/32']);
+    // The live grant, and the build machine's health checks.
+    assert.equal(policies.webserver.rules.find((r) => r.port === 443)?.sources, ['198.18.0.1/32', '198.18.0.200/32']);
     await store.driver.dispose?.();
   } finally {
     await s3.stop();

@@ -69,8 +69,9 @@ test('re-applying the same policy changes nothing, and a new policy removes what
   const auth = await reconcile({ source: staticFleetSource(fleet(ctx)), role: 'webserver', backend, policy: { webMode: 'auth' } });
   assert.ok(auth.changed);
   const status = (await ctx.runner.run(['ufw', 'status'])).stdout;
-  assert.not.match(status, /443/);
-  assert.not.ok(await outsiderConnects(ctx, 443), 'no authorised client: 443 closed');
+  assert.not.match(status, /443\/tcp\s+ALLOW\s+Anywhere/, 'no longer open to anywhere');
+  assert.not.ok(await outsiderConnects(ctx, 443), 'no authorised client: 443 closed to the outsider');
+  assert.ok(await buildConnects(ctx, 443), 'but open to the build machine\'s health checks');
   assert.ok(await buildConnects(ctx, 22), 'SSH from the build machine kept');
 });
 
