@@ -6,22 +6,9 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { keys } from '@adt/configstore';
-import { CODE_DIR, JOB_LOG_DIR, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
-
-function answers(ip: string, host: string, ca: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 5000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { CODE_DIR, JOB_LOG_DIR, httpsGet, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
 
 async function main() {
   const progress = steps('auth');
@@ -38,7 +25,7 @@ async function main() {
   spawn(join(CODE_DIR, 'node_modules/.bin/tsx'), [join(CODE_DIR, 'roles/common/src/supervise.ts'), 'roles/auth/src/serve.ts'], { detached: true, stdio: ['ignore', log, log] }).unref();
   closeSync(log);
   const host = new URL(settings.baseUrl).hostname;
-  const status = await waitFor('the sign-in app to answer over HTTPS', async () => ((await answers(self.publicIp, host, settings.ca)) === 200 ? 200 : null), 60_000);
+  const status = await waitFor('the sign-in app to answer over HTTPS', async () => ((await httpsGet(self.publicIp, host, settings.ca, 5000)).status === 200 ? 200 : null), 60_000);
   progress.step(`sign-in app answers (HTTP ${status})`);
   await startPeriodicJobs('auth');
   progress.step('firewall following the fleet');

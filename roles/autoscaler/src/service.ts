@@ -5,24 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { request } from 'node:https';
 import { sleep } from '@adt/core';
 import { keys } from '@adt/configstore';
 import { parseServerName, computeDrivers, dnsDrivers, type ComputeProvider, type DnsProvider } from '@adt/providers';
-import { datastoreSettings, openDatastore, runMain, userData, CODE_DIR } from '@adt/role-common';
+import { datastoreSettings, httpsGet, openDatastore, runMain, userData, CODE_DIR } from '@adt/role-common';
 import { Scaler } from './scaler.ts';
 
 /** True when the site answers over HTTPS at `ip` (any status below 500: the application ran). */
 export function httpsProbe(ip: string, host: string, ca: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host, 'user-agent': 'adt-autoscaler-probe' }, timeout: timeoutMs }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 500) < 500);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(false));
-    req.end();
-  });
+  return httpsGet(ip, host, ca, timeoutMs).then((r) => r.status < 500, () => false);
 }
 
 async function main(): Promise<number> {

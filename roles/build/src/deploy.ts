@@ -18,7 +18,6 @@
 import { randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { AdtError, execaRunner, sleep } from '@adt/core';
 import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type DbCredentials, type SiteTls } from '@adt/configstore';
@@ -33,7 +32,7 @@ import s3Driver from '@adt/configstore/drivers/s3';
 import { ensureS3Daemon } from './s3-daemon.ts';
 import { BASELINE_SPEC, readDeployment, type Deployment } from './settings.ts';
 import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
-import { userData } from '@adt/role-common';
+import { httpsGet, userData } from '@adt/role-common';
 import { parseCommandLine } from './cli.ts';
 import { followLog, type LogFollower } from './log-follow.ts';
 
@@ -368,18 +367,6 @@ async function chooseBackups(env: LocalEnv): Promise<{ part: 'database' | 'webro
   }
 }
 
-function httpsStatus(ip: string, host: string, ca: string): Promise<{ status: number; location?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 15_000 }, (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** The site as a visitor would find it: the name through the cloud's DNS, then HTTPS with the CA. */
 async function checkSite(ctx: Ctx, store: ConfigStore, webIp: string): Promise<{ addresses: string[]; status: number; location?: string }> {
   const resolver = new Resolver({ timeout: 2000, tries: 2 });
@@ -387,7 +374,7 @@ async function checkSite(ctx: Ctx, store: ConfigStore, webIp: string): Promise<{
   const addresses = await resolver.resolve4(ctx.d.host);
   if (!addresses.includes(webIp)) throw fail('DNS_CHECK', `${ctx.d.host} resolves to ${addresses.join(', ') || 'nothing'} on the cloud's DNS, not to the webserver ${webIp}`);
   const tls = await store.get(keys.siteTls);
-  const r = await httpsStatus(webIp, ctx.d.host, tls!.ca);
+  const r = await httpsGet(webIp, ctx.d.host, tls!.ca, 15_000);
   if (r.status !== 200 && r.status !== 302) throw fail('SITE_CHECK', `https://${ctx.d.host}/ (at ${webIp}) answered HTTP ${r.status}, not the application's page`);
   return { addresses, ...r };
 }

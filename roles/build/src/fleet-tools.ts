@@ -9,11 +9,10 @@
  * On the local provider "ssh" is entering the server's namespaces; the cloud drivers will use SSH.
  */
 import { spawn } from 'node:child_process';
-import { request } from 'node:https';
 import { AdtError } from '@adt/core';
 import { keys } from '@adt/configstore';
 import type { Role, Server } from '@adt/providers';
-import { usage } from '@adt/role-common';
+import { httpsGet, usage } from '@adt/role-common';
 import { parseCommandLine } from './cli.ts';
 import { readDeployment } from './settings.ts';
 import { CODE_ON_SERVERS, localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
@@ -83,18 +82,6 @@ export async function connectTo(role: string | undefined, args: string[]): Promi
   return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
 }
 
-function httpsProbe(ip: string, host: string, ca: string): Promise<string> {
-  return new Promise((resolve) => {
-    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 5000 }, (res) => {
-      res.resume();
-      resolve(`HTTPS ${res.statusCode}`);
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
-    req.on('error', (e) => resolve(`HTTPS failed: ${e.message}`));
-    req.end();
-  });
-}
-
 const HELP_STATUS = `usage: roles/build/status [--config FILE] [--json]
 
 The build's servers with role, addresses, state, age, readiness (from the datastore) and health
@@ -114,7 +101,7 @@ export async function status(args: string[]): Promise<number> {
   for (const s of servers) {
     const ready = store ? await store.get(keys.ready(s.role, s.name)).catch(() => null) : null;
     let health = 'unknown';
-    if (s.role === 'webserver' && tls && s.publicIp) health = await httpsProbe(s.publicIp, d.host, tls.ca);
+    if (s.role === 'webserver' && tls && s.publicIp) health = await httpsGet(s.publicIp, d.host, tls.ca, 5000).then((r) => `HTTPS ${r.status}`, (e: Error) => `HTTPS failed: ${e.message}`);
     if (s.role === 'autoscaler') {
       const svc = await env.cloud.exec(s.id, ['pgrep', '-f', 'roles/autoscaler/src/service.ts'], { nothrow: true, timeoutMs: 10_000 });
       health = svc.exitCode === 0 ? 'scaling service running' : 'scaling service NOT running';

@@ -35,10 +35,12 @@ export async function productionFleet(cloudId: string, net: number, extra: strin
   return { dir, file, cloudId, host, dnsIp: `198.19.${net}.1`, caFile: join(dir, 'state/builds', `${cloudId}1`, 'ca/ca.crt') };
 }
 
+/** Destroys the fleet and its files; never throws (it runs in `after`, where a throw would stop every later suite). */
 export async function removeFleet(f: Fleet | undefined) {
   if (!f) return;
-  await zx('destroy.mjs', ['--config', f.file]);
-  await rm(f.dir, { recursive: true, force: true });
+  const d = await zx('destroy.mjs', ['--config', f.file]);
+  if (d.exitCode !== 0) process.stderr.write(`destroy of ${f.cloudId} failed: ${d.stderr}\n`);
+  await rm(f.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${f.dir} not removed: ${e.message}\n`));
 }
 
 export async function aRecords(f: Fleet): Promise<string[]> {

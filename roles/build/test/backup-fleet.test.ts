@@ -79,7 +79,7 @@ test.after(async (ctx) => {
       await zx('destroy.mjs', ['--config', ctx.file]);
     }
   }
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
 });
 
 test('content made through WordPress: a post and an uploaded file', async (ctx) => {

@@ -23,7 +23,7 @@ test.before(async (ctx) => {
 });
 test.after(async (ctx) => {
   if (ctx.file && existsSync(ctx.file)) await run('destroy.mjs', ['--config', ctx.file]);
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
 });
 
 test('apache serves WordPress over HTTPS, with its database, and destroy removes it all', async (ctx) => {

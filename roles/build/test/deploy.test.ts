@@ -54,7 +54,7 @@ test.before(async (ctx) => {
 test.after(async (ctx) => {
   // Whatever happened above, the build goes (destroy is idempotent), then the temporary files.
   if (ctx.file && existsSync(ctx.file)) await run('destroy.mjs', ['--config', ctx.file]);
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
 });
 
 /** Every process command line on the machine while `p` runs (to look for secrets in them). */

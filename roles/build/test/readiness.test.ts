@@ -32,7 +32,7 @@ test.before(async (t) => {
 
 test.after(async (t) => {
   await t.env?.cloud.teardown();
-  if (t.dir) await rm(t.dir, { recursive: true, force: true });
+  if (t.dir) await rm(t.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${t.dir} not removed: ${e.message}\n`));
 });
 
 async function boot(t: { env: LocalEnv }, role: 'database' | 'webserver', script: string, timeoutMs = 60_000): Promise<Booting> {

@@ -3,8 +3,9 @@
  * name, step-by-step progress with times (the readiness pipeline), and bounded waits.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { execaRunner, retry, sleep } from '@adt/core';
@@ -94,6 +95,26 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   if (backups && role in BACKUP_PARTS) await writeFile(`/etc/cron.d/adt-backup-${role}`, backupCronFile(role as keyof typeof BACKUP_PARTS, backups, codeDir), { mode: 0o644 });
   await mkdir('/var/log/adt', { recursive: true });
   const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
+  // The first reconcile before anything else: a server is not ready while its firewall is not applied.
+  const first = await execaRunner({ timeoutMs: 120_000 }).run([command], { nothrow: true });
+  appendFileSync('/var/log/adt/firewall.log', first.stdout + first.stderr);
+  if (first.exitCode !== 0) throw new Error(`the first firewall reconcile failed (exit ${first.exitCode}): ${(first.stderr || first.stdout).trim().split('\n').slice(-2).join(' | ')}`);
   spawn(command, ['--every', every], { detached: true, stdio: ['ignore', log, log] }).unref();
   closeSync(log);
+}
+
+/**
+ * One HTTPS request to the site at `ip` (SNI and Host `host`, trusting only `ca`): its status and
+ * redirect target; rejects when nothing answers within `timeoutMs`.
+ */
+export function httpsGet(ip: string, host: string, ca: string, timeoutMs = 10_000): Promise<{ status: number; location?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host, 'user-agent': 'adt' }, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from https://${host}/ at ${ip} within ${timeoutMs / 1000} s`)));
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -3,7 +3,7 @@ export { runMain, usage } from './main.ts';
 export { configWrapper, COMMANDS } from './configwrapper.ts';
 export type { Command, Io } from './configwrapper.ts';
 export { firewallSettings } from './setup-firewall.ts';
-export { whoAmI, interfaceAddress, steps, waitFor, ensurePackages, startPeriodicJobs } from './host.ts';
+export { whoAmI, interfaceAddress, steps, waitFor, ensurePackages, startPeriodicJobs, httpsGet } from './host.ts';
 export type { Self, Needed } from './host.ts';
 export { DB_LAYOUT, SITE_CONTENT_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
 export { backupMain, backupCronFile, BACKUP_PARTS } from './backup.ts';

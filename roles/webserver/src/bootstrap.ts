@@ -4,24 +4,11 @@
  * php-fpm and nginx, and publish `ready` only after a local HTTPS request returns the application.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { execaRunner } from '@adt/core';
 import { keys } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
-import { SITE_CONTENT_DIR, ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
-
-function fetchHome(ip: string, host: string, ca: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host }, timeout: 10_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { SITE_CONTENT_DIR, ensurePackages, httpsGet, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
 
 async function main() {
   const progress = steps('webserver');
@@ -83,7 +70,7 @@ async function main() {
   }
   progress.step(`${site.webserver} and php-fpm running`);
   const status = await waitFor('the site to answer over HTTPS', async () => {
-    const s = await fetchHome(self.privateIp, host, tls.ca);
+    const s = (await httpsGet(self.privateIp, host, tls.ca)).status;
     return s === 200 || s === 302 ? s : null;
   }, 60_000);
   progress.step(`the application answers (HTTP ${status})`);

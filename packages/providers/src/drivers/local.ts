@@ -125,6 +125,14 @@ export class LocalCloud implements ComputeProvider {
   #nsfsDir() { return join(this.stateDir, 'nsfs'); }
   #serverDir(name: string) { return join(this.stateDir, 'servers', name); }
 
+  /** Unmounts `path` when mounted; a mount still in use (a process holding it) is detached lazily. */
+  async #unmount(path: string): Promise<void> {
+    const mounted = () => readFile('/proc/self/mountinfo', 'utf8').then((m) => m.split('\n').some((l) => l.split(' ')[4] === path));
+    if (!(await mounted())) return;
+    const r = await this.#exec(['umount', path], { nothrow: true });
+    if (r.exitCode !== 0 && (await mounted())) await this.#exec(['umount', '--lazy', path], { nothrow: true });
+  }
+
   /** Runs argv, turning a missing tool into a clear error. */
   async #exec(argv: Argv, options: RunOptions = {}): Promise<RunResult> {
     return this.#run.run(argv, options);
@@ -191,7 +199,7 @@ export class LocalCloud implements ComputeProvider {
     }
     await this.#exec(['ip', 'link', 'del', `${this.cloudId}o0`], { nothrow: true });
     for (const b of [this.publicBridge, this.privateBridge]) await this.#exec(['ip', 'link', 'del', b], { nothrow: true });
-    await this.#exec(['umount', this.#nsfsDir()], { nothrow: true });
+    await this.#unmount(this.#nsfsDir());
     await rm(this.stateDir, { recursive: true, force: true });
   }
 
@@ -418,7 +426,7 @@ export class LocalCloud implements ComputeProvider {
     for (const tag of ['p', 'v']) await this.#exec(['ip', 'link', 'del', `${this.cloudId}${tag}${r.n}`], { nothrow: true });
     for (const ns of [r.mntns, r.utsns]) {
       if (ns && existsSync(ns)) {
-        await this.#exec(['umount', ns], { nothrow: true });
+        await this.#unmount(ns);
         await rm(ns, { force: true });
       }
     }
