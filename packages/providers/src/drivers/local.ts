@@ -488,7 +488,9 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
     lines.push(`-A ${c.chain} -i ${c.publicBridge} -o ${c.privateBridge} -j DROP`, `-A ${c.chain} -i ${c.privateBridge} -o ${c.publicBridge} -j DROP`);
     lines.push(`-A ${c.chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
     for (const s of await c.list()) {
-      const record = JSON.parse(await readFile(join(c.stateDir, 'servers', s.id, 'server.json'), 'utf8')) as { n: number };
+      // A server being destroyed at the same time may already be gone: it simply has no rules.
+      const record = await readFile(join(c.stateDir, 'servers', s.id, 'server.json'), 'utf8').then((t) => JSON.parse(t) as { n: number }, () => null);
+      if (!record) continue;
       const ips = [s.publicIp, s.privateIp].filter((x): x is string => Boolean(x));
       // Anti-spoofing: what leaves a server's ports carries that server's addresses.
       for (const [tag, ip] of [['p', s.publicIp], ['v', s.privateIp]] as const) {
@@ -511,10 +513,29 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
     return lines.join('\n');
   }
 
-  /** Applies the rendered chain atomically and makes sure FORWARD and OUTPUT jump to it. */
-  async sync(): Promise<void> {
+  /**
+   * Applies the rendered chain atomically and makes sure FORWARD and OUTPUT jump to it. Syncs in this
+   * process run one at a time; against other processes (the cloud API, a destroy) each sync renders
+   * again after applying and applies again if the fleet changed meanwhile, so the last one to apply
+   * always leaves the current picture (bounded: 5 rounds).
+   */
+  sync(): Promise<void> {
+    const next = this.#queue.then(() => this.#sync());
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  #queue: Promise<void> = Promise.resolve();
+
+  async #sync(): Promise<void> {
     const c = this.#cloud;
-    await this.#run.run(['iptables-restore', '--noflush', '--wait'], { input: await this.render() });
+    let rendered = await this.render();
+    for (let round = 0; round < 5; round++) {
+      await this.#run.run(['iptables-restore', '--noflush', '--wait'], { input: rendered });
+      const now = await this.render();
+      if (now === rendered) break;
+      rendered = now;
+    }
     for (const [hook, match] of [['FORWARD', []], ['OUTPUT', ['-o', c.publicBridge]], ['OUTPUT', ['-o', c.privateBridge]]] as const) {
       const rule = [hook, ...match, '-j', c.chain];
       if ((await this.#run.run(['iptables', '--wait', '-C', ...rule] as unknown as Argv, { nothrow: true })).exitCode !== 0) {

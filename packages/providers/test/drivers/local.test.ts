@@ -188,8 +188,13 @@ test('an exhausted address pool is reported clearly', async (ctx) => {
 
 test('destroy leaves nothing behind: no namespace, link, mount, process or state', async (ctx) => {
   const pidsInside = ctx.pids.slice();
-  for (const s of ctx.servers) await ctx.cloud.destroy(s.id);
+  // All at once, with rules in place (each destroy re-renders the native firewall while the others
+  // remove their servers: this once failed reading a server that had just gone).
+  await ctx.cloud.firewall.apply('tlc', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['0.0.0.0/0'], description: 'https' }]);
+  await Promise.all(ctx.servers.map((s) => ctx.cloud.destroy(s.id)));
   assert.is((await ctx.cloud.list()).length, 0);
+  const chain = (await execa('iptables', ['-S', 'ADT-tlc-FW'])).stdout;
+  for (const s of ctx.servers) assert.not.ok(chain.includes(`${s.publicIp}/32`), `no rule left for ${s.publicIp}:\n${chain}`);
   const netns = (await execa('ip', ['netns', 'list'])).stdout;
   for (const s of ctx.servers) assert.not.ok(existsSync(join(STATE, 'servers', s.name)), s.name);
   assert.not.match(netns, /tlc-\d/);
