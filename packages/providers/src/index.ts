@@ -1,6 +1,7 @@
 export type {
   Role, ServerState, Server, CreateServerOptions, ListServersFilter, WaitOptions, ComputeFlags, ComputeProvider,
   DnsRecord, DnsProvider, InboundRule, NativeFirewallProvider,
+  DatabaseEngine, ManagedDatabase, CreateDatabaseOptions, ManagedDatabaseProvider,
 } from './types.ts';
 export { serverName, parseServerName, nameMatches } from './naming.ts';
 export type { ServerNameParts, ParsedServerName } from './naming.ts';
@@ -10,3 +11,6 @@ export { startPowerDns, attachPowerDns } from './pdns-server.ts';
 export type { PowerDnsOptions, PowerDnsServer } from './pdns-server.ts';
 export { serveLocalApi } from './local-api.ts';
 export type { LocalApi, LocalApiOptions } from './local-api.ts';
+export { createApiClient, retryAfterMs, formatCalls, redactBody, redactUrl, ApiError } from './http.ts';
+export type { ApiCall, ApiRecorder, ApiClient, ApiClientOptions } from './http.ts';
+export { validateAllowList } from './rules.ts';

@@ -134,3 +134,60 @@ export interface NativeFirewallProvider {
   remove(buildId: string, role: Role): Promise<void>;
   dispose?(): Promise<void>;
 }
+
+export type DatabaseEngine = 'mysql' | 'postgres';
+
+/** A managed database cluster (DBaaS) as the provider reports it. */
+export interface ManagedDatabase {
+  id: string;
+  /** Name that encodes the build (`<buildId>-db` style, see each driver). */
+  name: string;
+  buildId: string;
+  engine: DatabaseEngine;
+  state: 'creating' | 'online' | 'error' | 'deleting';
+  /** Host names or addresses for clients; the private one is reachable from the VPC only. */
+  host: string | null;
+  privateHost: string | null;
+  port: number | null;
+  /** The administrative user and its password, when the provider reports them (store them encrypted). */
+  user: string | null;
+  password: string | null;
+  /** Name of the default database, when the provider creates one. */
+  database: string | null;
+}
+
+export interface CreateDatabaseOptions {
+  name: string;
+  buildId: string;
+  engine: DatabaseEngine;
+  /** Engine major version, e.g. `8` for MySQL (provider default when absent). */
+  version?: string;
+  /** Provider plan slug. */
+  size?: string;
+  region?: string;
+  /** VPC/private network id to attach to. */
+  vpc?: string;
+  /** Nodes in the cluster (default 1). */
+  nodes?: number;
+  /**
+   * Who may connect: the VPC's CIDR or the servers' addresses. Never empty, never `0.0.0.0/0`
+   * (validated: see `validateAllowList`).
+   */
+  allow: string[];
+}
+
+/** Managed databases: create, find by build, restrict access, destroy. */
+export interface ManagedDatabaseProvider {
+  readonly name: string;
+  create(options: CreateDatabaseOptions): Promise<ManagedDatabase>;
+  get(id: string): Promise<ManagedDatabase | null>;
+  list(filter?: { buildId?: string }): Promise<ManagedDatabase[]>;
+  /** Resolves when the cluster is online (and has its hosts). */
+  waitUntilOnline(id: string, options?: WaitOptions): Promise<ManagedDatabase>;
+  /** Replaces the allow-list with exactly these addresses/CIDRs (validated as for `create`). */
+  setAllowList(id: string, sources: string[]): Promise<void>;
+  getAllowList(id: string): Promise<string[]>;
+  /** Destroying an absent database is not an error. */
+  destroy(id: string): Promise<void>;
+  dispose?(): Promise<void>;
+}

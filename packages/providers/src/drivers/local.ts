@@ -25,6 +25,7 @@ import { mkdir, readFile, readdir, rm, writeFile, rmdir } from 'node:fs/promises
 import { join } from 'node:path';
 import { errorFactory, execaRunner, processAlive, sleep, type Argv, type Runner, type RunOptions, type RunResult } from '@adt/core';
 import { nameMatches, parseServerName } from '../naming.ts';
+import { validateRule } from '../rules.ts';
 import type { ComputeProvider, CreateServerOptions, InboundRule, ListServersFilter, NativeFirewallProvider, Role, Server, WaitOptions } from '../types.ts';
 
 export const DRIVER_NAME = 'local';
@@ -555,17 +556,6 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
     await this.#run.run(['iptables', '--wait', '-F', c.chain], { nothrow: true });
     await this.#run.run(['iptables', '--wait', '-X', c.chain], { nothrow: true });
   }
-}
-
-const SOURCE = /^(\d{1,3}\.){3}\d{1,3}(\/([0-9]|[12][0-9]|3[0-2]))?$|^[0-9a-fA-F:]+(\/\d{1,3})?$/;
-
-function validateRule(rule: InboundRule, field: string): void {
-  if (!['tcp', 'udp', 'icmp'].includes(rule.protocol)) throw fail('BAD_RULE', `${field}.protocol "${rule.protocol}": tcp, udp or icmp`, { exitCode: 2 });
-  const ports = rule.port === undefined ? [] : Array.isArray(rule.port) ? rule.port : [rule.port];
-  if (rule.protocol !== 'icmp' && ports.length === 0) throw fail('BAD_RULE', `${field}.port: required for ${rule.protocol}`, { exitCode: 2 });
-  for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw fail('BAD_RULE', `${field}.port ${p}: 1-65535`, { exitCode: 2 });
-  if (rule.protocol !== 'icmp' && (!Array.isArray(rule.sources) || rule.sources.length === 0)) throw fail('BAD_RULE', `${field}.sources: at least one address or CIDR`, { exitCode: 2 });
-  for (const s of rule.sources ?? []) if (!SOURCE.test(s)) throw fail('BAD_RULE', `${field}.sources: "${s}" is not an IP address or CIDR`, { exitCode: 2 });
 }
 
 /** Registry entry point (convention: a default-exported factory). */

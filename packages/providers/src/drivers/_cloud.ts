@@ -1,0 +1,59 @@
+/** What the real-cloud drivers share: checks of create options, tags, polling. Internal. */
+import { errorFactory, sleep } from '@adt/core';
+import { parseServerName } from '../naming.ts';
+import type { CreateServerOptions, Role, WaitOptions } from '../types.ts';
+
+/**
+ * The tags every server of ours carries. Plain words with `-` so every provider accepts them
+ * (DigitalOcean allows `[a-zA-Z0-9_:-]`, Linode 3-50 characters, Vultr and Exoscale free text).
+ */
+export function adtTags(role: Role, buildId: string, extra: string[] = []): string[] {
+  return ['adt', `adt-role-${role}`, `adt-build-${buildId}`, ...extra];
+}
+
+/** Create options every driver refuses the same way (exit 2, nothing created). */
+export function checkCreate(driver: string, o: CreateServerOptions, defaults: { size?: string; region?: string }): { size: string; region: string } {
+  const fail = errorFactory('providers', driver);
+  const parsed = parseServerName(o.name);
+  if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId) throw fail('BAD_NAME', `server name "${o.name}" must come from serverName() with role ${o.role} and build ${o.buildId}`, { exitCode: 2 });
+  if (!o.userData.startsWith('#!')) throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
+  const size = o.size ?? defaults.size;
+  const region = o.region ?? defaults.region;
+  if (!size) throw fail('NO_SIZE', `${o.name}: a size (plan) is required for ${driver}`, { exitCode: 2 });
+  if (!region) throw fail('NO_REGION', `${o.name}: a region is required for ${driver}`, { exitCode: 2 });
+  return { size, region };
+}
+
+/** Polls `probe` until it returns a value, bounded by `timeoutMs`. */
+export async function pollUntil<T>(driver: string, what: string, probe: () => Promise<T | null>, options: WaitOptions & { defaultTimeoutMs?: number; defaultIntervalMs?: number } = {}): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? options.defaultTimeoutMs ?? 600_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const v = await probe();
+    if (v !== null) return v;
+    if (Date.now() >= deadline) throw errorFactory('providers', driver)('TIMEOUT', `${what}: not done after ${Math.round(timeoutMs / 1000)} s`);
+    await sleep(options.intervalMs ?? options.defaultIntervalMs ?? 5_000, options.signal);
+  }
+}
+
+/** The one port spelling most APIs use: `22` or `8000-8100`. */
+export function portText(port: number | [number, number] | undefined): string | undefined {
+  return port === undefined ? undefined : Array.isArray(port) ? `${port[0]}-${port[1]}` : String(port);
+}
+
+/** The inverse of `portText`. */
+export function parsePort(text: string | undefined | null): number | [number, number] | undefined {
+  if (!text || text === '0' || text === 'all') return undefined;
+  const [a, b] = text.split('-').map(Number);
+  return b === undefined || a === b ? a : [a!, b];
+}
+
+/** `www.example.com` in zone `example.com` -> `www`; the apex -> `@`. */
+export function relativeName(name: string, zone: string, driver: string): string {
+  const n = name.toLowerCase().replace(/\.$/, '');
+  const z = zone.toLowerCase().replace(/\.$/, '');
+  if (n === z) return '@';
+  if (!n.endsWith(`.${z}`)) throw errorFactory('providers', driver)('WRONG_ZONE', `"${name}" is not in the zone ${z}`, { exitCode: 2 });
+  return n.slice(0, -(z.length + 1));
+}

@@ -1,0 +1,358 @@
+/**
+ * DigitalOcean: droplets, cloud firewalls, DNS (domains) and managed databases over the public API
+ * v2 (https://docs.digitalocean.com/reference/api/digitalocean/), with plain `fetch` through our
+ * one API client. Why not an SDK: DigitalOcean's official TypeScript client (`@digitalocean/dots`)
+ * is generated Kiota code, large, and gives no control over retries; every driver here shares one
+ * client for retries, rate limits, redaction and dry runs instead.
+ *
+ * - Servers carry the tags `adt`, `adt-role-<role>`, `adt-build-<id>`; `list` asks for the build's
+ *   tag (server-side filter) and checks names exactly.
+ * - The native firewall is one cloud firewall per build and role, named `adt-<build>-<role>`,
+ *   attached by tag, so servers created later are covered at once.
+ * - Pagination: `page`/`per_page` with `links.pages.next`, followed to the end.
+ * - Rate limits: 429 with `ratelimit-reset` (epoch seconds) is waited out (see `http.ts`).
+ */
+import { errorFactory } from '@adt/core';
+import { createApiClient, type ApiClient, type ApiRecorder } from '../http.ts';
+import { nameMatches, parseServerName } from '../naming.ts';
+import { validateAllowList, validateRule } from '../rules.ts';
+import { adtTags, checkCreate, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
+import type {
+  ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
+  ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
+} from '../types.ts';
+
+export const DRIVER_NAME = 'digitalocean';
+const fail = errorFactory('providers', DRIVER_NAME);
+
+export interface DigitalOceanOptions {
+  /** A personal access token with read and write scope. Never logged. */
+  token: string;
+  /** API base URL (default `https://api.digitalocean.com/v2`; a fake's URL in tests). */
+  baseUrl?: string;
+  /** Default region and size slugs (e.g. `lon1`, `s-1vcpu-2gb`). */
+  region?: string;
+  size?: string;
+  /** Image slug or snapshot id for new droplets (default `debian-12-x64`). */
+  image?: string;
+  /** SSH key ids or fingerprints to put on new droplets. */
+  sshKeys?: string[];
+  /** Page size for lists (default 200, the API's maximum). */
+  perPage?: number;
+  fetch?: typeof fetch;
+  recorder?: ApiRecorder;
+  /** Backoff of retries (tests make it short). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  onRetry?: Parameters<typeof createApiClient>[0]['onRetry'];
+}
+
+// --- API shapes (only the fields we read) ---
+
+interface Droplet {
+  id: number;
+  name: string;
+  status: 'new' | 'active' | 'off' | 'archive';
+  created_at: string;
+  tags: string[];
+  networks: { v4: { ip_address: string; type: 'public' | 'private' }[] };
+}
+interface Links { pages?: { next?: string } }
+interface Firewall {
+  id: string;
+  name: string;
+  inbound_rules: { protocol: 'tcp' | 'udp' | 'icmp'; ports?: string; sources: { addresses?: string[] } }[];
+  tags: string[];
+}
+interface DomainRecord { id: number; type: string; name: string; data: string; ttl: number }
+interface Database {
+  id: string;
+  name: string;
+  engine: 'mysql' | 'pg';
+  status: 'creating' | 'online' | 'resizing' | 'migrating' | 'forking';
+  tags: string[] | null;
+  connection?: { host: string; port: number; user: string; password: string; database: string };
+  private_connection?: { host: string; port: number };
+}
+
+export function digitaloceanClient(o: DigitalOceanOptions): ApiClient {
+  if (!o.token && !o.recorder) throw fail('NO_TOKEN', 'DIGITALOCEAN_TOKEN: a personal access token is required', { exitCode: 2 });
+  return createApiClient({
+    provider: DRIVER_NAME,
+    baseUrl: o.baseUrl ?? 'https://api.digitalocean.com/v2',
+    auth: () => ({ Authorization: `Bearer ${o.token}` }),
+    // Error bodies: {"id": "not_found", "message": "The resource you were accessing could not be found."}
+    errorMessage: (b) => (b as { message?: string }).message,
+    fetch: o.fetch, recorder: o.recorder, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
+  });
+}
+
+/** Every page of a list: follows `links.pages.next` (bounded at 1,000 pages). */
+async function listAll<T>(api: ApiClient, path: string, key: string, query: Record<string, string | number> = {}, perPage = 200): Promise<T[]> {
+  const out: T[] = [];
+  let url: string | undefined = api.url(path, { ...query, per_page: perPage, page: 1 });
+  for (let page = 0; url && page < 1000; page++) {
+    const body: Record<string, unknown> & { links?: Links } = (await api.get<Record<string, unknown> & { links?: Links }>(url)) ?? {};
+    out.push(...((body[key] as T[] | undefined) ?? []));
+    url = body.links?.pages?.next;
+  }
+  return out;
+}
+
+/** The tag that a build's role firewall follows. */
+export function roleTag(buildId: string, role: Role): string {
+  return `adt-${buildId}-${role}`;
+}
+
+function toServer(d: Droplet): Server {
+  const p = parseServerName(d.name);
+  const v4 = d.networks?.v4 ?? [];
+  return {
+    id: String(d.id), name: d.name, role: p?.role ?? 'webserver', buildId: p?.buildId ?? '',
+    state: d.status === 'active' ? 'running' : d.status === 'new' ? 'creating' : d.status === 'off' ? 'stopped' : 'error',
+    publicIp: v4.find((n) => n.type === 'public')?.ip_address ?? null,
+    privateIp: v4.find((n) => n.type === 'private')?.ip_address ?? null,
+    tags: d.tags ?? [], createdAt: d.created_at,
+  };
+}
+
+export class DigitalOceanCompute implements ComputeProvider {
+  readonly name = DRIVER_NAME;
+  readonly flags = { snapshots: true, privateNetworking: true };
+  readonly api: ApiClient;
+  readonly #o: DigitalOceanOptions;
+
+  constructor(o: DigitalOceanOptions, api = digitaloceanClient(o)) {
+    this.#o = o;
+    this.api = api;
+  }
+
+  // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_create
+  async create(o: CreateServerOptions): Promise<Server> {
+    const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
+    const body = {
+      name: o.name, region, size, image: o.image ?? this.#o.image ?? 'debian-12-x64',
+      ssh_keys: this.#o.sshKeys ?? [], ipv6: false, monitoring: true,
+      tags: adtTags(o.role, o.buildId, [roleTag(o.buildId, o.role), ...(o.tags ?? [])]), user_data: o.userData, ...(o.vpc ? { vpc_uuid: o.vpc } : {}),
+    };
+    try {
+      const r = await this.api.post<{ droplet: Droplet }>('/droplets', body);
+      return toServer(r.droplet);
+    } catch (error) {
+      // A POST that failed with a 5xx or a lost connection may have created the droplet: look for it.
+      const found = (await this.list({ buildId: o.buildId, role: o.role })).find((s) => s.name === o.name);
+      if (found) return found;
+      throw error;
+    }
+  }
+
+  // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_destroy
+  async destroy(id: string): Promise<void> {
+    await this.api.delete(`/droplets/${encodeURIComponent(id)}`, { accept: [404] });
+  }
+
+  async list(filter: ListServersFilter = {}): Promise<Server[]> {
+    const tag = filter.buildId ? `adt-build-${filter.buildId}` : 'adt';
+    const droplets = await listAll<Droplet>(this.api, '/droplets', 'droplets', { tag_name: tag }, this.#o.perPage);
+    return droplets.filter((d) => nameMatches(d.name, filter)).map(toServer);
+  }
+
+  async get(id: string): Promise<Server | null> {
+    const r = await this.api.get<{ droplet: Droplet } | null>(`/droplets/${encodeURIComponent(id)}`, { accept: [404] });
+    return r ? toServer(r.droplet) : null;
+  }
+
+  async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
+    return pollUntil(DRIVER_NAME, `droplet ${id} running with its addresses`, async () => {
+      const s = await this.get(id);
+      if (!s) throw fail('NOT_FOUND', `droplet ${id} is gone`);
+      return s.state === 'running' && s.publicIp ? s : null;
+    }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
+  }
+
+  // https://docs.digitalocean.com/reference/api/digitalocean/#operation/dropletActions_post (type snapshot)
+  async snapshot(id: string, name: string): Promise<string> {
+    const r = await this.api.post<{ action: { id: number } }>(`/droplets/${encodeURIComponent(id)}/actions`, { type: 'snapshot', name });
+    await pollUntil(DRIVER_NAME, `snapshot ${name} of droplet ${id}`, async () => {
+      const a = await this.api.get<{ action: { status: 'in-progress' | 'completed' | 'errored' } }>(`/actions/${r.action.id}`);
+      if (a.action.status === 'errored') throw fail('SNAPSHOT_FAILED', `snapshot ${name} of droplet ${id} failed`);
+      return a.action.status === 'completed' ? true : null;
+    }, { defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
+    const snaps = await listAll<{ id: number; name: string }>(this.api, `/droplets/${encodeURIComponent(id)}/snapshots`, 'snapshots');
+    const snap = snaps.find((s) => s.name === name);
+    if (!snap) throw fail('SNAPSHOT_MISSING', `snapshot ${name} of droplet ${id} completed but is not listed`);
+    return String(snap.id);
+  }
+}
+
+/** Cloud firewalls per build and role: https://docs.digitalocean.com/reference/api/digitalocean/#tag/Firewalls */
+export class DigitalOceanFirewall implements NativeFirewallProvider {
+  readonly name = DRIVER_NAME;
+  readonly api: ApiClient;
+
+  constructor(api: ApiClient) {
+    this.api = api;
+  }
+
+  async #find(buildId: string, role: Role): Promise<Firewall | null> {
+    return (await listAll<Firewall>(this.api, '/firewalls', 'firewalls')).find((f) => f.name === `adt-${buildId}-${role}`) ?? null;
+  }
+
+  async apply(buildId: string, role: Role, rules: InboundRule[]): Promise<void> {
+    for (const [i, rule] of rules.entries()) validateRule(rule, `rules[${i}]`);
+    const body = {
+      name: `adt-${buildId}-${role}`,
+      inbound_rules: rules.map((r) => ({ protocol: r.protocol, ...(r.protocol === 'icmp' ? {} : { ports: portText(r.port) }), sources: { addresses: r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources } })),
+      // Outbound stays open (updates, the bucket, the DNS API); inbound is what the policy is about.
+      outbound_rules: (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({ protocol, ...(protocol === 'icmp' ? {} : { ports: '0' }), destinations: { addresses: ['0.0.0.0/0', '::/0'] } })),
+      // Droplets get the tag `adt-<build>-<role>` at creation: the firewall follows it, so servers
+      // created later are covered from their first packet.
+      tags: [roleTag(buildId, role)],
+    };
+    const existing = await this.#find(buildId, role);
+    if (existing) await this.api.put(`/firewalls/${existing.id}`, body);
+    else await this.api.post('/firewalls', body);
+  }
+
+  async get(buildId: string, role: Role): Promise<InboundRule[] | null> {
+    const f = await this.#find(buildId, role);
+    if (!f) return null;
+    return f.inbound_rules.map((r) => ({ protocol: r.protocol, ...(r.protocol === 'icmp' ? {} : { port: parsePort(r.ports) }), sources: r.sources.addresses ?? [] }) as InboundRule);
+  }
+
+  async remove(buildId: string, role: Role): Promise<void> {
+    const f = await this.#find(buildId, role);
+    if (f) await this.api.delete(`/firewalls/${f.id}`, { accept: [404] });
+  }
+}
+
+export interface DigitalOceanDnsOptions extends DigitalOceanOptions {
+  /** The domain (zone) managed at DigitalOcean, e.g. `example.com`. */
+  zone: string;
+  /** TTL of new records (default 60; DigitalOcean's minimum is 30). */
+  defaultTtl?: number;
+}
+
+/** DNS records of a domain: https://docs.digitalocean.com/reference/api/digitalocean/#tag/Domain-Records */
+export class DigitalOceanDns implements DnsProvider {
+  readonly name = DRIVER_NAME;
+  readonly api: ApiClient;
+  readonly #o: DigitalOceanDnsOptions;
+
+  constructor(o: DigitalOceanDnsOptions, api = digitaloceanClient(o)) {
+    this.#o = o;
+    this.api = api;
+  }
+
+  async ensureZone(zone: string): Promise<void> {
+    const z = zone.replace(/\.$/, '');
+    const found = await this.api.get(`/domains/${encodeURIComponent(z)}`, { accept: [404] });
+    if (!found) await this.api.post('/domains', { name: z });
+  }
+
+  async #records(name: string): Promise<DomainRecord[]> {
+    const fqdn = name.toLowerCase().replace(/\.$/, '');
+    relativeName(fqdn, this.#o.zone, DRIVER_NAME);
+    // `name` filters by the full name (documented), `type` by record type.
+    return listAll<DomainRecord>(this.api, `/domains/${encodeURIComponent(this.#o.zone)}/records`, 'domain_records', { type: 'A', name: fqdn });
+  }
+
+  async listA(name: string): Promise<DnsRecord[]> {
+    const fqdn = name.toLowerCase().replace(/\.$/, '');
+    return (await this.#records(name)).filter((r) => r.type === 'A').map((r) => ({ name: fqdn, type: 'A', content: r.data, ttl: r.ttl }));
+  }
+
+  async addA(name: string, ip: string, ttl = this.#o.defaultTtl ?? 60): Promise<void> {
+    if ((await this.#records(name)).some((r) => r.data === ip)) return;
+    await this.api.post(`/domains/${encodeURIComponent(this.#o.zone)}/records`, { type: 'A', name: relativeName(name, this.#o.zone, DRIVER_NAME), data: ip, ttl: Math.max(30, ttl) });
+  }
+
+  async removeA(name: string, ip: string): Promise<void> {
+    for (const r of (await this.#records(name)).filter((x) => x.data === ip)) {
+      await this.api.delete(`/domains/${encodeURIComponent(this.#o.zone)}/records/${r.id}`, { accept: [404] });
+    }
+  }
+}
+
+/** Managed MySQL/PostgreSQL: https://docs.digitalocean.com/reference/api/digitalocean/#tag/Databases */
+export class DigitalOceanDatabases implements ManagedDatabaseProvider {
+  readonly name = DRIVER_NAME;
+  readonly api: ApiClient;
+  readonly #o: DigitalOceanOptions;
+
+  constructor(o: DigitalOceanOptions, api = digitaloceanClient(o)) {
+    this.#o = o;
+    this.api = api;
+  }
+
+  async create(o: CreateDatabaseOptions): Promise<ManagedDatabase> {
+    validateAllowList(o.allow, 'allow');
+    const region = o.region ?? this.#o.region;
+    if (!region) throw fail('NO_REGION', `database ${o.name}: a region is required`, { exitCode: 2 });
+    const existing = (await this.list({ buildId: o.buildId })).find((d) => d.name === o.name);
+    const db = existing ?? toDatabase((await this.api.post<{ database: Database }>('/databases', {
+      name: o.name, engine: o.engine === 'postgres' ? 'pg' : 'mysql', ...(o.version ? { version: o.version } : {}),
+      region, size: o.size ?? 'db-s-1vcpu-1gb', num_nodes: o.nodes ?? 1, tags: adtTags('database', o.buildId),
+      ...(o.vpc ? { private_network_uuid: o.vpc } : {}),
+    })).database, o.buildId);
+    // New clusters accept connections from anywhere until their trusted sources are set: set them now.
+    await this.setAllowList(db.id, o.allow);
+    return db;
+  }
+
+  async get(id: string): Promise<ManagedDatabase | null> {
+    const r = await this.api.get<{ database: Database } | null>(`/databases/${encodeURIComponent(id)}`, { accept: [404] });
+    return r ? toDatabase(r.database) : null;
+  }
+
+  async list(filter: { buildId?: string } = {}): Promise<ManagedDatabase[]> {
+    const tag = filter.buildId ? `adt-build-${filter.buildId}` : 'adt';
+    // This list is not paginated in the API (one account has few clusters).
+    const r = await this.api.get<{ databases: Database[] | null }>('/databases', { query: { tag_name: tag } });
+    return (r.databases ?? []).map((d) => toDatabase(d));
+  }
+
+  async waitUntilOnline(id: string, options: WaitOptions = {}): Promise<ManagedDatabase> {
+    return pollUntil(DRIVER_NAME, `database ${id} online`, async () => {
+      const d = await this.get(id);
+      if (!d) throw fail('NOT_FOUND', `database ${id} is gone`);
+      return d.state === 'online' ? d : null;
+    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 });
+  }
+
+  // https://docs.digitalocean.com/reference/api/digitalocean/#operation/databases_update_firewall_rules
+  async setAllowList(id: string, sources: string[]): Promise<void> {
+    validateAllowList(sources, 'allow');
+    await this.api.put(`/databases/${encodeURIComponent(id)}/firewall`, { rules: sources.map((value) => ({ type: 'ip_addr', value })) });
+  }
+
+  async getAllowList(id: string): Promise<string[]> {
+    const r = await this.api.get<{ rules: { type: string; value: string }[] }>(`/databases/${encodeURIComponent(id)}/firewall`);
+    return r.rules.map((x) => x.value);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.api.delete(`/databases/${encodeURIComponent(id)}`, { accept: [404] });
+  }
+}
+
+function toDatabase(d: Database, buildId?: string): ManagedDatabase {
+  const tagged = (d.tags ?? []).find((t) => t.startsWith('adt-build-'))?.slice('adt-build-'.length);
+  return {
+    id: d.id, name: d.name, buildId: buildId ?? tagged ?? '', engine: d.engine === 'pg' ? 'postgres' : 'mysql',
+    state: d.status === 'online' ? 'online' : d.status === 'creating' ? 'creating' : 'online',
+    host: d.connection?.host ?? null, privateHost: d.private_connection?.host ?? null, port: d.connection?.port ?? null,
+    user: d.connection?.user ?? null, password: d.connection?.password ?? null, database: d.connection?.database ?? null,
+  };
+}
+
+/** Registry entry point: the compute driver; `.firewall`, `.dns(zone)` and `.databases` share its client. */
+export default function digitaloceanDriver(o: DigitalOceanOptions) {
+  const api = digitaloceanClient(o);
+  const compute = new DigitalOceanCompute(o, api);
+  return Object.assign(compute, {
+    firewall: new DigitalOceanFirewall(api),
+    databases: new DigitalOceanDatabases(o, api),
+    dns: (zone: string, defaultTtl?: number) => new DigitalOceanDns({ ...o, zone, defaultTtl }, api),
+  });
+}

@@ -1,0 +1,224 @@
+/**
+ * A DigitalOcean API v2 fake that follows the documented requests and responses
+ * (https://docs.digitalocean.com/reference/api/digitalocean/): bearer token, `{id, message}` error
+ * bodies, 202 on droplet create with status `new` then `active` with its networks, `links.pages.next`
+ * pagination with `meta.total`, 204 on deletes, rate-limit headers on every answer and on 429.
+ */
+import { bearer, FakeApi, pageOf, type FakeRequest } from './harness.ts';
+
+interface Droplet {
+  id: number; name: string; status: string; created_at: string; tags: string[]; region: { slug: string }; size_slug: string;
+  image: unknown; vpc_uuid: string | null; networks: { v4: { ip_address: string; netmask: string; gateway: string; type: string }[]; v6: unknown[] };
+  user_data: string; polls: number;
+}
+
+export interface DigitalOceanFakeOptions {
+  token?: string;
+  /** How many GETs of a new droplet answer `new` before it turns `active` (default 1). */
+  bootPolls?: number;
+}
+
+const ERROR_IDS: Record<number, string> = { 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 422: 'unprocessable_entity', 429: 'too_many_requests', 500: 'server_error' };
+
+export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
+  const api: FakeApi = new FakeApi({
+    prefix: '/v2',
+    realBaseUrl: 'https://api.digitalocean.com/v2',
+    errorBody: (status, message) => ({ id: ERROR_IDS[status] ?? 'error', message, request_id: 'fake' }),
+    authorize: (req) => bearer(o.token ?? 'do-test-token', (m) => api.error(401, m))(req),
+  });
+  const droplets = new Map<number, Droplet>();
+  const firewalls = new Map<string, Record<string, unknown> & { id: string; name: string; tags: string[] }>();
+  const domains = new Map<string, { id: number; type: string; name: string; data: string; ttl: number }[]>();
+  const databases = new Map<string, Record<string, unknown> & { id: string; name: string; tags: string[]; rules: { type: string; value: string }[]; polls: number }>();
+  const actions = new Map<number, { id: number; status: string; polls: number; dropletId: number; name: string }>();
+  const snapshots: { id: number; name: string; dropletId: number }[] = [];
+  let n = 0;
+
+  /** Paginated list in DigitalOcean's shape. */
+  function list<T>(req: FakeRequest, key: string, items: T[]) {
+    const perPage = Math.min(200, Number(req.query.get('per_page') ?? 20));
+    const page = Number(req.query.get('page') ?? 1);
+    const { items: slice, pages } = pageOf(items, page, perPage);
+    const link = (p: number) => {
+      const q = new URLSearchParams(req.query);
+      q.set('page', String(p));
+      return `${api.baseUrl}${req.path}?${q}`;
+    };
+    return { status: 200, body: { [key]: slice, links: { pages: page < pages ? { next: link(page + 1), last: link(pages) } : {} }, meta: { total: items.length } } };
+  }
+
+  function dropletView(d: Droplet) {
+    const { polls: _p, user_data: _u, ...view } = d;
+    return view;
+  }
+
+  api.route('POST', '/droplets', (req) => {
+    const b = req.body as Record<string, unknown>;
+    for (const f of ['name', 'region', 'size', 'image']) if (!b?.[f]) return api.error(422, `${f} is required`);
+    const tags = (b.tags as string[] | undefined) ?? [];
+    for (const t of tags) if (!/^[a-zA-Z0-9_:-]{1,255}$/.test(t)) return api.error(422, `tag "${t}" may only contain letters, numbers, colons, dashes and underscores`);
+    if (typeof b.user_data === 'string' && b.user_data.length > 64 * 1024) return api.error(422, 'user_data must be at most 64 KiB');
+    const id = api.nextId();
+    const d: Droplet = {
+      id, name: b.name as string, status: 'new', created_at: new Date().toISOString(), tags, region: { slug: b.region as string }, size_slug: b.size as string,
+      image: b.image, vpc_uuid: (b.vpc_uuid as string) ?? 'default-vpc', networks: { v4: [], v6: [] }, user_data: (b.user_data as string) ?? '', polls: 0,
+    };
+    droplets.set(id, d);
+    return { status: 202, body: { droplet: dropletView(d), links: { actions: [{ id: api.nextId(), rel: 'create', href: `${api.baseUrl}/actions/0` }] } } };
+  });
+  api.route('GET', '/droplets', (req) => {
+    const tag = req.query.get('tag_name');
+    return list(req, 'droplets', [...droplets.values()].filter((d) => !tag || d.tags.includes(tag)).map(dropletView));
+  });
+  api.route('GET', '/droplets/:id', (_req, p) => {
+    const d = droplets.get(Number(p.id));
+    if (!d) return api.error(404, 'The resource you were accessing could not be found.');
+    if (d.status === 'new' && ++d.polls > (o.bootPolls ?? 1)) {
+      n++;
+      d.status = 'active';
+      d.networks.v4 = [
+        { ip_address: `198.51.100.${n}`, netmask: '255.255.255.0', gateway: '198.51.100.254', type: 'public' },
+        { ip_address: `10.110.0.${n + 1}`, netmask: '255.255.240.0', gateway: '10.110.0.1', type: 'private' },
+      ];
+    }
+    return { status: 200, body: { droplet: dropletView(d) } };
+  });
+  api.route('DELETE', '/droplets/:id', (_req, p) => (droplets.delete(Number(p.id)) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.')));
+  api.route('POST', '/droplets/:id/actions', (req, p) => {
+    const b = req.body as { type?: string; name?: string };
+    if (!droplets.has(Number(p.id))) return api.error(404, 'The resource you were accessing could not be found.');
+    if (b?.type !== 'snapshot') return api.error(422, `action type ${b?.type} is not supported by this fake`);
+    const a = { id: api.nextId(), status: 'in-progress', polls: 0, dropletId: Number(p.id), name: b.name ?? 'snapshot' };
+    actions.set(a.id, a);
+    return { status: 201, body: { action: { id: a.id, status: a.status, type: 'snapshot', resource_id: a.dropletId, resource_type: 'droplet' } } };
+  });
+  api.route('GET', '/actions/:id', (_req, p) => {
+    const a = actions.get(Number(p.id));
+    if (!a) return api.error(404, 'The resource you were accessing could not be found.');
+    if (a.status === 'in-progress' && ++a.polls > 1) {
+      a.status = 'completed';
+      snapshots.push({ id: api.nextId(), name: a.name, dropletId: a.dropletId });
+    }
+    return { status: 200, body: { action: { id: a.id, status: a.status, type: 'snapshot' } } };
+  });
+  api.route('GET', '/droplets/:id/snapshots', (req, p) => list(req, 'snapshots', snapshots.filter((s) => s.dropletId === Number(p.id)).map(({ id, name }) => ({ id, name, regions: ['lon1'], min_disk_size: 25 }))));
+
+  // Firewalls: POST creates, PUT replaces (name required), tags and droplet_ids attach.
+  const firewallBody = (b: Record<string, unknown>) => {
+    if (!b?.name) return 'name is required';
+    for (const r of (b.inbound_rules as { protocol: string; ports?: string; sources?: { addresses?: string[] } }[]) ?? []) {
+      if (r.protocol !== 'icmp' && !r.ports) return 'ports is required for tcp and udp rules';
+      if (!r.sources?.addresses?.length) return 'sources must name at least one address';
+    }
+    return null;
+  };
+  api.route('POST', '/firewalls', (req) => {
+    const b = req.body as Record<string, unknown>;
+    const bad = firewallBody(b);
+    if (bad) return api.error(422, bad);
+    if ([...firewalls.values()].some((f) => f.name === b.name)) return api.error(409, `a firewall named ${b.name} exists`);
+    const f = { ...b, id: `fw-${api.nextId()}`, name: b.name as string, status: 'succeeded', tags: (b.tags as string[]) ?? [], created_at: new Date().toISOString() };
+    firewalls.set(f.id, f);
+    return { status: 202, body: { firewall: f } };
+  });
+  api.route('GET', '/firewalls', (req) => list(req, 'firewalls', [...firewalls.values()]));
+  api.route('PUT', '/firewalls/:id', (req, p) => {
+    const f = firewalls.get(p.id!);
+    if (!f) return api.error(404, 'The resource you were accessing could not be found.');
+    const b = req.body as Record<string, unknown>;
+    const bad = firewallBody(b);
+    if (bad) return api.error(422, bad);
+    const next = { ...b, id: f.id, name: b.name as string, status: 'succeeded', tags: (b.tags as string[]) ?? [] };
+    firewalls.set(f.id, next);
+    return { status: 200, body: { firewall: next } };
+  });
+  api.route('DELETE', '/firewalls/:id', (_req, p) => (firewalls.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.')));
+
+  // Domains and records: record names are relative (`www`, `@`); the list filter `name` is the FQDN.
+  api.route('GET', '/domains/:zone', (_req, p) => (domains.has(p.zone!) ? { status: 200, body: { domain: { name: p.zone, ttl: 1800, zone_file: '' } } } : api.error(404, 'The resource you were accessing could not be found.')));
+  api.route('POST', '/domains', (req) => {
+    const name = (req.body as { name?: string })?.name;
+    if (!name) return api.error(422, 'name is required');
+    if (domains.has(name)) return api.error(422, `${name} already exists`);
+    domains.set(name, []);
+    return { status: 201, body: { domain: { name, ttl: 1800, zone_file: null } } };
+  });
+  api.route('GET', '/domains/:zone/records', (req, p) => {
+    const records = domains.get(p.zone!);
+    if (!records) return api.error(404, 'The resource you were accessing could not be found.');
+    const type = req.query.get('type');
+    const fqdn = req.query.get('name');
+    const rel = fqdn ? (fqdn === p.zone ? '@' : fqdn.endsWith(`.${p.zone}`) ? fqdn.slice(0, -(p.zone!.length + 1)) : '\0') : null;
+    return list(req, 'domain_records', records.filter((r) => (!type || r.type === type) && (rel === null || r.name === rel)));
+  });
+  api.route('POST', '/domains/:zone/records', (req, p) => {
+    const records = domains.get(p.zone!);
+    if (!records) return api.error(404, 'The resource you were accessing could not be found.');
+    const b = req.body as { type?: string; name?: string; data?: string; ttl?: number };
+    if (!b?.type || !b.name || !b.data) return api.error(422, 'type, name and data are required');
+    if (b.ttl !== undefined && b.ttl < 30) return api.error(422, 'TTL must be at least 30 seconds');
+    const r = { id: api.nextId(), type: b.type, name: b.name, data: b.data, ttl: b.ttl ?? 1800 };
+    records.push(r);
+    return { status: 201, body: { domain_record: r } };
+  });
+  api.route('DELETE', '/domains/:zone/records/:id', (_req, p) => {
+    const records = domains.get(p.zone!);
+    const i = records?.findIndex((r) => r.id === Number(p.id)) ?? -1;
+    if (!records || i < 0) return api.error(404, 'The resource you were accessing could not be found.');
+    records.splice(i, 1);
+    return { status: 204 };
+  });
+
+  // Managed databases: `creating` for one GET, then `online` with its connection details.
+  api.route('POST', '/databases', (req) => {
+    const b = req.body as Record<string, unknown>;
+    for (const f of ['name', 'engine', 'region', 'size', 'num_nodes']) if (b?.[f] === undefined) return api.error(422, `${f} is required`);
+    if (!['mysql', 'pg', 'redis', 'mongodb'].includes(b.engine as string)) return api.error(422, `engine ${b.engine} is not supported`);
+    const id = `db-${api.nextId()}`;
+    const d = {
+      id, name: b.name as string, engine: b.engine, version: b.version ?? '8', status: 'creating', region: b.region, size: b.size, num_nodes: b.num_nodes,
+      tags: (b.tags as string[]) ?? [], private_network_uuid: b.private_network_uuid ?? null, created_at: new Date().toISOString(), rules: [] as { type: string; value: string }[], polls: 0,
+      connection: { protocol: b.engine === 'pg' ? 'postgresql' : 'mysql', host: `${b.name}-do-user-1-0.db.ondigitalocean.com`, port: 25060, user: 'doadmin', password: `fake-${api.nextId()}-secret`, database: 'defaultdb', ssl: true },
+      private_connection: { host: `private-${b.name}-do-user-1-0.db.ondigitalocean.com`, port: 25060 },
+    };
+    databases.set(id, d);
+    return { status: 201, body: { database: dbView(d) } };
+  });
+  const dbView = (d: Record<string, unknown>) => {
+    const { rules: _r, polls: _p, ...view } = d;
+    return view;
+  };
+  api.route('GET', '/databases', (req) => {
+    const tag = req.query.get('tag_name');
+    return { status: 200, body: { databases: [...databases.values()].filter((d) => !tag || d.tags.includes(tag)).map(dbView) } };
+  });
+  api.route('GET', '/databases/:id', (_req, p) => {
+    const d = databases.get(p.id!);
+    if (!d) return api.error(404, 'The resource you were accessing could not be found.');
+    if (d.status === 'creating' && ++d.polls > 1) d.status = 'online';
+    return { status: 200, body: { database: dbView(d) } };
+  });
+  api.route('PUT', '/databases/:id/firewall', (req, p) => {
+    const d = databases.get(p.id!);
+    if (!d) return api.error(404, 'The resource you were accessing could not be found.');
+    const rules = (req.body as { rules?: { type: string; value: string }[] })?.rules;
+    if (!Array.isArray(rules)) return api.error(422, 'rules is required');
+    for (const r of rules) if (!['ip_addr', 'droplet', 'k8s', 'tag', 'app'].includes(r.type)) return api.error(422, `rule type ${r.type} is not valid`);
+    d.rules = rules.map((r) => ({ ...r }));
+    return { status: 204 };
+  });
+  api.route('GET', '/databases/:id/firewall', (_req, p) => {
+    const d = databases.get(p.id!);
+    if (!d) return api.error(404, 'The resource you were accessing could not be found.');
+    return { status: 200, body: { rules: d.rules.map((r, i) => ({ uuid: `rule-${i}`, cluster_uuid: d.id, ...r, created_at: new Date().toISOString() })) } };
+  });
+  api.route('DELETE', '/databases/:id', (_req, p) => (databases.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.')));
+
+  return Object.assign(api, { state: { droplets, firewalls, domains, databases } });
+}
+
+/** What a 429 from DigitalOcean carries (documented rate-limit headers). */
+export function digitaloceanRateLimit(resetInSeconds = 1): { status: number; headers: Record<string, string> } {
+  return { status: 429, headers: { 'ratelimit-limit': '5000', 'ratelimit-remaining': '0', 'ratelimit-reset': String(Math.floor(Date.now() / 1000) + resetInSeconds) } };
+}

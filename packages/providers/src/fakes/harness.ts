@@ -1,0 +1,183 @@
+/**
+ * The harness of the cloud API fakes: a route table over a plain function (request in, response
+ * out) that can also listen on loopback as a real HTTP server. Each fake (`fakes/<provider>.ts`)
+ * follows its provider's documented paths, bodies, pagination and error shapes; the harness adds
+ * what every test needs: a log of the requests, injected failures (a 429 with its rate-limit
+ * headers, a 500) and a check of the credentials.
+ *
+ * The same handler answers dry runs in-process (`answer`), so `deploy --dry-run` shows what a
+ * fresh account would be asked, without sending anything.
+ */
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface FakeRequest {
+  method: string;
+  /** Path without the API prefix and query, e.g. `/droplets/12`. */
+  path: string;
+  query: URLSearchParams;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+export interface FakeResponse {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+type Handler = (req: FakeRequest, params: Record<string, string>) => FakeResponse | Promise<FakeResponse>;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: Handler;
+}
+
+export interface InjectedFailure {
+  /** Only requests matching this (method and path prefix, e.g. `POST /droplets`) fail. */
+  match?: string;
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** How many matching requests fail (default 1). */
+  times?: number;
+}
+
+export interface FakeApiOptions {
+  /** URL path prefix of the API, e.g. `/v2`. */
+  prefix: string;
+  /** Checks the credentials of a request: null when good, else the error response. */
+  authorize?: (req: FakeRequest, rawBody: string) => FakeResponse | null;
+  /** The provider's error body for a status and message. */
+  errorBody: (status: number, message: string) => unknown;
+  /** The real API's base URL (used in links until `listen` gives the fake's own). */
+  realBaseUrl: string;
+}
+
+export class FakeApi {
+  readonly options: FakeApiOptions;
+  readonly log: { method: string; path: string; query: string; body: unknown; status: number }[] = [];
+  readonly #routes: Route[] = [];
+  readonly #failures: (InjectedFailure & { left: number })[] = [];
+  #server: HttpServer | null = null;
+  #ids = 1000;
+  /** Base URL that links in responses point at (the fake's own once listening). */
+  baseUrl: string;
+
+  constructor(options: FakeApiOptions) {
+    this.options = options;
+    this.baseUrl = options.realBaseUrl;
+  }
+
+  /** A new numeric id, unique in this fake. */
+  nextId(): number {
+    return ++this.#ids;
+  }
+
+  route(method: string, path: string, handler: Handler): this {
+    const keys: string[] = [];
+    const pattern = new RegExp(`^${path.replace(/:(\w+)/g, (_m, k: string) => (keys.push(k), '([^/]+)'))}/?$`);
+    this.#routes.push({ method, pattern, keys, handler });
+    return this;
+  }
+
+  /** The next matching request(s) get this response instead of being served. */
+  fail(failure: InjectedFailure): void {
+    this.#failures.push({ ...failure, left: failure.times ?? 1 });
+  }
+
+  error(status: number, message: string): FakeResponse {
+    return { status, body: this.options.errorBody(status, message) };
+  }
+
+  async handle(req: FakeRequest, rawBody = ''): Promise<FakeResponse> {
+    const res = await this.#dispatch(req, rawBody);
+    this.log.push({ method: req.method, path: req.path, query: req.query.toString(), body: req.body, status: res.status });
+    return res;
+  }
+
+  async #dispatch(req: FakeRequest, rawBody: string): Promise<FakeResponse> {
+    const denied = this.options.authorize?.(req, rawBody);
+    if (denied) return denied;
+    const failure = this.#failures.find((f) => f.left > 0 && (!f.match || `${req.method} ${req.path}`.startsWith(f.match)));
+    if (failure) {
+      failure.left--;
+      return { status: failure.status, body: failure.body ?? this.options.errorBody(failure.status, failure.status === 429 ? 'Too many requests' : 'Server Error'), headers: failure.headers };
+    }
+    for (const r of this.#routes) {
+      if (r.method !== req.method) continue;
+      const m = r.pattern.exec(req.path);
+      if (!m) continue;
+      const params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(m[i + 1]!)]));
+      return r.handler(req, params);
+    }
+    return this.error(404, `The resource you were accessing could not be found (${req.method} ${req.path})`);
+  }
+
+  /** Answers a call in-process (dry runs): credentials are not checked. */
+  async answer(method: string, url: string, body: unknown): Promise<unknown> {
+    const u = new URL(url);
+    const path = u.pathname.startsWith(this.options.prefix) ? u.pathname.slice(this.options.prefix.length) : u.pathname;
+    const res = await this.#dispatch({ method, path, query: u.searchParams, body, headers: {} }, '');
+    return res.body ?? null;
+  }
+
+  /** Listens on 127.0.0.1 (an ephemeral port); returns the API's base URL. */
+  async listen(): Promise<string> {
+    const server = createServer((incoming, outgoing) => {
+      void readBody(incoming).then(async (raw) => {
+        const u = new URL(incoming.url ?? '/', 'http://fake');
+        let body: unknown = undefined;
+        if (raw) {
+          try {
+            body = JSON.parse(raw);
+          } catch {
+            const res = this.error(400, 'malformed JSON body');
+            outgoing.writeHead(res.status, { 'Content-Type': 'application/json' }).end(JSON.stringify(res.body));
+            return;
+          }
+        }
+        const path = u.pathname.startsWith(this.options.prefix) ? u.pathname.slice(this.options.prefix.length) || '/' : u.pathname;
+        const headers = Object.fromEntries(Object.entries(incoming.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v ?? '']));
+        const res = await this.handle({ method: incoming.method ?? 'GET', path, query: u.searchParams, body, headers }, raw);
+        const text = res.body === undefined ? '' : JSON.stringify(res.body);
+        outgoing.writeHead(res.status, { ...(text ? { 'Content-Type': 'application/json' } : {}), ...res.headers }).end(text);
+      }, (error: unknown) => {
+        outgoing.writeHead(500).end(String(error));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.#server = server;
+    this.baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}${this.options.prefix}`;
+    return this.baseUrl;
+  }
+
+  async close(): Promise<void> {
+    const s = this.#server;
+    this.#server = null;
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** Bearer-token check shared by the fakes of providers that use one. */
+export function bearer(token: string, unauthorized: (message: string) => FakeResponse) {
+  return (req: FakeRequest): FakeResponse | null =>
+    req.headers.authorization === `Bearer ${token}` ? null : unauthorized('Unable to authenticate you');
+}
+
+/** Page `items` the way page-numbered APIs do (1-based `page`, `per_page`). */
+export function pageOf<T>(items: T[], page: number, perPage: number): { items: T[]; pages: number } {
+  const pages = Math.max(1, Math.ceil(items.length / perPage));
+  return { items: items.slice((page - 1) * perPage, page * perPage), pages };
+}

@@ -1,0 +1,211 @@
+/**
+ * The conformance suite every real-cloud driver runs, against its provider's fake (always) and
+ * against the real API when its credentials are in the environment (skipped otherwise, and said so).
+ * Driver test files add only what is specific to their provider.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { serverName } from '../../src/naming.ts';
+import type { ComputeProvider, DnsProvider, ManagedDatabaseProvider, NativeFirewallProvider, Server } from '../../src/types.ts';
+import type { FakeApi, InjectedFailure } from '../../src/fakes/harness.ts';
+
+export interface CloudUnderTest {
+  compute: ComputeProvider;
+  firewall: NativeFirewallProvider;
+  dns: DnsProvider;
+  databases: ManagedDatabaseProvider;
+  /** The zone `dns` manages and a name in it. */
+  zone: string;
+  /** Present for the fake: the API log and failure injection. */
+  fake?: FakeApi;
+  /** A 429 as the provider sends it (status and rate-limit headers). */
+  rateLimited?: Omit<InjectedFailure, 'match' | 'times'>;
+  /** A secret that must never appear in error messages. */
+  secret: string;
+  close(): Promise<void>;
+}
+
+export interface ConformanceOptions {
+  /** Suite title, e.g. `digitalocean (fake API)`. */
+  title: string;
+  /** Builds the drivers (and starts the fake). */
+  setup: () => Promise<CloudUnderTest>;
+  /** When set, the suite is not run and this reason is printed (no credentials in the environment). */
+  skip?: string | false;
+  /** Path prefix of server creation, e.g. `POST /droplets` (for injected failures). */
+  createPath: string;
+  /** Path prefix of a list of servers, e.g. `GET /droplets`. */
+  listPath: string;
+  /** Servers are slow on a real cloud: options for waits. */
+  waitMs?: number;
+  /** Poll interval for waits (short against a fake). */
+  intervalMs?: number;
+}
+
+export function cloudConformance(o: ConformanceOptions): void {
+  if (o.skip) {
+    console.log(`SKIPPED ${o.title}: ${o.skip}`);
+    return;
+  }
+  const test = suite<{ c: CloudUnderTest | null; ids: string[] }>(o.title);
+  const buildId = `t${Date.now().toString(36).slice(-6)}`;
+  const wait = { timeoutMs: o.waitMs ?? 5_000, intervalMs: o.intervalMs ?? 10 };
+
+  test.before(async (ctx) => {
+    ctx.ids = [];
+    ctx.c = await o.setup();
+  });
+  test.after(async (ctx) => {
+    if (!ctx.c) return;
+    for (const id of ctx.ids) await ctx.c.compute.destroy(id).catch(() => {});
+    await ctx.c.close();
+  });
+
+  test('creates servers with user-data and tags, waits for their addresses, lists them by exact build and role', async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    const web = await c.compute.create({ name: serverName({ role: 'webserver', buildId }), role: 'webserver', buildId, userData: '#!/bin/sh\necho hello\n' });
+    ctx.ids.push(web.id);
+    const db = await c.compute.create({ name: serverName({ role: 'database', buildId }), role: 'database', buildId, userData: '#!/bin/sh\n' });
+    ctx.ids.push(db.id);
+    const other = await c.compute.create({ name: serverName({ role: 'webserver', buildId: `${buildId}x` }), role: 'webserver', buildId: `${buildId}x`, userData: '#!/bin/sh\n' });
+    ctx.ids.push(other.id);
+    const running = await c.compute.waitUntilRunning(web.id, wait);
+    assert.is(running.state, 'running');
+    assert.ok(running.publicIp, 'a public address');
+    assert.ok(running.privateIp, 'a private address');
+    assert.ok(running.tags.includes(`adt-build-${buildId}`), running.tags.join(','));
+    assert.equal((await c.compute.list({ buildId })).map((s) => s.name).sort(), [web.name, db.name].sort());
+    assert.equal((await c.compute.list({ buildId, role: 'webserver' })).map((s) => s.id), [web.id]);
+    assert.is((await c.compute.get(web.id))?.name, web.name);
+  });
+
+  test('bad create options are refused before any call', async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    const before = c.fake?.log.length ?? 0;
+    const e = await c.compute.create({ name: 'not-ours', role: 'webserver', buildId, userData: '#!/bin/sh\n' }).then(() => null, (x: { code?: string; exitCode?: number }) => x);
+    assert.is(e?.code, 'BAD_NAME');
+    assert.is(e?.exitCode, 2);
+    const e2 = await c.compute.create({ name: serverName({ role: 'webserver', buildId }), role: 'webserver', buildId, userData: 'no shebang' }).then(() => null, (x: { code?: string }) => x);
+    assert.is(e2?.code, 'BAD_USER_DATA');
+    if (c.fake) assert.is(c.fake.log.length, before, 'nothing was sent');
+  });
+
+  test('a 429 and a 500 in the middle of listing are retried; the list is whole', async (ctx) => {
+    const c = ctx.c;
+    if (!c?.fake) return;
+    c.fake.fail({ match: o.listPath, ...(c.rateLimited ?? { status: 429, headers: { 'retry-after': '0' } }) });
+    c.fake.fail({ match: o.listPath, status: 500 });
+    const servers = await c.compute.list({ buildId });
+    assert.is(servers.length, 2);
+    const statuses = c.fake.log.filter((l) => `${l.method} ${l.path}`.startsWith(o.listPath)).map((l) => l.status);
+    assert.ok(statuses.includes(429) && statuses.includes(500), statuses.join(','));
+  });
+
+  test('a 500 on create is not blindly repeated: the server is looked for, and never made twice', async (ctx) => {
+    const c = ctx.c;
+    if (!c?.fake) return;
+    c.fake.fail({ match: o.createPath, status: 500 });
+    const name = serverName({ role: 'webserver', buildId });
+    const e = await c.compute.create({ name, role: 'webserver', buildId, userData: '#!/bin/sh\n' }).then(() => null, (x: Error & { status?: number }) => x);
+    // The fake failed before creating: the driver found nothing and reported the provider's error.
+    assert.ok(e, 'the error is reported');
+    assert.match(e!.message, /HTTP 500/);
+    assert.match(e!.message, /may or may not/);
+    assert.is((await c.compute.list({ buildId })).filter((s) => s.name === name).length, 0);
+  });
+
+  test('an API error carries the provider\'s message and never the credentials', async (ctx) => {
+    const c = ctx.c;
+    if (!c?.fake) return;
+    c.fake.fail({ match: o.listPath, status: 403, body: c.fake.options.errorBody(403, 'You do not have access for the attempted action.') });
+    const e = await c.compute.list({ buildId }).then(() => null, (x: Error) => x);
+    assert.match(e?.message ?? '', /HTTP 403: You do not have access for the attempted action/);
+    assert.match(e?.message ?? '', /check the API token/);
+    assert.not.ok((e?.message ?? '').includes(c.secret));
+  });
+
+  test('lists past one page (pagination followed to the end)', async (ctx) => {
+    const c = ctx.c;
+    if (!c?.fake) return;
+    const made: Server[] = [];
+    for (let i = 0; i < 5; i++) made.push(await c.compute.create({ name: serverName({ role: 'webserver', buildId, slot: 1 }), role: 'webserver', buildId, userData: '#!/bin/sh\n' }));
+    ctx.ids.push(...made.map((s) => s.id));
+    assert.is((await c.compute.list({ buildId })).length, 7);
+    const pages = c.fake.log.filter((l) => `${l.method} ${l.path}`.startsWith(o.listPath) && l.status === 200).length;
+    assert.ok(pages > 1, 'several pages were read');
+    for (const s of made) await c.compute.destroy(s.id);
+    ctx.ids = ctx.ids.filter((id) => !made.some((s) => s.id === id));
+  });
+
+  test('the native firewall of a role: applied, read back, replaced, removed', async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    assert.is(await c.firewall.get(buildId, 'database'), null);
+    await c.firewall.apply(buildId, 'database', [{ protocol: 'tcp', port: 3306, sources: ['198.51.100.7/32'] }, { protocol: 'tcp', port: 22, sources: ['203.0.113.5/32'] }]);
+    const got = await c.firewall.get(buildId, 'database');
+    assert.equal(got?.map((r) => `${r.protocol}/${r.port}<-${r.sources.join(',')}`).sort(), ['tcp/22<-203.0.113.5/32', 'tcp/3306<-198.51.100.7/32']);
+    await c.firewall.apply(buildId, 'database', [{ protocol: 'tcp', port: 3306, sources: ['198.51.100.8/32'] }]);
+    assert.equal((await c.firewall.get(buildId, 'database'))?.map((r) => r.sources.join(',')), ['198.51.100.8/32']);
+    const bad = await c.firewall.apply(buildId, 'database', [{ protocol: 'tcp', port: 70000, sources: ['1.2.3.4'] }]).then(() => null, (x: { exitCode?: number }) => x);
+    assert.is(bad?.exitCode, 2);
+    assert.equal((await c.firewall.get(buildId, 'database'))?.length, 1, 'the previous rules stay');
+    await c.firewall.remove(buildId, 'database');
+    assert.is(await c.firewall.get(buildId, 'database'), null);
+    await c.firewall.remove(buildId, 'database');
+  });
+
+  test('DNS round robin: records added once, listed, removed; absent is not an error', async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    const name = `${buildId}.${c.zone}`;
+    await c.dns.ensureZone(c.zone);
+    await c.dns.ensureZone(c.zone);
+    await c.dns.addA(name, '198.51.100.10', 60);
+    await c.dns.addA(name, '198.51.100.11', 60);
+    await c.dns.addA(name, '198.51.100.10', 60);
+    assert.equal((await c.dns.listA(name)).map((r) => r.content).sort(), ['198.51.100.10', '198.51.100.11']);
+    await c.dns.removeA(name, '198.51.100.10');
+    await c.dns.removeA(name, '198.51.100.10');
+    assert.equal((await c.dns.listA(name)).map((r) => r.content), ['198.51.100.11']);
+    await c.dns.removeA(name, '198.51.100.11');
+    assert.equal(await c.dns.listA(name), []);
+    const wrong = await c.dns.addA('www.elsewhere.invalid', '198.51.100.1').then(() => null, (x: { exitCode?: number }) => x);
+    assert.is(wrong?.exitCode, 2);
+  });
+
+  test('a managed database: created with an allow-list, online, never open to the internet, destroyed', async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    for (const allow of [['0.0.0.0/0'], [], ['::/0'], ['10.0.0.0/4']]) {
+      const e = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow }).then(() => null, (x: { exitCode?: number; message: string }) => x);
+      assert.is(e?.exitCode, 2, `allow ${JSON.stringify(allow)}: ${e?.message}`);
+    }
+    assert.is((await c.databases.list({ buildId })).length, 0, 'nothing was created');
+    const db = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow: ['10.110.0.0/20'] });
+    const again = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow: ['10.110.0.0/20'] });
+    assert.is(again.id, db.id, 'a second create converges on the same database');
+    const online = await c.databases.waitUntilOnline(db.id, wait);
+    assert.is(online.state, 'online');
+    assert.ok(online.host, 'a host');
+    assert.equal(await c.databases.getAllowList(db.id), ['10.110.0.0/20']);
+    await c.databases.setAllowList(db.id, ['10.110.0.5', '10.110.0.6']);
+    assert.equal((await c.databases.getAllowList(db.id)).map((x) => x.replace(/\/32$/, '')).sort(), ['10.110.0.5', '10.110.0.6']);
+    assert.equal((await c.databases.list({ buildId })).map((d) => d.id), [db.id]);
+    await c.databases.destroy(db.id);
+    await c.databases.destroy(db.id);
+    assert.is(await c.databases.get(db.id), null);
+  });
+
+  test('destroy removes the servers; destroying an absent one is not an error', async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    for (const id of ctx.ids) await c.compute.destroy(id);
+    for (const id of ctx.ids) await c.compute.destroy(id);
+    assert.is((await c.compute.list({ buildId })).length, 0);
+    ctx.ids = [];
+  });
+
+  test.run();
+}

@@ -1,0 +1,115 @@
+/**
+ * DigitalOcean drivers against the fake API (always) and the real API when DIGITALOCEAN_TOKEN and
+ * DIGITALOCEAN_TEST_ZONE are set (it creates and destroys real, billed resources).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import digitaloceanDriver, { DigitalOceanDns } from '../../src/drivers/digitalocean.ts';
+import { digitaloceanFake, digitaloceanRateLimit } from '../../src/fakes/digitalocean.ts';
+import { cloudConformance } from './_cloud-conformance.ts';
+
+const TOKEN = 'do-test-token-7f3a9c';
+
+cloudConformance({
+  title: 'digitalocean drivers (fake API)',
+  createPath: 'POST /droplets',
+  listPath: 'GET /droplets',
+  setup: async () => {
+    const fake = digitaloceanFake({ token: TOKEN });
+    const baseUrl = await fake.listen();
+    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's-1vcpu-2gb', perPage: 2, baseDelayMs: 5, maxDelayMs: 50 });
+    const zone = 'example.com';
+    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(zone), databases: cloud.databases, zone, fake, rateLimited: digitaloceanRateLimit(0), secret: TOKEN, close: () => fake.close() };
+  },
+});
+
+const realToken = process.env.DIGITALOCEAN_TOKEN;
+const realZone = process.env.DIGITALOCEAN_TEST_ZONE;
+cloudConformance({
+  title: 'digitalocean drivers (real API)',
+  createPath: 'POST /droplets',
+  listPath: 'GET /droplets',
+  waitMs: 600_000,
+  intervalMs: 5_000,
+  skip: !realToken || !realZone ? 'set DIGITALOCEAN_TOKEN and DIGITALOCEAN_TEST_ZONE to run it against the real API (creates billed resources)' : false,
+  setup: async () => {
+    if (!realToken || !realZone) throw new Error('unreachable');
+    const cloud = digitaloceanDriver({ token: realToken, region: process.env.DIGITALOCEAN_TEST_REGION ?? 'lon1', size: 's-1vcpu-1gb' });
+    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(realZone), databases: cloud.databases, zone: realZone, secret: realToken, close: async () => {} };
+  },
+});
+
+// ---
+
+const test = suite('digitalocean specifics (fake API)');
+
+test('requests follow the documented shapes: droplet tags, firewall by tag, relative record names, trusted sources', async () => {
+  const fake = digitaloceanFake({ token: TOKEN });
+  const baseUrl = await fake.listen();
+  try {
+    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'ams3', size: 's-1vcpu-2gb', baseDelayMs: 5 });
+    await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: 'vpc-1' });
+    const post = fake.log.find((l) => l.method === 'POST' && l.path === '/droplets')!.body as Record<string, unknown>;
+    assert.equal(post.tags, ['adt', 'adt-role-webserver', 'adt-build-b7', 'adt-b7-webserver']);
+    assert.is(post.region, 'ams3');
+    assert.is(post.image, 'debian-12-x64');
+    assert.is(post.vpc_uuid, 'vpc-1');
+    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['0.0.0.0/0', '::/0'] }, { protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] }]);
+    const fw = [...fake.state.firewalls.values()][0]! as Record<string, unknown>;
+    assert.equal(fw.tags, ['adt-b7-webserver']);
+    assert.equal((fw.inbound_rules as { ports: string }[]).map((r) => r.ports), ['443', '8000-8010']);
+    const dns = new DigitalOceanDns({ token: TOKEN, baseUrl, zone: 'example.com' });
+    await dns.ensureZone('example.com');
+    await dns.addA('www.example.com', '198.51.100.4', 5);
+    assert.equal(fake.state.domains.get('example.com'), [{ id: fake.state.domains.get('example.com')![0]!.id, type: 'A', name: 'www', data: '198.51.100.4', ttl: 30 }], 'relative name, TTL raised to the minimum of 30');
+    await dns.addA('example.com', '198.51.100.5');
+    assert.is(fake.state.domains.get('example.com')![1]!.name, '@');
+  } finally {
+    await fake.close();
+  }
+});
+
+test('a rate limit is waited out for the time the reset header asks', async () => {
+  const fake = digitaloceanFake({ token: TOKEN });
+  const baseUrl = await fake.listen();
+  try {
+    const retries: number[] = [];
+    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's', baseDelayMs: 5, maxDelayMs: 5_000, onRetry: (i) => retries.push(i.delayMs) });
+    fake.fail({ match: 'GET /droplets', ...digitaloceanRateLimit(1) });
+    assert.equal(await cloud.list(), []);
+    assert.is(retries.length, 1);
+    assert.ok(retries[0]! >= 0 && retries[0]! <= 2_000, `waited ${retries[0]} ms, as the reset header asked`);
+  } finally {
+    await fake.close();
+  }
+});
+
+test('a snapshot is taken and its id returned when the action completes', async () => {
+  const fake = digitaloceanFake({ token: TOKEN });
+  const baseUrl = await fake.listen();
+  try {
+    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's', baseDelayMs: 5 });
+    const s = await cloud.create({ name: 'ws-b8-abcd', role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n' });
+    const id = await cloud.snapshot(s.id, 'adt-b8-webserver');
+    assert.match(id, /^\d+$/);
+  } finally {
+    await fake.close();
+  }
+});
+
+test('a wrong token is refused with the provider\'s message, never retried, never echoed', async () => {
+  const fake = digitaloceanFake({ token: TOKEN });
+  const baseUrl = await fake.listen();
+  try {
+    const cloud = digitaloceanDriver({ token: 'wrong-token-xyz', baseUrl, region: 'lon1', size: 's', baseDelayMs: 5 });
+    const e = await cloud.list().then(() => null, (x: Error & { code?: string }) => x);
+    assert.is(e?.code, 'UNAUTHORIZED');
+    assert.match(e!.message, /HTTP 401: Unable to authenticate you/);
+    assert.not.ok(e!.message.includes('wrong-token-xyz'));
+    assert.is(fake.log.length, 1);
+  } finally {
+    await fake.close();
+  }
+});
+
+test.run();
