@@ -13,24 +13,16 @@
  *   create before trying again (`recover`).
  * - Other 4xx are never retried; the error names the call and quotes the provider's message.
  *
- * Dry run: with `recorder` set, no request leaves this process. Every call is recorded (method,
- * URL, body; never headers) and answered by `recorder.answer`, so a driver runs its normal code and
- * the caller can print the exact calls it would make.
+ * Dry run: give the driver a recording `fetch` (see `FakeApi.dryRunFetch`): the driver runs its
+ * normal code and the caller prints the exact calls it would make (`formatCalls`).
  */
-import { errorFactory, sleep, backoffDelay } from '@adt/core';
+import { AdtError, sleep, backoffDelay } from '@adt/core';
 
 /** One API call as a person reads it: no credentials. */
 export interface ApiCall {
   method: string;
   url: string;
   body?: unknown;
-}
-
-/** Records the calls of a dry run and answers them. */
-export interface ApiRecorder {
-  calls: ApiCall[];
-  /** The response body to pretend the provider gave (status 200). */
-  answer(call: ApiCall): unknown;
 }
 
 export interface ApiClientOptions {
@@ -50,7 +42,6 @@ export interface ApiClientOptions {
   /** Timeout of one attempt (default 30 s). */
   timeoutMs?: number;
   fetch?: typeof fetch;
-  recorder?: ApiRecorder;
   /** Told about each retry (for progress lines); gets no credentials. */
   onRetry?: (info: { call: ApiCall; status: number | null; attempt: number; delayMs: number; reason: string }) => void;
 }
@@ -72,21 +63,19 @@ export interface ApiResponse<T> {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
-export class ApiError extends Error {
+/** An API call that failed: an AdtError (stable `code`, exit code) with the HTTP status and the provider's message. */
+export class ApiError extends AdtError {
   readonly status: number | null;
   readonly providerMessage: string | undefined;
-  readonly code: string;
-  constructor(code: string, message: string, status: number | null, providerMessage?: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
+  constructor(provider: string, code: string, message: string, o: { status: number | null; providerMessage?: string; cause?: unknown; exitCode?: 1 | 2 }) {
+    super(code, message, { pkg: 'providers', driver: provider, cause: o.cause, exitCode: o.exitCode });
     this.name = 'ApiError';
-    this.code = code;
-    this.status = status;
-    this.providerMessage = providerMessage;
+    this.status = o.status;
+    this.providerMessage = o.providerMessage;
   }
 }
 
 export function createApiClient(o: ApiClientOptions) {
-  const fail = errorFactory('providers', o.provider);
   const doFetch = o.fetch ?? fetch;
   const attempts = Math.max(1, o.attempts ?? 5);
   const baseMs = o.baseDelayMs ?? 500;
@@ -102,10 +91,6 @@ export function createApiClient(o: ApiClientOptions) {
   async function request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
     const url = urlOf(path, options.query);
     const call: ApiCall = { method, url, ...(options.body === undefined ? {} : { body: options.body }) };
-    if (o.recorder) {
-      o.recorder.calls.push(call);
-      return { status: 200, body: o.recorder.answer(call) as T, headers: new Headers() };
-    }
     const idempotent = options.idempotent ?? IDEMPOTENT.has(method);
     const text = options.body === undefined ? undefined : JSON.stringify(options.body);
     for (let attempt = 1; ; attempt++) {
@@ -117,7 +102,7 @@ export function createApiClient(o: ApiClientOptions) {
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         if (!idempotent || attempt >= attempts) {
-          throw new ApiError('API_UNREACHABLE', fail('API_UNREACHABLE', `${method} ${redactUrl(url)}: ${reason}${idempotent ? ` (after ${attempt} attempts)` : ' (not retried: the request may or may not have been carried out)'}`).message, null, undefined, error);
+          throw new ApiError(o.provider, 'API_UNREACHABLE', `${method} ${redactUrl(url)}: ${reason}${idempotent ? ` (after ${attempt} attempts)` : ' (not retried: the request may or may not have been carried out)'}`, { status: null, cause: error });
         }
         const delayMs = backoffDelay(attempt, baseMs, maxMs);
         o.onRetry?.({ call: redactCall(call), status: null, attempt, delayMs, reason });
@@ -139,8 +124,7 @@ export function createApiClient(o: ApiClientOptions) {
       if (!retryable || attempt >= attempts) {
         const code = res.status === 429 ? 'RATE_LIMITED' : res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : res.status === 404 ? 'NOT_FOUND' : res.status >= 500 ? 'API_UNAVAILABLE' : 'API_ERROR';
         const hint = res.status === 401 || res.status === 403 ? ' (check the API token and its permissions)' : res.status >= 500 && !idempotent ? ' (not retried: the request may or may not have been carried out)' : attempt > 1 ? ` (after ${attempt} attempts)` : '';
-        const message = fail(code, `${method} ${redactUrl(url)}: HTTP ${res.status}${providerMessage ? `: ${providerMessage}` : ''}${hint}`, { exitCode: res.status === 400 || res.status === 422 ? 2 : 1 }).message;
-        throw new ApiError(code, message, res.status, providerMessage);
+        throw new ApiError(o.provider, code, `${method} ${redactUrl(url)}: HTTP ${res.status}${providerMessage ? `: ${providerMessage}` : ''}${hint}`, { status: res.status, providerMessage, exitCode: res.status === 400 || res.status === 422 ? 2 : 1 });
       }
       const asked = res.status === 429 ? retryAfterMs(res.headers) : null;
       const delayMs = Math.min(maxMs, asked ?? backoffDelay(attempt, baseMs, maxMs));
@@ -210,7 +194,7 @@ export function redactBody(body: unknown): unknown {
   if (typeof body !== 'object' || body === null) return body;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) {
-    if (/^(user_data|userData|metadata\.user_data|root_pass|password|secret|token)$/i.test(k) && typeof v === 'string') out[k] = `<${v.length} bytes, not shown>`;
+    if (/^(user_data|userData|user-data|root_pass|password|secret|token)$/i.test(k) && typeof v === 'string') out[k] = /^<\d+ bytes, not shown>$/.test(v) ? v : `<${v.length} bytes, not shown>`;
     else out[k] = redactBody(v);
   }
   return out;

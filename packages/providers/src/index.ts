@@ -12,5 +12,5 @@ export type { PowerDnsOptions, PowerDnsServer } from './pdns-server.ts';
 export { serveLocalApi } from './local-api.ts';
 export type { LocalApi, LocalApiOptions } from './local-api.ts';
 export { createApiClient, retryAfterMs, formatCalls, redactBody, redactUrl, ApiError } from './http.ts';
-export type { ApiCall, ApiRecorder, ApiClient, ApiClientOptions } from './http.ts';
+export type { ApiCall, ApiClient, ApiClientOptions } from './http.ts';
 export { validateAllowList } from './rules.ts';

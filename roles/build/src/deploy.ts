@@ -44,7 +44,7 @@ const HELP = `usage: npx zx roles/build/deploy.mjs [--config FILE] [--dry-run] [
 
 Every variable of the file may also be given as ADT_<NAME> in the environment.`;
 
-const DB_PORT = 3306;
+export const DB_PORT = 3306;
 
 const fail = (code: string, message: string, exitCode: 1 | 2 = 1) => new AdtError(code, message, { pkg: 'build', driver: 'deploy', exitCode });
 
@@ -390,6 +390,24 @@ async function main(args: string[]): Promise<number> {
   const d = readDeployment(values.config, process.env);
   const json = Boolean(values.json);
   const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
+  if (d.provider !== 'local') {
+    if (!values['dry-run']) {
+      throw fail('CLOUD_DEPLOY', `PROVIDER=${d.provider}: this version deploys on the local provider only (servers on a real cloud need the role code delivered as an artifact, which is not built yet); --dry-run prints every API call a deploy on ${d.provider} would make`, 2);
+    }
+    const { cloudDryRun, formatDryRun } = await import('./cloud-plan.ts');
+    const r = await cloudDryRun(d);
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ dryRun: true, ...r }, null, 2)}\n`);
+      return 0;
+    }
+    say(`Plan (dry run, nothing sent) for ${d.siteUrl}, build ${d.buildId}, ${d.mode} mode, on ${d.provider} (region ${r.region}, size ${r.size}), DNS ${d.dnsProvider}, web firewall ${d.webMode}${d.databaseService === 'managed' ? ', managed database' : ''}:`);
+    for (const s of r.servers) say(`  server ${s.name} (${s.role})`);
+    say(`API calls, in order, as a fresh account would answer them (user-data and passwords shown by size only):`);
+    for (const line of formatDryRun(r)) say(line);
+    say('Then the certificate by ACME:');
+    for (const line of r.acme) say(`  ${line}`);
+    return 0;
+  }
   const p = plan(d);
   if (values['dry-run']) {
     if (json) process.stdout.write(`${JSON.stringify({ dryRun: true, plan: p }, null, 2)}\n`);

@@ -4,6 +4,7 @@
  * problem at once, each naming the variable, the value and what is allowed (exit 2).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { parse as parseEnv } from 'dotenv';
 import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId, type ScalingSettings } from '@adt/configstore';
 import { usage } from '@adt/role-common';
@@ -12,7 +13,7 @@ import { parseScalingSchedule } from '@adt/role-autoscaler/schedule';
 export interface Deployment {
   /** The file it came from, for messages (or "defaults"). */
   source: string;
-  provider: 'local';
+  provider: Provider;
   /** https://<host>/ */
   siteUrl: string;
   host: string;
@@ -21,7 +22,13 @@ export interface Deployment {
   webserver: 'nginx' | 'apache';
   database: 'mariadb';
   application: 'wordpress';
-  dnsProvider: 'powerdns';
+  dnsProvider: 'powerdns' | 'cloudflare' | CloudProvider;
+  /** DATABASE_SERVICE: a database server of ours, or the cloud's managed database (the server still runs, for backups). */
+  databaseService: 'server' | 'managed';
+  /** Real clouds: the build machine's public IPv4 (SSH and health checks are allowed from it). */
+  buildMachineIp: string | null;
+  /** TLS: certificates from the local CA, or by ACME (DNS-01 with lego). */
+  tls: { mode: 'local-ca' | 'acme'; acmeServer: string | null; acmeEmail: string | null; renewDays: number };
   webMode: 'open' | 'cloudflare' | 'auth';
   /** WEB_FIREWALL=auth: the authentication server. */
   auth: { allow: string[]; admins: string[]; grantMinutes: number; linkMinutes: number; host: string; smtp: { host: string; port: number } | null; from: string } | null;
@@ -54,6 +61,31 @@ export interface Deployment {
   };
 }
 
+export const CLOUD_PROVIDERS = ['digitalocean', 'linode', 'vultr', 'exoscale'] as const;
+export type CloudProvider = (typeof CLOUD_PROVIDERS)[number];
+export type Provider = 'local' | CloudProvider;
+
+/**
+ * Region and size when REGION / SERVER_SIZE are left empty: small, cheap defaults per provider
+ * (Exoscale sizes are instance-type names resolved by its driver).
+ */
+export const PROVIDER_DEFAULTS: Record<Provider, { region: string; size: string; dbSize: string }> = {
+  local: { region: 'local', size: 'small', dbSize: 'small' },
+  digitalocean: { region: 'lon1', size: 's-1vcpu-2gb', dbSize: 'db-s-1vcpu-1gb' },
+  linode: { region: 'eu-west', size: 'g6-standard-1', dbSize: 'g6-nanode-1' },
+  vultr: { region: 'lhr', size: 'vc2-1c-2gb', dbSize: 'vultr-dbaas-hobbyist-cc-1-25-1' },
+  exoscale: { region: 'ch-gva-2', size: 'standard.small', dbSize: 'hobbyist-2' },
+};
+
+/** The environment variables holding each provider's API credentials (never in the deployment file). */
+export const CREDENTIAL_VARIABLES: Record<CloudProvider | 'cloudflare', string[]> = {
+  digitalocean: ['DIGITALOCEAN_TOKEN'],
+  linode: ['LINODE_TOKEN'],
+  vultr: ['VULTR_API_KEY'],
+  exoscale: ['EXOSCALE_API_KEY', 'EXOSCALE_API_SECRET'],
+  cloudflare: ['CLOUDFLARE_API_TOKEN'],
+};
+
 /** Variables, their defaults, and what is allowed (also the source of the example file's help). */
 export const VARIABLES = {
   PROVIDER: 'local',
@@ -63,10 +95,16 @@ export const VARIABLES = {
   WEBSERVER: 'nginx',
   DATABASE: 'mariadb',
   APPLICATION: 'wordpress',
-  DNS_PROVIDER: 'powerdns',
+  DNS_PROVIDER: '',
   WEB_FIREWALL: 'open',
-  REGION: 'local',
-  SERVER_SIZE: 'small',
+  REGION: '',
+  SERVER_SIZE: '',
+  DATABASE_SERVICE: 'server',
+  BUILD_MACHINE_IP: '',
+  TLS: 'local-ca',
+  ACME_SERVER: '',
+  ACME_EMAIL: '',
+  TLS_RENEW_DAYS: '30',
   STATE_DIR: '/var/lib/adt-local',
   S3_PORT: '9700',
   LOCAL_CLOUD_ID: 'adt',
@@ -123,7 +161,8 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     problems.push(`${name}="${v}": ${later[v] ?? `one of ${allowed.map((a) => `"${a}"`).join(', ')}`}`);
     return allowed[0];
   };
-  const provider = oneOf('PROVIDER', ['local'], Object.fromEntries(['digitalocean', 'linode', 'vultr', 'exoscale'].map((p) => [p, '"local" only in this version (the cloud drivers are not built yet)'])));
+  const provider = oneOf('PROVIDER', ['local', ...CLOUD_PROVIDERS]) as Provider;
+  const cloud = provider !== 'local';
   let host = '';
   try {
     host = siteHost(get('SITE_URL'));
@@ -141,11 +180,30 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   const webserver = oneOf('WEBSERVER', ['nginx', 'apache']);
   oneOf('DATABASE', ['mariadb'], { postgres: '"mariadb" only in this version (Postgres is not built yet)' });
   oneOf('APPLICATION', ['wordpress'], { baseline: '"wordpress" (a virgin install) only in this version', backup: '"wordpress" (a virgin install) only in this version' });
-  oneOf('DNS_PROVIDER', ['powerdns'], { cloudflare: '"powerdns" (the local DNS) only in this version' });
+  if (!get('DNS_PROVIDER')) vars.DNS_PROVIDER = cloud ? provider : 'powerdns';
+  const dnsProvider = cloud
+    ? oneOf('DNS_PROVIDER', [provider, 'cloudflare'], { powerdns: `"${provider}" (the cloud's DNS) or "cloudflare" (the local PowerDNS serves the local provider only)` })
+    : oneOf('DNS_PROVIDER', ['powerdns'], Object.fromEntries([...CLOUD_PROVIDERS, 'cloudflare'].map((p) => [p, '"powerdns" with PROVIDER=local (the local cloud\'s own DNS; the others need the internet)'])));
   const webMode = oneOf('WEB_FIREWALL', ['open', 'cloudflare', 'auth']);
-  for (const name of ['REGION', 'SERVER_SIZE'] as const) {
-    if (!/^[a-z0-9][a-z0-9-]{0,39}$/.test(get(name))) problems.push(`${name}="${get(name)}": 1-40 lowercase letters, digits and hyphens`);
+  const region = get('REGION') || PROVIDER_DEFAULTS[provider].region;
+  const serverSize = get('SERVER_SIZE') || PROVIDER_DEFAULTS[provider].size;
+  for (const [name, v] of [['REGION', region], ['SERVER_SIZE', serverSize]] as const) {
+    if (!/^[a-z0-9][a-z0-9.-]{0,39}$/.test(v)) problems.push(`${name}="${v}": 1-40 lowercase letters, digits, dots and hyphens (empty: ${PROVIDER_DEFAULTS[provider][name === 'REGION' ? 'region' : 'size']} for ${provider})`);
   }
+  if (cloud && region === 'local') problems.push(`REGION="local": a ${provider} region, such as ${PROVIDER_DEFAULTS[provider].region} (empty: that one)`);
+  const databaseService = oneOf('DATABASE_SERVICE', ['server', 'managed']) as Deployment['databaseService'];
+  if (databaseService === 'managed' && !cloud) problems.push('DATABASE_SERVICE="managed": a managed database needs a cloud PROVIDER (digitalocean, linode, vultr, exoscale); the local provider runs a database server');
+  const buildMachineIp = get('BUILD_MACHINE_IP') || null;
+  if (cloud && !buildMachineIp) problems.push(`BUILD_MACHINE_IP="": with PROVIDER=${provider}, this machine's public IPv4 address (the servers allow SSH and health checks from it)`);
+  else if (buildMachineIp && (!isIPv4(buildMachineIp) || !cloud)) problems.push(`BUILD_MACHINE_IP="${buildMachineIp}": ${cloud ? 'an IPv4 address such as 203.0.113.10' : 'only for a cloud PROVIDER (the local cloud knows its build machine)'}`);
+  const tlsMode = oneOf('TLS', ['local-ca', 'acme']) as Deployment['tls']['mode'];
+  if (cloud && tlsMode === 'local-ca') problems.push(`TLS="local-ca": with PROVIDER=${provider} visitors need a certificate they trust: TLS=acme`);
+  let acmeServer = get('ACME_SERVER') || null;
+  if (acmeServer && !/^https:\/\/[^\s/]+(\/\S*)?$/.test(acmeServer)) problems.push(`ACME_SERVER="${acmeServer}": the https:// URL of an ACME directory (empty: ${cloud ? "Let's Encrypt" : 'a local pebble test server'})`);
+  if (!acmeServer && tlsMode === 'acme' && cloud) acmeServer = 'https://acme-v02.api.letsencrypt.org/directory';
+  const acmeEmail = get('ACME_EMAIL').toLowerCase() || null;
+  if (acmeEmail && !EMAIL.test(acmeEmail)) problems.push(`ACME_EMAIL="${acmeEmail}": an email address (the ACME account's contact)`);
+  if (tlsMode === 'acme' && cloud && !acmeEmail) problems.push(`ACME_EMAIL="": with TLS=acme on ${provider}, the contact address of the ACME account (expiry warnings go there)`);
   const stateDir = get('STATE_DIR');
   if (!/^\/(var|srv|opt|tmp|root|home)\/[A-Za-z0-9._/-]+$/.test(stateDir) || stateDir.includes('..')) {
     problems.push(`STATE_DIR="${stateDir}": an absolute path under /var, /srv, /opt, /root, /home or /tmp (hidden from the servers)`);
@@ -202,6 +260,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     }
     return Number(v);
   };
+  const renewDays = int('TLS_RENEW_DAYS', 1, 60, 'days before expiry a certificate is renewed');
   const maxWebservers = int('MAX_WEBSERVERS', 1, 200, 'the most webservers the fleet may have');
   const scaling = {
     autoscalers: int('AUTOSCALERS', 1, 9, 'autoscalers'),
@@ -251,7 +310,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   if (problems.length) throw usage(`${file ?? 'deployment settings'}: ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
   return {
     source: file ?? 'defaults',
-    provider: provider as 'local',
+    provider,
     siteUrl: `https://${host}/`,
     host,
     buildId,
@@ -259,10 +318,13 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     webserver: webserver as Deployment['webserver'],
     database: 'mariadb',
     application: 'wordpress',
-    dnsProvider: 'powerdns',
+    dnsProvider: dnsProvider as Deployment['dnsProvider'],
+    databaseService,
+    buildMachineIp,
+    tls: { mode: tlsMode, acmeServer, acmeEmail, renewDays },
     webMode: webMode as Deployment['webMode'],
-    region: get('REGION'),
-    serverSize: get('SERVER_SIZE'),
+    region,
+    serverSize,
     stateDir,
     s3Port,
     cloudId,

@@ -15,7 +15,7 @@ test('the example file says exactly the defaults', () => {
   const d = readDeployment(undefined, {});
   assert.is(d.siteUrl, 'https://www.adt.test/');
   assert.is(d.configBucket, 'www-adt-test-config-dev1');
-  assert.is(Object.keys(VARIABLES).length, 40);
+  assert.is(Object.keys(VARIABLES).length, 46);
   const text = readFileSync(example, 'utf8');
   for (const name of Object.keys(VARIABLES)) assert.match(text, new RegExp(`^${name}=`, 'm'), `${name} documented in the example file`);
 });
@@ -29,13 +29,37 @@ test('the environment sets variables (ADT_<NAME>); a file wins over it', () => {
 
 test('not-yet-built choices are refused with what is possible', () => {
   try {
-    readDeployment(undefined, { ADT_MODE: 'staging', ADT_WEBSERVER: 'lighttpd', ADT_PROVIDER: 'linode', ADT_READY_TIMEOUT: '5', ADT_LOCAL_PRIVATE_CIDR: '198.18.0.0/24' });
+    readDeployment(undefined, { ADT_MODE: 'staging', ADT_WEBSERVER: 'lighttpd', ADT_PROVIDER: 'hetzner', ADT_READY_TIMEOUT: '5', ADT_LOCAL_PRIVATE_CIDR: '198.18.0.0/24' });
     assert.unreachable();
   } catch (e) {
     assert.ok(isAdtError(e));
     assert.is((e as { exitCode: number }).exitCode, 2);
     const m = (e as Error).message;
-    for (const s of ['MODE="staging": one of "development", "production"', 'WEBSERVER="lighttpd": one of "nginx", "apache"', 'PROVIDER="linode"', 'READY_TIMEOUT="5"', 'LOCAL_PRIVATE_CIDR="198.18.0.0/24": must differ']) assert.ok(m.includes(s), `${s} in ${m}`);
+    for (const s of ['MODE="staging": one of "development", "production"', 'WEBSERVER="lighttpd": one of "nginx", "apache"', 'PROVIDER="hetzner": one of "local", "digitalocean", "linode", "vultr", "exoscale"', 'READY_TIMEOUT="5"', 'LOCAL_PRIVATE_CIDR="198.18.0.0/24": must differ']) assert.ok(m.includes(s), `${s} in ${m}`);
+  }
+});
+
+test('a real cloud: its defaults, and what it requires (build machine address, ACME with a contact)', () => {
+  const d = readDeployment(undefined, { ADT_PROVIDER: 'linode', ADT_BUILD_MACHINE_IP: '203.0.113.10', ADT_TLS: 'acme', ADT_ACME_EMAIL: 'Ops@Example.com', ADT_DATABASE_SERVICE: 'managed' });
+  assert.equal([d.provider, d.region, d.serverSize, d.dnsProvider, d.databaseService, d.buildMachineIp], ['linode', 'eu-west', 'g6-standard-1', 'linode', 'managed', '203.0.113.10']);
+  assert.equal(d.tls, { mode: 'acme', acmeServer: 'https://acme-v02.api.letsencrypt.org/directory', acmeEmail: 'ops@example.com', renewDays: 30 });
+  assert.is(readDeployment(undefined, { ADT_PROVIDER: 'vultr', ADT_BUILD_MACHINE_IP: '203.0.113.10', ADT_TLS: 'acme', ADT_ACME_EMAIL: 'a@b.org', ADT_DNS_PROVIDER: 'cloudflare' }).dnsProvider, 'cloudflare');
+  const local = readDeployment(undefined, {});
+  assert.equal([local.region, local.serverSize, local.dnsProvider, local.tls.mode], ['local', 'small', 'powerdns', 'local-ca']);
+  try {
+    readDeployment(undefined, { ADT_PROVIDER: 'digitalocean', ADT_DNS_PROVIDER: 'powerdns', ADT_REGION: 'local', ADT_TLS_RENEW_DAYS: '90', ADT_ACME_SERVER: 'http://insecure/dir' });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as { exitCode: number }).exitCode, 2);
+    const m = (e as Error).message;
+    for (const s of ['DNS_PROVIDER="powerdns": "digitalocean" (the cloud\'s DNS) or "cloudflare"', 'REGION="local": a digitalocean region, such as lon1', 'BUILD_MACHINE_IP="": with PROVIDER=digitalocean', 'TLS="local-ca": with PROVIDER=digitalocean', 'ACME_SERVER="http://insecure/dir"', 'TLS_RENEW_DAYS="90"']) assert.ok(m.includes(s), `${s} in ${m}`);
+  }
+  try {
+    readDeployment(undefined, { ADT_DATABASE_SERVICE: 'managed', ADT_BUILD_MACHINE_IP: '203.0.113.10', ADT_DNS_PROVIDER: 'cloudflare' });
+    assert.unreachable();
+  } catch (e) {
+    const m = (e as Error).message;
+    for (const s of ['DATABASE_SERVICE="managed": a managed database needs a cloud PROVIDER', 'BUILD_MACHINE_IP="203.0.113.10": only for a cloud PROVIDER', 'DNS_PROVIDER="cloudflare": "powerdns" with PROVIDER=local']) assert.ok(m.includes(s), `${s} in ${m}`);
   }
 });
 

@@ -79,7 +79,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       d.status = 'active';
       d.networks.v4 = [
         { ip_address: `198.51.100.${n}`, netmask: '255.255.255.0', gateway: '198.51.100.254', type: 'public' },
-        { ip_address: `10.110.0.${n + 1}`, netmask: '255.255.240.0', gateway: '10.110.0.1', type: 'private' },
+        { ip_address: `198.18.128.${n + 1}`, netmask: '255.255.240.0', gateway: '198.18.128.1', type: 'private' },
       ];
     }
     return { status: 200, body: { droplet: dropletView(d) } };

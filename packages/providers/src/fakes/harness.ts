@@ -5,7 +5,7 @@
  * what every test needs: a log of the requests, injected failures (a 429 with its rate-limit
  * headers, a 500) and a check of the credentials.
  *
- * The same handler answers dry runs in-process (`answer`), so `deploy --dry-run` shows what a
+ * The same handler answers dry runs in-process (`dryRunFetch`), so `deploy --dry-run` shows what a
  * fresh account would be asked, without sending anything.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
@@ -98,8 +98,8 @@ export class FakeApi {
     return res;
   }
 
-  async #dispatch(req: FakeRequest, rawBody: string): Promise<FakeResponse> {
-    const denied = this.options.authorize?.(req, rawBody);
+  async #dispatch(req: FakeRequest, rawBody: string, checkAuth = true): Promise<FakeResponse> {
+    const denied = checkAuth ? this.options.authorize?.(req, rawBody) : null;
     if (denied) return denied;
     const failure = this.#failures.find((f) => f.left > 0 && (!f.match || `${req.method} ${req.path}`.startsWith(f.match)));
     if (failure) {
@@ -116,12 +116,23 @@ export class FakeApi {
     return this.error(404, `The resource you were accessing could not be found (${req.method} ${req.path})`);
   }
 
-  /** Answers a call in-process (dry runs): credentials are not checked. */
-  async answer(method: string, url: string, body: unknown): Promise<unknown> {
-    const u = new URL(url);
-    const path = u.pathname.startsWith(this.options.prefix) ? u.pathname.slice(this.options.prefix.length) : u.pathname;
-    const res = await this.#dispatch({ method, path, query: u.searchParams, body, headers: {} }, '');
-    return res.body ?? null;
+  /**
+   * A `fetch` for dry runs: nothing leaves the process. Each request is recorded in `calls` (method,
+   * URL, body; never headers) and answered in-process by this fake, credentials unchecked, as a
+   * fresh account would answer. Give it to a driver (or the Cloudflare package) as its `fetch`.
+   */
+  dryRunFetch(calls: { method: string; url: string; body?: unknown }[]): typeof fetch {
+    return (async (input: string | URL | Request, init?: RequestInit) => {
+      const url = new URL(typeof input === 'string' || input instanceof URL ? input.toString() : input.url);
+      const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
+      const raw = typeof init?.body === 'string' ? init.body : '';
+      const body = raw ? JSON.parse(raw) as unknown : undefined;
+      calls.push({ method, url: url.toString(), ...(body === undefined ? {} : { body }) });
+      const path = url.pathname.startsWith(this.options.prefix) ? url.pathname.slice(this.options.prefix.length) || '/' : url.pathname;
+      const res = await this.#dispatch({ method, path, query: url.searchParams, body, headers: {} }, raw, false);
+      const text = res.body === undefined ? null : JSON.stringify(res.body);
+      return new Response(res.status === 204 ? null : text, { status: res.status, headers: { ...(text ? { 'content-type': 'application/json' } : {}), ...res.headers } });
+    }) as typeof fetch;
   }
 
   /** Listens on 127.0.0.1 (an ephemeral port); returns the API's base URL. */

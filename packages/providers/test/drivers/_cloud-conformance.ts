@@ -178,20 +178,20 @@ export function cloudConformance(o: ConformanceOptions): void {
   test('a managed database: created with an allow-list, online, never open to the internet, destroyed', async (ctx) => {
     const c = ctx.c;
     if (!c) return;
-    for (const allow of [['0.0.0.0/0'], [], ['::/0'], ['10.0.0.0/4']]) {
+    for (const allow of [['0.0.0.0/0'], [], ['::/0'], ['198.0.0.0/4']]) {
       const e = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow }).then(() => null, (x: { exitCode?: number; message: string }) => x);
       assert.is(e?.exitCode, 2, `allow ${JSON.stringify(allow)}: ${e?.message}`);
     }
     assert.is((await c.databases.list({ buildId })).length, 0, 'nothing was created');
-    const db = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow: ['10.110.0.0/20'] });
-    const again = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow: ['10.110.0.0/20'] });
+    const db = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow: ['198.18.128.0/20'] });
+    const again = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow: ['198.18.128.0/20'] });
     assert.is(again.id, db.id, 'a second create converges on the same database');
     const online = await c.databases.waitUntilOnline(db.id, wait);
     assert.is(online.state, 'online');
     assert.ok(online.host, 'a host');
-    assert.equal(await c.databases.getAllowList(db.id), ['10.110.0.0/20']);
-    await c.databases.setAllowList(db.id, ['10.110.0.5', '10.110.0.6']);
-    assert.equal((await c.databases.getAllowList(db.id)).map((x) => x.replace(/\/32$/, '')).sort(), ['10.110.0.5', '10.110.0.6']);
+    assert.equal(await c.databases.getAllowList(db.id), ['198.18.128.0/20']);
+    await c.databases.setAllowList(db.id, ['198.18.128.5', '198.18.128.6']);
+    assert.equal((await c.databases.getAllowList(db.id)).map((x) => x.replace(/\/32$/, '')).sort(), ['198.18.128.5', '198.18.128.6']);
     assert.equal((await c.databases.list({ buildId })).map((d) => d.id), [db.id]);
     await c.databases.destroy(db.id);
     await c.databases.destroy(db.id);

@@ -1,0 +1,75 @@
+/**
+ * `deploy --dry-run` on a real cloud: the exact API calls, in the deploy's order, answered by the
+ * provider's fake (nothing sent); credentials and user-data never shown; a real deploy refused.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+
+const root = join(import.meta.dirname, '../../..');
+const SECRET = 'tok-3b9f1c7e5a';
+
+async function dryRun(vars: Record<string, string>, extra: string[] = [], env: Record<string, string> = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'adt-dry-'));
+  try {
+    const file = join(dir, 'cloud.env');
+    await writeFile(file, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n'));
+    return await execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build/deploy.mjs'), '--config', file, ...extra], { cwd: root, reject: false, timeout: 120_000, env });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const BASE = { SITE_URL: 'www.example.com', BUILD_ID: 'prod1', BUILD_MACHINE_IP: '203.0.113.10', TLS: 'acme', ACME_EMAIL: 'ops@example.com' };
+const test = suite('deploy --dry-run on a real cloud');
+
+for (const provider of ['digitalocean'] as const) {
+  test(`${provider}: every call in the deploy's order, as JSON, with no secret and no user-data`, async () => {
+    const r = await dryRun({ ...BASE, PROVIDER: provider, MODE: 'production', WEBSERVERS: '2', DATABASE_SERVICE: 'managed' }, ['--dry-run', '--json'], { DIGITALOCEAN_TOKEN: SECRET, LINODE_TOKEN: SECRET, VULTR_API_KEY: SECRET, EXOSCALE_API_SECRET: SECRET });
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.not.ok(r.stdout.includes(SECRET) || r.stderr.includes(SECRET), 'no credential in the output');
+    assert.not.match(r.stdout, /#!\/bin\/sh|ADT_S3_SECRET|datastore\.key/, 'no user-data in the output');
+    const out = JSON.parse(r.stdout) as { servers: { role: string }[]; apiCalls: { method: string; url: string; body?: Record<string, unknown> }[]; acme: string[] };
+    assert.equal(out.servers.map((s) => s.role), ['database', 'webserver', 'webserver', 'autoscaler']);
+    const writes = out.apiCalls.filter((c) => c.method !== 'GET');
+    const kinds = writes.map((c) => `${c.method} ${new URL(c.url).pathname.replace(/^\/v2/, '').replace(/\/[^/]*\d[^/]*/g, '/ID')}`);
+    // Zone, firewalls, servers, firewalls again with addresses, the database and its allow-list, the records.
+    const first = (prefix: string) => kinds.findIndex((k) => k.startsWith(prefix));
+    assert.ok(first('POST /domains') < first('POST /firewalls'), kinds.join('\n'));
+    assert.ok(first('POST /firewalls') < first('POST /droplets'), kinds.join('\n'));
+    assert.ok(first('POST /droplets') < first('PUT /firewalls'), kinds.join('\n'));
+    assert.ok(first('POST /databases') < first('POST /domains/example.com/records'), kinds.join('\n'));
+    assert.is(kinds.filter((k) => k === 'POST /droplets').length, 4);
+    assert.is(kinds.filter((k) => k === 'POST /domains/example.com/records').length, 2);
+    for (const c of writes.filter((x) => x.url.endsWith('/droplets'))) assert.match(String(c.body?.user_data), /^<\d+ bytes, not shown>$/);
+    const allow = writes.find((c) => c.url.endsWith('/firewall'))!.body!.rules as { value: string }[];
+    assert.ok(allow.length === 4 && allow.every((x) => !x.value.includes('/0')), JSON.stringify(allow));
+    assert.match(out.acme[0]!, /lego --server https:\/\/acme-v02\.api\.letsencrypt\.org\/directory --email ops@example\.com --accept-tos --dns digitalocean --domains www\.example\.com run/);
+  });
+}
+
+test('a readable list: numbered, polling collapsed, Cloudflare as the DNS', async () => {
+  const r = await dryRun({ ...BASE, PROVIDER: 'digitalocean', DNS_PROVIDER: 'cloudflare', WEB_FIREWALL: 'cloudflare' }, ['--dry-run'], { CLOUDFLARE_API_TOKEN: SECRET });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(r.stdout, /Plan \(dry run, nothing sent\) for https:\/\/www\.example\.com\/, build prod1, development mode, on digitalocean \(region lon1, size s-1vcpu-2gb\), DNS cloudflare, web firewall cloudflare/);
+  assert.match(r.stdout, /^ +1\. GET https:\/\/api\.cloudflare\.com\/client\/v4\/zones\?name=example\.com/m);
+  assert.match(r.stdout, /POST https:\/\/api\.cloudflare\.com\/client\/v4\/zones\/\w+\/dns_records \{"type":"A","name":"www\.example\.com","content":"[\d.]+","proxied":true,"ttl":1,/);
+  assert.match(r.stdout, /\(x\d+, polling\)/);
+  assert.match(r.stdout, /"ports":"443","sources":\{"addresses":\["103\.21\.244\.0\/22"/, 'HTTPS only from Cloudflare\'s ranges');
+  assert.not.ok(r.stdout.includes(SECRET));
+});
+
+test('without --dry-run a real cloud is refused clearly (exit 2), and bad settings name their variable', async () => {
+  const r = await dryRun({ ...BASE, PROVIDER: 'digitalocean' }, []);
+  assert.is(r.exitCode, 2);
+  assert.match(r.stderr, /PROVIDER=digitalocean: this version deploys on the local provider only .* --dry-run prints every API call/);
+  const bad = await dryRun({ ...BASE, PROVIDER: 'digitalocean', BUILD_MACHINE_IP: '10.0.0.300', ACME_EMAIL: '' }, ['--dry-run']);
+  assert.is(bad.exitCode, 2);
+  assert.match(bad.stderr, /BUILD_MACHINE_IP="10\.0\.0\.300": an IPv4 address/);
+  assert.match(bad.stderr, /ACME_EMAIL="": with TLS=acme on digitalocean/);
+});
+
+test.run();
