@@ -13,7 +13,7 @@
  * - Rate limits: 429 with `ratelimit-reset` (epoch seconds) is waited out (see `http.ts`).
  */
 import { errorFactory } from '@adt/core';
-import { createApiClient, type ApiClient, type ApiRecorder } from '../http.ts';
+import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
 import { adtTags, checkCreate, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
@@ -40,7 +40,6 @@ export interface DigitalOceanOptions {
   /** Page size for lists (default 200, the API's maximum). */
   perPage?: number;
   fetch?: typeof fetch;
-  recorder?: ApiRecorder;
   /** Backoff of retries (tests make it short). */
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -76,14 +75,14 @@ interface Database {
 }
 
 export function digitaloceanClient(o: DigitalOceanOptions): ApiClient {
-  if (!o.token && !o.recorder) throw fail('NO_TOKEN', 'DIGITALOCEAN_TOKEN: a personal access token is required', { exitCode: 2 });
+  if (!o.token) throw fail('NO_TOKEN', 'DIGITALOCEAN_TOKEN: a personal access token is required', { exitCode: 2 });
   return createApiClient({
     provider: DRIVER_NAME,
     baseUrl: o.baseUrl ?? 'https://api.digitalocean.com/v2',
     auth: () => ({ Authorization: `Bearer ${o.token}` }),
     // Error bodies: {"id": "not_found", "message": "The resource you were accessing could not be found."}
     errorMessage: (b) => (b as { message?: string }).message,
-    fetch: o.fetch, recorder: o.recorder, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
+    fetch: o.fetch, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
   });
 }
 
