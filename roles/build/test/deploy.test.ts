@@ -74,10 +74,10 @@ async function sampleCommandLines(p: ResultPromise, into: Set<string>): Promise<
 test('a broken deployment file: every problem at once, exit 2, nothing created', async ({ dir }) => {
   const file = join(dir, 'bad.env');
   const state = join(dir, 'bad-state');
-  await writeFile(file, `SITE_URL=not a host\nBUILD_ID=Bad_Id\nMODE=staging\nS3_PORT=80\nWEB_FIREWALL=everyone\nLOCAL_PUBLIC_CIDR=10.0.0.0/24\nPROVIDER=vultr\nCOLOUR=blue\nSTATE_DIR=${state}\n`);
+  await writeFile(file, `SITE_URL=not a host\nBUILD_ID=Bad_Id\nMODE=staging\nS3_PORT=80\nWEB_FIREWALL=everyone\nLOCAL_PUBLIC_CIDR=192.0.2.0/24\nPROVIDER=hetzner\nCOLOUR=blue\nSTATE_DIR=${state}\n`);
   const r = await run('deploy.mjs', ['--config', file]);
   assert.is(r.exitCode, 2);
-  for (const v of ['SITE_URL="not a host"', 'BUILD_ID="Bad_Id"', 'MODE="staging"', 'S3_PORT="80"', 'WEB_FIREWALL="everyone"', 'LOCAL_PUBLIC_CIDR="10.0.0.0/24"', 'PROVIDER="vultr"', 'COLOUR: unknown']) {
+  for (const v of ['SITE_URL="not a host"', 'BUILD_ID="Bad_Id"', 'MODE="staging"', 'S3_PORT="80"', 'WEB_FIREWALL="everyone"', 'LOCAL_PUBLIC_CIDR="192.0.2.0/24"', 'PROVIDER="hetzner"', 'COLOUR: unknown']) {
     assert.ok(r.stderr.includes(v), `${v} in ${r.stderr}`);
   }
   assert.match(r.stderr, /8 problem\(s\)/);

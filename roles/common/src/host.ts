@@ -101,6 +101,14 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   if (first.exitCode !== 0) throw new Error(`the first firewall reconcile failed (exit ${first.exitCode}): ${(first.stderr || first.stdout).trim().split('\n').slice(-2).join(' | ')}`);
   spawn(command, ['--every', every], { detached: true, stdio: ['ignore', log, log] }).unref();
   closeSync(log);
+  // Webservers keep the site's certificate equal to the datastore's (renewals reach them in one period).
+  if (role === 'webserver') {
+    const sync = `${codeDir}/roles/webserver/tls/SyncCertificate`;
+    await writeFile('/etc/cron.d/adt-webserver-tls', `# Written by the Agile Deployment Toolkit (webserver role).\nSHELL=/bin/sh\n${cronLine(sync)}\n`, { mode: 0o644 });
+    const tlsLog = openSync('/var/log/adt/certificate.log', 'a', 0o600);
+    spawn(sync, ['--every', '10'], { detached: true, stdio: ['ignore', tlsLog, tlsLog] }).unref();
+    closeSync(tlsLog);
+  }
 }
 
 /**

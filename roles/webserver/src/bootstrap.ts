@@ -3,11 +3,13 @@
  * in), wait for the database, install TLS and the application's config from the datastore, start
  * php-fpm and nginx, and publish `ready` only after a local HTTPS request returns the application.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { execaRunner } from '@adt/core';
 import { keys } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
+import { installCertificate } from './certificate.ts';
+import { APACHE, CHAIN_FILE, KEY_FILE, NGINX, startOrReloadWeb } from './stack.ts';
 import { SITE_CONTENT_DIR, ensurePackages, httpsGet, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
 
 async function main() {
@@ -38,9 +40,7 @@ async function main() {
   await waitFor(`the database (${dbIp}) to accept this webserver`, async () => (await mariadb.tryConnect(runner, { host: dbIp, port: creds.port, user: creds.user, password: creds.password, database: creds.name })) === null, 120_000, 1000);
   progress.step('database reachable');
 
-  await mkdir('/etc/adt/tls', { recursive: true, mode: 0o700 });
-  await writeFile('/etc/adt/tls/fullchain.pem', tls.chain, { mode: 0o644 });
-  await writeFile('/etc/adt/tls/server.key', tls.key, { mode: 0o600 });
+  await installCertificate(tls);
   const host = new URL(site.siteUrl).hostname;
   await web.writeWordPressConfig('/etc/wordpress', { siteUrl: site.siteUrl, db: { host: dbIp, port: creds.port, name: creds.name, user: creds.user, password: creds.password } });
   const fpm: web.PhpFpmOptions = { confFile: '/etc/php/8.2/fpm/adt-fpm.conf', pidFile: '/run/php/adt-fpm.pid', logFile: '/var/log/adt/php-fpm.log', socket: '/run/php/adt-fpm.sock', runner };
@@ -52,22 +52,16 @@ async function main() {
     https: [{ address: self.publicIp, port: 443 }, { address: self.privateIp, port: 443 }],
     httpRedirect: [{ address: self.publicIp, port: 80 }],
     webroot: '/usr/share/wordpress',
-    certChainFile: '/etc/adt/tls/fullchain.pem',
-    keyFile: '/etc/adt/tls/server.key',
+    certChainFile: CHAIN_FILE,
+    keyFile: KEY_FILE,
     phpSocket: fpm.socket,
     fastcgiParams: { WORDPRESS_CONFIG: web.configName(site.siteUrl) },
     // Debian's WordPress keeps the site's own files (uploads, themes, plugins) there (WP_CONTENT_DIR).
     contentAlias: { urlPath: '/wp-content/', dir: `${SITE_CONTENT_DIR}/` },
   };
-  if (site.webserver === 'apache') {
-    const apache: web.ApacheOptions = { confFile: '/etc/apache2/adt.conf', pidFile: '/run/apache2-adt.pid', logDir: '/var/log/apache2', runDir: '/run/apache2-adt', runner };
-    await web.writeApacheConfig(apache, siteOptions);
-    await web.startOrReloadApache(apache);
-  } else {
-    const nginx: web.NginxOptions = { confFile: '/etc/nginx/adt.conf', pidFile: '/run/nginx-adt.pid', logDir: '/var/log/nginx', runner };
-    await web.writeNginxConfig(nginx, siteOptions);
-    await web.startOrReload(nginx);
-  }
+  if (site.webserver === 'apache') await web.writeApacheConfig(APACHE, siteOptions);
+  else await web.writeNginxConfig(NGINX, siteOptions);
+  await startOrReloadWeb(site.webserver);
   progress.step(`${site.webserver} and php-fpm running`);
   const status = await waitFor('the site to answer over HTTPS', async () => {
     const s = (await httpsGet(self.privateIp, host, tls.ca)).status;

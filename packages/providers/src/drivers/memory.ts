@@ -4,7 +4,8 @@
  */
 import { errorFactory } from '@adt/core';
 import { nameMatches, parseServerName } from '../naming.ts';
-import type { ComputeProvider, CreateServerOptions, InboundRule, ListServersFilter, NativeFirewallProvider, Role, Server, WaitOptions } from '../types.ts';
+import { validateAllowList } from '../rules.ts';
+import type { ComputeProvider, CreateDatabaseOptions, ManagedDatabase, ManagedDatabaseProvider, CreateServerOptions, InboundRule, ListServersFilter, NativeFirewallProvider, Role, Server, WaitOptions } from '../types.ts';
 
 export const DRIVER_NAME = 'memory';
 const fail = errorFactory('providers', DRIVER_NAME);
@@ -84,6 +85,59 @@ export class MemoryNativeFirewall implements NativeFirewallProvider {
   async remove(buildId: string, role: Role) {
     this.rules.delete(`${buildId}/${role}`);
   }
+}
+
+/** Managed databases in memory: online at once, allow-lists validated like every driver's. */
+export class MemoryDatabases implements ManagedDatabaseProvider {
+  readonly name = DRIVER_NAME;
+  readonly databases = new Map<string, ManagedDatabase & { allow: string[] }>();
+
+  async create(o: CreateDatabaseOptions): Promise<ManagedDatabase> {
+    validateAllowList(o.allow, 'allow');
+    const existing = [...this.databases.values()].find((d) => d.name === o.name);
+    if (existing) {
+      existing.allow = [...o.allow];
+      return strip2(existing);
+    }
+    const db = { id: `mem-${this.databases.size + 1}`, name: o.name, buildId: o.buildId, engine: o.engine, state: 'online' as const, host: `${o.name}.db.invalid`, privateHost: `private-${o.name}.db.invalid`, port: o.engine === 'postgres' ? 5432 : 3306, user: 'admin', password: 'memory-only', database: 'defaultdb', allow: [...o.allow] };
+    this.databases.set(db.id, db);
+    return strip2(db);
+  }
+
+  async get(id: string) {
+    const d = this.databases.get(id);
+    return d ? strip2(d) : null;
+  }
+
+  async list(filter: { buildId?: string } = {}) {
+    return [...this.databases.values()].filter((d) => !filter.buildId || d.buildId === filter.buildId).map(strip2);
+  }
+
+  async waitUntilOnline(id: string): Promise<ManagedDatabase> {
+    const d = await this.get(id);
+    if (!d) throw fail('NOT_FOUND', `no database ${id}`);
+    return d;
+  }
+
+  async setAllowList(id: string, sources: string[]) {
+    validateAllowList(sources, 'allow');
+    const d = this.databases.get(id);
+    if (!d) throw fail('NOT_FOUND', `no database ${id}`);
+    d.allow = [...sources];
+  }
+
+  async getAllowList(id: string) {
+    return [...(this.databases.get(id)?.allow ?? [])];
+  }
+
+  async destroy(id: string) {
+    this.databases.delete(id);
+  }
+}
+
+function strip2(d: ManagedDatabase & { allow?: string[] }): ManagedDatabase {
+  const { allow: _a, ...rest } = d;
+  return { ...rest };
 }
 
 export default function memoryDriver(options: MemoryComputeOptions = {}): MemoryCompute {

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import memoryDriver, { MemoryNativeFirewall } from '../../src/drivers/memory.ts';
+import memoryDriver, { MemoryDatabases, MemoryNativeFirewall } from '../../src/drivers/memory.ts';
 import { serverName } from '../../src/naming.ts';
 
 const test = suite('memory compute and firewall (for unit tests of the layers above)');
@@ -29,6 +29,19 @@ test('the firewall keeps rules per build and role', async () => {
   assert.is(await f.get('b1', 'webserver'), null);
   await f.remove('b1', 'database');
   assert.is(await f.get('b1', 'database'), null);
+});
+
+test('managed databases: created once per name, allow-lists validated (never the whole internet)', async () => {
+  const m = new MemoryDatabases();
+  const bad = await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['0.0.0.0/0'] }).then(() => null, (e: { exitCode?: number }) => e);
+  assert.is(bad?.exitCode, 2);
+  assert.is((await m.list()).length, 0);
+  const a = await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['198.18.1.0/24'] });
+  assert.is((await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['198.18.1.5'] })).id, a.id);
+  assert.equal(await m.getAllowList(a.id), ['198.18.1.5']);
+  assert.is((await m.waitUntilOnline(a.id)).state, 'online');
+  await m.destroy(a.id);
+  assert.is(await m.get(a.id), null);
 });
 
 test.run();

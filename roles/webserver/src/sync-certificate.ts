@@ -1,0 +1,47 @@
+/**
+ * SyncCertificate: installs the datastore's certificate when it differs from this webserver's and
+ * reloads the webserver; with `--every N`, keeps doing so (the webserver's periodic job).
+ */
+import { parseArgs } from 'node:util';
+import { sleep } from '@adt/core';
+import { keys } from '@adt/configstore';
+import { openDatastore, runMain, usage } from '@adt/role-common';
+import { describe, installCertificate } from './certificate.ts';
+import { startOrReloadWeb } from './stack.ts';
+
+async function syncOnce(store: ReturnType<typeof openDatastore>): Promise<string> {
+  const [tls, site] = await Promise.all([store.get(keys.siteTls), store.get(keys.site)]);
+  if (!tls || !site) return 'no certificate in the datastore yet';
+  if (!(await installCertificate(tls))) return 'unchanged';
+  await startOrReloadWeb(site.webserver);
+  const d = describe(tls.chain);
+  return `installed certificate ${d.serial} (valid until ${d.notAfter}); ${site.webserver} reloaded`;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { every: { type: 'string' } }, strict: true });
+  const every = values.every === undefined ? null : Number(values.every);
+  if (every !== null && (!Number.isInteger(every) || every < 5 || every > 86400)) throw usage(`--every ${values.every}: 5-86400 seconds`);
+  const store = openDatastore();
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  if (every === null) {
+    log(await syncOnce(store));
+    return 0;
+  }
+  // Bounded by the host's life: one pass per period; a failed pass is logged and retried next period.
+  let last = '';
+  for (;;) {
+    try {
+      const r = await syncOnce(store);
+      // "unchanged" is logged once, not every period.
+      if (r !== 'unchanged' || last !== 'unchanged') log(r);
+      last = r;
+    } catch (e) {
+      log(`certificate sync failed: ${(e as Error).message}`);
+      last = '';
+    }
+    await sleep(every * 1000);
+  }
+}
+
+await runMain(main);
