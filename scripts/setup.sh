@@ -15,6 +15,7 @@ packages=(
   procps psmisc     # ps / kill by PID in cleanups
   s3cmd             # the original's S3 tool: interop tests and benchmark baseline
   pdns-server pdns-backend-sqlite3 sqlite3   # PowerDNS for the local cloud's DNS
+  lego pebble                         # certificates by ACME (DNS-01), and a local ACME test server
   bind9-dnsutils    # dig, for DNS tests
   curl ca-certificates openssl
   mariadb-server mariadb-client   # the database role (MariaDB), and real-database tests

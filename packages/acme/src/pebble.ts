@@ -1,0 +1,153 @@
+/**
+ * A pebble of our own (Debian's `pebble`, Let's Encrypt's ACME test server): the local provider's
+ * certificate authority for TLS=acme, and the tests'. It checks DNS-01 challenges by asking the DNS
+ * server we give it (the local cloud's PowerDNS), so the flow is the real one end to end.
+ *
+ * - Its own HTTPS uses a certificate from a small CA made here (`httpsCaFile`: give it to lego as
+ *   LEGO_CA_CERTIFICATES).
+ * - The root that signs the certificates it issues is generated at every start and served on the
+ *   management port (`/roots/0`): fetch it with `rootPem()` right after issuing and keep it;
+ *   after a restart, earlier certificates chain to a root that no longer exists.
+ * - Started detached when asked (it outlives the deploy), found again through its pid file,
+ *   stopped by PID.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { errorFactory, execaRunner, freePort, processAlive, sleep, stopProcess } from '@adt/core';
+import { ensureCa, issueCertificate } from '@adt/webserver';
+
+const fail = errorFactory('acme', 'pebble');
+const PEBBLE = '/usr/bin/pebble';
+
+export interface PebbleOptions {
+  /** Config, TLS files, pid file and log (created 0700). */
+  dataDir: string;
+  /** host:port of the DNS server pebble resolves challenge records with. */
+  dnsServer: string;
+  /** Address of the ACME and management ports (default 127.0.0.1). */
+  listenAddress?: string;
+  /** ACME port and management port (default: free ports). */
+  port?: number;
+  managementPort?: number;
+  /** Keep running after this process exits (default false). */
+  detached?: boolean;
+  /** Bound of the wait for the directory to answer (default 15 000 ms). */
+  startTimeoutMs?: number;
+}
+
+export interface Pebble {
+  /** The ACME directory URL, e.g. https://127.0.0.1:14000/dir */
+  directoryUrl: string;
+  /** The CA of pebble's own HTTPS certificate (for lego: LEGO_CA_CERTIFICATES). */
+  httpsCaFile: string;
+  /** The root that signs issued certificates (changes at every start). */
+  rootPem(): Promise<string>;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+interface Saved {
+  pid: number;
+  directoryUrl: string;
+  managementUrl: string;
+}
+
+/** GET over HTTPS trusting only `ca`; the body as text. Bounded. */
+function httpsText(url: string, ca: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function handle(dataDir: string, saved: Saved, ca: string): Pebble {
+  return {
+    directoryUrl: saved.directoryUrl,
+    httpsCaFile: join(dataDir, 'tls', 'ca', 'ca.crt'),
+    pid: saved.pid,
+    async rootPem() {
+      const r = await httpsText(`${saved.managementUrl}/roots/0`, ca);
+      if (r.status !== 200 || !r.body.includes('BEGIN CERTIFICATE')) throw fail('NO_ROOT', `pebble's management interface did not give its root (HTTP ${r.status})`);
+      return r.body;
+    },
+    async stop() {
+      if (processAlive(saved.pid)) await stopProcess(saved.pid, { timeoutMs: 5000 });
+    },
+  };
+}
+
+/** The pebble started earlier from `dataDir`, when it still runs and answers; else null. */
+export async function attachPebble(dataDir: string): Promise<Pebble | null> {
+  const file = join(dataDir, 'pebble.json');
+  if (!existsSync(file)) return null;
+  const saved = JSON.parse(await readFile(file, 'utf8')) as Saved;
+  if (!processAlive(saved.pid)) return null;
+  const cmdline = await readFile(`/proc/${saved.pid}/cmdline`, 'utf8').catch(() => '');
+  if (!cmdline.includes('pebble')) return null;
+  const ca = await readFile(join(dataDir, 'tls', 'ca', 'ca.crt'), 'utf8');
+  const up = await httpsText(saved.directoryUrl, ca).then((r) => r.status === 200, () => false);
+  return up ? handle(dataDir, saved, ca) : null;
+}
+
+/** Starts pebble, or returns the one already running from `dataDir`. */
+export async function startPebble(o: PebbleOptions): Promise<Pebble> {
+  if (!existsSync(PEBBLE)) throw fail('NOT_INSTALLED', `${PEBBLE} is missing: install the Debian package pebble (scripts/setup.sh does)`);
+  if (!/^[^\s:]+:\d{1,5}$/.test(o.dnsServer)) throw fail('BAD_DNS_SERVER', `dnsServer "${o.dnsServer}": host:port`, { exitCode: 2 });
+  const running = await attachPebble(o.dataDir);
+  if (running) return running;
+  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
+  const address = o.listenAddress ?? '127.0.0.1';
+  const runner = execaRunner({ timeoutMs: 30_000 });
+  const tlsDir = join(o.dataDir, 'tls');
+  const ca = await ensureCa(runner, join(tlsDir, 'ca'), 'ADT pebble HTTPS CA');
+  const server = await issueCertificate(runner, ca, join(tlsDir, 'server'), [address, 'localhost']);
+  const port = o.port ?? (await freePort(address));
+  const managementPort = o.managementPort ?? (await freePort(address));
+  const config = {
+    pebble: {
+      listenAddress: `${address}:${port}`,
+      managementListenAddress: `${address}:${managementPort}`,
+      certificate: server.certFile,
+      privateKey: server.keyFile,
+      // Unused by DNS-01, but pebble listens nowhere for them: it connects out to these ports.
+      httpPort: 5002,
+      tlsPort: 5001,
+      ocspResponderURL: '',
+      externalAccountBindingRequired: false,
+    },
+  };
+  const configFile = join(o.dataDir, 'pebble-config.json');
+  await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
+  const log = await open(join(o.dataDir, 'pebble.log'), 'a', 0o600);
+  const child = spawn(PEBBLE, ['-config', configFile, '-dnsserver', o.dnsServer], {
+    detached: o.detached ?? false,
+    stdio: ['ignore', log.fd, log.fd],
+    // No random waits before validation, no random nonce refusals: a test server that behaves.
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' },
+  });
+  await log.close();
+  if (o.detached) child.unref();
+  const saved: Saved = { pid: child.pid!, directoryUrl: `https://${address}:${port}/dir`, managementUrl: `https://${address}:${managementPort}` };
+  const caPem = await readFile(ca.certFile, 'utf8');
+  const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || !processAlive(child.pid!)) break;
+    if (await httpsText(saved.directoryUrl, caPem, 1000).then((r) => r.status === 200, () => false)) {
+      await writeFile(join(o.dataDir, 'pebble.json'), JSON.stringify(saved), { mode: 0o600 });
+      return handle(o.dataDir, saved, caPem);
+    }
+    await sleep(100);
+  }
+  if (processAlive(child.pid!)) await stopProcess(child.pid!, { timeoutMs: 3000 });
+  const tail = (await readFile(join(o.dataDir, 'pebble.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
+  throw fail('NOT_STARTED', `pebble did not answer on ${saved.directoryUrl} within ${(o.startTimeoutMs ?? 15_000) / 1000} s:\n${tail}`);
+}
