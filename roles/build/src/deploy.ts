@@ -20,7 +20,7 @@ import { Resolver } from 'node:dns/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdtError, execaRunner, sleep } from '@adt/core';
-import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type DbCredentials, type SiteTls } from '@adt/configstore';
+import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type DbCredentials } from '@adt/configstore';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { applyNative, computePolicies, datastoreFleetSource, type FleetRole } from '@adt/firewall';
 import { attachPowerDns, parseServerName, serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
@@ -33,6 +33,7 @@ import { ensureS3Daemon } from './s3-daemon.ts';
 import { BASELINE_SPEC, readDeployment, type Deployment } from './settings.ts';
 import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
 import { httpsGet, userData } from '@adt/role-common';
+import { ensureSiteCertificate, trustAnchorFile } from './tls.ts';
 import { parseCommandLine } from './cli.ts';
 import { followLog, type LogFollower } from './log-follow.ts';
 
@@ -119,14 +120,6 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
     };
     await store.put(keys.dbCredentials, creds);
     ctx.say('      database credentials generated (stored encrypted; never shown)');
-  }
-  if (!(await store.get(keys.siteTls))) {
-    const runner = execaRunner({ timeoutMs: 60_000 });
-    const ca = await ensureCa(runner, env.caDir, `ADT local CA (${d.buildId})`);
-    const issued = await issueCertificate(runner, ca, join(env.buildDir, 'tls'), [d.host]);
-    const tls: SiteTls = { chain: readFileSync(issued.chainFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8'), ca: readFileSync(ca.certFile, 'utf8') };
-    await store.put(keys.siteTls, tls);
-    ctx.say(`      TLS certificate for ${d.host} from the local CA ${ca.certFile}`);
   }
   await store.putIfChanged(keys.backups, { bucket: d.backupBucket, keep: d.backupKeep, schedule: d.backupSchedule, encrypted: Boolean(d.backupKeyFile) });
   if (d.backupKeyFile) await store.putIfChanged(keys.backupKey, parseSecretKey(readFileSync(d.backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE').toString('hex'));
@@ -441,6 +434,7 @@ async function main(args: string[]): Promise<number> {
     dns = await openDns(env);
     await dns!.ensureZone(env.zone);
     say(`      PowerDNS answering on ${server.dnsAddress}:53 (pid ${server.pid}), zone ${env.zone}`);
+    say(`      ${await ensureSiteCertificate(env, store)}`);
   });
   // Starting from a backup: find it now, before any server is made.
   const restore = d.restoreFrom ? await chooseBackups(env) : null;
@@ -492,7 +486,7 @@ async function main(args: string[]): Promise<number> {
   await dns!.dispose?.();
 
   const seconds = Number(((Date.now() - started) / 1000).toFixed(1));
-  const caFile = join(env.caDir, 'ca.crt');
+  const caFile = trustAnchorFile(env);
   const summary = {
     url: d.siteUrl,
     buildId: d.buildId,
@@ -518,7 +512,7 @@ async function main(args: string[]): Promise<number> {
   say(`  DNS        ${d.host} A ${webservers.map((w) => w.publicIp).join(', ') || '(none: no webservers wanted)'} (PowerDNS on ${summary.dns.server})`);
   if (d.auth) say(`  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}`);
   if (d.mode === 'production') say(`  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`);
-  say(`  TLS        certificate from the local CA ${caFile}`);
+  say(`  TLS        ${d.tls.mode === 'acme' ? `certificate by ACME (${d.tls.acmeServer ?? 'the local pebble'}); its root: ${caFile}; renewal: roles/build/RenewCertificate` : `certificate from the local CA ${caFile}`}`);
   if (site.location?.includes('install.php')) say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);
   if (summary.tryIt) say(`  Try it     ${summary.tryIt}`);
   say(`  Datastore  bucket ${d.configBucket} at ${env.s3Endpoint} (key ${env.keyFile})`);

@@ -5,6 +5,7 @@
  * cloud, the cloud's shared parts go too (PowerDNS, the embedded S3 server, bridges, outsider,
  * firewall chain): nothing is left behind.
  */
+import { acmeDir, stopPebble } from './tls.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -110,18 +111,19 @@ export async function main(args: string[]): Promise<number> {
     // By PID, whatever port the S3 server was started on.
     const s3Pid = runningDaemon(env.s3Dir, 's3');
     const mailPid = runningDaemon(env.mailDir, 'mail');
-    await Promise.all([pdns?.stop(), s3Pid && stopProcess(s3Pid, { timeoutMs: 5000 }), mailPid && stopProcess(mailPid, { timeoutMs: 5000 })]);
+    await Promise.all([pdns?.stop(), s3Pid && stopProcess(s3Pid, { timeoutMs: 5000 }), mailPid && stopProcess(mailPid, { timeoutMs: 5000 }), stopPebble(env)]);
     await rm(env.mailDir, { recursive: true, force: true });
+    await rm(acmeDir(env), { recursive: true, force: true });
     await rm(env.dnsDir, { recursive: true, force: true });
     // Buckets that remain (backups, or config buckets kept by --keep-bucket) stay on disk for the next start.
     const dataDir = join(env.s3Dir, 'data');
     const buckets = existsSync(dataDir) ? readdirSync(dataDir) : [];
     if (!buckets.length && !others.length) await rm(env.s3Dir, { recursive: true, force: true });
     await env.cloud.teardown();
-    cloud = 'torn down (no server left on it): PowerDNS and the embedded S3 stopped, networks removed';
+    cloud = 'torn down (no server left on it): PowerDNS, the embedded S3 (and pebble, mail catcher) stopped, networks removed';
   }
   // Empty directories of the layout go too (rmdir refuses non-empty ones).
-  for (const dir of ['builds', 'cloud', 'dns', 's3', 'mail', ''].map((p) => join(d.stateDir, p))) await rmdir(dir).catch(() => {});
+  for (const dir of ['builds', 'cloud', 'dns', 's3', 'mail', 'acme', ''].map((p) => join(d.stateDir, p))) await rmdir(dir).catch(() => {});
   say(`  local cloud "${d.cloudId}": ${cloud}`);
   const seconds = Number(((Date.now() - started) / 1000).toFixed(1));
   if (json) process.stdout.write(`${JSON.stringify({ buildId: d.buildId, servers: servers.map((s) => s.name), dnsRecords: removedRecords, bucket, cloud, seconds }, null, 2)}\n`);

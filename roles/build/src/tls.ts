@@ -1,0 +1,161 @@
+/**
+ * The site's certificate, made by the build machine and kept encrypted in the datastore
+ * (`secrets/tls`); every webserver installs it and follows its changes (SyncCertificate).
+ *
+ * - TLS=local-ca: issued once by the build's local CA.
+ * - TLS=acme: by ACME (lego, DNS-01). On the local provider the ACME server is a pebble of this
+ *   cloud (STATE_DIR/acme/<cloud id>, on 127.0.0.1) that checks challenges through the cloud's
+ *   PowerDNS; lego writes them through PowerDNS's API. Each deploy re-run, and
+ *   `roles/build/RenewCertificate`, renews it when it expires within TLS_RENEW_DAYS days.
+ *
+ *   roles/build/RenewCertificate [--config FILE] [--force] [--wait] [--json]
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:tls';
+import { join } from 'node:path';
+import { AdtError, execaRunner, sleep } from '@adt/core';
+import { keys, type ConfigStore, type SiteTls } from '@adt/configstore';
+import { attachPowerDns } from '@adt/providers';
+import { attachPebble, obtainCertificate, startPebble } from '@adt/acme';
+import { ensureCa, issueCertificate } from '@adt/webserver';
+import { usage } from '@adt/role-common';
+import { parseCommandLine } from './cli.ts';
+import { readDeployment } from './settings.ts';
+import { localEnv, openStore, type LocalEnv } from './local-env.ts';
+
+const fail = (code: string, message: string, exitCode: 1 | 2 = 1) => new AdtError(code, message, { pkg: 'build', driver: 'tls', exitCode });
+
+export function acmeDir(env: LocalEnv): string {
+  return join(env.d.stateDir, 'acme', env.d.cloudId);
+}
+
+/** The file a visitor's client must trust: the local CA's certificate, or the ACME server's root. */
+export function trustAnchorFile(env: LocalEnv): string {
+  return env.d.tls.mode === 'acme' ? acmeRootFile(env) : join(env.caDir, 'ca.crt');
+}
+
+function acmeRootFile(env: LocalEnv): string {
+  return join(env.buildDir, 'acme-root.pem');
+}
+
+/** The names on the site's certificate: the site, and the sign-in host with WEB_FIREWALL=auth. */
+export function certificateNames(env: LocalEnv): string[] {
+  return [env.d.host];
+}
+
+/** Issues or renews the site's certificate by ACME through the local cloud's pebble and PowerDNS. */
+async function acmeLocal(env: LocalEnv, force: boolean): Promise<{ tls: SiteTls; renewed: boolean; serial: string; notAfter: Date; server: string }> {
+  const d = env.d;
+  const pdns = await attachPowerDns(env.dnsDir);
+  if (!pdns) throw fail('NO_DNS', `the local cloud's PowerDNS is not running (${env.dnsDir}): deploy first`);
+  const dnsServer = `${pdns.dnsAddress}:${pdns.dnsPort}`;
+  const external = d.tls.acmeServer;
+  const pebble = external ? null : await startPebble({ dataDir: acmeDir(env), dnsServer, detached: true });
+  const server = external ?? pebble!.directoryUrl;
+  const c = await obtainCertificate({
+    server, email: d.tls.acmeEmail ?? `hostmaster@${env.zone}`, domains: certificateNames(env), path: join(env.buildDir, 'lego'),
+    dns: 'pdns', resolvers: [dnsServer], disablePropagationCheck: true,
+    access: { provider: 'pdns', apiUrl: pdns.apiUrl, apiKey: readFileSync(pdns.apiKeyFile, 'utf8').trim() },
+    serverCaFile: pebble?.httpsCaFile, renewDays: d.tls.renewDays, force, runner: execaRunner({ timeoutMs: 180_000 }),
+  });
+  // The root a client must trust (pebble's changes at its every start: kept with the certificate).
+  const ca = pebble ? await pebble.rootPem() : c.issuer;
+  return { tls: { chain: c.chain, key: c.key, ca }, renewed: c.renewed, serial: c.serial, notAfter: c.notAfter, server };
+}
+
+/**
+ * Makes sure the datastore holds a valid certificate for the site: the first deploy issues it, a
+ * re-run keeps it (and, with ACME, renews it when due). Returns a line for the progress output.
+ */
+export async function ensureSiteCertificate(env: LocalEnv, store: ConfigStore): Promise<string> {
+  const d = env.d;
+  const current = await store.get(keys.siteTls);
+  if (d.tls.mode === 'local-ca') {
+    if (current && !isAcme(current)) return `TLS certificate for ${d.host} from the local CA (kept)`;
+    const runner = execaRunner({ timeoutMs: 60_000 });
+    const ca = await ensureCa(runner, env.caDir, `ADT local CA (${d.buildId})`);
+    const issued = await issueCertificate(runner, ca, join(env.buildDir, 'tls'), [d.host]);
+    await store.put(keys.siteTls, { chain: readFileSync(issued.chainFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8'), ca: readFileSync(ca.certFile, 'utf8') });
+    return `TLS certificate for ${d.host} from the local CA ${ca.certFile}`;
+  }
+  const r = await acmeLocal(env, false);
+  writeFileSync(acmeRootFile(env), r.tls.ca, { mode: 0o644 });
+  // A re-run that renewed nothing but finds another certificate stored (e.g. local-ca before) installs lego's.
+  if (r.renewed || !current || current.chain !== r.tls.chain) await store.put(keys.siteTls, r.tls);
+  return `TLS certificate for ${d.host} by ACME from ${r.server} (DNS-01 through PowerDNS): ${r.renewed ? 'issued' : 'kept'}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}`;
+}
+
+/** Whether a stored certificate came from ACME (its issuer is not a local CA of ours). */
+function isAcme(tls: SiteTls): boolean {
+  return !new X509Certificate(tls.chain).issuer.includes('ADT local CA');
+}
+
+/** The serial of the certificate a webserver serves for `host` at `ip`:443 (bounded). */
+export function servedSerial(ip: string, host: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: ip, port: 443, servername: host, rejectUnauthorized: false, timeout: timeoutMs }, () => {
+      const serial = s.getPeerX509Certificate()?.serialNumber ?? '';
+      s.destroy();
+      resolve(serial);
+    });
+    s.on('timeout', () => s.destroy(new Error(`no TLS answer from ${ip}:443 within ${timeoutMs} ms`)));
+    s.on('error', reject);
+  });
+}
+
+const HELP = `usage: roles/build/RenewCertificate [--config FILE] [--force] [--wait] [--json]
+
+Renews the site's certificate by ACME when it expires within TLS_RENEW_DAYS days (--force: now),
+stores it encrypted in the datastore; every webserver installs it within about 10 s. With --wait,
+returns once every webserver serves the new certificate (bounded: 120 s). Only with TLS=acme.`;
+
+export async function renewCertificate(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { config: { type: 'string' }, force: { type: 'boolean' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
+  if (values.help) return process.stdout.write(`${HELP}\n`), 0;
+  const d = readDeployment(values.config);
+  if (d.tls.mode !== 'acme') throw usage(`RenewCertificate: TLS="${d.tls.mode}" in ${d.source}: renewal is for TLS=acme (a local-ca certificate lasts 397 days; a deploy re-run issues a new one when it is gone)`);
+  if (d.provider !== 'local') throw usage(`RenewCertificate: PROVIDER=${d.provider}: this version renews on the local provider only`);
+  if (process.getuid?.() !== 0) throw fail('NOT_ROOT', 'the local provider needs root: run as root', 2);
+  const env = localEnv(d);
+  const store = openStore(env);
+  try {
+    const r = await acmeLocal(env, Boolean(values.force));
+    if (r.renewed) {
+      await store.put(keys.siteTls, r.tls);
+      writeFileSync(acmeRootFile(env), r.tls.ca, { mode: 0o644 });
+    }
+    const webservers = await env.cloud.list({ buildId: d.buildId, role: 'webserver' });
+    const serving: Record<string, string> = {};
+    if (values.wait && r.renewed) {
+      // Bounded: 120 s for every webserver's SyncCertificate (every 10 s) to install and reload.
+      const deadline = Date.now() + 120_000;
+      for (const w of webservers) {
+        for (;;) {
+          serving[w.name] = await servedSerial(w.privateIp!, d.host).catch(() => '');
+          if (serving[w.name] === r.serial) break;
+          if (Date.now() > deadline) throw fail('NOT_INSTALLED', `webserver ${w.name} still serves certificate ${serving[w.name] || '(none)'} after 120 s, not ${r.serial}: see /var/log/adt/certificate.log on it (roles/build/ExecuteOnWebserver -- cat /var/log/adt/certificate.log)`);
+          await sleep(500);
+        }
+      }
+    }
+    const summary = { renewed: r.renewed, serial: r.serial, notAfter: r.notAfter.toISOString(), server: r.server, webservers: webservers.map((w) => ({ name: w.name, serving: serving[w.name] ?? null })) };
+    if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else {
+      process.stdout.write(`${r.renewed ? 'renewed' : `not due (renewal within ${d.tls.renewDays} days of expiry; --force renews now)`}: certificate ${r.serial} for ${d.host}, valid until ${summary.notAfter}\n`);
+      if (values.wait && r.renewed) for (const w of webservers) process.stdout.write(`  ${w.name} serves it\n`);
+      else if (r.renewed) process.stdout.write(`  the ${webservers.length} webserver(s) install it within about 10 s\n`);
+    }
+    return 0;
+  } finally {
+    await store.driver.dispose?.();
+  }
+}
+
+/** Stops this cloud's pebble (destroy, when the cloud is torn down). */
+export async function stopPebble(env: LocalEnv): Promise<boolean> {
+  const p = await attachPebble(acmeDir(env));
+  if (!p) return false;
+  await p.stop();
+  return true;
+}

@@ -1,0 +1,73 @@
+/**
+ * TLS by ACME on the local provider (cloud `tac` on 198.19.50.0/24 + 198.19.51.0/24): deploy gets
+ * the site's certificate from the cloud's pebble by DNS-01 through its PowerDNS; a client trusting
+ * pebble's root reaches every webserver; a renewal reaches every webserver; destroy stops pebble.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { processAlive } from '@adt/core';
+import { aRecords, helper, productionFleet, removeFleet, zx, type Fleet } from './_fleet.ts';
+import { servedSerial } from '../src/tls.ts';
+
+const test = suite<{ f: Fleet; root: string; serial: string; pebblePid: number }>('TLS by ACME: pebble, lego and PowerDNS on the local cloud');
+
+test.before(async (ctx) => {
+  ctx.f = await productionFleet('tac', 50, ['WEBSERVERS=2', 'TLS=acme']);
+  ctx.f.caFile = join(ctx.f.dir, 'state/builds/tac1/acme-root.pem');
+});
+
+test.after(async (ctx) => {
+  await removeFleet(ctx.f);
+});
+
+async function outsiderCurl(f: Fleet, ip: string, cacert: string | null) {
+  return execa('ip', ['netns', 'exec', `${f.cloudId}-outsider`, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', ...(cacert ? ['--cacert', cacert] : []), '--resolve', `${f.host}:443:${ip}`, `https://${f.host}/`], { reject: false });
+}
+
+test('deploy gets the certificate by ACME; every webserver serves it, trusted through pebble\'s root only', async (ctx) => {
+  const r = await zx('deploy.mjs', ['--config', ctx.f.file]);
+  assert.is(r.exitCode, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /TLS certificate for www\.tac\.test by ACME from https:\/\/127\.0\.0\.1:\d+\/dir \(DNS-01 through PowerDNS\): issued, serial (\w+)/);
+  ctx.serial = /serial (\w+)/.exec(r.stdout)![1]!;
+  assert.match(r.stdout, /TLS +certificate by ACME \(the local pebble\); its root: .*acme-root\.pem; renewal: roles\/build\/RenewCertificate/);
+  ctx.pebblePid = JSON.parse(readFileSync(join(ctx.f.dir, 'state/acme/tac/pebble.json'), 'utf8')).pid as number;
+  const ips = await aRecords(ctx.f);
+  assert.is(ips.length, 2);
+  for (const ip of ips) {
+    const ok = await outsiderCurl(ctx.f, ip, ctx.f.caFile);
+    assert.ok(['200', '302'].includes(ok.stdout), `${ip}: ${ok.stdout} ${ok.stderr}`);
+    const untrusted = await outsiderCurl(ctx.f, ip, null);
+    assert.is(untrusted.exitCode, 60, 'without pebble\'s root: certificate problem (curl exit 60)');
+  }
+});
+
+test('a forced renewal reaches every webserver; the site stays trusted; a second one without --force is not due', async (ctx) => {
+  const r = await helper('RenewCertificate', ['--config', ctx.f.file, '--force', '--wait', '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { renewed: boolean; serial: string; webservers: { name: string; serving: string }[] };
+  assert.ok(out.renewed);
+  assert.is.not(out.serial, ctx.serial, 'a new certificate');
+  assert.is(out.webservers.length, 2);
+  for (const w of out.webservers) assert.is(w.serving, out.serial, `${w.name} serves the new certificate`);
+  const status = await helper('ExecuteOnWebserver', ['--config', ctx.f.file, '--', 'cat', '/var/log/adt/certificate.log']);
+  assert.match(status.stdout, new RegExp(`installed certificate ${out.serial}`));
+  for (const ip of await aRecords(ctx.f)) {
+    assert.is(await servedSerial(ip, ctx.f.host), out.serial, `${ip} (public) serves it too`);
+    assert.ok(['200', '302'].includes((await outsiderCurl(ctx.f, ip, ctx.f.caFile)).stdout));
+  }
+  const again = await helper('RenewCertificate', ['--config', ctx.f.file]);
+  assert.is(again.exitCode, 0, again.stderr);
+  assert.match(again.stdout, /^not due \(renewal within 30 days of expiry; --force renews now\): certificate /);
+});
+
+test('destroy stops pebble and removes its files', async (ctx) => {
+  const d = await zx('destroy.mjs', ['--config', ctx.f.file]);
+  assert.is(d.exitCode, 0, d.stderr);
+  assert.not.ok(processAlive(ctx.pebblePid), 'pebble stopped');
+  assert.not.ok(existsSync(join(ctx.f.dir, 'state/acme')));
+});
+
+test.run();
