@@ -53,6 +53,8 @@ export interface RequestOptions {
   idempotent?: boolean;
   /** Statuses that are an answer, not an error (e.g. 404 for "absent"): returned as `null` body. */
   accept?: number[];
+  /** Extra request headers (e.g. Linode's `X-Filter`); never credentials, which come from `auth`. */
+  headers?: Record<string, string>;
 }
 
 export interface ApiResponse<T> {
@@ -96,7 +98,7 @@ export function createApiClient(o: ApiClientOptions) {
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       try {
-        const headers: Record<string, string> = { Accept: 'application/json', ...(await o.auth?.({ method, url, body: text })) };
+        const headers: Record<string, string> = { Accept: 'application/json', ...options.headers, ...(await o.auth?.({ method, url, body: text })) };
         if (text !== undefined) headers['Content-Type'] = 'application/json';
         res = await doFetch(url, { method, headers, body: text, signal: AbortSignal.timeout(o.timeoutMs ?? 30_000) });
       } catch (error) {

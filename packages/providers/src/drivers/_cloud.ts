@@ -57,3 +57,9 @@ export function relativeName(name: string, zone: string, driver: string): string
   if (!n.endsWith(`.${z}`)) throw errorFactory('providers', driver)('WRONG_ZONE', `"${name}" is not in the zone ${z}`, { exitCode: 2 });
   return n.slice(0, -(z.length + 1));
 }
+
+/** Whether a failed request may still have been carried out (5xx, timeout, lost connection). */
+export function outcomeUnknown(error: unknown): boolean {
+  const status = (error as { status?: number | null }).status;
+  return status === null || (typeof status === 'number' && status >= 500);
+}

@@ -16,7 +16,7 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
+import { adtTags, checkCreate, outcomeUnknown, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -139,6 +139,7 @@ export class DigitalOceanCompute implements ComputeProvider {
       return toServer(r.droplet);
     } catch (error) {
       // A POST that failed with a 5xx or a lost connection may have created the droplet: look for it.
+      if (!outcomeUnknown(error)) throw error;
       const found = (await this.list({ buildId: o.buildId, role: o.role })).find((s) => s.name === o.name);
       if (found) return found;
       throw error;

@@ -43,6 +43,8 @@ export interface InjectedFailure {
   headers?: Record<string, string>;
   /** How many matching requests fail (default 1). */
   times?: number;
+  /** Carry the request out, then answer with the failure (a 5xx after the work was done). */
+  afterHandling?: boolean;
 }
 
 export interface FakeApiOptions {
@@ -104,8 +106,13 @@ export class FakeApi {
     const failure = this.#failures.find((f) => f.left > 0 && (!f.match || `${req.method} ${req.path}`.startsWith(f.match)));
     if (failure) {
       failure.left--;
+      if (failure.afterHandling) await this.#route(req);
       return { status: failure.status, body: failure.body ?? this.options.errorBody(failure.status, failure.status === 429 ? 'Too many requests' : 'Server Error'), headers: failure.headers };
     }
+    return this.#route(req);
+  }
+
+  async #route(req: FakeRequest): Promise<FakeResponse> {
     for (const r of this.#routes) {
       if (r.method !== req.method) continue;
       const m = r.pattern.exec(req.path);

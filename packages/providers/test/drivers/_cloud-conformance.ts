@@ -40,6 +40,8 @@ export interface ConformanceOptions {
   waitMs?: number;
   /** Poll interval for waits (short against a fake). */
   intervalMs?: number;
+  /** The page size the driver under test was given (the pagination test makes more servers than that). */
+  pageSize?: number;
 }
 
 export function cloudConformance(o: ConformanceOptions): void {
@@ -114,6 +116,14 @@ export function cloudConformance(o: ConformanceOptions): void {
     assert.match(e!.message, /HTTP 500/);
     assert.match(e!.message, /may or may not/);
     assert.is((await c.compute.list({ buildId })).filter((s) => s.name === name).length, 0);
+    // Now the provider makes the server and still answers 500: the driver finds it, makes no second one.
+    c.fake.fail({ match: o.createPath, status: 500, afterHandling: true });
+    const made = await c.compute.create({ name, role: 'webserver', buildId, userData: '#!/bin/sh\n' });
+    ctx.ids.push(made.id);
+    assert.is(made.name, name);
+    assert.is((await c.compute.list({ buildId })).filter((s) => s.name === name).length, 1);
+    await c.compute.destroy(made.id);
+    ctx.ids = ctx.ids.filter((id) => id !== made.id);
   });
 
   test('an API error carries the provider\'s message and never the credentials', async (ctx) => {
@@ -130,9 +140,9 @@ export function cloudConformance(o: ConformanceOptions): void {
     const c = ctx.c;
     if (!c?.fake) return;
     const made: Server[] = [];
-    for (let i = 0; i < 5; i++) made.push(await c.compute.create({ name: serverName({ role: 'webserver', buildId, slot: 1 }), role: 'webserver', buildId, userData: '#!/bin/sh\n' }));
+    for (let i = 0; i < (o.pageSize ?? 2) + 1; i++) made.push(await c.compute.create({ name: serverName({ role: 'webserver', buildId, slot: 1 }), role: 'webserver', buildId, userData: '#!/bin/sh\n' }));
     ctx.ids.push(...made.map((s) => s.id));
-    assert.is((await c.compute.list({ buildId })).length, 7);
+    assert.is((await c.compute.list({ buildId })).length, 2 + made.length);
     const pages = c.fake.log.filter((l) => `${l.method} ${l.path}`.startsWith(o.listPath) && l.status === 200).length;
     assert.ok(pages > 1, 'several pages were read');
     for (const s of made) await c.compute.destroy(s.id);
