@@ -84,7 +84,7 @@ export interface ComputeProvider {
   /** Resolves when the provider reports the server running with its IPs assigned. */
   waitUntilRunning(id: string, options?: WaitOptions): Promise<Server>;
   /** Takes a snapshot usable as `image` for faster builds (when `flags.snapshots`). */
-  snapshot?(id: string, name: string): Promise<string>;
+  snapshot?(id: string, name: string, options?: WaitOptions): Promise<string>;
   dispose?(): Promise<void>;
 }
 

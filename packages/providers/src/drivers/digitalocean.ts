@@ -171,13 +171,13 @@ export class DigitalOceanCompute implements ComputeProvider {
   }
 
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/dropletActions_post (type snapshot)
-  async snapshot(id: string, name: string): Promise<string> {
+  async snapshot(id: string, name: string, options: WaitOptions = {}): Promise<string> {
     const r = await this.api.post<{ action: { id: number } }>(`/droplets/${encodeURIComponent(id)}/actions`, { type: 'snapshot', name });
     await pollUntil(DRIVER_NAME, `snapshot ${name} of droplet ${id}`, async () => {
       const a = await this.api.get<{ action: { status: 'in-progress' | 'completed' | 'errored' } }>(`/actions/${r.action.id}`);
       if (a.action.status === 'errored') throw fail('SNAPSHOT_FAILED', `snapshot ${name} of droplet ${id} failed`);
       return a.action.status === 'completed' ? true : null;
-    }, { defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
+    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
     const snaps = await listAll<{ id: number; name: string }>(this.api, `/droplets/${encodeURIComponent(id)}/snapshots`, 'snapshots');
     const snap = snaps.find((s) => s.name === name);
     if (!snap) throw fail('SNAPSHOT_MISSING', `snapshot ${name} of droplet ${id} completed but is not listed`);

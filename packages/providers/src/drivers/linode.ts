@@ -167,7 +167,7 @@ export class LinodeCompute implements ComputeProvider {
   }
 
   // https://techdocs.akamai.com/linode-api/reference/post-image (an image from the instance's boot disk)
-  async snapshot(id: string, name: string): Promise<string> {
+  async snapshot(id: string, name: string, options: WaitOptions = {}): Promise<string> {
     const disks = await listAll<{ id: number; filesystem: string }>(this.api, `/linode/instances/${encodeURIComponent(id)}/disks`);
     const disk = disks.find((d) => d.filesystem !== 'swap');
     if (!disk) throw fail('NO_DISK', `instance ${id} has no disk to image`);
@@ -176,7 +176,7 @@ export class LinodeCompute implements ComputeProvider {
       // Image ids are `private/<n>`, and the path takes them as they are.
       const i = await this.api.get<{ status: string }>(`/images/${image.id.split('/').map(encodeURIComponent).join('/')}`);
       return i.status === 'available' ? true : null;
-    }, { defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
+    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
     return image.id;
   }
 }

@@ -175,7 +175,12 @@ export class FakeApi {
   async close(): Promise<void> {
     const s = this.#server;
     this.#server = null;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    if (s) {
+      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+      // Clients keep connections alive: end them, or close would wait for their idle timeout.
+      s.closeAllConnections();
+      await closed;
+    }
   }
 }
 

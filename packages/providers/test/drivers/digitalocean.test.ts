@@ -90,7 +90,7 @@ test('a snapshot is taken and its id returned when the action completes', async 
   try {
     const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's', baseDelayMs: 5 });
     const s = await cloud.create({ name: 'ws-b8-abcd', role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n' });
-    const id = await cloud.snapshot(s.id, 'adt-b8-webserver');
+    const id = await cloud.snapshot(s.id, 'adt-b8-webserver', { intervalMs: 1 });
     assert.match(id, /^\d+$/);
   } finally {
     await fake.close();

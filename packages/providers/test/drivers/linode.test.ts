@@ -88,7 +88,7 @@ test('a rate limit is waited out for the time Retry-After asks; an image is made
     assert.equal(await cloud.list(), []);
     assert.equal(retries, [1000]);
     const s = await cloud.create({ name: 'ws-b8-abcd', role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n' });
-    assert.match(await cloud.snapshot(s.id, 'adt-b8-webserver'), /^private\/\d+$/);
+    assert.match(await cloud.snapshot(s.id, 'adt-b8-webserver', { intervalMs: 1 }), /^private\/\d+$/);
     const image = fake.log.find((l) => l.method === 'POST' && l.path === '/images')!.body as { disk_id: number };
     assert.is(image.disk_id, Number(s.id) * 10, 'the boot disk, not the swap');
   } finally {
