@@ -18,6 +18,8 @@ export interface FakeRequest {
   query: URLSearchParams;
   body: unknown;
   headers: Record<string, string>;
+  /** The whole URL path as sent (with the API prefix), for signature checks. */
+  fullPath?: string;
 }
 
 export interface FakeResponse {
@@ -80,7 +82,8 @@ export class FakeApi {
 
   route(method: string, path: string, handler: Handler): this {
     const keys: string[] = [];
-    const pattern = new RegExp(`^${path.replace(/:(\w+)/g, (_m, k: string) => (keys.push(k), '([^/]+)'))}/?$`);
+    // `/:name` is a parameter; a colon elsewhere is literal (Exoscale's `/security-group/:id:attach`).
+    const pattern = new RegExp(`^${path.replace(/\/:(\w+)/g, (_m, k: string) => (keys.push(k), '/([^/]+?)'))}/?$`);
     this.#routes.push({ method, pattern, keys, handler });
     return this;
   }
@@ -159,7 +162,7 @@ export class FakeApi {
         }
         const path = u.pathname.startsWith(this.options.prefix) ? u.pathname.slice(this.options.prefix.length) || '/' : u.pathname;
         const headers = Object.fromEntries(Object.entries(incoming.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v ?? '']));
-        const res = await this.handle({ method: incoming.method ?? 'GET', path, query: u.searchParams, body, headers }, raw);
+        const res = await this.handle({ method: incoming.method ?? 'GET', path, query: u.searchParams, body, headers, fullPath: u.pathname }, raw);
         const text = res.body === undefined ? '' : JSON.stringify(res.body);
         outgoing.writeHead(res.status, { ...(text ? { 'Content-Type': 'application/json' } : {}), ...res.headers }).end(text);
       }, (error: unknown) => {

@@ -1,0 +1,105 @@
+/**
+ * Exoscale drivers against the fake API (always; the fake checks every request's signature) and
+ * the real API when EXOSCALE_API_KEY, EXOSCALE_API_SECRET and EXOSCALE_TEST_ZONE are set (it
+ * creates and destroys real, billed resources; EXOSCALE_TEST_PRIVATE_NETWORK names a managed
+ * private network to attach the instances to).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import exoscaleDriver, { exoscaleSignature } from '../../src/drivers/exoscale.ts';
+import { checkExoscaleSignature, EXOSCALE_FAKE_NETWORK, exoscaleFake, exoscaleRateLimit } from '../../src/fakes/exoscale.ts';
+import { cloudConformance } from './_cloud-conformance.ts';
+
+const KEY = 'EXOfakekey0123';
+const SECRET = 'exo-secret-9a7c-do-not-log';
+
+cloudConformance({
+  title: 'exoscale drivers (fake API)',
+  createPath: 'POST /instance',
+  listPath: 'GET /instance',
+  paginated: false,
+  setup: async () => {
+    const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
+    const baseUrl = await fake.listen();
+    const cloud = exoscaleDriver({ apiKey: KEY, apiSecret: SECRET, baseUrl, privateNetwork: EXOSCALE_FAKE_NETWORK, baseDelayMs: 5, maxDelayMs: 50, operationIntervalMs: 1 });
+    const zone = 'example.com';
+    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(zone), databases: cloud.databases, zone, fake, rateLimited: exoscaleRateLimit(), secret: SECRET, close: () => fake.close() };
+  },
+});
+
+const real = { key: process.env.EXOSCALE_API_KEY, secret: process.env.EXOSCALE_API_SECRET, zone: process.env.EXOSCALE_TEST_ZONE };
+cloudConformance({
+  title: 'exoscale drivers (real API)',
+  createPath: 'POST /instance',
+  listPath: 'GET /instance',
+  paginated: false,
+  waitMs: 600_000,
+  intervalMs: 5_000,
+  skip: !real.key || !real.secret || !real.zone ? 'set EXOSCALE_API_KEY, EXOSCALE_API_SECRET and EXOSCALE_TEST_ZONE to run it against the real API (creates billed resources)' : false,
+  setup: async () => {
+    const cloud = exoscaleDriver({ apiKey: real.key!, apiSecret: real.secret!, zone: process.env.EXOSCALE_TEST_REGION ?? 'ch-gva-2', privateNetwork: process.env.EXOSCALE_TEST_PRIVATE_NETWORK });
+    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(real.zone!), databases: cloud.databases, zone: real.zone!, secret: real.secret!, close: async () => {} };
+  },
+});
+
+// ---
+
+const test = suite('exoscale specifics (fake API)');
+
+test('the request signature: query values signed in name order, a changed body or an expired signature is refused', () => {
+  const req = { method: 'GET', url: 'https://api-ch-gva-2.exoscale.com/v2/template?visibility=public&family=debian', body: undefined };
+  const header = exoscaleSignature({ apiKey: KEY, apiSecret: SECRET }, req, 2_000_000_000);
+  assert.match(header, /^EXO2-HMAC-SHA256 credential=EXOfakekey0123,signed-query-args=family;visibility,expires=2000000000,signature=[A-Za-z0-9+/]+=*$/);
+  assert.not.ok(header.includes(SECRET));
+  const query = new URL(req.url).searchParams;
+  const check = (h: string, body = '', now = 1_999_999_000) => checkExoscaleSignature(h, { method: 'GET', fullPath: '/v2/template', query, rawBody: body }, KEY, SECRET, now);
+  assert.is(check(header), null);
+  assert.is(check(header, '{"x":1}'), 'invalid request signature');
+  assert.is(check(header, '', 2_000_000_001), 'request expired');
+  assert.is(check(header.replace(KEY, 'EXOother')), 'invalid API key');
+});
+
+test('documented shapes: labels for tags, base64 user-data, the type and template resolved to ids, a security group per role, operations polled', async () => {
+  const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
+  const baseUrl = await fake.listen();
+  try {
+    const cloud = exoscaleDriver({ apiKey: KEY, apiSecret: SECRET, baseUrl, privateNetwork: EXOSCALE_FAKE_NETWORK, baseDelayMs: 5, operationIntervalMs: 1 });
+    const first = await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\necho hi\n' });
+    const post = fake.log.find((l) => l.method === 'POST' && l.path === '/instance')!.body as Record<string, unknown>;
+    assert.equal(post.labels, { adt: '1', 'adt-role-webserver': '1', 'adt-build-b7': '1', 'adt-b7-webserver': '1' });
+    assert.is(Buffer.from(String(post['user-data']), 'base64').toString(), '#!/bin/sh\necho hi\n');
+    assert.equal(post['instance-type'], { id: '21624abb-764e-4def-81d7-9fc54b5957fb' });
+    assert.ok(fake.log.some((l) => l.path.startsWith('/operation/')), 'the operation was polled');
+    assert.match(first.privateIp ?? '', /^198\.18\.140\.\d+$/, 'the private network lease');
+    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] }]);
+    const g = [...fake.state.groups.values()][0]!;
+    assert.is(g.name, 'adt-b7-webserver');
+    assert.equal(g.rules.map((r) => `${r['flow-direction']} ${r.protocol} ${r['start-port']}-${r['end-port']} ${r.network}`), ['ingress tcp 8000-8010 198.51.100.1/32']);
+    assert.equal(fake.state.instances.get(first.id)!['security-groups'], [{ id: g.id }], 'the existing webserver is attached');
+    const second = await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+    assert.equal(fake.state.instances.get(second.id)!['security-groups'], [{ id: g.id }], 'a new one is created in the group');
+  } finally {
+    await fake.close();
+  }
+});
+
+test('a wrong secret is refused (403) with Exoscale\'s message and never shown; a 429 is backed off', async () => {
+  const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
+  const baseUrl = await fake.listen();
+  try {
+    const bad = exoscaleDriver({ apiKey: KEY, apiSecret: 'wrong-secret-77', baseUrl, baseDelayMs: 5 });
+    const e = await bad.list().then(() => null, (x: Error & { code?: string }) => x);
+    assert.is(e?.code, 'UNAUTHORIZED');
+    assert.match(e!.message, /HTTP 403: invalid request signature \(check the API token/);
+    assert.not.ok(e!.message.includes('wrong-secret-77'));
+    const retries: number[] = [];
+    const cloud = exoscaleDriver({ apiKey: KEY, apiSecret: SECRET, baseUrl, baseDelayMs: 5, maxDelayMs: 50, onRetry: (i) => retries.push(i.status ?? 0) });
+    fake.fail({ match: 'GET /instance', ...exoscaleRateLimit() });
+    assert.equal(await cloud.list(), []);
+    assert.equal(retries, [429]);
+  } finally {
+    await fake.close();
+  }
+});
+
+test.run();
