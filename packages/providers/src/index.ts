@@ -5,7 +5,7 @@ export type {
 } from './types.ts';
 export { serverName, parseServerName, nameMatches } from './naming.ts';
 export type { ServerNameParts, ParsedServerName } from './naming.ts';
-export { computeDrivers, dnsDrivers } from './_drivers.ts';
+export { computeDrivers, dnsDrivers, apiFakes } from './_drivers.ts';
 export type { ComputeDriverName, DnsDriverName } from './_drivers.ts';
 export { startPowerDns, attachPowerDns } from './pdns-server.ts';
 export type { PowerDnsOptions, PowerDnsServer } from './pdns-server.ts';

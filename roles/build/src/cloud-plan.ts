@@ -7,7 +7,7 @@
  * The order is the deploy's: the DNS zone; each role's native firewall (first with the build
  * machine only, so servers are protected from their first boot); the servers, created and waited
  * for; the firewalls again with the fleet's addresses; a managed database allowed only from the
- * fleet's private addresses (DATABASE_SERVICE=managed); the site's A records; the certificate by
+ * fleet's addresses, private ones where the cloud has them (DATABASE_SERVICE=managed); the site's A records; the certificate by
  * ACME (lego, DNS-01 on the DNS provider).
  */
 import { computePolicies, applyNative, type FleetRole, type FleetSnapshot } from '@adt/firewall';
@@ -38,7 +38,7 @@ export function objectStorageEndpoint(provider: CloudProvider, region: string): 
 async function dryRunDrivers(d: Deployment, provider: CloudProvider, calls: ApiCall[]): Promise<CloudDrivers> {
   const zone = zoneOf(d.host);
   const placeholder = 'dry-run';
-  let drivers: Omit<CloudDrivers, 'dns'> & { cloudDns: (zone: string) => DnsProvider };
+  let drivers!: Omit<CloudDrivers, 'dns'> & { cloudDns: (zone: string) => DnsProvider };
   switch (provider) {
     case 'digitalocean': {
       const { digitaloceanFake } = await import('@adt/providers/fakes/digitalocean');
@@ -48,8 +48,30 @@ async function dryRunDrivers(d: Deployment, provider: CloudProvider, calls: ApiC
       drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: 'https://api.digitalocean.com/v2' };
       break;
     }
-    default:
-      throw new Error(`no dry-run drivers for ${provider}`);
+    case 'linode': {
+      const { linodeFake } = await import('@adt/providers/fakes/linode');
+      const { default: driver } = await import('@adt/providers/drivers/linode');
+      const fake = linodeFake();
+      const c = driver({ token: placeholder, region: d.region, size: d.serverSize, fetch: fake.dryRunFetch(calls) });
+      drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: 'https://api.linode.com/v4' };
+      break;
+    }
+    case 'vultr': {
+      const { vultrFake } = await import('@adt/providers/fakes/vultr');
+      const { default: driver } = await import('@adt/providers/drivers/vultr');
+      const fake = vultrFake();
+      const c = driver({ apiKey: placeholder, region: d.region, size: d.serverSize, fetch: fake.dryRunFetch(calls) });
+      drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: 'https://api.vultr.com/v2' };
+      break;
+    }
+    case 'exoscale': {
+      const { exoscaleFake } = await import('@adt/providers/fakes/exoscale');
+      const { default: driver } = await import('@adt/providers/drivers/exoscale');
+      const fake = exoscaleFake();
+      const c = driver({ apiKey: placeholder, apiSecret: placeholder, zone: d.region, size: d.serverSize, fetch: fake.dryRunFetch(calls), operationIntervalMs: 1 });
+      drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: `https://api-${d.region}.exoscale.com/v2` };
+      break;
+    }
   }
   let dns = drivers.cloudDns(zone);
   if (d.dnsProvider === 'cloudflare') {
@@ -102,7 +124,9 @@ export async function cloudDryRun(d: Deployment): Promise<CloudDryRun> {
   Object.assign(fleet, { webservers: ips('webserver'), autoscalers: ips('autoscaler'), databases: ips('database'), auth: ips('auth') });
   await applyFor();
   if (d.databaseService === 'managed') {
-    const allow = running.map((s) => s.privateIp).filter((x): x is string => Boolean(x));
+    // The fleet's private addresses; a server without one (Exoscale's DBaaS is reached over the
+    // public network, filtered by address) is allowed by its public address.
+    const allow = running.map((s) => s.privateIp ?? s.publicIp).filter((x): x is string => Boolean(x));
     const db = await c.databases.create({ name: `adt-${d.buildId}-db`, buildId: d.buildId, engine: 'mysql', region: d.region, size: PROVIDER_DEFAULTS[provider].dbSize, allow });
     await c.databases.waitUntilOnline(db.id, { intervalMs: 1, timeoutMs: 5_000 });
   }
@@ -116,14 +140,14 @@ export async function cloudDryRun(d: Deployment): Promise<CloudDryRun> {
   return { provider, region: d.region, size: d.serverSize, servers: created.map((s) => ({ name: s.name, role: s.role as FleetRole })), apiCalls: calls.map((x) => ({ ...x, ...(x.body === undefined ? {} : { body: redactBody(x.body) }) })), acme };
 }
 
-/** Human-readable lines: consecutive identical calls (polling) collapsed with a count. */
+/** Human-readable lines: consecutive identical calls (polling, repeated reads) collapsed with a count. */
 export function formatDryRun(r: CloudDryRun): string[] {
   const lines = formatCalls(r.apiCalls);
   const out: string[] = [];
   for (let i = 0; i < lines.length; ) {
     let j = i + 1;
     while (j < lines.length && lines[j] === lines[i]) j++;
-    out.push(`${String(out.length + 1).padStart(4)}. ${lines[i]}${j - i > 1 ? `   (x${j - i}, polling)` : ''}`);
+    out.push(`${String(out.length + 1).padStart(4)}. ${lines[i]}${j - i > 1 ? `   (x${j - i})` : ''}`);
     i = j;
   }
   return out;
