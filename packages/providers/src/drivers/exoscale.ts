@@ -63,7 +63,7 @@ export interface ExoscaleOptions {
 // --- API shapes (only the fields we read) ---
 
 interface Operation { id: string; state: 'pending' | 'success' | 'failure' | 'timeout'; reference?: { id: string }; message?: string }
-interface Instance { id: string; name: string; state: string; 'public-ip'?: string; labels?: Record<string, string>; 'created-at': string }
+interface Instance { id: string; name: string; state: string; 'public-ip'?: string; labels?: Record<string, string>; 'created-at': string; 'private-networks'?: { id: string }[] }
 interface SecurityGroup { id: string; name: string; rules?: SgRule[] }
 interface SgRule { id: string; 'flow-direction': 'ingress' | 'egress'; protocol: string; 'start-port'?: number; 'end-port'?: number; network?: string; description?: string }
 interface DnsDomain { id: string; 'unicode-name': string }
@@ -89,7 +89,11 @@ export function exoscaleClient(o: ExoscaleOptions): ApiClient {
     provider: DRIVER_NAME,
     baseUrl: o.baseUrl ?? `https://api-${zone}.exoscale.com/v2`,
     auth: (req) => ({ Authorization: exoscaleSignature(o, req, Math.floor((o.now ?? Date.now)() / 1000) + 600) }),
-    errorMessage: (b) => (b as { message?: string }).message,
+    // Error bodies: {message}, {error, retry_after} (429), or {title, detail} on newer endpoints.
+    errorMessage: (b) => {
+      const e = b as { message?: string; error?: string; detail?: string; title?: string };
+      return e.message ?? e.error ?? e.detail ?? e.title;
+    },
     fetch: o.fetch, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
   });
 }
@@ -115,6 +119,8 @@ export class ExoscaleCompute implements ComputeProvider {
   readonly api: ApiClient;
   readonly #o: ExoscaleOptions;
   #typeIds = new Map<string, string>();
+  /** Servers created here on a private network: running means having its address too. */
+  #wantsPrivate = new Set<string>();
   #templateIds = new Map<string, string>();
 
   constructor(o: ExoscaleOptions, api = exoscaleClient(o)) {
@@ -146,11 +152,16 @@ export class ExoscaleCompute implements ComputeProvider {
     return t.id;
   }
 
-  async #privateIps(): Promise<Map<string, string>> {
-    if (!this.#o.privateNetwork) return new Map();
-    // https://openapi-v2.exoscale.com/operation/operation-get-private-network
-    const net = await this.api.get<{ leases?: { 'instance-id': string; 'ip-address': string }[] }>(`/private-network/${encodeURIComponent(this.#o.privateNetwork)}`);
-    return new Map((net.leases ?? []).map((l) => [l['instance-id'], l['ip-address']]));
+  /** Private addresses of these instances: the leases of the private networks they are attached to. */
+  async #privateIps(instances: Instance[]): Promise<Map<string, string>> {
+    const networks = new Set(instances.flatMap((i) => (i['private-networks'] ?? []).map((n) => n.id)));
+    const out = new Map<string, string>();
+    for (const id of networks) {
+      // https://openapi-v2.exoscale.com/operation/operation-get-private-network (leases: managed networks only)
+      const net = await this.api.get<{ leases?: { 'instance-id': string; ip: string }[] } | null>(`/private-network/${encodeURIComponent(id)}`, { accept: [404] });
+      for (const l of net?.leases ?? []) if (!out.has(l['instance-id'])) out.set(l['instance-id'], l.ip);
+    }
+    return out;
   }
 
   #toServer(i: Instance, privateIps: Map<string, string>): Server {
@@ -164,7 +175,8 @@ export class ExoscaleCompute implements ComputeProvider {
 
   // https://openapi-v2.exoscale.com/operation/operation-create-instance
   async create(o: CreateServerOptions): Promise<Server> {
-    const { size } = checkCreate(DRIVER_NAME, o, { size: this.#o.size ?? 'standard.small', region: this.#o.zone ?? 'ch-gva-2' });
+    const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size ?? 'standard.small', region: this.#o.zone ?? 'ch-gva-2' });
+    if (region !== (this.#o.zone ?? 'ch-gva-2')) throw fail('BAD_REGION', `${o.name}: region ${region}, but this driver talks to zone ${this.#o.zone ?? 'ch-gva-2'} (one driver per zone)`, { exitCode: 2 });
     const [typeId, templateId, group] = await Promise.all([this.#typeId(size), this.#templateId(o.image ?? this.#o.template ?? 'Linux Debian 12 (Bookworm) 64-bit'), findGroup(this.api, o.buildId, o.role)]);
     const body = {
       name: o.name, 'instance-type': { id: typeId }, template: { id: templateId }, 'disk-size': this.#o.diskSize ?? 10,
@@ -177,13 +189,15 @@ export class ExoscaleCompute implements ComputeProvider {
     } catch (error) {
       if (!outcomeUnknown(error)) throw error;
       const found = (await this.list({ buildId: o.buildId, role: o.role })).find((s) => s.name === o.name);
-      if (found) return found;
-      throw error;
+      if (!found) throw error;
+      id = found.id;
     }
     const network = o.vpc ?? this.#o.privateNetwork;
     if (network) {
+      this.#wantsPrivate.add(id);
+      const attached = (await this.api.get<Instance>(`/instance/${encodeURIComponent(id)}`))['private-networks']?.some((n) => n.id === network);
       // https://openapi-v2.exoscale.com/operation/operation-attach-instance-to-private-network
-      await settle(this.api, await this.api.put<Operation>(`/private-network/${encodeURIComponent(network)}:attach`, { instance: { id } }), `attach ${o.name} to private network ${network}`, this.#o.operationIntervalMs);
+      if (!attached) await settle(this.api, await this.api.put<Operation>(`/private-network/${encodeURIComponent(network)}:attach`, { instance: { id } }), `attach ${o.name} to private network ${network}`, this.#o.operationIntervalMs);
     }
     const s = await this.get(id);
     if (!s) throw fail('NOT_FOUND', `instance ${o.name} (${id}) was created but is not found`);
@@ -199,20 +213,22 @@ export class ExoscaleCompute implements ComputeProvider {
   // https://openapi-v2.exoscale.com/operation/operation-list-instances
   async list(filter: ListServersFilter = {}): Promise<Server[]> {
     const label = filter.buildId ? `adt-build-${filter.buildId}` : 'adt';
-    const [all, ips] = await Promise.all([this.api.get<{ instances?: Instance[] }>('/instance'), this.#privateIps()]);
-    return (all.instances ?? []).filter((i) => i.labels?.[label] !== undefined && nameMatches(i.name, filter)).map((i) => this.#toServer(i, ips));
+    const all = (await this.api.get<{ instances?: Instance[] }>('/instance')).instances ?? [];
+    const ours = all.filter((i) => i.labels?.[label] !== undefined && nameMatches(i.name, filter));
+    const ips = await this.#privateIps(ours);
+    return ours.map((i) => this.#toServer(i, ips));
   }
 
   async get(id: string): Promise<Server | null> {
     const i = await this.api.get<Instance | null>(`/instance/${encodeURIComponent(id)}`, { accept: [404] });
-    return i ? this.#toServer(i, await this.#privateIps()) : null;
+    return i ? this.#toServer(i, await this.#privateIps([i])) : null;
   }
 
   async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
     return pollUntil(DRIVER_NAME, `instance ${id} running with its addresses`, async () => {
       const s = await this.get(id);
       if (!s) throw fail('NOT_FOUND', `instance ${id} is gone`);
-      return s.state === 'running' && s.publicIp && (!this.#o.privateNetwork || s.privateIp) ? s : null;
+      return s.state === 'running' && s.publicIp && (!this.#wantsPrivate.has(id) || s.privateIp) ? s : null;
     }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
   }
 }
@@ -241,7 +257,7 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
   async apply(buildId: string, role: Role, rules: InboundRule[]): Promise<void> {
     for (const [i, rule] of rules.entries()) validateRule(rule, `rules[${i}]`);
     const wanted = rules.flatMap((r) => (r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources).map((src) => ({
-      'flow-direction': 'ingress' as const, protocol: r.protocol,
+      'flow-direction': 'ingress' as const, protocol: r.protocol === 'icmp' && src.includes(':') ? 'icmpv6' : r.protocol,
       ...(r.port === undefined ? {} : { 'start-port': Array.isArray(r.port) ? r.port[0] : r.port, 'end-port': Array.isArray(r.port) ? r.port[1] : r.port }),
       network: src.includes('/') ? src : `${src}/${src.includes(':') ? 128 : 32}`,
       ...(r.protocol === 'icmp' ? { icmp: { type: -1, code: -1 } } : {}),
@@ -281,10 +297,10 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
       const a = r['start-port'];
       const b = r['end-port'];
       const port = a === undefined ? undefined : b === undefined || a === b ? a : ([a, b] as [number, number]);
-      const key = `${r.protocol}|${JSON.stringify(port)}`;
+      const key = `${r.protocol === 'icmpv6' ? 'icmp' : r.protocol}|${JSON.stringify(port)}`;
       const prev = byRule.get(key);
       if (prev) prev.sources.push(r.network ?? '');
-      else byRule.set(key, { protocol: r.protocol as InboundRule['protocol'], ...(port === undefined ? {} : { port }), sources: [r.network ?? ''] });
+      else byRule.set(key, { protocol: (r.protocol === 'icmpv6' ? 'icmp' : r.protocol) as InboundRule['protocol'], ...(port === undefined ? {} : { port }), sources: [r.network ?? ''] });
     }
     return [...byRule.values()];
   }
@@ -292,6 +308,12 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
   async remove(buildId: string, role: Role): Promise<void> {
     const found = await findGroup(this.api, buildId, role);
     if (!found) return;
+    // A group in use cannot be deleted: detach its instances first.
+    const instances = (await this.api.get<{ instances?: (Instance & { 'security-groups'?: { id: string }[] })[] }>('/instance')).instances ?? [];
+    for (const i of instances.filter((x) => x['security-groups']?.some((g) => g.id === found.id))) {
+      // https://openapi-v2.exoscale.com/operation/operation-detach-instance-from-security-group
+      await settle(this.api, await this.api.put<Operation>(`/security-group/${found.id}:detach`, { instance: { id: i.id } }), `detach ${i.name} from ${found.name}`, this.#o.operationIntervalMs);
+    }
     const r = await this.api.request<Operation | null>('DELETE', `/security-group/${found.id}`, { accept: [404] });
     if (r.body) await settle(this.api, r.body, `delete ${found.name}`, this.#o.operationIntervalMs);
   }
@@ -324,7 +346,7 @@ export class ExoscaleDns implements DnsProvider {
   async ensureZone(zone: string): Promise<void> {
     if (await this.#domain(zone)) return;
     // https://openapi-v2.exoscale.com/operation/operation-create-dns-domain
-    await this.api.post('/dns-domain', { 'unicode-name': zone.replace(/\.$/, '').toLowerCase() });
+    await settle(this.api, await this.api.post<Operation>('/dns-domain', { 'unicode-name': zone.replace(/\.$/, '').toLowerCase() }), `create DNS domain ${zone}`, this.#o.operationIntervalMs);
   }
 
   async #records(name: string): Promise<{ fqdn: string; rel: string; domain: DnsDomain | null; records: DnsRecordApi[] }> {

@@ -54,7 +54,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   });
   const operations = new Map<string, { id: string; state: string; reference: { id: string; link: string; command: string }; polls: number }>();
   const instances = new Map<string, Obj & { id: string; name: string; state: string; labels: Record<string, string>; polls: number; 'security-groups': { id: string }[] }>();
-  const leases: { 'instance-id': string; 'ip-address': string }[] = [];
+  const leases: { 'instance-id': string; ip: string }[] = [];
   const groups = new Map<string, { id: string; name: string; description: string; rules: (Obj & { id: string })[] }>();
   const domains = new Map<string, { id: string; 'unicode-name': string; records: (Obj & { id: string; name: string; type: string; content: string; ttl: number })[] }>();
   const services = new Map<string, Obj & { name: string; type: string; state: string; polls: number; 'ip-filter': string[] }>();
@@ -107,7 +107,10 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     if (p.id !== EXOSCALE_FAKE_NETWORK) return api.error(404, 'Private network not found');
     const id = ((req.body as Obj)?.instance as { id?: string })?.id ?? '';
     if (!instances.has(id)) return api.error(404, `Instance ${id} not found`);
-    if (!leases.some((l) => l['instance-id'] === id)) leases.push({ 'instance-id': id, 'ip-address': `198.18.140.${10 + leases.length}` });
+    if (!leases.some((l) => l['instance-id'] === id)) leases.push({ 'instance-id': id, ip: `198.18.140.${10 + leases.length}` });
+    const inst = instances.get(id)!;
+    const nets = (inst['private-networks'] as { id: string }[] | undefined) ?? [];
+    if (!nets.some((x) => x.id === p.id)) inst['private-networks'] = [...nets, { id: p.id }];
     return operation(p.id, 'private-network');
   });
 
@@ -125,13 +128,19 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     const g = groups.get(p.id!);
     return g ? { status: 200, body: { ...view(g), rules: g.rules } } : api.error(404, 'Security group not found');
   });
-  api.route('DELETE', '/security-group/:id', (_req, p) => (groups.delete(p.id!) ? operation(p.id!, 'security-group') : api.error(404, 'Security group not found')));
+  api.route('DELETE', '/security-group/:id', (_req, p) => {
+    if (!groups.has(p.id!)) return api.error(404, 'Security group not found');
+    if ([...instances.values()].some((i) => i['security-groups'].some((x) => x.id === p.id))) return api.error(409, 'Security group is in use');
+    groups.delete(p.id!);
+    return operation(p.id!, 'security-group');
+  });
   api.route('POST', '/security-group/:id/rules', (req, p) => {
     const g = groups.get(p.id!);
     if (!g) return api.error(404, 'Security group not found');
     const b = req.body as Obj;
     if (!['ingress', 'egress'].includes(b?.['flow-direction'] as string)) return api.error(400, 'flow-direction must be ingress or egress');
     if (!['tcp', 'udp', 'icmp', 'icmpv6', 'ah', 'esp', 'gre', 'ipip', 'all'].includes(b.protocol as string)) return api.error(400, 'Invalid protocol');
+    if (b.protocol === 'icmp' && String(b.network ?? '').includes(':')) return api.error(400, 'icmp rules take IPv4 networks (icmpv6 for IPv6)');
     if ((b.protocol === 'tcp' || b.protocol === 'udp') && (typeof b['start-port'] !== 'number' || typeof b['end-port'] !== 'number')) return api.error(400, 'start-port and end-port are required for tcp and udp');
     if (!b.network && !b['security-group']) return api.error(400, 'network or security-group is required');
     const r = { ...b, id: uuid() };
@@ -153,6 +162,14 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     if (!i['security-groups'].some((x) => x.id === g.id)) i['security-groups'].push({ id: g.id });
     return operation(g.id, 'security-group');
   });
+  api.route('PUT', '/security-group/:id:detach', (req, p) => {
+    const g = groups.get(p.id!);
+    if (!g) return api.error(404, 'Security group not found');
+    const i = instances.get(((req.body as Obj)?.instance as { id?: string })?.id ?? '');
+    if (!i) return api.error(404, 'Instance not found');
+    i['security-groups'] = i['security-groups'].filter((x) => x.id !== g.id);
+    return operation(g.id, 'security-group');
+  });
 
   // DNS.
   api.route('GET', '/dns-domain', () => ({ status: 200, body: { 'dns-domains': [...domains.values()].map(view) } }));
@@ -162,7 +179,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     if ([...domains.values()].some((d) => d['unicode-name'] === name)) return api.error(409, `Domain ${name} already exists`);
     const d = { id: uuid(), 'unicode-name': name, records: [] };
     domains.set(d.id, d);
-    return { status: 200, body: view(d) };
+    return operation(d.id, 'dns-domain');
   });
   api.route('GET', '/dns-domain/:id/record', (_req, p) => {
     const d = domains.get(p.id!);
@@ -215,7 +232,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   return Object.assign(api, { state: { instances, groups, domains, services, leases, operations } });
 }
 
-/** Exoscale's 429: `{"message": "..."}`, no documented wait header. */
+/** Exoscale's documented 429 body: `{error, retry_after}`; no rate-limit headers are documented. */
 export function exoscaleRateLimit(): { status: number; body: unknown } {
-  return { status: 429, body: { message: 'Too many requests' } };
+  return { status: 429, body: { error: 'Too many requests', retry_after: 1 } };
 }

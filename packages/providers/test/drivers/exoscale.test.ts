@@ -59,6 +59,11 @@ test('the request signature: query values signed in name order, a changed body o
   assert.is(check(header.replace(KEY, 'EXOother')), 'invalid API key');
 });
 
+test('the signature matches a known answer computed by an independent Exoscale client', () => {
+  const header = exoscaleSignature({ apiKey: 'EXO123', apiSecret: 'secret-value' }, { method: 'GET', url: 'https://api-ch-gva-2.exoscale.com/v2/instance?zone=ch-gva-2&name=sb-test', body: undefined }, 1_700_000_000);
+  assert.is(header, 'EXO2-HMAC-SHA256 credential=EXO123,signed-query-args=name;zone,expires=1700000000,signature=LdrDqX3RL8WKrHOSxqZ3ueR5PcwwEzjtwlOXWUThvUc=');
+});
+
 test('documented shapes: labels for tags, base64 user-data, the type and template resolved to ids, a security group per role, operations polled', async () => {
   const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
   const baseUrl = await fake.listen();
@@ -71,13 +76,20 @@ test('documented shapes: labels for tags, base64 user-data, the type and templat
     assert.equal(post['instance-type'], { id: '21624abb-764e-4def-81d7-9fc54b5957fb' });
     assert.ok(fake.log.some((l) => l.path.startsWith('/operation/')), 'the operation was polled');
     assert.match(first.privateIp ?? '', /^198\.18\.140\.\d+$/, 'the private network lease');
-    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] }]);
+    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] }, { protocol: 'icmp', sources: [] }]);
     const g = [...fake.state.groups.values()][0]!;
     assert.is(g.name, 'adt-b7-webserver');
-    assert.equal(g.rules.map((r) => `${r['flow-direction']} ${r.protocol} ${r['start-port']}-${r['end-port']} ${r.network}`), ['ingress tcp 8000-8010 198.51.100.1/32']);
+    assert.equal(g.rules.map((r) => `${r['flow-direction']} ${r.protocol} ${r['start-port']}-${r['end-port']} ${r.network}`), ['ingress tcp 8000-8010 198.51.100.1/32', 'ingress icmp undefined-undefined 0.0.0.0/0', 'ingress icmpv6 undefined-undefined ::/0']);
+    assert.equal((await cloud.firewall.get('b7', 'webserver'))?.map((r) => `${r.protocol} ${r.sources.join(',')}`), ['tcp 198.51.100.1/32', 'icmp 0.0.0.0/0,::/0']);
     assert.equal(fake.state.instances.get(first.id)!['security-groups'], [{ id: g.id }], 'the existing webserver is attached');
     const second = await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
     assert.equal(fake.state.instances.get(second.id)!['security-groups'], [{ id: g.id }], 'a new one is created in the group');
+    // The group is in use: remove detaches the instances, then deletes it.
+    await cloud.firewall.remove('b7', 'webserver');
+    assert.is(fake.state.groups.size, 0);
+    assert.equal(fake.state.instances.get(first.id)!['security-groups'], []);
+    const elsewhere = await cloud.create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', region: 'de-fra-1', userData: '#!/bin/sh\n' }).then(() => null, (x: { exitCode?: number }) => x);
+    assert.is(elsewhere?.exitCode, 2, 'another zone needs another driver');
   } finally {
     await fake.close();
   }
@@ -97,6 +109,9 @@ test('a wrong secret is refused (403) with Exoscale\'s message and never shown; 
     fake.fail({ match: 'GET /instance', ...exoscaleRateLimit() });
     assert.equal(await cloud.list(), []);
     assert.equal(retries, [429]);
+    fake.fail({ match: 'GET /dns-domain', status: 400, body: { title: 'Bad Request', detail: 'unicode-name: invalid' } });
+    const detail = await cloud.dns('example.com').ensureZone('example.com').then(() => null, (x: Error) => x);
+    assert.match(detail!.message, /HTTP 400: unicode-name: invalid/);
   } finally {
     await fake.close();
   }
