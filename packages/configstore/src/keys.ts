@@ -130,6 +130,14 @@ export interface ScalingSettings {
   /** TTL of the site's A records. */
   dnsTtlSeconds: number;
 }
+/** A snapshot to build webservers from. */
+export interface WebserverImage {
+  /** The provider's image/snapshot id. */
+  image: string;
+  /** The webserver it was taken from, and when. */
+  from: string;
+  at: string;
+}
 /** How an autoscaler reaches the cloud's API and DNS (secrets). */
 export interface ProviderAccess {
   compute: { driver: string; url: string; token: string };
@@ -236,6 +244,11 @@ export const keys = {
   scaling: key<ScalingSettings>('config/scaling'),
   /** The provider API access autoscalers use (encrypted at rest). */
   providerAccess: key<ProviderAccess>('secrets/provider-access'),
+  /**
+   * The image new webservers are built from (a snapshot of a configured webserver, on clouds that
+   * have them), instead of the default OS image: faster builds. Absent: the OS image.
+   */
+  webserverImage: key<WebserverImage>('config/webserver-image'),
   /** Scheduled scaling: { "08:30": 10, "17:30": 3 }. */
   scalingSchedule: key<Record<string, number>>('config/scaling-schedule'),
   /** The autoscalers' event log: `events/<time>-<random>`. */

@@ -161,8 +161,20 @@ export class Scaler {
       await this.#event(slot, 'add-dns', byId(a.serverId)?.name, a.ip, a.reason);
     } else if (a.type === 'create') {
       const name = serverName({ role: 'webserver', buildId: d.buildId, slot });
-      const s = await d.compute.create({ name, role: 'webserver', buildId: d.buildId, userData: d.userData() });
-      await this.#event(slot, 'create', s.name, s.publicIp ?? undefined, a.reason);
+      const image = (await d.store.get(keys.webserverImage))?.image;
+      let s: Server;
+      let from = image;
+      try {
+        s = await d.compute.create({ name, role: 'webserver', buildId: d.buildId, userData: d.userData(), ...(image ? { image } : {}) });
+      } catch (error) {
+        // An image the cloud refuses (deleted, another region) must not stop scaling: the OS image.
+        const status = (error as { status?: number | null }).status;
+        if (!image || typeof status !== 'number' || status < 400 || status >= 500) throw error;
+        await this.#event(slot, 'image-refused', name, undefined, `image ${image}: ${(error as Error).message}; building from the OS image`);
+        s = await d.compute.create({ name, role: 'webserver', buildId: d.buildId, userData: d.userData() });
+        from = undefined;
+      }
+      await this.#event(slot, 'create', s.name, s.publicIp ?? undefined, from ? `${a.reason} (from image ${from})` : a.reason);
     } else if (a.type === 'destroy') {
       const s = byId(a.serverId);
       // Its registrations go first, so the database's firewall stops letting it in.

@@ -14,11 +14,11 @@ import { Scaler } from '../src/scaler.ts';
 
 const settings: ScalingSettings = { autoscalers: 2, maxWebservers: 10, probeIntervalSeconds: 1, probeTimeoutSeconds: 1, failuresBeforeUnhealthy: 2, buildTimeoutSeconds: 300, drainSeconds: 0, leaseTtlSeconds: 10, dnsTtlSeconds: 5 };
 
-function world() {
+function world(images?: string[]) {
   let now = Date.parse('2026-11-25T00:00:00Z');
   const clock = () => now;
   const store = new ConfigStore({ driver: memoryDriver({ now: clock }), writeBudget: null });
-  const compute = memoryCompute({ now: clock });
+  const compute = memoryCompute({ now: clock, images });
   const dns = memoryDns();
   void dns.ensureZone('p.test');
   const scaler = (slot: number) => new Scaler({
@@ -64,6 +64,22 @@ test('a dead autoscaler\'s slot is taken over after its lease expires, and hande
   assert.equal((await a2again.tick()).slots, [2]);
   assert.not.ok(await w.store.exists(keys.slotClaim(2)), 'claim cleared');
   assert.equal((await a1.tick()).slots, [1], 'a1 does not take it again while a2 renews');
+});
+
+test('new webservers are built from the configured image; an image the cloud refuses falls back to the OS image', async () => {
+  const w = world(['snap-1']);
+  await w.store.put(keys.desiredWebservers(1), 2);
+  await w.store.put(keys.webserverImage, { image: 'snap-1', from: 'ws-p1-s1-abcd', at: '2026-11-25T00:00:00Z' });
+  const a1 = w.scaler(1);
+  await a1.tick();
+  assert.equal([...w.compute.servers.values()].map((s) => s.image), ['snap-1', 'snap-1']);
+  await w.store.put(keys.desiredWebservers(1), 3);
+  await w.store.put(keys.webserverImage, { image: 'snap-gone', from: 'ws-p1-s1-abcd', at: '2026-11-25T00:00:00Z' });
+  await a1.tick();
+  assert.equal([...w.compute.servers.values()].map((s) => s.image), ['snap-1', 'snap-1', null]);
+  const events = await Promise.all((await w.store.listOf(keys.events)).map((k) => w.store.get(keys.events.key(k))));
+  assert.ok(events.some((e) => e?.action === 'image-refused' && /snap-gone/.test(e.reason)), 'the refusal is an event');
+  assert.ok(events.some((e) => e?.action === 'create' && /from image snap-1/.test(e.reason)));
 });
 
 test.run();

@@ -5,6 +5,7 @@
 import { errorFactory } from '@adt/core';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList } from '../rules.ts';
+import { ApiError } from '../http.ts';
 import type { ComputeProvider, CreateDatabaseOptions, ManagedDatabase, ManagedDatabaseProvider, CreateServerOptions, InboundRule, ListServersFilter, NativeFirewallProvider, Role, Server, WaitOptions } from '../types.ts';
 
 export const DRIVER_NAME = 'memory';
@@ -16,12 +17,14 @@ export interface MemoryComputeOptions {
   privatePrefix?: string;
   /** Clock (ms), injectable. */
   now?: () => number;
+  /** Images `create` accepts (others are refused as a cloud would, HTTP 404); absent: any. */
+  images?: string[];
 }
 
 export class MemoryCompute implements ComputeProvider {
   readonly name = DRIVER_NAME;
   readonly flags = { snapshots: false, privateNetworking: true };
-  readonly servers = new Map<string, Server & { userData: string }>();
+  readonly servers = new Map<string, Server & { userData: string; image: string | null }>();
   readonly #o: MemoryComputeOptions;
   #n = 0;
 
@@ -34,6 +37,7 @@ export class MemoryCompute implements ComputeProvider {
     if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId) throw fail('BAD_NAME', `server name "${o.name}" must come from serverName()`, { exitCode: 2 });
     if (this.servers.has(o.name)) throw fail('NAME_TAKEN', `a server named ${o.name} exists`, { exitCode: 2 });
     if (!o.userData.startsWith('#!')) throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
+    if (o.image && this.#o.images && !this.#o.images.includes(o.image)) throw new ApiError(DRIVER_NAME, 'NOT_FOUND', `POST /servers: HTTP 404: image ${o.image} not found`, { status: 404 });
     const n = ++this.#n;
     const server = {
       id: o.name, name: o.name, role: o.role, buildId: o.buildId, state: 'running' as const,
@@ -42,6 +46,7 @@ export class MemoryCompute implements ComputeProvider {
       tags: ['adt', `role:${o.role}`, `build:${o.buildId}`, ...(o.tags ?? [])],
       createdAt: new Date((this.#o.now ?? Date.now)()).toISOString(),
       userData: o.userData,
+      image: o.image ?? null,
     };
     this.servers.set(o.name, server);
     return strip(server);
@@ -67,8 +72,8 @@ export class MemoryCompute implements ComputeProvider {
   }
 }
 
-function strip(s: Server & { userData?: string }): Server {
-  const { userData: _u, ...rest } = s;
+function strip(s: Server & { userData?: string; image?: string | null }): Server {
+  const { userData: _u, image: _i, ...rest } = s;
   return { ...rest, tags: [...rest.tags] };
 }
 
