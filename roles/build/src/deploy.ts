@@ -33,7 +33,7 @@ import { ensureS3Daemon } from './s3-daemon.ts';
 import { BASELINE_SPEC, readDeployment, type Deployment } from './settings.ts';
 import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
 import { httpsGet, userData } from '@adt/role-common';
-import { ensureSiteCertificate, trustAnchorFile } from './tls.ts';
+import { ensureSiteCertificate, installRenewalCron, trustAnchorFile } from './tls.ts';
 import { parseCommandLine } from './cli.ts';
 import { followLog, type LogFollower } from './log-follow.ts';
 
@@ -435,6 +435,8 @@ async function main(args: string[]): Promise<number> {
     await dns!.ensureZone(env.zone);
     say(`      PowerDNS answering on ${server.dnsAddress}:53 (pid ${server.pid}), zone ${env.zone}`);
     say(`      ${await ensureSiteCertificate(env, store)}`);
+    const cron = installRenewalCron(env);
+    if (cron) say(`      renewal: daily from ${cron} (roles/build/RenewCertificate; renews within ${d.tls.renewDays} days of expiry)`);
   });
   // Starting from a backup: find it now, before any server is made.
   const restore = d.restoreFrom ? await chooseBackups(env) : null;

@@ -5,7 +5,7 @@
  * cloud, the cloud's shared parts go too (PowerDNS, the embedded S3 server, bridges, outsider,
  * firewall chain): nothing is left behind.
  */
-import { acmeDir, stopPebble } from './tls.ts';
+import { acmeDir, removeRenewalCron, stopPebble } from './tls.ts';
 import { existsSync, readdirSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -101,6 +101,7 @@ export async function main(args: string[]): Promise<number> {
     await rm(env.buildDir, { recursive: true, force: true });
   }
   say(`  config bucket ${d.configBucket}: ${bucket}`);
+  if (removeRenewalCron(env)) say('  certificate renewal (cron) removed');
 
   // The cloud's shared parts, when no server of any build is left on it.
   const remaining = await env.cloud.list();

@@ -11,9 +11,9 @@
  *   roles/build/RenewCertificate [--config FILE] [--force] [--wait] [--json]
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { AdtError, execaRunner, sleep } from '@adt/core';
 import { keys, type ConfigStore, type SiteTls } from '@adt/configstore';
 import { attachPowerDns } from '@adt/providers';
@@ -157,5 +157,43 @@ export async function stopPebble(env: LocalEnv): Promise<boolean> {
   const p = await attachPebble(acmeDir(env));
   if (!p) return false;
   await p.stop();
+  return true;
+}
+
+/** Where the build machine's cron entries go (`ADT_CRON_DIR` for tests; default /etc/cron.d). */
+export function cronDir(): string {
+  return process.env.ADT_CRON_DIR || '/etc/cron.d';
+}
+
+/** The cron file of a build's certificate renewal. */
+export function renewalCronFile(env: LocalEnv): string {
+  return join(cronDir(), `adt-tls-${env.d.buildId}`);
+}
+
+/**
+ * With TLS=acme, a daily renewal on the build machine (cron; RenewCertificate renews only when the
+ * certificate expires within TLS_RENEW_DAYS days). Returns the file written, or null.
+ */
+export function installRenewalCron(env: LocalEnv): string | null {
+  const file = renewalCronFile(env);
+  if (env.d.tls.mode !== 'acme') {
+    rmSync(file, { force: true });
+    return null;
+  }
+  const root = resolve(import.meta.dirname, '../../..');
+  const config = env.d.source === 'defaults' ? '' : ` --config ${env.d.source}`;
+  // A minute from the build id, so several builds do not all renew at the same minute.
+  const minute = [...env.d.buildId].reduce((a, c) => a + c.charCodeAt(0), 0) % 60;
+  if (/\s/.test(env.d.source)) throw fail('BAD_PATH', `the deployment file's path has spaces, which a cron line cannot carry: move it (${env.d.source})`, 2);
+  mkdirSync(cronDir(), { recursive: true });
+  writeFileSync(file, `# Written by the Agile Deployment Toolkit: renew the certificate of ${env.d.host} (build ${env.d.buildId}) when due.\nSHELL=/bin/sh\n${minute} 4 * * * root ${root}/roles/build/RenewCertificate${config} >> /var/log/adt-tls-${env.d.buildId}.log 2>&1\n`, { mode: 0o644 });
+  return file;
+}
+
+/** Removes the renewal's cron file (destroy). */
+export function removeRenewalCron(env: LocalEnv): boolean {
+  const file = renewalCronFile(env);
+  if (!existsSync(file)) return false;
+  rmSync(file, { force: true });
   return true;
 }

@@ -17,6 +17,8 @@ const test = suite<{ f: Fleet; root: string; serial: string; pebblePid: number }
 test.before(async (ctx) => {
   ctx.f = await productionFleet('tac', 50, ['WEBSERVERS=2', 'TLS=acme']);
   ctx.f.caFile = join(ctx.f.dir, 'state/builds/tac1/acme-root.pem');
+  // The renewal's cron entry goes to a directory of the test's, not the machine's /etc/cron.d.
+  process.env.ADT_CRON_DIR = join(ctx.f.dir, 'cron.d');
 });
 
 test.after(async (ctx) => {
@@ -33,6 +35,8 @@ test('deploy gets the certificate by ACME; every webserver serves it, trusted th
   assert.match(r.stdout, /TLS certificate for www\.tac\.test by ACME from https:\/\/127\.0\.0\.1:\d+\/dir \(DNS-01 through PowerDNS\): issued, serial (\w+)/);
   ctx.serial = /serial (\w+)/.exec(r.stdout)![1]!;
   assert.match(r.stdout, /TLS +certificate by ACME \(the local pebble\); its root: .*acme-root\.pem; renewal: roles\/build\/RenewCertificate/);
+  const cron = readFileSync(join(ctx.f.dir, 'cron.d/adt-tls-tac1'), 'utf8');
+  assert.match(cron, new RegExp(`^\\d+ 4 \\* \\* \\* root \\S+/roles/build/RenewCertificate --config ${ctx.f.file} >> /var/log/adt-tls-tac1\\.log 2>&1$`, 'm'));
   ctx.pebblePid = JSON.parse(readFileSync(join(ctx.f.dir, 'state/acme/tac/pebble.json'), 'utf8')).pid as number;
   const ips = await aRecords(ctx.f);
   assert.is(ips.length, 2);
@@ -68,6 +72,7 @@ test('destroy stops pebble and removes its files', async (ctx) => {
   assert.is(d.exitCode, 0, d.stderr);
   assert.not.ok(processAlive(ctx.pebblePid), 'pebble stopped');
   assert.not.ok(existsSync(join(ctx.f.dir, 'state/acme')));
+  assert.not.ok(existsSync(join(ctx.f.dir, 'cron.d/adt-tls-tac1')), 'the renewal cron entry is gone');
 });
 
 test.run();
