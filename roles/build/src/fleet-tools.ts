@@ -9,6 +9,7 @@
  * On the local provider "ssh" is entering the server's namespaces; the cloud drivers will use SSH.
  */
 import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { AdtError } from '@adt/core';
 import { keys } from '@adt/configstore';
 import type { Role, Server } from '@adt/providers';
@@ -122,7 +123,9 @@ export async function status(args: string[]): Promise<number> {
   const eventKeys = store ? (await store.listOf(keys.events)).sort().slice(-15) : [];
   const events = store ? (await Promise.all(eventKeys.map((k) => store.get(keys.events.key(k))))).filter((e) => e !== null) : [];
   await store?.driver.dispose?.();
-  const out = { buildId: d.buildId, url: d.siteUrl, datastore: s3 ? `${env.s3Endpoint}/${d.configBucket}` : 'embedded S3 not running', dns: { name: d.host, a: records }, servers: rows, ...(desired ? { desiredWebservers: desired } : {}), events };
+  const cert = tls ? new X509Certificate(tls.chain) : null;
+  const certificate = cert ? { mode: d.tls.mode, serial: cert.serialNumber, issuer: cert.issuer.replace(/\n/g, ', '), notAfter: new Date(cert.validTo).toISOString(), daysLeft: Math.floor((Date.parse(cert.validTo) - Date.now()) / 86_400_000) } : null;
+  const out = { buildId: d.buildId, url: d.siteUrl, datastore: s3 ? `${env.s3Endpoint}/${d.configBucket}` : 'embedded S3 not running', dns: { name: d.host, a: records }, certificate, servers: rows, ...(desired ? { desiredWebservers: desired } : {}), events };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
@@ -130,6 +133,7 @@ export async function status(args: string[]): Promise<number> {
   const age = (n: number) => (n < 120 ? `${n} s` : n < 7200 ? `${Math.round(n / 60)} min` : `${Math.round(n / 3600)} h`);
   process.stdout.write(`Build ${d.buildId}: ${d.siteUrl}  (datastore ${out.datastore})\n`);
   process.stdout.write(`  DNS ${d.host} A ${records ? records.join(', ') || 'none' : '(PowerDNS not running)'}\n`);
+  if (certificate) process.stdout.write(`  TLS certificate ${certificate.serial} (${certificate.mode === 'acme' ? 'ACME' : 'local CA'}, ${certificate.issuer}) valid until ${certificate.notAfter}, ${certificate.daysLeft} days left${certificate.mode === 'acme' && certificate.daysLeft < d.tls.renewDays ? ': due for renewal (roles/build/RenewCertificate)' : ''}\n`);
   if (!rows.length) process.stdout.write('  no servers\n');
   for (const r of rows) {
     process.stdout.write(`  ${r.role.padEnd(10)} ${r.name.padEnd(18)} ${r.state.padEnd(8)} public ${r.publicIp ?? '-'}  private ${r.privateIp ?? '-'}  age ${age(r.ageSeconds)}  ${r.ready ? 'ready' : 'not ready'}  ${r.health}\n`);

@@ -62,6 +62,8 @@ test('a forced renewal reaches every webserver; the site stays trusted; a second
     assert.is(await servedSerial(ip, ctx.f.host), out.serial, `${ip} (public) serves it too`);
     assert.ok(['200', '302'].includes((await outsiderCurl(ctx.f, ip, ctx.f.caFile)).stdout));
   }
+  const st = await helper('status', ['--config', ctx.f.file]);
+  assert.match(st.stdout, new RegExp(`TLS certificate ${out.serial} \\(ACME, CN=Pebble Intermediate CA [^)]*\\) valid until \\S+, \\d+ days left\\n`), st.stdout);
   const again = await helper('RenewCertificate', ['--config', ctx.f.file]);
   assert.is(again.exitCode, 0, again.stderr);
   assert.match(again.stdout, /^not due \(renewal within 30 days of expiry; --force renews now\): certificate /);
