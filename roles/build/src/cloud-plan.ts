@@ -11,7 +11,7 @@
  * ACME (lego, DNS-01 on the DNS provider).
  */
 import { computePolicies, applyNative, type FleetRole, type FleetSnapshot } from '@adt/firewall';
-import { formatCalls, redactBody, serverName, type ApiCall, type ComputeProvider, type DnsProvider, type ManagedDatabaseProvider, type NativeFirewallProvider, type Server } from '@adt/providers';
+import { apiFakes, formatCalls, redactBody, serverName, type ApiCall, type ComputeProvider, type DnsProvider, type ManagedDatabaseProvider, type NativeFirewallProvider, type Server } from '@adt/providers';
 import { userData } from '@adt/role-common';
 import { PROVIDER_DEFAULTS, zoneOf, type CloudProvider, type Deployment } from './settings.ts';
 import { DB_PORT, wantedServers } from './deploy.ts';
@@ -21,7 +21,6 @@ interface CloudDrivers {
   firewall: NativeFirewallProvider;
   databases: ManagedDatabaseProvider;
   dns: DnsProvider;
-  apiBase: string;
 }
 
 /** The object storage endpoint of a provider's region (where the config bucket lives). */
@@ -34,53 +33,30 @@ export function objectStorageEndpoint(provider: CloudProvider, region: string): 
   }
 }
 
+type CloudDriver = ComputeProvider & { firewall: NativeFirewallProvider; databases: ManagedDatabaseProvider; dns(zone: string, ttl?: number): DnsProvider };
+
+/** Each cloud's driver, made with placeholder credentials and a given fetch (a dry run sends nothing). */
+const DRY_RUN_DRIVERS: Record<CloudProvider, (d: Deployment, fetch: typeof globalThis.fetch) => Promise<CloudDriver>> = {
+  digitalocean: async (d, fetch) => (await import('@adt/providers/drivers/digitalocean')).default({ token: 'dry-run', region: d.region, size: d.serverSize, fetch }),
+  linode: async (d, fetch) => (await import('@adt/providers/drivers/linode')).default({ token: 'dry-run', region: d.region, size: d.serverSize, fetch }),
+  vultr: async (d, fetch) => (await import('@adt/providers/drivers/vultr')).default({ apiKey: 'dry-run', region: d.region, size: d.serverSize, fetch }),
+  exoscale: async (d, fetch) => (await import('@adt/providers/drivers/exoscale')).default({ apiKey: 'dry-run', apiSecret: 'dry-run', zone: d.region, size: d.serverSize, fetch, operationIntervalMs: 1 }),
+};
+
 /** Drivers of `provider` whose requests go to its fake and are recorded in `calls`. */
 async function dryRunDrivers(d: Deployment, provider: CloudProvider, calls: ApiCall[]): Promise<CloudDrivers> {
   const zone = zoneOf(d.host);
-  const placeholder = 'dry-run';
-  let drivers!: Omit<CloudDrivers, 'dns'> & { cloudDns: (zone: string) => DnsProvider };
-  switch (provider) {
-    case 'digitalocean': {
-      const { digitaloceanFake } = await import('@adt/providers/fakes/digitalocean');
-      const { default: driver } = await import('@adt/providers/drivers/digitalocean');
-      const fake = digitaloceanFake();
-      const c = driver({ token: placeholder, region: d.region, size: d.serverSize, fetch: fake.dryRunFetch(calls) });
-      drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: 'https://api.digitalocean.com/v2' };
-      break;
-    }
-    case 'linode': {
-      const { linodeFake } = await import('@adt/providers/fakes/linode');
-      const { default: driver } = await import('@adt/providers/drivers/linode');
-      const fake = linodeFake();
-      const c = driver({ token: placeholder, region: d.region, size: d.serverSize, fetch: fake.dryRunFetch(calls) });
-      drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: 'https://api.linode.com/v4' };
-      break;
-    }
-    case 'vultr': {
-      const { vultrFake } = await import('@adt/providers/fakes/vultr');
-      const { default: driver } = await import('@adt/providers/drivers/vultr');
-      const fake = vultrFake();
-      const c = driver({ apiKey: placeholder, region: d.region, size: d.serverSize, fetch: fake.dryRunFetch(calls) });
-      drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: 'https://api.vultr.com/v2' };
-      break;
-    }
-    case 'exoscale': {
-      const { exoscaleFake } = await import('@adt/providers/fakes/exoscale');
-      const { default: driver } = await import('@adt/providers/drivers/exoscale');
-      const fake = exoscaleFake();
-      const c = driver({ apiKey: placeholder, apiSecret: placeholder, zone: d.region, size: d.serverSize, fetch: fake.dryRunFetch(calls), operationIntervalMs: 1 });
-      drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z) => c.dns(z, d.scaling.dnsTtlSeconds), apiBase: `https://api-${d.region}.exoscale.com/v2` };
-      break;
-    }
-  }
+  const fake = (await apiFakes[provider]())();
+  const c = await DRY_RUN_DRIVERS[provider](d, fake.dryRunFetch(calls));
+  const drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z: string) => c.dns(z, d.scaling.dnsTtlSeconds) };
   let dns = drivers.cloudDns(zone);
   if (d.dnsProvider === 'cloudflare') {
     const { cloudflareFake } = await import('@adt/providers/fakes/cloudflare');
     const { default: cloudflare } = await import('@adt/providers/drivers/cloudflare');
-    const fake = cloudflareFake();
+    const cf = cloudflareFake();
     // A fresh deploy on Cloudflare expects the zone to be there already (added in the dashboard).
-    fake.addZone(zone);
-    dns = cloudflare({ apiToken: placeholder, zone, proxied: d.webMode === 'cloudflare', defaultTtl: d.scaling.dnsTtlSeconds, fetch: fake.dryRunFetch(calls), maxRetries: 0 });
+    cf.addZone(zone);
+    dns = cloudflare({ apiToken: 'dry-run', zone, proxied: d.webMode === 'cloudflare', defaultTtl: d.scaling.dnsTtlSeconds, fetch: cf.dryRunFetch(calls), maxRetries: 0 });
   }
   return { ...drivers, dns };
 }

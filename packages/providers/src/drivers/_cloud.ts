@@ -1,7 +1,7 @@
 /** What the real-cloud drivers share: checks of create options, tags, polling. Internal. */
 import { errorFactory, sleep } from '@adt/core';
 import { parseServerName } from '../naming.ts';
-import type { CreateServerOptions, Role, WaitOptions } from '../types.ts';
+import type { CreateServerOptions, ManagedDatabase, Role, Server, WaitOptions } from '../types.ts';
 
 /**
  * The tags every server of ours carries. Plain words with `-` so every provider accepts them
@@ -62,4 +62,39 @@ export function relativeName(name: string, zone: string, driver: string): string
 export function outcomeUnknown(error: unknown): boolean {
   const status = (error as { status?: number | null }).status;
   return status === null || (typeof status === 'number' && status >= 500);
+}
+
+/** Waits (bounded, default 5 min) until `get` reports the server running with a public address (and `ready`, when given). */
+export function waitForServer(driver: string, id: string, get: (id: string) => Promise<Server | null>, options: WaitOptions = {}, ready: (s: Server) => boolean = () => true): Promise<Server> {
+  return pollUntil(driver, `server ${id} running with its addresses`, async () => {
+    const s = await get(id);
+    if (!s) throw errorFactory('providers', driver)('NOT_FOUND', `server ${id} is gone`);
+    if (s.state === 'error') throw errorFactory('providers', driver)('SERVER_FAILED', `server ${id} is in error`);
+    return s.state === 'running' && s.publicIp && ready(s) ? s : null;
+  }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
+}
+
+/** Waits (bounded, default 30 min) until `get` reports the managed database online. */
+export function waitForDatabase(driver: string, id: string, get: (id: string) => Promise<ManagedDatabase | null>, options: WaitOptions = {}): Promise<ManagedDatabase> {
+  return pollUntil(driver, `database ${id} online`, async () => {
+    const d = await get(id);
+    if (!d) throw errorFactory('providers', driver)('NOT_FOUND', `database ${id} is gone`);
+    if (d.state === 'error') throw errorFactory('providers', driver)('DATABASE_FAILED', `database ${id} failed`);
+    return d.state === 'online' ? d : null;
+  }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 });
+}
+
+/**
+ * Runs a create; when it fails with an unknown outcome (5xx, lost connection), looks for the server
+ * by name before giving up, so it is never made twice.
+ */
+export async function createOnce<T>(o: CreateServerOptions, create: () => Promise<T>, found: (s: Server) => T, list: (filter: { buildId: string; role: Role }) => Promise<Server[]>): Promise<T> {
+  try {
+    return await create();
+  } catch (error) {
+    if (!outcomeUnknown(error)) throw error;
+    const s = (await list({ buildId: o.buildId, role: o.role })).find((x) => x.name === o.name);
+    if (s) return found(s);
+    throw error;
+  }
 }

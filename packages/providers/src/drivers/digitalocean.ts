@@ -16,7 +16,7 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, outcomeUnknown, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
+import { adtTags, checkCreate, createOnce, waitForDatabase, waitForServer, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -134,16 +134,7 @@ export class DigitalOceanCompute implements ComputeProvider {
       ssh_keys: this.#o.sshKeys ?? [], ipv6: false, monitoring: true,
       tags: adtTags(o.role, o.buildId, [roleTag(o.buildId, o.role), ...(o.tags ?? [])]), user_data: o.userData, ...(o.vpc ? { vpc_uuid: o.vpc } : {}),
     };
-    try {
-      const r = await this.api.post<{ droplet: Droplet }>('/droplets', body);
-      return toServer(r.droplet);
-    } catch (error) {
-      // A POST that failed with a 5xx or a lost connection may have created the droplet: look for it.
-      if (!outcomeUnknown(error)) throw error;
-      const found = (await this.list({ buildId: o.buildId, role: o.role })).find((s) => s.name === o.name);
-      if (found) return found;
-      throw error;
-    }
+    return createOnce(o, async () => toServer((await this.api.post<{ droplet: Droplet }>('/droplets', body)).droplet), (s) => s, (f) => this.list(f));
   }
 
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_destroy
@@ -163,11 +154,7 @@ export class DigitalOceanCompute implements ComputeProvider {
   }
 
   async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
-    return pollUntil(DRIVER_NAME, `droplet ${id} running with its addresses`, async () => {
-      const s = await this.get(id);
-      if (!s) throw fail('NOT_FOUND', `droplet ${id} is gone`);
-      return s.state === 'running' && s.publicIp ? s : null;
-    }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
+    return waitForServer(DRIVER_NAME, id, (x) => this.get(x), options);
   }
 
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/dropletActions_post (type snapshot)
@@ -313,11 +300,7 @@ export class DigitalOceanDatabases implements ManagedDatabaseProvider {
   }
 
   async waitUntilOnline(id: string, options: WaitOptions = {}): Promise<ManagedDatabase> {
-    return pollUntil(DRIVER_NAME, `database ${id} online`, async () => {
-      const d = await this.get(id);
-      if (!d) throw fail('NOT_FOUND', `database ${id} is gone`);
-      return d.state === 'online' ? d : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 });
+    return waitForDatabase(DRIVER_NAME, id, (x) => this.get(x), options);
   }
 
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/databases_update_firewall_rules

@@ -23,7 +23,7 @@ import { errorFactory, sleep } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, outcomeUnknown, pollUntil, relativeName } from './_cloud.ts';
+import { adtTags, checkCreate, createOnce, waitForDatabase, waitForServer, relativeName } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -183,15 +183,7 @@ export class ExoscaleCompute implements ComputeProvider {
       'user-data': Buffer.from(o.userData).toString('base64'), labels: labelsOf(adtTags(o.role, o.buildId, [`adt-${o.buildId}-${o.role}`, ...(o.tags ?? [])])),
       ...(group ? { 'security-groups': [{ id: group.id }] } : {}), ...(this.#o.sshKey ? { 'ssh-key': { name: this.#o.sshKey } } : {}),
     };
-    let id: string;
-    try {
-      id = await settle(this.api, await this.api.post<Operation>('/instance', body), `create ${o.name}`, this.#o.operationIntervalMs);
-    } catch (error) {
-      if (!outcomeUnknown(error)) throw error;
-      const found = (await this.list({ buildId: o.buildId, role: o.role })).find((s) => s.name === o.name);
-      if (!found) throw error;
-      id = found.id;
-    }
+    const id = await createOnce(o, async () => settle(this.api, await this.api.post<Operation>('/instance', body), `create ${o.name}`, this.#o.operationIntervalMs), (s) => s.id, (f) => this.list(f));
     const network = o.vpc ?? this.#o.privateNetwork;
     if (network) {
       this.#wantsPrivate.add(id);
@@ -225,11 +217,7 @@ export class ExoscaleCompute implements ComputeProvider {
   }
 
   async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
-    return pollUntil(DRIVER_NAME, `instance ${id} running with its addresses`, async () => {
-      const s = await this.get(id);
-      if (!s) throw fail('NOT_FOUND', `instance ${id} is gone`);
-      return s.state === 'running' && s.publicIp && (!this.#wantsPrivate.has(id) || s.privateIp) ? s : null;
-    }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
+    return waitForServer(DRIVER_NAME, id, (x) => this.get(x), options, (s) => !this.#wantsPrivate.has(id) || Boolean(s.privateIp));
   }
 }
 
@@ -433,11 +421,7 @@ export class ExoscaleDatabases implements ManagedDatabaseProvider {
   }
 
   async waitUntilOnline(id: string, options: WaitOptions = {}): Promise<ManagedDatabase> {
-    return pollUntil(DRIVER_NAME, `database ${id} running`, async () => {
-      const d = await this.get(id);
-      if (!d) throw fail('NOT_FOUND', `database ${id} is gone`);
-      return d.state === 'online' ? d : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 });
+    return waitForDatabase(DRIVER_NAME, id, (x) => this.get(x), options);
   }
 
   async setAllowList(id: string, sources: string[]): Promise<void> {

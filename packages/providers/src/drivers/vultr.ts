@@ -15,7 +15,7 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, outcomeUnknown, pollUntil, relativeName } from './_cloud.ts';
+import { adtTags, checkCreate, createOnce, waitForDatabase, waitForServer, pollUntil, relativeName } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -117,14 +117,7 @@ export class VultrCompute implements ComputeProvider {
       sshkey_id: this.#o.sshKeyIds ?? [], backups: 'disabled',
       ...(group ? { firewall_group_id: group.id } : {}),
     };
-    try {
-      return toServer((await this.api.post<{ instance: Instance }>('/instances', body)).instance);
-    } catch (error) {
-      if (!outcomeUnknown(error)) throw error;
-      const found = (await this.list({ buildId: o.buildId, role: o.role })).find((s) => s.name === o.name);
-      if (found) return found;
-      throw error;
-    }
+    return createOnce(o, async () => toServer((await this.api.post<{ instance: Instance }>('/instances', body)).instance), (s) => s, (f) => this.list(f));
   }
 
   // https://www.vultr.com/api/#tag/instances/operation/delete-instance
@@ -152,11 +145,7 @@ export class VultrCompute implements ComputeProvider {
   }
 
   async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
-    return pollUntil(DRIVER_NAME, `instance ${id} running with its addresses`, async () => {
-      const s = await this.get(id);
-      if (!s) throw fail('NOT_FOUND', `instance ${id} is gone`);
-      return s.state === 'running' && s.publicIp ? s : null;
-    }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
+    return waitForServer(DRIVER_NAME, id, (x) => this.get(x), options);
   }
 
   // https://www.vultr.com/api/#tag/snapshot/operation/create-snapshot
@@ -325,11 +314,7 @@ export class VultrDatabases implements ManagedDatabaseProvider {
   }
 
   async waitUntilOnline(id: string, options: WaitOptions = {}): Promise<ManagedDatabase> {
-    return pollUntil(DRIVER_NAME, `database ${id} running`, async () => {
-      const d = await this.get(id);
-      if (!d) throw fail('NOT_FOUND', `database ${id} is gone`);
-      return d.state === 'online' ? d : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 });
+    return waitForDatabase(DRIVER_NAME, id, (x) => this.get(x), options);
   }
 
   // https://www.vultr.com/api/#tag/managed-databases/operation/update-database
