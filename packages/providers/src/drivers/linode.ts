@@ -25,7 +25,7 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, outcomeUnknown, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
+import { adtTags, checkCreate, createOnce, outcomeUnknown, parsePort, pollUntil, portText, relativeName, waitForServer } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -204,15 +204,8 @@ export class LinodeCompute implements ComputeProvider {
         : { private_ip: true }),
       ...(firewall ? { firewall_id: firewall.id } : {}),
     };
-    try {
-      return toServer(await this.api.post<Instance>('/linode/instances', body));
-    } catch (error) {
-      // Only a failure that leaves the outcome unknown (5xx, lost connection) may have created it.
-      if (!outcomeUnknown(error)) throw error;
-      const found = (await this.list({ buildId: o.buildId, role: o.role })).find((s) => s.name === o.name);
-      if (found) return found;
-      throw error;
-    }
+    // Only a failure that leaves the outcome unknown (5xx, lost connection) may have created it: looked for by name then.
+    return createOnce(o, async () => toServer(await this.api.post<Instance>('/linode/instances', body)), (s) => s, (f) => this.list(f));
   }
 
   // https://techdocs.akamai.com/linode-api/reference/delete-linode-instance
@@ -238,11 +231,7 @@ export class LinodeCompute implements ComputeProvider {
   }
 
   async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
-    return pollUntil(DRIVER_NAME, `instance ${id} running with its addresses`, async () => {
-      const s = await this.get(id);
-      if (!s) throw fail('NOT_FOUND', `instance ${id} is gone`);
-      return s.state === 'running' && s.publicIp ? s : null;
-    }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
+    return waitForServer(DRIVER_NAME, id, (x) => this.get(x), options);
   }
 
   // https://techdocs.akamai.com/linode-api/reference/post-image (an image from the instance's boot disk)

@@ -1,13 +1,25 @@
 /**
  * A Linode API v4 fake that follows the documented requests and responses
- * (https://techdocs.akamai.com/linode-api/reference/api): bearer token, `{errors: [{field, reason}]}`
- * error bodies, `page`/`page_size` pagination (25-500) with `{data, page, pages, results}`, the
- * `X-Filter` header (exact matches on top-level fields; `tags` matches one tag), instances that
- * are `provisioning` and then `running` with a public and a private (192.168.128.0/17) address,
- * firewalls with rules and devices, domains and records, managed MySQL/PostgreSQL, 429 with
- * `Retry-After` and `X-RateLimit-*` headers. The addresses are strings in answers, never used.
+ * (https://techdocs.akamai.com/linode-api/reference/api): bearer token (`Invalid Token` on a bad
+ * one), `{errors: [{field, reason}]}` error bodies, `page`/`page_size` pagination (25-500) with
+ * `{data, page, pages, results}`, the `X-Filter` header on each list's filterable fields (others
+ * refused as the API does: `[X-Filter] Cannot filter on ...`), instances that are `provisioning`
+ * and then `running` with a public (198.51.100.x) and a private (192.168.128.x) address or a VPC
+ * interface address (in the subnet given, reported by `/ips` and `/vpcs/ips`, not in `ipv4`), firewalls with
+ * rules and devices, domains and records, VPCs and subnets, managed MySQL/PostgreSQL, images from
+ * disks, and 429 with `Retry-After` and `X-RateLimit-*` headers (`linodeRateLimit`).
+ *
+ * Guessed where the reference is silent (kept simple, said here):
+ * - X-Filter: only exact matches on top-level fields (`tags` matches one tag of the list); the
+ *   `+and`/`+or`/`+contains` operators are refused by this fake, not by the API. The filterable
+ *   fields per list are those the reference marks (records: `name` only is known to us).
+ * - A TTL that is not one Linode keeps is rounded UP to the next kept value (the reference says
+ *   "rounded to the nearest"; the driver only sends kept values, so either way it is unchanged).
+ * - A database answers `updating` for one GET after its allow-list changes; its private host is
+ *   `hosts.secondary` when it is in a VPC; credentials are refused until it is active.
+ * - Deleting a firewall detaches its devices; a device can be in one firewall at a time.
  */
-import { bearer, FakeApi, pageOf, type FakeRequest } from './harness.ts';
+import { bearer, FakeApi, pageOf, type FakeRequest, type FakeResponse } from './harness.ts';
 
 export interface LinodeFakeOptions {
   token?: string;
@@ -16,6 +28,20 @@ export interface LinodeFakeOptions {
 }
 
 type Obj = Record<string, unknown>;
+interface FakeInstance extends Obj {
+  id: number; label: string; status: string; ipv4: string[]; tags: string[]; polls: number;
+  private_ip: boolean; vpc: { subnet_id: number; vpc_id: number; address: string | null } | null;
+}
+interface FakeFirewall extends Obj { id: number; label: string; rules: Obj; devices: number[]; tags: string[] }
+interface FakeRecord { id: number; type: string; name: string; target: string; ttl_sec: number }
+interface FakeDomain { id: number; domain: string; type: string; soa_email: string; status: string; tags: string[]; records: FakeRecord[] }
+interface FakeVpc { id: number; label: string; region: string; description: string; subnets: { id: number; label: string; ipv4: string; next: number }[] }
+interface FakeDatabase extends Obj { id: number; label: string; status: string; allow_list: string[]; polls: number; kind: string }
+
+const TTLS = [0, 30, 120, 300, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 345600, 604800, 1209600, 2419200];
+const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d|[12]\d|3[0-2])$/;
+const IPV6 = /^[0-9a-fA-F:]+(\/\d{1,3})?$/;
+const PORTS = /^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/;
 
 export function linodeFake(o: LinodeFakeOptions = {}) {
   const api: FakeApi = new FakeApi({
@@ -24,18 +50,22 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     errorBody: (_status, message) => ({ errors: [{ reason: message }] }),
     authorize: (req) => bearer(o.token ?? 'linode-test-token', () => api.error(401, 'Invalid Token'))(req),
   });
-  const instances = new Map<number, Obj & { id: number; label: string; status: string; ipv4: string[]; tags: string[]; polls: number; firewall_id?: number }>();
-  const firewalls = new Map<number, Obj & { id: number; label: string; rules: Obj; devices: number[] }>();
-  const domains = new Map<number, { id: number; domain: string; type: string; soa_email: string; status: string; records: { id: number; type: string; name: string; target: string; ttl_sec: number }[] }>();
-  const databases = new Map<number, Obj & { id: number; label: string; status: string; engine: string; allow_list: string[]; polls: number; kind: string }>();
+  const instances = new Map<number, FakeInstance>();
+  const firewalls = new Map<number, FakeFirewall>();
+  const domains = new Map<number, FakeDomain>();
+  const vpcs = new Map<number, FakeVpc>();
+  const databases = new Map<number, FakeDatabase>();
+  const images = new Map<string, { id: string; label: string; status: string; polls: number }>();
   let n = 0;
-  const fieldError = (field: string, reason: string) => ({ status: 400, body: { errors: [{ field, reason }] } });
+  const fieldError = (field: string, reason: string): FakeResponse => ({ status: 400, body: { errors: [{ field, reason }] } });
+  const notFound = () => api.error(404, 'Not found');
 
-  /** Paginated list with X-Filter, in Linode's shape. */
-  function list<T extends Obj>(req: FakeRequest, items: T[]) {
+  /** A paginated list in Linode's shape, with X-Filter on the fields that list documents as filterable. */
+  function list<T extends object>(req: FakeRequest, items: T[], filterable: string[] = []): FakeResponse {
     const size = Number(req.query.get('page_size') ?? 100);
     if (!Number.isInteger(size) || size < 25 || size > 500) return fieldError('page_size', 'Must be 25-500');
     const page = Number(req.query.get('page') ?? 1);
+    if (!Number.isInteger(page) || page < 1) return fieldError('page', 'Must be a positive integer');
     let filtered = items;
     const raw = req.headers['x-filter'];
     if (raw) {
@@ -45,190 +75,338 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       } catch {
         return fieldError('X-Filter', 'Invalid JSON');
       }
-      filtered = items.filter((it) => Object.entries(filter).every(([k, v]) => (k === 'tags' ? (it.tags as string[] | undefined)?.includes(String(v)) : it[k] === v)));
+      for (const k of Object.keys(filter)) if (!filterable.includes(k)) return fieldError('X-Filter', `Cannot filter on ${k}`);
+      filtered = items.filter((it) => Object.entries(filter).every(([k, v]) => {
+        const have = (it as Obj)[k];
+        return Array.isArray(have) ? have.includes(v) : have === v;
+      }));
     }
     const { items: data, pages } = pageOf(filtered, page, size);
     return { status: 200, body: { data, page, pages, results: filtered.length } };
   }
 
-  const view = ({ polls: _p, kind: _k, devices: _d, ...rest }: Obj) => rest;
-  const ttls = [0, 30, 120, 300, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 345600, 604800, 1209600, 2419200];
+  const instanceView = ({ polls: _p, vpc: _v, private_ip: _pi, user_data: _u, ...rest }: FakeInstance) => rest;
+
+  // --- Instances: https://techdocs.akamai.com/linode-api/reference/post-linode-instance
 
   api.route('POST', '/linode/instances', (req) => {
     const b = req.body as Obj;
     for (const f of ['region', 'type']) if (!b?.[f]) return fieldError(f, `${f} is required`);
     if (b.image && !b.root_pass) return fieldError('root_pass', 'root_pass is required when deploying from an Image');
+    if (typeof b.root_pass === 'string' && (b.root_pass.length < 11 || b.root_pass.length > 128)) return fieldError('root_pass', 'Length must be 11-128 characters');
     const label = b.label as string;
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9_.-]){1,62}[a-zA-Z0-9]$/.test(label ?? '')) return fieldError('label', 'Label must be 3-64 characters, letters, numbers, dashes, underscores, periods');
     if ([...instances.values()].some((i) => i.label === label)) return fieldError('label', 'Label must be unique among your Linodes');
+    const tags = (b.tags as string[] | undefined) ?? [];
+    for (const t of tags) if (t.length < 3 || t.length > 50) return fieldError('tags', `Tag "${t}": length must be 3-50 characters`);
     const ud = (b.metadata as { user_data?: string } | undefined)?.user_data;
     if (ud !== undefined && !/^[A-Za-z0-9+/]*={0,2}$/.test(ud)) return fieldError('metadata.user_data', 'Must be base64 encoded');
+    if (b.interface_generation !== undefined && !['legacy_config', 'linode'].includes(b.interface_generation as string)) return fieldError('interface_generation', 'Must be legacy_config or linode');
     if (b.firewall_id !== undefined && !firewalls.has(b.firewall_id as number)) return fieldError('firewall_id', 'Firewall not found');
+    let vpc: FakeInstance['vpc'] = null;
+    const ifaces = b.interfaces as { purpose?: string; subnet_id?: number }[] | undefined;
+    if (ifaces !== undefined) {
+      if (b.interface_generation === 'linode') return fieldError('interfaces', 'this fake only knows configuration-profile interfaces (interface_generation legacy_config)');
+      if (!Array.isArray(ifaces) || ifaces.length > 3) return fieldError('interfaces', 'Up to 3 interfaces');
+      for (const [i, f] of ifaces.entries()) {
+        if (!['public', 'vlan', 'vpc'].includes(f?.purpose ?? '')) return fieldError(`interfaces[${i}].purpose`, 'Purpose must be public, vlan, or vpc');
+        if (f.purpose === 'public' && i !== 0) return fieldError(`interfaces[${i}].purpose`, 'The public interface must be the first (eth0)');
+        if (f.purpose === 'vpc') {
+          if (vpc) return fieldError(`interfaces[${i}]`, 'Only one VPC interface is allowed');
+          const owner = [...vpcs.values()].find((v) => v.subnets.some((s) => s.id === f.subnet_id));
+          if (!owner) return fieldError(`interfaces[${i}].subnet_id`, 'Subnet not found');
+          if (owner.region !== b.region) return fieldError(`interfaces[${i}].subnet_id`, 'The VPC must be in the same region as the Linode');
+          vpc = { subnet_id: f.subnet_id!, vpc_id: owner.id, address: null };
+        }
+      }
+    }
     const id = api.nextId();
-    const i = { id, label, region: b.region, type: b.type, image: b.image, status: 'provisioning', ipv4: [] as string[], ipv6: null, tags: (b.tags as string[]) ?? [], created: new Date().toISOString().slice(0, 19), polls: 0, private_ip: b.private_ip === true, user_data: ud };
+    const i: FakeInstance = {
+      id, label, region: b.region, type: b.type, image: b.image ?? null, status: 'provisioning', ipv4: [], ipv6: null, tags,
+      created: new Date().toISOString().slice(0, 19), updated: new Date().toISOString().slice(0, 19), group: '', hypervisor: 'kvm',
+      interface_generation: b.interface_generation ?? 'legacy_config', polls: 0, private_ip: b.private_ip === true, vpc, user_data: ud,
+    };
     instances.set(id, i);
     if (typeof b.firewall_id === 'number') firewalls.get(b.firewall_id)!.devices.push(id);
-    return { status: 200, body: view(i) };
+    return { status: 200, body: instanceView(i) };
   });
-  api.route('GET', '/linode/instances', (req) => list(req, [...instances.values()].map(view)));
+  api.route('GET', '/linode/instances', (req) => list(req, [...instances.values()].map(instanceView), ['id', 'label', 'region', 'image', 'group', 'tags']));
   api.route('GET', '/linode/instances/:id', (_req, p) => {
     const i = instances.get(Number(p.id));
-    if (!i) return api.error(404, 'Not found');
+    if (!i) return notFound();
     if (i.status === 'provisioning' && ++i.polls > (o.bootPolls ?? 1)) {
       n++;
       i.status = 'running';
       i.ipv4 = [`198.51.100.${n}`, ...(i.private_ip ? [`192.168.128.${n + 1}`] : [])];
+      if (i.vpc) {
+        const subnet = vpcs.get(i.vpc.vpc_id)!.subnets.find((s) => s.id === i.vpc!.subnet_id)!;
+        i.vpc.address = `${subnet.ipv4.split('/')[0]!.split('.').slice(0, 3).join('.')}.${subnet.next++}`;
+      }
     }
-    return { status: 200, body: view(i) };
+    return { status: 200, body: instanceView(i) };
+  });
+  // https://techdocs.akamai.com/linode-api/reference/get-linode-ips
+  api.route('GET', '/linode/instances/:id/ips', (_req, p) => {
+    const i = instances.get(Number(p.id));
+    if (!i) return notFound();
+    const address = (a: string, pub: boolean) => ({ address: a, gateway: pub ? '198.51.100.254' : null, subnet_mask: pub ? '255.255.255.0' : '255.255.128.0', prefix: pub ? 24 : 17, type: 'ipv4', public: pub, rdns: null, linode_id: i.id, region: i.region });
+    return {
+      status: 200,
+      body: {
+        ipv4: {
+          public: i.ipv4.filter((a) => !a.startsWith('192.168.')).map((a) => address(a, true)),
+          private: i.ipv4.filter((a) => a.startsWith('192.168.')).map((a) => address(a, false)),
+          shared: [], reserved: [],
+          vpc: i.vpc?.address ? [vpcIpView(i)] : [],
+        },
+        ipv6: null,
+      },
+    };
   });
   api.route('DELETE', '/linode/instances/:id', (_req, p) => {
-    if (!instances.delete(Number(p.id))) return api.error(404, 'Not found');
+    if (!instances.delete(Number(p.id))) return notFound();
     for (const f of firewalls.values()) f.devices = f.devices.filter((d) => d !== Number(p.id));
     return { status: 200, body: {} };
   });
-  api.route('GET', '/linode/instances/:id/disks', (req, p) => (instances.has(Number(p.id)) ? list(req, [{ id: Number(p.id) * 10, label: 'Debian 12 Disk', filesystem: 'ext4' }, { id: Number(p.id) * 10 + 1, label: 'Swap', filesystem: 'swap' }]) : api.error(404, 'Not found')));
-  const images = new Map<string, { id: string; status: string; polls: number }>();
+  api.route('GET', '/linode/instances/:id/disks', (req, p) => (instances.has(Number(p.id))
+    ? list(req, [{ id: Number(p.id) * 10, label: 'Debian 12 Disk', filesystem: 'ext4', status: 'ready' }, { id: Number(p.id) * 10 + 1, label: 'Swap', filesystem: 'swap', status: 'ready' }], ['id', 'label'])
+    : notFound()));
+
+  // --- Images: https://techdocs.akamai.com/linode-api/reference/post-image
+
   api.route('POST', '/images', (req) => {
     const b = req.body as { disk_id?: number; label?: string };
     if (!b?.disk_id) return fieldError('disk_id', 'disk_id is required');
-    const img = { id: `private/${api.nextId()}`, status: 'creating', polls: 0 };
+    if (![...instances.keys()].some((id) => id * 10 === b.disk_id || id * 10 + 1 === b.disk_id)) return fieldError('disk_id', 'Disk not found');
+    if (b.label !== undefined && b.label.length > 50) return fieldError('label', 'Length must be 1-50 characters');
+    const img = { id: `private/${api.nextId()}`, label: b.label ?? '', status: 'creating', polls: 0 };
     images.set(img.id, img);
-    return { status: 200, body: { id: img.id, label: b.label, status: img.status } };
+    return { status: 200, body: { id: img.id, label: img.label, status: img.status, type: 'manual', is_public: false } };
   });
   api.route('GET', '/images/:scope/:id', (_req, p) => {
     const img = images.get(`${p.scope}/${p.id}`);
-    if (!img) return api.error(404, 'Not found');
-    if (++img.polls > 1) img.status = 'available';
-    return { status: 200, body: { id: img.id, status: img.status } };
+    if (!img) return notFound();
+    if (img.status === 'creating' && ++img.polls > 1) img.status = 'available';
+    return { status: 200, body: { id: img.id, label: img.label, status: img.status, type: 'manual', is_public: false } };
   });
 
-  // Firewalls: label 3-32 characters; rules replaced as a whole; devices attached one by one.
-  const checkRules = (rules: Obj | undefined) => {
-    for (const r of ((rules?.inbound as Obj[]) ?? [])) {
-      if (!['TCP', 'UDP', 'ICMP', 'IPENCAP'].includes(r.protocol as string)) return `protocol ${r.protocol} is not valid`;
-      const a = r.addresses as { ipv4?: string[]; ipv6?: string[] } | undefined;
-      for (const ip of a?.ipv4 ?? []) if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(ip)) return `${ip} is not a valid IPv4 address range`;
-      if (!(a?.ipv4?.length || a?.ipv6?.length)) return 'at least one address is required';
+  // --- VPCs: https://techdocs.akamai.com/linode-api/reference/post-vpc
+
+  const vpcIpView = (i: FakeInstance) => ({
+    address: i.vpc!.address, address_range: null, vpc_id: i.vpc!.vpc_id, subnet_id: i.vpc!.subnet_id, region: i.region, linode_id: i.id,
+    config_id: i.id + 7000, interface_id: i.id + 9000, active: i.status === 'running', nat_1_1: null, gateway: null, prefix: 24, subnet_mask: '255.255.255.0',
+  });
+  const vpcView = (v: FakeVpc) => ({ id: v.id, label: v.label, region: v.region, description: v.description, subnets: v.subnets.map(({ next: _n, ...s }) => ({ ...s, linodes: [...instances.values()].filter((i) => i.vpc?.subnet_id === s.id).map((i) => ({ id: i.id, interfaces: [] })) })) });
+  api.route('POST', '/vpcs', (req) => {
+    const b = req.body as { label?: string; region?: string; description?: string; subnets?: { label?: string; ipv4?: string }[] };
+    if (!b?.label || !/^[a-zA-Z0-9-]{1,64}$/.test(b.label)) return fieldError('label', 'Label must be 1-64 ASCII letters, digits and dashes');
+    if (!b.region) return fieldError('region', 'region is required');
+    const subnets: FakeVpc['subnets'] = [];
+    for (const [i, s] of (b.subnets ?? []).entries()) {
+      if (!s?.label || !IPV4_CIDR.test(s.ipv4 ?? '')) return fieldError(`subnets[${i}]`, 'a label and an IPv4 range are required');
+      subnets.push({ id: api.nextId(), label: s.label, ipv4: s.ipv4!, next: 2 });
+    }
+    const v: FakeVpc = { id: api.nextId(), label: b.label, region: b.region, description: b.description ?? '', subnets };
+    vpcs.set(v.id, v);
+    return { status: 200, body: vpcView(v) };
+  });
+  api.route('GET', '/vpcs', (req) => list(req, [...vpcs.values()].map(vpcView), ['id', 'label', 'region']));
+  // https://techdocs.akamai.com/linode-api/reference/get-vpcs-ips
+  api.route('GET', '/vpcs/ips', (req) => list(req, [...instances.values()].filter((i) => i.vpc?.address).map(vpcIpView), ['vpc_id', 'linode_id', 'region']));
+
+  // --- Firewalls: label 3-32 characters; rules replaced as a whole; devices attached one by one.
+
+  const checkRules = (rules: Obj | undefined): [string, string] | null => {
+    for (const [dir, list] of [['inbound', rules?.inbound], ['outbound', rules?.outbound]] as const) {
+      for (const [i, r] of ((list as Obj[] | null | undefined) ?? []).entries()) {
+        const at = `rules.${dir}[${i}]`;
+        if (!['ACCEPT', 'DROP'].includes(r.action as string)) return [`${at}.action`, 'Must be ACCEPT or DROP'];
+        if (!['TCP', 'UDP', 'ICMP', 'IPENCAP'].includes(r.protocol as string)) return [`${at}.protocol`, `${r.protocol} is not a valid protocol`];
+        if ((r.protocol === 'ICMP' || r.protocol === 'IPENCAP') && r.ports !== undefined) return [`${at}.ports`, `Ports are not allowed for the ${r.protocol} protocol`];
+        if (r.ports !== undefined && !PORTS.test(String(r.ports))) return [`${at}.ports`, 'Must be a port, a range of ports or a comma-separated list of them'];
+        if (r.label !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,30}[a-zA-Z0-9]$/.test(String(r.label))) return [`${at}.label`, 'Length must be 3-32 characters: letters, numbers, -, _ and .'];
+        if (r.description !== undefined && String(r.description).length > 100) return [`${at}.description`, 'Length must be 1-100 characters'];
+        const a = r.addresses as { ipv4?: string[]; ipv6?: string[] } | undefined;
+        for (const ip of a?.ipv4 ?? []) if (!IPV4_CIDR.test(ip)) return [`${at}.addresses.ipv4`, `${ip} is not a valid IPv4 address range (a prefix such as /32 is required)`];
+        for (const ip of a?.ipv6 ?? []) if (!IPV6.test(ip)) return [`${at}.addresses.ipv6`, `${ip} is not a valid IPv6 address or range`];
+        if (!(a?.ipv4?.length || a?.ipv6?.length)) return [`${at}.addresses`, 'At least one address is required'];
+      }
+      const policy = rules?.[`${dir}_policy`];
+      if (policy !== undefined && !['ACCEPT', 'DROP'].includes(policy as string)) return [`rules.${dir}_policy`, 'Must be ACCEPT or DROP'];
     }
     return null;
   };
+  const entity = (id: number) => ({ id, type: 'linode', label: instances.get(id)?.label ?? '', url: `/v4/linode/instances/${id}` });
+  const firewallView = (f: FakeFirewall) => {
+    const { devices, ...rest } = f;
+    return { ...rest, entities: devices.map(entity) };
+  };
+  const inOtherFirewall = (id: number, except?: number) => [...firewalls.values()].some((f) => f.id !== except && f.devices.includes(id));
   api.route('POST', '/networking/firewalls', (req) => {
     const b = req.body as Obj;
     const label = b?.label as string;
     if (!label || label.length < 3 || label.length > 32) return fieldError('label', 'Length must be 3-32 characters');
     if ([...firewalls.values()].some((f) => f.label === label)) return fieldError('label', 'Label must be unique');
     const bad = checkRules(b.rules as Obj);
-    if (bad) return fieldError('rules.inbound', bad);
-    const f = { id: api.nextId(), label, status: 'enabled', rules: b.rules as Obj, tags: (b.tags as string[]) ?? [], devices: [...(((b.devices as { linodes?: number[] })?.linodes) ?? [])], created: new Date().toISOString() };
+    if (bad) return fieldError(...bad);
+    const linodes = ((b.devices as { linodes?: number[] } | undefined)?.linodes) ?? [];
+    for (const id of linodes) {
+      if (!instances.has(id)) return fieldError('devices.linodes', `Linode ${id} not found`);
+      if (inOtherFirewall(id)) return fieldError('devices.linodes', `Linode ${id} already has an enabled firewall`);
+    }
+    const rules = { inbound: [], inbound_policy: 'ACCEPT', outbound: [], outbound_policy: 'ACCEPT', ...(b.rules as Obj), version: 1 };
+    const f: FakeFirewall = { id: api.nextId(), label, status: 'enabled', rules, tags: (b.tags as string[]) ?? [], devices: [...linodes], created: new Date().toISOString().slice(0, 19) };
     firewalls.set(f.id, f);
-    return { status: 200, body: view(f) };
+    return { status: 200, body: firewallView(f) };
   });
-  api.route('GET', '/networking/firewalls', (req) => list(req, [...firewalls.values()].map(view)));
+  api.route('GET', '/networking/firewalls', (req) => list(req, [...firewalls.values()].map(firewallView), ['id', 'label', 'tags']));
+  api.route('GET', '/networking/firewalls/:id', (_req, p) => {
+    const f = firewalls.get(Number(p.id));
+    return f ? { status: 200, body: firewallView(f) } : notFound();
+  });
   api.route('GET', '/networking/firewalls/:id/rules', (_req, p) => {
     const f = firewalls.get(Number(p.id));
-    return f ? { status: 200, body: f.rules } : api.error(404, 'Not found');
+    return f ? { status: 200, body: f.rules } : notFound();
   });
   api.route('PUT', '/networking/firewalls/:id/rules', (req, p) => {
     const f = firewalls.get(Number(p.id));
-    if (!f) return api.error(404, 'Not found');
-    const bad = checkRules(req.body as Obj);
-    if (bad) return fieldError('inbound', bad);
-    f.rules = req.body as Obj;
+    if (!f) return notFound();
+    const b = req.body as Obj;
+    const bad = checkRules(b);
+    if (bad) return fieldError(bad[0].replace(/^rules\./, ''), bad[1]);
+    f.rules = { ...f.rules, ...b, version: Number((f.rules as { version?: number }).version ?? 1) + 1 };
     return { status: 200, body: f.rules };
   });
   api.route('GET', '/networking/firewalls/:id/devices', (req, p) => {
     const f = firewalls.get(Number(p.id));
-    if (!f) return api.error(404, 'Not found');
-    return list(req, f.devices.map((d) => ({ id: d + 5000, entity: { id: d, type: 'linode', label: instances.get(d)?.label ?? '' } })));
+    if (!f) return notFound();
+    return list(req, f.devices.map((d) => ({ id: d + 5000, entity: entity(d), created: '2025-01-01T00:00:00', updated: '2025-01-01T00:00:00' })));
   });
   api.route('POST', '/networking/firewalls/:id/devices', (req, p) => {
     const f = firewalls.get(Number(p.id));
-    if (!f) return api.error(404, 'Not found');
+    if (!f) return notFound();
     const b = req.body as { id?: number; type?: string };
-    if (b?.type !== 'linode' || !instances.has(b.id ?? -1)) return fieldError('id', 'Linode not found');
+    if (b?.type !== 'linode') return fieldError('type', 'this fake attaches Linodes only');
+    if (!instances.has(b.id ?? -1)) return fieldError('id', 'Linode not found');
     if (f.devices.includes(b.id!)) return fieldError('id', 'Device is already assigned to this Firewall');
+    if (inOtherFirewall(b.id!, f.id)) return fieldError('id', 'This Linode already has an enabled firewall');
     f.devices.push(b.id!);
-    return { status: 200, body: { id: b.id! + 5000, entity: { id: b.id, type: 'linode' } } };
+    return { status: 200, body: { id: b.id! + 5000, entity: entity(b.id!) } };
   });
-  api.route('DELETE', '/networking/firewalls/:id', (_req, p) => (firewalls.delete(Number(p.id)) ? { status: 200, body: {} } : api.error(404, 'Not found')));
+  api.route('DELETE', '/networking/firewalls/:id', (_req, p) => (firewalls.delete(Number(p.id)) ? { status: 200, body: {} } : notFound()));
 
-  // Domains and records: record names are relative ('' for the apex); TTLs rounded up to allowed values.
-  api.route('GET', '/domains', (req) => list(req, [...domains.values()].map(({ records: _r, ...d }) => d)));
+  // --- Domains and records: record names are relative ('' for the apex).
+
+  const domainView = ({ records: _r, ...d }: FakeDomain) => d;
+  api.route('GET', '/domains', (req) => list(req, [...domains.values()].map(domainView), ['id', 'domain', 'group', 'tags']));
   api.route('POST', '/domains', (req) => {
     const b = req.body as { domain?: string; type?: string; soa_email?: string };
     if (!b?.domain) return fieldError('domain', 'domain is required');
+    if (!['master', 'slave'].includes(b.type ?? '')) return fieldError('type', 'Must be master or slave');
     if (b.type === 'master' && !b.soa_email) return fieldError('soa_email', 'soa_email is required for master domains');
     if ([...domains.values()].some((d) => d.domain === b.domain)) return fieldError('domain', 'Domain already exists');
-    const d = { id: api.nextId(), domain: b.domain, type: b.type ?? 'master', soa_email: b.soa_email ?? '', status: 'active', records: [] };
+    const d: FakeDomain = { id: api.nextId(), domain: b.domain, type: b.type!, soa_email: b.soa_email ?? '', status: 'active', tags: [], records: [] };
     domains.set(d.id, d);
-    const { records: _r, ...rest } = d;
-    return { status: 200, body: rest };
+    return { status: 200, body: domainView(d) };
   });
   api.route('GET', '/domains/:id/records', (req, p) => {
     const d = domains.get(Number(p.id));
-    return d ? list(req, d.records) : api.error(404, 'Not found');
+    return d ? list(req, d.records, ['name']) : notFound();
   });
   api.route('POST', '/domains/:id/records', (req, p) => {
     const d = domains.get(Number(p.id));
-    if (!d) return api.error(404, 'Not found');
+    if (!d) return notFound();
     const b = req.body as { type?: string; name?: string; target?: string; ttl_sec?: number };
-    if (!b?.type || b.target === undefined) return fieldError('target', 'target is required');
-    const ttl = ttls.find((t) => t >= (b.ttl_sec ?? 0)) ?? 2419200;
-    const r = { id: api.nextId(), type: b.type, name: b.name ?? '', target: b.target, ttl_sec: ttl };
+    if (!['A', 'AAAA', 'NS', 'MX', 'CNAME', 'TXT', 'SRV', 'PTR', 'CAA'].includes(b?.type ?? '')) return fieldError('type', 'type is required');
+    if (!b.target) return fieldError('target', 'target is required');
+    if (b.type === 'A' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(b.target)) return fieldError('target', 'Must be an IPv4 address');
+    if ((b.name ?? '').length > 100) return fieldError('name', 'Record name must be 100 characters or less');
+    const ttl = TTLS.find((t) => t >= (b.ttl_sec ?? 0)) ?? 2419200;
+    const r = { id: api.nextId(), type: b.type!, name: b.name ?? '', target: b.target, ttl_sec: ttl };
     d.records.push(r);
     return { status: 200, body: r };
   });
   api.route('DELETE', '/domains/:id/records/:rid', (_req, p) => {
     const d = domains.get(Number(p.id));
     const i = d?.records.findIndex((r) => r.id === Number(p.rid)) ?? -1;
-    if (!d || i < 0) return api.error(404, 'Not found');
+    if (!d || i < 0) return notFound();
     d.records.splice(i, 1);
     return { status: 200, body: {} };
   });
 
-  // Managed databases: `provisioning` for one GET, then `active`.
+  // --- Managed databases: `provisioning` for one GET, then `active`.
+
+  const dbView = ({ polls: _p, kind: _k, ...rest }: FakeDatabase) => rest;
   for (const kind of ['mysql', 'postgresql']) {
+    const find = (id: string | undefined) => {
+      const d = databases.get(Number(id));
+      return d && d.kind === kind ? d : null;
+    };
     api.route('POST', `/databases/${kind}/instances`, (req) => {
       const b = req.body as Obj;
       for (const f of ['label', 'region', 'type', 'engine']) if (!b?.[f]) return fieldError(f, `${f} is required`);
-      if (!String(b.engine).startsWith(`${kind}/`)) return fieldError('engine', `engine must be ${kind}/<version>`);
+      const label = b.label as string;
+      if (!/^[a-zA-Z][a-zA-Z0-9_-]{2,31}$/.test(label)) return fieldError('label', 'Label must be 3-32 characters: letters, numbers, - and _, starting with a letter');
+      if ([...databases.values()].some((d) => d.label === label)) return fieldError('label', 'Label must be unique');
+      if (!new RegExp(`^${kind}/\\d+$`).test(String(b.engine))) return fieldError('engine', `engine must be ${kind}/<major version>`);
+      if (b.cluster_size !== undefined && ![1, 2, 3].includes(b.cluster_size as number)) return fieldError('cluster_size', 'Must be 1, 2 or 3');
       const allow = (b.allow_list as string[]) ?? [];
       for (const a of allow) if (!/^[\d.]+(\/\d+)?$|^[0-9a-f:]+(\/\d+)?$/i.test(a)) return fieldError('allow_list', `${a} is not a valid IP address or range`);
+      const pn = b.private_network as { vpc_id?: number; subnet_id?: number; public_access?: boolean } | undefined;
+      if (pn) {
+        const v = vpcs.get(pn.vpc_id ?? -1);
+        if (!v || !v.subnets.some((s) => s.id === pn.subnet_id)) return fieldError('private_network', 'VPC subnet not found');
+      }
       const id = api.nextId();
-      const d = { id, label: b.label as string, region: b.region, type: b.type, engine: kind, version: String(b.engine).split('/')[1], status: 'provisioning', cluster_size: b.cluster_size ?? 1, allow_list: allow, hosts: { primary: `lin-${id}-mysql-primary.servers.linodedb.net`, secondary: null }, port: kind === 'mysql' ? 3306 : 5432, ssl_connection: true, created: new Date().toISOString(), polls: 0, kind };
+      const host = `a${id}-akamai-prod-1-default.g2a.akamaidb.net`;
+      const d: FakeDatabase = {
+        id, label, region: b.region, type: b.type, engine: kind, version: String(b.engine).split('/')[1], status: 'provisioning', cluster_size: b.cluster_size ?? 1,
+        allow_list: [...allow], hosts: { primary: host, secondary: pn ? `private-${host}` : null }, port: kind === 'mysql' ? 3306 : 5432, ssl_connection: true,
+        private_network: pn ?? null, created: new Date().toISOString().slice(0, 19), polls: 0, kind,
+      };
       databases.set(id, d);
-      return { status: 200, body: view(d) };
+      return { status: 200, body: dbView(d) };
     });
-    api.route('GET', `/databases/${kind}/instances`, (req) => list(req, [...databases.values()].filter((d) => d.kind === kind).map(view)));
+    api.route('GET', `/databases/${kind}/instances`, (req) => list(req, [...databases.values()].filter((d) => d.kind === kind).map(dbView), ['label', 'region', 'status']));
     api.route('GET', `/databases/${kind}/instances/:id`, (_req, p) => {
-      const d = databases.get(Number(p.id));
-      if (!d || d.kind !== kind) return api.error(404, 'Not found');
-      if (d.status === 'provisioning' && ++d.polls > 1) d.status = 'active';
-      return { status: 200, body: view(d) };
+      const d = find(p.id);
+      if (!d) return notFound();
+      if ((d.status === 'provisioning' || d.status === 'updating') && ++d.polls > 1) {
+        d.status = 'active';
+        d.polls = 0;
+      }
+      return { status: 200, body: dbView(d) };
     });
     api.route('GET', `/databases/${kind}/instances/:id/credentials`, (_req, p) => {
-      const d = databases.get(Number(p.id));
-      return d && d.kind === kind ? { status: 200, body: { username: 'linroot', password: `fake-${d.id}-secret` } } : api.error(404, 'Not found');
+      const d = find(p.id);
+      if (!d) return notFound();
+      if (d.status === 'provisioning') return fieldError('status', 'Credentials are available once the database is active');
+      return { status: 200, body: { username: 'akmadmin', password: `fake-${d.id}-secret` } };
     });
     api.route('PUT', `/databases/${kind}/instances/:id`, (req, p) => {
-      const d = databases.get(Number(p.id));
-      if (!d || d.kind !== kind) return api.error(404, 'Not found');
+      const d = find(p.id);
+      if (!d) return notFound();
       const allow = (req.body as { allow_list?: string[] })?.allow_list;
-      if (allow) d.allow_list = [...allow];
-      return { status: 200, body: view(d) };
+      if (allow !== undefined) {
+        if (!Array.isArray(allow)) return fieldError('allow_list', 'Must be a list of addresses');
+        for (const a of allow) if (!/^[\d.]+(\/\d+)?$|^[0-9a-f:]+(\/\d+)?$/i.test(a)) return fieldError('allow_list', `${a} is not a valid IP address or range`);
+        d.allow_list = [...allow];
+        if (d.status === 'active') d.status = 'updating';
+      }
+      return { status: 200, body: dbView(d) };
     });
     api.route('DELETE', `/databases/${kind}/instances/:id`, (_req, p) => {
-      const d = databases.get(Number(p.id));
-      if (!d || d.kind !== kind) return api.error(404, 'Not found');
+      const d = find(p.id);
+      if (!d) return notFound();
       databases.delete(d.id);
       return { status: 200, body: {} };
     });
   }
 
-  return Object.assign(api, { state: { instances, firewalls, domains, databases } });
+  return Object.assign(api, { state: { instances, firewalls, domains, vpcs, databases, images } });
 }
 
-/** What a 429 from Linode carries (documented rate-limit headers). */
+/** What a 429 from Linode carries: `Retry-After` (seconds) and the `X-RateLimit-*` headers (reset in epoch seconds). */
 export function linodeRateLimit(retryAfterSeconds = 0): { status: number; headers: Record<string, string> } {
   return { status: 429, headers: { 'retry-after': String(retryAfterSeconds), 'x-ratelimit-limit': '800', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + retryAfterSeconds) } };
 }
