@@ -14,7 +14,11 @@ import { errorFactory, type Argv, type Runner } from '@adt/core';
 
 const fail = errorFactory('acme', 'lego');
 
-/** Where lego's DNS-01 challenge records go, and the credentials for it. */
+/**
+ * Where lego's DNS-01 challenge records go, and the credentials for it. `pdns`: a PowerDNS HTTP
+ * API (`apiUrl` like http://127.0.0.1:8081, `serverName` default `localhost`); the others: the
+ * cloud's DNS API token or key pair. Variable names: `lego dnshelp --code <provider>`.
+ */
 export type AcmeDnsAccess =
   | { provider: 'pdns'; apiUrl: string; apiKey: string; serverName?: string }
   | { provider: 'cloudflare'; apiToken: string }
@@ -32,6 +36,7 @@ export interface LegoOptions {
   domains: string[];
   /** lego's state: account, keys, certificates (created 0700 by lego). */
   path: string;
+  /** lego's DNS provider (`--dns`): the one `access` gives credentials for. */
   dns: AcmeDnsAccess['provider'];
   /** host:port resolvers lego uses to find the zone (SOA); default the system's. */
   resolvers?: string[];
@@ -56,6 +61,7 @@ export function legoArgv(o: LegoOptions, action: 'run' | 'renew', renew: { days?
   for (const r of o.resolvers ?? []) argv.push('--dns.resolvers', r);
   if (o.disablePropagationCheck) argv.push('--dns.disable-cp');
   if (action === 'run') argv.push('run');
+  // renew makes a new key (no --reuse-key): a renewal also replaces a key that may have leaked.
   // --no-random-sleep: lego otherwise sleeps up to 8 minutes before a renewal (meant for crowds of
   // cron jobs at the same minute; ours run at a time the deployment chose).
   else argv.push('renew', '--days', String(renew.days ?? 30), '--no-random-sleep');
@@ -100,13 +106,19 @@ export interface IssuedAcmeCertificate {
 }
 
 export interface ObtainOptions extends LegoOptions {
+  /** The DNS provider's API and credentials (they reach lego in its environment only). */
   access: AcmeDnsAccess;
-  /** CA of the ACME server's own HTTPS (pebble's), when not a public one. */
+  /** CA of the ACME server's own HTTPS (pebble's `httpsCaFile`), when not a public one. */
   serverCaFile?: string;
   /** Renew when fewer days than this are left (default 30). */
   renewDays?: number;
   /** Renew whatever the expiry. */
   force?: boolean;
+  /**
+   * The root the certificate must chain to (pebble's `rootPem()`): a certificate lego has that
+   * chains elsewhere (pebble restarted since, with a new root) is replaced by a new one.
+   */
+  trustedRoot?: string;
   runner: Runner;
   /** Bound of one lego run (default 180 s). */
   timeoutMs?: number;
@@ -119,24 +131,68 @@ export function certificateFiles(path: string, domain: string): { crt: string; k
 }
 
 /**
- * A certificate for `domains`: issued when lego has none yet, else renewed when it expires within
- * `renewDays` (or `force`); otherwise the current one, `renewed: false`.
+ * A certificate for `domains`: issued (`lego run`) when lego has none yet for the first name, or
+ * one whose names differ from `domains` (lego's `renew` would keep the old names and only add), or
+ * one that does not chain to `trustedRoot`; else renewed (`lego renew`) when it expires within
+ * `renewDays` days or `force` is set; otherwise the current one, `renewed: false`.
  */
 export async function obtainCertificate(o: ObtainOptions): Promise<IssuedAcmeCertificate> {
+  check(o);
+  if (o.trustedRoot !== undefined && !isCertificate(o.trustedRoot)) throw fail('BAD_ROOT', 'trustedRoot: should be a PEM certificate (pebble\'s rootPem())', { exitCode: 2 });
   const files = certificateFiles(o.path, o.domains[0]!);
-  const have = existsSync(files.crt) && existsSync(files.key);
-  const before = have ? certificateInfo(await readFile(files.crt, 'utf8')).serial : null;
+  const current = existsSync(files.crt) && existsSync(files.key) ? await readFile(files.crt, 'utf8') : null;
+  const info = current ? certificateInfo(current) : null;
+  const sameNames = info !== null && sameSet(info.names, o.domains);
+  const chains = !o.trustedRoot || (info !== null && chainsTo(await readFile(files.issuer, 'utf8').catch(() => ''), o.trustedRoot));
+  const action = info && sameNames && chains ? 'renew' : 'run';
+  // lego renew renews when the certificate expires within --days days: more days than any
+  // certificate lasts forces it (lego 4.9 has no --force).
   const days = o.force ? 100_000 : o.renewDays ?? 30;
-  const argv = legoArgv(o, have ? 'renew' : 'run', { days });
+  const argv = legoArgv(o, action, { days });
   const env = legoEnv(o.access, o.serverCaFile);
   const r = await o.runner.run(argv, { env, nothrow: true, timeoutMs: o.timeoutMs ?? 180_000 });
   if (r.exitCode !== 0) {
-    const secrets = Object.entries(env).filter(([k]) => /KEY|TOKEN|SECRET/.test(k)).map(([, v]) => v).filter((v) => v.length >= 4);
-    let tail = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-6).join('\n');
-    for (const s of secrets) tail = tail.split(s).join('<secret>');
-    throw fail('ACME_FAILED', `lego could not ${have ? 'renew' : 'obtain'} a certificate for ${o.domains.join(', ')} from ${o.server} (DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`);
+    let tail = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-8).join('\n');
+    // lego does not log credentials; removed anyway, should a provider's error ever echo one.
+    for (const s of secretValues(o.access)) tail = tail.split(s).join('<secret>');
+    const what = info ? (action === 'run' ? 'replace the' : 'renew the') : 'obtain a';
+    throw fail('ACME_FAILED', `lego could not ${what} certificate for ${o.domains.join(', ')} from ${o.server} (DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`);
   }
   const [chain, key, issuer] = await Promise.all([readFile(files.crt, 'utf8'), readFile(files.key, 'utf8'), readFile(files.issuer, 'utf8')]);
-  const info = certificateInfo(chain);
-  return { chain, key, issuer, notAfter: info.notAfter, serial: info.serial, renewed: info.serial !== before };
+  const now = certificateInfo(chain);
+  return { chain, key, issuer, notAfter: now.notAfter, serial: now.serial, renewed: now.serial !== info?.serial };
+}
+
+// --- Internal helpers ---
+
+/** The credential values in `access` (everything but the provider's name and API URL). */
+function secretValues(access: AcmeDnsAccess): string[] {
+  return Object.entries(access).filter(([k, v]) => typeof v === 'string' && !['provider', 'apiUrl', 'serverName'].includes(k) && v.length > 0).map(([, v]) => v as string);
+}
+
+function isCertificate(pem: string): boolean {
+  try {
+    return Boolean(new X509Certificate(pem));
+  } catch {
+    return false;
+  }
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  const x = new Set(a.map((n) => n.toLowerCase()));
+  const y = new Set(b.map((n) => n.toLowerCase()));
+  return x.size === y.size && [...x].every((n) => y.has(n));
+}
+
+/** Whether the last certificate of lego's issuer file is `root` or is signed by it. */
+function chainsTo(issuerPem: string, rootPem: string): boolean {
+  const blocks = issuerPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (!blocks?.length) return false;
+  try {
+    const top = new X509Certificate(blocks[blocks.length - 1]!);
+    const root = new X509Certificate(rootPem);
+    return top.fingerprint256 === root.fingerprint256 || (top.checkIssued(root) && top.verify(root.publicKey));
+  } catch {
+    return false;
+  }
 }

@@ -8,8 +8,13 @@
  * - The root that signs the certificates it issues is generated at every start and served on the
  *   management port (`/roots/0`): fetch it with `rootPem()` right after issuing and keep it;
  *   after a restart, earlier certificates chain to a root that no longer exists.
- * - Started detached when asked (it outlives the deploy), found again through its pid file,
- *   stopped by PID.
+ * - Started detached when asked (it outlives the deploy), found again through `pebble.json` (its
+ *   PID, URLs and DNS server), stopped by PID. A running pebble that checks challenges through
+ *   another DNS server than the one asked for is useless: it is stopped and started again (a new
+ *   root, as at every start).
+ * - Environment: PEBBLE_VA_NOSLEEP=1 (no random 0-15 s sleep before each validation),
+ *   PEBBLE_WFE_NONCEREJECT=0 (no 5 % of good nonces refused), PEBBLE_AUTHZREUSE=0 (every order
+ *   runs its DNS-01 challenge again instead of reusing a valid authorization half of the time).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -29,8 +34,9 @@ export interface PebbleOptions {
   dnsServer: string;
   /** Address of the ACME and management ports (default 127.0.0.1). */
   listenAddress?: string;
-  /** ACME port and management port (default: free ports). */
+  /** ACME port (default: a free one). */
   port?: number;
+  /** Management port: `/roots/0`, the root that signs issued certificates (default: a free one). */
   managementPort?: number;
   /** Keep running after this process exits (default false). */
   detached?: boolean;
@@ -43,9 +49,15 @@ export interface Pebble {
   directoryUrl: string;
   /** The CA of pebble's own HTTPS certificate (for lego: LEGO_CA_CERTIFICATES). */
   httpsCaFile: string;
-  /** The root that signs issued certificates (changes at every start). */
+  /**
+   * The root that signs issued certificates, from the management interface (`/roots/0`). Pebble
+   * makes a new one at every start: keep it with the certificates it issued.
+   */
   rootPem(): Promise<string>;
+  /** The DNS server (host:port) it checks challenges with; null when its pebble.json predates it. */
+  dnsServer: string | null;
   pid: number;
+  /** Stops pebble by PID (SIGTERM, bounded wait, then SIGKILL). */
   stop(): Promise<void>;
 }
 
@@ -53,6 +65,7 @@ interface Saved {
   pid: number;
   directoryUrl: string;
   managementUrl: string;
+  dnsServer?: string;
 }
 
 /** GET over HTTPS trusting only `ca`; the body as text. Bounded. */
@@ -73,6 +86,7 @@ function handle(dataDir: string, saved: Saved, ca: string): Pebble {
   return {
     directoryUrl: saved.directoryUrl,
     httpsCaFile: join(dataDir, 'tls', 'ca', 'ca.crt'),
+    dnsServer: saved.dnsServer ?? null,
     pid: saved.pid,
     async rootPem() {
       const r = await httpsText(`${saved.managementUrl}/roots/0`, ca);
@@ -87,10 +101,8 @@ function handle(dataDir: string, saved: Saved, ca: string): Pebble {
 
 /** The pebble started earlier from `dataDir`, when it still runs and answers; else null. */
 export async function attachPebble(dataDir: string): Promise<Pebble | null> {
-  const file = join(dataDir, 'pebble.json');
-  if (!existsSync(file)) return null;
-  const saved = JSON.parse(await readFile(file, 'utf8')) as Saved;
-  if (!processAlive(saved.pid)) return null;
+  const saved = await readFile(join(dataDir, 'pebble.json'), 'utf8').then((t) => JSON.parse(t) as Saved, () => null);
+  if (!saved || !processAlive(saved.pid)) return null;
   const cmdline = await readFile(`/proc/${saved.pid}/cmdline`, 'utf8').catch(() => '');
   if (!cmdline.includes('pebble')) return null;
   const ca = await readFile(join(dataDir, 'tls', 'ca', 'ca.crt'), 'utf8');
@@ -98,27 +110,34 @@ export async function attachPebble(dataDir: string): Promise<Pebble | null> {
   return up ? handle(dataDir, saved, ca) : null;
 }
 
-/** Starts pebble, or returns the one already running from `dataDir`. */
+/**
+ * Starts pebble, or returns the one already running from `dataDir` (when it resolves challenges
+ * through the same `dnsServer`; else that one is stopped and a new one started).
+ */
 export async function startPebble(o: PebbleOptions): Promise<Pebble> {
   if (!existsSync(PEBBLE)) throw fail('NOT_INSTALLED', `${PEBBLE} is missing: install the Debian package pebble (scripts/setup.sh does)`);
   if (!/^[^\s:]+:\d{1,5}$/.test(o.dnsServer)) throw fail('BAD_DNS_SERVER', `dnsServer "${o.dnsServer}": host:port`, { exitCode: 2 });
   const running = await attachPebble(o.dataDir);
-  if (running) return running;
+  if (running) {
+    if (running.dnsServer === o.dnsServer) return running;
+    await running.stop();
+  }
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   const address = o.listenAddress ?? '127.0.0.1';
   const runner = execaRunner({ timeoutMs: 30_000 });
-  const tlsDir = join(o.dataDir, 'tls');
-  const ca = await ensureCa(runner, join(tlsDir, 'ca'), 'ADT pebble HTTPS CA');
-  const server = await issueCertificate(runner, ca, join(tlsDir, 'server'), [address, 'localhost']);
+  // pebble's own HTTPS: a small CA kept in dataDir (lego trusts it), a server certificate issued at every start.
+  const ca = await ensureCa(runner, join(o.dataDir, 'tls', 'ca'), 'ADT pebble HTTPS CA');
+  const server = await issueCertificate(runner, ca, join(o.dataDir, 'tls', 'server'), [address, 'localhost']);
+  const tls = { caFile: ca.certFile, certFile: server.certFile, keyFile: server.keyFile };
   const port = o.port ?? (await freePort(address));
   const managementPort = o.managementPort ?? (await freePort(address));
   const config = {
     pebble: {
       listenAddress: `${address}:${port}`,
       managementListenAddress: `${address}:${managementPort}`,
-      certificate: server.certFile,
-      privateKey: server.keyFile,
-      // Unused by DNS-01, but pebble listens nowhere for them: it connects out to these ports.
+      certificate: tls.certFile,
+      privateKey: tls.keyFile,
+      // Unused by DNS-01 (pebble listens on neither: it would connect out to them for HTTP-01 and TLS-ALPN-01).
       httpPort: 5002,
       tlsPort: 5001,
       ocspResponderURL: '',
@@ -128,26 +147,31 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
   const configFile = join(o.dataDir, 'pebble-config.json');
   await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
   const log = await open(join(o.dataDir, 'pebble.log'), 'a', 0o600);
+  // https://github.com/letsencrypt/pebble#readme (flags -config, -dnsserver; the PEBBLE_* variables)
   const child = spawn(PEBBLE, ['-config', configFile, '-dnsserver', o.dnsServer], {
     detached: o.detached ?? false,
     stdio: ['ignore', log.fd, log.fd],
-    // No random waits before validation, no random nonce refusals: a test server that behaves.
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' },
+    // No random waits before validation, no random nonce refusals, no reused authorizations: a
+    // test server that behaves the same at every run and checks every challenge.
+    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
   });
+  // A failed spawn is reported below (no PID, or no answer); without a listener it would crash us.
+  child.on('error', () => {});
   await log.close();
   if (o.detached) child.unref();
-  const saved: Saved = { pid: child.pid!, directoryUrl: `https://${address}:${port}/dir`, managementUrl: `https://${address}:${managementPort}` };
-  const caPem = await readFile(ca.certFile, 'utf8');
+  if (!child.pid) throw fail('NOT_STARTED', `${PEBBLE} could not be started`);
+  const saved: Saved = { pid: child.pid, directoryUrl: `https://${address}:${port}/dir`, managementUrl: `https://${address}:${managementPort}`, dnsServer: o.dnsServer };
+  const caPem = await readFile(tls.caFile, 'utf8');
   const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || !processAlive(child.pid!)) break;
+    if (child.exitCode !== null || !processAlive(saved.pid)) break;
     if (await httpsText(saved.directoryUrl, caPem, 1000).then((r) => r.status === 200, () => false)) {
       await writeFile(join(o.dataDir, 'pebble.json'), JSON.stringify(saved), { mode: 0o600 });
       return handle(o.dataDir, saved, caPem);
     }
     await sleep(100);
   }
-  if (processAlive(child.pid!)) await stopProcess(child.pid!, { timeoutMs: 3000 });
+  if (processAlive(saved.pid)) await stopProcess(saved.pid, { timeoutMs: 3000 });
   const tail = (await readFile(join(o.dataDir, 'pebble.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
   throw fail('NOT_STARTED', `pebble did not answer on ${saved.directoryUrl} within ${(o.startTimeoutMs ?? 15_000) / 1000} s:\n${tail}`);
 }

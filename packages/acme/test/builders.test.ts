@@ -1,7 +1,11 @@
 /** lego's command line and environment, as data: every provider's variables, no secret in argv. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { certificateFiles, legoArgv, legoEnv, type AcmeDnsAccess } from '../src/lego.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isAdtError, recordingRunner } from '@adt/core';
+import { certificateFiles, legoArgv, legoEnv, obtainCertificate, type AcmeDnsAccess } from '../src/lego.ts';
 
 const test = suite('lego argv and environment');
 const base = { server: 'https://acme-v02.api.letsencrypt.org/directory', email: 'ops@example.com', domains: ['www.example.com', 'auth.example.com'], path: '/var/lib/adt/lego', dns: 'cloudflare' as const };
@@ -30,8 +34,38 @@ test('each DNS provider\'s credentials go in lego\'s environment, never in its a
     const argv = legoArgv({ ...base, dns: access.provider }, 'run').join(' ');
     for (const v of Object.values(env)) assert.not.ok(argv.includes(v));
   }
-  const pdns = legoEnv({ provider: 'pdns', apiUrl: 'http://198.18.0.1:8081', apiKey: 'k' }, '/x/ca.crt');
-  assert.equal([pdns.PDNS_API_URL, pdns.PDNS_API_KEY, pdns.LEGO_CA_CERTIFICATES], ['http://198.18.0.1:8081', 'k', '/x/ca.crt']);
+  assert.equal(legoEnv({ provider: 'pdns', apiUrl: 'http://198.18.0.1:8081', apiKey: 'k' }, '/x/ca.crt'), {
+    PDNS_API_URL: 'http://198.18.0.1:8081', PDNS_API_KEY: 'k', PDNS_PROPAGATION_TIMEOUT: '60', PDNS_POLLING_INTERVAL: '1', PDNS_TTL: '60', LEGO_CA_CERTIFICATES: '/x/ca.crt',
+  });
+  assert.is(legoEnv({ provider: 'pdns', apiUrl: 'http://h:8081', apiKey: 'k', serverName: 'ns1' }).PDNS_SERVER_NAME, 'ns1');
+  const argv = legoArgv({ ...base, dns: 'pdns' }, 'run').join(' ');
+  assert.not.ok(argv.includes('PDNS') || argv.includes('198.18.0.1:8081'), 'neither the key nor the API URL');
+});
+
+test('a failed run quotes lego\'s last lines with every credential value removed', async () => {
+  const path = await mkdtemp(join(tmpdir(), 'adt-acme-unit-'));
+  try {
+    // A real lego never prints the token; a fake one does, to prove the message would not.
+    const runner = recordingRunner(() => ({ exitCode: 1, stderr: 'acme: error presenting token\nCloudflare said: bad token sEcReT-tok3n (403)\n' }));
+    const e = await obtainCertificate({ ...base, path, access: { provider: 'cloudflare', apiToken: 'sEcReT-tok3n' }, runner }).then(() => null, (x: Error) => x);
+    assert.ok(isAdtError(e) && e.code === 'ACME_FAILED', String(e));
+    assert.match(e!.message, /could not obtain a certificate for www\.example\.com, auth\.example\.com .*exit 1/);
+    assert.match(e!.message, /bad token <secret> \(403\)/);
+    assert.not.ok(e!.message.includes('sEcReT-tok3n'));
+    assert.is(runner.calls.length, 1);
+    assert.is(runner.calls[0]!.argv.at(-1), 'run', 'no certificate yet: lego run');
+  } finally {
+    await rm(path, { recursive: true, force: true });
+  }
+});
+
+test('obtainCertificate refuses bad input before lego runs', async () => {
+  const runner = recordingRunner();
+  for (const bad of [{ domains: ['../etc/x'] }, { trustedRoot: 'not a certificate' }]) {
+    const e = await obtainCertificate({ ...base, path: '/nonexistent', access: { provider: 'cloudflare', apiToken: 't' }, runner, ...bad }).then(() => null, (x: { exitCode?: number }) => x);
+    assert.is(e?.exitCode, 2);
+  }
+  assert.is(runner.calls.length, 0);
 });
 
 test('lego\'s file names, wildcards included', () => {

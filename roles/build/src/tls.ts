@@ -53,14 +53,16 @@ async function acmeLocal(env: LocalEnv, force: boolean): Promise<{ tls: SiteTls;
   const external = d.tls.acmeServer;
   const pebble = external ? null : await startPebble({ dataDir: acmeDir(env), dnsServer, detached: true });
   const server = external ?? pebble!.directoryUrl;
+  // pebble's root changes when pebble restarts: a certificate of an earlier root is replaced.
+  const root = pebble ? await pebble.rootPem() : undefined;
   const c = await obtainCertificate({
     server, email: d.tls.acmeEmail ?? `hostmaster@${env.zone}`, domains: certificateNames(env), path: join(env.buildDir, 'lego'),
     dns: 'pdns', resolvers: [dnsServer], disablePropagationCheck: true,
     access: { provider: 'pdns', apiUrl: pdns.apiUrl, apiKey: readFileSync(pdns.apiKeyFile, 'utf8').trim() },
-    serverCaFile: pebble?.httpsCaFile, renewDays: d.tls.renewDays, force, runner: execaRunner({ timeoutMs: 180_000 }),
+    serverCaFile: pebble?.httpsCaFile, trustedRoot: root, renewDays: d.tls.renewDays, force, runner: execaRunner({ timeoutMs: 180_000 }),
   });
   // The root a client must trust (pebble's changes at its every start: kept with the certificate).
-  const ca = pebble ? await pebble.rootPem() : c.issuer;
+  const ca = root ?? c.issuer;
   return { tls: { chain: c.chain, key: c.key, ca }, renewed: c.renewed, serial: c.serial, notAfter: c.notAfter, server };
 }
 
