@@ -20,8 +20,9 @@
  *   the server's /var/log/cloud-init-output.log; readiness is observable through marker files.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorFactory, execaRunner, processAlive, sleep, type Argv, type Runner, type RunOptions, type RunResult } from '@adt/core';
 import { nameMatches, parseServerName } from '../naming.ts';
@@ -251,12 +252,12 @@ export class LocalCloud implements ComputeProvider {
         tags: ['adt', `role:${o.role}`, `build:${o.buildId}`, ...(o.tags ?? [])],
         createdAt: new Date().toISOString(), n, netns: `${this.cloudId}-${n}`, mntns: join(this.#nsfsDir(), `${o.name}.mnt`), utsns: join(this.#nsfsDir(), `${o.name}.uts`),
       };
-      await writeFile(join(dir, 'server.json'), JSON.stringify(record, null, 2), { mode: 0o600 });
+      await writeJsonAtomic(join(dir, 'server.json'), record);
       await this.#createNetwork(record);
       await this.#createFilesystem(record, o.userData);
       await this.#startUserData(record);
       record.state = 'running';
-      await writeFile(join(dir, 'server.json'), JSON.stringify(record, null, 2), { mode: 0o600 });
+      await writeJsonAtomic(join(dir, 'server.json'), record);
       return publicView(record);
     } catch (e) {
       // Nothing half-made stays behind.
@@ -439,6 +440,22 @@ export class LocalCloud implements ComputeProvider {
   async dispose(): Promise<void> {}
 }
 
+/**
+ * Writes JSON so that a reader in another process never sees half of it: a temporary file in the
+ * same directory, then a rename (atomic on one filesystem). Servers' records are read concurrently
+ * by the cloud API, the autoscalers (through it) and the native firewall's render.
+ */
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, JSON.stringify(value, null, 2), { mode: 0o600 });
+  try {
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
 function publicView(r: ServerRecord): Server {
   const { n: _n, netns: _netns, mntns: _mntns, utsns: _utsns, ...server } = r;
   return server;
@@ -468,7 +485,7 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
   async apply(buildId: string, role: Role, rules: InboundRule[]): Promise<void> {
     for (const [i, rule] of rules.entries()) validateRule(rule, `rules[${i}]`);
     await mkdir(join(this.#cloud.stateDir, 'firewall'), { recursive: true, mode: 0o700 });
-    await writeFile(this.#file(buildId, role), JSON.stringify(rules, null, 2), { mode: 0o600 });
+    await writeJsonAtomic(this.#file(buildId, role), rules);
     await this.sync();
   }
 
@@ -490,7 +507,7 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
     lines.push(`-A ${c.chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
     for (const s of await c.list()) {
       // A server being destroyed at the same time may already be gone: it simply has no rules.
-      const record = await readFile(join(c.stateDir, 'servers', s.id, 'server.json'), 'utf8').then((t) => JSON.parse(t) as { n: number }, () => null);
+      const record = await readFile(join(c.stateDir, 'servers', s.id, 'server.json'), 'utf8').then((t) => JSON.parse(t) as { n: number }).catch(() => null);
       if (!record) continue;
       const ips = [s.publicIp, s.privateIp].filter((x): x is string => Boolean(x));
       // Anti-spoofing: what leaves a server's ports carries that server's addresses.
