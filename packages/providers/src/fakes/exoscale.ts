@@ -5,7 +5,8 @@
  * answer an operation (`pending` at first, `success` with its `reference` when polled), lists
  * without pagination, instances `starting` then `running` with a public address, a managed private
  * network with leases, security groups and rules, DNS domains and records, DBaaS MySQL/PostgreSQL
- * with `ip-filter`. Exoscale documents no header on its 429; the fake sends none unless told.
+ * with `ip-filter`, instance snapshots (`snapshotting` then `ready`) promoted to private templates
+ * that new instances can use. Exoscale documents no header on its 429; the fake sends none unless told.
  * Addresses are strings in answers, never used.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -18,6 +19,8 @@ export interface ExoscaleFakeOptions {
   apiSecret?: string;
   /** GETs of a new instance that answer `starting` before it runs (default 1). */
   bootPolls?: number;
+  /** GETs of a new snapshot that answer `snapshotting` before it is ready (default 1). */
+  snapshotPolls?: number;
   now?: () => number;
 }
 
@@ -57,6 +60,8 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   const leases: { 'instance-id': string; ip: string }[] = [];
   const groups = new Map<string, { id: string; name: string; description: string; rules: (Obj & { id: string })[] }>();
   const domains = new Map<string, { id: string; 'unicode-name': string; records: (Obj & { id: string; name: string; type: string; content: string; ttl: number })[] }>();
+  const templates = new Map<string, Obj & { id: string; name: string; visibility: string }>(EXOSCALE_FAKE_TEMPLATES.map((t) => [t.id, { ...t, visibility: 'public' }]));
+  const snapshots = new Map<string, Obj & { id: string; name: string; state: string; polls: number; instance: { id: string; name: string } }>();
   const services = new Map<string, Obj & { name: string; type: string; state: string; polls: number; 'ip-filter': string[] }>();
   let n = 0;
   const uuid = () => `${api.nextId().toString(16).padStart(8, '0')}-0000-4000-8000-${String(++n).padStart(12, '0')}`;
@@ -76,11 +81,49 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   const view = ({ polls: _p, rules: _r, records: _rec, ...rest }: Obj) => rest;
 
   api.route('GET', '/instance-type', () => ({ status: 200, body: { 'instance-types': EXOSCALE_FAKE_TYPES } }));
-  api.route('GET', '/template', () => ({ status: 200, body: { templates: EXOSCALE_FAKE_TEMPLATES } }));
+  api.route('GET', '/template', (req) => {
+    const visibility = req.query.get('visibility') ?? 'public';
+    if (visibility !== 'public' && visibility !== 'private') return api.error(400, 'visibility must be public or private');
+    return { status: 200, body: { templates: [...templates.values()].filter((t) => t.visibility === visibility) } };
+  });
+  api.route('GET', '/template/:id', (_req, p) => (templates.has(p.id!) ? { status: 200, body: templates.get(p.id!) } : api.error(404, `Template ${p.id} not found`)));
+  api.route('DELETE', '/template/:id', (_req, p) => {
+    const t = templates.get(p.id!);
+    if (!t || t.visibility !== 'private') return api.error(404, `Template ${p.id} not found`);
+    templates.delete(p.id!);
+    return operation(p.id!, 'template');
+  });
+  // Snapshots: https://openapi-v2.exoscale.com/operation/operation-create-snapshot and the promote/list/get/delete operations.
+  api.route('POST', '/instance/:id:create-snapshot', (_req, p) => {
+    const i = instances.get(p.id!);
+    if (!i) return api.error(404, `Instance ${p.id} not found`);
+    const snap = { id: uuid(), name: `${i.name}-${new Date().toISOString().replace(/[-:]|\..*/g, '')}`, state: 'snapshotting', 'created-at': new Date().toISOString(), size: 10, instance: { id: i.id, name: i.name }, polls: 0 };
+    snapshots.set(snap.id, snap);
+    return operation(snap.id, 'snapshot');
+  });
+  api.route('GET', '/snapshot', () => ({ status: 200, body: { snapshots: [...snapshots.values()].map(view) } }));
+  api.route('GET', '/snapshot/:id', (_req, p) => {
+    const snap = snapshots.get(p.id!);
+    if (!snap) return api.error(404, `Snapshot ${p.id} not found`);
+    if (snap.state === 'snapshotting' && ++snap.polls > (o.snapshotPolls ?? 1)) snap.state = 'ready';
+    return { status: 200, body: view(snap) };
+  });
+  api.route('POST', '/snapshot/:id:promote', (req, p) => {
+    const snap = snapshots.get(p.id!);
+    if (!snap) return api.error(404, `Snapshot ${p.id} not found`);
+    if (snap.state !== 'ready') return api.error(400, `Snapshot ${p.id} is not ready (state ${snap.state})`);
+    const b = (req.body ?? {}) as Obj;
+    if (typeof b.name !== 'string' || b.name.length < 1 || b.name.length > 255) return api.error(400, 'name: required, 1 to 255 characters');
+    const t = { id: uuid(), name: b.name, description: b.description ?? '', visibility: 'private', 'default-user': b['default-user'], 'ssh-key-enabled': b['ssh-key-enabled'] ?? true, 'password-enabled': b['password-enabled'] ?? true, family: 'other (64-bit)', 'created-at': new Date().toISOString() };
+    templates.set(t.id, t);
+    return operation(t.id, 'template');
+  });
+  api.route('DELETE', '/snapshot/:id', (_req, p) => (snapshots.delete(p.id!) ? operation(p.id!, 'snapshot') : api.error(404, `Snapshot ${p.id} not found`)));
   api.route('POST', '/instance', (req) => {
     const b = req.body as Obj;
     if (!b?.name || !(b['instance-type'] as Obj)?.id || !(b.template as Obj)?.id) return api.error(400, 'name, instance-type and template are required');
     if (!EXOSCALE_FAKE_TYPES.some((t) => t.id === (b['instance-type'] as Obj).id)) return api.error(400, 'Invalid instance-type');
+    if (!templates.has((b.template as Obj).id as string)) return api.error(400, 'Invalid template');
     if (typeof b['user-data'] === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(b['user-data'])) return api.error(400, 'user-data must be base64 encoded');
     for (const g of (b['security-groups'] as { id: string }[]) ?? []) if (!groups.has(g.id)) return api.error(400, `Security group ${g.id} not found`);
     const i = { id: uuid(), name: b.name as string, state: 'starting', labels: (b.labels as Record<string, string>) ?? {}, 'instance-type': b['instance-type'], template: b.template, 'security-groups': [...((b['security-groups'] as { id: string }[]) ?? [])], 'created-at': new Date().toISOString(), polls: 0 };
@@ -229,7 +272,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   api.route('GET', '/dbaas-service', () => ({ status: 200, body: { 'dbaas-services': [...services.values()].map((s) => ({ name: s.name, type: s.type, plan: s.plan, state: s.state })) } }));
   api.route('DELETE', '/dbaas-service/:name', (_req, p) => (services.delete(p.name!) ? operation(p.name!, 'dbaas-service') : api.error(404, `Service ${p.name} not found`)));
 
-  return Object.assign(api, { state: { instances, groups, domains, services, leases, operations } });
+  return Object.assign(api, { state: { instances, groups, domains, services, leases, operations, snapshots, templates } });
 }
 
 /** Exoscale's documented 429 body: `{error, retry_after}`; no rate-limit headers are documented. */

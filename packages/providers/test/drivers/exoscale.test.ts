@@ -117,4 +117,51 @@ test('a wrong secret is refused (403) with Exoscale\'s message and never shown; 
   }
 });
 
+test('a snapshot is promoted to a private template that later instances boot from; an unknown outcome is looked up, never repeated', async () => {
+  const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET, snapshotPolls: 2 });
+  const baseUrl = await fake.listen();
+  try {
+    const cloud = exoscaleDriver({ apiKey: KEY, apiSecret: SECRET, baseUrl, baseDelayMs: 5, maxDelayMs: 50, operationIntervalMs: 1 });
+    assert.ok(cloud.flags.snapshots);
+    const s = await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+    const template = await cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 });
+    const snap = [...fake.state.snapshots.values()];
+    assert.is(snap.length, 1);
+    assert.equal(snap[0]!.instance.id, s.id);
+    const promote = fake.log.find((l) => l.method === 'POST' && l.path.endsWith(':promote'))!;
+    assert.is(promote.path, `/snapshot/${snap[0]!.id}:promote`);
+    assert.equal(promote.body, { name: 'adt-b7-webserver', description: `adt: snapshot ${snap[0]!.id} of instance ${s.id}`, 'default-user': 'debian', 'ssh-key-enabled': true, 'password-enabled': false });
+    assert.ok(fake.log.filter((l) => l.method === 'GET' && l.path === `/snapshot/${snap[0]!.id}`).length >= 3, 'promoted only once the snapshot was ready');
+    assert.is(fake.state.templates.get(template)?.visibility, 'private');
+    // A later instance boots from it, by id or by name.
+    const byId = await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: template });
+    assert.equal(fake.state.instances.get(byId.id)!.template, { id: template });
+    const byName = await cloud.create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'adt-b7-webserver' });
+    assert.equal(fake.state.instances.get(byName.id)!.template, { id: template });
+    // The same name again is refused before anything is made.
+    const again = await cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 }).then(() => null, (e: Error & { exitCode?: number }) => e);
+    assert.is(again?.exitCode, 2);
+    assert.match(again!.message, /template named "adt-b7-webserver" already exists/);
+    assert.is(fake.state.snapshots.size, 1);
+    // Both POSTs answer 503 after doing their work: the snapshot and the template are found, not made twice.
+    fake.fail({ match: 'POST /instance/', status: 503, afterHandling: true });
+    fake.fail({ match: 'POST /snapshot/', status: 503, afterHandling: true });
+    const second = await cloud.snapshot(s.id, 'adt-b7-webserver-2', { intervalMs: 1 });
+    assert.is(fake.state.snapshots.size, 2);
+    assert.equal([...fake.state.templates.values()].filter((t) => t.visibility === 'private').map((t) => t.name).sort(), ['adt-b7-webserver', 'adt-b7-webserver-2']);
+    assert.is(fake.state.templates.get(second)?.name, 'adt-b7-webserver-2');
+    // A 503 before any work is reported, with nothing made.
+    fake.fail({ match: 'POST /instance/', status: 503 });
+    const failed = await cloud.snapshot(s.id, 'adt-b7-webserver-3', { intervalMs: 1 }).then(() => null, (e: Error) => e);
+    assert.match(failed!.message, /HTTP 503/);
+    assert.is(fake.state.snapshots.size, 2);
+    // An unknown template name is a clear error.
+    const unknown = await cloud.create({ name: 'ws-b7-0000', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'no-such-template' }).then(() => null, (e: Error & { exitCode?: number }) => e);
+    assert.is(unknown?.exitCode, 2);
+    assert.match(unknown!.message, /template "no-such-template" not found/);
+  } finally {
+    await fake.close();
+  }
+});
+
 test.run();
