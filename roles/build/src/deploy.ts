@@ -498,6 +498,8 @@ async function main(args: string[]): Promise<number> {
     servers: [db, ...webservers, ...servers.filter((s) => s.role === 'autoscaler' || s.role === 'auth').map((s) => s.server)].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
     dns: { server: `${env.cloud.buildMachine.publicIp}:53`, records: webservers.map((w) => ({ name: d.host, type: 'A', value: w.publicIp })) },
     caFile,
+    // The sign-in page's certificate always comes from the build's local CA (also with TLS=acme).
+    authCaFile: d.auth ? join(env.caDir, 'ca.crt') : null,
     configBucket: d.configBucket,
     s3Endpoint: env.s3Endpoint,
     keyFile: env.keyFile,
@@ -512,7 +514,7 @@ async function main(args: string[]): Promise<number> {
   say(`Done in ${seconds} s: ${d.siteUrl} is served.`);
   for (const s of summary.servers) say(`  ${s.role.padEnd(10)} ${s.name}  public ${s.publicIp}  private ${s.privateIp}`);
   say(`  DNS        ${d.host} A ${webservers.map((w) => w.publicIp).join(', ') || '(none: no webservers wanted)'} (PowerDNS on ${summary.dns.server})`);
-  if (d.auth) say(`  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}`);
+  if (d.auth) say(`  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}${d.tls.mode === 'acme' ? `; its certificate is from the local CA ${summary.authCaFile}` : ''}`);
   if (d.mode === 'production') say(`  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`);
   say(`  TLS        ${d.tls.mode === 'acme' ? `certificate by ACME (${d.tls.acmeServer ?? 'the local pebble'}); its root: ${caFile}; renewal: roles/build/RenewCertificate` : `certificate from the local CA ${caFile}`}`);
   if (site.location?.includes('install.php')) say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);

@@ -39,7 +39,10 @@ function acmeRootFile(env: LocalEnv): string {
   return join(env.buildDir, 'acme-root.pem');
 }
 
-/** The names on the site's certificate: the site, and the sign-in host with WEB_FIREWALL=auth. */
+/**
+ * The names on the site's certificate: the site. (The sign-in host of WEB_FIREWALL=auth has a
+ * certificate of its own from the build's local CA, also with TLS=acme: see prepareAuth.)
+ */
 export function certificateNames(env: LocalEnv): string[] {
   return [env.d.host];
 }

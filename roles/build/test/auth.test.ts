@@ -26,7 +26,8 @@ const refused = async (f: Fleet, ip: string) => (await fetchFromOutsider(f, ip))
 test('before sign-in the site refuses the outsider; the auth server answers it', async (ctx) => {
   const r = await zx('deploy.mjs', ['--config', ctx.f.file, '--json']);
   assert.is(r.exitCode, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { servers: { role: string; publicIp: string }[] };
+  const out = JSON.parse(r.stdout) as { servers: { role: string; publicIp: string }[]; authCaFile: string | null };
+  assert.is(out.authCaFile, ctx.f.caFile, 'the summary names the file to trust for the sign-in page');
   ctx.web = out.servers.find((s) => s.role === 'webserver')!.publicIp;
   ctx.auth = out.servers.find((s) => s.role === 'auth')!.publicIp;
   assert.ok(await refused(ctx.f, ctx.web), 'port 443 of the webserver is closed to the outsider');
