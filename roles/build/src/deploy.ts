@@ -26,14 +26,13 @@ import { applyNative, computePolicies, datastoreFleetSource, type FleetRole } fr
 import { attachPowerDns, parseServerName, serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
 import { ensureDaemon, tcpAnswers } from './daemon.ts';
 import { splitDesired } from '@adt/scaling';
-import { ensureCa, issueCertificate } from '@adt/webserver';
 import { Backups, type Manifest, type Period } from '@adt/backup';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { ensureS3Daemon } from './s3-daemon.ts';
 import { BASELINE_SPEC, readDeployment, type Deployment } from './settings.ts';
 import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
 import { httpsGet, userData } from '@adt/role-common';
-import { ensureSiteCertificate, installRenewalCron, trustAnchorFile } from './tls.ts';
+import { ensureAuthCertificate, ensureSiteCertificate, installRenewalCron, trustAnchorFile, withAuthStore } from './tls.ts';
 import { parseCommandLine } from './cli.ts';
 import { followLog, type LogFollower } from './log-follow.ts';
 
@@ -133,7 +132,7 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
 
 /**
  * WEB_FIREWALL=auth: the sign-in app's settings and secrets (its signing secret, a certificate for
- * its name from the build's CA), and, unless SMTP_RELAY names a relay, the local mail catcher on
+ * its name from the build's CA or, with TLS=acme, by ACME), and, unless SMTP_RELAY names a relay, the local mail catcher on
  * the build machine's private address (messages kept as files in STATE_DIR/mail/<cloud id>).
  */
 async function prepareAuth(ctx: Ctx, store: ConfigStore): Promise<void> {
@@ -145,20 +144,9 @@ async function prepareAuth(ctx: Ctx, store: ConfigStore): Promise<void> {
     const m = await ensureDaemon({ name: 'mail', stateDir: env.mailDir, script: 'roles/build/src/mail-serve.ts', args: [join(env.mailDir, 'messages'), smtp.host, String(smtp.port)], endpoint: `http://${smtp.host}:${smtp.port}`, up: () => tcpAnswers(smtp!.host, smtp!.port), portSetting: 'SMTP_RELAY' });
     ctx.say(`      mail catcher ${m.started ? 'started' : 'already running'} on ${smtp.host}:${smtp.port}: sign-in mails land in ${join(env.mailDir, 'messages')}`);
   }
-  const runner = execaRunner({ timeoutMs: 60_000 });
-  const ca = await ensureCa(runner, env.caDir, `ADT local CA (${d.buildId})`);
-  await store.putIfChanged(keys.auth, { allowList: a.allow, admins: a.admins, grantMinutes: a.grantMinutes, linkMinutes: a.linkMinutes, baseUrl: `https://${a.host}`, siteName: d.host, smtp, from: a.from, ca: readFileSync(ca.certFile, 'utf8') });
-  // Its secrets are encrypted with a key of its own, the only one the authentication server gets.
-  if (!existsSync(env.authKeyFile)) writeFileSync(env.authKeyFile, generateSecretKey().toString('hex'), { mode: 0o600 });
-  const authStore = openStore(env, parseSecretKey(readFileSync(env.authKeyFile, 'utf8'), env.authKeyFile));
-  try {
-    if (!(await authStore.get(keys.authSecrets).catch(() => null))) {
-      const issued = await issueCertificate(runner, ca, join(env.buildDir, 'tls-auth'), [a.host]);
-      await authStore.put(keys.authSecrets, { secret: randomBytes(32).toString('hex'), tls: { chain: readFileSync(issued.chainFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8') } });
-    }
-  } finally {
-    await authStore.driver.dispose?.();
-  }
+  const cert = await withAuthStore(env, (authStore) => ensureAuthCertificate(env, authStore));
+  await store.putIfChanged(keys.auth, { allowList: a.allow, admins: a.admins, grantMinutes: a.grantMinutes, linkMinutes: a.linkMinutes, baseUrl: `https://${a.host}`, siteName: d.host, smtp, from: a.from, ca: cert.ca });
+  ctx.say(`      sign-in ${cert.line}`);
   ctx.say(`      authentication server https://${a.host}/ for ${a.allow.length} address(es); grants last ${a.grantMinutes} min`);
 }
 
@@ -498,8 +486,8 @@ async function main(args: string[]): Promise<number> {
     servers: [db, ...webservers, ...servers.filter((s) => s.role === 'autoscaler' || s.role === 'auth').map((s) => s.server)].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
     dns: { server: `${env.cloud.buildMachine.publicIp}:53`, records: webservers.map((w) => ({ name: d.host, type: 'A', value: w.publicIp })) },
     caFile,
-    // The sign-in page's certificate always comes from the build's local CA (also with TLS=acme).
-    authCaFile: d.auth ? join(env.caDir, 'ca.crt') : null,
+    // What a client trusts for the sign-in page: the same root as the site's.
+    authCaFile: d.auth ? caFile : null,
     configBucket: d.configBucket,
     s3Endpoint: env.s3Endpoint,
     keyFile: env.keyFile,
@@ -514,7 +502,7 @@ async function main(args: string[]): Promise<number> {
   say(`Done in ${seconds} s: ${d.siteUrl} is served.`);
   for (const s of summary.servers) say(`  ${s.role.padEnd(10)} ${s.name}  public ${s.publicIp}  private ${s.privateIp}`);
   say(`  DNS        ${d.host} A ${webservers.map((w) => w.publicIp).join(', ') || '(none: no webservers wanted)'} (PowerDNS on ${summary.dns.server})`);
-  if (d.auth) say(`  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}${d.tls.mode === 'acme' ? `; its certificate is from the local CA ${summary.authCaFile}` : ''}`);
+  if (d.auth) say(`  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}`);
   if (d.mode === 'production') say(`  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`);
   say(`  TLS        ${d.tls.mode === 'acme' ? `certificate by ACME (${d.tls.acmeServer ?? 'the local pebble'}); its root: ${caFile}; renewal: roles/build/RenewCertificate` : `certificate from the local CA ${caFile}`}`);
   if (site.location?.includes('install.php')) say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);

@@ -22,6 +22,7 @@ import { describeSplit, setDesiredWebservers } from '@adt/role-autoscaler/desire
 import s3Driver from '@adt/configstore/drivers/s3';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { attachS3Daemon } from './s3-daemon.ts';
+import { servedSerial } from './tls.ts';
 
 const ROLES = ['webserver', 'database', 'autoscaler', 'auth'] as const;
 
@@ -98,11 +99,17 @@ export async function status(args: string[]): Promise<number> {
   const s3 = await attachS3Daemon(env.s3Dir, env.s3Endpoint);
   const store = s3 ? openStore(env) : null;
   const tls = store ? await store.get(keys.siteTls).catch(() => null) : null;
+  const authSettings = store && d.auth ? await store.get(keys.auth).catch(() => null) : null;
   const rows = [];
   for (const s of servers) {
     const ready = store ? await store.get(keys.ready(s.role, s.name)).catch(() => null) : null;
     let health = 'unknown';
     if (s.role === 'webserver' && tls && s.publicIp) health = await httpsGet(s.publicIp, d.host, tls.ca, 5000).then((r) => `HTTPS ${r.status}`, (e: Error) => `HTTPS failed: ${e.message}`);
+    if (s.role === 'auth' && authSettings && s.publicIp) {
+      const served = await servedSerial(s.publicIp, d.auth!.host).catch(() => null);
+      health = await httpsGet(s.publicIp, d.auth!.host, authSettings.ca, 5000).then((r) => `sign-in HTTPS ${r.status}`, (e: Error) => `sign-in HTTPS failed: ${e.message}`);
+      if (served) health += `, certificate ${served}`;
+    }
     if (s.role === 'autoscaler') {
       const svc = await env.cloud.exec(s.id, ['pgrep', '-f', 'roles/autoscaler/src/service.ts'], { nothrow: true, timeoutMs: 10_000 });
       health = svc.exitCode === 0 ? 'scaling service running' : 'scaling service NOT running';

@@ -10,12 +10,12 @@
  *
  *   roles/build/RenewCertificate [--config FILE] [--force] [--wait] [--json]
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { join, resolve } from 'node:path';
 import { AdtError, execaRunner, sleep } from '@adt/core';
-import { keys, type ConfigStore, type SiteTls } from '@adt/configstore';
+import { generateSecretKey, keys, parseSecretKey, type ConfigStore, type SiteTls } from '@adt/configstore';
 import { attachPowerDns } from '@adt/providers';
 import { attachPebble, obtainCertificate, startPebble } from '@adt/acme';
 import { ensureCa, issueCertificate } from '@adt/webserver';
@@ -41,14 +41,16 @@ function acmeRootFile(env: LocalEnv): string {
 
 /**
  * The names on the site's certificate: the site. (The sign-in host of WEB_FIREWALL=auth has a
- * certificate of its own from the build's local CA, also with TLS=acme: see prepareAuth.)
+ * certificate of its own, kept with the authentication server's secrets: ensureAuthCertificate.)
  */
 export function certificateNames(env: LocalEnv): string[] {
   return [env.d.host];
 }
 
-/** Issues or renews the site's certificate by ACME through the local cloud's pebble and PowerDNS. */
-async function acmeLocal(env: LocalEnv, force: boolean): Promise<{ tls: SiteTls; renewed: boolean; serial: string; notAfter: Date; server: string }> {
+interface AcmeResult { tls: SiteTls; renewed: boolean; serial: string; notAfter: Date; server: string }
+
+/** Issues or renews a certificate for `names` by ACME through the local cloud's pebble and PowerDNS. */
+async function acmeLocal(env: LocalEnv, force: boolean, names = certificateNames(env)): Promise<AcmeResult> {
   const d = env.d;
   const pdns = await attachPowerDns(env.dnsDir);
   if (!pdns) throw fail('NO_DNS', `the local cloud's PowerDNS is not running (${env.dnsDir}): deploy first`);
@@ -59,7 +61,7 @@ async function acmeLocal(env: LocalEnv, force: boolean): Promise<{ tls: SiteTls;
   // pebble's root changes when pebble restarts: a certificate of an earlier root is replaced.
   const root = pebble ? await pebble.rootPem() : undefined;
   const c = await obtainCertificate({
-    server, email: d.tls.acmeEmail ?? `hostmaster@${env.zone}`, domains: certificateNames(env), path: join(env.buildDir, 'lego'),
+    server, email: d.tls.acmeEmail ?? `hostmaster@${env.zone}`, domains: names, path: join(env.buildDir, 'lego'),
     dns: 'pdns', resolvers: [dnsServer], disablePropagationCheck: true,
     access: { provider: 'pdns', apiUrl: pdns.apiUrl, apiKey: readFileSync(pdns.apiKeyFile, 'utf8').trim() },
     serverCaFile: pebble?.httpsCaFile, trustedRoot: root, renewDays: d.tls.renewDays, force, runner: execaRunner({ timeoutMs: 180_000 }),
@@ -91,6 +93,51 @@ export async function ensureSiteCertificate(env: LocalEnv, store: ConfigStore): 
   return `TLS certificate for ${d.host} by ACME from ${r.server} (DNS-01 through PowerDNS): ${r.renewed ? 'issued' : 'kept'}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}`;
 }
 
+/**
+ * Runs `fn` with the datastore opened with the authentication server's own key (made at the first
+ * deploy with WEB_FIREWALL=auth, mode 0600): its secrets are encrypted with it, the only key that
+ * server gets.
+ */
+export async function withAuthStore<T>(env: LocalEnv, fn: (authStore: ConfigStore) => Promise<T>): Promise<T> {
+  if (!existsSync(env.authKeyFile)) writeFileSync(env.authKeyFile, generateSecretKey().toString('hex'), { mode: 0o600 });
+  const authStore = openStore(env, parseSecretKey(readFileSync(env.authKeyFile, 'utf8'), env.authKeyFile));
+  try {
+    return await fn(authStore);
+  } finally {
+    await authStore.driver.dispose?.();
+  }
+}
+
+/**
+ * WEB_FIREWALL=auth: the sign-in host's certificate, kept with the authentication server's
+ * secrets (encrypted with its own key): from the build's local CA (issued once), or with TLS=acme
+ * by ACME like the site's (renewed when due, or `force`d). The signing secret is made once and
+ * kept. Returns what the authentication server needs to check itself (`ca`) and a progress line.
+ */
+export async function ensureAuthCertificate(env: LocalEnv, authStore: ConfigStore, force = false): Promise<{ line: string; ca: string; renewed: boolean; serial: string; notAfter: Date }> {
+  const host = env.d.auth!.host;
+  const current = await authStore.get(keys.authSecrets).catch(() => null);
+  const secret = current?.secret ?? randomBytes(32).toString('hex');
+  if (env.d.tls.mode === 'local-ca') {
+    const runner = execaRunner({ timeoutMs: 60_000 });
+    const ca = await ensureCa(runner, env.caDir, `ADT local CA (${env.d.buildId})`);
+    const caPem = readFileSync(ca.certFile, 'utf8');
+    // Kept unless absent or from ACME (TLS was acme before).
+    let tls = current && !isAcme({ ...current.tls, ca: caPem }) ? current.tls : null;
+    const issue = !tls;
+    if (!tls) {
+      const issued = await issueCertificate(runner, ca, join(env.buildDir, 'tls-auth'), [host]);
+      tls = { chain: readFileSync(issued.chainFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8') };
+      await authStore.put(keys.authSecrets, { secret, tls });
+    }
+    const info = new X509Certificate(tls.chain);
+    return { line: `certificate for ${host} from the local CA (${issue ? 'issued' : 'kept'})`, ca: caPem, renewed: issue, serial: info.serialNumber, notAfter: new Date(info.validTo) };
+  }
+  const r = await acmeLocal(env, force, [host]);
+  if (r.renewed || !current || current.tls.chain !== r.tls.chain) await authStore.put(keys.authSecrets, { secret, tls: { chain: r.tls.chain, key: r.tls.key } });
+  return { line: `certificate for ${host} by ACME: ${r.renewed ? 'issued' : 'kept'}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}`, ca: r.tls.ca, renewed: r.renewed, serial: r.serial, notAfter: r.notAfter };
+}
+
 /** Whether a stored certificate came from ACME (its issuer is not a local CA of ours). */
 function isAcme(tls: SiteTls): boolean {
   return !new X509Certificate(tls.chain).issuer.includes('ADT local CA');
@@ -112,8 +159,10 @@ export function servedSerial(ip: string, host: string, timeoutMs = 5000): Promis
 const HELP = `usage: roles/build/RenewCertificate [--config FILE] [--force] [--wait] [--json]
 
 Renews the site's certificate by ACME when it expires within TLS_RENEW_DAYS days (--force: now),
-stores it encrypted in the datastore; every webserver installs it within about 10 s. With --wait,
-returns once every webserver serves the new certificate (bounded: 120 s). Only with TLS=acme.`;
+stores it encrypted in the datastore; every webserver installs it within about 10 s. With
+WEB_FIREWALL=auth, the sign-in host's certificate too (the authentication server installs it
+within about 10 s). With --wait, returns once every webserver (and authentication server) serves
+the new certificate (bounded: 120 s). Only with TLS=acme.`;
 
 export async function renewCertificate(args: string[]): Promise<number> {
   const { values } = parseCommandLine(args, { config: { type: 'string' }, force: { type: 'boolean' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
@@ -144,17 +193,49 @@ export async function renewCertificate(args: string[]): Promise<number> {
         }
       }
     }
-    const summary = { renewed: r.renewed, serial: r.serial, notAfter: r.notAfter.toISOString(), server: r.server, webservers: webservers.map((w) => ({ name: w.name, serving: serving[w.name] ?? null })) };
+    const auth = d.auth ? await renewAuth(env, store, Boolean(values.force), Boolean(values.wait)) : null;
+    const summary = { renewed: r.renewed, serial: r.serial, notAfter: r.notAfter.toISOString(), server: r.server, webservers: webservers.map((w) => ({ name: w.name, serving: serving[w.name] ?? null })), auth };
     if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else {
-      process.stdout.write(`${r.renewed ? 'renewed' : `not due (renewal within ${d.tls.renewDays} days of expiry; --force renews now)`}: certificate ${r.serial} for ${d.host}, valid until ${summary.notAfter}\n`);
+      const notDue = `not due (renewal within ${d.tls.renewDays} days of expiry; --force renews now)`;
+      process.stdout.write(`${r.renewed ? 'renewed' : notDue}: certificate ${r.serial} for ${d.host}, valid until ${summary.notAfter}\n`);
       if (values.wait && r.renewed) for (const w of webservers) process.stdout.write(`  ${w.name} serves it\n`);
       else if (r.renewed) process.stdout.write(`  the ${webservers.length} webserver(s) install it within about 10 s\n`);
+      if (auth) {
+        process.stdout.write(`${auth.renewed ? 'renewed' : notDue}: certificate ${auth.serial} for ${d.auth!.host}, valid until ${auth.notAfter}\n`);
+        if (auth.renewed) process.stdout.write(values.wait ? `  ${auth.servers.map((x) => x.name).join(', ') || 'no authentication server'} serve(s) it\n` : '  the authentication server installs it within about 10 s\n');
+      }
     }
     return 0;
   } finally {
     await store.driver.dispose?.();
   }
+}
+
+/**
+ * RenewCertificate with WEB_FIREWALL=auth: the sign-in host's certificate too; the root the
+ * authentication server checks itself against follows (pebble's changes when pebble restarts).
+ * With `wait`, returns once every authentication server serves the new one (bounded: 120 s).
+ */
+async function renewAuth(env: LocalEnv, store: ConfigStore, force: boolean, wait: boolean) {
+  const d = env.d;
+  const cert = await withAuthStore(env, (authStore) => ensureAuthCertificate(env, authStore, force));
+  const settings = await store.get(keys.auth);
+  if (settings && settings.ca !== cert.ca) await store.put(keys.auth, { ...settings, ca: cert.ca });
+  const servers = await env.cloud.list({ buildId: d.buildId, role: 'auth' });
+  const serving: Record<string, string> = {};
+  if (wait && cert.renewed) {
+    const deadline = Date.now() + 120_000;
+    for (const s of servers) {
+      for (;;) {
+        serving[s.name] = await servedSerial(s.publicIp!, d.auth!.host).catch(() => '');
+        if (serving[s.name] === cert.serial) break;
+        if (Date.now() > deadline) throw fail('NOT_INSTALLED', `authentication server ${s.name} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${cert.serial}: see /var/log/adt/auth.log on it (roles/build/ExecuteOnAuth -- cat /var/log/adt/auth.log)`);
+        await sleep(500);
+      }
+    }
+  }
+  return { renewed: cert.renewed, serial: cert.serial, notAfter: cert.notAfter.toISOString(), servers: servers.map((s) => ({ name: s.name, serving: serving[s.name] ?? null })) };
 }
 
 /** Stops this cloud's pebble (destroy, when the cloud is torn down). */

@@ -2,6 +2,8 @@
  * TLS by ACME on the local provider (cloud `tac` on 198.19.50.0/24 + 198.19.51.0/24): deploy gets
  * the site's certificate from the cloud's pebble by DNS-01 through its PowerDNS; a client trusting
  * pebble's root reaches every webserver; a renewal reaches every webserver; destroy stops pebble.
+ * Then WEB_FIREWALL=auth with TLS=acme (cloud `taa` on 198.19.52.0/24 + 198.19.53.0/24): the sign-in
+ * host gets its certificate by ACME too, and a renewal reaches the authentication server.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -78,3 +80,55 @@ test('destroy stops pebble and removes its files', async (ctx) => {
 });
 
 test.run();
+
+const auth = suite<{ f: Fleet; root: string; authIp: string; serial: string }>('TLS by ACME for the sign-in host (WEB_FIREWALL=auth)');
+
+auth.before(async (ctx) => {
+  ctx.f = await productionFleet('taa', 52, ['MODE=development', 'TLS=acme', 'WEB_FIREWALL=auth', 'AUTH_ALLOW=ann@taa.test']);
+  ctx.root = join(ctx.f.dir, 'state/builds/taa1/acme-root.pem');
+  process.env.ADT_CRON_DIR = join(ctx.f.dir, 'cron.d');
+});
+
+auth.after(async (ctx) => {
+  await removeFleet(ctx.f);
+});
+
+function authCurl(f: Fleet, ip: string, cacert: string | null) {
+  return execa('ip', ['netns', 'exec', `${f.cloudId}-outsider`, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', ...(cacert ? ['--cacert', cacert] : []), '--resolve', `auth.${f.cloudId}.test:443:${ip}`, `https://auth.${f.cloudId}.test/`], { reject: false });
+}
+
+auth('deploy gets the sign-in host\'s certificate by ACME: trusted through pebble\'s root only', async (ctx) => {
+  const r = await zx('deploy.mjs', ['--config', ctx.f.file, '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { servers: { role: string; publicIp: string }[]; caFile: string; authCaFile: string };
+  assert.is(out.authCaFile, ctx.root, 'the summary names pebble\'s root for the sign-in page');
+  assert.is(out.caFile, ctx.root);
+  assert.match(r.stderr + r.stdout, /sign-in certificate for auth\.taa\.test by ACME: issued, serial \w+/);
+  ctx.authIp = out.servers.find((s) => s.role === 'auth')!.publicIp;
+  ctx.serial = await servedSerial(ctx.authIp, 'auth.taa.test');
+  assert.is((await authCurl(ctx.f, ctx.authIp, ctx.root)).stdout, '200');
+  assert.is((await authCurl(ctx.f, ctx.authIp, null)).exitCode, 60, 'without pebble\'s root: certificate problem (curl exit 60)');
+  assert.not.ok(existsSync(ctx.f.caFile), 'no local CA was needed');
+});
+
+auth('a forced renewal reaches the authentication server without a restart; a second one is not due', async (ctx) => {
+  const r = await helper('RenewCertificate', ['--config', ctx.f.file, '--force', '--wait', '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { auth: { renewed: boolean; serial: string; servers: { name: string; serving: string }[] } };
+  assert.ok(out.auth.renewed);
+  assert.is.not(out.auth.serial, ctx.serial, 'a new certificate');
+  assert.is(out.auth.servers.length, 1);
+  assert.is(out.auth.servers[0]!.serving, out.auth.serial);
+  assert.is(await servedSerial(ctx.authIp, 'auth.taa.test'), out.auth.serial);
+  assert.is((await authCurl(ctx.f, ctx.authIp, ctx.root)).stdout, '200', 'still trusted through pebble\'s root');
+  const log = await helper('ExecuteOnAuth', ['--config', ctx.f.file, '--', 'cat', '/var/log/adt/auth.log']);
+  assert.match(log.stdout, new RegExp(`installed certificate ${out.auth.serial}`));
+  assert.is(log.stdout.match(/authentication app on https:/g)?.length, 1, 'the sign-in app was not restarted');
+  const st = await helper('status', ['--config', ctx.f.file]);
+  assert.match(st.stdout, new RegExp(`auth .* sign-in HTTPS 200, certificate ${out.auth.serial}\\n`), st.stdout);
+  const again = await helper('RenewCertificate', ['--config', ctx.f.file]);
+  assert.is(again.exitCode, 0, again.stderr);
+  assert.match(again.stdout, /not due \(renewal within 30 days of expiry; --force renews now\): certificate \w+ for auth\.taa\.test/);
+});
+
+auth.run();
