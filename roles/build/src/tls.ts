@@ -116,7 +116,11 @@ export async function withAuthStore<T>(env: LocalEnv, fn: (authStore: ConfigStor
  */
 export async function ensureAuthCertificate(env: LocalEnv, authStore: ConfigStore, force = false): Promise<{ line: string; ca: string; renewed: boolean; serial: string; notAfter: Date }> {
   const host = env.d.auth!.host;
-  const current = await authStore.get(keys.authSecrets).catch(() => null);
+  // Secrets its key no longer decrypts (auth.key was lost) are replaced; any other error stops here.
+  const current = await authStore.get(keys.authSecrets).catch((e: { code?: string }) => {
+    if (e.code === 'DECRYPT_FAILED') return null;
+    throw e;
+  });
   const secret = current?.secret ?? randomBytes(32).toString('hex');
   if (env.d.tls.mode === 'local-ca') {
     const runner = execaRunner({ timeoutMs: 60_000 });
