@@ -17,12 +17,13 @@ const fail = errorFactory('acme', 'lego');
 /**
  * Where lego's DNS-01 challenge records go, and the credentials for it. `pdns`: a PowerDNS HTTP
  * API (`apiUrl` like http://127.0.0.1:8081, `serverName` default `localhost`); the others: the
- * cloud's DNS API token or key pair. Variable names: `lego dnshelp --code <provider>`.
+ * cloud's DNS API token or key pair (DigitalOcean's `apiUrl`: another endpoint of its API, without
+ * `/v2`). Variable names: `lego dnshelp --code <provider>`.
  */
 export type AcmeDnsAccess =
   | { provider: 'pdns'; apiUrl: string; apiKey: string; serverName?: string }
   | { provider: 'cloudflare'; apiToken: string }
-  | { provider: 'digitalocean'; token: string }
+  | { provider: 'digitalocean'; token: string; apiUrl?: string }
   | { provider: 'linode'; token: string }
   | { provider: 'vultr'; apiKey: string }
   | { provider: 'exoscale'; apiKey: string; apiSecret: string };
@@ -77,7 +78,11 @@ export function legoEnv(dns: AcmeDnsAccess, caFile?: string): Record<string, str
       if (dns.serverName) env.PDNS_SERVER_NAME = dns.serverName;
       break;
     case 'cloudflare': env.CF_DNS_API_TOKEN = dns.apiToken; break;
-    case 'digitalocean': env.DO_AUTH_TOKEN = dns.token; break;
+    case 'digitalocean':
+      env.DO_AUTH_TOKEN = dns.token;
+      // Another endpoint of the same API (lego adds /v2/...): a test's fake, or a compatible service.
+      if (dns.apiUrl) env.DO_API_URL = dns.apiUrl;
+      break;
     case 'linode': env.LINODE_TOKEN = dns.token; break;
     case 'vultr': env.VULTR_API_KEY = dns.apiKey; break;
     case 'exoscale': Object.assign(env, { EXOSCALE_API_KEY: dns.apiKey, EXOSCALE_API_SECRET: dns.apiSecret }); break;

@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { execaRunner, isAdtError, processAlive } from '@adt/core';
 import { startPowerDns, type PowerDnsServer } from '@adt/providers';
 import powerdnsDriver from '@adt/providers/drivers/powerdns';
+import { digitaloceanFake } from '@adt/providers/fakes/digitalocean';
 import { certificateInfo, obtainCertificate, startPebble, type ObtainOptions, type Pebble } from '../src/index.ts';
 
 interface Ctx {
@@ -152,6 +153,48 @@ test('a refused challenge (a wrong PowerDNS key) is a clear error naming the dom
   assert.ok(isAdtError(e) && e.code === 'ACME_FAILED', String(e));
   assert.match(e!.message, /could not obtain a certificate for new\.acme\.test .*DNS-01 via pdns/);
   assert.not.ok(e!.message.includes(wrong), e!.message);
+});
+
+/** Serves a fake DNS API's TXT records from PowerDNS (what pebble asks): one REPLACE or DELETE per name. */
+function txtToPowerDns(apiUrl: string, apiKey: string) {
+  const seen = new Set<string>();
+  return async (zone: string, records: readonly { type: string; name: string; data: string; ttl: number }[]) => {
+    const fqdn = (name: string) => `${name === '@' ? zone : `${name}.${zone}`}.`;
+    const txt = records.filter((r) => r.type === 'TXT');
+    for (const r of txt) seen.add(fqdn(r.name));
+    const rrsets = [...seen].map((name) => {
+      const rs = txt.filter((r) => fqdn(r.name) === name);
+      return rs.length ? { name, type: 'TXT', ttl: 60, changetype: 'REPLACE', records: rs.map((r) => ({ content: JSON.stringify(r.data), disabled: false })) } : { name, type: 'TXT', changetype: 'DELETE' };
+    });
+    const res = await fetch(`${apiUrl}/api/v1/servers/localhost/zones/${zone}.`, { method: 'PATCH', headers: { 'X-API-Key': apiKey, 'Content-Type': 'application/json' }, body: JSON.stringify({ rrsets }) });
+    if (!res.ok) throw new Error(`PowerDNS: HTTP ${res.status} ${await res.text()}`);
+  };
+}
+
+test('lego\'s DigitalOcean DNS provider through the DigitalOcean fake (its records served by PowerDNS): issued, the record cleaned up, the token only in lego\'s environment', async (ctx) => {
+  const token = 'do-acme-token-5e1f9c';
+  const fake = digitaloceanFake({ token, onRecordsChanged: txtToPowerDns(ctx.pdns.apiUrl, (await readFile(ctx.pdns.apiKeyFile, 'utf8')).trim()) });
+  const base = await fake.listen();
+  fake.state.domains.set('acme.test', []);
+  const argvs: string[][] = [];
+  const runner = execaRunner();
+  try {
+    const c = await obtainCertificate({
+      ...ctx.options, path: join(ctx.dir, 'lego-do'), domains: ['do.acme.test'], dns: 'digitalocean',
+      access: { provider: 'digitalocean', token, apiUrl: base.replace(/\/v2$/, '') },
+      runner: { run: (argv, o) => (argvs.push([...argv]), runner.run(argv, o)) },
+    });
+    assert.ok(c.renewed);
+    assert.equal(certificateInfo(c.chain).names, ['do.acme.test']);
+    assert.is(await handshake(c.chain, c.key, await ctx.pebble.rootPem(), 'do.acme.test'), 'hello');
+    const posted = fake.log.filter((l) => l.method === 'POST' && l.path === '/domains/acme.test/records').map((l) => l.body as { type: string; name: string });
+    assert.equal(posted.map((b) => `${b.type} ${b.name}`), ['TXT _acme-challenge.do.acme.test.'], 'lego wrote its challenge through the API');
+    assert.ok(fake.log.some((l) => l.method === 'DELETE' && l.path.startsWith('/domains/acme.test/records/')), 'and removed it');
+    assert.equal(fake.state.domains.get('acme.test'), []);
+    assert.ok(argvs.length > 0 && argvs.every((a) => !a.join(' ').includes(token)), 'the token is never on lego\'s command line');
+  } finally {
+    await fake.close();
+  }
 });
 
 test('pebble is found again from its data dir (no second server), and starts only with a DNS server given as host:port', async (ctx) => {

@@ -25,6 +25,7 @@ test('each DNS provider\'s credentials go in lego\'s environment, never in its a
   const cases: [AcmeDnsAccess, Record<string, string>][] = [
     [{ provider: 'cloudflare', apiToken: 's1' }, { CF_DNS_API_TOKEN: 's1' }],
     [{ provider: 'digitalocean', token: 's2' }, { DO_AUTH_TOKEN: 's2' }],
+    [{ provider: 'digitalocean', token: 's2', apiUrl: 'http://127.0.0.1:8080' }, { DO_AUTH_TOKEN: 's2', DO_API_URL: 'http://127.0.0.1:8080' }],
     [{ provider: 'linode', token: 's3' }, { LINODE_TOKEN: 's3' }],
     [{ provider: 'vultr', apiKey: 's4' }, { VULTR_API_KEY: 's4' }],
     [{ provider: 'exoscale', apiKey: 's5', apiSecret: 's6' }, { EXOSCALE_API_KEY: 's5', EXOSCALE_API_SECRET: 's6' }],

@@ -16,6 +16,12 @@ export interface DigitalOceanFakeOptions {
   token?: string;
   /** How many GETs of a new droplet answer `new` before it turns `active` (default 1). */
   bootPolls?: number;
+  /**
+   * Called (and awaited before the answer) after a record of a domain was added or deleted, with
+   * the domain's records: lets a test serve them from a real DNS server (PowerDNS) that an ACME
+   * server asks.
+   */
+  onRecordsChanged?: (zone: string, records: readonly { type: string; name: string; data: string; ttl: number }[]) => void | Promise<void>;
 }
 
 const ERROR_IDS: Record<number, string> = { 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 422: 'unprocessable_entity', 429: 'too_many_requests', 500: 'server_error' };
@@ -152,21 +158,31 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     const rel = fqdn ? (fqdn === p.zone ? '@' : fqdn.endsWith(`.${p.zone}`) ? fqdn.slice(0, -(p.zone!.length + 1)) : '\0') : null;
     return list(req, 'domain_records', records.filter((r) => (!type || r.type === type) && (rel === null || r.name === rel)));
   });
-  api.route('POST', '/domains/:zone/records', (req, p) => {
+  api.route('POST', '/domains/:zone/records', async (req, p) => {
     const records = domains.get(p.zone!);
     if (!records) return api.error(404, 'The resource you were accessing could not be found.');
     const b = req.body as { type?: string; name?: string; data?: string; ttl?: number };
     if (!b?.type || !b.name || !b.data) return api.error(422, 'type, name and data are required');
     if (b.ttl !== undefined && b.ttl < 30) return api.error(422, 'TTL must be at least 30 seconds');
-    const r = { id: api.nextId(), type: b.type, name: b.name, data: b.data, ttl: b.ttl ?? 1800 };
+    // A name with a trailing dot is fully qualified: kept relative to the domain, as DigitalOcean
+    // does (lego's DigitalOcean provider sends `_acme-challenge.www.example.com.`).
+    let name = b.name;
+    if (name.endsWith('.')) {
+      const fqdn = name.slice(0, -1);
+      if (fqdn !== p.zone && !fqdn.endsWith(`.${p.zone}`)) return api.error(422, `Name ${b.name} is not in the domain ${p.zone}`);
+      name = fqdn === p.zone ? '@' : fqdn.slice(0, -(p.zone!.length + 1));
+    }
+    const r = { id: api.nextId(), type: b.type, name, data: b.data, ttl: b.ttl ?? 1800 };
     records.push(r);
+    await o.onRecordsChanged?.(p.zone!, records);
     return { status: 201, body: { domain_record: r } };
   });
-  api.route('DELETE', '/domains/:zone/records/:id', (_req, p) => {
+  api.route('DELETE', '/domains/:zone/records/:id', async (_req, p) => {
     const records = domains.get(p.zone!);
     const i = records?.findIndex((r) => r.id === Number(p.id)) ?? -1;
     if (!records || i < 0) return api.error(404, 'The resource you were accessing could not be found.');
     records.splice(i, 1);
+    await o.onRecordsChanged?.(p.zone!, records);
     return { status: 204 };
   });
 
