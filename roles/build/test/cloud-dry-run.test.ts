@@ -73,9 +73,9 @@ test('without --dry-run a real cloud is refused clearly (exit 2), and bad settin
   const r = await dryRun({ ...BASE, PROVIDER: 'digitalocean' }, []);
   assert.is(r.exitCode, 2);
   assert.match(r.stderr, /PROVIDER=digitalocean: this version deploys on the local provider only .* --dry-run prints every API call/);
-  const bad = await dryRun({ ...BASE, PROVIDER: 'digitalocean', BUILD_MACHINE_IP: '10.0.0.300', ACME_EMAIL: '' }, ['--dry-run']);
+  const bad = await dryRun({ ...BASE, PROVIDER: 'digitalocean', BUILD_MACHINE_IP: '198.18.0.300', ACME_EMAIL: '' }, ['--dry-run']);
   assert.is(bad.exitCode, 2);
-  assert.match(bad.stderr, /BUILD_MACHINE_IP="10\.0\.0\.300": an IPv4 address/);
+  assert.match(bad.stderr, /BUILD_MACHINE_IP="198\.18\.0\.300": an IPv4 address/);
   assert.match(bad.stderr, /ACME_EMAIL="": with TLS=acme on digitalocean/);
 });
 

@@ -13,7 +13,7 @@
  * - Errors: `{"errors": [{"field": "label", "reason": "..."}]}`, quoted field by field.
  * - Instances are created with legacy configuration-profile interfaces (`interface_generation:
  *   legacy_config`), so firewalls attach to the instance itself whatever the account's default is:
- *   a private 192.168.128.0/17 address (`private_ip: true`), or, given `vpc` (a subnet id), a
+ *   a private address in Linode's private range (`private_ip: true`; `PRIVATE` below), or, given `vpc` (a subnet id), a
  *   public interface plus a VPC interface in that subnet.
  * - A cloud firewall attaches to instances, not to tags: one per build and role
  *   (`adt-<build>-<ws|db|as|au|bm>`: Linode allows 32 characters and a build id has up to 24),
@@ -25,7 +25,7 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, createOnce, outcomeUnknown, parsePort, pollUntil, portText, relativeName, waitForServer } from './_cloud.ts';
+import { adtTags, checkCreate, createOnce, outcomeUnknown, parsePort, pollUntil, portText, relativeName, serverTags, waitForServer } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -193,7 +193,7 @@ export class LinodeCompute implements ComputeProvider {
       label: o.name, region, type: size, image: o.image ?? this.#o.image ?? 'linode/debian12',
       // Required with an image; random and never kept: access is by SSH key (root_pass is redacted in dry runs).
       root_pass: `${randomBytes(24).toString('base64url')}aA1!`,
-      authorized_keys: this.#o.authorizedKeys ?? [], tags: adtTags(o.role, o.buildId, [`adt-${o.buildId}-${o.role}`, ...(o.tags ?? [])]),
+      authorized_keys: this.#o.authorizedKeys ?? [], tags: serverTags(o),
       booted: true,
       // Metadata service user-data (cloud-init reads it at first boot), base64.
       metadata: { user_data: Buffer.from(o.userData).toString('base64') },
