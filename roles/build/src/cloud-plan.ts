@@ -11,7 +11,7 @@
  * ACME (lego, DNS-01 on the DNS provider).
  */
 import { computePolicies, applyNative, type FleetRole, type FleetSnapshot } from '@adt/firewall';
-import { apiFakes, formatCalls, redactBody, serverName, type ApiCall, type ComputeProvider, type DnsProvider, type ManagedDatabaseProvider, type NativeFirewallProvider, type Server } from '@adt/providers';
+import { apiFakes, dnsDrivers, formatCalls, redactBody, serverName, type ApiCall, type ComputeProvider, type DnsProvider, type ManagedDatabaseProvider, type NativeFirewallProvider, type Server } from '@adt/providers';
 import { userData } from '@adt/role-common';
 import { PROVIDER_DEFAULTS, zoneOf, type CloudProvider, type Deployment } from './settings.ts';
 import { DB_PORT, wantedServers } from './deploy.ts';
@@ -51,9 +51,8 @@ async function dryRunDrivers(d: Deployment, provider: CloudProvider, calls: ApiC
   const drivers = { compute: c, firewall: c.firewall, databases: c.databases, cloudDns: (z: string) => c.dns(z, d.scaling.dnsTtlSeconds) };
   let dns = drivers.cloudDns(zone);
   if (d.dnsProvider === 'cloudflare') {
-    const { cloudflareFake } = await import('@adt/providers/fakes/cloudflare');
-    const { default: cloudflare } = await import('@adt/providers/drivers/cloudflare');
-    const cf = cloudflareFake();
+    const cf = (await apiFakes.cloudflare())();
+    const { default: cloudflare } = await dnsDrivers.cloudflare();
     // A fresh deploy on Cloudflare expects the zone to be there already (added in the dashboard).
     cf.addZone(zone);
     dns = cloudflare({ apiToken: 'dry-run', zone, proxied: d.webMode === 'cloudflare', defaultTtl: d.scaling.dnsTtlSeconds, fetch: cf.dryRunFetch(calls), maxRetries: 0 });
@@ -111,8 +110,9 @@ export async function cloudDryRun(d: Deployment): Promise<CloudDryRun> {
     const auth = running.find((x) => x.role === 'auth');
     if (auth) await c.dns.addA(d.auth.host, auth.publicIp!, d.scaling.dnsTtlSeconds);
   }
+  // One certificate for the site and, with WEB_FIREWALL=auth, one for the sign-in host (its own secrets).
   const names = [d.host, ...(d.auth ? [d.auth.host] : [])];
-  const acme = [`lego --server ${d.tls.acmeServer} --email ${d.tls.acmeEmail} --accept-tos --dns ${d.dnsProvider} ${names.map((n) => `--domains ${n}`).join(' ')} run   (DNS-01: a TXT record _acme-challenge.<name> through the ${d.dnsProvider} API, removed after)`];
+  const acme = names.map((n) => `lego --server ${d.tls.acmeServer} --email ${d.tls.acmeEmail} --accept-tos --dns ${d.dnsProvider} --domains ${n} run   (DNS-01: a TXT record _acme-challenge.${n} through the ${d.dnsProvider} API, removed after)`);
   return { provider, region: d.region, size: d.serverSize, servers: created.map((s) => ({ name: s.name, role: s.role as FleetRole })), apiCalls: calls.map((x) => ({ ...x, ...(x.body === undefined ? {} : { body: redactBody(x.body) }) })), acme };
 }
 

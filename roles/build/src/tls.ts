@@ -184,19 +184,10 @@ export async function renewCertificate(args: string[]): Promise<number> {
       writeFileSync(acmeRootFile(env), r.tls.ca, { mode: 0o644 });
     }
     const webservers = await env.cloud.list({ buildId: d.buildId, role: 'webserver' });
-    const serving: Record<string, string> = {};
-    if (values.wait && r.renewed) {
-      // Bounded: 120 s for every webserver's SyncCertificate (every 10 s) to install and reload.
-      const deadline = Date.now() + 120_000;
-      for (const w of webservers) {
-        for (;;) {
-          serving[w.name] = await servedSerial(w.privateIp!, d.host).catch(() => '');
-          if (serving[w.name] === r.serial) break;
-          if (Date.now() > deadline) throw fail('NOT_INSTALLED', `webserver ${w.name} still serves certificate ${serving[w.name] || '(none)'} after 120 s, not ${r.serial}: see /var/log/adt/certificate.log on it (roles/build/ExecuteOnWebserver -- cat /var/log/adt/certificate.log)`);
-          await sleep(500);
-        }
-      }
-    }
+    // Every webserver's SyncCertificate (every 10 s) installs it and reloads.
+    const serving = values.wait && r.renewed
+      ? await waitUntilServed(webservers.map((w) => ({ what: `webserver ${w.name}`, name: w.name, ip: w.privateIp! })), d.host, r.serial, 'see /var/log/adt/certificate.log on it (roles/build/ExecuteOnWebserver -- cat /var/log/adt/certificate.log)')
+      : {};
     const auth = d.auth ? await renewAuth(env, store, Boolean(values.force), Boolean(values.wait)) : null;
     const summary = { renewed: r.renewed, serial: r.serial, notAfter: r.notAfter.toISOString(), server: r.server, webservers: webservers.map((w) => ({ name: w.name, serving: serving[w.name] ?? null })), auth };
     if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -217,6 +208,24 @@ export async function renewCertificate(args: string[]): Promise<number> {
 }
 
 /**
+ * Waits (bounded: 120 s for all) until each server serves certificate `serial` for `host` on
+ * port 443; returns the serial each one serves, by name.
+ */
+async function waitUntilServed(servers: { what: string; name: string; ip: string }[], host: string, serial: string, hint: string): Promise<Record<string, string>> {
+  const serving: Record<string, string> = {};
+  const deadline = Date.now() + 120_000;
+  for (const s of servers) {
+    for (;;) {
+      serving[s.name] = await servedSerial(s.ip, host).catch(() => '');
+      if (serving[s.name] === serial) break;
+      if (Date.now() > deadline) throw fail('NOT_INSTALLED', `${s.what} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${serial}: ${hint}`);
+      await sleep(500);
+    }
+  }
+  return serving;
+}
+
+/**
  * RenewCertificate with WEB_FIREWALL=auth: the sign-in host's certificate too; the root the
  * authentication server checks itself against follows (pebble's changes when pebble restarts).
  * With `wait`, returns once every authentication server serves the new one (bounded: 120 s).
@@ -227,18 +236,9 @@ async function renewAuth(env: LocalEnv, store: ConfigStore, force: boolean, wait
   const settings = await store.get(keys.auth);
   if (settings && settings.ca !== cert.ca) await store.put(keys.auth, { ...settings, ca: cert.ca });
   const servers = await env.cloud.list({ buildId: d.buildId, role: 'auth' });
-  const serving: Record<string, string> = {};
-  if (wait && cert.renewed) {
-    const deadline = Date.now() + 120_000;
-    for (const s of servers) {
-      for (;;) {
-        serving[s.name] = await servedSerial(s.publicIp!, d.auth!.host).catch(() => '');
-        if (serving[s.name] === cert.serial) break;
-        if (Date.now() > deadline) throw fail('NOT_INSTALLED', `authentication server ${s.name} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${cert.serial}: see /var/log/adt/auth.log on it (roles/build/ExecuteOnAuth -- cat /var/log/adt/auth.log)`);
-        await sleep(500);
-      }
-    }
-  }
+  const serving = wait && cert.renewed
+    ? await waitUntilServed(servers.map((s) => ({ what: `authentication server ${s.name}`, name: s.name, ip: s.publicIp! })), d.auth!.host, cert.serial, 'see /var/log/adt/auth.log on it (roles/build/ExecuteOnAuth -- cat /var/log/adt/auth.log)')
+    : {};
   return { renewed: cert.renewed, serial: cert.serial, notAfter: cert.notAfter.toISOString(), servers: servers.map((s) => ({ name: s.name, serving: serving[s.name] ?? null })) };
 }
 

@@ -6,7 +6,7 @@
  *
  *   roles/webserver/tls/SyncCertificate [--every SECONDS]
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { SiteTls } from '@adt/configstore';
@@ -25,11 +25,9 @@ export function isInstalled(tls: SiteTls): boolean {
 
 /** Writes the chain (0644) and key (0600) atomically (a reload never sees half a file); true when they changed. */
 export async function installCertificate(tls: SiteTls): Promise<boolean> {
-  // A chain whose first certificate does not match its key would take the site down: refuse it.
-  const cert = new X509Certificate(tls.chain);
-  const { createPrivateKey } = await import('node:crypto');
-  if (!cert.checkPrivateKey(createPrivateKey(tls.key))) throw new Error('the certificate in the datastore does not match its key: not installed');
   if (isInstalled(tls)) return false;
+  // A chain whose first certificate does not match its key would take the site down: refuse it.
+  if (!new X509Certificate(tls.chain).checkPrivateKey(createPrivateKey(tls.key))) throw new Error('the certificate in the datastore does not match its key: not installed');
   await mkdir(TLS_DIR, { recursive: true, mode: 0o700 });
   await writeFile(`${CHAIN_FILE}.new`, tls.chain, { mode: 0o644 });
   await writeFile(`${KEY_FILE}.new`, tls.key, { mode: 0o600 });

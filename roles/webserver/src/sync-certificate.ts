@@ -6,13 +6,17 @@ import { parseArgs } from 'node:util';
 import { sleep } from '@adt/core';
 import { keys } from '@adt/configstore';
 import { openDatastore, runMain, usage } from '@adt/role-common';
-import { describe, installCertificate } from './certificate.ts';
+import { describe, installCertificate, isInstalled } from './certificate.ts';
 import { startOrReloadWeb } from './stack.ts';
 
 async function syncOnce(store: ReturnType<typeof openDatastore>): Promise<string> {
-  const [tls, site] = await Promise.all([store.get(keys.siteTls), store.get(keys.site)]);
-  if (!tls || !site) return 'no certificate in the datastore yet';
-  if (!(await installCertificate(tls))) return 'unchanged';
+  const tls = await store.get(keys.siteTls);
+  if (!tls) return 'no certificate in the datastore yet';
+  if (isInstalled(tls)) return 'unchanged';
+  // Which webserver to reload: read only when there is something to install.
+  const site = await store.get(keys.site);
+  if (!site) return 'no site settings in the datastore yet';
+  await installCertificate(tls);
   await startOrReloadWeb(site.webserver);
   const d = describe(tls.chain);
   return `installed certificate ${d.serial} (valid until ${d.notAfter}); ${site.webserver} reloaded`;

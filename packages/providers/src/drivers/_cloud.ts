@@ -11,6 +11,16 @@ export function adtTags(role: Role, buildId: string, extra: string[] = []): stri
   return ['adt', `adt-role-${role}`, `adt-build-${buildId}`, ...extra];
 }
 
+/** The tag (and firewall/group name) of a build's servers of one role: `adt-<build>-<role>`. */
+export function roleTag(buildId: string, role: Role): string {
+  return `adt-${buildId}-${role}`;
+}
+
+/** A new server's tags: ours, its role's, and the caller's. */
+export function serverTags(o: CreateServerOptions): string[] {
+  return adtTags(o.role, o.buildId, [roleTag(o.buildId, o.role), ...(o.tags ?? [])]);
+}
+
 /** Create options every driver refuses the same way (exit 2, nothing created). */
 export function checkCreate(driver: string, o: CreateServerOptions, defaults: { size?: string; region?: string }): { size: string; region: string } {
   const fail = errorFactory('providers', driver);

@@ -16,7 +16,7 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, createOnce, waitForDatabase, waitForServer, parsePort, pollUntil, portText, relativeName } from './_cloud.ts';
+import { adtTags, checkCreate, createOnce, waitForDatabase, waitForServer, parsePort, pollUntil, portText, relativeName, roleTag, serverTags } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -98,10 +98,6 @@ async function listAll<T>(api: ApiClient, path: string, key: string, query: Reco
   return out;
 }
 
-/** The tag that a build's role firewall follows. */
-export function roleTag(buildId: string, role: Role): string {
-  return `adt-${buildId}-${role}`;
-}
 
 function toServer(d: Droplet): Server {
   const p = parseServerName(d.name);
@@ -132,7 +128,7 @@ export class DigitalOceanCompute implements ComputeProvider {
     const body = {
       name: o.name, region, size, image: o.image ?? this.#o.image ?? 'debian-12-x64',
       ssh_keys: this.#o.sshKeys ?? [], ipv6: false, monitoring: true,
-      tags: adtTags(o.role, o.buildId, [roleTag(o.buildId, o.role), ...(o.tags ?? [])]), user_data: o.userData, ...(o.vpc ? { vpc_uuid: o.vpc } : {}),
+      tags: serverTags(o), user_data: o.userData, ...(o.vpc ? { vpc_uuid: o.vpc } : {}),
     };
     return createOnce(o, async () => toServer((await this.api.post<{ droplet: Droplet }>('/droplets', body)).droplet), (s) => s, (f) => this.list(f));
   }
@@ -182,13 +178,13 @@ export class DigitalOceanFirewall implements NativeFirewallProvider {
   }
 
   async #find(buildId: string, role: Role): Promise<Firewall | null> {
-    return (await listAll<Firewall>(this.api, '/firewalls', 'firewalls')).find((f) => f.name === `adt-${buildId}-${role}`) ?? null;
+    return (await listAll<Firewall>(this.api, '/firewalls', 'firewalls')).find((f) => f.name === roleTag(buildId, role)) ?? null;
   }
 
   async apply(buildId: string, role: Role, rules: InboundRule[]): Promise<void> {
     for (const [i, rule] of rules.entries()) validateRule(rule, `rules[${i}]`);
     const body = {
-      name: `adt-${buildId}-${role}`,
+      name: roleTag(buildId, role),
       inbound_rules: rules.map((r) => ({ protocol: r.protocol, ...(r.protocol === 'icmp' ? {} : { ports: portText(r.port) }), sources: { addresses: r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources } })),
       // Outbound stays open (updates, the bucket, the DNS API); inbound is what the policy is about.
       outbound_rules: (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({ protocol, ...(protocol === 'icmp' ? {} : { ports: '0' }), destinations: { addresses: ['0.0.0.0/0', '::/0'] } })),

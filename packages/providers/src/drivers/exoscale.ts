@@ -26,7 +26,7 @@ import { errorFactory, sleep } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, createOnce, outcomeUnknown, pollUntil, waitForDatabase, waitForServer, relativeName } from './_cloud.ts';
+import { checkCreate, createOnce, outcomeUnknown, pollUntil, waitForDatabase, waitForServer, relativeName, roleTag, serverTags } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
@@ -66,7 +66,7 @@ export interface ExoscaleOptions {
 // --- API shapes (only the fields we read) ---
 
 interface Operation { id: string; state: 'pending' | 'success' | 'failure' | 'timeout'; reference?: { id: string }; message?: string }
-interface Instance { id: string; name: string; state: string; 'public-ip'?: string; labels?: Record<string, string>; 'created-at': string; 'private-networks'?: { id: string }[] }
+interface Instance { id: string; name: string; state: string; 'public-ip'?: string; labels?: Record<string, string>; 'created-at': string; 'private-networks'?: { id: string }[]; 'security-groups'?: { id: string }[] }
 interface SecurityGroup { id: string; name: string; rules?: SgRule[] }
 interface SgRule { id: string; 'flow-direction': 'ingress' | 'egress'; protocol: string; 'start-port'?: number; 'end-port'?: number; network?: string; description?: string }
 interface Snapshot { id: string; name?: string; state: string; 'created-at': string; instance?: { id: string } }
@@ -188,7 +188,7 @@ export class ExoscaleCompute implements ComputeProvider {
     const [typeId, templateId, group] = await Promise.all([this.#typeId(size), this.#templateId(o.image ?? this.#o.template ?? 'Linux Debian 12 (Bookworm) 64-bit'), findGroup(this.api, o.buildId, o.role)]);
     const body = {
       name: o.name, 'instance-type': { id: typeId }, template: { id: templateId }, 'disk-size': this.#o.diskSize ?? 10,
-      'user-data': Buffer.from(o.userData).toString('base64'), labels: labelsOf(adtTags(o.role, o.buildId, [`adt-${o.buildId}-${o.role}`, ...(o.tags ?? [])])),
+      'user-data': Buffer.from(o.userData).toString('base64'), labels: labelsOf(serverTags(o)),
       ...(group ? { 'security-groups': [{ id: group.id }] } : {}), ...(this.#o.sshKey ? { 'ssh-key': { name: this.#o.sshKey } } : {}),
     };
     const id = await createOnce(o, async () => settle(this.api, await this.api.post<Operation>('/instance', body), `create ${o.name}`, this.#o.operationIntervalMs), (s) => s.id, (f) => this.list(f));
@@ -212,9 +212,7 @@ export class ExoscaleCompute implements ComputeProvider {
 
   // https://openapi-v2.exoscale.com/operation/operation-list-instances
   async list(filter: ListServersFilter = {}): Promise<Server[]> {
-    const label = filter.buildId ? `adt-build-${filter.buildId}` : 'adt';
-    const all = (await this.api.get<{ instances?: Instance[] }>('/instance')).instances ?? [];
-    const ours = all.filter((i) => i.labels?.[label] !== undefined && nameMatches(i.name, filter));
+    const ours = await ourInstances(this.api, filter);
     const ips = await this.#privateIps(ours);
     return ours.map((i) => this.#toServer(i, ips));
   }
@@ -278,10 +276,17 @@ export class ExoscaleCompute implements ComputeProvider {
   }
 }
 
+/** The instances of ours (by label and name), as the API lists them. */
+async function ourInstances(api: ApiClient, filter: ListServersFilter): Promise<Instance[]> {
+  const label = filter.buildId ? `adt-build-${filter.buildId}` : 'adt';
+  const all = (await api.get<{ instances?: Instance[] }>('/instance')).instances ?? [];
+  return all.filter((i) => i.labels?.[label] !== undefined && nameMatches(i.name, filter));
+}
+
 async function findGroup(api: ApiClient, buildId: string, role: Role): Promise<SecurityGroup | null> {
   // https://openapi-v2.exoscale.com/operation/operation-list-security-groups
   const all = (await api.get<{ 'security-groups'?: SecurityGroup[] }>('/security-group'))['security-groups'] ?? [];
-  return all.find((g) => g.name === `adt-${buildId}-${role}`) ?? null;
+  return all.find((g) => g.name === roleTag(buildId, role)) ?? null;
 }
 
 function sgKey(r: { protocol: string; 'start-port'?: number; 'end-port'?: number; network?: string }): string {
@@ -311,8 +316,9 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
     const interval = this.#o.operationIntervalMs;
     let group = await findGroup(this.api, buildId, role);
     if (!group) {
-      const id = await settle(this.api, await this.api.post<Operation>('/security-group', { name: `adt-${buildId}-${role}`, description: `adt: ${role} servers of build ${buildId}` }), `create security group adt-${buildId}-${role}`, interval);
-      group = { id, name: `adt-${buildId}-${role}`, rules: [] };
+      const name = roleTag(buildId, role);
+      const id = await settle(this.api, await this.api.post<Operation>('/security-group', { name, description: `adt: ${role} servers of build ${buildId}` }), `create security group ${name}`, interval);
+      group = { id, name, rules: [] };
     }
     const current = ((await this.api.get<SecurityGroup>(`/security-group/${group.id}`)).rules ?? []).filter((r) => r['flow-direction'] === 'ingress');
     const have = new Set(current.map(sgKey));
@@ -325,12 +331,10 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
       const res = await this.api.request<Operation | null>('DELETE', `/security-group/${group.id}/rules/${r.id}`, { accept: [404] });
       if (res.body) await settle(this.api, res.body, `remove a rule of ${group.name}`, interval);
     }
-    const servers = await new ExoscaleCompute(this.#o, this.api).list({ buildId, role });
-    const instances = (await this.api.get<{ instances?: (Instance & { 'security-groups'?: { id: string }[] })[] }>('/instance')).instances ?? [];
-    for (const s of servers) {
-      if (instances.find((i) => i.id === s.id)?.['security-groups']?.some((g) => g.id === group!.id)) continue;
+    for (const i of await ourInstances(this.api, { buildId, role })) {
+      if (i['security-groups']?.some((g) => g.id === group!.id)) continue;
       // https://openapi-v2.exoscale.com/operation/operation-attach-instance-to-security-group
-      await settle(this.api, await this.api.put<Operation>(`/security-group/${group.id}:attach`, { instance: { id: s.id } }), `attach ${s.name} to ${group.name}`, interval);
+      await settle(this.api, await this.api.put<Operation>(`/security-group/${group.id}:attach`, { instance: { id: i.id } }), `attach ${i.name} to ${group.name}`, interval);
     }
   }
 
@@ -354,7 +358,7 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
     const found = await findGroup(this.api, buildId, role);
     if (!found) return;
     // A group in use cannot be deleted: detach its instances first.
-    const instances = (await this.api.get<{ instances?: (Instance & { 'security-groups'?: { id: string }[] })[] }>('/instance')).instances ?? [];
+    const instances = (await this.api.get<{ instances?: Instance[] }>('/instance')).instances ?? [];
     for (const i of instances.filter((x) => x['security-groups']?.some((g) => g.id === found.id))) {
       // https://openapi-v2.exoscale.com/operation/operation-detach-instance-from-security-group
       await settle(this.api, await this.api.put<Operation>(`/security-group/${found.id}:detach`, { instance: { id: i.id } }), `detach ${i.name} from ${found.name}`, this.#o.operationIntervalMs);

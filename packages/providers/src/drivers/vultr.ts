@@ -26,7 +26,7 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, createOnce, outcomeUnknown, pollUntil, relativeName, waitForDatabase, waitForServer } from './_cloud.ts';
+import { checkCreate, createOnce, outcomeUnknown, pollUntil, relativeName, roleTag, serverTags, waitForDatabase, waitForServer } from './_cloud.ts';
 import type {
   ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
   ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, ServerState, WaitOptions,
@@ -137,10 +137,6 @@ async function createOrFind<T>(create: () => Promise<T>, find: () => Promise<T |
   }
 }
 
-/** The tag that a build's role firewall group follows (and the group's description). */
-export function roleTag(buildId: string, role: Role): string {
-  return `adt-${buildId}-${role}`;
-}
 
 function stateOf(i: Instance): ServerState {
   switch (i.status) {
@@ -189,7 +185,7 @@ export class VultrCompute implements ComputeProvider {
     const body = {
       region, plan: size, label: o.name, hostname: o.name,
       ...(o.image ? { snapshot_id: o.image } : { os_id: this.#o.osId ?? DEBIAN_12_OS_ID }),
-      tags: adtTags(o.role, o.buildId, [roleTag(o.buildId, o.role), ...(o.tags ?? [])]),
+      tags: serverTags(o),
       // Documented as "the user-supplied, base64 encoded user data".
       user_data: Buffer.from(o.userData, 'utf8').toString('base64'),
       // `attach_vpc` takes precedence over `enable_vpc` (which attaches the region's only VPC, made when absent): send one.
