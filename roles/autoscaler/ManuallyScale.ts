@@ -12,7 +12,8 @@ import { describeSplit, setDesiredWebservers } from './src/desired.ts';
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  if (args.length !== 1 || args[0] === '--help') throw usage('usage: roles/autoscaler/ManuallyScale.ts <webservers>   (a whole number from 0 to the configured maximum)');
+  if (args.length !== 1 || args[0] === '--help')
+    throw usage('usage: roles/autoscaler/ManuallyScale.ts <webservers>   (a whole number from 0 to the configured maximum)');
   const store = openDatastore();
   const { total, split } = await setDesiredWebservers(store, args[0]!, 'ManuallyScale');
   process.stdout.write(`${new Date().toISOString()} desired webservers: ${total} (${describeSplit(split)})\n`);

@@ -39,10 +39,16 @@ try {
   pebble = await startPebble({ dataDir: join(dir, 'pebble'), dnsServer: `${pdns.dnsAddress}:${pdns.dnsPort}` });
   const runner = execaRunner();
   const base: ObtainOptions = {
-    server: pebble.directoryUrl, email: 'ops@acme.test', domains: ['www.acme.test'], path: join(dir, 'lego'), dns: 'pdns',
-    resolvers: [`${pdns.dnsAddress}:${pdns.dnsPort}`], disablePropagationCheck: true,
+    server: pebble.directoryUrl,
+    email: 'ops@acme.test',
+    domains: ['www.acme.test'],
+    path: join(dir, 'lego'),
+    dns: 'pdns',
+    resolvers: [`${pdns.dnsAddress}:${pdns.dnsPort}`],
+    disablePropagationCheck: true,
     access: { provider: 'pdns', apiUrl: pdns.apiUrl, apiKey: (await readFile(pdns.apiKeyFile, 'utf8')).trim() },
-    serverCaFile: pebble.httpsCaFile, runner,
+    serverCaFile: pebble.httpsCaFile,
+    runner,
   };
   const issue: number[] = [];
   const check: number[] = [];
@@ -63,16 +69,23 @@ try {
     // The original's way (its flags that this lego has), another name so nothing is reused.
     const orig = { ...base, path: join(dir, `original-${r}`), domains: [`orig${r}.acme.test`] };
     const legoRun = legoArgv(orig, 'run');
-    if (legoRun.at(-1) !== 'run') throw new Error('lego\'s argv should end with its action');
+    if (legoRun.at(-1) !== 'run') throw new Error("lego's argv should end with its action");
     const argv: [string, ...string[]] = [legoRun[0], ...legoRun.slice(1, -1), '--dns-timeout', '120', 'run'];
     t0 = process.hrtime.bigint();
     await runner.run(argv, { env: legoEnv(orig.access, orig.serverCaFile), timeoutMs: 300_000 });
     original.push(ms(t0));
   }
   const out = {
-    rounds, oursIssueMs: median(issue), oursIssueMinMs: Math.min(...issue), originalLegoMinMs: Math.min(...original), oursNotDueMs: median(check), oursForcedRenewalMs: median(forced),
-    originalLegoMs: median(original), originalWithFixedWaitMs: median(original) + ORIGINAL_FIXED_WAIT_MS,
-    ratio: (median(original) + ORIGINAL_FIXED_WAIT_MS) / median(issue), ratioWithoutFixedWait: median(original) / median(issue),
+    rounds,
+    oursIssueMs: median(issue),
+    oursIssueMinMs: Math.min(...issue),
+    originalLegoMinMs: Math.min(...original),
+    oursNotDueMs: median(check),
+    oursForcedRenewalMs: median(forced),
+    originalLegoMs: median(original),
+    originalWithFixedWaitMs: median(original) + ORIGINAL_FIXED_WAIT_MS,
+    ratio: (median(original) + ORIGINAL_FIXED_WAIT_MS) / median(issue),
+    ratioWithoutFixedWait: median(original) / median(issue),
     machine: `${cpus().length} x ${cpus()[0]?.model.trim()}`,
   };
   if (values.json) console.log(JSON.stringify(out, null, 2));

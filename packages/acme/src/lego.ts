@@ -57,7 +57,20 @@ function check(o: LegoOptions): void {
 /** lego's command line for `run` (first issue) or `renew`, as data. No secret is ever in it. */
 export function legoArgv(o: LegoOptions, action: 'run' | 'renew', renew: { days?: number } = {}): Argv {
   check(o);
-  const argv: string[] = ['lego', '--server', o.server, '--email', o.email, '--accept-tos', '--path', o.path, '--key-type', 'ec256', '--dns', o.dns];
+  const argv: string[] = [
+    'lego',
+    '--server',
+    o.server,
+    '--email',
+    o.email,
+    '--accept-tos',
+    '--path',
+    o.path,
+    '--key-type',
+    'ec256',
+    '--dns',
+    o.dns,
+  ];
   for (const d of o.domains) argv.push('--domains', d);
   for (const r of o.resolvers ?? []) argv.push('--dns.resolvers', r);
   if (o.disablePropagationCheck) argv.push('--dns.disable-cp');
@@ -74,18 +87,32 @@ export function legoEnv(dns: AcmeDnsAccess, caFile?: string): Record<string, str
   const env: Record<string, string> = {};
   switch (dns.provider) {
     case 'pdns':
-      Object.assign(env, { PDNS_API_URL: dns.apiUrl, PDNS_API_KEY: dns.apiKey, PDNS_PROPAGATION_TIMEOUT: '60', PDNS_POLLING_INTERVAL: '1', PDNS_TTL: '60' });
+      Object.assign(env, {
+        PDNS_API_URL: dns.apiUrl,
+        PDNS_API_KEY: dns.apiKey,
+        PDNS_PROPAGATION_TIMEOUT: '60',
+        PDNS_POLLING_INTERVAL: '1',
+        PDNS_TTL: '60',
+      });
       if (dns.serverName) env.PDNS_SERVER_NAME = dns.serverName;
       break;
-    case 'cloudflare': env.CF_DNS_API_TOKEN = dns.apiToken; break;
+    case 'cloudflare':
+      env.CF_DNS_API_TOKEN = dns.apiToken;
+      break;
     case 'digitalocean':
       env.DO_AUTH_TOKEN = dns.token;
       // Another endpoint of the same API (lego adds /v2/...): a test's fake, or a compatible service.
       if (dns.apiUrl) env.DO_API_URL = dns.apiUrl;
       break;
-    case 'linode': env.LINODE_TOKEN = dns.token; break;
-    case 'vultr': env.VULTR_API_KEY = dns.apiKey; break;
-    case 'exoscale': Object.assign(env, { EXOSCALE_API_KEY: dns.apiKey, EXOSCALE_API_SECRET: dns.apiSecret }); break;
+    case 'linode':
+      env.LINODE_TOKEN = dns.token;
+      break;
+    case 'vultr':
+      env.VULTR_API_KEY = dns.apiKey;
+      break;
+    case 'exoscale':
+      Object.assign(env, { EXOSCALE_API_KEY: dns.apiKey, EXOSCALE_API_SECRET: dns.apiSecret });
+      break;
   }
   // The ACME server's own HTTPS certificate, when a private CA signs it (pebble).
   if (caFile) env.LEGO_CA_CERTIFICATES = caFile;
@@ -95,7 +122,11 @@ export function legoEnv(dns: AcmeDnsAccess, caFile?: string): Record<string, str
 /** What is known of a certificate (the first of a PEM chain). */
 export function certificateInfo(pem: string): { notAfter: Date; serial: string; names: string[] } {
   const c = new X509Certificate(pem);
-  const names = (c.subjectAltName ?? '').split(',').map((x) => x.trim()).filter((x) => x.startsWith('DNS:')).map((x) => x.slice(4));
+  const names = (c.subjectAltName ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.startsWith('DNS:'))
+    .map((x) => x.slice(4));
   return { notAfter: new Date(c.validTo), serial: c.serialNumber, names };
 }
 
@@ -143,7 +174,8 @@ export function certificateFiles(path: string, domain: string): { crt: string; k
  */
 export async function obtainCertificate(o: ObtainOptions): Promise<IssuedAcmeCertificate> {
   check(o);
-  if (o.trustedRoot !== undefined && !isCertificate(o.trustedRoot)) throw fail('BAD_ROOT', 'trustedRoot: should be a PEM certificate (pebble\'s rootPem())', { exitCode: 2 });
+  if (o.trustedRoot !== undefined && !isCertificate(o.trustedRoot))
+    throw fail('BAD_ROOT', "trustedRoot: should be a PEM certificate (pebble's rootPem())", { exitCode: 2 });
   const files = certificateFiles(o.path, o.domains[0]!);
   const current = existsSync(files.crt) && existsSync(files.key) ? await readFile(files.crt, 'utf8') : null;
   const info = current ? certificateInfo(current) : null;
@@ -152,7 +184,7 @@ export async function obtainCertificate(o: ObtainOptions): Promise<IssuedAcmeCer
   const action = info && sameNames && chains ? 'renew' : 'run';
   // lego renew renews when the certificate expires within --days days: more days than any
   // certificate lasts forces it (lego 4.9 has no --force).
-  const days = o.force ? 100_000 : o.renewDays ?? 30;
+  const days = o.force ? 100_000 : (o.renewDays ?? 30);
   const argv = legoArgv(o, action, { days });
   const env = legoEnv(o.access, o.serverCaFile);
   const r = await o.runner.run(argv, { env, nothrow: true, timeoutMs: o.timeoutMs ?? 180_000 });
@@ -161,9 +193,16 @@ export async function obtainCertificate(o: ObtainOptions): Promise<IssuedAcmeCer
     // lego does not log credentials; removed anyway, should a provider's error ever echo one.
     for (const s of secretValues(o.access)) tail = tail.split(s).join('<secret>');
     const what = info ? (action === 'run' ? 'replace the' : 'renew the') : 'obtain a';
-    throw fail('ACME_FAILED', `lego could not ${what} certificate for ${o.domains.join(', ')} from ${o.server} (DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`);
+    throw fail(
+      'ACME_FAILED',
+      `lego could not ${what} certificate for ${o.domains.join(', ')} from ${o.server} (DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`,
+    );
   }
-  const [chain, key, issuer] = await Promise.all([readFile(files.crt, 'utf8'), readFile(files.key, 'utf8'), readFile(files.issuer, 'utf8')]);
+  const [chain, key, issuer] = await Promise.all([
+    readFile(files.crt, 'utf8'),
+    readFile(files.key, 'utf8'),
+    readFile(files.issuer, 'utf8'),
+  ]);
   const now = certificateInfo(chain);
   return { chain, key, issuer, notAfter: now.notAfter, serial: now.serial, renewed: now.serial !== info?.serial };
 }
@@ -172,7 +211,9 @@ export async function obtainCertificate(o: ObtainOptions): Promise<IssuedAcmeCer
 
 /** The credential values in `access` (everything but the provider's name and API URL). */
 function secretValues(access: AcmeDnsAccess): string[] {
-  return Object.entries(access).filter(([k, v]) => typeof v === 'string' && !['provider', 'apiUrl', 'serverName'].includes(k) && v.length > 0).map(([, v]) => v as string);
+  return Object.entries(access)
+    .filter(([k, v]) => typeof v === 'string' && !['provider', 'apiUrl', 'serverName'].includes(k) && v.length > 0)
+    .map(([, v]) => v as string);
 }
 
 function isCertificate(pem: string): boolean {

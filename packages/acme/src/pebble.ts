@@ -90,7 +90,8 @@ function handle(dataDir: string, saved: Saved, ca: string): Pebble {
     pid: saved.pid,
     async rootPem() {
       const r = await httpsText(`${saved.managementUrl}/roots/0`, ca);
-      if (r.status !== 200 || !r.body.includes('BEGIN CERTIFICATE')) throw fail('NO_ROOT', `pebble's management interface did not give its root (HTTP ${r.status})`);
+      if (r.status !== 200 || !r.body.includes('BEGIN CERTIFICATE'))
+        throw fail('NO_ROOT', `pebble's management interface did not give its root (HTTP ${r.status})`);
       return r.body;
     },
     async stop() {
@@ -101,12 +102,18 @@ function handle(dataDir: string, saved: Saved, ca: string): Pebble {
 
 /** The pebble started earlier from `dataDir`, when it still runs and answers; else null. */
 export async function attachPebble(dataDir: string): Promise<Pebble | null> {
-  const saved = await readFile(join(dataDir, 'pebble.json'), 'utf8').then((t) => JSON.parse(t) as Saved, () => null);
+  const saved = await readFile(join(dataDir, 'pebble.json'), 'utf8').then(
+    (t) => JSON.parse(t) as Saved,
+    () => null,
+  );
   if (!saved || !processAlive(saved.pid)) return null;
   const cmdline = await readFile(`/proc/${saved.pid}/cmdline`, 'utf8').catch(() => '');
   if (!cmdline.includes('pebble')) return null;
   const ca = await readFile(join(dataDir, 'tls', 'ca', 'ca.crt'), 'utf8');
-  const up = await httpsText(saved.directoryUrl, ca).then((r) => r.status === 200, () => false);
+  const up = await httpsText(saved.directoryUrl, ca).then(
+    (r) => r.status === 200,
+    () => false,
+  );
   return up ? handle(dataDir, saved, ca) : null;
 }
 
@@ -160,12 +167,22 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
   await log.close();
   if (o.detached) child.unref();
   if (!child.pid) throw fail('NOT_STARTED', `${PEBBLE} could not be started`);
-  const saved: Saved = { pid: child.pid, directoryUrl: `https://${address}:${port}/dir`, managementUrl: `https://${address}:${managementPort}`, dnsServer: o.dnsServer };
+  const saved: Saved = {
+    pid: child.pid,
+    directoryUrl: `https://${address}:${port}/dir`,
+    managementUrl: `https://${address}:${managementPort}`,
+    dnsServer: o.dnsServer,
+  };
   const caPem = await readFile(tls.caFile, 'utf8');
   const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
   while (Date.now() < deadline) {
     if (child.exitCode !== null || !processAlive(saved.pid)) break;
-    if (await httpsText(saved.directoryUrl, caPem, 1000).then((r) => r.status === 200, () => false)) {
+    if (
+      await httpsText(saved.directoryUrl, caPem, 1000).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    ) {
       await writeFile(join(o.dataDir, 'pebble.json'), JSON.stringify(saved), { mode: 0o600 });
       return handle(o.dataDir, saved, caPem);
     }

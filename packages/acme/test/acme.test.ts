@@ -41,10 +41,16 @@ test.before(async (ctx) => {
   await powerdnsDriver({ apiUrl: ctx.pdns.apiUrl, apiKeyFile: ctx.pdns.apiKeyFile, zone: 'acme.test' }).ensureZone('acme.test');
   ctx.pebble = await startPebble({ dataDir: join(ctx.dir, 'pebble'), dnsServer: `${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}` });
   ctx.options = {
-    server: ctx.pebble.directoryUrl, email: 'ops@acme.test', domains: ['www.acme.test'], path: join(ctx.dir, 'lego'), dns: 'pdns',
-    resolvers: [`${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}`], disablePropagationCheck: true,
+    server: ctx.pebble.directoryUrl,
+    email: 'ops@acme.test',
+    domains: ['www.acme.test'],
+    path: join(ctx.dir, 'lego'),
+    dns: 'pdns',
+    resolvers: [`${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}`],
+    disablePropagationCheck: true,
     access: { provider: 'pdns', apiUrl: ctx.pdns.apiUrl, apiKey: (await readFile(ctx.pdns.apiKeyFile, 'utf8')).trim() },
-    serverCaFile: ctx.pebble.httpsCaFile, runner: execaRunner(),
+    serverCaFile: ctx.pebble.httpsCaFile,
+    runner: execaRunner(),
   };
 });
 
@@ -64,11 +70,14 @@ async function handshake(chain: string, key: string, ca: string | undefined, ser
   try {
     const port = (server.address() as AddressInfo).port;
     return await new Promise<string>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, servername, headers: { host: servername }, ...(ca ? { ca } : {}), timeout: 5000 }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve(body));
-      });
+      const req = request(
+        { host: '127.0.0.1', port, servername, headers: { host: servername }, ...(ca ? { ca } : {}), timeout: 5000 },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(body));
+        },
+      );
       req.on('error', reject);
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.end();
@@ -78,11 +87,11 @@ async function handshake(chain: string, key: string, ca: string | undefined, ser
   }
 }
 
-test('lego obtains a certificate by DNS-01 through PowerDNS; a client trusting pebble\'s root accepts it, others refuse it', async (ctx) => {
+test("lego obtains a certificate by DNS-01 through PowerDNS; a client trusting pebble's root accepts it, others refuse it", async (ctx) => {
   const c = await obtainCertificate(ctx.options);
   assert.ok(c.renewed, 'a new certificate');
   assert.ok(c.notAfter.getTime() > Date.now() + 86_400_000);
-  assert.ok(existsSync(join(ctx.options.path, 'certificates', 'www.acme.test.crt')), 'lego\'s file');
+  assert.ok(existsSync(join(ctx.options.path, 'certificates', 'www.acme.test.crt')), "lego's file");
   const leaf = new X509Certificate(c.chain);
   assert.match(leaf.subjectAltName ?? '', /DNS:www\.acme\.test/);
   assert.ok(leaf.checkPrivateKey(createPrivateKey(c.key)), 'the key matches');
@@ -90,16 +99,24 @@ test('lego obtains a certificate by DNS-01 through PowerDNS; a client trusting p
   const root = await ctx.pebble.rootPem();
   const [issuer, rootCert] = [new X509Certificate(c.issuer), new X509Certificate(root)];
   assert.ok(leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey), 'the leaf is signed by the intermediate');
-  assert.ok(issuer.checkIssued(rootCert) && issuer.verify(rootCert.publicKey), 'the intermediate is signed by pebble\'s root');
+  assert.ok(issuer.checkIssued(rootCert) && issuer.verify(rootCert.publicKey), "the intermediate is signed by pebble's root");
   assert.ok(c.chain.includes(c.issuer.trim()), 'the chain carries the intermediate');
   const files = { root: join(ctx.dir, 'root.pem'), issuer: join(ctx.dir, 'issuer.pem'), leaf: join(ctx.dir, 'leaf.pem') };
   await Promise.all([writeFile(files.root, root), writeFile(files.issuer, c.issuer), writeFile(files.leaf, c.chain)]);
-  const verified = await execaRunner().run(['openssl', 'verify', '-CAfile', files.root, '-untrusted', files.issuer, files.leaf], { nothrow: true });
+  const verified = await execaRunner().run(['openssl', 'verify', '-CAfile', files.root, '-untrusted', files.issuer, files.leaf], {
+    nothrow: true,
+  });
   assert.is(verified.exitCode, 0, verified.stderr);
-  const foreign = await execaRunner().run(['openssl', 'verify', '-CAfile', ctx.pebble.httpsCaFile, '-untrusted', files.issuer, files.leaf], { nothrow: true });
+  const foreign = await execaRunner().run(
+    ['openssl', 'verify', '-CAfile', ctx.pebble.httpsCaFile, '-untrusted', files.issuer, files.leaf],
+    { nothrow: true },
+  );
   assert.is.not(foreign.exitCode, 0, 'another root does not verify it');
   assert.is(await handshake(c.chain, c.key, root), 'hello');
-  const refused = await handshake(c.chain, c.key, undefined).then(() => 'accepted', (e: Error) => e.message);
+  const refused = await handshake(c.chain, c.key, undefined).then(
+    () => 'accepted',
+    (e: Error) => e.message,
+  );
   assert.match(refused, /unable to get local issuer certificate|self[- ]signed|unable to verify/);
   ctx.first = { serial: c.serial, chain: c.chain, key: c.key };
 });
@@ -136,7 +153,7 @@ test('a changed list of names gets a new certificate with exactly those names (l
   assert.equal(certificateInfo(one.chain).names, ['www.acme.test']);
 });
 
-test('a wildcard certificate (lego\'s files are named _.acme.test) serves any name under the zone', async (ctx) => {
+test("a wildcard certificate (lego's files are named _.acme.test) serves any name under the zone", async (ctx) => {
   const o = { ...ctx.options, domains: ['*.acme.test', 'acme.test'], path: join(ctx.dir, 'lego-wildcard') };
   const c = await obtainCertificate(o);
   assert.ok(c.renewed);
@@ -148,7 +165,15 @@ test('a wildcard certificate (lego\'s files are named _.acme.test) serves any na
 
 test('a refused challenge (a wrong PowerDNS key) is a clear error naming the domain, never the key', async (ctx) => {
   const wrong = 'not-the-pdns-key-4f1e';
-  const e = await obtainCertificate({ ...ctx.options, domains: ['new.acme.test'], access: { provider: 'pdns', apiUrl: ctx.pdns.apiUrl, apiKey: wrong }, timeoutMs: 60_000 }).then(() => null, (x: Error) => x);
+  const e = await obtainCertificate({
+    ...ctx.options,
+    domains: ['new.acme.test'],
+    access: { provider: 'pdns', apiUrl: ctx.pdns.apiUrl, apiKey: wrong },
+    timeoutMs: 60_000,
+  }).then(
+    () => null,
+    (x: Error) => x,
+  );
   assert.ok(e, 'it fails');
   assert.ok(isAdtError(e) && e.code === 'ACME_FAILED', String(e));
   assert.match(e!.message, /could not obtain a certificate for new\.acme\.test .*DNS-01 via pdns/);
@@ -164,34 +189,61 @@ function txtToPowerDns(apiUrl: string, apiKey: string) {
     for (const r of txt) seen.add(fqdn(r.name));
     const rrsets = [...seen].map((name) => {
       const rs = txt.filter((r) => fqdn(r.name) === name);
-      return rs.length ? { name, type: 'TXT', ttl: 60, changetype: 'REPLACE', records: rs.map((r) => ({ content: JSON.stringify(r.data), disabled: false })) } : { name, type: 'TXT', changetype: 'DELETE' };
+      return rs.length
+        ? {
+            name,
+            type: 'TXT',
+            ttl: 60,
+            changetype: 'REPLACE',
+            records: rs.map((r) => ({ content: JSON.stringify(r.data), disabled: false })),
+          }
+        : { name, type: 'TXT', changetype: 'DELETE' };
     });
-    const res = await fetch(`${apiUrl}/api/v1/servers/localhost/zones/${zone}.`, { method: 'PATCH', headers: { 'X-API-Key': apiKey, 'Content-Type': 'application/json' }, body: JSON.stringify({ rrsets }) });
+    const res = await fetch(`${apiUrl}/api/v1/servers/localhost/zones/${zone}.`, {
+      method: 'PATCH',
+      headers: { 'X-API-Key': apiKey, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ rrsets }),
+    });
     if (!res.ok) throw new Error(`PowerDNS: HTTP ${res.status} ${await res.text()}`);
   };
 }
 
-test('lego\'s DigitalOcean DNS provider through the DigitalOcean fake (its records served by PowerDNS): issued, the record cleaned up, the token only in lego\'s environment', async (ctx) => {
+test("lego's DigitalOcean DNS provider through the DigitalOcean fake (its records served by PowerDNS): issued, the record cleaned up, the token only in lego's environment", async (ctx) => {
   const token = 'do-acme-token-5e1f9c';
-  const fake = digitaloceanFake({ token, onRecordsChanged: txtToPowerDns(ctx.pdns.apiUrl, (await readFile(ctx.pdns.apiKeyFile, 'utf8')).trim()) });
+  const fake = digitaloceanFake({
+    token,
+    onRecordsChanged: txtToPowerDns(ctx.pdns.apiUrl, (await readFile(ctx.pdns.apiKeyFile, 'utf8')).trim()),
+  });
   const base = await fake.listen();
   fake.state.domains.set('acme.test', []);
   const argvs: string[][] = [];
   const runner = execaRunner();
   try {
     const c = await obtainCertificate({
-      ...ctx.options, path: join(ctx.dir, 'lego-do'), domains: ['do.acme.test'], dns: 'digitalocean',
+      ...ctx.options,
+      path: join(ctx.dir, 'lego-do'),
+      domains: ['do.acme.test'],
+      dns: 'digitalocean',
       access: { provider: 'digitalocean', token, apiUrl: base.replace(/\/v2$/, '') },
       runner: { run: (argv, o) => (argvs.push([...argv]), runner.run(argv, o)) },
     });
     assert.ok(c.renewed);
     assert.equal(certificateInfo(c.chain).names, ['do.acme.test']);
     assert.is(await handshake(c.chain, c.key, await ctx.pebble.rootPem(), 'do.acme.test'), 'hello');
-    const posted = fake.log.filter((l) => l.method === 'POST' && l.path === '/domains/acme.test/records').map((l) => l.body as { type: string; name: string });
-    assert.equal(posted.map((b) => `${b.type} ${b.name}`), ['TXT _acme-challenge.do.acme.test.'], 'lego wrote its challenge through the API');
-    assert.ok(fake.log.some((l) => l.method === 'DELETE' && l.path.startsWith('/domains/acme.test/records/')), 'and removed it');
+    const posted = fake.log
+      .filter((l) => l.method === 'POST' && l.path === '/domains/acme.test/records')
+      .map((l) => l.body as { type: string; name: string });
+    assert.equal(
+      posted.map((b) => `${b.type} ${b.name}`),
+      ['TXT _acme-challenge.do.acme.test.'],
+      'lego wrote its challenge through the API',
+    );
+    assert.ok(
+      fake.log.some((l) => l.method === 'DELETE' && l.path.startsWith('/domains/acme.test/records/')),
+      'and removed it',
+    );
     assert.equal(fake.state.domains.get('acme.test'), []);
-    assert.ok(argvs.length > 0 && argvs.every((a) => !a.join(' ').includes(token)), 'the token is never on lego\'s command line');
+    assert.ok(argvs.length > 0 && argvs.every((a) => !a.join(' ').includes(token)), "the token is never on lego's command line");
   } finally {
     await fake.close();
   }
@@ -201,7 +253,10 @@ test('pebble is found again from its data dir (no second server), and starts onl
   const again = await startPebble({ dataDir: join(ctx.dir, 'pebble'), dnsServer: `${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}` });
   assert.is(again.pid, ctx.pebble.pid);
   assert.is(again.dnsServer, `${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}`);
-  const bad = await startPebble({ dataDir: join(ctx.dir, 'other'), dnsServer: 'nowhere' }).then(() => null, (x: { exitCode?: number }) => x);
+  const bad = await startPebble({ dataDir: join(ctx.dir, 'other'), dnsServer: 'nowhere' }).then(
+    () => null,
+    (x: { exitCode?: number }) => x,
+  );
   assert.is(bad?.exitCode, 2);
 });
 

@@ -21,7 +21,9 @@ import * as maria from '@adt/database/engines/mariadb';
 import { Backups } from '../src/index.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-const { values } = parseArgs({ options: { 'webroot-mib': { type: 'string', default: '1024' }, rows: { type: 'string', default: '1000000' }, json: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { 'webroot-mib': { type: 'string', default: '1024' }, rows: { type: 'string', default: '1000000' }, json: { type: 'boolean' } },
+});
 const webrootMiB = Number(values['webroot-mib']);
 const rows = Number(values.rows);
 const MiB = 1024 * 1024;
@@ -29,8 +31,23 @@ const MiB = 1024 * 1024;
 const dir = await mkdtemp(join(tmpdir(), 'adt-bench-backup-'));
 await chmod(dir, 0o755);
 const s3 = await startEmbeddedS3({ directory: join(dir, 's3') });
-const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
-const db: maria.MariaDbOptions = { dataDir: join(dir, 'mysql'), runDir: join(dir, 'run'), configFile: join(dir, 'my.cnf'), logFile: join(dir, 'mysql.log'), bindAddress: '127.0.0.1', port: await freePort(), runner: execaRunner({ timeoutMs: 1_800_000 }) };
+const client = new S3Client({
+  endpoint: s3.endpoint,
+  region: 'us-east-1',
+  forcePathStyle: true,
+  credentials: s3.credentials,
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+  responseChecksumValidation: 'WHEN_REQUIRED',
+});
+const db: maria.MariaDbOptions = {
+  dataDir: join(dir, 'mysql'),
+  runDir: join(dir, 'run'),
+  configFile: join(dir, 'my.cnf'),
+  logFile: join(dir, 'mysql.log'),
+  bindAddress: '127.0.0.1',
+  port: await freePort(),
+  runner: execaRunner({ timeoutMs: 1_800_000 }),
+};
 
 const time = async (fn: () => Promise<unknown>) => {
   const t0 = process.hrtime.bigint();
@@ -48,7 +65,7 @@ try {
   for (let f = 0; f < files; f++) {
     const fh = await open(join(www, `file-${f}.txt`), 'w');
     let line = 0;
-    for (let written = 0; written < (webrootMiB * MiB) / files; ) {
+    for (let written = 0; written < (webrootMiB * MiB) / files;) {
       const parts: string[] = [];
       for (let i = 0; i < 2048; i++, line++) parts.push(`${f}:${line} ${words.slice((line * 7) % 4000, ((line * 7) % 4000) + 60)}\n`);
       const c = Buffer.from(parts.join(''));
@@ -60,14 +77,20 @@ try {
   await maria.initialise(db);
   await maria.start(db);
   const sql = (s: string) => db.runner.run(maria.clientArgv(db), { input: s });
-  await sql("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, title VARCHAR(100), body TEXT) ENGINE=InnoDB; INSERT INTO app.t (title, body) VALUES ('seed', REPEAT('lorem ipsum ', 10));");
+  await sql(
+    "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, title VARCHAR(100), body TEXT) ENGINE=InnoDB; INSERT INTO app.t (title, body) VALUES ('seed', REPEAT('lorem ipsum ', 10));",
+  );
   while (Number((await sql('SELECT COUNT(*) FROM app.t;')).stdout.trim()) < rows) {
     await sql(`INSERT INTO app.t (title, body) SELECT CONCAT('post ', id), body FROM app.t LIMIT ${rows};`);
   }
   await sql(`DELETE FROM app.t WHERE id > (SELECT id FROM (SELECT id FROM app.t ORDER BY id LIMIT 1 OFFSET ${rows - 1}) x);`);
 
   const cfg = join(dir, 's3cfg');
-  await writeFile(cfg, `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\nhost_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`, { mode: 0o600 });
+  await writeFile(
+    cfg,
+    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\nhost_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
+    { mode: 0o600 },
+  );
   const s3cmd = (...a: string[]) => execa('s3cmd', ['-c', cfg, '--no-progress', '-q', ...a], { timeout: 1_800_000 });
   const backups = new Backups({ client, bucket: 'adt-bench', hostname: 'bench' });
   const dbSource = { kind: 'database' as const, engine: 'mariadb' as const, defaultsFile: db.configFile, database: 'app' };
@@ -98,12 +121,20 @@ try {
   const oursDb = await time(async () => (dbManifest = await backups.create('manual', [dbSource])));
   const origDb = await time(async () => {
     const dump = join(dir, 'db.sql');
-    await execa('mariadb-dump', [`--defaults-file=${db.configFile}`, '--single-transaction', '--quick', 'app'], { stdout: { file: dump }, buffer: false });
+    await execa('mariadb-dump', [`--defaults-file=${db.configFile}`, '--single-transaction', '--quick', 'app'], {
+      stdout: { file: dump },
+      buffer: false,
+    });
     await execa('tar', ['czf', join(dir, 'db.tar.gz'), '-C', dir, 'db.sql']);
     await s3cmd('put', join(dir, 'db.tar.gz'), 's3://adt-bench/orig/db.tar.gz');
   });
   const rawDb = dbManifest!.parts[0]!.rawSize / MiB;
-  results.push({ what: `database backup (${rows.toLocaleString('en')} rows, ${rawDb.toFixed(0)} MiB dump)`, rawMiB: rawDb, ours: oursDb, original: origDb });
+  results.push({
+    what: `database backup (${rows.toLocaleString('en')} rows, ${rawDb.toFixed(0)} MiB dump)`,
+    rawMiB: rawDb,
+    ours: oursDb,
+    original: origDb,
+  });
   await sql('CREATE DATABASE r1; CREATE DATABASE r2;');
   const oursDbRestore = await time(() => backups.restore(dbManifest!, { database: { defaultsFile: db.configFile, database: 'r1' } }));
   const origDbRestore = await time(async () => {
@@ -112,7 +143,12 @@ try {
     await execa('tar', ['xzf', join(dir, 'db-got.tar.gz'), '-C', join(dir, 'dbx')]);
     await execa('mariadb', [`--defaults-file=${db.configFile}`, 'r2'], { stdin: { file: join(dir, 'dbx/db.sql') } });
   });
-  results.push({ what: `database restore (${rows.toLocaleString('en')} rows)`, rawMiB: rawDb, ours: oursDbRestore, original: origDbRestore });
+  results.push({
+    what: `database restore (${rows.toLocaleString('en')} rows)`,
+    rawMiB: rawDb,
+    ours: oursDbRestore,
+    original: origDbRestore,
+  });
   void stat;
 
   const machine = `${cpus().length} x ${cpus()[0]?.model.trim()}, Node ${process.version}`;
@@ -123,7 +159,9 @@ try {
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const r of results) {
       const mb = (r.rawMiB * MiB) / 1e6;
-      console.log(`| ${r.what} | ${r.ours.toFixed(1)} | ${(mb / r.ours).toFixed(0)} | ${r.original.toFixed(1)} | ${(mb / r.original).toFixed(0)} | **${(r.original / r.ours).toFixed(2)}x** |`);
+      console.log(
+        `| ${r.what} | ${r.ours.toFixed(1)} | ${(mb / r.ours).toFixed(0)} | ${r.original.toFixed(1)} | ${(mb / r.original).toFixed(0)} | **${(r.original / r.ours).toFixed(2)}x** |`,
+      );
     }
   }
 } finally {

@@ -85,7 +85,8 @@ export class Backups {
   readonly #o: Required<Omit<BackupsOptions, 'encryptionKey'>> & { encryptionKey?: Uint8Array };
 
   constructor(options: BackupsOptions) {
-    if (options.encryptionKey && options.encryptionKey.length !== 32) throw fail('BAD_KEY', 'encryptionKey must be 32 bytes', { exitCode: 2 });
+    if (options.encryptionKey && options.encryptionKey.length !== 32)
+      throw fail('BAD_KEY', 'encryptionKey must be 32 bytes', { exitCode: 2 });
     const partSize = options.partSize ?? 5 * 1024 * 1024;
     if (partSize < 5 * 1024 * 1024) throw fail('BAD_OPTION', 'partSize must be at least 5 MiB (the S3 minimum)', { exitCode: 2 });
     this.#o = { prefix: 'backups/', queueSize: 2, now: () => new Date(), ...options, partSize };
@@ -99,7 +100,10 @@ export class Backups {
     checkPeriod(period);
     if (sources.length === 0) throw fail('BAD_SOURCES', 'nothing to back up: give a webroot and/or a database', { exitCode: 2 });
     const now = this.#o.now();
-    const id = `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+    const id = `${now
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
     const dir = `${this.#o.prefix}${period}/${id}/`;
     const parts: PartInfo[] = [];
     try {
@@ -123,7 +127,15 @@ export class Backups {
         verifiedAt: this.#o.now().toISOString(),
       };
       // https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html
-      await this.#o.client.send(new PutObjectCommand({ Bucket: this.#o.bucket, Key: `${dir}manifest.json`, Body: JSON.stringify(manifest, null, 2), ContentType: 'application/json', IfNoneMatch: '*' }));
+      await this.#o.client.send(
+        new PutObjectCommand({
+          Bucket: this.#o.bucket,
+          Key: `${dir}manifest.json`,
+          Body: JSON.stringify(manifest, null, 2),
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      );
       return manifest;
     } catch (e) {
       await this.#deleteUnder(dir).catch(() => {});
@@ -136,7 +148,9 @@ export class Backups {
     if (period) checkPeriod(period);
     const keys = await this.#listKeys(`${this.#o.prefix}${period ? `${period}/` : ''}`);
     const manifests = await Promise.all(keys.filter((k) => k.endsWith('/manifest.json')).map((k) => this.#getJson<Manifest>(k)));
-    return manifests.filter((m): m is Manifest => m !== null && m.format === 1).sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
+    return manifests
+      .filter((m): m is Manifest => m !== null && m.format === 1)
+      .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
   }
 
   /**
@@ -145,7 +159,8 @@ export class Backups {
    */
   async rotate(period: Period, keep: number, orphanHours = 24): Promise<{ kept: string[]; deleted: string[]; orphans: string[] }> {
     checkPeriod(period);
-    if (!Number.isInteger(keep) || keep < 1 || keep > 1000) throw fail('BAD_OPTION', `keep ${keep}: keep 1-1000 generations (never none)`, { exitCode: 2 });
+    if (!Number.isInteger(keep) || keep < 1 || keep > 1000)
+      throw fail('BAD_OPTION', `keep ${keep}: keep 1-1000 generations (never none)`, { exitCode: 2 });
     const manifests = await this.list(period);
     const kept = manifests.slice(0, keep).map((m) => m.id);
     const deleted = manifests.slice(keep).map((m) => m.id);
@@ -153,13 +168,20 @@ export class Backups {
     const all = await this.#listKeys(`${this.#o.prefix}${period}/`);
     const complete = new Set(manifests.map((m) => m.id));
     const cutoff = this.#o.now().getTime() - orphanHours * 3600_000;
-    const orphans = [...new Set(all.map((k) => k.slice(`${this.#o.prefix}${period}/`.length).split('/')[0]!))].filter((id) => !complete.has(id) && idTime(id) < cutoff);
+    const orphans = [...new Set(all.map((k) => k.slice(`${this.#o.prefix}${period}/`.length).split('/')[0]!))].filter(
+      (id) => !complete.has(id) && idTime(id) < cutoff,
+    );
     for (const id of orphans) await this.#deleteUnder(`${this.#o.prefix}${period}/${id}/`);
     return { kept, deleted, orphans };
   }
 
   /** Backup then rotation: the rotation runs only when the new backup was verified. */
-  async backupAndRotate(period: Period, sources: Source[], keep: number, meta: CreateMeta = {}): Promise<{ manifest: Manifest; deleted: string[] }> {
+  async backupAndRotate(
+    period: Period,
+    sources: Source[],
+    keep: number,
+    meta: CreateMeta = {},
+  ): Promise<{ manifest: Manifest; deleted: string[] }> {
     const manifest = await this.create(period, sources, meta);
     const { deleted } = await this.rotate(period, keep);
     return { manifest, deleted };
@@ -182,7 +204,8 @@ export class Backups {
    * checksum matched; the database part is checksummed in full before anything is loaded.
    */
   async restore(manifest: Manifest, targets: RestoreTargets, options: { transform?: { database?: () => Transform } } = {}): Promise<void> {
-    if (manifest.encrypted && !this.#o.encryptionKey) throw fail('NO_KEY', `backup ${manifest.id} is encrypted: give the backup key to restore it`, { exitCode: 2 });
+    if (manifest.encrypted && !this.#o.encryptionKey)
+      throw fail('NO_KEY', `backup ${manifest.id} is encrypted: give the backup key to restore it`, { exitCode: 2 });
     for (const part of manifest.parts) {
       if (part.kind === 'webroot' && targets.webroot) await this.#restoreWebroot(part, targets.webroot.dir);
       if (part.kind === 'database' && targets.database) {
@@ -199,7 +222,13 @@ export class Backups {
 
   // --- Internal helpers ---
 
-  async #uploadFromProcess(kind: PartKind, argv: string[], key: string, inspect?: (plain: Readable) => Promise<void>, rewrite?: Transform): Promise<PartInfo> {
+  async #uploadFromProcess(
+    kind: PartKind,
+    argv: string[],
+    key: string,
+    inspect?: (plain: Readable) => Promise<void>,
+    rewrite?: Transform,
+  ): Promise<PartInfo> {
     const child = execa(argv[0]!, argv.slice(1), { buffer: false, stdin: 'ignore', reject: false });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
@@ -256,8 +285,13 @@ export class Backups {
     }
     const result = await child;
     const what = kind === 'webroot' ? 'archiving the webroot' : 'dumping the database';
-    if (result.exitCode !== 0) throw fail('SOURCE_FAILED', `${what} failed (${argv[0]} exit ${result.exitCode}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
-    if (kind === 'database' && !DUMP_COMPLETED.test(tail)) throw fail('DUMP_INCOMPLETE', 'the dump does not end with mariadb-dump\'s "-- Dump completed" line');
+    if (result.exitCode !== 0)
+      throw fail(
+        'SOURCE_FAILED',
+        `${what} failed (${argv[0]} exit ${result.exitCode}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
+      );
+    if (kind === 'database' && !DUMP_COMPLETED.test(tail))
+      throw fail('DUMP_INCOMPLETE', 'the dump does not end with mariadb-dump\'s "-- Dump completed" line');
     return { kind, key, ...stored.result(), rawSize };
   }
 
@@ -270,7 +304,15 @@ export class Backups {
     if (part.kind === 'database') {
       await this.#streamPart(part, true, async (plain) => {
         let tail = '';
-        await pipeline(plain, new Writable({ write(chunk: Buffer, _e, cb) { tail = (tail + chunk.toString('latin1')).slice(-200); cb(); } }));
+        await pipeline(
+          plain,
+          new Writable({
+            write(chunk: Buffer, _e, cb) {
+              tail = (tail + chunk.toString('latin1')).slice(-200);
+              cb();
+            },
+          }),
+        );
         if (!DUMP_COMPLETED.test(tail)) throw fail('VERIFY_FAILED', `${part.key}: the stored dump is incomplete`);
       });
     } else {
@@ -293,7 +335,10 @@ export class Backups {
     await Promise.all([pipeline([...stages, out] as unknown as [Readable, ...Transform[]]), consume(out)]);
     const { size, sha256 } = meter.result();
     if (size !== part.size || sha256 !== part.sha256) {
-      throw fail('VERIFY_FAILED', `${part.key}: stored ${size} bytes with SHA-256 ${sha256.slice(0, 12)}..., the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`);
+      throw fail(
+        'VERIFY_FAILED',
+        `${part.key}: stored ${size} bytes with SHA-256 ${sha256.slice(0, 12)}..., the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`,
+      );
     }
   }
 
@@ -302,7 +347,9 @@ export class Backups {
     await mkdir(staging, { recursive: true });
     try {
       // tar decompresses in its own process, in parallel with our checksum.
-      await this.#streamPart(part, false, (gz) => runWithStdin(['tar', '--extract', '--gzip', '--file', '-', '--directory', staging, '--numeric-owner', '--no-overwrite-dir'], gz));
+      await this.#streamPart(part, false, (gz) =>
+        runWithStdin(['tar', '--extract', '--gzip', '--file', '-', '--directory', staging, '--numeric-owner', '--no-overwrite-dir'], gz),
+      );
       const old = `${dir}.adt-old-${randomBytes(3).toString('hex')}`;
       let before = 'renamed' as 'renamed' | 'absent' | 'fixed';
       await rename(dir, old).catch((e: NodeJS.ErrnoException) => {
@@ -318,7 +365,11 @@ export class Backups {
         // The staging tree may be on another filesystem (a mount point's parent): copy, keeping
         // owners, modes, links and times (and the top directory's own).
         const r = await execa('cp', ['-a', '--', `${staging}/.`, `${dir}/`], { reject: false });
-        if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the restored files into ${dir} failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+        if (r.exitCode !== 0)
+          throw fail(
+            'RESTORE_FAILED',
+            `copying the restored files into ${dir} failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+          );
         await rm(staging, { recursive: true, force: true });
       } else {
         await rename(staging, dir);
@@ -354,7 +405,12 @@ export class Backups {
   async #deleteUnder(prefix: string): Promise<void> {
     const keys = await this.#listKeys(prefix);
     for (let i = 0; i < keys.length; i += 1000) {
-      await this.#o.client.send(new DeleteObjectsCommand({ Bucket: this.#o.bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }));
+      await this.#o.client.send(
+        new DeleteObjectsCommand({
+          Bucket: this.#o.bucket,
+          Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
     }
   }
 }
@@ -376,7 +432,8 @@ function hashMeter(): { stream: Transform; result(): { size: number; sha256: str
 }
 
 function checkPeriod(period: string): asserts period is Period {
-  if (!(PERIODS as readonly string[]).includes(period)) throw fail('BAD_PERIOD', `period "${period}": use one of ${PERIODS.join(', ')}`, { exitCode: 2 });
+  if (!(PERIODS as readonly string[]).includes(period))
+    throw fail('BAD_PERIOD', `period "${period}": use one of ${PERIODS.join(', ')}`, { exitCode: 2 });
 }
 
 function idTime(id: string): number {
@@ -386,12 +443,33 @@ function idTime(id: string): number {
 
 /** tar of the webroot's content, streamed to stdout, owners kept numerically. */
 export function tarArgv(s: WebrootSource): string[] {
-  return ['tar', '--create', '--file', '-', '--directory', s.dir, '--numeric-owner', ...(s.exclude ?? []).map((p) => `--exclude=./${p.replace(/^\.?\//, '')}`), '.'];
+  return [
+    'tar',
+    '--create',
+    '--file',
+    '-',
+    '--directory',
+    s.dir,
+    '--numeric-owner',
+    ...(s.exclude ?? []).map((p) => `--exclude=./${p.replace(/^\.?\//, '')}`),
+    '.',
+  ];
 }
 
 /** A consistent InnoDB dump without locking the site (--single-transaction), with routines and triggers. */
 export function dumpArgv(s: DatabaseSource): string[] {
-  return ['mariadb-dump', `--defaults-file=${s.defaultsFile}`, '--single-transaction', '--quick', '--routines', '--triggers', '--events', '--hex-blob', '--default-character-set=utf8mb4', s.database];
+  return [
+    'mariadb-dump',
+    `--defaults-file=${s.defaultsFile}`,
+    '--single-transaction',
+    '--quick',
+    '--routines',
+    '--triggers',
+    '--events',
+    '--hex-blob',
+    '--default-character-set=utf8mb4',
+    s.database,
+  ];
 }
 
 /** Resolves when a writable drains or closes, leaving no listener behind. */
@@ -413,7 +491,12 @@ function drainOrClose(w: NodeJS.WritableStream & { once: NodeJS.EventEmitter['on
  * the checksum upstream covers every byte; an error of the input stream is thrown, never swallowed.
  */
 async function runWithStdin(argv: string[], input: Readable, discardStdout = false): Promise<void> {
-  const child = execa(argv[0]!, argv.slice(1), { stdin: 'pipe', stdout: discardStdout ? 'ignore' : 'pipe', reject: false, maxBuffer: 10 * 1024 * 1024 });
+  const child = execa(argv[0]!, argv.slice(1), {
+    stdin: 'pipe',
+    stdout: discardStdout ? 'ignore' : 'pipe',
+    reject: false,
+    maxBuffer: 10 * 1024 * 1024,
+  });
   const stdin = child.stdin!;
   stdin.on('error', () => {}); // EPIPE once the command has stopped reading: the rest is drained below
   const feed = async () => {
@@ -423,9 +506,13 @@ async function runWithStdin(argv: string[], input: Readable, discardStdout = fal
     }
     if (!stdin.destroyed) stdin.end();
   };
-  const [r] = await Promise.all([child, feed().catch((e: unknown) => {
-    child.kill();
-    throw e;
-  })]);
-  if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `${argv[0]} failed (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-2).join(' | ')}`);
+  const [r] = await Promise.all([
+    child,
+    feed().catch((e: unknown) => {
+      child.kill();
+      throw e;
+    }),
+  ]);
+  if (r.exitCode !== 0)
+    throw fail('RESTORE_FAILED', `${argv[0]} failed (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-2).join(' | ')}`);
 }

@@ -57,15 +57,18 @@ export class SecretsFound extends Error {
   readonly exitCode = 2;
   readonly findings: Finding[];
   constructor(findings: Finding[]) {
-    super(`[adt:backup] [baseline] refused: ${findings.length} secret(s) found; remove them and publish again:\n${formatFindings(findings)}`);
+    super(
+      `[adt:backup] [baseline] refused: ${findings.length} secret(s) found; remove them and publish again:\n${formatFindings(findings)}`,
+    );
     this.findings = findings;
   }
 }
 
 export async function publishBaseline(o: PublishBaselineOptions): Promise<Manifest> {
-  if (!/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/.test(o.name)) throw fail('BAD_NAME', `baseline name "${o.name}": 1-64 lowercase letters, digits or hyphens`, { exitCode: 2 });
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/.test(o.name))
+    throw fail('BAD_NAME', `baseline name "${o.name}": 1-64 lowercase letters, digits or hyphens`, { exitCode: 2 });
   if (!(o.app in CONFIG_FILES)) throw fail('BAD_APP', `app "${o.app}": one of ${Object.keys(CONFIG_FILES).join(', ')}`, { exitCode: 2 });
-  if (!o.webroot && !o.database) throw fail('BAD_SOURCES', 'a baseline needs the site\'s files, its database, or both', { exitCode: 2 });
+  if (!o.webroot && !o.database) throw fail('BAD_SOURCES', "a baseline needs the site's files, its database, or both", { exitCode: 2 });
   const exclude = [...ALWAYS_EXCLUDED, ...CONFIG_FILES[o.app]!, ...(o.webroot?.exclude ?? [])];
   const findings = o.webroot ? await scanTree(o.webroot.dir, { knownSecrets: o.knownSecrets, skip: exclude }) : [];
   const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: o.prefix ?? `baselines/${o.name}/` });
@@ -83,16 +86,20 @@ export async function publishBaseline(o: PublishBaselineOptions): Promise<Manife
     throw new SecretsFound([...findings, ...dumpFindings]);
   }
   try {
-    return await backups.create('manual', [...(o.webroot ? [{ kind: 'webroot' as const, dir: o.webroot.dir, exclude }] : []), ...(o.database ? [o.database] : [])], {
-      app: o.app,
-      transform: { database: rewrite },
-      inspect: {
-        database: async (plain) => {
-          dumpFindings.push(...(await scanSqlDump(plain, 'database.sql', { knownSecrets: o.knownSecrets })));
-          if (dumpFindings.length) throw new SecretsFound(dumpFindings);
+    return await backups.create(
+      'manual',
+      [...(o.webroot ? [{ kind: 'webroot' as const, dir: o.webroot.dir, exclude }] : []), ...(o.database ? [o.database] : [])],
+      {
+        app: o.app,
+        transform: { database: rewrite },
+        inspect: {
+          database: async (plain) => {
+            dumpFindings.push(...(await scanSqlDump(plain, 'database.sql', { knownSecrets: o.knownSecrets })));
+            if (dumpFindings.length) throw new SecretsFound(dumpFindings);
+          },
         },
       },
-    });
+    );
   } catch (e) {
     if (dumpFindings.length) throw new SecretsFound(dumpFindings);
     throw e;

@@ -36,7 +36,8 @@ export function decryptStream(key: Uint8Array): Transform {
         if (!decipher) {
           header = Buffer.concat([header, chunk]);
           if (header.length < MAGIC.length + 12) return cb();
-          if (!header.subarray(0, MAGIC.length).equals(MAGIC)) return cb(fail('NOT_ENCRYPTED', 'this part is not an encrypted backup part'));
+          if (!header.subarray(0, MAGIC.length).equals(MAGIC))
+            return cb(fail('NOT_ENCRYPTED', 'this part is not an encrypted backup part'));
           decipher = createDecipheriv('aes-256-gcm', key, header.subarray(MAGIC.length, MAGIC.length + 12));
           chunk = header.subarray(MAGIC.length + 12);
         }

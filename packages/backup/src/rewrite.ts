@@ -23,7 +23,12 @@ export interface RewriteStats {
   hashes: number;
 }
 
-const HASHES = [/\$P\$[./0-9A-Za-z]{31}/g, /\$wp\$2y\$\d\d\$[./0-9A-Za-z]{53}/g, /\$2[aby]\$\d\d\$[./0-9A-Za-z]{53}/g, /\$argon2(?:id|i|d)\$v=\d+\$[^'"\s,)]+/g];
+const HASHES = [
+  /\$P\$[./0-9A-Za-z]{31}/g,
+  /\$wp\$2y\$\d\d\$[./0-9A-Za-z]{53}/g,
+  /\$2[aby]\$\d\d\$[./0-9A-Za-z]{53}/g,
+  /\$argon2(?:id|i|d)\$v=\d+\$[^'"\s,)]+/g,
+];
 const HOST = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i;
 // A PHP-serialised string inside an SQL string literal: s:12:\"...\"; (quotes escaped by the dump).
 const SERIALISED = /s:(\d+):\\"(.*?)\\";/g;
@@ -61,7 +66,8 @@ export function rewriteLine(line: string, r: DumpRewrite, stats: RewriteStats = 
 /** A Transform applying `rewriteLine` to every line of the stream; `stats` is filled as it goes. */
 export function rewriteDump(r: DumpRewrite, stats: RewriteStats = { domains: 0, serialisedFixed: 0, hashes: 0 }): Transform {
   for (const d of r.domains ?? []) {
-    if (!HOST.test(d.from) || !HOST.test(d.to)) throw new RangeError(`domain rewrite ${d.from} -> ${d.to}: host names only (letters, digits, dots, hyphens)`);
+    if (!HOST.test(d.from) || !HOST.test(d.to))
+      throw new RangeError(`domain rewrite ${d.from} -> ${d.to}: host names only (letters, digits, dots, hyphens)`);
   }
   let pending = '';
   // A character split across two chunks is decoded whole.

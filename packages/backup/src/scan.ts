@@ -40,14 +40,19 @@ const LINE_RULES: { rule: string; re: RegExp; files?: (name: string) => boolean 
   { rule: 'private-key', re: /-----BEGIN (?:RSA |DSA |EC |OPENSSH |ENCRYPTED )?PRIVATE KEY-----/ },
   { rule: 'cloud-access-key', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
   // The sample files' placeholders (password_here...) are not secrets.
-  { rule: 'cms-db-password', re: /define\(\s*['"]DB_PASSWORD['"]\s*,\s*['"](?!password_here['"]|your[_-]?password|putyourpasswordhere)[^'"]+['"]\s*\)/ },
+  {
+    rule: 'cms-db-password',
+    re: /define\(\s*['"]DB_PASSWORD['"]\s*,\s*['"](?!password_here['"]|your[_-]?password|putyourpasswordhere)[^'"]+['"]\s*\)/,
+  },
   { rule: 'cms-db-password', re: /public\s+\$password\s*=\s*['"][^'"]+['"]/ },
   { rule: 'cms-db-password', re: /['"]password['"]\s*=>\s*['"][^'"]+['"]/, files: (n) => /settings(\.local)?\.php$/.test(n) },
   { rule: 'cms-db-password', re: /\$CFG->dbpass\s*=\s*['"][^'"]+['"]/ },
   {
     rule: 'config-assignment',
     re: /(?:^|[\s"'{,])(?:[A-Za-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|client[_-]?secret|private[_-]?key))["']?\s*[:=]\s*["']?[^\s"'#,}]{6,}/i,
-    files: (n) => /^\.env(\..+)?$/.test(basename(n)) || ['.ini', '.conf', '.cfg', '.yml', '.yaml', '.json', '.properties', '.toml'].includes(extname(n).toLowerCase()),
+    files: (n) =>
+      /^\.env(\..+)?$/.test(basename(n)) ||
+      ['.ini', '.conf', '.cfg', '.yml', '.yaml', '.json', '.properties', '.toml'].includes(extname(n).toLowerCase()),
   },
 ];
 
@@ -68,7 +73,12 @@ function lineRules(name: string, known: string[]) {
 }
 
 /** Scans lines of a stream; `extra` rules apply on top of the file rules (used for SQL dumps). */
-export async function scanLines(input: Readable, name: string, options: ScanOptions = {}, extra: { rule: string; re: RegExp }[] = []): Promise<Finding[]> {
+export async function scanLines(
+  input: Readable,
+  name: string,
+  options: ScanOptions = {},
+  extra: { rule: string; re: RegExp }[] = [],
+): Promise<Finding[]> {
   const known = (options.knownSecrets ?? []).filter((k) => k.length >= 8);
   const check = lineRules(name, known);
   const findings: Finding[] = [];

@@ -33,25 +33,47 @@ test.before(async (ctx) => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-baseline-'));
   await chmod(ctx.dir, 0o755);
   ctx.s3 = await startEmbeddedS3({ directory: join(ctx.dir, 's3') });
-  ctx.client = new S3Client({ endpoint: ctx.s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: ctx.s3.credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  ctx.client = new S3Client({
+    endpoint: ctx.s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: ctx.s3.credentials,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   await ctx.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  ctx.db = { dataDir: join(ctx.dir, 'mysql'), runDir: join(ctx.dir, 'run'), configFile: join(ctx.dir, 'my.cnf'), logFile: join(ctx.dir, 'mysql.log'), bindAddress: '127.0.0.1', port: await freePort(), runner: execaRunner({ timeoutMs: 120_000 }) };
+  ctx.db = {
+    dataDir: join(ctx.dir, 'mysql'),
+    runDir: join(ctx.dir, 'run'),
+    configFile: join(ctx.dir, 'my.cnf'),
+    logFile: join(ctx.dir, 'mysql.log'),
+    bindAddress: '127.0.0.1',
+    port: await freePort(),
+    runner: execaRunner({ timeoutMs: 120_000 }),
+  };
   await maria.initialise(ctx.db);
   await maria.start(ctx.db);
-  await sql(ctx, [
-    'CREATE DATABASE site;',
-    'CREATE TABLE site.wp_posts (ID INT PRIMARY KEY, post_title TEXT);',
-    "INSERT INTO site.wp_posts VALUES (1, 'Hello world'), (2, 'About us');",
-    'CREATE TABLE site.wp_users (ID INT PRIMARY KEY, user_login VARCHAR(60), user_pass VARCHAR(255));',
-    "INSERT INTO site.wp_users VALUES (1, 'admin', '$P$BZlPX7NIx8MYpXokBW2AGsN7i.aUOt0');",
-  ].join('\n'));
+  await sql(
+    ctx,
+    [
+      'CREATE DATABASE site;',
+      'CREATE TABLE site.wp_posts (ID INT PRIMARY KEY, post_title TEXT);',
+      "INSERT INTO site.wp_posts VALUES (1, 'Hello world'), (2, 'About us');",
+      'CREATE TABLE site.wp_users (ID INT PRIMARY KEY, user_login VARCHAR(60), user_pass VARCHAR(255));',
+      "INSERT INTO site.wp_users VALUES (1, 'admin', '$P$BZlPX7NIx8MYpXokBW2AGsN7i.aUOt0');",
+    ].join('\n'),
+  );
   ctx.webroot = join(ctx.dir, 'www');
-  const f = (p: string, text: string) => mkdir(join(ctx.webroot, p, '..'), { recursive: true }).then(() => writeFile(join(ctx.webroot, p), text));
-  await f('index.php', "<?php\n$password = wp_generate_password( 12, false );\n// the word password in code is not a secret\n");
+  const f = (p: string, text: string) =>
+    mkdir(join(ctx.webroot, p, '..'), { recursive: true }).then(() => writeFile(join(ctx.webroot, p), text));
+  await f('index.php', '<?php\n$password = wp_generate_password( 12, false );\n// the word password in code is not a secret\n');
   await f('wp-config.php', `<?php\ndefine('DB_PASSWORD', '${DB_PASSWORD}');\n`); // excluded by design: never scanned, never shipped
   // Five planted secrets, in five different places:
   await f('wp-content/plugins/shop/.env', `APP_NAME=shop\nSMTP_PASSWORD=${'smtp-secret-value'}\n`);
-  await f('wp-content/plugins/deploy/keys/id_ed25519', '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n');
+  await f(
+    'wp-content/plugins/deploy/keys/id_ed25519',
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n',
+  );
   await f('wp-content/uploads/notes.txt', `old notes\nthe db password is ${DB_PASSWORD}\n`);
   await f('wp-content/plugins/mailer/config.json', '{\n  "host": "smtp.example.com",\n  "api_key": "9f8e7d6c5b4a39281706"\n}\n');
   await f('wp-content/mu-plugins/s3.php', `<?php\n$key = 'AKIAIOSFODNN7EXAMPLE';\n$secret = '${S3_SECRET}';\n`);
@@ -64,16 +86,24 @@ test.after(async (ctx) => {
   await rm(ctx.dir, { recursive: true, force: true });
 });
 
-test('a clean WordPress tree (Debian\'s package) has no findings', async () => {
+test("a clean WordPress tree (Debian's package) has no findings", async () => {
   assert.equal(await scanTree('/usr/share/wordpress'), []);
 });
 
 test('planted secrets are all named, by file, line and rule, and nothing is published', async (ctx) => {
   const e = await publishBaseline({
-    client: ctx.client, bucket: BUCKET, hostname: 'ws-1', name: 'shop', app: 'wordpress',
-    webroot: { dir: ctx.webroot }, database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
+    client: ctx.client,
+    bucket: BUCKET,
+    hostname: 'ws-1',
+    name: 'shop',
+    app: 'wordpress',
+    webroot: { dir: ctx.webroot },
+    database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
     knownSecrets: [DB_PASSWORD, S3_SECRET],
-  }).then(() => null, (err) => err);
+  }).then(
+    () => null,
+    (err) => err,
+  );
   assert.instance(e, SecretsFound);
   assert.is(e.exitCode, 2);
   const where = (e as SecretsFound).findings.map((f) => `${f.file}:${f.line}:${f.rule}`);
@@ -87,8 +117,14 @@ test('planted secrets are all named, by file, line and rule, and nothing is publ
   ]) {
     assert.ok(where.includes(expected), `${expected} in ${where.join(' ')}`);
   }
-  assert.ok((e as SecretsFound).findings.some((f) => f.file === 'database.sql' && f.rule === 'password-hash'), 'the password hash in wp_users');
-  assert.not.ok(where.some((w) => w.startsWith('wp-config.php')), 'the excluded config file is not scanned');
+  assert.ok(
+    (e as SecretsFound).findings.some((f) => f.file === 'database.sql' && f.rule === 'password-hash'),
+    'the password hash in wp_users',
+  );
+  assert.not.ok(
+    where.some((w) => w.startsWith('wp-config.php')),
+    'the excluded config file is not scanned',
+  );
   for (const secret of [DB_PASSWORD, S3_SECRET, 'smtp-secret-value', '9f8e7d6c5b4a39281706', 'AKIAIOSFODNN7EXAMPLE', '$P$B']) {
     assert.not.ok(e.message.includes(secret), `the message must not contain ${secret}`);
   }
@@ -101,50 +137,95 @@ test('a password hash only in the database is caught while streaming, and the up
   await mkdir(clean);
   await writeFile(join(clean, 'index.php'), '<?php echo 1;\n');
   const e = await publishBaseline({
-    client: ctx.client, bucket: BUCKET, hostname: 'ws-1', name: 'shop', app: 'wordpress',
-    webroot: { dir: clean }, database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
-  }).then(() => null, (err) => err);
+    client: ctx.client,
+    bucket: BUCKET,
+    hostname: 'ws-1',
+    name: 'shop',
+    app: 'wordpress',
+    webroot: { dir: clean },
+    database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
+  }).then(
+    () => null,
+    (err) => err,
+  );
   assert.instance(e, SecretsFound);
-  assert.equal((e as SecretsFound).findings.map((f) => f.rule), ['password-hash']);
+  assert.equal(
+    (e as SecretsFound).findings.map((f) => f.rule),
+    ['password-hash'],
+  );
   const listed = await ctx.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'baselines/' }));
   assert.is(listed.KeyCount ?? 0, 0, 'the partial upload was removed');
 });
 
-test('with the rewrite, the site\'s domain and password hashes leave the dump; a deploy puts its own domain back', async (ctx) => {
+test("with the rewrite, the site's domain and password hashes leave the dump; a deploy puts its own domain back", async (ctx) => {
   const clean = join(ctx.dir, 'clean-www-2');
   await mkdir(clean);
   await writeFile(join(clean, 'index.php'), '<?php echo 1;\n');
-  await sql(ctx, "CREATE TABLE site.wp_options (name VARCHAR(64) PRIMARY KEY, value TEXT); INSERT INTO site.wp_options VALUES ('siteurl', 'https://www.shop.example'), ('widget', 'a:1:{s:4:\\\"link\\\";s:26:\\\"https://www.shop.example/x\\\";}');");
+  await sql(
+    ctx,
+    "CREATE TABLE site.wp_options (name VARCHAR(64) PRIMARY KEY, value TEXT); INSERT INTO site.wp_options VALUES ('siteurl', 'https://www.shop.example'), ('widget', 'a:1:{s:4:\\\"link\\\";s:26:\\\"https://www.shop.example/x\\\";}');",
+  );
   const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
   const m = await publishBaseline({
-    client: ctx.client, bucket: BUCKET, hostname: 'db-1', name: 'shop-db', app: 'wordpress',
+    client: ctx.client,
+    bucket: BUCKET,
+    hostname: 'db-1',
+    name: 'shop-db',
+    app: 'wordpress',
     database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
-    rewrite: { domains: [{ from: 'www.shop.example', to: BASELINE_HOST }], scrubPasswordHashes: true }, rewriteStats: stats,
+    rewrite: { domains: [{ from: 'www.shop.example', to: BASELINE_HOST }], scrubPasswordHashes: true },
+    rewriteStats: stats,
   });
-  assert.equal(m.parts.map((p) => p.kind), ['database'], 'the database part alone (the files are on a webserver)');
+  assert.equal(
+    m.parts.map((p) => p.kind),
+    ['database'],
+    'the database part alone (the files are on a webserver)',
+  );
   assert.equal(stats, { domains: 2, serialisedFixed: 1, hashes: 1 });
   const consumer = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'db-2', prefix: 'baselines/shop-db/' });
   await sql(ctx, 'CREATE DATABASE other;');
-  await consumer.restore(await consumer.find({ period: 'manual' }), { database: { defaultsFile: ctx.db.configFile, database: 'other' } }, { transform: { database: () => rewriteDump({ domains: [{ from: BASELINE_HOST, to: 'blog.other.example' }] }) } });
+  await consumer.restore(
+    await consumer.find({ period: 'manual' }),
+    { database: { defaultsFile: ctx.db.configFile, database: 'other' } },
+    { transform: { database: () => rewriteDump({ domains: [{ from: BASELINE_HOST, to: 'blog.other.example' }] }) } },
+  );
   assert.is(await sql(ctx, "SELECT value FROM other.wp_options WHERE name = 'siteurl';"), 'https://blog.other.example');
-  assert.is(await sql(ctx, "SELECT value FROM other.wp_options WHERE name = 'widget';"), 'a:1:{s:4:"link";s:28:"https://blog.other.example/x";}');
+  assert.is(
+    await sql(ctx, "SELECT value FROM other.wp_options WHERE name = 'widget';"),
+    'a:1:{s:4:"link";s:28:"https://blog.other.example/x";}',
+  );
   assert.is(await sql(ctx, 'SELECT user_pass FROM other.wp_users;'), '', 'no password hash came along');
   await sql(ctx, 'DROP TABLE site.wp_options;');
 });
 
 test('a clean baseline is published without the config file, and restores', async (ctx) => {
-  for (const p of ['wp-content/plugins/shop', 'wp-content/plugins/deploy', 'wp-content/uploads/notes.txt', 'wp-content/plugins/mailer', 'wp-content/mu-plugins']) await rm(join(ctx.webroot, p), { recursive: true });
+  for (const p of [
+    'wp-content/plugins/shop',
+    'wp-content/plugins/deploy',
+    'wp-content/uploads/notes.txt',
+    'wp-content/plugins/mailer',
+    'wp-content/mu-plugins',
+  ])
+    await rm(join(ctx.webroot, p), { recursive: true });
   await sql(ctx, "UPDATE site.wp_users SET user_pass = '';");
   const m = await publishBaseline({
-    client: ctx.client, bucket: BUCKET, hostname: 'ws-1', name: 'shop', app: 'wordpress',
-    webroot: { dir: ctx.webroot }, database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
+    client: ctx.client,
+    bucket: BUCKET,
+    hostname: 'ws-1',
+    name: 'shop',
+    app: 'wordpress',
+    webroot: { dir: ctx.webroot },
+    database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
     knownSecrets: [DB_PASSWORD, S3_SECRET],
   });
   assert.is(m.period, 'manual');
   const consumer = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'ws-2', prefix: 'baselines/shop/' });
   const target = join(ctx.dir, 'from-baseline');
   await sql(ctx, 'CREATE DATABASE fresh;');
-  await consumer.restore(await consumer.find({ period: 'manual' }), { webroot: { dir: target }, database: { defaultsFile: ctx.db.configFile, database: 'fresh' } });
+  await consumer.restore(await consumer.find({ period: 'manual' }), {
+    webroot: { dir: target },
+    database: { defaultsFile: ctx.db.configFile, database: 'fresh' },
+  });
   const files = await readdir(target, { recursive: true });
   assert.ok(files.includes('index.php'));
   assert.not.ok(files.includes('wp-config.php'), 'the config file with credentials is not in the baseline');
@@ -152,7 +233,17 @@ test('a clean baseline is published without the config file, and restores', asyn
 });
 
 test('bad names are refused with exit code 2', async (ctx) => {
-  const e = await publishBaseline({ client: ctx.client, bucket: BUCKET, hostname: 'x', name: 'Bad Name', app: 'wordpress', webroot: { dir: ctx.webroot } }).then(() => null, (err) => err);
+  const e = await publishBaseline({
+    client: ctx.client,
+    bucket: BUCKET,
+    hostname: 'x',
+    name: 'Bad Name',
+    app: 'wordpress',
+    webroot: { dir: ctx.webroot },
+  }).then(
+    () => null,
+    (err) => err,
+  );
   assert.is(e?.exitCode, 2);
 });
 

@@ -40,16 +40,27 @@ test('a 1 GiB webroot is backed up with a peak RSS under 200 MB', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'adt-rss-'));
   const s3 = await startEmbeddedS3({ directory: join(dir, 's3') });
   try {
-    const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: s3.credentials,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
     await client.send(new CreateBucketCommand({ Bucket: 'adt-rss' }));
     client.destroy();
     await makeWebroot(join(dir, 'www'));
     const tsx = resolve(import.meta.dirname, '../../../node_modules/.bin/tsx');
-    const r = await execa(tsx, [join(import.meta.dirname, 'fixtures/backup-rss.ts'), s3.endpoint, 'adt-rss', join(dir, 'www')], { timeout: 600_000 });
+    const r = await execa(tsx, [join(import.meta.dirname, 'fixtures/backup-rss.ts'), s3.endpoint, 'adt-rss', join(dir, 'www')], {
+      timeout: 600_000,
+    });
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.ok(out.rawBytes >= 1024 * MiB, `raw ${out.rawBytes}`);
     assert.ok(out.peakRssKb * 1024 < 200 * 1000 * 1000, `peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB`);
-    console.log(`      1 GiB webroot: peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB, stored ${(out.storedBytes / MiB).toFixed(0)} MiB, ${out.seconds} s`);
+    console.log(
+      `      1 GiB webroot: peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB, stored ${(out.storedBytes / MiB).toFixed(0)} MiB, ${out.seconds} s`,
+    );
   } finally {
     await s3.stop();
     await rm(dir, { recursive: true, force: true });

@@ -18,12 +18,14 @@ async function phpSerialised(value: unknown): Promise<string> {
 
 async function phpReads(escaped: string): Promise<unknown> {
   const raw = escaped.replace(/\\(["'\\])/g, '$1');
-  const r = await execa('php', ['-r', '$v = @unserialize(stream_get_contents(STDIN)); echo $v === false ? "FAILED" : json_encode($v);'], { input: raw });
+  const r = await execa('php', ['-r', '$v = @unserialize(stream_get_contents(STDIN)); echo $v === false ? "FAILED" : json_encode($v);'], {
+    input: raw,
+  });
   return r.stdout === 'FAILED' ? 'FAILED' : JSON.parse(r.stdout);
 }
 
 test('the domain is replaced everywhere; serialised strings keep lengths PHP accepts', async () => {
-  const value = { home: `https://${FROM}/`, links: [`https://${FROM}/a`, `//${FROM}/b?x=${FROM}`], note: "it's \"quoted\"", n: 3 };
+  const value = { home: `https://${FROM}/`, links: [`https://${FROM}/a`, `//${FROM}/b?x=${FROM}`], note: 'it\'s "quoted"', n: 3 };
   const ser = await phpSerialised(value);
   const line = `INSERT INTO \`wp_options\` VALUES (1,'siteurl','https://${FROM}','yes'),(2,'widget','${ser}','yes');`;
   const stats: RewriteStats = { domains: 0, serialisedFixed: 0, hashes: 0 };
@@ -39,7 +41,8 @@ test('the domain is replaced everywhere; serialised strings keep lengths PHP acc
 });
 
 test('password hashes are removed, the rows stay', () => {
-  const line = "INSERT INTO `wp_users` VALUES (1,'admin','$P$BZlPX7NIx8MYpXokBW2AGsN7i.aUOt0','admin'),(2,'ed','$wp$2y$10$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0','ed');";
+  const line =
+    "INSERT INTO `wp_users` VALUES (1,'admin','$P$BZlPX7NIx8MYpXokBW2AGsN7i.aUOt0','admin'),(2,'ed','$wp$2y$10$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0','ed');";
   const stats: RewriteStats = { domains: 0, serialisedFixed: 0, hashes: 0 };
   const out = rewriteLine(line, { scrubPasswordHashes: true }, stats);
   assert.is(out, "INSERT INTO `wp_users` VALUES (1,'admin','','admin'),(2,'ed','','ed');");

@@ -25,11 +25,25 @@ const BUCKET = 'adt-bench';
 const dir = await mkdtemp(join(tmpdir(), 'adt-bench-'));
 const s3 = await startEmbeddedS3({ directory: join(dir, 'data') });
 try {
-  const store = new ConfigStore({ driver: s3Driver({ bucket: BUCKET, endpoint: s3.endpoint, credentials: s3.credentials }), writeBudget: null });
+  const store = new ConfigStore({
+    driver: s3Driver({ bucket: BUCKET, endpoint: s3.endpoint, credentials: s3.credentials }),
+    writeBudget: null,
+  });
   await store.ensureBucket();
-  const bare = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  const bare = new S3Client({
+    endpoint: s3.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: s3.credentials,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   const cfg = join(dir, 's3cfg');
-  await writeFile(cfg, `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\nhost_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`, { mode: 0o600 });
+  await writeFile(
+    cfg,
+    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\nhost_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
+    { mode: 0o600 },
+  );
   const value = { name: 'ws-ams3-prod1-1-init-1', role: 'webserver', privateIp: '198.18.1.5', at: new Date().toISOString() };
   const valueFile = join(dir, 'value.json');
   await writeFile(valueFile, JSON.stringify(value));
@@ -48,14 +62,20 @@ try {
   rows.push({
     op: 'put',
     ours: await time(OURS, (i) => store.put(`bench/ours-${i}`, value)),
-    bare: await time(OURS, (i) => bare.send(new PutObjectCommand({ Bucket: BUCKET, Key: `bench/bare-${i}`, Body: JSON.stringify(value), ContentType: 'application/json' }))),
+    bare: await time(OURS, (i) =>
+      bare.send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: `bench/bare-${i}`, Body: JSON.stringify(value), ContentType: 'application/json' }),
+      ),
+    ),
     s3cmd: await time(S3CMD, (i) => s3cmd('put', valueFile, `s3://${BUCKET}/bench/s3cmd-${i}`)),
   });
   const out = join(dir, 'out.json');
   rows.push({
     op: 'get',
     ours: await time(OURS, (i) => store.get(`bench/ours-${i}`)),
-    bare: await time(OURS, async (i) => (await bare.send(new GetObjectCommand({ Bucket: BUCKET, Key: `bench/bare-${i}` }))).Body!.transformToString()),
+    bare: await time(OURS, async (i) =>
+      (await bare.send(new GetObjectCommand({ Bucket: BUCKET, Key: `bench/bare-${i}` }))).Body!.transformToString(),
+    ),
     s3cmd: await time(S3CMD, (i) => s3cmd('get', '--force', `s3://${BUCKET}/bench/s3cmd-${i}`, out)),
   });
   rows.push({
@@ -81,7 +101,9 @@ try {
     console.log('| operation | ConfigStore | bare SDK call | s3cmd process (original) | s3cmd / ours | ours / bare SDK |');
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(`| ${r.op} | ${r.ours.toFixed(2)} | ${r.bare.toFixed(2)} | ${r.s3cmd.toFixed(1)} | **${(r.s3cmd / r.ours).toFixed(0)}x** | ${(r.ours / r.bare).toFixed(2)} |`);
+      console.log(
+        `| ${r.op} | ${r.ours.toFixed(2)} | ${r.bare.toFixed(2)} | ${r.s3cmd.toFixed(1)} | **${(r.s3cmd / r.ours).toFixed(0)}x** | ${(r.ours / r.bare).toFixed(2)} |`,
+      );
     }
   }
 } finally {

@@ -25,12 +25,20 @@ declare module 's3rver' {
     getMetadata(bucket: string, key: string): Promise<Record<string, string> & { etag: string }>;
     putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
     getBucket(bucket: string): Promise<unknown>;
-    listObjects(bucket: string, options: { prefix?: string; startAfter?: string; maxKeys?: number; delimiter?: string }): Promise<{
+    listObjects(
+      bucket: string,
+      options: { prefix?: string; startAfter?: string; maxKeys?: number; delimiter?: string },
+    ): Promise<{
       objects: { key: string; lastModifiedDate: Date; metadata: Record<string, string>; size: number }[];
       commonPrefixes: string[];
       isTruncated: boolean;
     }>;
-    putObject(object: { bucket: string; key: string; content: Buffer | NodeJS.ReadableStream; metadata: Record<string, unknown> }): Promise<{ size: number; md5: string }>;
+    putObject(object: {
+      bucket: string;
+      key: string;
+      content: Buffer | NodeJS.ReadableStream;
+      metadata: Record<string, unknown>;
+    }): Promise<{ size: number; md5: string }>;
   }
   type Middleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
   export default class S3rver {

@@ -11,7 +11,8 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  */
 export function validateKey(key: unknown, what = 'key'): string {
   if (typeof key !== 'string' || key.length === 0) throw invalid(what, String(key), 'must be a non-empty string');
-  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) throw invalid(what, key.slice(0, 40) + '...', `must be at most ${MAX_KEY_BYTES} bytes`);
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES)
+    throw invalid(what, key.slice(0, 40) + '...', `must be at most ${MAX_KEY_BYTES} bytes`);
   if (key.startsWith('/')) throw invalid(what, key, 'must not start with "/"');
   if (CONTROL.test(key) || key.includes('\\')) throw invalid(what, JSON.stringify(key), 'must not contain control characters or "\\"');
   const segments = key.split('/');
@@ -25,7 +26,7 @@ export function validateKey(key: unknown, what = 'key'): string {
 
 /** A prefix is a key that may be empty (everything) and may end with `/`. */
 export function validatePrefix(prefix: unknown): string {
-  if (prefix === '' ) return '';
+  if (prefix === '') return '';
   return validateKey(prefix, 'prefix');
 }
 

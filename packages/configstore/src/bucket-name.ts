@@ -14,7 +14,9 @@ const BUILD_ID = /^[a-z0-9]{1,24}$/;
 /** Build identifiers: 1-24 lowercase letters and digits. */
 export function validateBuildId(buildId: unknown): string {
   if (typeof buildId !== 'string' || !BUILD_ID.test(buildId)) {
-    throw storeError('INVALID_BUCKET_NAME', `invalid build identifier "${String(buildId)}": use 1-24 lowercase letters and digits`, { exitCode: 2 });
+    throw storeError('INVALID_BUCKET_NAME', `invalid build identifier "${String(buildId)}": use 1-24 lowercase letters and digits`, {
+      exitCode: 2,
+    });
   }
   return buildId;
 }
@@ -26,11 +28,19 @@ export function siteHost(siteUrl: unknown): string {
   }
   let host = siteUrl.trim().toLowerCase();
   if (/^[a-z][a-z0-9+.-]*:\/\//.test(host)) {
-    try { host = new URL(host).hostname; } catch { host = ''; }
+    try {
+      host = new URL(host).hostname;
+    } catch {
+      host = '';
+    }
   }
   host = host.replace(/\.$/, '');
   if (!HOSTNAME.test(host) || /^[0-9.]+$/.test(host)) {
-    throw storeError('INVALID_BUCKET_NAME', `invalid site URL "${siteUrl}": give a DNS host name such as www.example.com (letters, digits, hyphens and dots)`, { exitCode: 2 });
+    throw storeError(
+      'INVALID_BUCKET_NAME',
+      `invalid site URL "${siteUrl}": give a DNS host name such as www.example.com (letters, digits, hyphens and dots)`,
+      { exitCode: 2 },
+    );
   }
   return host;
 }
@@ -69,7 +79,8 @@ export function validateBucketName(name: unknown): string {
   if (typeof name !== 'string') problems.push('must be a string');
   else {
     if (name.length < 3 || name.length > 63) problems.push('must be 3-63 characters long');
-    if (!/^[a-z0-9][a-z0-9-]*[a-z0-9]$/.test(name)) problems.push('must use only lowercase letters, digits and hyphens, starting and ending with a letter or digit');
+    if (!/^[a-z0-9][a-z0-9-]*[a-z0-9]$/.test(name))
+      problems.push('must use only lowercase letters, digits and hyphens, starting and ending with a letter or digit');
     if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) problems.push('must not look like an IP address');
     if (name.startsWith('xn--') || name.startsWith('sthree-')) problems.push('must not start with "xn--" or "sthree-"');
     if (name.endsWith('-s3alias') || name.endsWith('--ol-s3')) problems.push('must not end with "-s3alias" or "--ol-s3"');

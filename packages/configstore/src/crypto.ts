@@ -49,6 +49,8 @@ export function decrypt(body: Uint8Array, key: Uint8Array, objectKey: string): B
     decipher.setAuthTag(tag);
     return Buffer.concat([decipher.update(ct), decipher.final()]);
   } catch (cause) {
-    throw storeError('DECRYPT_FAILED', `cannot decrypt "${objectKey}": wrong deployment key, or the object was altered`, { cause: new Error(String((cause as Error).message)) });
+    throw storeError('DECRYPT_FAILED', `cannot decrypt "${objectKey}": wrong deployment key, or the object was altered`, {
+      cause: new Error(String((cause as Error).message)),
+    });
   }
 }

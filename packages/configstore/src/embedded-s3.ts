@@ -27,7 +27,10 @@ import S3rver from 's3rver';
 const require = createRequire(import.meta.url);
 // s3rver's signature verification, reused for the requests we answer ourselves.
 const S3OBJECT_ALLOWED_METADATA = (require('s3rver/lib/models/object') as { ALLOWED_METADATA: string[] }).ALLOWED_METADATA;
-const s3rverAuthentication = require('s3rver/lib/middleware/authentication') as () => (ctx: unknown, next: () => Promise<void>) => Promise<void>;
+const s3rverAuthentication = require('s3rver/lib/middleware/authentication') as () => (
+  ctx: unknown,
+  next: () => Promise<void>,
+) => Promise<void>;
 
 export interface EmbeddedS3Options {
   /** Directory holding the buckets (created when absent). */
@@ -55,7 +58,12 @@ export const EMBEDDED_CREDENTIALS = Object.freeze({ accessKeyId: 'S3RVER', secre
 
 export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<EmbeddedS3> {
   await mkdir(options.directory, { recursive: true });
-  const server = new S3rver({ address: options.address ?? '127.0.0.1', port: options.port ?? 0, silent: true, directory: options.directory });
+  const server = new S3rver({
+    address: options.address ?? '127.0.0.1',
+    port: options.port ?? 0,
+    silent: true,
+    directory: options.directory,
+  });
   patchPutObject(server);
   silenceLogger(server);
   // Before the router (the last middleware), after s3rver's logging/XML/vhost handling.
@@ -114,13 +122,24 @@ function fixesMiddleware(conditionalWrites: boolean) {
         const ifNoneMatch = ctx.get('if-none-match');
         const ifMatch = ctx.get('if-match');
         if (ifNoneMatch || ifMatch) {
-          const etag = await ctx.store.getMetadata(bucket, key).then((md) => md.etag, (e: NodeJS.ErrnoException) => {
-            if (e.code === 'ENOENT') return null;
-            throw e;
-          });
-          if (ifNoneMatch === '*' && etag !== null) return s3ErrorBody(ctx, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', 'If-None-Match');
+          const etag = await ctx.store.getMetadata(bucket, key).then(
+            (md) => md.etag,
+            (e: NodeJS.ErrnoException) => {
+              if (e.code === 'ENOENT') return null;
+              throw e;
+            },
+          );
+          if (ifNoneMatch === '*' && etag !== null)
+            return s3ErrorBody(
+              ctx,
+              412,
+              'PreconditionFailed',
+              'At least one of the pre-conditions you specified did not hold',
+              'If-None-Match',
+            );
           if (ifMatch && etag === null) return s3ErrorBody(ctx, 404, 'NoSuchKey', 'The specified key does not exist.');
-          if (ifMatch && unquote(ifMatch) !== unquote(etag!)) return s3ErrorBody(ctx, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', 'If-Match');
+          if (ifMatch && unquote(ifMatch) !== unquote(etag!))
+            return s3ErrorBody(ctx, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', 'If-Match');
         }
       }
       await next();
@@ -135,7 +154,8 @@ async function listObjectsV2(ctx: Ctx, bucket: string) {
     if (!(await ctx.store.getBucket(bucket))) return s3ErrorBody(ctx, 404, 'NoSuchBucket', 'The specified bucket does not exist');
     const maxKeysRaw = ctx.query['max-keys'];
     const maxKeys = maxKeysRaw === undefined ? 1000 : Number(maxKeysRaw);
-    if (!Number.isInteger(maxKeys) || maxKeys < 0) return s3ErrorBody(ctx, 400, 'InvalidArgument', 'Provided max-keys not an integer or within integer range');
+    if (!Number.isInteger(maxKeys) || maxKeys < 0)
+      return s3ErrorBody(ctx, 400, 'InvalidArgument', 'Provided max-keys not an integer or within integer range');
     const prefix = ctx.query.prefix ?? '';
     const delimiter = ctx.query.delimiter ?? '';
     const token = ctx.query['continuation-token'];
@@ -145,9 +165,10 @@ async function listObjectsV2(ctx: Ctx, bucket: string) {
       if (!decoded.startsWith('adt1:')) return s3ErrorBody(ctx, 400, 'InvalidArgument', 'The continuation token provided is incorrect');
       startAfter = decoded.slice(5);
     }
-    const result = maxKeys === 0
-      ? { objects: [], commonPrefixes: [], isTruncated: false }
-      : await ctx.store.listObjects(bucket, { prefix, startAfter, maxKeys: Math.min(1000, maxKeys), delimiter });
+    const result =
+      maxKeys === 0
+        ? { objects: [], commonPrefixes: [], isTruncated: false }
+        : await ctx.store.listObjects(bucket, { prefix, startAfter, maxKeys: Math.min(1000, maxKeys), delimiter });
     const last = result.objects[result.objects.length - 1];
     ctx.body = {
       ListBucketResult: {
@@ -161,7 +182,13 @@ async function listObjectsV2(ctx: Ctx, bucket: string) {
         MaxKeys: maxKeys,
         Delimiter: delimiter || undefined,
         IsTruncated: result.isTruncated,
-        Contents: result.objects.map((o) => ({ Key: o.key, LastModified: o.lastModifiedDate.toISOString(), ETag: o.metadata.etag, Size: o.size, StorageClass: 'STANDARD' })),
+        Contents: result.objects.map((o) => ({
+          Key: o.key,
+          LastModified: o.lastModifiedDate.toISOString(),
+          ETag: o.metadata.etag,
+          Size: o.size,
+          StorageClass: 'STANDARD',
+        })),
         CommonPrefixes: result.commonPrefixes.map((p) => ({ Prefix: p })),
       },
     };
@@ -184,7 +211,16 @@ function unquote(etag: string): string {
  */
 function silenceLogger(server: S3rver) {
   const noop = () => {};
-  const logger = { info: noop, warn: noop, error: noop, debug: noop, verbose: noop, log: noop, exceptions: { unhandle: noop }, close: noop };
+  const logger = {
+    info: noop,
+    warn: noop,
+    error: noop,
+    debug: noop,
+    verbose: noop,
+    log: noop,
+    exceptions: { unhandle: noop },
+    close: noop,
+  };
   const app = server as unknown as { logger: unknown; context: { logger: unknown } };
   app.logger = app.context.logger = logger;
   server.middleware[0] = (_ctx, next) => next();
@@ -215,7 +251,10 @@ function patchPutObject(server: S3rver) {
         await Promise.all([
           writeFile(tmp, small).then(() => rename(tmp, objectPath)),
           writeFile(store.getResourcePath(object.bucket, object.key, 'object.md5'), digest),
-          writeFile(store.getResourcePath(object.bucket, object.key, 'metadata.json'), JSON.stringify(storedMetadata(object.metadata), null, 2)),
+          writeFile(
+            store.getResourcePath(object.bucket, object.key, 'metadata.json'),
+            JSON.stringify(storedMetadata(object.metadata), null, 2),
+          ),
         ]);
         return { size, md5: digest };
       } else {

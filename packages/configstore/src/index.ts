@@ -1,7 +1,26 @@
 export { ConfigStore, SPACES_WRITE_BUDGET } from './store.ts';
 export type { ConfigStoreOptions, Lease, LeaseHolder, WriteBudget } from './store.ts';
 export { keys, isSecretKey } from './keys.ts';
-export type { Key, KeyFamily, JsonValue, Registration, DbCredentials, LeaseRecord, Grant, BuildMarker, Readiness, SiteSettings, SiteTls, BackupSettings, ScalingSettings, WebserverImage, ProviderAccess, ScalingEvent, AuthSettings, AuthSecrets } from './keys.ts';
+export type {
+  Key,
+  KeyFamily,
+  JsonValue,
+  Registration,
+  DbCredentials,
+  LeaseRecord,
+  Grant,
+  BuildMarker,
+  Readiness,
+  SiteSettings,
+  SiteTls,
+  BackupSettings,
+  ScalingSettings,
+  WebserverImage,
+  ProviderAccess,
+  ScalingEvent,
+  AuthSettings,
+  AuthSecrets,
+} from './keys.ts';
 export { configBucketName, backupBucketName, validateBucketName, validateBuildId, siteHost } from './bucket-name.ts';
 export { generateSecretKey, parseSecretKey } from './crypto.ts';
 export { validateKey } from './_validate.ts';

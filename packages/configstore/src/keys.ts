@@ -208,7 +208,9 @@ function nameFamily<T>(prefix: string): KeyFamily<T> {
     prefix,
     key(name: string) {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) {
-        throw storeError('INVALID_KEY', `invalid name "${name}" for ${prefix}<name>: use letters, digits, ".", "_" or "-" (1-128)`, { exitCode: 2 });
+        throw storeError('INVALID_KEY', `invalid name "${name}" for ${prefix}<name>: use letters, digits, ".", "_" or "-" (1-128)`, {
+          exitCode: 2,
+        });
       }
       return key<T>(prefix + name);
     },

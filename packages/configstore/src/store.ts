@@ -197,7 +197,13 @@ export class ConfigStore {
   async acquire(name: string, ttlSeconds: number, owner: string): Promise<Lease | null> {
     const path = K.leases.key(name).path;
     this.#checkLeaseArgs(ttlSeconds, owner);
-    const record = (): LeaseRecord => ({ owner, token: randomBytes(12).toString('hex'), ttlSeconds, state: 'held', acquiredAt: new Date(this.driver.now()).toISOString() });
+    const record = (): LeaseRecord => ({
+      owner,
+      token: randomBytes(12).toString('hex'),
+      ttlSeconds,
+      state: 'held',
+      acquiredAt: new Date(this.driver.now()).toISOString(),
+    });
 
     if (await this.conditionalWrites()) {
       // Bounded: each round either wins, loses to a live holder, or races a concurrent change.
@@ -244,7 +250,13 @@ export class ConfigStore {
   /** Extends a held lease by its TTL. Throws LEASE_LOST when it expired and someone else took it. */
   async renew(lease: Lease): Promise<Lease> {
     const path = K.leases.key(lease.name).path;
-    const rec: LeaseRecord = { owner: lease.owner, token: lease.token, ttlSeconds: lease.ttlSeconds, state: 'held', acquiredAt: new Date(this.driver.now()).toISOString() };
+    const rec: LeaseRecord = {
+      owner: lease.owner,
+      token: lease.token,
+      ttlSeconds: lease.ttlSeconds,
+      state: 'held',
+      acquiredAt: new Date(this.driver.now()).toISOString(),
+    };
     if (lease.mode === 'conditional') {
       try {
         const { etag } = await this.#write(path, jsonBytes(rec), { ifMatch: lease.etag });
@@ -270,13 +282,17 @@ export class ConfigStore {
     const current = await this.driver.read(path);
     const held = current ? this.#leaseRecord(path, current) : null;
     if (!current || !held || held.state !== 'held' || held.token !== lease.token || held.owner !== lease.owner) {
-      throw storeError('LEASE_NOT_OWNED', `lease "${lease.name}" is not held by "${lease.owner}"${held && held.state === 'held' ? ` (holder: "${held.owner}")` : ''}: not released`);
+      throw storeError(
+        'LEASE_NOT_OWNED',
+        `lease "${lease.name}" is not held by "${lease.owner}"${held && held.state === 'held' ? ` (holder: "${held.owner}")` : ''}: not released`,
+      );
     }
     const rec: LeaseRecord = { ...held, state: 'released' };
     try {
       await this.#write(path, jsonBytes(rec), lease.mode === 'conditional' ? { ifMatch: current.etag } : {});
     } catch (e) {
-      if (e instanceof PreconditionFailed) throw storeError('LEASE_NOT_OWNED', `lease "${lease.name}" changed hands while being released: not released`);
+      if (e instanceof PreconditionFailed)
+        throw storeError('LEASE_NOT_OWNED', `lease "${lease.name}" changed hands while being released: not released`);
       throw e;
     }
   }
@@ -296,14 +312,25 @@ export class ConfigStore {
    * Returns `{ acquired: false }` without running `fn` when someone else holds it. `fn` gets an
    * AbortSignal that fires if the lease is lost.
    */
-  async withLease<T>(name: string, ttlSeconds: number, owner: string, fn: (signal: AbortSignal) => Promise<T>): Promise<{ acquired: true; value: T } | { acquired: false }> {
+  async withLease<T>(
+    name: string,
+    ttlSeconds: number,
+    owner: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<{ acquired: true; value: T } | { acquired: false }> {
     let lease = await this.acquire(name, ttlSeconds, owner);
     if (!lease) return { acquired: false };
     const lostLease = new AbortController();
     let renewing: Promise<unknown> = Promise.resolve();
-    const timer = setInterval(() => {
-      renewing = this.renew(lease!).then((l) => (lease = l), (e) => lostLease.abort(e));
-    }, (ttlSeconds * 1000) / 2);
+    const timer = setInterval(
+      () => {
+        renewing = this.renew(lease!).then(
+          (l) => (lease = l),
+          (e) => lostLease.abort(e),
+        );
+      },
+      (ttlSeconds * 1000) / 2,
+    );
     let value: T;
     try {
       value = await fn(lostLease.signal);
@@ -325,7 +352,10 @@ export class ConfigStore {
 
   async #write(path: string, body: Uint8Array, conditions: { ifNoneMatch?: '*'; ifMatch?: string } = {}) {
     this.#spendBudget(path);
-    return this.driver.write(path, body, { contentType: body.length === 0 ? 'application/x-empty' : isEncrypted(body) ? 'application/octet-stream' : 'application/json', ...conditions });
+    return this.driver.write(path, body, {
+      contentType: body.length === 0 ? 'application/x-empty' : isEncrypted(body) ? 'application/octet-stream' : 'application/json',
+      ...conditions,
+    });
   }
 
   #spendBudget(path: string) {
@@ -334,7 +364,10 @@ export class ConfigStore {
     const windowStart = now - this.#budget.perSeconds * 1000;
     const log = (this.#writeLog.get(path) ?? []).filter((t) => t > windowStart);
     if (log.length >= this.#budget.writes) {
-      throw storeError('WRITE_BUDGET_EXCEEDED', `write to "${path}" refused: ${this.#budget.writes} writes per ${this.#budget.perSeconds} s per object is the configured budget (the backend would throttle); write on change, or lengthen lease TTLs`);
+      throw storeError(
+        'WRITE_BUDGET_EXCEEDED',
+        `write to "${path}" refused: ${this.#budget.writes} writes per ${this.#budget.perSeconds} s per object is the configured budget (the backend would throttle); write on change, or lengthen lease TTLs`,
+      );
     }
     log.push(now);
     this.#writeLog.set(path, log);
@@ -342,13 +375,18 @@ export class ConfigStore {
 
   #encode(path: string, value: unknown): Uint8Array {
     if (value === undefined) {
-      if (isSecretKey(path)) throw storeError('INVALID_VALUE', `"${path}" is a secret key: it needs a value, not an empty marker`, { exitCode: 2 });
+      if (isSecretKey(path))
+        throw storeError('INVALID_VALUE', `"${path}" is a secret key: it needs a value, not an empty marker`, { exitCode: 2 });
       return new Uint8Array();
     }
     assertJson(value, path);
     const plain = jsonBytes(value);
     if (!isSecretKey(path)) return plain;
-    if (!this.#secretKey) throw storeError('NO_SECRET_KEY', `"${path}" is a secret: configure the deployment key (secretKey) to write it; it is never stored in clear`);
+    if (!this.#secretKey)
+      throw storeError(
+        'NO_SECRET_KEY',
+        `"${path}" is a secret: configure the deployment key (secretKey) to write it; it is never stored in clear`,
+      );
     return encrypt(plain, this.#secretKey, path);
   }
 
@@ -356,10 +394,14 @@ export class ConfigStore {
     if (obj.body.length === 0) return true;
     let bytes: Uint8Array = obj.body;
     if (isEncrypted(bytes)) {
-      if (!this.#secretKey) throw storeError('NO_SECRET_KEY', `"${path}" is encrypted: configure the deployment key (secretKey) to read it`);
+      if (!this.#secretKey)
+        throw storeError('NO_SECRET_KEY', `"${path}" is encrypted: configure the deployment key (secretKey) to read it`);
       bytes = decrypt(bytes, this.#secretKey, path);
     } else if (isSecretKey(path)) {
-      throw storeError('CORRUPT_VALUE', `"${path}" is a secret key but is stored unencrypted (written by another tool?): rewrite it with the toolkit`);
+      throw storeError(
+        'CORRUPT_VALUE',
+        `"${path}" is a secret key but is stored unencrypted (written by another tool?): rewrite it with the toolkit`,
+      );
     }
     try {
       return JSON.parse(Buffer.from(bytes).toString('utf8'));
@@ -380,7 +422,8 @@ export class ConfigStore {
 
   #leaseRecord(path: string, obj: StoredObject): LeaseRecord | null {
     const v = this.#decodeOrNull(path, obj) as Partial<LeaseRecord> | undefined;
-    if (!v || typeof v !== 'object' || typeof v.owner !== 'string' || typeof v.token !== 'string' || typeof v.ttlSeconds !== 'number') return null;
+    if (!v || typeof v !== 'object' || typeof v.owner !== 'string' || typeof v.token !== 'string' || typeof v.ttlSeconds !== 'number')
+      return null;
     return v as LeaseRecord;
   }
 
@@ -389,13 +432,25 @@ export class ConfigStore {
   }
 
   #lease(name: string, rec: LeaseRecord, etag: string, mode: Lease['mode']): Lease {
-    return { name, owner: rec.owner, token: rec.token, ttlSeconds: rec.ttlSeconds, etag, expiresAt: new Date(this.driver.now() + rec.ttlSeconds * 1000), mode };
+    return {
+      name,
+      owner: rec.owner,
+      token: rec.token,
+      ttlSeconds: rec.ttlSeconds,
+      etag,
+      expiresAt: new Date(this.driver.now() + rec.ttlSeconds * 1000),
+      mode,
+    };
   }
 
   #checkLeaseArgs(ttlSeconds: number, owner: string) {
     const min = this.minLeaseTtlSeconds();
     if (!Number.isFinite(ttlSeconds) || ttlSeconds < min || ttlSeconds > 86_400) {
-      throw storeError('INVALID_VALUE', `lease ttl ${ttlSeconds} s: use ${min}-86400 s (the minimum follows the write budget of ${this.#budget ? `${this.#budget.writes} writes per ${this.#budget.perSeconds} s` : 'none'})`, { exitCode: 2 });
+      throw storeError(
+        'INVALID_VALUE',
+        `lease ttl ${ttlSeconds} s: use ${min}-86400 s (the minimum follows the write budget of ${this.#budget ? `${this.#budget.writes} writes per ${this.#budget.perSeconds} s` : 'none'})`,
+        { exitCode: 2 },
+      );
     }
     if (typeof owner !== 'string' || owner.length === 0 || owner.length > 256) {
       throw storeError('INVALID_VALUE', 'lease owner must be a non-empty string of at most 256 characters', { exitCode: 2 });
@@ -460,6 +515,8 @@ function assertJson(value: unknown, path: string, at = '$'): void {
 /** JSON with sorted object keys, to compare values regardless of key order. */
 function stableJson(v: unknown): string {
   return JSON.stringify(v, (_k, val) =>
-    val && typeof val === 'object' && !Array.isArray(val) ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => (a < b ? -1 : 1))) : val,
+    val && typeof val === 'object' && !Array.isArray(val)
+      ? Object.fromEntries(Object.entries(val).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : val,
   );
 }

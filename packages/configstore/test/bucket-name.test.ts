@@ -28,7 +28,17 @@ naming('shortens long site names with a hash, staying valid and distinct', () =>
 });
 
 naming('refuses bad site URLs and build identifiers with exit code 2, naming the value', () => {
-  for (const [site, build] of [['', 'b1'], ['not a host', 'b1'], ['198.18.0.1', 'b1'], ['localhost', 'b1'], ['ex_ample.com', 'b1'], ['www.example.com', ''], ['www.example.com', 'Prod'], ['www.example.com', 'prod-1'], ['www.example.com', 'x'.repeat(25)]]) {
+  for (const [site, build] of [
+    ['', 'b1'],
+    ['not a host', 'b1'],
+    ['198.18.0.1', 'b1'],
+    ['localhost', 'b1'],
+    ['ex_ample.com', 'b1'],
+    ['www.example.com', ''],
+    ['www.example.com', 'Prod'],
+    ['www.example.com', 'prod-1'],
+    ['www.example.com', 'x'.repeat(25)],
+  ]) {
     try {
       configBucketName(site!, build!);
       assert.unreachable(`${site} ${build}`);

@@ -16,7 +16,14 @@ const test = suite<{ s3: EmbeddedS3; dir: string; client: S3Client }>('embedded 
 test.before(async (ctx) => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-embedded-'));
   ctx.s3 = await startEmbeddedS3({ directory: join(ctx.dir, 'data') });
-  ctx.client = new S3Client({ endpoint: ctx.s3.endpoint, region: ctx.s3.region, forcePathStyle: true, credentials: ctx.s3.credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  ctx.client = new S3Client({
+    endpoint: ctx.s3.endpoint,
+    region: ctx.s3.region,
+    forcePathStyle: true,
+    credentials: ctx.s3.credentials,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
   await ctx.client.send(new CreateBucketCommand({ Bucket: 'adt-embedded' }));
 });
 
@@ -38,13 +45,18 @@ test('paginates ListObjectsV2 with MaxKeys and continuation tokens (s3rver answe
   let token: string | undefined;
   let pages = 0;
   do {
-    const r = await client.send(new ListObjectsV2Command({ Bucket: 'adt-embedded', Prefix: 'page/', MaxKeys: 3, ContinuationToken: token }));
+    const r = await client.send(
+      new ListObjectsV2Command({ Bucket: 'adt-embedded', Prefix: 'page/', MaxKeys: 3, ContinuationToken: token }),
+    );
     seen.push(...(r.Contents ?? []).map((o) => o.Key!));
     token = r.IsTruncated ? r.NextContinuationToken : undefined;
     pages++;
   } while (token && pages < 10);
   assert.is(pages, 3);
-  assert.equal(seen, Array.from({ length: 7 }, (_, i) => `page/${i}`));
+  assert.equal(
+    seen,
+    Array.from({ length: 7 }, (_, i) => `page/${i}`),
+  );
 });
 
 test('rejects a forged continuation token', async ({ client }) => {
@@ -58,13 +70,20 @@ test('rejects a forged continuation token', async ({ client }) => {
 
 test('honours If-None-Match: * and If-Match like AWS S3', async ({ client }) => {
   await client.send(new PutObjectCommand({ Bucket: 'adt-embedded', Key: 'cond', Body: 'one', IfNoneMatch: '*' }));
-  const status = async (p: Promise<unknown>) => p.then(() => 200, (e) => e.$metadata.httpStatusCode as number);
+  const status = async (p: Promise<unknown>) =>
+    p.then(
+      () => 200,
+      (e) => e.$metadata.httpStatusCode as number,
+    );
   assert.is(await status(client.send(new PutObjectCommand({ Bucket: 'adt-embedded', Key: 'cond', Body: 'two', IfNoneMatch: '*' }))), 412);
   assert.is(await status(client.send(new PutObjectCommand({ Bucket: 'adt-embedded', Key: 'cond', Body: 'two', IfMatch: '"0123"' }))), 412);
   assert.is(await status(client.send(new PutObjectCommand({ Bucket: 'adt-embedded', Key: 'absent', Body: 'x', IfMatch: '"0123"' }))), 404);
   const got = await client.send(new GetObjectCommand({ Bucket: 'adt-embedded', Key: 'cond' }));
   assert.is(await got.Body!.transformToString(), 'one');
-  assert.is(await status(client.send(new PutObjectCommand({ Bucket: 'adt-embedded', Key: 'cond', Body: 'three', IfMatch: got.ETag }))), 200);
+  assert.is(
+    await status(client.send(new PutObjectCommand({ Bucket: 'adt-embedded', Key: 'cond', Body: 'three', IfMatch: got.ETag }))),
+    200,
+  );
 });
 
 test('a read right after each write sees the whole object (no torn reads)', async ({ client }) => {
@@ -77,18 +96,25 @@ test('a read right after each write sees the whole object (no torn reads)', asyn
 });
 
 test('objects are plain S3: s3cmd reads what the store wrote, and the store reads what s3cmd wrote', async ({ s3, dir }) => {
-  const store = new ConfigStore({ driver: s3Driver({ bucket: 'adt-embedded', endpoint: s3.endpoint, credentials: s3.credentials }), writeBudget: null });
+  const store = new ConfigStore({
+    driver: s3Driver({ bucket: 'adt-embedded', endpoint: s3.endpoint, credentials: s3.credentials }),
+    writeBudget: null,
+  });
   const cfg = join(dir, 's3cfg');
   // Credentials go in a 0600 config file, never on the command line.
-  await writeFile(cfg, [
-    '[default]',
-    `access_key = ${s3.credentials.accessKeyId}`,
-    `secret_key = ${s3.credentials.secretAccessKey}`,
-    `host_base = 127.0.0.1:${s3.port}`,
-    `host_bucket = 127.0.0.1:${s3.port}`,
-    'use_https = False',
-    '',
-  ].join('\n'), { mode: 0o600 });
+  await writeFile(
+    cfg,
+    [
+      '[default]',
+      `access_key = ${s3.credentials.accessKeyId}`,
+      `secret_key = ${s3.credentials.secretAccessKey}`,
+      `host_base = 127.0.0.1:${s3.port}`,
+      `host_bucket = 127.0.0.1:${s3.port}`,
+      'use_https = False',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   await chmod(cfg, 0o600);
   const s3cmd = (...args: string[]) => execa('s3cmd', ['-c', cfg, '--no-progress', ...args], { timeout: 30_000 });
 
@@ -109,7 +135,10 @@ test('stop closes the port', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'adt-embedded-stop-'));
   const s3 = await startEmbeddedS3({ directory: dir });
   await s3.stop();
-  const r = await fetch(s3.endpoint).then(() => 'open', () => 'closed');
+  const r = await fetch(s3.endpoint).then(
+    () => 'open',
+    () => 'closed',
+  );
   assert.is(r, 'closed');
   await rm(dir, { recursive: true, force: true });
 });

@@ -15,7 +15,11 @@ families('IP families build and parse exactly, with no prefix collisions', () =>
 
 families('IP families refuse what is not an IP address', () => {
   for (const bad of ['', 'abc', '198.18.1', '198.18.1.256', '198.18.1.5/24', '../x']) {
-    assert.throws(() => keys.webserverIps.key(bad), (e: { code: string; exitCode: number }) => e.code === 'INVALID_KEY' && e.exitCode === 2, bad);
+    assert.throws(
+      () => keys.webserverIps.key(bad),
+      (e: { code: string; exitCode: number }) => e.code === 'INVALID_KEY' && e.exitCode === 2,
+      bad,
+    );
   }
 });
 

@@ -65,7 +65,9 @@ export function execaRunner(defaults: { timeoutMs?: number } = {}): Runner {
 }
 
 /** A runner that records argv and answers from a table: for unit tests of builders and dry runs. */
-export function recordingRunner(answer: (argv: Argv) => Partial<RunResult> = () => ({})): Runner & { calls: { argv: Argv; input?: string }[] } {
+export function recordingRunner(
+  answer: (argv: Argv) => Partial<RunResult> = () => ({}),
+): Runner & { calls: { argv: Argv; input?: string }[] } {
   const calls: { argv: Argv; input?: string }[] = [];
   return {
     calls,

@@ -1,7 +1,17 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer } from 'node:net';
-import { AdtError, isAdtError, errorFactory, retry, backoffDelay, execaRunner, CommandError, freePort, processAlive } from '../src/index.ts';
+import {
+  AdtError,
+  isAdtError,
+  errorFactory,
+  retry,
+  backoffDelay,
+  execaRunner,
+  CommandError,
+  freePort,
+  processAlive,
+} from '../src/index.ts';
 
 const errors = suite('errors');
 
@@ -35,11 +45,14 @@ const retries = suite('retry');
 
 retries('returns the first success and stops retrying', async () => {
   let calls = 0;
-  const v = await retry(async () => {
-    calls++;
-    if (calls < 3) throw new Error('transient');
-    return 'ok';
-  }, { baseMs: 1 });
+  const v = await retry(
+    async () => {
+      calls++;
+      if (calls < 3) throw new Error('transient');
+      return 'ok';
+    },
+    { baseMs: 1 },
+  );
   assert.is(v, 'ok');
   assert.is(calls, 3);
 });
@@ -47,7 +60,13 @@ retries('returns the first success and stops retrying', async () => {
 retries('gives up after the configured attempts with the last error', async () => {
   let calls = 0;
   try {
-    await retry(async () => { calls++; throw new Error(`fail ${calls}`); }, { attempts: 3, baseMs: 1 });
+    await retry(
+      async () => {
+        calls++;
+        throw new Error(`fail ${calls}`);
+      },
+      { attempts: 3, baseMs: 1 },
+    );
     assert.unreachable();
   } catch (e) {
     assert.is((e as Error).message, 'fail 3');
@@ -57,7 +76,13 @@ retries('gives up after the configured attempts with the last error', async () =
 
 retries('does not retry what retryable refuses', async () => {
   let calls = 0;
-  await retry(async () => { calls++; throw new Error('fatal'); }, { retryable: () => false }).catch(() => {});
+  await retry(
+    async () => {
+      calls++;
+      throw new Error('fatal');
+    },
+    { retryable: () => false },
+  ).catch(() => {});
   assert.is(calls, 1);
 });
 
@@ -67,7 +92,10 @@ retries('backoff doubles and is capped', () => {
   assert.is(backoffDelay(2, 100, 3000, max), 200);
   assert.is(backoffDelay(3, 100, 3000, max), 400);
   assert.is(backoffDelay(10, 100, 3000, max), 3000);
-  assert.is(backoffDelay(3, 100, 3000, () => 0), 200);
+  assert.is(
+    backoffDelay(3, 100, 3000, () => 0),
+    200,
+  );
 });
 
 retries.run();

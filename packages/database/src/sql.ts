@@ -32,7 +32,12 @@ export function hostPattern(source: string): string {
   if (!ip || !isIPv4(ip) || !Number.isInteger(bits) || bits < 0 || bits > 32 || (bitsText !== undefined && !/^\d{1,2}$/.test(bitsText))) {
     throw fail('BAD_SOURCE', `allowFrom: "${source}" is not an IPv4 address or CIDR (e.g. 198.18.1.0/24)`, { exitCode: 2 });
   }
-  if (bits < 8) throw fail('BAD_SOURCE', `allowFrom: "${source}" is too wide: the database accepts only the fleet's private network (a /8 or narrower)`, { exitCode: 2 });
+  if (bits < 8)
+    throw fail(
+      'BAD_SOURCE',
+      `allowFrom: "${source}" is too wide: the database accepts only the fleet's private network (a /8 or narrower)`,
+      { exitCode: 2 },
+    );
   if (bits === 32) return ip;
   const mask = (0xffffffff << (32 - bits)) >>> 0;
   const net = (ip.split('.').reduce((a, o) => (a << 8) + Number(o), 0) & mask) >>> 0;
@@ -51,8 +56,10 @@ export function validateSpec(spec: ProvisionSpec): void {
   if (!NAME.test(spec.database)) problems.push(`database: "${spec.database}" must be 1-64 letters, digits or "_"`);
   if (!USER.test(spec.user)) problems.push(`user: "${spec.user}" must be 1-32 letters, digits or "_"`);
   if (spec.user === 'root' || spec.user === 'mysql' || spec.user === 'mariadb.sys') problems.push(`user: "${spec.user}" is reserved`);
-  if (typeof spec.password !== 'string' || spec.password.length < 16) problems.push('password: must be at least 16 characters (generate it)');
-  if (!Array.isArray(spec.allowFrom) || spec.allowFrom.length === 0) problems.push('allowFrom: at least one private address or CIDR is required');
+  if (typeof spec.password !== 'string' || spec.password.length < 16)
+    problems.push('password: must be at least 16 characters (generate it)');
+  if (!Array.isArray(spec.allowFrom) || spec.allowFrom.length === 0)
+    problems.push('allowFrom: at least one private address or CIDR is required');
   if (problems.length) throw fail('BAD_SPEC', problems.join('; '), { exitCode: 2 });
 }
 
@@ -72,7 +79,8 @@ export function provisionSql(spec: ProvisionSpec, existingHosts: string[] = []):
     lines.push(`ALTER USER ${account} IDENTIFIED BY ${sqlString(spec.password)};`);
     lines.push(`GRANT ALL PRIVILEGES ON ${db}.* TO ${account};`);
   }
-  for (const old of existingHosts.filter((h) => !hosts.includes(h))) lines.push(`DROP USER IF EXISTS ${sqlString(spec.user)}@${sqlString(old)};`);
+  for (const old of existingHosts.filter((h) => !hosts.includes(h)))
+    lines.push(`DROP USER IF EXISTS ${sqlString(spec.user)}@${sqlString(old)};`);
   lines.push('FLUSH PRIVILEGES;');
   return `${lines.join('\n')}\n`;
 }

@@ -25,7 +25,11 @@ sql('host patterns: addresses as is, CIDRs as network/netmask, nothing wider tha
   assert.is(hostPattern('198.18.1.77/24'), '198.18.1.0/255.255.255.0');
   assert.is(hostPattern('198.18.0.0/15'), '198.18.0.0/255.254.0.0');
   for (const bad of ['0.0.0.0/0', '%', '198.0.0.0/7', 'db.example.com', '198.18.1.0/33', '198.18.1.0/x', '2001:db8::/32', '']) {
-    assert.throws(() => hostPattern(bad), (e: { code: string; exitCode: number }) => e.code === 'BAD_SOURCE' && e.exitCode === 2, bad);
+    assert.throws(
+      () => hostPattern(bad),
+      (e: { code: string; exitCode: number }) => e.code === 'BAD_SOURCE' && e.exitCode === 2,
+      bad,
+    );
   }
 });
 

@@ -17,19 +17,39 @@ import { ufwRuleArgvs } from '../src/backends/ufw.ts';
 
 const { values } = parseArgs({ options: { sources: { type: 'string', default: '500' }, json: { type: 'boolean' } } });
 const n = Number(values.sources);
-const cloud = localDriver({ cloudId: 'tbf', stateDir: '/var/lib/adt-local/bench-tbf', publicCidr: '198.19.26.0/24', privateCidr: '198.19.27.0/24' });
+const cloud = localDriver({
+  cloudId: 'tbf',
+  stateDir: '/var/lib/adt-local/bench-tbf',
+  publicCidr: '198.19.26.0/24',
+  privateCidr: '198.19.27.0/24',
+});
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 
 try {
   await cloud.teardown();
   await cloud.ensureNetwork();
-  const s = await cloud.create({ name: serverName({ role: 'webserver', buildId: 'tbf' }), role: 'webserver', buildId: 'tbf', userData: '#!/bin/sh\n' });
+  const s = await cloud.create({
+    name: serverName({ role: 'webserver', buildId: 'tbf' }),
+    role: 'webserver',
+    buildId: 'tbf',
+    userData: '#!/bin/sh\n',
+  });
   await cloud.waitUntilRunning(s.id);
   const real = execaRunner({ timeoutMs: 120_000 });
   const runner: Runner = { run: async (argv, o) => real.run(await cloud.execArgv(s.id, [...argv]), o) };
   // n client addresses from 198.19.128.0/17 (never routed anywhere: just sources in rules).
-  const clients = Array.from({ length: n }, (_, i) => ({ ip: `198.19.${128 + Math.floor(i / 250)}.${(i % 250) + 1}`, expiresAt: '2099-01-01T00:00:00Z' }));
-  const fleet: FleetSnapshot = { buildMachine: [cloud.buildMachine.publicIp], webservers: [s.privateIp!], autoscalers: [], databases: [], auth: [], authorisedClients: clients };
+  const clients = Array.from({ length: n }, (_, i) => ({
+    ip: `198.19.${128 + Math.floor(i / 250)}.${(i % 250) + 1}`,
+    expiresAt: '2099-01-01T00:00:00Z',
+  }));
+  const fleet: FleetSnapshot = {
+    buildMachine: [cloud.buildMachine.publicIp],
+    webservers: [s.privateIp!],
+    autoscalers: [],
+    databases: [],
+    auth: [],
+    authorisedClients: clients,
+  };
   const policy = computePolicies(fleet, { webMode: 'auth' }).webserver;
   const rules = ufwRuleArgvs(policy);
 
@@ -55,7 +75,15 @@ try {
   for (const argv of rules) await runner.run(argv, { timeoutMs: 120_000 });
   const ufw = ms(t0);
 
-  const out = { sources: n, rules: rules.length, oursMs: ours, ufwMs: ufw, ratio: ufw / ours, noChangeMedianMs: noChange[10]!, machine: `${cpus().length} x ${cpus()[0]?.model.trim()}` };
+  const out = {
+    sources: n,
+    rules: rules.length,
+    oursMs: ours,
+    ufwMs: ufw,
+    ratio: ufw / ours,
+    noChangeMedianMs: noChange[10]!,
+    machine: `${cpus().length} x ${cpus()[0]?.model.trim()}`,
+  };
   if (values.json) console.log(JSON.stringify(out, null, 2));
   else {
     console.log(`Firewall apply, ${n} source addresses (${rules.length} ufw rules), in one local-cloud server; ${out.machine}\n`);

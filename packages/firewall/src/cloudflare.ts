@@ -10,11 +10,31 @@ export const CLOUDFLARE_RANGES_DATE = '2026-11-24';
 
 export const BUNDLED_CLOUDFLARE = Object.freeze({
   v4: Object.freeze([
-    '173.245.48.0/20', '103.21.244.0/22', '103.22.200.0/22', '103.31.4.0/22', '141.101.64.0/18',
-    '108.162.192.0/18', '190.93.240.0/20', '188.114.96.0/20', '197.234.240.0/22', '198.41.128.0/17',
-    '162.158.0.0/15', '104.16.0.0/13', '104.24.0.0/14', '172.64.0.0/13', '131.0.72.0/22',
+    '173.245.48.0/20',
+    '103.21.244.0/22',
+    '103.22.200.0/22',
+    '103.31.4.0/22',
+    '141.101.64.0/18',
+    '108.162.192.0/18',
+    '190.93.240.0/20',
+    '188.114.96.0/20',
+    '197.234.240.0/22',
+    '198.41.128.0/17',
+    '162.158.0.0/15',
+    '104.16.0.0/13',
+    '104.24.0.0/14',
+    '172.64.0.0/13',
+    '131.0.72.0/22',
   ]),
-  v6: Object.freeze(['2400:cb00::/32', '2606:4700::/32', '2803:f800::/32', '2405:b500::/32', '2405:8100::/32', '2a06:98c0::/29', '2c0f:f248::/32']),
+  v6: Object.freeze([
+    '2400:cb00::/32',
+    '2606:4700::/32',
+    '2803:f800::/32',
+    '2405:b500::/32',
+    '2405:8100::/32',
+    '2a06:98c0::/29',
+    '2c0f:f248::/32',
+  ]),
 });
 
 export interface CloudflareRanges {
@@ -26,7 +46,10 @@ export interface CloudflareRanges {
 
 /** Parses one published list; throws unless every line is a CIDR of the family and there is at least one. */
 export function parseRangeList(text: string, family: 4 | 6): string[] {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length === 0) throw new Error(`the IPv${family} list is empty`);
   for (const l of lines) {
     const [ip, bits] = l.split('/');
@@ -49,6 +72,10 @@ export async function refreshCloudflareRanges(fetchImpl: typeof fetch = fetch, t
     const [v4, v6] = await Promise.all([get('https://www.cloudflare.com/ips-v4'), get('https://www.cloudflare.com/ips-v6')]);
     return { v4: parseRangeList(v4, 4), v6: parseRangeList(v6, 6), source: `fetched ${new Date().toISOString()}` };
   } catch (e) {
-    return { v4: [...BUNDLED_CLOUDFLARE.v4], v6: [...BUNDLED_CLOUDFLARE.v6], source: `bundled list of ${CLOUDFLARE_RANGES_DATE} (refresh failed: ${(e as Error).message})` };
+    return {
+      v4: [...BUNDLED_CLOUDFLARE.v4],
+      v6: [...BUNDLED_CLOUDFLARE.v6],
+      source: `bundled list of ${CLOUDFLARE_RANGES_DATE} (refresh failed: ${(e as Error).message})`,
+    };
   }
 }

@@ -5,4 +5,14 @@ export { toInboundRules, applyNative } from './native.ts';
 export { datastoreFleetSource, staticFleetSource } from './sources.ts';
 export { BUNDLED_CLOUDFLARE, CLOUDFLARE_RANGES_DATE, refreshCloudflareRanges, parseRangeList } from './cloudflare.ts';
 export type { CloudflareRanges } from './cloudflare.ts';
-export type { FleetSnapshot, FleetSource, FleetRole, WebMode, ExtraPort, PolicyOptions, HostRule, HostPolicy, HostFirewall } from './types.ts';
+export type {
+  FleetSnapshot,
+  FleetSource,
+  FleetRole,
+  WebMode,
+  ExtraPort,
+  PolicyOptions,
+  HostRule,
+  HostPolicy,
+  HostFirewall,
+} from './types.ts';

@@ -11,7 +11,11 @@ export function toInboundRules(policy: HostPolicy): InboundRule[] {
 }
 
 /** Applies every role's policy to the provider's native firewall of `buildId`. */
-export async function applyNative(provider: NativeFirewallProvider, buildId: string, policies: Record<FleetRole, HostPolicy>): Promise<void> {
+export async function applyNative(
+  provider: NativeFirewallProvider,
+  buildId: string,
+  policies: Record<FleetRole, HostPolicy>,
+): Promise<void> {
   for (const [role, policy] of Object.entries(policies) as [FleetRole, HostPolicy][]) {
     await provider.apply(buildId, role as Role, toInboundRules(policy));
   }

@@ -62,7 +62,8 @@ export function computePolicies(fleet: FleetSnapshot, options: PolicyOptions): R
   const auth = list(fleet.auth, 'auth');
   const fleetAll = [...build, ...web, ...as, ...db, ...auth];
   // SSH and the database must never be open to everyone, whatever was published.
-  for (const s of fleetAll) if (isAnywhere(s)) throw fail('TOO_WIDE', `a fleet address "${s}" would open SSH and the database to everyone`, { exitCode: 2 });
+  for (const s of fleetAll)
+    if (isAnywhere(s)) throw fail('TOO_WIDE', `a fleet address "${s}" would open SSH and the database to everyone`, { exitCode: 2 });
 
   const now = (options.now ?? new Date()).getTime();
   const clients = fleet.authorisedClients
@@ -70,12 +71,15 @@ export function computePolicies(fleet: FleetSnapshot, options: PolicyOptions): R
     .map((c, i) => {
       const s = normaliseSource(c.ip, `authorisedClients[${i}].ip`);
       // A grant is for one client address, never a network.
-      if (!/\/(32|128)$/.test(s)) throw fail('BAD_SOURCE', `authorisedClients[${i}].ip: "${c.ip}" must be a single address`, { exitCode: 2 });
+      if (!/\/(32|128)$/.test(s))
+        throw fail('BAD_SOURCE', `authorisedClients[${i}].ip: "${c.ip}" must be a single address`, { exitCode: 2 });
       return s;
     });
   const cf = options.cloudflare ?? BUNDLED_CLOUDFLARE;
-  const webSources = options.webMode === 'open' ? ANYWHERE : options.webMode === 'cloudflare' ? list([...cf.v4, ...cf.v6], 'cloudflare') : clients;
-  if (options.webMode === 'cloudflare' && webSources.length === 0) throw fail('NO_CLOUDFLARE', 'web mode cloudflare with an empty Cloudflare list would close the site: refusing', { exitCode: 2 });
+  const webSources =
+    options.webMode === 'open' ? ANYWHERE : options.webMode === 'cloudflare' ? list([...cf.v4, ...cf.v6], 'cloudflare') : clients;
+  if (options.webMode === 'cloudflare' && webSources.length === 0)
+    throw fail('NO_CLOUDFLARE', 'web mode cloudflare with an empty Cloudflare list would close the site: refusing', { exitCode: 2 });
 
   const ssh = rule('tcp', sshPort, fleetAll, 'ssh from the build machine and the fleet');
   const policies = {} as Record<FleetRole, HostPolicy>;
@@ -83,10 +87,16 @@ export function computePolicies(fleet: FleetSnapshot, options: PolicyOptions): R
     const rules: (HostRule | null)[] = [ssh];
     if (role === 'database') rules.push(rule('tcp', dbPort, [...web, ...as], 'database from webservers and autoscalers'));
     if (role === 'webserver') {
-      const why = options.webMode === 'open' ? 'https from anywhere' : options.webMode === 'cloudflare' ? 'https from Cloudflare only' : 'https from authorised clients only';
+      const why =
+        options.webMode === 'open'
+          ? 'https from anywhere'
+          : options.webMode === 'cloudflare'
+            ? 'https from Cloudflare only'
+            : 'https from authorised clients only';
       rules.push(rule('tcp', httpsPort, webSources, why));
       // Autoscalers (and the build machine) check webservers over HTTPS, whoever else may connect.
-      if (options.webMode !== 'open') rules.push(rule('tcp', httpsPort, [...as, ...build], 'https from autoscalers and the build machine (health checks)'));
+      if (options.webMode !== 'open')
+        rules.push(rule('tcp', httpsPort, [...as, ...build], 'https from autoscalers and the build machine (health checks)'));
       if (options.http) rules.push(rule('tcp', 80, webSources, why.replace('https', 'http')));
     }
     if (role === 'auth') rules.push(rule('tcp', httpsPort, ANYWHERE, 'https from anywhere (sign-in)'));
@@ -101,8 +111,10 @@ export function computePolicies(fleet: FleetSnapshot, options: PolicyOptions): R
 
 function extraRule(extra: ExtraPort, i: number, sshPort: number, dbPort: number): HostRule {
   const field = `extraPorts[${i}]`;
-  if (!ROLES.includes(extra.role)) throw fail('BAD_ROLE', `${field}.role: "${extra.role}" is not one of ${ROLES.join(', ')}`, { exitCode: 2 });
-  if (extra.protocol !== 'tcp' && extra.protocol !== 'udp') throw fail('BAD_PROTOCOL', `${field}.protocol: "${extra.protocol}" is not tcp or udp`, { exitCode: 2 });
+  if (!ROLES.includes(extra.role))
+    throw fail('BAD_ROLE', `${field}.role: "${extra.role}" is not one of ${ROLES.join(', ')}`, { exitCode: 2 });
+  if (extra.protocol !== 'tcp' && extra.protocol !== 'udp')
+    throw fail('BAD_PROTOCOL', `${field}.protocol: "${extra.protocol}" is not tcp or udp`, { exitCode: 2 });
   const port = checkPort(extra.port, `${field}.port`);
   const source = normaliseSource(extra.source, `${field}.source`);
   const covers = (p: number) => (Array.isArray(port) ? port[0] <= p && p <= port[1] : port === p);
@@ -118,7 +130,16 @@ function mergeRules(rules: HostRule[]): HostRule[] {
   for (const r of rules) {
     const key = `${r.protocol}/${JSON.stringify(r.port)}`;
     const prev = byKey.get(key);
-    byKey.set(key, prev ? { ...prev, sources: [...new Set([...prev.sources, ...r.sources])].sort(), comment: prev.comment === r.comment ? prev.comment : `${prev.comment}; ${r.comment}` } : r);
+    byKey.set(
+      key,
+      prev
+        ? {
+            ...prev,
+            sources: [...new Set([...prev.sources, ...r.sources])].sort(),
+            comment: prev.comment === r.comment ? prev.comment : `${prev.comment}; ${r.comment}`,
+          }
+        : r,
+    );
   }
   const portOf = (r: HostRule) => (Array.isArray(r.port) ? r.port[0] : r.port);
   return [...byKey.values()].sort((a, b) => portOf(a) - portOf(b) || a.protocol.localeCompare(b.protocol));

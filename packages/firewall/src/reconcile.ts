@@ -35,7 +35,14 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
  * Reconciles every `intervalMs` until `signal` aborts (for hosts without cron). Errors are reported
  * through `onError` and the loop goes on: the previous rules stay in force meanwhile.
  */
-export async function reconcileLoop(o: ReconcileOptions & { intervalMs: number; signal: AbortSignal; onResult?: (r: ReconcileResult) => void; onError?: (e: unknown) => void }): Promise<void> {
+export async function reconcileLoop(
+  o: ReconcileOptions & {
+    intervalMs: number;
+    signal: AbortSignal;
+    onResult?: (r: ReconcileResult) => void;
+    onError?: (e: unknown) => void;
+  },
+): Promise<void> {
   while (!o.signal.aborted) {
     try {
       o.onResult?.(await reconcile(o));

@@ -15,7 +15,9 @@ export function datastoreFleetSource(store: ConfigStore): FleetSource {
       ]);
       const authorisedClients = (
         await Promise.all(grants.map(async (ip) => ({ ip, grant: await store.get<Grant>(keys.authorisedIps.key(ip)) })))
-      ).flatMap(({ ip, grant }) => (grant && typeof grant === 'object' && typeof grant.expiresAt === 'string' ? [{ ip, expiresAt: grant.expiresAt }] : []));
+      ).flatMap(({ ip, grant }) =>
+        grant && typeof grant === 'object' && typeof grant.expiresAt === 'string' ? [{ ip, expiresAt: grant.expiresAt }] : [],
+      );
       return { buildMachine, webservers, autoscalers, databases, auth, authorisedClients };
     },
   };

@@ -19,7 +19,12 @@ test('the bundled list is well-formed and not empty', () => {
 });
 
 test('a good published list replaces the bundled one', async () => {
-  const r = await refreshCloudflareRanges(fakeFetch({ 'https://www.cloudflare.com/ips-v4': '173.245.48.0/20\n103.21.244.0/22\n', 'https://www.cloudflare.com/ips-v6': '2400:cb00::/32\n' }));
+  const r = await refreshCloudflareRanges(
+    fakeFetch({
+      'https://www.cloudflare.com/ips-v4': '173.245.48.0/20\n103.21.244.0/22\n',
+      'https://www.cloudflare.com/ips-v6': '2400:cb00::/32\n',
+    }),
+  );
   assert.equal(r.v4, ['173.245.48.0/20', '103.21.244.0/22']);
   assert.equal(r.v6, ['2400:cb00::/32']);
   assert.match(r.source, /^fetched /);
@@ -30,7 +35,10 @@ test('an unreachable, failing, empty or malformed answer keeps the bundled list 
     [{ 'https://www.cloudflare.com/ips-v4': new Error('getaddrinfo ENOTFOUND') }, /ENOTFOUND/],
     [{ 'https://www.cloudflare.com/ips-v4': 503 }, /HTTP 503/],
     [{ 'https://www.cloudflare.com/ips-v4': '', 'https://www.cloudflare.com/ips-v6': '2400:cb00::/32' }, /empty/],
-    [{ 'https://www.cloudflare.com/ips-v4': '<html>captive portal</html>', 'https://www.cloudflare.com/ips-v6': '2400:cb00::/32' }, /not an IPv4 CIDR/],
+    [
+      { 'https://www.cloudflare.com/ips-v4': '<html>captive portal</html>', 'https://www.cloudflare.com/ips-v6': '2400:cb00::/32' },
+      /not an IPv4 CIDR/,
+    ],
   ] as const) {
     const r = await refreshCloudflareRanges(fakeFetch(bodies as Record<string, string | number | Error>));
     assert.equal(r.v4, [...BUNDLED_CLOUDFLARE.v4]);

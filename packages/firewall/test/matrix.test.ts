@@ -63,10 +63,12 @@ function fleetOf(ctx: Ctx, ws = [ctx.s.ws1, ctx.s.ws2]): FleetSnapshot {
 async function applyAll(ctx: Ctx, fleet: FleetSnapshot, options: PolicyOptions) {
   const policies = computePolicies(fleet, options);
   const roleOf = { ws1: 'webserver', ws2: 'webserver', as: 'autoscaler', db: 'database' } as const;
-  await Promise.all((Object.keys(ctx.s) as (keyof Ctx['s'])[]).map(async (k) => {
-    const p = policies[roleOf[k]];
-    await iptablesBackend({ runner: ctx.runners[k]! }).apply(p, fingerprint(p));
-  }));
+  await Promise.all(
+    (Object.keys(ctx.s) as (keyof Ctx['s'])[]).map(async (k) => {
+      const p = policies[roleOf[k]];
+      await iptablesBackend({ runner: ctx.runners[k]! }).apply(p, fingerprint(p));
+    }),
+  );
 }
 
 /**
@@ -76,7 +78,12 @@ async function applyAll(ctx: Ctx, fleet: FleetSnapshot, options: PolicyOptions) 
 async function connects(ctx: Ctx, from: Who, to: keyof Ctx['s'], port: number, limit = '4'): Promise<boolean> {
   const dst = from === 'outsider' ? ctx.s[to].publicIp! : ctx.s[to].privateIp!;
   const probe = ['timeout', limit, 'bash', '-c', `exec 3<>/dev/tcp/${dst}/${port}`];
-  const argv = from === 'build' ? probe : from === 'outsider' ? [...ctx.cloud.outsiderArgv(probe)] : [...(await ctx.cloud.execArgv(ctx.s[from].id, probe))];
+  const argv =
+    from === 'build'
+      ? probe
+      : from === 'outsider'
+        ? [...ctx.cloud.outsiderArgv(probe)]
+        : [...(await ctx.cloud.execArgv(ctx.s[from].id, probe))];
   return (await execa(argv[0]!, argv.slice(1), { reject: false })).exitCode === 0;
 }
 
@@ -88,13 +95,15 @@ async function matrix(ctx: Ctx, expected: (from: Who, to: keyof Ctx['s'], port: 
   }
   const wrong: string[] = [];
   for (let i = 0; i < jobs.length; i += 16) {
-    await Promise.all(jobs.slice(i, i + 16).map(async ([from, to, port]) => {
-      const want = expected(from, to, port);
-      // A connection that should be accepted gets a second try (a slow start under load is not a
-      // refusal); one that should be refused never does (a false accept is always a failure).
-      const got = (await connects(ctx, from, to, port)) || (want && (await connects(ctx, from, to, port, '8')));
-      if (got !== want) wrong.push(`${from} -> ${to}:${port} ${got ? 'accepted' : 'refused'}, expected ${want ? 'accepted' : 'refused'}`);
-    }));
+    await Promise.all(
+      jobs.slice(i, i + 16).map(async ([from, to, port]) => {
+        const want = expected(from, to, port);
+        // A connection that should be accepted gets a second try (a slow start under load is not a
+        // refusal); one that should be refused never does (a false accept is always a failure).
+        const got = (await connects(ctx, from, to, port)) || (want && (await connects(ctx, from, to, port, '8')));
+        if (got !== want) wrong.push(`${from} -> ${to}:${port} ${got ? 'accepted' : 'refused'}, expected ${want ? 'accepted' : 'refused'}`);
+      }),
+    );
   }
   return wrong;
 }
@@ -115,10 +124,16 @@ function expectedFor(webFrom: (from: Who) => boolean) {
 const extraPorts = [{ role: 'webserver' as const, port: 8443, protocol: 'tcp' as const, source: '0.0.0.0/0' }];
 
 test.before(async (ctx) => {
-  ctx.cloud = localDriver({ cloudId: 'tfw', stateDir: '/var/lib/adt-local/test-tfw', publicCidr: '198.19.16.0/24', privateCidr: '198.19.17.0/24' });
+  ctx.cloud = localDriver({
+    cloudId: 'tfw',
+    stateDir: '/var/lib/adt-local/test-tfw',
+    publicCidr: '198.19.16.0/24',
+    privateCidr: '198.19.17.0/24',
+  });
   await ctx.cloud.teardown();
   await ctx.cloud.ensureNetwork();
-  const mk = (role: 'webserver' | 'database' | 'autoscaler') => ctx.cloud.create({ name: serverName({ role, buildId: 'tfw' }), role, buildId: 'tfw', userData: '#!/bin/sh\n' });
+  const mk = (role: 'webserver' | 'database' | 'autoscaler') =>
+    ctx.cloud.create({ name: serverName({ role, buildId: 'tfw' }), role, buildId: 'tfw', userData: '#!/bin/sh\n' });
   const [ws1, ws2, as, db] = await Promise.all([mk('webserver'), mk('webserver'), mk('autoscaler'), mk('database')]);
   ctx.s = { ws1: ws1!, ws2: ws2!, as: as!, db: db! };
   ctx.runners = {};
@@ -143,29 +158,65 @@ test.after(async (ctx) => {
 
 test('web mode open: the matrix is exactly the policy', async (ctx) => {
   await applyAll(ctx, fleetOf(ctx), { webMode: 'open', extraPorts });
-  assert.equal(await matrix(ctx, expectedFor(() => true)), []);
+  assert.equal(
+    await matrix(
+      ctx,
+      expectedFor(() => true),
+    ),
+    [],
+  );
 });
 
-test('web mode Cloudflare: 443 only from Cloudflare\'s ranges (here: the outsider stands in for them)', async (ctx) => {
+test("web mode Cloudflare: 443 only from Cloudflare's ranges (here: the outsider stands in for them)", async (ctx) => {
   await applyAll(ctx, fleetOf(ctx), { webMode: 'cloudflare', extraPorts, cloudflare: { v4: [`${ctx.cloud.outsiderIp}/32`], v6: [] } });
-  assert.equal(await matrix(ctx, expectedFor((from) => from === 'outsider')), []);
+  assert.equal(
+    await matrix(
+      ctx,
+      expectedFor((from) => from === 'outsider'),
+    ),
+    [],
+  );
 });
 
 test('web mode auth: 443 only for an authorised client until its grant expires', async (ctx) => {
   const grant = { ip: ctx.cloud.outsiderIp, expiresAt: new Date(Date.now() + 3600_000).toISOString() };
   await applyAll(ctx, { ...fleetOf(ctx), authorisedClients: [grant] }, { webMode: 'auth', extraPorts });
-  assert.equal(await matrix(ctx, expectedFor((from) => from === 'outsider')), []);
-  await applyAll(ctx, { ...fleetOf(ctx), authorisedClients: [grant] }, { webMode: 'auth', extraPorts, now: new Date(Date.now() + 7200_000) });
-  assert.equal(await matrix(ctx, expectedFor(() => false)), [], 'after expiry nobody reaches 443');
+  assert.equal(
+    await matrix(
+      ctx,
+      expectedFor((from) => from === 'outsider'),
+    ),
+    [],
+  );
+  await applyAll(
+    ctx,
+    { ...fleetOf(ctx), authorisedClients: [grant] },
+    { webMode: 'auth', extraPorts, now: new Date(Date.now() + 7200_000) },
+  );
+  assert.equal(
+    await matrix(
+      ctx,
+      expectedFor(() => false),
+    ),
+    [],
+    'after expiry nobody reaches 443',
+  );
 });
 
 test('following the fleet: a new webserver is let into the database, a withdrawn one is shut out', async (ctx) => {
-  const ws3 = await ctx.cloud.create({ name: serverName({ role: 'webserver', buildId: 'tfw' }), role: 'webserver', buildId: 'tfw', userData: '#!/bin/sh\n' });
+  const ws3 = await ctx.cloud.create({
+    name: serverName({ role: 'webserver', buildId: 'tfw' }),
+    role: 'webserver',
+    buildId: 'tfw',
+    userData: '#!/bin/sh\n',
+  });
   await ctx.cloud.waitUntilRunning(ws3.id);
   const options: PolicyOptions = { webMode: 'open', extraPorts };
   const backend = iptablesBackend({ runner: ctx.runners.db! });
   const before = await reconcile({ source: staticFleetSource(fleetOf(ctx)), role: 'database', backend, policy: options });
-  const probe = async (s: Server) => (await ctx.cloud.exec(s.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
+  const probe = async (s: Server) =>
+    (await ctx.cloud.exec(s.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.db.privateIp}/3306`], { nothrow: true }))
+      .exitCode === 0;
   assert.not.ok(await probe(ws3), 'not yet in the fleet: refused');
   assert.ok(await probe(ctx.s.ws2));
   const after = await reconcile({ source: staticFleetSource(fleetOf(ctx, [ctx.s.ws1, ws3])), role: 'database', backend, policy: options });
@@ -183,8 +234,14 @@ test('a rule file that fails to apply leaves the old rules in force', async (ctx
   const p = computePolicies(fleetOf(ctx), { webMode: 'open', extraPorts }).database;
   await backend.apply(p, fingerprint(p));
   const before = (await ctx.runners.db!.run(['iptables', '-S', 'ADT-INPUT'])).stdout;
-  const broken = renderRestore(p, 'ffffffff', 4).replace('-A ADT-INPUT -j DROP', '-A ADT-INPUT -p tcp --dport not-a-port -j ACCEPT\n-A ADT-INPUT -j DROP');
-  const e = await backend.applyRendered(broken, null).then(() => null, (err) => err);
+  const broken = renderRestore(p, 'ffffffff', 4).replace(
+    '-A ADT-INPUT -j DROP',
+    '-A ADT-INPUT -p tcp --dport not-a-port -j ACCEPT\n-A ADT-INPUT -j DROP',
+  );
+  const e = await backend.applyRendered(broken, null).then(
+    () => null,
+    (err) => err,
+  );
   assert.is(e?.code, 'APPLY_FAILED');
   assert.is((await ctx.runners.db!.run(['iptables', '-S', 'ADT-INPUT'])).stdout, before, 'iptables-save of our chain unchanged');
   assert.is(await backend.applied(), fingerprint(p));
@@ -195,7 +252,15 @@ test('a rule file that fails to apply leaves the old rules in force', async (ctx
 test('bad input changes nothing: a policy that cannot be computed is never applied', async (ctx) => {
   const backend = iptablesBackend({ runner: ctx.runners.db! });
   const fp = await backend.applied();
-  const e = await reconcile({ source: staticFleetSource(fleetOf(ctx)), role: 'database', backend, policy: { webMode: 'open', extraPorts: [{ role: 'database', port: 3306, protocol: 'tcp', source: '0.0.0.0/0' }] } }).then(() => null, (err) => err);
+  const e = await reconcile({
+    source: staticFleetSource(fleetOf(ctx)),
+    role: 'database',
+    backend,
+    policy: { webMode: 'open', extraPorts: [{ role: 'database', port: 3306, protocol: 'tcp', source: '0.0.0.0/0' }] },
+  }).then(
+    () => null,
+    (err) => err,
+  );
   assert.is(e?.exitCode, 2);
   assert.is(await backend.applied(), fp);
 });
@@ -203,12 +268,13 @@ test('bad input changes nothing: a policy that cannot be computed is never appli
 test('SSH from the build machine is never dropped while policies are swapped', async (ctx) => {
   const backend = iptablesBackend({ runner: ctx.runners.ws1! });
   // The build machine is this process's own namespace: probe with sockets (no process start-up).
-  const probeOnce = () => new Promise<boolean>((resolve) => {
-    const sock = connect({ host: ctx.s.ws1.privateIp!, port: 22 });
-    sock.setTimeout(2000, () => (sock.destroy(), resolve(false)));
-    sock.once('connect', () => (sock.destroy(), resolve(true)));
-    sock.once('error', () => resolve(false));
-  });
+  const probeOnce = () =>
+    new Promise<boolean>((resolve) => {
+      const sock = connect({ host: ctx.s.ws1.privateIp!, port: 22 });
+      sock.setTimeout(2000, () => (sock.destroy(), resolve(false)));
+      sock.once('connect', () => (sock.destroy(), resolve(true)));
+      sock.once('error', () => resolve(false));
+    });
   let failures = 0;
   let probes = 0;
   let stop = false;
@@ -221,8 +287,16 @@ test('SSH from the build machine is never dropped while policies are swapped', a
   // At least 25 swaps and 200 probes; bounded at 200 swaps.
   let swaps = 0;
   for (; swaps < 200 && (swaps < 25 || probes < 200); swaps++) {
-    const clients = Array.from({ length: swaps % 7 }, (_, k) => ({ ip: `198.19.16.${100 + k}`, expiresAt: new Date(Date.now() + 3600_000).toISOString() }));
-    await reconcile({ source: staticFleetSource({ ...fleetOf(ctx), authorisedClients: clients }), role: 'webserver', backend, policy: { webMode: 'auth', extraPorts } });
+    const clients = Array.from({ length: swaps % 7 }, (_, k) => ({
+      ip: `198.19.16.${100 + k}`,
+      expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+    }));
+    await reconcile({
+      source: staticFleetSource({ ...fleetOf(ctx), authorisedClients: clients }),
+      role: 'webserver',
+      backend,
+      policy: { webMode: 'auth', extraPorts },
+    });
   }
   stop = true;
   await prober;

@@ -32,8 +32,21 @@ async function curlPerCall(baseUrl: string): Promise<number> {
   const t = performance.now();
   for (let i = 1; i <= N; i++) {
     const list = await execa('curl', ['-sf', ...auth, `${records}?type=A&name=www.bench2.test&per_page=200`]);
-    const have = (JSON.parse(list.stdout) as { domain_records: { data: string }[] }).domain_records.some((r) => r.data === `198.51.100.${i}`);
-    if (!have) await execa('curl', ['-sf', ...auth, '-H', 'Content-Type: application/json', '-X', 'POST', '-d', JSON.stringify({ type: 'A', name: 'www', data: `198.51.100.${i}`, ttl: 60 }), records]);
+    const have = (JSON.parse(list.stdout) as { domain_records: { data: string }[] }).domain_records.some(
+      (r) => r.data === `198.51.100.${i}`,
+    );
+    if (!have)
+      await execa('curl', [
+        '-sf',
+        ...auth,
+        '-H',
+        'Content-Type: application/json',
+        '-X',
+        'POST',
+        '-d',
+        JSON.stringify({ type: 'A', name: 'www', data: `198.51.100.${i}`, ttl: 60 }),
+        records,
+      ]);
   }
   const back = await execa('curl', ['-sf', ...auth, `${records}?type=A&name=www.bench2.test&per_page=200`]);
   if ((JSON.parse(back.stdout) as { domain_records: unknown[] }).domain_records.length !== N) throw new Error('curl: wrong record count');
@@ -55,9 +68,17 @@ try {
   }
   const best = { ours: Math.min(...runs.map((x) => x.ours)), curl: Math.min(...runs.map((x) => x.curl)) };
   const calls = 2 * N + 2;
-  const result = { calls, oursMs: Number(best.ours.toFixed(1)), curlPerCallMs: Number(best.curl.toFixed(1)), ratio: Number((best.curl / best.ours).toFixed(1)) };
+  const result = {
+    calls,
+    oursMs: Number(best.ours.toFixed(1)),
+    curlPerCallMs: Number(best.curl.toFixed(1)),
+    ratio: Number((best.curl / best.ours).toFixed(1)),
+  };
   if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else process.stdout.write(`${calls} API calls (${N} round-robin records, read back, a server list), best of 3:\n  ours (one client)        ${result.oursMs} ms\n  a process per call (curl) ${result.curlPerCallMs} ms\n  process per call / ours  ${result.ratio}x\n`);
+  else
+    process.stdout.write(
+      `${calls} API calls (${N} round-robin records, read back, a server list), best of 3:\n  ours (one client)        ${result.oursMs} ms\n  a process per call (curl) ${result.curlPerCallMs} ms\n  process per call / ours  ${result.ratio}x\n`,
+    );
 } finally {
   await fake.close();
 }

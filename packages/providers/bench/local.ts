@@ -10,13 +10,27 @@ import { sleep } from '@adt/core';
 import localDriver from '../src/drivers/local.ts';
 import { serverName } from '../src/naming.ts';
 
-const cloud = localDriver({ cloudId: 'tbn', stateDir: '/var/lib/adt-local/bench-tbn', publicCidr: '198.19.20.0/24', privateCidr: '198.19.21.0/24' });
+const cloud = localDriver({
+  cloudId: 'tbn',
+  stateDir: '/var/lib/adt-local/bench-tbn',
+  publicCidr: '198.19.20.0/24',
+  privateCidr: '198.19.21.0/24',
+});
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function round(n: number) {
   const t0 = process.hrtime.bigint();
-  const servers = await Promise.all(Array.from({ length: n }, () => cloud.create({ name: serverName({ role: 'webserver', buildId: 'bench' }), role: 'webserver', buildId: 'bench', userData: '#!/bin/sh\necho up\n' })));
+  const servers = await Promise.all(
+    Array.from({ length: n }, () =>
+      cloud.create({
+        name: serverName({ role: 'webserver', buildId: 'bench' }),
+        role: 'webserver',
+        buildId: 'bench',
+        userData: '#!/bin/sh\necho up\n',
+      }),
+    ),
+  );
   // Bounded: 60 s for the user-data of every server to start.
   for (let i = 0; i < 1200 && !(await Promise.all(servers.map((s) => cloud.bootStatus(s.id)))).every((b) => b.started); i++) await sleep(5);
   const started = ms(t0);
@@ -40,7 +54,8 @@ try {
     console.log(`Local cloud, median of 3 rounds; ${cpus().length} x ${cpus()[0]?.model.trim()}\n`);
     console.log('| servers in parallel | create -> user-data started | destroy (all) |');
     console.log('|---:|---:|---:|');
-    for (const [n, r] of Object.entries(results)) console.log(`| ${n} | ${(r.started / 1000).toFixed(2)} s | ${(r.destroyed / 1000).toFixed(2)} s |`);
+    for (const [n, r] of Object.entries(results))
+      console.log(`| ${n} | ${(r.started / 1000).toFixed(2)} s | ${(r.destroyed / 1000).toFixed(2)} s |`);
   }
 } finally {
   await cloud.teardown();

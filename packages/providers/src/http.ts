@@ -69,7 +69,12 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 export class ApiError extends AdtError {
   readonly status: number | null;
   readonly providerMessage: string | undefined;
-  constructor(provider: string, code: string, message: string, o: { status: number | null; providerMessage?: string; cause?: unknown; exitCode?: 1 | 2 }) {
+  constructor(
+    provider: string,
+    code: string,
+    message: string,
+    o: { status: number | null; providerMessage?: string; cause?: unknown; exitCode?: 1 | 2 },
+  ) {
     super(code, message, { pkg: 'providers', driver: provider, cause: o.cause, exitCode: o.exitCode });
     this.name = 'ApiError';
     this.status = o.status;
@@ -98,13 +103,22 @@ export function createApiClient(o: ApiClientOptions) {
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       try {
-        const headers: Record<string, string> = { Accept: 'application/json', ...options.headers, ...(await o.auth?.({ method, url, body: text })) };
+        const headers: Record<string, string> = {
+          Accept: 'application/json',
+          ...options.headers,
+          ...(await o.auth?.({ method, url, body: text })),
+        };
         if (text !== undefined) headers['Content-Type'] = 'application/json';
         res = await doFetch(url, { method, headers, body: text, signal: AbortSignal.timeout(o.timeoutMs ?? 30_000) });
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         if (!idempotent || attempt >= attempts) {
-          throw new ApiError(o.provider, 'API_UNREACHABLE', `${method} ${redactUrl(url)}: ${reason}${idempotent ? ` (after ${attempt} attempts)` : ' (not retried: the request may or may not have been carried out)'}`, { status: null, cause: error });
+          throw new ApiError(
+            o.provider,
+            'API_UNREACHABLE',
+            `${method} ${redactUrl(url)}: ${reason}${idempotent ? ` (after ${attempt} attempts)` : ' (not retried: the request may or may not have been carried out)'}`,
+            { status: null, cause: error },
+          );
         }
         const delayMs = backoffDelay(attempt, baseMs, maxMs);
         o.onRetry?.({ call: redactCall(call), status: null, attempt, delayMs, reason });
@@ -120,13 +134,37 @@ export function createApiClient(o: ApiClientOptions) {
           body = raw;
         }
       }
-      if (res.ok || options.accept?.includes(res.status)) return { status: res.status, body: (res.ok ? body : null) as T, headers: res.headers };
-      const providerMessage = (typeof body === 'object' && body !== null ? o.errorMessage?.(body) : undefined) ?? (typeof body === 'string' ? body.slice(0, 300) : undefined);
+      if (res.ok || options.accept?.includes(res.status))
+        return { status: res.status, body: (res.ok ? body : null) as T, headers: res.headers };
+      const providerMessage =
+        (typeof body === 'object' && body !== null ? o.errorMessage?.(body) : undefined) ??
+        (typeof body === 'string' ? body.slice(0, 300) : undefined);
       const retryable = res.status === 429 || ((res.status >= 500 || res.status === 408) && idempotent);
       if (!retryable || attempt >= attempts) {
-        const code = res.status === 429 ? 'RATE_LIMITED' : res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : res.status === 404 ? 'NOT_FOUND' : res.status >= 500 ? 'API_UNAVAILABLE' : 'API_ERROR';
-        const hint = res.status === 401 || res.status === 403 ? ' (check the API token and its permissions)' : res.status >= 500 && !idempotent ? ' (not retried: the request may or may not have been carried out)' : attempt > 1 ? ` (after ${attempt} attempts)` : '';
-        throw new ApiError(o.provider, code, `${method} ${redactUrl(url)}: HTTP ${res.status}${providerMessage ? `: ${providerMessage}` : ''}${hint}`, { status: res.status, providerMessage, exitCode: res.status === 400 || res.status === 422 ? 2 : 1 });
+        const code =
+          res.status === 429
+            ? 'RATE_LIMITED'
+            : res.status === 401 || res.status === 403
+              ? 'UNAUTHORIZED'
+              : res.status === 404
+                ? 'NOT_FOUND'
+                : res.status >= 500
+                  ? 'API_UNAVAILABLE'
+                  : 'API_ERROR';
+        const hint =
+          res.status === 401 || res.status === 403
+            ? ' (check the API token and its permissions)'
+            : res.status >= 500 && !idempotent
+              ? ' (not retried: the request may or may not have been carried out)'
+              : attempt > 1
+                ? ` (after ${attempt} attempts)`
+                : '';
+        throw new ApiError(
+          o.provider,
+          code,
+          `${method} ${redactUrl(url)}: HTTP ${res.status}${providerMessage ? `: ${providerMessage}` : ''}${hint}`,
+          { status: res.status, providerMessage, exitCode: res.status === 400 || res.status === 422 ? 2 : 1 },
+        );
       }
       const asked = res.status === 429 ? retryAfterMs(res.headers) : null;
       const delayMs = Math.min(maxMs, asked ?? backoffDelay(attempt, baseMs, maxMs));
@@ -142,7 +180,8 @@ export function createApiClient(o: ApiClientOptions) {
     get: <T>(path: string, options?: RequestOptions) => request<T>('GET', path, options).then((r) => r.body),
     post: <T>(path: string, body?: unknown, options?: RequestOptions) => request<T>('POST', path, { ...options, body }).then((r) => r.body),
     put: <T>(path: string, body?: unknown, options?: RequestOptions) => request<T>('PUT', path, { ...options, body }).then((r) => r.body),
-    patch: <T>(path: string, body?: unknown, options?: RequestOptions) => request<T>('PATCH', path, { ...options, body }).then((r) => r.body),
+    patch: <T>(path: string, body?: unknown, options?: RequestOptions) =>
+      request<T>('PATCH', path, { ...options, body }).then((r) => r.body),
     delete: <T>(path: string, options?: RequestOptions) => request<T>('DELETE', path, options).then((r) => r.body),
   };
 }
@@ -196,7 +235,8 @@ export function redactBody(body: unknown): unknown {
   if (typeof body !== 'object' || body === null) return body;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) {
-    if (/^(user_data|userData|user-data|root_pass|password|secret|token)$/i.test(k) && typeof v === 'string') out[k] = /^<\d+ bytes, not shown>$/.test(v) ? v : `<${v.length} bytes, not shown>`;
+    if (/^(user_data|userData|user-data|root_pass|password|secret|token)$/i.test(k) && typeof v === 'string')
+      out[k] = /^<\d+ bytes, not shown>$/.test(v) ? v : `<${v.length} bytes, not shown>`;
     else out[k] = redactBody(v);
   }
   return out;

@@ -1,7 +1,20 @@
 export type {
-  Role, ServerState, Server, CreateServerOptions, ListServersFilter, WaitOptions, ComputeFlags, ComputeProvider,
-  DnsRecord, DnsProvider, InboundRule, NativeFirewallProvider,
-  DatabaseEngine, ManagedDatabase, CreateDatabaseOptions, ManagedDatabaseProvider,
+  Role,
+  ServerState,
+  Server,
+  CreateServerOptions,
+  ListServersFilter,
+  WaitOptions,
+  ComputeFlags,
+  ComputeProvider,
+  DnsRecord,
+  DnsProvider,
+  InboundRule,
+  NativeFirewallProvider,
+  DatabaseEngine,
+  ManagedDatabase,
+  CreateDatabaseOptions,
+  ManagedDatabaseProvider,
 } from './types.ts';
 export { serverName, parseServerName, nameMatches } from './naming.ts';
 export type { ServerNameParts, ParsedServerName } from './naming.ts';

@@ -101,10 +101,22 @@ export async function serveLocalApi(o: LocalApiOptions): Promise<LocalApi> {
     if (req.method === 'GET' && id) return send(res, 200, { server: await ours(id) });
     if (req.method === 'POST' && !id) {
       const b = await readJson(req, max);
-      if (typeof b.role !== 'string' || !roles.includes(b.role as Role)) throw new HttpError(403, 'forbidden', `role "${String(b.role)}" may not be created through this API (allowed: ${roles.join(', ')})`);
+      if (typeof b.role !== 'string' || !roles.includes(b.role as Role))
+        throw new HttpError(
+          403,
+          'forbidden',
+          `role "${String(b.role)}" may not be created through this API (allowed: ${roles.join(', ')})`,
+        );
       if (b.buildId !== o.buildId) throw new HttpError(403, 'forbidden', `build "${String(b.buildId)}" is not this API's (${o.buildId})`);
-      if (typeof b.name !== 'string' || typeof b.userData !== 'string') throw new HttpError(422, 'unprocessable_entity', 'name and userData are required strings');
-      const options: CreateServerOptions = { name: b.name, role: b.role as Role, buildId: o.buildId, userData: b.userData, tags: Array.isArray(b.tags) ? b.tags.map(String) : undefined };
+      if (typeof b.name !== 'string' || typeof b.userData !== 'string')
+        throw new HttpError(422, 'unprocessable_entity', 'name and userData are required strings');
+      const options: CreateServerOptions = {
+        name: b.name,
+        role: b.role as Role,
+        buildId: o.buildId,
+        userData: b.userData,
+        tags: Array.isArray(b.tags) ? b.tags.map(String) : undefined,
+      };
       return send(res, 201, { server: await o.compute.create(options) });
     }
     if (req.method === 'DELETE' && id) {

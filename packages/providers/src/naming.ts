@@ -40,9 +40,14 @@ export interface ParsedServerName {
 export function serverName(parts: ServerNameParts): string {
   if (!(parts.role in CODES)) throw fail('BAD_ROLE', `role "${parts.role}": one of ${Object.keys(CODES).join(', ')}`, { exitCode: 2 });
   if (!BUILD_ID.test(parts.buildId)) {
-    throw fail('BAD_BUILD_ID', `build identifier "${parts.buildId}" in a server name: 1-24 lowercase letters and digits (no hyphens: they separate the name's fields)`, { exitCode: 2 });
+    throw fail(
+      'BAD_BUILD_ID',
+      `build identifier "${parts.buildId}" in a server name: 1-24 lowercase letters and digits (no hyphens: they separate the name's fields)`,
+      { exitCode: 2 },
+    );
   }
-  if (parts.slot !== undefined && (!Number.isInteger(parts.slot) || parts.slot < 1 || parts.slot > 99)) throw fail('BAD_SLOT', `slot ${parts.slot}: 1-99`, { exitCode: 2 });
+  if (parts.slot !== undefined && (!Number.isInteger(parts.slot) || parts.slot < 1 || parts.slot > 99))
+    throw fail('BAD_SLOT', `slot ${parts.slot}: 1-99`, { exitCode: 2 });
   const suffix = parts.suffix ?? randomBytes(4).toString('hex').slice(0, 6);
   if (!/^[a-z0-9]{4,8}$/.test(suffix)) throw fail('BAD_SUFFIX', `suffix "${suffix}": 4-8 lowercase letters and digits`, { exitCode: 2 });
   return [CODES[parts.role], parts.buildId, ...(parts.slot !== undefined ? [`s${parts.slot}`] : []), suffix].join('-');
@@ -59,5 +64,9 @@ export function parseServerName(name: string): ParsedServerName | null {
 export function nameMatches(name: string, filter: { buildId?: string; role?: Role; slot?: number }): boolean {
   const p = parseServerName(name);
   if (!p) return false;
-  return (filter.buildId === undefined || p.buildId === filter.buildId) && (filter.role === undefined || p.role === filter.role) && (filter.slot === undefined || p.slot === filter.slot);
+  return (
+    (filter.buildId === undefined || p.buildId === filter.buildId) &&
+    (filter.role === undefined || p.role === filter.role) &&
+    (filter.slot === undefined || p.slot === filter.slot)
+  );
 }

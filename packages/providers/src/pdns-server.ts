@@ -54,7 +54,11 @@ interface Saved {
 /** Starts PowerDNS, or returns the one already running from `dataDir`. */
 export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDnsServer> {
   for (const bin of ['/usr/sbin/pdns_server', SCHEMA]) {
-    if (!existsSync(bin)) throw fail('NOT_INSTALLED', `${bin} is missing: install the Debian packages pdns-server and pdns-backend-sqlite3 (scripts/setup.sh does)`);
+    if (!existsSync(bin))
+      throw fail(
+        'NOT_INSTALLED',
+        `${bin} is missing: install the Debian packages pdns-server and pdns-backend-sqlite3 (scripts/setup.sh does)`,
+      );
   }
   const running = await attachPowerDns(o.dataDir);
   if (running) return running;
@@ -101,14 +105,20 @@ export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDnsServer>
   ].join('\n');
   await writeFile(join(o.dataDir, 'pdns.conf'), config, { mode: 0o600 });
   const log = await open(join(o.dataDir, 'pdns.log'), 'a', 0o600);
-  const child = spawn('/usr/sbin/pdns_server', [`--config-dir=${o.dataDir}`], { detached: o.detached ?? false, stdio: ['ignore', log.fd, log.fd] });
+  const child = spawn('/usr/sbin/pdns_server', [`--config-dir=${o.dataDir}`], {
+    detached: o.detached ?? false,
+    stdio: ['ignore', log.fd, log.fd],
+  });
   await log.close();
   if (o.detached) child.unref();
   const apiUrl = `http://${apiAddress}:${apiPort}`;
   const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
-    const ok = await fetch(`${apiUrl}/api/v1/servers/localhost`, { headers: { 'X-API-Key': key }, signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    const ok = await fetch(`${apiUrl}/api/v1/servers/localhost`, { headers: { 'X-API-Key': key }, signal: AbortSignal.timeout(1000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) {
       const saved: Saved = { dnsAddress, dnsPort, apiUrl, pid: child.pid! };
       await writeFile(join(o.dataDir, 'server.json'), JSON.stringify(saved), { mode: 0o600 });
@@ -119,12 +129,18 @@ export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDnsServer>
   if (child.exitCode === null) child.kill('SIGKILL');
   const tail = (await readFile(join(o.dataDir, 'pdns.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
   const hint = /Address already in use|Unable to bind/i.test(tail) ? ` (port ${dnsPort} or ${apiPort} is taken)` : '';
-  throw fail('START_FAILED', `PowerDNS did not answer on ${apiUrl} within ${(o.startTimeoutMs ?? 15_000) / 1000} s${hint}: ${tail.replace(key, '***')}`);
+  throw fail(
+    'START_FAILED',
+    `PowerDNS did not answer on ${apiUrl} within ${(o.startTimeoutMs ?? 15_000) / 1000} s${hint}: ${tail.replace(key, '***')}`,
+  );
 }
 
 /** The PowerDNS started earlier from `dataDir` (by another process too), or null when none runs. */
 export async function attachPowerDns(dataDir: string): Promise<PowerDnsServer | null> {
-  const saved = await readFile(join(dataDir, 'server.json'), 'utf8').then((t) => JSON.parse(t) as Saved, () => null);
+  const saved = await readFile(join(dataDir, 'server.json'), 'utf8').then(
+    (t) => JSON.parse(t) as Saved,
+    () => null,
+  );
   if (!saved || !processAlive(saved.pid)) return null;
   return handle(saved, join(dataDir, 'api.key'));
 }

@@ -19,7 +19,9 @@ async function rejects(p: Promise<unknown>, re: RegExp) {
   }
   assert.unreachable(`expected a rejection matching ${re}`);
 }
-const test = suite<{ api: LocalApi; backend: ComputeProvider; remote: ComputeProvider }>('local cloud API (HTTP) and the local-remote driver');
+const test = suite<{ api: LocalApi; backend: ComputeProvider; remote: ComputeProvider }>(
+  'local cloud API (HTTP) and the local-remote driver',
+);
 
 test.before(async (ctx) => {
   ctx.backend = memoryDriver();
@@ -33,8 +35,17 @@ test('a webserver is created, listed, fetched and destroyed through the API', as
   const s = await remote.create({ name, role: 'webserver', buildId: 'p1', userData: '#!/bin/sh\n' });
   assert.is(s.name, name);
   assert.ok(await backend.get(s.id), 'it exists in the cloud behind the API');
-  await backend.create({ name: serverName({ role: 'webserver', buildId: 'other' }), role: 'webserver', buildId: 'other', userData: '#!/bin/sh\n' });
-  assert.equal((await remote.list({ role: 'webserver' })).map((x) => x.name), [name], 'only this build\'s servers');
+  await backend.create({
+    name: serverName({ role: 'webserver', buildId: 'other' }),
+    role: 'webserver',
+    buildId: 'other',
+    userData: '#!/bin/sh\n',
+  });
+  assert.equal(
+    (await remote.list({ role: 'webserver' })).map((x) => x.name),
+    [name],
+    "only this build's servers",
+  );
   assert.is((await remote.waitUntilRunning(s.id, { timeoutMs: 5000 })).id, s.id);
   await remote.destroy(s.id);
   assert.is(await remote.get(s.id), null);
@@ -42,9 +53,20 @@ test('a webserver is created, listed, fetched and destroyed through the API', as
 });
 
 test('the API refuses other roles, other builds, and anyone without the token', async ({ api, remote, backend }) => {
-  await rejects(remote.create({ name: serverName({ role: 'database', buildId: 'p1' }), role: 'database', buildId: 'p1', userData: '#!/bin/sh\n' }), /HTTP 403 forbidden: role "database"/);
-  await rejects(remote.create({ name: serverName({ role: 'webserver', buildId: 'p2' }), role: 'webserver', buildId: 'p2', userData: '#!/bin/sh\n' }), /HTTP 403/);
-  const db = await backend.create({ name: serverName({ role: 'database', buildId: 'p1' }), role: 'database', buildId: 'p1', userData: '#!/bin/sh\n' });
+  await rejects(
+    remote.create({ name: serverName({ role: 'database', buildId: 'p1' }), role: 'database', buildId: 'p1', userData: '#!/bin/sh\n' }),
+    /HTTP 403 forbidden: role "database"/,
+  );
+  await rejects(
+    remote.create({ name: serverName({ role: 'webserver', buildId: 'p2' }), role: 'webserver', buildId: 'p2', userData: '#!/bin/sh\n' }),
+    /HTTP 403/,
+  );
+  const db = await backend.create({
+    name: serverName({ role: 'database', buildId: 'p1' }),
+    role: 'database',
+    buildId: 'p1',
+    userData: '#!/bin/sh\n',
+  });
   await rejects(remote.destroy(db.id), /may not be destroyed/);
   assert.ok(await backend.get(db.id), 'still there');
   const wrong = localRemoteDriver({ url: api.url, token: 'y'.repeat(40) });

@@ -21,15 +21,35 @@ naming('slot 1 is not slot 10, and build ab is not abc (the original matched by 
 });
 
 naming('names of anything else parse to null and match nothing', () => {
-  for (const n of ['', 'web-1', 'ws-prod1', 'ws-Prod1-aaaa', 'xx-prod1-aaaa', 'ws-prod1-s0-aaaa', 'ws-prod1-s100-aaaa', 'ws-prod-1-aaaa', 'ws-prod1-aaaa-extra']) {
+  for (const n of [
+    '',
+    'web-1',
+    'ws-prod1',
+    'ws-Prod1-aaaa',
+    'xx-prod1-aaaa',
+    'ws-prod1-s0-aaaa',
+    'ws-prod1-s100-aaaa',
+    'ws-prod-1-aaaa',
+    'ws-prod1-aaaa-extra',
+  ]) {
     assert.is(parseServerName(n), null, n);
     assert.not.ok(nameMatches(n, {}), n);
   }
 });
 
 naming('bad parts are refused with exit code 2', () => {
-  for (const parts of [{ role: 'webserver', buildId: 'prod-1' }, { role: 'webserver', buildId: '' }, { role: 'nope', buildId: 'a' }, { role: 'webserver', buildId: 'a', slot: 0 }, { role: 'webserver', buildId: 'a', suffix: 'X!' }]) {
-    assert.throws(() => serverName(parts as never), (e: { exitCode: number }) => e.exitCode === 2, JSON.stringify(parts));
+  for (const parts of [
+    { role: 'webserver', buildId: 'prod-1' },
+    { role: 'webserver', buildId: '' },
+    { role: 'nope', buildId: 'a' },
+    { role: 'webserver', buildId: 'a', slot: 0 },
+    { role: 'webserver', buildId: 'a', suffix: 'X!' },
+  ]) {
+    assert.throws(
+      () => serverName(parts as never),
+      (e: { exitCode: number }) => e.exitCode === 2,
+      JSON.stringify(parts),
+    );
   }
 });
 

@@ -105,7 +105,13 @@ export function emptyMemory(): SlotMemory {
 }
 
 /** Folds one probe result into the memory (pure). */
-export function recordProbe(memory: SlotMemory, serverId: string, ok: boolean, now: number, policy: Partial<ScalingPolicy> = {}): SlotMemory {
+export function recordProbe(
+  memory: SlotMemory,
+  serverId: string,
+  ok: boolean,
+  now: number,
+  policy: Partial<ScalingPolicy> = {},
+): SlotMemory {
   const p = { ...DEFAULT_POLICY, ...policy };
   const h = memory.health[serverId] ?? { everHealthy: false, consecutiveFailures: 0 };
   let next: ServerHealth;
@@ -120,7 +126,8 @@ export function recordProbe(memory: SlotMemory, serverId: string, ok: boolean, n
 
 export function plan(input: PlanInput): Plan {
   const p: ScalingPolicy = { ...DEFAULT_POLICY, ...input.policy };
-  if (!Number.isInteger(input.desired) || input.desired < 0) throw new RangeError(`desired must be a whole number >= 0, got ${input.desired}`);
+  if (!Number.isInteger(input.desired) || input.desired < 0)
+    throw new RangeError(`desired must be a whole number >= 0, got ${input.desired}`);
   const now = input.now;
   const actions: Action[] = [];
   const dns = new Set(input.dnsIps);
@@ -165,7 +172,13 @@ export function plan(input: PlanInput): Plan {
 
   // 2. Gone for good: dead servers and failed builds are destroyed; drained ones once the drain is over.
   for (const s of byCondition('dead')) if (s.state !== 'destroying') destroy(s, `server ${s.name} is ${s.state}`);
-  for (const s of byCondition('failed-build')) destroy(s, s.publicIp || s.privateIp ? `server ${s.name} did not pass a health probe within ${p.buildTimeoutSeconds} s` : `server ${s.name} got no IP within ${p.buildTimeoutSeconds} s`);
+  for (const s of byCondition('failed-build'))
+    destroy(
+      s,
+      s.publicIp || s.privateIp
+        ? `server ${s.name} did not pass a health probe within ${p.buildTimeoutSeconds} s`
+        : `server ${s.name} got no IP within ${p.buildTimeoutSeconds} s`,
+    );
   for (const s of byCondition('draining')) if (now - draining[s.id]! >= p.drainSeconds * 1000) destroy(s, `server ${s.name} drained`);
 
   // 3. Capacity: healthy servers, plus builds still within their time.
@@ -176,7 +189,10 @@ export function plan(input: PlanInput): Plan {
 
   // 4. Too many: building ones leave first (newest first), then the newest healthy ones.
   if (capacity > input.desired) {
-    const victims = [...building.sort((a, b) => b.createdAt - a.createdAt), ...healthy.sort((a, b) => b.createdAt - a.createdAt)].slice(0, capacity - input.desired);
+    const victims = [...building.sort((a, b) => b.createdAt - a.createdAt), ...healthy.sort((a, b) => b.createdAt - a.createdAt)].slice(
+      0,
+      capacity - input.desired,
+    );
     for (const s of victims) {
       if (conditions[s.id] === 'building') {
         destroy(s, `surplus (desired ${input.desired})`);
@@ -208,7 +224,9 @@ export function plan(input: PlanInput): Plan {
 
   // 7. Too few: build, replacements first, within the flap guard and the slot's ceiling.
   const replacements = input.memory.replacements.filter((t) => now - t < p.replacementWindowSeconds * 1000);
-  const alive = servers.filter((s) => conditions[s.id] !== 'dead' && !actions.some((a) => a.type === 'destroy' && a.serverId === s.id)).length;
+  const alive = servers.filter(
+    (s) => conditions[s.id] !== 'dead' && !actions.some((a) => a.type === 'destroy' && a.serverId === s.id),
+  ).length;
   let room = Math.max(0, Math.min(p.maxWebservers, input.desired + unhealthy.length) - alive);
   const need = Math.max(0, input.desired - capacity);
   let creating = 0;
@@ -239,7 +257,14 @@ export function plan(input: PlanInput): Plan {
     actions,
     memory,
     conditions,
-    summary: { desired: input.desired, healthy: count('healthy'), building: count('building'), unhealthy: count('unhealthy'), draining: count('draining'), creating },
+    summary: {
+      desired: input.desired,
+      healthy: count('healthy'),
+      building: count('building'),
+      unhealthy: count('unhealthy'),
+      draining: count('draining'),
+      creating,
+    },
   };
 }
 
@@ -249,13 +274,15 @@ export function plan(input: PlanInput): Plan {
  */
 export function splitDesired(total: number, autoscalers: number): number[] {
   if (!Number.isInteger(total) || total < 0) throw new RangeError(`total must be a whole number >= 0, got ${total}`);
-  if (!Number.isInteger(autoscalers) || autoscalers < 1) throw new RangeError(`autoscalers must be a whole number >= 1, got ${autoscalers}`);
+  if (!Number.isInteger(autoscalers) || autoscalers < 1)
+    throw new RangeError(`autoscalers must be a whole number >= 1, got ${autoscalers}`);
   return Array.from({ length: autoscalers }, (_, i) => Math.floor(total / autoscalers) + (i < total % autoscalers ? 1 : 0));
 }
 
 /** Checks a desired webserver count given by a person: a whole number from 0 to `max`. Returns it, or throws naming what is allowed. */
 export function parseDesired(input: string, max: number): number {
-  if (!/^\d{1,4}$/.test(input.trim())) throw new RangeError(`"${input}" is not a number of webservers: give a whole number from 0 to ${max}`);
+  if (!/^\d{1,4}$/.test(input.trim()))
+    throw new RangeError(`"${input}" is not a number of webservers: give a whole number from 0 to ${max}`);
   const n = Number(input.trim());
   if (n > max) throw new RangeError(`${n} webservers is above the configured maximum of ${max} (MAX_WEBSERVERS)`);
   return n;

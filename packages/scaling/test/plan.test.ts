@@ -1,13 +1,32 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { plan, recordProbe, emptyMemory, splitDesired, parseDesired, type ObservedServer, type SlotMemory, type Action } from '../src/index.ts';
+import {
+  plan,
+  recordProbe,
+  emptyMemory,
+  splitDesired,
+  parseDesired,
+  type ObservedServer,
+  type SlotMemory,
+  type Action,
+} from '../src/index.ts';
 
 const T0 = Date.parse('2026-11-25T00:00:00Z');
 const s = (id: string, createdAgoS: number, extra: Partial<ObservedServer> = {}): ObservedServer => ({
-  id, name: `ws-${id}`, state: 'running', publicIp: `198.18.0.${Number(id.replace(/\D/g, '')) + 10}`, privateIp: `198.18.1.${Number(id.replace(/\D/g, '')) + 10}`, createdAt: T0 - createdAgoS * 1000, ...extra,
+  id,
+  name: `ws-${id}`,
+  state: 'running',
+  publicIp: `198.18.0.${Number(id.replace(/\D/g, '')) + 10}`,
+  privateIp: `198.18.1.${Number(id.replace(/\D/g, '')) + 10}`,
+  createdAt: T0 - createdAgoS * 1000,
+  ...extra,
 });
-const healthyMem = (...ids: string[]): SlotMemory => ({ ...emptyMemory(), health: Object.fromEntries(ids.map((id) => [id, { everHealthy: true, consecutiveFailures: 0 }])) });
-const types = (actions: Action[]) => actions.map((a) => (a.type === 'create' ? `create:${a.reason}` : a.type === 'destroy' ? `destroy:${a.serverId}` : `${a.type}:${a.ip}`));
+const healthyMem = (...ids: string[]): SlotMemory => ({
+  ...emptyMemory(),
+  health: Object.fromEntries(ids.map((id) => [id, { everHealthy: true, consecutiveFailures: 0 }])),
+});
+const types = (actions: Action[]) =>
+  actions.map((a) => (a.type === 'create' ? `create:${a.reason}` : a.type === 'destroy' ? `destroy:${a.serverId}` : `${a.type}:${a.ip}`));
 
 const rules = suite('plan: the rules');
 
@@ -43,7 +62,13 @@ rules('an unhealthy server leaves DNS at once, a replacement is launched, and it
   const r2 = plan({ now: T0 + 10_000, desired: 2, servers: [...servers, s('3', 5)], dnsIps: ['198.18.0.11'], memory: r.memory });
   assert.equal(types(r2.actions), []);
   // The replacement passed: 2 goes.
-  const r3 = plan({ now: T0 + 20_000, desired: 2, servers: [...servers, s('3', 15)], dnsIps: ['198.18.0.11'], memory: recordProbe(r2.memory, '3', true, T0 + 20_000) });
+  const r3 = plan({
+    now: T0 + 20_000,
+    desired: 2,
+    servers: [...servers, s('3', 15)],
+    dnsIps: ['198.18.0.11'],
+    memory: recordProbe(r2.memory, '3', true, T0 + 20_000),
+  });
   assert.equal(types(r3.actions), ['add-dns:198.18.0.13', 'destroy:2']);
 });
 
@@ -85,8 +110,17 @@ rules('replacements are capped per window (no storms), scale-up is not', () => {
   const mem: SlotMemory = { ...healthyMem('1', '2', '3'), replacements: [T0 - 100_000, T0 - 50_000, T0 - 10_000] };
   for (const id of ['1', '2']) mem.health[id] = { everHealthy: true, consecutiveFailures: 5, unhealthySince: T0 };
   const r = plan({ now: T0, desired: 3, servers: [s('1', 1000), s('2', 1000), s('3', 1000)], dnsIps: ['198.18.0.13'], memory: mem });
-  assert.not.ok(r.actions.some((a) => a.type === 'create'), 'three replacements in the window already');
-  const later = plan({ now: T0 + 601_000, desired: 3, servers: [s('1', 1000), s('2', 1000), s('3', 1000)], dnsIps: ['198.18.0.13'], memory: mem });
+  assert.not.ok(
+    r.actions.some((a) => a.type === 'create'),
+    'three replacements in the window already',
+  );
+  const later = plan({
+    now: T0 + 601_000,
+    desired: 3,
+    servers: [s('1', 1000), s('2', 1000), s('3', 1000)],
+    dnsIps: ['198.18.0.13'],
+    memory: mem,
+  });
   assert.is(later.actions.filter((a) => a.type === 'create').length, 2);
 });
 
@@ -101,7 +135,14 @@ rules('a server listed twice counts once', () => {
 });
 
 rules('A records of no webserver of the deployment are removed when the fleet is known', () => {
-  const r = plan({ now: T0, desired: 1, servers: [s('1', 1000)], dnsIps: ['198.18.0.11', '198.18.0.99'], fleetIps: ['198.18.0.11'], memory: healthyMem('1') });
+  const r = plan({
+    now: T0,
+    desired: 1,
+    servers: [s('1', 1000)],
+    dnsIps: ['198.18.0.11', '198.18.0.99'],
+    fleetIps: ['198.18.0.11'],
+    memory: healthyMem('1'),
+  });
   assert.equal(types(r.actions), ['remove-dns:198.18.0.99']);
 });
 
@@ -118,7 +159,7 @@ const sim = suite('plan: a simulated fleet over many ticks');
 /** A tiny deterministic world: servers boot in `bootTicks`, may die; DNS and the provider obey the actions. */
 function simulate(seed: number, ticks: number, desiredAt: (tick: number) => number, deathRate: number) {
   let rnd = seed;
-  const random = () => ((rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const random = () => (rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const tickMs = 5_000;
   let nextId = 1;
   const world = new Map<string, ObservedServer & { bootAt: number; alive: boolean }>();
@@ -134,13 +175,23 @@ function simulate(seed: number, ticks: number, desiredAt: (tick: number) => numb
     // Probes.
     for (const w of world.values()) if (w.publicIp) memory = recordProbe(memory, w.id, w.alive && now >= w.bootAt, now);
     // Invariant: DNS lists no server that has failed two probes in a row (detection time).
-    for (const w of world.values()) if (dns.has(w.publicIp!) && (memory.health[w.id]?.consecutiveFailures ?? 0) >= 3) violations.push(`tick ${t}: ${w.id} dead in DNS`);
+    for (const w of world.values())
+      if (dns.has(w.publicIp!) && (memory.health[w.id]?.consecutiveFailures ?? 0) >= 3) violations.push(`tick ${t}: ${w.id} dead in DNS`);
     const r = plan({ now, desired, servers: [...world.values()], dnsIps: [...dns], memory });
     memory = r.memory;
     for (const a of r.actions) {
       if (a.type === 'create') {
         const id = String(nextId++);
-        world.set(id, { id, name: `ws-${id}`, state: 'running', publicIp: `198.18.${Math.floor(nextId / 250)}.${nextId % 250}`, privateIp: null, createdAt: now, bootAt: now + 3 * tickMs, alive: random() > 0.1 });
+        world.set(id, {
+          id,
+          name: `ws-${id}`,
+          state: 'running',
+          publicIp: `198.18.${Math.floor(nextId / 250)}.${nextId % 250}`,
+          privateIp: null,
+          createdAt: now,
+          bootAt: now + 3 * tickMs,
+          alive: random() > 0.1,
+        });
       } else if (a.type === 'destroy') world.delete(a.serverId);
       else if (a.type === 'add-dns') dns.add(a.ip);
       else dns.delete(a.ip);
@@ -176,7 +227,8 @@ split('the total is split between autoscalers, slot 1 first (like STATIC_SCALE:4
 split('a count from a person: a whole number from 0 to the maximum, else a clear refusal', () => {
   assert.is(parseDesired('4', 10), 4);
   assert.is(parseDesired(' 0 ', 10), 0);
-  for (const bad of ['-1', 'four', '2.5', '', '1e3']) assert.throws(() => parseDesired(bad, 10), /not a number of webservers: give a whole number from 0 to 10/);
+  for (const bad of ['-1', 'four', '2.5', '', '1e3'])
+    assert.throws(() => parseDesired(bad, 10), /not a number of webservers: give a whole number from 0 to 10/);
   assert.throws(() => parseDesired('11', 10), /above the configured maximum of 10/);
 });
 split.run();

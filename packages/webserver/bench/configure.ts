@@ -15,7 +15,16 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execaRunner, freePort } from '@adt/core';
-import { ensureCa, issueCertificate, nginxConfig, startOrReload, stopNginx, writeNginxConfig, type NginxOptions, type SiteOptions } from '../src/index.ts';
+import {
+  ensureCa,
+  issueCertificate,
+  nginxConfig,
+  startOrReload,
+  stopNginx,
+  writeNginxConfig,
+  type NginxOptions,
+  type SiteOptions,
+} from '../src/index.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, json: { type: 'boolean' } } });
 const rounds = Math.max(1, Number(values.rounds));
@@ -27,10 +36,13 @@ const NAME = 'bench.adt.test';
 /** One HTTPS GET of /hello.txt; resolves with the status (0 when refused). */
 function get(port: number, ca: string): Promise<number> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: '/hello.txt', servername: NAME, ca, headers: { host: NAME }, agent: false, timeout: 5000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path: '/hello.txt', servername: NAME, ca, headers: { host: NAME }, agent: false, timeout: 5000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(0));
     req.end();
@@ -57,12 +69,30 @@ try {
   const cert = await issueCertificate(runner, ca, join(dir, 'tls'), [NAME]);
   const caPem = await readFile(ca.certFile, 'utf8');
   const port = await freePort();
-  const site: SiteOptions = { serverNames: [NAME], https: [{ address: '127.0.0.1', port }], webroot: join(dir, 'www'), certChainFile: cert.chainFile, keyFile: cert.keyFile, phpSocket: join(dir, 'run/php.sock') };
+  const site: SiteOptions = {
+    serverNames: [NAME],
+    https: [{ address: '127.0.0.1', port }],
+    webroot: join(dir, 'www'),
+    certChainFile: cert.chainFile,
+    keyFile: cert.keyFile,
+    phpSocket: join(dir, 'run/php.sock'),
+  };
 
   // The original's template: the same configuration with its site values as placeholders, plus
   // the DH parameters line its templates carry.
-  const placeholders: [string, string][] = [['XXXXWEBSITEURLXXXX', NAME], ['XXXXPORTXXXX', String(port)], ['XXXXWEBROOTXXXX', site.webroot], ['XXXXCERTXXXX', cert.chainFile], ['XXXXKEYXXXX', cert.keyFile], ['XXXXPHPSOCKETXXXX', site.phpSocket], ['XXXXDHPARAMXXXX', join(dir, 'tls/dhparam.pem')]];
-  let template = nginxConfig(o, site).replace(`ssl_certificate_key ${cert.keyFile};`, `ssl_certificate_key ${cert.keyFile};\n    ssl_dhparam ${join(dir, 'tls/dhparam.pem')};`);
+  const placeholders: [string, string][] = [
+    ['XXXXWEBSITEURLXXXX', NAME],
+    ['XXXXPORTXXXX', String(port)],
+    ['XXXXWEBROOTXXXX', site.webroot],
+    ['XXXXCERTXXXX', cert.chainFile],
+    ['XXXXKEYXXXX', cert.keyFile],
+    ['XXXXPHPSOCKETXXXX', site.phpSocket],
+    ['XXXXDHPARAMXXXX', join(dir, 'tls/dhparam.pem')],
+  ];
+  let template = nginxConfig(o, site).replace(
+    `ssl_certificate_key ${cert.keyFile};`,
+    `ssl_certificate_key ${cert.keyFile};\n    ssl_dhparam ${join(dir, 'tls/dhparam.pem')};`,
+  );
   for (const [ph, value] of placeholders) template = template.split(value).join(ph);
   await mkdir(join(dir, 'templates'), { recursive: true });
   await writeFile(join(dir, 'templates/nginx.conf.tmpl'), template);
@@ -96,15 +126,21 @@ try {
     await rm(join(dir, 'tls/dhparam.pem'), { force: true });
   }
   const out = {
-    rounds, oursMs: median(ours), originalMs: median(original), dhparamMs: median(dhparam),
-    originalWithoutDhparamMs: median(original.map((x, i) => x - dhparam[i]!)), ratio: median(original) / median(ours),
+    rounds,
+    oursMs: median(ours),
+    originalMs: median(original),
+    dhparamMs: median(dhparam),
+    originalWithoutDhparamMs: median(original.map((x, i) => x - dhparam[i]!)),
+    ratio: median(original) / median(ours),
     machine: `${cpus().length} x ${cpus()[0]?.model.trim()}`,
   };
   if (values.json) console.log(JSON.stringify(out, null, 2));
   else {
     console.log(`Configure + start nginx for a site until it answers over HTTPS (median of ${rounds}, ${out.machine})`);
     console.log(`  ours (render in-process, nginx -t, start)             ${out.oursMs.toFixed(0).padStart(7)} ms`);
-    console.log(`  original's way (template, sed per placeholder,        ${out.originalMs.toFixed(0).padStart(7)} ms   ${out.ratio.toFixed(1)}x slower`);
+    console.log(
+      `  original's way (template, sed per placeholder,        ${out.originalMs.toFixed(0).padStart(7)} ms   ${out.ratio.toFixed(1)}x slower`,
+    );
     console.log(`    openssl dhparam 2048, nginx -t, start)`);
     console.log(`      of which openssl dhparam 2048                     ${out.dhparamMs.toFixed(0).padStart(7)} ms`);
     console.log(`      without dhparam                                   ${out.originalWithoutDhparamMs.toFixed(0).padStart(7)} ms`);

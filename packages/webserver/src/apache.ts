@@ -25,14 +25,34 @@ export interface ApacheOptions {
 }
 
 const MODULES_DIR = '/usr/lib/apache2/modules';
-const MODULES = ['mpm_event', 'authz_core', 'authz_host', 'dir', 'mime', 'env', 'setenvif', 'headers', 'alias', 'rewrite', 'socache_shmcb', 'ssl', 'proxy', 'proxy_fcgi'];
+const MODULES = [
+  'mpm_event',
+  'authz_core',
+  'authz_host',
+  'dir',
+  'mime',
+  'env',
+  'setenvif',
+  'headers',
+  'alias',
+  'rewrite',
+  'socache_shmcb',
+  'ssl',
+  'proxy',
+  'proxy_fcgi',
+];
 
 const PATH = /^\/[A-Za-z0-9._\/-]*$/;
 
 /** The whole apache configuration for one site, as data. */
 export function apacheConfig(o: Omit<ApacheOptions, 'runner'>, site: SiteOptions): string {
   const checked = checkSite('apache', site);
-  for (const [field, p] of [['webroot', site.webroot], ['certChainFile', site.certChainFile], ['keyFile', site.keyFile], ['phpSocket', site.phpSocket]] as const) {
+  for (const [field, p] of [
+    ['webroot', site.webroot],
+    ['certChainFile', site.certChainFile],
+    ['keyFile', site.keyFile],
+    ['phpSocket', site.phpSocket],
+  ] as const) {
     if (!PATH.test(p)) throw fail('BAD_PATH', `${field} "${p}": an absolute path of letters, digits and ._/-`, { exitCode: 2 });
   }
   // mod_proxy_fcgi passes the request's environment to php-fpm as FastCGI parameters.
@@ -96,7 +116,9 @@ ${names}
         # Pretty links: what is not a file or directory goes to WordPress's index.php.
         FallbackResource /index.php
     </Directory>
-${alias ? `    Alias ${alias.urlPath} ${alias.dir}
+${
+  alias
+    ? `    Alias ${alias.urlPath} ${alias.dir}
     <Directory ${alias.dir}>
         Options FollowSymLinks
         AllowOverride None
@@ -106,7 +128,9 @@ ${alias ? `    Alias ${alias.urlPath} ${alias.dir}
             Require all denied
         </FilesMatch>
     </Directory>
-` : ''}    # Hidden files (.git, .env, .htaccess...) and PHP in upload folders are never served.
+`
+    : ''
+}    # Hidden files (.git, .env, .htaccess...) and PHP in upload folders are never served.
     <LocationMatch "/\\.(?!well-known/)">
         Require all denied
     </LocationMatch>
@@ -122,13 +146,17 @@ ${env.join('\n')}
         </If>
     </FilesMatch>
 </VirtualHost>
-${http.length ? `
+${
+  http.length
+    ? `
 <VirtualHost ${http.join(' ')}>
 ${names}
     RewriteEngine On
     RewriteRule ^ https://%{HTTP_HOST}%{REQUEST_URI} [R=301,L]
 </VirtualHost>
-` : ''}`;
+`
+    : ''
+}`;
 }
 
 export async function writeApacheConfig(o: ApacheOptions, site: SiteOptions): Promise<void> {
@@ -137,7 +165,8 @@ export async function writeApacheConfig(o: ApacheOptions, site: SiteOptions): Pr
   await mkdir(o.runDir, { recursive: true });
   await writeFile(o.confFile, apacheConfig(o, site), { mode: 0o644 });
   const test = await o.runner.run(['apache2', '-t', '-f', o.confFile], { nothrow: true });
-  if (test.exitCode !== 0) throw fail('BAD_CONFIG', `apache rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  if (test.exitCode !== 0)
+    throw fail('BAD_CONFIG', `apache rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
 }
 
 /** Starts apache (it daemonizes), or reloads it gracefully when it runs already. Returns the parent PID. */

@@ -73,12 +73,16 @@ ${checked.https.map((l) => `    listen ${l} ssl http2;`).join('\n')}
     location / {
       try_files $uri $uri/ /index.php?$args;
     }
-${alias ? `
+${
+  alias
+    ? `
     location ^~ ${alias.urlPath} {
       alias ${alias.dir};
       location ~* \\.(php|phtml|phar)$ { deny all; }
     }
-` : ''}
+`
+    : ''
+}
     location ~ \\.php$ {
       try_files $uri =404;
       include /etc/nginx/fastcgi_params;
@@ -88,13 +92,17 @@ ${params.join('\n')}
       fastcgi_pass unix:${site.phpSocket};
     }
   }
-${checked.http.length ? `
+${
+  checked.http.length
+    ? `
   server {
 ${checked.http.map((l) => `    listen ${l};`).join('\n')}
     server_name ${names};
     return 301 https://$host$request_uri;
   }
-` : ''}}
+`
+    : ''
+}}
 `;
 }
 

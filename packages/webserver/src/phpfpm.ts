@@ -65,7 +65,8 @@ export async function writePhpFpmConfig(o: PhpFpmOptions): Promise<void> {
   await mkdir(dirname(o.pidFile), { recursive: true });
   await writeFile(o.confFile, phpFpmConfig(o), { mode: 0o644 });
   const test = await o.runner.run([o.binary ?? 'php-fpm8.2', '-t', '-y', o.confFile], { nothrow: true });
-  if (test.exitCode !== 0) throw fail('BAD_CONFIG', `php-fpm rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  if (test.exitCode !== 0)
+    throw fail('BAD_CONFIG', `php-fpm rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
 }
 
 /** Starts php-fpm (it daemonizes) or reloads it (SIGUSR2) when running. Returns the master PID. */

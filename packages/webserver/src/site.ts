@@ -48,19 +48,24 @@ export interface CheckedSite {
 /** Validates what both web servers need validated; throws BAD_* (exit 2) naming the value. */
 export function checkSite(server: 'nginx' | 'apache', site: SiteOptions): CheckedSite {
   const fail = errorFactory('webserver', server);
-  for (const name of site.serverNames) if (!NAME.test(name)) throw fail('BAD_NAME', `server name "${name}" is not a DNS name`, { exitCode: 2 });
+  for (const name of site.serverNames)
+    if (!NAME.test(name)) throw fail('BAD_NAME', `server name "${name}" is not a DNS name`, { exitCode: 2 });
   if (site.https.length === 0) throw fail('BAD_LISTEN', 'at least one HTTPS listener is needed', { exitCode: 2 });
   const listen = (l: { address: string; port: number }) => {
-    if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) throw fail('BAD_PORT', `listen port ${l.port}: use 1-65535`, { exitCode: 2 });
+    if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535)
+      throw fail('BAD_PORT', `listen port ${l.port}: use 1-65535`, { exitCode: 2 });
     return l.address.includes(':') ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`;
   };
   const params = Object.entries(site.fastcgiParams ?? {}).map(([k, v]): [string, string] => {
-    if (!PARAM.test(k) || !SAFE_VALUE.test(v)) throw fail('BAD_PARAM', `fastcgi parameter ${k}="${v}": names are A-Z0-9_, values letters, digits and ._/:-`, { exitCode: 2 });
+    if (!PARAM.test(k) || !SAFE_VALUE.test(v))
+      throw fail('BAD_PARAM', `fastcgi parameter ${k}="${v}": names are A-Z0-9_, values letters, digits and ._/:-`, { exitCode: 2 });
     return [k, v];
   });
   const a = site.contentAlias;
   if (a && (!ALIAS_PATH.test(a.urlPath) || !ALIAS_DIR.test(a.dir))) {
-    throw fail('BAD_ALIAS', `contentAlias ${a.urlPath} -> ${a.dir}: a URL path like /wp-content/ and an absolute directory ending in /`, { exitCode: 2 });
+    throw fail('BAD_ALIAS', `contentAlias ${a.urlPath} -> ${a.dir}: a URL path like /wp-content/ and an absolute directory ending in /`, {
+      exitCode: 2,
+    });
   }
   return { https: site.https.map(listen), http: (site.httpRedirect ?? []).map(listen), params, alias: a };
 }

@@ -26,16 +26,40 @@ export interface IssuedCertificate {
 
 /** argv for a new CA (EC P-256 key, self-signed, 10 years), as data. */
 export function caArgv(dir: string, commonName: string): Argv {
-  return ['openssl', 'req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-sha256', '-days', '3650',
-    '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-subj', `/CN=${commonName}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'];
+  return [
+    'openssl',
+    'req',
+    '-x509',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-sha256',
+    '-days',
+    '3650',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-out',
+    join(dir, 'ca.crt'),
+    '-subj',
+    `/CN=${commonName}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE,pathlen:0',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ];
 }
 
 /** Creates a CA in `dir` unless one is there. */
 export async function ensureCa(runner: Runner, dir: string, commonName = 'ADT local CA'): Promise<CertificateAuthority> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const ca = { keyFile: join(dir, 'ca.key'), certFile: join(dir, 'ca.crt') };
-  const exists = await readFile(ca.certFile).then(() => true, () => false);
+  const exists = await readFile(ca.certFile).then(
+    () => true,
+    () => false,
+  );
   if (!exists) {
     await runner.run(caArgv(dir, commonName));
     await chmod(ca.keyFile, 0o600);
@@ -58,18 +82,66 @@ export function subjectAltName(names: string[]): string {
 }
 
 /** Issues a server certificate for `names` (the first is the subject), valid `days` days. */
-export async function issueCertificate(runner: Runner, ca: CertificateAuthority, outDir: string, names: string[], days = 397): Promise<IssuedCertificate> {
+export async function issueCertificate(
+  runner: Runner,
+  ca: CertificateAuthority,
+  outDir: string,
+  names: string[],
+  days = 397,
+): Promise<IssuedCertificate> {
   const san = subjectAltName(names);
   await mkdir(outDir, { recursive: true, mode: 0o755 });
-  const out: IssuedCertificate = { keyFile: join(outDir, 'server.key'), certFile: join(outDir, 'server.crt'), chainFile: join(outDir, 'fullchain.pem') };
+  const out: IssuedCertificate = {
+    keyFile: join(outDir, 'server.key'),
+    certFile: join(outDir, 'server.crt'),
+    chainFile: join(outDir, 'fullchain.pem'),
+  };
   const work = await mkdtemp(join(tmpdir(), 'adt-tls-'));
   try {
     const csr = join(work, 'server.csr');
     const ext = join(work, 'ext.cnf');
-    await writeFile(ext, `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`);
-    await runner.run(['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', out.keyFile, '-out', csr, '-subj', `/CN=${names[0]}`]);
+    await writeFile(
+      ext,
+      `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`,
+    );
+    await runner.run([
+      'openssl',
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      out.keyFile,
+      '-out',
+      csr,
+      '-subj',
+      `/CN=${names[0]}`,
+    ]);
     await chmod(out.keyFile, 0o600);
-    await runner.run(['openssl', 'x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-CAserial', join(work, 'ca.srl'), '-out', out.certFile, '-days', String(days), '-sha256', '-extfile', ext]);
+    await runner.run([
+      'openssl',
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      ca.certFile,
+      '-CAkey',
+      ca.keyFile,
+      '-CAcreateserial',
+      '-CAserial',
+      join(work, 'ca.srl'),
+      '-out',
+      out.certFile,
+      '-days',
+      String(days),
+      '-sha256',
+      '-extfile',
+      ext,
+    ]);
     await writeFile(out.chainFile, (await readFile(out.certFile, 'utf8')) + (await readFile(ca.certFile, 'utf8')));
     return out;
   } finally {

@@ -100,7 +100,12 @@ export function createAuthApp(o: AuthAppOptions) {
   const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
   function cookies(req: IncomingMessage): Record<string, string> {
-    return Object.fromEntries((req.headers.cookie ?? '').split(';').map((c) => c.trim().split('=')).filter((p) => p.length === 2) as [string, string][]);
+    return Object.fromEntries(
+      (req.headers.cookie ?? '')
+        .split(';')
+        .map((c) => c.trim().split('='))
+        .filter((p) => p.length === 2) as [string, string][],
+    );
   }
   /** The CSRF cookie (set when absent) and the token forms must carry. */
   function csrf(req: IncomingMessage, res: ServerResponse): string {
@@ -151,14 +156,18 @@ export function createAuthApp(o: AuthAppOptions) {
     return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
   }
 
-  const signInForm = (token: string, note = '') => page(`Sign in to reach ${o.siteName}`, `${note}
-<p>Enter your email address. If it may reach the site, you get a link that opens it from this device for ${Math.round(grantMs / 3_600_000 * 10) / 10} hours.</p>
+  const signInForm = (token: string, note = '') =>
+    page(
+      `Sign in to reach ${o.siteName}`,
+      `${note}
+<p>Enter your email address. If it may reach the site, you get a link that opens it from this device for ${Math.round((grantMs / 3_600_000) * 10) / 10} hours.</p>
 <form method="post" action="/sign-in">
 <input type="hidden" name="csrf" value="${escapeHtml(token)}">
 <label for="email">Email address</label>
 <input id="email" name="email" type="email" autocomplete="email" required>
 <p><button type="submit">Send me a sign-in link</button></p>
-</form>`);
+</form>`,
+    );
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', o.baseUrl);
@@ -166,7 +175,8 @@ export function createAuthApp(o: AuthAppOptions) {
     if (req.method === 'GET' && url.pathname === '/') return send(res, 200, signInForm(csrf(req, res)));
     if (req.method === 'POST' && url.pathname === '/sign-in') {
       const form = await readForm(req);
-      if (!csrfOk(req, form)) return refuse(req, res, 403, 'CSRF token missing or wrong', '<p>This form expired. <a href="/">Start again</a>.</p>');
+      if (!csrfOk(req, form))
+        return refuse(req, res, 403, 'CSRF token missing or wrong', '<p>This form expired. <a href="/">Start again</a>.</p>');
       const email = (form.get('email') ?? '').trim().toLowerCase();
       if (!byAddress.allow(ip, now()) || (EMAIL.test(email) && !byEmail.allow(email, now()))) {
         return refuse(req, res, 429, 'too many sign-in attempts', '<p>Too many attempts. Wait ten minutes and try again.</p>');
@@ -174,37 +184,68 @@ export function createAuthApp(o: AuthAppOptions) {
       if (EMAIL.test(email) && allow.has(email)) {
         const token = randomBytes(32).toString('base64url');
         await o.store.put(`auth/links/${sha256(token)}`, { email, expiresAt: new Date(now() + linkMs).toISOString() });
-        await o.sendMail(email, `Your sign-in link for ${o.siteName}`, `Open this link on the device that should reach ${o.siteName} (valid ${Math.round(linkMs / 60_000)} minutes, once):\n\n${o.baseUrl}/verify?token=${token}\n\nIf you did not ask for it, ignore this message.\n`);
+        await o.sendMail(
+          email,
+          `Your sign-in link for ${o.siteName}`,
+          `Open this link on the device that should reach ${o.siteName} (valid ${Math.round(linkMs / 60_000)} minutes, once):\n\n${o.baseUrl}/verify?token=${token}\n\nIf you did not ask for it, ignore this message.\n`,
+        );
         o.log(`sign-in link sent to ${email} (asked from ${ip})`);
       } else {
         o.log(`sign-in asked for an address not on the allow-list from ${ip}`);
       }
       // The same answer either way: the page does not tell who is on the list.
-      return send(res, 200, page('Check your email', `<p>If <strong>${escapeHtml(email)}</strong> may reach ${escapeHtml(o.siteName)}, a sign-in link is on its way. Open it on the device that should reach the site.</p>`));
+      return send(
+        res,
+        200,
+        page(
+          'Check your email',
+          `<p>If <strong>${escapeHtml(email)}</strong> may reach ${escapeHtml(o.siteName)}, a sign-in link is on its way. Open it on the device that should reach the site.</p>`,
+        ),
+      );
     }
     if (url.pathname === '/verify') {
       const token = req.method === 'GET' ? (url.searchParams.get('token') ?? '') : '';
       if (req.method === 'GET') {
         // A confirmation step: mail scanners that fetch links must not use them up.
-        return send(res, 200, page('Open the site from this device', `<form method="post" action="/verify">
+        return send(
+          res,
+          200,
+          page(
+            'Open the site from this device',
+            `<form method="post" action="/verify">
 <input type="hidden" name="csrf" value="${escapeHtml(csrf(req, res))}">
 <input type="hidden" name="token" value="${escapeHtml(token.slice(0, 100))}">
 <p><button type="submit">Give this device access</button></p>
-</form>`));
+</form>`,
+          ),
+        );
       }
       if (req.method !== 'POST') return refuse(req, res, 405, 'method', '<p>Not allowed.</p>');
       const form = await readForm(req);
-      if (!csrfOk(req, form)) return refuse(req, res, 403, 'CSRF token missing or wrong', '<p>This form expired. Open the link from your email again.</p>');
+      if (!csrfOk(req, form))
+        return refuse(req, res, 403, 'CSRF token missing or wrong', '<p>This form expired. Open the link from your email again.</p>');
       const t = form.get('token') ?? '';
       if (!/^[A-Za-z0-9_-]{43}$/.test(t)) return refuse(req, res, 400, 'malformed link', '<p>This link is not valid.</p>');
       const hash = sha256(t);
       const link = (await o.store.get(`auth/links/${hash}`)) as { email: string; expiresAt: string } | null;
       if (!link) return refuse(req, res, 410, 'unknown link', '<p>This link is not valid. <a href="/">Ask for a new one</a>.</p>');
-      if (Date.parse(link.expiresAt) <= now()) return refuse(req, res, 410, `expired link of ${link.email}`, '<p>This link has expired. <a href="/">Ask for a new one</a>.</p>');
+      if (Date.parse(link.expiresAt) <= now())
+        return refuse(req, res, 410, `expired link of ${link.email}`, '<p>This link has expired. <a href="/">Ask for a new one</a>.</p>');
       // Single use: the first use takes a lease on the link; any other use finds it taken.
       // (A fresh owner per use: the same client using the link twice is a second use too.)
-      const first = await o.store.acquire(`auth-link-${hash.slice(0, 40)}`, Math.ceil(linkMs / 1000) + 60, `use-${randomBytes(8).toString('hex')}`);
-      if (!first) return refuse(req, res, 410, `reused link of ${link.email}`, '<p>This link was used already. <a href="/">Ask for a new one</a>.</p>');
+      const first = await o.store.acquire(
+        `auth-link-${hash.slice(0, 40)}`,
+        Math.ceil(linkMs / 1000) + 60,
+        `use-${randomBytes(8).toString('hex')}`,
+      );
+      if (!first)
+        return refuse(
+          req,
+          res,
+          410,
+          `reused link of ${link.email}`,
+          '<p>This link was used already. <a href="/">Ask for a new one</a>.</p>',
+        );
       if (isIP(ip) === 0) return refuse(req, res, 400, 'no client address', '<p>Your address could not be read.</p>');
       const grant: Grant = { expiresAt: new Date(now() + grantMs).toISOString(), subject: link.email };
       await o.store.put(keys.authorisedIps.key(ip), grant);
@@ -212,13 +253,24 @@ export function createAuthApp(o: AuthAppOptions) {
       if (admins.has(link.email)) {
         const email64 = Buffer.from(link.email).toString('base64url');
         const exp = String(now() + 3_600_000);
-        res.setHeader('Set-Cookie', `adt_admin=${email64}.${exp}.${sign(`admin:${email64}.${exp}`)}; Path=/; Secure; HttpOnly; SameSite=Strict`);
+        res.setHeader(
+          'Set-Cookie',
+          `adt_admin=${email64}.${exp}.${sign(`admin:${email64}.${exp}`)}; Path=/; Secure; HttpOnly; SameSite=Strict`,
+        );
       }
-      return send(res, 200, page('Access granted', `<p>This device (${escapeHtml(ip)}) may reach ${escapeHtml(o.siteName)} until ${escapeHtml(new Date(grant.expiresAt).toUTCString())}.</p>${admins.has(link.email) ? '<p><a href="/admin">Manage access</a></p>' : ''}`));
+      return send(
+        res,
+        200,
+        page(
+          'Access granted',
+          `<p>This device (${escapeHtml(ip)}) may reach ${escapeHtml(o.siteName)} until ${escapeHtml(new Date(grant.expiresAt).toUTCString())}.</p>${admins.has(link.email) ? '<p><a href="/admin">Manage access</a></p>' : ''}`,
+        ),
+      );
     }
     if (url.pathname === '/admin' || url.pathname === '/admin/revoke') {
       const admin = adminOf(req);
-      if (!admin) return refuse(req, res, 403, 'not an admin session', '<p>Sign in as an administrator first. <a href="/">Sign in</a>.</p>');
+      if (!admin)
+        return refuse(req, res, 403, 'not an admin session', '<p>Sign in as an administrator first. <a href="/">Sign in</a>.</p>');
       if (req.method === 'POST' && url.pathname === '/admin/revoke') {
         const form = await readForm(req);
         if (!csrfOk(req, form)) return refuse(req, res, 403, 'CSRF token missing or wrong', '<p>This form expired.</p>');
@@ -232,9 +284,20 @@ export function createAuthApp(o: AuthAppOptions) {
       for (const gip of await o.store.listOf(keys.authorisedIps)) {
         const g = await o.store.get(keys.authorisedIps.key(gip));
         if (!g || Date.parse(g.expiresAt) <= now()) continue;
-        rows.push(`<tr><td>${escapeHtml(gip)}</td><td>${escapeHtml(g.subject ?? '')}</td><td>${escapeHtml(g.expiresAt)}</td><td><form method="post" action="/admin/revoke"><input type="hidden" name="csrf" value="${escapeHtml(token)}"><input type="hidden" name="ip" value="${escapeHtml(gip)}"><button type="submit">Revoke ${escapeHtml(gip)}</button></form></td></tr>`);
+        rows.push(
+          `<tr><td>${escapeHtml(gip)}</td><td>${escapeHtml(g.subject ?? '')}</td><td>${escapeHtml(g.expiresAt)}</td><td><form method="post" action="/admin/revoke"><input type="hidden" name="csrf" value="${escapeHtml(token)}"><input type="hidden" name="ip" value="${escapeHtml(gip)}"><button type="submit">Revoke ${escapeHtml(gip)}</button></form></td></tr>`,
+        );
       }
-      return send(res, 200, page('Who may reach the site', rows.length ? `<table><caption>Current grants</caption><thead><tr><th scope="col">Address</th><th scope="col">Person</th><th scope="col">Until</th><th scope="col">Action</th></tr></thead><tbody>${rows.join('')}</tbody></table>` : '<p>No current grants.</p>'));
+      return send(
+        res,
+        200,
+        page(
+          'Who may reach the site',
+          rows.length
+            ? `<table><caption>Current grants</caption><thead><tr><th scope="col">Address</th><th scope="col">Person</th><th scope="col">Until</th><th scope="col">Action</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+            : '<p>No current grants.</p>',
+        ),
+      );
     }
     return send(res, 404, page('Not found', '<p><a href="/">Sign in</a></p>'));
   }

@@ -15,17 +15,30 @@ async function main() {
   const store = openDatastore();
   const self = await whoAmI();
   progress.step(`bootstrap started on ${self.name} (${self.publicIp})`);
-  await store.put(keys.authIps.key(self.privateIp), { name: self.name, role: 'auth', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
+  await store.put(keys.authIps.key(self.privateIp), {
+    name: self.name,
+    role: 'auth',
+    privateIp: self.privateIp,
+    publicIp: self.publicIp,
+    at: new Date().toISOString(),
+  });
   progress.step('registered');
   // (This server's key decrypts its own secrets only: the site's certificate is the webservers' business.)
   const settings = await store.get(keys.auth);
   if (!settings) throw new Error(`${keys.auth.path} missing from the datastore`);
   await mkdir(JOB_LOG_DIR, { recursive: true });
   const log = openSync(join(JOB_LOG_DIR, 'auth.log'), 'a', 0o600);
-  spawn(join(CODE_DIR, 'node_modules/.bin/tsx'), [join(CODE_DIR, 'roles/common/src/supervise.ts'), 'roles/auth/src/serve.ts'], { detached: true, stdio: ['ignore', log, log] }).unref();
+  spawn(join(CODE_DIR, 'node_modules/.bin/tsx'), [join(CODE_DIR, 'roles/common/src/supervise.ts'), 'roles/auth/src/serve.ts'], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  }).unref();
   closeSync(log);
   const host = new URL(settings.baseUrl).hostname;
-  const status = await waitFor('the sign-in app to answer over HTTPS', async () => ((await httpsGet(self.publicIp, host, settings.ca, 5000)).status === 200 ? 200 : null), 60_000);
+  const status = await waitFor(
+    'the sign-in app to answer over HTTPS',
+    async () => ((await httpsGet(self.publicIp, host, settings.ca, 5000)).status === 200 ? 200 : null),
+    60_000,
+  );
   progress.step(`sign-in app answers (HTTP ${status})`);
   await startPeriodicJobs('auth');
   progress.step('firewall following the fleet');

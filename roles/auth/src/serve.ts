@@ -14,12 +14,22 @@ import { sendMail } from './smtp.ts';
 async function main(): Promise<number> {
   const store = openDatastore();
   const [settings, secrets] = await Promise.all([store.get(keys.auth), store.get(keys.authSecrets)]);
-  if (!settings || !secrets) throw new Error(`${keys.auth.path} or ${keys.authSecrets.path} missing from the datastore: the build writes them with WEB_FIREWALL=auth`);
+  if (!settings || !secrets)
+    throw new Error(
+      `${keys.auth.path} or ${keys.authSecrets.path} missing from the datastore: the build writes them with WEB_FIREWALL=auth`,
+    );
   const self = await whoAmI();
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const app = createAuthApp({
-    store, allowList: settings.allowList, admins: settings.admins, baseUrl: settings.baseUrl, siteName: settings.siteName,
-    grantMinutes: settings.grantMinutes, linkMinutes: settings.linkMinutes, secret: Buffer.from(secrets.secret, 'hex'), log,
+    store,
+    allowList: settings.allowList,
+    admins: settings.admins,
+    baseUrl: settings.baseUrl,
+    siteName: settings.siteName,
+    grantMinutes: settings.grantMinutes,
+    linkMinutes: settings.linkMinutes,
+    secret: Buffer.from(secrets.secret, 'hex'),
+    log,
     sendMail: (to, subject, text) => sendMail(settings.smtp, { from: settings.from, to, subject, text }),
   });
   const server = createServer({ cert: secrets.tls.chain, key: secrets.tls.key, minVersion: 'TLSv1.2' }, app);
@@ -27,7 +37,9 @@ async function main(): Promise<number> {
     server.once('error', reject);
     server.listen(443, self.publicIp, () => resolve());
   });
-  log(`authentication app on https://${self.publicIp}:443 for ${settings.baseUrl}, certificate ${new X509Certificate(secrets.tls.chain).serialNumber}`);
+  log(
+    `authentication app on https://${self.publicIp}:443 for ${settings.baseUrl}, certificate ${new X509Certificate(secrets.tls.chain).serialNumber}`,
+  );
   let served = secrets.tls.chain;
   let checking = false;
   const follow = setInterval(() => {
@@ -40,7 +52,8 @@ async function main(): Promise<number> {
       const now = (await store.get(keys.authSecrets))?.tls;
       if (!now || now.chain === served) return;
       const cert = new X509Certificate(now.chain);
-      if (!cert.checkPrivateKey(createPrivateKey(now.key))) return log(`certificate ${cert.serialNumber} in the datastore does not match its key: still serving the current one`);
+      if (!cert.checkPrivateKey(createPrivateKey(now.key)))
+        return log(`certificate ${cert.serialNumber} in the datastore does not match its key: still serving the current one`);
       server.setSecureContext({ cert: now.chain, key: now.key, minVersion: 'TLSv1.2' });
       served = now.chain;
       log(`installed certificate ${cert.serialNumber} (valid until ${new Date(cert.validTo).toISOString()})`);

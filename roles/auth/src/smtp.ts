@@ -17,7 +17,11 @@ const ADDRESS = /^[^\s<>@",;]{1,64}@[a-z0-9.-]{1,253}$/i;
 
 /** Sends one message; rejects with the server's reply when a step is refused. Bounded by `timeoutMs`. */
 export function sendMail(relay: { host: string; port: number }, m: Mail, timeoutMs = 10_000): Promise<void> {
-  for (const [field, a] of [['from', m.from], ['to', m.to]] as const) if (!ADDRESS.test(a)) return Promise.reject(new Error(`mail ${field}: "${a}" is not an address`));
+  for (const [field, a] of [
+    ['from', m.from],
+    ['to', m.to],
+  ] as const)
+    if (!ADDRESS.test(a)) return Promise.reject(new Error(`mail ${field}: "${a}" is not an address`));
   if (/[\r\n]/.test(m.subject)) return Promise.reject(new Error('mail subject: one line'));
   // Dot-stuffing, CRLF line ends.
   const body = m.text.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
@@ -98,9 +102,9 @@ export async function startMailCatcher(address = '127.0.0.1', port = 0, keep = 1
         buffer = buffer.slice(i + 2);
         const verb = line.slice(0, 4).toUpperCase();
         if (verb === 'EHLO' || verb === 'HELO') socket.write('250 adt-mail-catcher\r\n');
-        else if (verb === 'MAIL') (from = /<([^>]*)>/.exec(line)?.[1] ?? ''), socket.write('250 ok\r\n');
-        else if (verb === 'RCPT') (to = /<([^>]*)>/.exec(line)?.[1] ?? ''), socket.write('250 ok\r\n');
-        else if (verb === 'DATA') (inData = true), socket.write('354 go on\r\n');
+        else if (verb === 'MAIL') ((from = /<([^>]*)>/.exec(line)?.[1] ?? ''), socket.write('250 ok\r\n'));
+        else if (verb === 'RCPT') ((to = /<([^>]*)>/.exec(line)?.[1] ?? ''), socket.write('250 ok\r\n'));
+        else if (verb === 'DATA') ((inData = true), socket.write('354 go on\r\n'));
         else if (verb === 'QUIT') socket.end('221 bye\r\n');
         else socket.write('502 not here\r\n');
       }

@@ -17,7 +17,11 @@ import { ensureCa, issueCertificate } from '@adt/webserver';
 import { createAuthApp, escapeHtml, RateLimiter } from '../src/app.ts';
 import { sendMail, startMailCatcher, type MailCatcher } from '../src/smtp.ts';
 
-interface Res { status: number; body: string; setCookie: string[] }
+interface Res {
+  status: number;
+  body: string;
+  setCookie: string[];
+}
 
 /** A small browser: one cookie jar, HTTPS with the test CA. */
 class Browser {
@@ -31,22 +35,36 @@ class Browser {
   go(method: string, path: string, form?: Record<string, string>, headers: Record<string, string> = {}): Promise<Res> {
     const body = form ? new URLSearchParams(form).toString() : undefined;
     return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: this.port, method, path, ca: this.ca, servername: 'auth.adt.test', headers: {
-        host: 'auth.adt.test', cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '), ...(body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers,
-      } }, (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (c) => (data += c));
-        res.on('end', () => {
-          const setCookie = res.headers['set-cookie'] ?? [];
-          for (const c of setCookie) {
-            const [kv] = c.split(';');
-            const [k, v] = kv!.split('=');
-            this.jar.set(k!, v!);
-          }
-          resolve({ status: res.statusCode ?? 0, body: data, setCookie });
-        });
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: this.port,
+          method,
+          path,
+          ca: this.ca,
+          servername: 'auth.adt.test',
+          headers: {
+            host: 'auth.adt.test',
+            cookie: [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '),
+            ...(body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) } : {}),
+            ...headers,
+          },
+        },
+        (res) => {
+          let data = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (data += c));
+          res.on('end', () => {
+            const setCookie = res.headers['set-cookie'] ?? [];
+            for (const c of setCookie) {
+              const [kv] = c.split(';');
+              const [k, v] = kv!.split('=');
+              this.jar.set(k!, v!);
+            }
+            resolve({ status: res.statusCode ?? 0, body: data, setCookie });
+          });
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -56,7 +74,16 @@ class Browser {
   }
 }
 
-interface Ctx { dir: string; server: Server; mail: MailCatcher; store: ConfigStore; port: number; ca: string; log: string[]; clock: { now: number } }
+interface Ctx {
+  dir: string;
+  server: Server;
+  mail: MailCatcher;
+  store: ConfigStore;
+  port: number;
+  ca: string;
+  log: string[];
+  clock: { now: number };
+}
 const test = suite<Ctx>('authentication app (HTTPS, SMTP, datastore)');
 
 test.before(async (ctx) => {
@@ -70,8 +97,17 @@ test.before(async (ctx) => {
   ctx.mail = await startMailCatcher();
   ctx.log = [];
   const app = createAuthApp({
-    store: ctx.store, allowList: ['ann@adt.test', 'boss@adt.test'], admins: ['boss@adt.test'], baseUrl: 'https://auth.adt.test', siteName: 'Our <b>site</b>',
-    grantMinutes: 60, linkMinutes: 15, secret: randomBytes(32), log: (l) => ctx.log.push(l), now: () => ctx.clock.now, limits: { perAddress: 20, perEmail: 5 },
+    store: ctx.store,
+    allowList: ['ann@adt.test', 'boss@adt.test'],
+    admins: ['boss@adt.test'],
+    baseUrl: 'https://auth.adt.test',
+    siteName: 'Our <b>site</b>',
+    grantMinutes: 60,
+    linkMinutes: 15,
+    secret: randomBytes(32),
+    log: (l) => ctx.log.push(l),
+    now: () => ctx.clock.now,
+    limits: { perAddress: 20, perEmail: 5 },
     sendMail: (to, subject, text) => sendMail({ host: '127.0.0.1', port: ctx.mail.port }, { from: 'auth@adt.test', to, subject, text }),
   });
   ctx.port = await freePort();
@@ -89,7 +125,8 @@ async function askLink(ctx: Ctx, b: Browser, email: string, headers: Record<stri
   const home = await b.go('GET', '/');
   return b.go('POST', '/sign-in', { csrf: b.csrfOf(home.body), email }, headers);
 }
-const lastLink = (ctx: Ctx) => /https:\/\/auth\.adt\.test(\/verify\?token=[A-Za-z0-9_-]+)/.exec(ctx.mail.messages.at(-1)?.text ?? '')?.[1] ?? '';
+const lastLink = (ctx: Ctx) =>
+  /https:\/\/auth\.adt\.test(\/verify\?token=[A-Za-z0-9_-]+)/.exec(ctx.mail.messages.at(-1)?.text ?? '')?.[1] ?? '';
 async function useLink(b: Browser, path: string, headers: Record<string, string> = {}): Promise<Res> {
   const confirm = await b.go('GET', path);
   const token = /name="token" value="([^"]+)"/.exec(confirm.body)?.[1] ?? '';
@@ -106,7 +143,7 @@ test('the sign-in page is an accessible form, escaped, with a CSRF token', async
   assert.is(escapeHtml(`<script>"x"&'y'</script>`), '&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;');
 });
 
-test('an allowed address gets a link by mail; the link grants the connection\'s own address, never a forwarded one', async (ctx) => {
+test("an allowed address gets a link by mail; the link grants the connection's own address, never a forwarded one", async (ctx) => {
   const b = new Browser(ctx.port, ctx.ca);
   const asked = await askLink(ctx, b, 'Ann@adt.test');
   assert.is(asked.status, 200);
@@ -124,8 +161,14 @@ test('an allowed address gets a link by mail; the link grants the connection\'s 
   // Reused: refused and logged.
   const again = await useLink(b, path);
   assert.is(again.status, 410);
-  assert.ok(ctx.log.some((l) => /refused POST \/verify from 127\.0\.0\.1: reused link of ann@adt\.test/.test(l)), ctx.log.join('\n'));
-  assert.not.ok(ctx.log.some((l) => l.includes(path.split('=')[1]!)), 'no token in the log');
+  assert.ok(
+    ctx.log.some((l) => /refused POST \/verify from 127\.0\.0\.1: reused link of ann@adt\.test/.test(l)),
+    ctx.log.join('\n'),
+  );
+  assert.not.ok(
+    ctx.log.some((l) => l.includes(path.split('=')[1]!)),
+    'no token in the log',
+  );
 });
 
 test('an address not on the list gets the same answer and no mail', async (ctx) => {
@@ -167,7 +210,10 @@ test('a burst of 100 attempts is cut off by the rate limits and logged', async (
   assert.is(statuses.filter((s) => s === 429).length, 80);
   assert.ok(ctx.log.filter((l) => l.includes('too many sign-in attempts')).length >= 80);
   const limiter = new RateLimiter(5, 600_000);
-  assert.equal(Array.from({ length: 7 }, (_, i) => limiter.allow('k', i)), [true, true, true, true, true, false, false]);
+  assert.equal(
+    Array.from({ length: 7 }, (_, i) => limiter.allow('k', i)),
+    [true, true, true, true, true, false, false],
+  );
   assert.ok(limiter.allow('k', 700_000), 'the window slides');
 });
 
@@ -192,12 +238,18 @@ test('an admin lists and revokes grants; others cannot', async (ctx) => {
 
 test('mail: the client refuses header injection; the catcher keeps what it got', async (ctx) => {
   try {
-    await sendMail({ host: '127.0.0.1', port: ctx.mail.port }, { from: 'a@adt.test', to: 'b@adt.test', subject: 'x\r\nBcc: eve@evil.test', text: 'hi' });
+    await sendMail(
+      { host: '127.0.0.1', port: ctx.mail.port },
+      { from: 'a@adt.test', to: 'b@adt.test', subject: 'x\r\nBcc: eve@evil.test', text: 'hi' },
+    );
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /one line/);
   }
-  await sendMail({ host: '127.0.0.1', port: ctx.mail.port }, { from: 'a@adt.test', to: 'b@adt.test', subject: 'Dots', text: '.leading dot\nline two' });
+  await sendMail(
+    { host: '127.0.0.1', port: ctx.mail.port },
+    { from: 'a@adt.test', to: 'b@adt.test', subject: 'Dots', text: '.leading dot\nline two' },
+  );
   assert.equal(ctx.mail.messages.at(-1), { from: 'a@adt.test', to: 'b@adt.test', subject: 'Dots', text: '.leading dot\nline two' });
 });
 

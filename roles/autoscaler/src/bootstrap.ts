@@ -17,17 +17,30 @@ async function main() {
   progress.step(`bootstrap started on ${self.name} (${self.privateIp})`);
   const installed = await ensurePackages([{ command: 'iptables-restore', pkg: 'iptables' }]);
   progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
-  await store.put(keys.autoscalerIps.key(self.privateIp), { name: self.name, role: 'autoscaler', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
+  await store.put(keys.autoscalerIps.key(self.privateIp), {
+    name: self.name,
+    role: 'autoscaler',
+    privateIp: self.privateIp,
+    publicIp: self.publicIp,
+    at: new Date().toISOString(),
+  });
   progress.step('registered');
   const schedule = await store.get(keys.scalingSchedule);
   if (schedule && Object.keys(schedule).length) {
     await mkdir('/etc/cron.d', { recursive: true });
     await writeFile('/etc/cron.d/adt-scaling', scalingCronFile(schedule, CODE_DIR), { mode: 0o644 });
-    progress.step(`scheduled scaling: ${Object.entries(schedule).map(([t, n]) => `${n} at ${t}`).join(', ')}`);
+    progress.step(
+      `scheduled scaling: ${Object.entries(schedule)
+        .map(([t, n]) => `${n} at ${t}`)
+        .join(', ')}`,
+    );
   }
   await mkdir(JOB_LOG_DIR, { recursive: true });
   const log = openSync(join(JOB_LOG_DIR, 'scaling.log'), 'a', 0o600);
-  spawn(join(CODE_DIR, 'node_modules/.bin/tsx'), [join(CODE_DIR, 'roles/common/src/supervise.ts'), 'roles/autoscaler/src/service.ts'], { detached: true, stdio: ['ignore', log, log] }).unref();
+  spawn(join(CODE_DIR, 'node_modules/.bin/tsx'), [join(CODE_DIR, 'roles/common/src/supervise.ts'), 'roles/autoscaler/src/service.ts'], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  }).unref();
   closeSync(log);
   progress.step('scaling service started');
   await startPeriodicJobs('autoscaler');

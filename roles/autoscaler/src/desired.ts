@@ -7,7 +7,11 @@ import { parseDesired, splitDesired } from '@adt/scaling';
  * Checks `input` (a whole number from 0 to the configured maximum) and writes the split between the
  * autoscalers; throws a usage error (exit 2) naming what is allowed, changing nothing.
  */
-export async function setDesiredWebservers(store: ConfigStore, input: string, command: string): Promise<{ total: number; split: number[]; intervalSeconds: number }> {
+export async function setDesiredWebservers(
+  store: ConfigStore,
+  input: string,
+  command: string,
+): Promise<{ total: number; split: number[]; intervalSeconds: number }> {
   const settings = await store.get(keys.scaling);
   if (!settings) throw usage(`${command}: this deployment is not in production mode (no ${keys.scaling.path} in its datastore)`);
   let total: number;

@@ -56,7 +56,12 @@ export class Scaler {
   /** The scaling policy of the planner, from the deployment's settings. */
   policy(): Partial<ScalingPolicy> {
     const s = this.#d.settings;
-    return { failuresBeforeUnhealthy: s.failuresBeforeUnhealthy, buildTimeoutSeconds: s.buildTimeoutSeconds, drainSeconds: s.drainSeconds, maxWebservers: s.maxWebservers };
+    return {
+      failuresBeforeUnhealthy: s.failuresBeforeUnhealthy,
+      buildTimeoutSeconds: s.buildTimeoutSeconds,
+      drainSeconds: s.drainSeconds,
+      maxWebservers: s.maxWebservers,
+    };
   }
 
   /**
@@ -94,7 +99,8 @@ export class Scaler {
         const got = await store.acquire(slotLease(slot), ttl, self.name);
         if (!got) {
           // Our own slot, held by another autoscaler since we were away: ask for it back.
-          if (own && !(await store.exists(keys.slotClaim(slot)))) await store.put(keys.slotClaim(slot), { by: self.name, at: new Date(this.#now()).toISOString() });
+          if (own && !(await store.exists(keys.slotClaim(slot))))
+            await store.put(keys.slotClaim(slot), { by: self.name, at: new Date(this.#now()).toISOString() });
           continue;
         }
         this.#leases.set(slot, got);
@@ -115,7 +121,15 @@ export class Scaler {
 
   async #event(slot: number, action: string, server: string | undefined, ip: string | undefined, reason: string) {
     const at = new Date(this.#now()).toISOString();
-    const e: ScalingEvent = { at, autoscaler: this.#d.self.name, slot, action, reason, ...(server ? { server } : {}), ...(ip ? { ip } : {}) };
+    const e: ScalingEvent = {
+      at,
+      autoscaler: this.#d.self.name,
+      slot,
+      action,
+      reason,
+      ...(server ? { server } : {}),
+      ...(ip ? { ip } : {}),
+    };
     this.#d.log(`slot ${slot}: ${action}${server ? ` ${server}` : ''}${ip ? ` (${ip})` : ''}: ${reason}`);
     const id = `${at.replace(/[-:.]/g, '')}-${Math.random().toString(36).slice(2, 8)}`;
     await this.#d.store.put(keys.events.key(id), e).catch((err: Error) => this.#d.log(`event not recorded: ${err.message}`));
@@ -134,14 +148,22 @@ export class Scaler {
       let memory = this.#memory.get(slot) ?? emptyMemory();
       // Probe every server that could serve, in parallel.
       const now = this.#now();
-      const results = await Promise.all(mine.map(async (s) => ({ s, ok: s.state === 'running' && s.privateIp ? await d.probe(s.privateIp).catch(() => false) : false })));
+      const results = await Promise.all(
+        mine.map(async (s) => ({ s, ok: s.state === 'running' && s.privateIp ? await d.probe(s.privateIp).catch(() => false) : false })),
+      );
       for (const { s, ok } of results) if (s.state === 'running' && s.privateIp) memory = recordProbe(memory, s.id, ok, now, this.policy());
       const dnsIps = (await d.dns.listA(d.host)).map((r) => r.content);
       const desiredRaw = await d.store.get(keys.desiredWebservers(slot));
       const desired = typeof desiredRaw === 'number' && Number.isInteger(desiredRaw) && desiredRaw >= 0 ? desiredRaw : 0;
       const p = plan({ now, desired, servers: mine.map(observed), dnsIps, fleetIps, memory, policy: this.policy() });
       this.#memory.set(slot, p.memory);
-      report.summary[slot] = { desired, healthy: p.summary.healthy, building: p.summary.building, unhealthy: p.summary.unhealthy, draining: p.summary.draining };
+      report.summary[slot] = {
+        desired,
+        healthy: p.summary.healthy,
+        building: p.summary.building,
+        unhealthy: p.summary.unhealthy,
+        draining: p.summary.draining,
+      };
       for (const a of p.actions) {
         await this.#act(slot, a, mine);
         report.actions.push({ ...a, slot });
@@ -170,7 +192,13 @@ export class Scaler {
         // An image the cloud refuses (deleted, another region) must not stop scaling: the OS image.
         const status = (error as { status?: number | null }).status;
         if (!image || typeof status !== 'number' || status < 400 || status >= 500) throw error;
-        await this.#event(slot, 'image-refused', name, undefined, `image ${image}: ${(error as Error).message}; building from the OS image`);
+        await this.#event(
+          slot,
+          'image-refused',
+          name,
+          undefined,
+          `image ${image}: ${(error as Error).message}; building from the OS image`,
+        );
         s = await d.compute.create({ name, role: 'webserver', buildId: d.buildId, userData: d.userData() });
         from = undefined;
       }

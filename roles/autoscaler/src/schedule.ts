@@ -8,9 +8,13 @@ const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
 /** Parses `08:30=10;17:30=3` into { '08:30': 10, '17:30': 3 }; throws naming the bad item. */
 export function parseScalingSchedule(text: string, max: number): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const item of text.split(';').map((x) => x.trim()).filter(Boolean)) {
+  for (const item of text
+    .split(';')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const [time = '', n = ''] = item.split('=').map((x) => x.trim());
-    if (!TIME.test(time) || !/^\d{1,4}$/.test(n) || Number(n) > max) throw new RangeError(`"${item}": HH:MM=<webservers>, 00:00-23:59, 0 to ${max}`);
+    if (!TIME.test(time) || !/^\d{1,4}$/.test(n) || Number(n) > max)
+      throw new RangeError(`"${item}": HH:MM=<webservers>, 00:00-23:59, 0 to ${max}`);
     out[time] = Number(n);
   }
   return out;
@@ -21,7 +25,9 @@ export function scalingCronFile(schedule: Record<string, number>, codeDir = '/op
   for (const [time, n] of Object.entries(schedule)) {
     const m = TIME.exec(time);
     if (!m || !Number.isInteger(n) || n < 0) throw new RangeError(`scaling schedule "${time}=${n}"`);
-    lines.push(`${Number(m[2])} ${Number(m[1])} * * * root ${codeDir}/roles/autoscaler/ManuallyScale.ts ${n} >> /var/log/adt/scaling.log 2>&1`);
+    lines.push(
+      `${Number(m[2])} ${Number(m[1])} * * * root ${codeDir}/roles/autoscaler/ManuallyScale.ts ${n} >> /var/log/adt/scaling.log 2>&1`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

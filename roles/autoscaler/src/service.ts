@@ -13,20 +13,47 @@ import { Scaler } from './scaler.ts';
 
 /** True when the site answers over HTTPS at `ip` (any status below 500: the application ran). */
 export function httpsProbe(ip: string, host: string, ca: string, timeoutMs: number): Promise<boolean> {
-  return httpsGet(ip, host, ca, timeoutMs).then((r) => r.status < 500, () => false);
+  return httpsGet(ip, host, ca, timeoutMs).then(
+    (r) => r.status < 500,
+    () => false,
+  );
 }
 
 async function main(): Promise<number> {
   const store = openDatastore();
-  const [settings, access, site, tls] = await Promise.all([store.get(keys.scaling), store.get(keys.providerAccess), store.get(keys.site), store.get(keys.siteTls)]);
-  if (!settings || !access || !site || !tls) throw new Error(`${[[keys.scaling, settings], [keys.providerAccess, access], [keys.site, site], [keys.siteTls, tls]].filter(([, v]) => !v).map(([k]) => (k as { path: string }).path).join(', ')} missing from the datastore: the build writes them in production mode`);
+  const [settings, access, site, tls] = await Promise.all([
+    store.get(keys.scaling),
+    store.get(keys.providerAccess),
+    store.get(keys.site),
+    store.get(keys.siteTls),
+  ]);
+  if (!settings || !access || !site || !tls)
+    throw new Error(
+      `${[
+        [keys.scaling, settings],
+        [keys.providerAccess, access],
+        [keys.site, site],
+        [keys.siteTls, tls],
+      ]
+        .filter(([, v]) => !v)
+        .map(([k]) => (k as { path: string }).path)
+        .join(', ')} missing from the datastore: the build writes them in production mode`,
+    );
   const me = parseServerName(hostname());
   if (!me || me.role !== 'autoscaler' || !me.slot) throw new Error(`this server's name "${hostname()}" is not an autoscaler's with a slot`);
   const computeName = access.compute.driver as keyof typeof computeDrivers;
   const dnsName = access.dns.driver as keyof typeof dnsDrivers;
-  if (!(computeName in computeDrivers) || !(dnsName in dnsDrivers)) throw new Error(`unknown drivers ${access.compute.driver} / ${access.dns.driver}`);
-  const compute = ((await computeDrivers[computeName]()).default as (o: unknown) => ComputeProvider)({ url: access.compute.url, token: access.compute.token });
-  const dns = ((await dnsDrivers[dnsName]()).default as (o: unknown) => DnsProvider)({ apiUrl: access.dns.apiUrl, apiKey: access.dns.apiKey, zone: access.dns.zone });
+  if (!(computeName in computeDrivers) || !(dnsName in dnsDrivers))
+    throw new Error(`unknown drivers ${access.compute.driver} / ${access.dns.driver}`);
+  const compute = ((await computeDrivers[computeName]()).default as (o: unknown) => ComputeProvider)({
+    url: access.compute.url,
+    token: access.compute.token,
+  });
+  const dns = ((await dnsDrivers[dnsName]()).default as (o: unknown) => DnsProvider)({
+    apiUrl: access.dns.apiUrl,
+    apiKey: access.dns.apiKey,
+    zone: access.dns.zone,
+  });
   // New webservers get the same user-data as the build gives: this server's own datastore settings.
   const env = datastoreSettings();
   const key = readFileSync(env.ADT_DATASTORE_KEY_FILE ?? '/etc/adt/datastore.key', 'utf8').trim();
@@ -44,7 +71,14 @@ async function main(): Promise<number> {
   const host = new URL(site.siteUrl).hostname;
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const scaler = new Scaler({
-    store, compute, dns, buildId: me.buildId, host, self: { name: hostname(), slot: me.slot }, settings, log,
+    store,
+    compute,
+    dns,
+    buildId: me.buildId,
+    host,
+    self: { name: hostname(), slot: me.slot },
+    settings,
+    log,
     probe: (ip) => httpsProbe(ip, host, tls.ca, settings.probeTimeoutSeconds * 1000),
     userData: () => webUserData,
   });
@@ -60,7 +94,13 @@ async function main(): Promise<number> {
     const started = Date.now();
     try {
       const r = await scaler.tick();
-      const line = Object.entries(r.summary).map(([slot, s]) => `slot ${slot}: ${s.healthy}/${s.desired} healthy${s.building ? `, ${s.building} building` : ''}${s.unhealthy ? `, ${s.unhealthy} unhealthy` : ''}${s.draining ? `, ${s.draining} draining` : ''}`).join('; ') || 'no slot held';
+      const line =
+        Object.entries(r.summary)
+          .map(
+            ([slot, s]) =>
+              `slot ${slot}: ${s.healthy}/${s.desired} healthy${s.building ? `, ${s.building} building` : ''}${s.unhealthy ? `, ${s.unhealthy} unhealthy` : ''}${s.draining ? `, ${s.draining} draining` : ''}`,
+          )
+          .join('; ') || 'no slot held';
       if (line !== last) log(line);
       last = line;
     } catch (e) {

@@ -12,7 +12,17 @@ import memoryDns from '@adt/providers/drivers/memory-dns';
 import { serverName } from '@adt/providers';
 import { Scaler } from '../src/scaler.ts';
 
-const settings: ScalingSettings = { autoscalers: 2, maxWebservers: 10, probeIntervalSeconds: 1, probeTimeoutSeconds: 1, failuresBeforeUnhealthy: 2, buildTimeoutSeconds: 300, drainSeconds: 0, leaseTtlSeconds: 10, dnsTtlSeconds: 5 };
+const settings: ScalingSettings = {
+  autoscalers: 2,
+  maxWebservers: 10,
+  probeIntervalSeconds: 1,
+  probeTimeoutSeconds: 1,
+  failuresBeforeUnhealthy: 2,
+  buildTimeoutSeconds: 300,
+  drainSeconds: 0,
+  leaseTtlSeconds: 10,
+  dnsTtlSeconds: 5,
+};
 
 function world(images?: string[]) {
   let now = Date.parse('2026-11-25T00:00:00Z');
@@ -21,11 +31,20 @@ function world(images?: string[]) {
   const compute = memoryCompute({ now: clock, images });
   const dns = memoryDns();
   void dns.ensureZone('p.test');
-  const scaler = (slot: number) => new Scaler({
-    store, compute, dns, buildId: 'p1', host: 'www.p.test', settings, now: clock,
-    self: { name: serverName({ role: 'autoscaler', buildId: 'p1', slot }), slot },
-    probe: async () => true, userData: () => '#!/bin/sh\n', log: () => {},
-  });
+  const scaler = (slot: number) =>
+    new Scaler({
+      store,
+      compute,
+      dns,
+      buildId: 'p1',
+      host: 'www.p.test',
+      settings,
+      now: clock,
+      self: { name: serverName({ role: 'autoscaler', buildId: 'p1', slot }), slot },
+      probe: async () => true,
+      userData: () => '#!/bin/sh\n',
+      log: () => {},
+    });
   return { store, compute, dns, scaler, advance: (ms: number) => (now += ms) };
 }
 
@@ -38,10 +57,13 @@ test('an autoscaler acts on its own slot only while the other has not started', 
   const a1 = w.scaler(1);
   const r = await a1.tick();
   assert.equal(r.slots, [1], 'slot 2 is not taken: its autoscaler never held it');
-  assert.equal(r.actions.map((a) => `${a.slot}:${a.type}`), ['1:create']);
+  assert.equal(
+    r.actions.map((a) => `${a.slot}:${a.type}`),
+    ['1:create'],
+  );
 });
 
-test('a dead autoscaler\'s slot is taken over after its lease expires, and handed back when it returns', async () => {
+test("a dead autoscaler's slot is taken over after its lease expires, and handed back when it returns", async () => {
   const w = world();
   await w.store.put(keys.desiredWebservers(1), 1);
   await w.store.put(keys.desiredWebservers(2), 1);
@@ -72,13 +94,22 @@ test('new webservers are built from the configured image; an image the cloud ref
   await w.store.put(keys.webserverImage, { image: 'snap-1', from: 'ws-p1-s1-abcd', at: '2026-11-25T00:00:00Z' });
   const a1 = w.scaler(1);
   await a1.tick();
-  assert.equal([...w.compute.servers.values()].map((s) => s.image), ['snap-1', 'snap-1']);
+  assert.equal(
+    [...w.compute.servers.values()].map((s) => s.image),
+    ['snap-1', 'snap-1'],
+  );
   await w.store.put(keys.desiredWebservers(1), 3);
   await w.store.put(keys.webserverImage, { image: 'snap-gone', from: 'ws-p1-s1-abcd', at: '2026-11-25T00:00:00Z' });
   await a1.tick();
-  assert.equal([...w.compute.servers.values()].map((s) => s.image), ['snap-1', 'snap-1', null]);
+  assert.equal(
+    [...w.compute.servers.values()].map((s) => s.image),
+    ['snap-1', 'snap-1', null],
+  );
   const events = await Promise.all((await w.store.listOf(keys.events)).map((k) => w.store.get(keys.events.key(k))));
-  assert.ok(events.some((e) => e?.action === 'image-refused' && /snap-gone/.test(e.reason)), 'the refusal is an event');
+  assert.ok(
+    events.some((e) => e?.action === 'image-refused' && /snap-gone/.test(e.reason)),
+    'the refusal is an event',
+  );
   assert.ok(events.some((e) => e?.action === 'create' && /from image snap-1/.test(e.reason)));
 });
 

@@ -17,20 +17,27 @@ const root = resolve(import.meta.dirname, '../../..');
 const zx = join(root, 'node_modules/.bin/zx');
 const dir = await mkdtemp(join(tmpdir(), 'adt-bench-deploy-'));
 const file = join(dir, 'bench.env');
-await writeFile(file, [
-  'SITE_URL=www.tbd.test',
-  'BUILD_ID=bench',
-  `STATE_DIR=${join(dir, 'state')}`,
-  `S3_PORT=${await freePort()}`,
-  'LOCAL_CLOUD_ID=tbd',
-  'LOCAL_PUBLIC_CIDR=198.19.34.0/24',
-  'LOCAL_PRIVATE_CIDR=198.19.35.0/24',
-  '',
-].join('\n'));
+await writeFile(
+  file,
+  [
+    'SITE_URL=www.tbd.test',
+    'BUILD_ID=bench',
+    `STATE_DIR=${join(dir, 'state')}`,
+    `S3_PORT=${await freePort()}`,
+    'LOCAL_CLOUD_ID=tbd',
+    'LOCAL_PUBLIC_CIDR=198.19.34.0/24',
+    'LOCAL_PRIVATE_CIDR=198.19.35.0/24',
+    '',
+  ].join('\n'),
+);
 const run = (script: string) => execa(zx, [join(root, 'roles/build', script), '--config', file, '--json'], { cwd: root, timeout: 600_000 });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-interface Round { total: number; steps: Record<string, number>; destroy: number }
+interface Round {
+  total: number;
+  steps: Record<string, number>;
+  destroy: number;
+}
 const rounds: Round[] = [];
 try {
   await run('destroy.mjs');

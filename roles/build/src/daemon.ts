@@ -71,7 +71,12 @@ export function runningDaemon(stateDir: string, name: string): number | null {
 }
 
 /** The daemon started earlier, when it still runs and answers on `endpoint`; else null. */
-export async function attachDaemon(stateDir: string, name: string, endpoint: string, up: () => Promise<boolean> = () => answers(endpoint)): Promise<{ pid: number } | null> {
+export async function attachDaemon(
+  stateDir: string,
+  name: string,
+  endpoint: string,
+  up: () => Promise<boolean> = () => answers(endpoint),
+): Promise<{ pid: number } | null> {
   const pid = runningDaemon(stateDir, name);
   return pid && (await up()) ? { pid } : null;
 }
@@ -86,7 +91,11 @@ export async function ensureDaemon(o: DaemonSpec): Promise<Daemon> {
   const stale = runningDaemon(o.stateDir, o.name);
   if (stale) await stopProcess(stale, { timeoutMs: 5000 });
   if (await up()) {
-    throw new AdtError('PORT_TAKEN', `${new URL(o.endpoint).host} is already used by another program: stop it or set ${o.portSetting} to a free port`, { pkg: 'build', exitCode: 2 });
+    throw new AdtError(
+      'PORT_TAKEN',
+      `${new URL(o.endpoint).host} is already used by another program: stop it or set ${o.portSetting} to a free port`,
+      { pkg: 'build', exitCode: 2 },
+    );
   }
   const out = openSync(log, 'a', 0o600);
   const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, o.script), ...o.args], {
@@ -103,5 +112,7 @@ export async function ensureDaemon(o: DaemonSpec): Promise<Daemon> {
     if (child.exitCode !== null || !processAlive(child.pid!)) break;
     await sleep(100);
   }
-  throw new AdtError('DAEMON_NOT_STARTED', `the ${o.name} service did not start on ${o.endpoint} within 15 s: see ${log}`, { pkg: 'build' });
+  throw new AdtError('DAEMON_NOT_STARTED', `the ${o.name} service did not start on ${o.endpoint} within 15 s: see ${log}`, {
+    pkg: 'build',
+  });
 }

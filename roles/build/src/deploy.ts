@@ -30,7 +30,16 @@ import { Backups, type Manifest, type Period } from '@adt/backup';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { ensureS3Daemon } from './s3-daemon.ts';
 import { BASELINE_SPEC, readDeployment, type Deployment } from './settings.ts';
-import { CODE_ON_SERVERS, forgetServer, localEnv, openDns, openStore, readBuildRecord, type BuildRecord, type LocalEnv } from './local-env.ts';
+import {
+  CODE_ON_SERVERS,
+  forgetServer,
+  localEnv,
+  openDns,
+  openStore,
+  readBuildRecord,
+  type BuildRecord,
+  type LocalEnv,
+} from './local-env.ts';
 import { httpsGet, userData } from '@adt/role-common';
 import { ensureAuthCertificate, ensureSiteCertificate, installRenewalCron, trustAnchorFile, withAuthStore } from './tls.ts';
 import { parseCommandLine } from './cli.ts';
@@ -46,7 +55,8 @@ Every variable of the file may also be given as ADT_<NAME> in the environment.`;
 
 export const DB_PORT = 3306;
 
-const fail = (code: string, message: string, exitCode: 1 | 2 = 1) => new AdtError(code, message, { pkg: 'build', driver: 'deploy', exitCode });
+const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
+  new AdtError(code, message, { pkg: 'build', driver: 'deploy', exitCode });
 
 export function plan(d: Deployment) {
   const env = localEnv(d);
@@ -57,9 +67,27 @@ export function plan(d: Deployment) {
     buildId: d.buildId,
     configBucket: d.configBucket,
     s3Endpoint: env.s3Endpoint,
-    servers: wantedServers(d).map(({ role, slot }) => ({ role, name: `${serverName({ role, buildId: d.buildId, slot }).replace(/-[a-z0-9]+$/, '')}-<random>` })),
-    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, zone: env.zone, records: wantedServers(d).filter((w) => w.role === 'webserver').map(() => `${d.host} A <webserver public IP>`) },
-    ...(d.mode === 'production' ? { scaling: { autoscalers: d.scaling.autoscalers, desired: splitDesired(d.scaling.webservers, d.scaling.autoscalers), max: d.scaling.maxWebservers, cloudApi: env.cloudApiUrl } } : {}),
+    servers: wantedServers(d).map(({ role, slot }) => ({
+      role,
+      name: `${serverName({ role, buildId: d.buildId, slot }).replace(/-[a-z0-9]+$/, '')}-<random>`,
+    })),
+    dns: {
+      server: `${env.cloud.buildMachine.publicIp}:53`,
+      zone: env.zone,
+      records: wantedServers(d)
+        .filter((w) => w.role === 'webserver')
+        .map(() => `${d.host} A <webserver public IP>`),
+    },
+    ...(d.mode === 'production'
+      ? {
+          scaling: {
+            autoscalers: d.scaling.autoscalers,
+            desired: splitDesired(d.scaling.webservers, d.scaling.autoscalers),
+            max: d.scaling.maxWebservers,
+            cloudApi: env.cloudApiUrl,
+          },
+        }
+      : {}),
     application: d.application,
     webserver: d.webserver,
     database: d.database,
@@ -70,7 +98,16 @@ export function plan(d: Deployment) {
 
 /** The steps of a deploy, in order (restoring only when starting from a backup). */
 export function stepTitles(d: Deployment): string[] {
-  return ['cloud network', 'config datastore', 'DNS', 'servers', 'waiting for the servers to be ready', ...(d.restoreFrom ? ['restoring the backup'] : []), 'DNS records', 'checking the site'];
+  return [
+    'cloud network',
+    'config datastore',
+    'DNS',
+    'servers',
+    'waiting for the servers to be ready',
+    ...(d.restoreFrom ? ['restoring the backup'] : []),
+    'DNS records',
+    'checking the site',
+  ];
 }
 
 export interface Ctx {
@@ -102,9 +139,17 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
   let emptied = 0;
   if (fresh) {
     emptied = await store.emptyBucket();
-    const record: BuildRecord = { siteUrl: d.siteUrl, buildId: d.buildId, cloudId: d.cloudId, configBucket: d.configBucket, createdAt: new Date().toISOString() };
+    const record: BuildRecord = {
+      siteUrl: d.siteUrl,
+      buildId: d.buildId,
+      cloudId: d.cloudId,
+      configBucket: d.configBucket,
+      createdAt: new Date().toISOString(),
+    };
     writeFileSync(env.recordFile, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-    ctx.say(`      bucket ${d.configBucket} ready for a new build${emptied ? ` (emptied ${emptied} object(s) of an earlier one)` : ''}; key ${env.keyFile} (mode 0600)`);
+    ctx.say(
+      `      bucket ${d.configBucket} ready for a new build${emptied ? ` (emptied ${emptied} object(s) of an earlier one)` : ''}; key ${env.keyFile} (mode 0600)`,
+    );
   } else {
     ctx.say(`      bucket ${d.configBucket} of this build kept (re-run: converging)`);
   }
@@ -120,8 +165,14 @@ async function prepareDatastore(ctx: Ctx): Promise<{ store: ConfigStore; fresh: 
     await store.put(keys.dbCredentials, creds);
     ctx.say('      database credentials generated (stored encrypted; never shown)');
   }
-  await store.putIfChanged(keys.backups, { bucket: d.backupBucket, keep: d.backupKeep, schedule: d.backupSchedule, encrypted: Boolean(d.backupKeyFile) });
-  if (d.backupKeyFile) await store.putIfChanged(keys.backupKey, parseSecretKey(readFileSync(d.backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE').toString('hex'));
+  await store.putIfChanged(keys.backups, {
+    bucket: d.backupBucket,
+    keep: d.backupKeep,
+    schedule: d.backupSchedule,
+    encrypted: Boolean(d.backupKeyFile),
+  });
+  if (d.backupKeyFile)
+    await store.putIfChanged(keys.backupKey, parseSecretKey(readFileSync(d.backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE').toString('hex'));
   await store.putIfChanged(keys.site, { siteUrl: d.siteUrl, application: d.application, webserver: d.webserver, webMode: d.webMode });
   const at = new Date().toISOString();
   for (const ip of [env.cloud.buildMachine.privateIp, env.cloud.buildMachine.publicIp]) {
@@ -141,11 +192,31 @@ async function prepareAuth(ctx: Ctx, store: ConfigStore): Promise<void> {
   let smtp = a.smtp;
   if (!smtp) {
     smtp = { host: env.cloud.buildMachine.privateIp, port: 2525 };
-    const m = await ensureDaemon({ name: 'mail', stateDir: env.mailDir, script: 'roles/build/src/mail-serve.ts', args: [join(env.mailDir, 'messages'), smtp.host, String(smtp.port)], endpoint: `http://${smtp.host}:${smtp.port}`, up: () => tcpAnswers(smtp!.host, smtp!.port), portSetting: 'SMTP_RELAY' });
-    ctx.say(`      mail catcher ${m.started ? 'started' : 'already running'} on ${smtp.host}:${smtp.port}: sign-in mails land in ${join(env.mailDir, 'messages')}`);
+    const m = await ensureDaemon({
+      name: 'mail',
+      stateDir: env.mailDir,
+      script: 'roles/build/src/mail-serve.ts',
+      args: [join(env.mailDir, 'messages'), smtp.host, String(smtp.port)],
+      endpoint: `http://${smtp.host}:${smtp.port}`,
+      up: () => tcpAnswers(smtp!.host, smtp!.port),
+      portSetting: 'SMTP_RELAY',
+    });
+    ctx.say(
+      `      mail catcher ${m.started ? 'started' : 'already running'} on ${smtp.host}:${smtp.port}: sign-in mails land in ${join(env.mailDir, 'messages')}`,
+    );
   }
   const cert = await withAuthStore(env, (authStore) => ensureAuthCertificate(env, authStore));
-  await store.putIfChanged(keys.auth, { allowList: a.allow, admins: a.admins, grantMinutes: a.grantMinutes, linkMinutes: a.linkMinutes, baseUrl: `https://${a.host}`, siteName: d.host, smtp, from: a.from, ca: cert.ca });
+  await store.putIfChanged(keys.auth, {
+    allowList: a.allow,
+    admins: a.admins,
+    grantMinutes: a.grantMinutes,
+    linkMinutes: a.linkMinutes,
+    baseUrl: `https://${a.host}`,
+    siteName: d.host,
+    smtp,
+    from: a.from,
+    ca: cert.ca,
+  });
   ctx.say(`      sign-in ${cert.line}`);
   ctx.say(`      authentication server https://${a.host}/ for ${a.allow.length} address(es); grants last ${a.grantMinutes} min`);
 }
@@ -165,8 +236,25 @@ async function prepareScaling(ctx: Ctx, store: ConfigStore): Promise<void> {
     token = (JSON.parse(readFileSync(configFile, 'utf8')) as { token: string }).token;
   } catch {}
   if (!token) token = randomBytes(32).toString('base64url');
-  writeFileSync(configFile, JSON.stringify({ cloud: env.cloudOptions, buildId: d.buildId, address: env.cloud.buildMachine.privateIp, port: d.scaling.cloudApiPort, token }), { mode: 0o600 });
-  const api = await ensureDaemon({ name: 'cloud-api', stateDir: env.cloudApiDir, script: 'roles/build/src/cloud-api-serve.ts', args: [configFile], endpoint: `${env.cloudApiUrl}/v1/servers`, portSetting: 'CLOUD_API_PORT' });
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      cloud: env.cloudOptions,
+      buildId: d.buildId,
+      address: env.cloud.buildMachine.privateIp,
+      port: d.scaling.cloudApiPort,
+      token,
+    }),
+    { mode: 0o600 },
+  );
+  const api = await ensureDaemon({
+    name: 'cloud-api',
+    stateDir: env.cloudApiDir,
+    script: 'roles/build/src/cloud-api-serve.ts',
+    args: [configFile],
+    endpoint: `${env.cloudApiUrl}/v1/servers`,
+    portSetting: 'CLOUD_API_PORT',
+  });
   ctx.say(`      local cloud API ${api.started ? 'started' : 'already running'} at ${env.cloudApiUrl} (pid ${api.pid}, log ${api.log})`);
   const pdns = await attachPowerDns(env.dnsDir);
   if (!pdns) throw fail('DNS_NOT_RUNNING', 'PowerDNS is not running');
@@ -182,7 +270,9 @@ async function prepareScaling(ctx: Ctx, store: ConfigStore): Promise<void> {
   for (const [i, n] of split.entries()) {
     if ((await store.get(keys.desiredWebservers(i + 1))) === null) await store.put(keys.desiredWebservers(i + 1), n);
   }
-  ctx.say(`      ${sc.autoscalers} autoscaler(s); desired webservers ${split.join(' + ')} (first deploy; a re-run keeps the current scaling)`);
+  ctx.say(
+    `      ${sc.autoscalers} autoscaler(s); desired webservers ${split.join(' + ')} (first deploy; a re-run keeps the current scaling)`,
+  );
 }
 
 /**
@@ -195,7 +285,10 @@ async function applyNativePolicy(ctx: Ctx, store: ConfigStore): Promise<void> {
   const vpc = [ctx.d.privateCidr];
   // Grants come and go with each sign-in: the cloud layer leaves 443 open in auth mode, the hosts follow the grants.
   const webMode = ctx.d.webMode === 'auth' ? 'open' : ctx.d.webMode;
-  const policies = computePolicies({ ...fleet, webservers: vpc, autoscalers: vpc, databases: vpc }, { webMode, dbPort: DB_PORT, http: true });
+  const policies = computePolicies(
+    { ...fleet, webservers: vpc, autoscalers: vpc, databases: vpc },
+    { webMode, dbPort: DB_PORT, http: true },
+  );
   await applyNative(ctx.env.cloud.firewall, ctx.d.buildId, policies);
 }
 
@@ -212,8 +305,15 @@ export interface Booting {
 export function wantedServers(d: Deployment): { role: FleetRole; slot?: number }[] {
   const auth = d.auth ? [{ role: 'auth' as const }] : [];
   if (d.mode === 'development') return [{ role: 'database' }, { role: 'webserver' }, ...auth];
-  const web = splitDesired(d.scaling.webservers, d.scaling.autoscalers).flatMap((n, i) => Array.from({ length: n }, () => ({ role: 'webserver' as const, slot: i + 1 })));
-  return [{ role: 'database' }, ...web, ...Array.from({ length: d.scaling.autoscalers }, (_, i) => ({ role: 'autoscaler' as const, slot: i + 1 })), ...auth];
+  const web = splitDesired(d.scaling.webservers, d.scaling.autoscalers).flatMap((n, i) =>
+    Array.from({ length: n }, () => ({ role: 'webserver' as const, slot: i + 1 })),
+  );
+  return [
+    { role: 'database' },
+    ...web,
+    ...Array.from({ length: d.scaling.autoscalers }, (_, i) => ({ role: 'autoscaler' as const, slot: i + 1 })),
+    ...auth,
+  ];
 }
 
 /**
@@ -235,53 +335,83 @@ async function ensureServers(ctx: Ctx, store: ConfigStore, fresh: boolean): Prom
       const ready = await store.exists(keys.ready(role, s.name));
       const boot = await env.cloud.bootStatus(s.id);
       const slot = parseServerName(s.name)?.slot;
-      const wantedHere = d.mode === 'production' && role === 'webserver' ? true : wants.some((w) => w.slot === slot) && !kept.some((k) => parseServerName(k.name)?.slot === slot);
+      const wantedHere =
+        d.mode === 'production' && role === 'webserver'
+          ? true
+          : wants.some((w) => w.slot === slot) && !kept.some((k) => parseServerName(k.name)?.slot === slot);
       const stale = role === 'webserver' && databaseReplaced;
       const usable = !fresh && !stale && wantedHere && s.state === 'running' && (ready || boot.exitCode === null);
       if (usable) {
         kept.push(s);
         ctx.say(`      ${role} ${s.name} kept (${ready ? 'ready' : 'still booting'})`);
       } else {
-        ctx.say(`      ${role} ${s.name} replaced (${fresh ? 'from an earlier build' : stale ? 'the database was replaced' : boot.exitCode !== null && !ready ? `its bootstrap failed with exit code ${boot.exitCode}` : 'not usable'})`);
+        ctx.say(
+          `      ${role} ${s.name} replaced (${fresh ? 'from an earlier build' : stale ? 'the database was replaced' : boot.exitCode !== null && !ready ? `its bootstrap failed with exit code ${boot.exitCode}` : 'not usable'})`,
+        );
         await forgetServer(store, s);
         await env.cloud.destroy(s.id);
       }
     }
     if (role === 'database' && !kept.length) databaseReplaced = true;
-    for (const s of kept) out.push({ role, server: s, log: followLog(env.cloud.userDataLog(s.id), { fromEnd: true }), deadline: Date.now() + d.readyTimeout * 1000, lastStep: 'kept' });
-    // Production webservers already there belong to the autoscalers: they bring them to the desired count.
-    const missing = d.mode === 'production' && role === 'webserver' && kept.length ? [] : wants.filter((w) => !kept.some((k) => parseServerName(k.name)?.slot === w.slot) || (w.slot === undefined && !kept.length));
-    const toCreate = role === 'webserver' && d.mode === 'production' ? missing : missing.slice(0, Math.max(0, wants.length - kept.length));
-    const created = await Promise.all(toCreate.map((w) => env.cloud.create({
-      name: serverName({ role, buildId: d.buildId, slot: w.slot }),
-      role,
-      buildId: d.buildId,
-      size: d.serverSize,
-      region: d.region,
-      userData: userData({
+    for (const s of kept)
+      out.push({
         role,
-        s3Endpoint: env.s3Endpoint,
-        s3AccessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
-        s3SecretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
-        configBucket: d.configBucket,
-        // The authentication server gets a key of its own: it decrypts its own secrets, not the
-        // deployment's (database credentials, the cloud API's token...).
-        datastoreKey: role === 'auth' ? readFileSync(env.authKeyFile, 'utf8').trim() : key,
-        webMode: d.webMode,
-        dbPort: DB_PORT,
-        codeDir: CODE_ON_SERVERS,
-      }),
-    })));
+        server: s,
+        log: followLog(env.cloud.userDataLog(s.id), { fromEnd: true }),
+        deadline: Date.now() + d.readyTimeout * 1000,
+        lastStep: 'kept',
+      });
+    // Production webservers already there belong to the autoscalers: they bring them to the desired count.
+    const missing =
+      d.mode === 'production' && role === 'webserver' && kept.length
+        ? []
+        : wants.filter((w) => !kept.some((k) => parseServerName(k.name)?.slot === w.slot) || (w.slot === undefined && !kept.length));
+    const toCreate = role === 'webserver' && d.mode === 'production' ? missing : missing.slice(0, Math.max(0, wants.length - kept.length));
+    const created = await Promise.all(
+      toCreate.map((w) =>
+        env.cloud.create({
+          name: serverName({ role, buildId: d.buildId, slot: w.slot }),
+          role,
+          buildId: d.buildId,
+          size: d.serverSize,
+          region: d.region,
+          userData: userData({
+            role,
+            s3Endpoint: env.s3Endpoint,
+            s3AccessKeyId: EMBEDDED_CREDENTIALS.accessKeyId,
+            s3SecretAccessKey: EMBEDDED_CREDENTIALS.secretAccessKey,
+            configBucket: d.configBucket,
+            // The authentication server gets a key of its own: it decrypts its own secrets, not the
+            // deployment's (database credentials, the cloud API's token...).
+            datastoreKey: role === 'auth' ? readFileSync(env.authKeyFile, 'utf8').trim() : key,
+            webMode: d.webMode,
+            dbPort: DB_PORT,
+            codeDir: CODE_ON_SERVERS,
+          }),
+        }),
+      ),
+    );
     for (const server of created) {
       ctx.say(`      ${role} ${server.name} created: public ${server.publicIp}, private ${server.privateIp}`);
-      out.push({ role, server, log: followLog(env.cloud.userDataLog(server.id)), deadline: Date.now() + d.readyTimeout * 1000, lastStep: 'created' });
+      out.push({
+        role,
+        server,
+        log: followLog(env.cloud.userDataLog(server.id)),
+        deadline: Date.now() + d.readyTimeout * 1000,
+        lastStep: 'created',
+      });
     }
   }
   return out;
 }
 
 /** Waits for every server's `ready` in the datastore, showing their progress; bounded per server. `onTick` runs on every poll. */
-export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[], onTick: () => Promise<void> = async () => {}): Promise<void> {
+export async function waitReady(
+  ctx: Ctx,
+  store: ConfigStore,
+  servers: Booting[],
+  onTick: () => Promise<void> = async () => {},
+): Promise<void> {
   const pending = new Set(servers);
   for (;;) {
     await onTick();
@@ -299,10 +429,16 @@ export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[]
       const boot = await ctx.env.cloud.bootStatus(b.server.id);
       const where = `its log: ${ctx.env.cloud.userDataLog(b.server.id)} (or roles/build/ExecuteOn${b.role[0]!.toUpperCase()}${b.role.slice(1)} -- cat /var/log/cloud-init-output.log)`;
       if (boot.exitCode !== null) {
-        throw fail('SERVER_FAILED', `the ${b.role} server ${b.server.name} stopped before it was ready (exit code ${boot.exitCode}); last step it finished: "${b.lastStep}".\nLast lines of ${where}:\n${b.log.tail(15)}`);
+        throw fail(
+          'SERVER_FAILED',
+          `the ${b.role} server ${b.server.name} stopped before it was ready (exit code ${boot.exitCode}); last step it finished: "${b.lastStep}".\nLast lines of ${where}:\n${b.log.tail(15)}`,
+        );
       }
       if (Date.now() > b.deadline) {
-        throw fail('SERVER_TIMEOUT', `the ${b.role} server ${b.server.name} was not ready within ${ctx.d.readyTimeout} s (READY_TIMEOUT); last step it finished: "${b.lastStep}".\nLast lines of ${where}:\n${b.log.tail(15)}`);
+        throw fail(
+          'SERVER_TIMEOUT',
+          `the ${b.role} server ${b.server.name} was not ready within ${ctx.d.readyTimeout} s (READY_TIMEOUT); last step it finished: "${b.lastStep}".\nLast lines of ${where}:\n${b.log.tail(15)}`,
+        );
       }
     }
     if (pending.size === 0) return;
@@ -311,18 +447,25 @@ export async function waitReady(ctx: Ctx, store: ConfigStore, servers: Booting[]
 }
 
 /** The backups a deploy with RESTORE_FROM starts from: the newest complete one of each part. */
-async function chooseBackups(env: LocalEnv): Promise<{ part: 'database' | 'webroot'; id: string; period: string; createdAt: string; args: string[] }[]> {
+async function chooseBackups(
+  env: LocalEnv,
+): Promise<{ part: 'database' | 'webroot'; id: string; period: string; createdAt: string; args: string[] }[]> {
   const d = env.d;
   const baseline = BASELINE_SPEC.exec(d.restoreFrom ?? '')?.[1];
   if (baseline) {
-    const [bucket, name] = baseline.includes('/') ? baseline.split('/') as [string, string] : [d.backupBucket, baseline];
+    const [bucket, name] = baseline.includes('/') ? (baseline.split('/') as [string, string]) : [d.backupBucket, baseline];
     const driver = s3Driver({ bucket, endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
     try {
       const out = [];
       for (const part of ['database', 'webroot'] as const) {
         const b = new Backups({ client: driver.getInstance(), bucket, prefix: `baselines/${name}/${part}/`, hostname: 'build' });
         const [m] = (await driver.bucketExists()) ? await b.list('manual') : [];
-        if (!m) throw fail('NO_BASELINE', `RESTORE_FROM="${d.restoreFrom}": bucket ${bucket} has no baseline "${name}" with the site's ${part} (publish one with roles/build/PublishBaseline ${name})`, 2);
+        if (!m)
+          throw fail(
+            'NO_BASELINE',
+            `RESTORE_FROM="${d.restoreFrom}": bucket ${bucket} has no baseline "${name}" with the site's ${part} (publish one with roles/build/PublishBaseline ${name})`,
+            2,
+          );
         out.push({ part, id: m.id, period: `baseline ${name}`, createdAt: m.createdAt, args: ['--baseline', baseline] });
       }
       return out;
@@ -335,11 +478,25 @@ async function chooseBackups(env: LocalEnv): Promise<{ part: 'database' | 'webro
   try {
     const out = [];
     for (const part of ['database', 'webroot'] as const) {
-      const backups = new Backups({ client: driver.getInstance(), bucket: d.backupBucket, prefix: `${part}/`, encryptionKey: key, hostname: 'build' });
-      const all = (await driver.bucketExists()) ? await backups.list(d.restoreFrom === 'latest' ? undefined : (d.restoreFrom as Period)) : [];
+      const backups = new Backups({
+        client: driver.getInstance(),
+        bucket: d.backupBucket,
+        prefix: `${part}/`,
+        encryptionKey: key,
+        hostname: 'build',
+      });
+      const all = (await driver.bucketExists())
+        ? await backups.list(d.restoreFrom === 'latest' ? undefined : (d.restoreFrom as Period))
+        : [];
       const newest = all.sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0];
-      if (!newest) throw fail('NO_BACKUP', `RESTORE_FROM="${d.restoreFrom}": there is no complete ${d.restoreFrom === 'latest' ? '' : `${d.restoreFrom} `}backup of the site's ${part} in bucket ${d.backupBucket}`, 2);
-      if (newest.encrypted && !key) throw fail('NO_BACKUP_KEY', `RESTORE_FROM: backup ${newest.id} is encrypted: set BACKUP_KEY_FILE to the key it was made with`, 2);
+      if (!newest)
+        throw fail(
+          'NO_BACKUP',
+          `RESTORE_FROM="${d.restoreFrom}": there is no complete ${d.restoreFrom === 'latest' ? '' : `${d.restoreFrom} `}backup of the site's ${part} in bucket ${d.backupBucket}`,
+          2,
+        );
+      if (newest.encrypted && !key)
+        throw fail('NO_BACKUP_KEY', `RESTORE_FROM: backup ${newest.id} is encrypted: set BACKUP_KEY_FILE to the key it was made with`, 2);
       out.push({ part, id: newest.id, period: newest.period, createdAt: newest.createdAt, args: ['--id', newest.id] });
     }
     return out;
@@ -353,16 +510,25 @@ async function checkSite(ctx: Ctx, store: ConfigStore, webIp: string): Promise<{
   const resolver = new Resolver({ timeout: 2000, tries: 2 });
   resolver.setServers([ctx.env.cloud.buildMachine.publicIp]);
   const addresses = await resolver.resolve4(ctx.d.host);
-  if (!addresses.includes(webIp)) throw fail('DNS_CHECK', `${ctx.d.host} resolves to ${addresses.join(', ') || 'nothing'} on the cloud's DNS, not to the webserver ${webIp}`);
+  if (!addresses.includes(webIp))
+    throw fail(
+      'DNS_CHECK',
+      `${ctx.d.host} resolves to ${addresses.join(', ') || 'nothing'} on the cloud's DNS, not to the webserver ${webIp}`,
+    );
   const tls = await store.get(keys.siteTls);
   const r = await httpsGet(webIp, ctx.d.host, tls!.ca, 15_000);
-  if (r.status !== 200 && r.status !== 302) throw fail('SITE_CHECK', `https://${ctx.d.host}/ (at ${webIp}) answered HTTP ${r.status}, not the application's page`);
+  if (r.status !== 200 && r.status !== 302)
+    throw fail('SITE_CHECK', `https://${ctx.d.host}/ (at ${webIp}) answered HTTP ${r.status}, not the application's page`);
   return { addresses, ...r };
 }
 
 /** The deploy command (run by deploy.mjs through runMain). */
 async function main(args: string[]): Promise<number> {
-  const { values } = parseCommandLine(args, { config: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
+  const { values } = parseCommandLine(
+    args,
+    { config: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } },
+    HELP,
+  );
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
@@ -373,7 +539,11 @@ async function main(args: string[]): Promise<number> {
   const say = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
   if (d.provider !== 'local') {
     if (!values['dry-run']) {
-      throw fail('CLOUD_DEPLOY', `PROVIDER=${d.provider}: this version deploys on the local provider only (servers on a real cloud need the role code delivered as an artifact, which is not built yet); --dry-run prints every API call a deploy on ${d.provider} would make`, 2);
+      throw fail(
+        'CLOUD_DEPLOY',
+        `PROVIDER=${d.provider}: this version deploys on the local provider only (servers on a real cloud need the role code delivered as an artifact, which is not built yet); --dry-run prints every API call a deploy on ${d.provider} would make`,
+        2,
+      );
     }
     const { cloudDryRun, formatDryRun } = await import('./cloud-plan.ts');
     const r = await cloudDryRun(d);
@@ -381,7 +551,9 @@ async function main(args: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify({ dryRun: true, ...r }, null, 2)}\n`);
       return 0;
     }
-    say(`Plan (dry run, nothing sent) for ${d.siteUrl}, build ${d.buildId}, ${d.mode} mode, on ${d.provider} (region ${r.region}, size ${r.size}), DNS ${d.dnsProvider}, web firewall ${d.webMode}${d.databaseService === 'managed' ? ', managed database' : ''}:`);
+    say(
+      `Plan (dry run, nothing sent) for ${d.siteUrl}, build ${d.buildId}, ${d.mode} mode, on ${d.provider} (region ${r.region}, size ${r.size}), DNS ${d.dnsProvider}, web firewall ${d.webMode}${d.databaseService === 'managed' ? ', managed database' : ''}:`,
+    );
     for (const s of r.servers) say(`  server ${s.name} (${s.role})`);
     say(`API calls, in order, as a fresh account would answer them (user-data and passwords shown by size only):`);
     for (const line of formatDryRun(r)) say(line);
@@ -405,20 +577,33 @@ async function main(args: string[]): Promise<number> {
   const env = localEnv(d);
   const record = readBuildRecord(env);
   if (record && record.siteUrl !== d.siteUrl) {
-    throw fail('BUILD_CLASH', `BUILD_ID="${d.buildId}" is already deployed for ${record.siteUrl} (${env.recordFile}): destroy it first (npx zx roles/build/destroy.mjs) or choose another BUILD_ID`, 2);
+    throw fail(
+      'BUILD_CLASH',
+      `BUILD_ID="${d.buildId}" is already deployed for ${record.siteUrl} (${env.recordFile}): destroy it first (npx zx roles/build/destroy.mjs) or choose another BUILD_ID`,
+      2,
+    );
   }
   const ctx: Ctx = { d, env, say, timings: {} };
   say(`Deploying ${d.siteUrl} (build ${d.buildId}, ${d.mode} mode) on the local cloud "${d.cloudId}"`);
 
   await timed(ctx, 'cloud network', async () => {
     await env.cloud.ensureNetwork();
-    say(`      public ${d.publicCidr}, private ${d.privateCidr}; build machine ${env.cloud.buildMachine.publicIp} / ${env.cloud.buildMachine.privateIp}`);
+    say(
+      `      public ${d.publicCidr}, private ${d.privateCidr}; build machine ${env.cloud.buildMachine.publicIp} / ${env.cloud.buildMachine.privateIp}`,
+    );
   });
   const { store, fresh } = await timed(ctx, 'config datastore', () => prepareDatastore(ctx));
   let dns: DnsProvider | null = null;
   await timed(ctx, 'DNS', async () => {
     // Its API on the private network too: autoscalers change the site's records through it.
-    const server = await startPowerDns({ dataDir: env.dnsDir, listenAddress: env.cloud.buildMachine.publicIp, dnsPort: 53, apiAddress: env.cloud.buildMachine.privateIp, apiAllowFrom: [d.privateCidr, '127.0.0.0/8'], detached: true });
+    const server = await startPowerDns({
+      dataDir: env.dnsDir,
+      listenAddress: env.cloud.buildMachine.publicIp,
+      dnsPort: 53,
+      apiAddress: env.cloud.buildMachine.privateIp,
+      apiAllowFrom: [d.privateCidr, '127.0.0.0/8'],
+      detached: true,
+    });
     dns = await openDns(env);
     await dns!.ensureZone(env.zone);
     say(`      PowerDNS answering on ${server.dnsAddress}:53 (pid ${server.pid}), zone ${env.zone}`);
@@ -443,8 +628,15 @@ async function main(args: string[]): Promise<number> {
       if (!fresh.length) return say('      servers kept from an earlier run: they already hold the site, nothing restored');
       for (const m of restore) {
         for (const b of servers.filter((s) => s.role === (m.part === 'database' ? 'database' : 'webserver') && s.lastStep !== 'kept')) {
-          const r = await env.cloud.exec(b.server.id, [`${CODE_ON_SERVERS}/roles/${b.role}/backup/Restore`, ...m.args], { nothrow: true, timeoutMs: 3_600_000 });
-          if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `restoring ${m.part} backup ${m.id} on ${b.server.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+          const r = await env.cloud.exec(b.server.id, [`${CODE_ON_SERVERS}/roles/${b.role}/backup/Restore`, ...m.args], {
+            nothrow: true,
+            timeoutMs: 3_600_000,
+          });
+          if (r.exitCode !== 0)
+            throw fail(
+              'RESTORE_FAILED',
+              `restoring ${m.part} backup ${m.id} on ${b.server.name} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`,
+            );
           say(`      ${b.server.name}: ${r.stdout.trim()}`);
         }
       }
@@ -467,7 +659,9 @@ async function main(args: string[]): Promise<number> {
     let r: Awaited<ReturnType<typeof checkSite>> | null = null;
     for (const w of webservers) {
       r = await checkSite(ctx, store, w.publicIp!);
-      say(`      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ at ${w.publicIp} answers HTTP ${r.status}${r.location ? ` (${r.location})` : ''}`);
+      say(
+        `      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ at ${w.publicIp} answers HTTP ${r.status}${r.location ? ` (${r.location})` : ''}`,
+      );
     }
     return r ?? { addresses: [], status: 0 };
   });
@@ -483,8 +677,16 @@ async function main(args: string[]): Promise<number> {
     mode: d.mode,
     seconds,
     steps: ctx.timings,
-    servers: [db, ...webservers, ...servers.filter((s) => s.role === 'autoscaler' || s.role === 'auth').map((s) => s.server)].map((s) => ({ role: s.role, name: s.name, publicIp: s.publicIp, privateIp: s.privateIp })),
-    dns: { server: `${env.cloud.buildMachine.publicIp}:53`, records: webservers.map((w) => ({ name: d.host, type: 'A', value: w.publicIp })) },
+    servers: [db, ...webservers, ...servers.filter((s) => s.role === 'autoscaler' || s.role === 'auth').map((s) => s.server)].map((s) => ({
+      role: s.role,
+      name: s.name,
+      publicIp: s.publicIp,
+      privateIp: s.privateIp,
+    })),
+    dns: {
+      server: `${env.cloud.buildMachine.publicIp}:53`,
+      records: webservers.map((w) => ({ name: d.host, type: 'A', value: w.publicIp })),
+    },
     caFile,
     // What a client trusts for the sign-in page: the same root as the site's.
     authCaFile: d.auth ? caFile : null,
@@ -501,15 +703,31 @@ async function main(args: string[]): Promise<number> {
   say('');
   say(`Done in ${seconds} s: ${d.siteUrl} is served.`);
   for (const s of summary.servers) say(`  ${s.role.padEnd(10)} ${s.name}  public ${s.publicIp}  private ${s.privateIp}`);
-  say(`  DNS        ${d.host} A ${webservers.map((w) => w.publicIp).join(', ') || '(none: no webservers wanted)'} (PowerDNS on ${summary.dns.server})`);
-  if (d.auth) say(`  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}`);
-  if (d.mode === 'production') say(`  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`);
-  say(`  TLS        ${d.tls.mode === 'acme' ? `certificate by ACME (${d.tls.acmeServer ?? 'the local pebble'}); its root: ${caFile}; renewal: roles/build/RenewCertificate` : `certificate from the local CA ${caFile}`}`);
+  say(
+    `  DNS        ${d.host} A ${webservers.map((w) => w.publicIp).join(', ') || '(none: no webservers wanted)'} (PowerDNS on ${summary.dns.server})`,
+  );
+  if (d.auth)
+    say(
+      `  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${d.auth.smtp ? '' : `; mails in ${join(env.mailDir, 'messages')}`}`,
+    );
+  if (d.mode === 'production')
+    say(
+      `  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`,
+    );
+  say(
+    `  TLS        ${d.tls.mode === 'acme' ? `certificate by ACME (${d.tls.acmeServer ?? 'the local pebble'}); its root: ${caFile}; renewal: roles/build/RenewCertificate` : `certificate from the local CA ${caFile}`}`,
+  );
   if (site.location?.includes('install.php')) say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);
   if (summary.tryIt) say(`  Try it     ${summary.tryIt}`);
   say(`  Datastore  bucket ${d.configBucket} at ${env.s3Endpoint} (key ${env.keyFile})`);
-  say(`  Steps      ${Object.entries(ctx.timings).map(([k, v]) => `${k} ${v} s`).join(', ')}`);
-  say('  Next       roles/build/status, roles/build/ExecuteOnWebserver -- <command>, roles/build/ConnectToDatabase, npx zx roles/build/destroy.mjs');
+  say(
+    `  Steps      ${Object.entries(ctx.timings)
+      .map(([k, v]) => `${k} ${v} s`)
+      .join(', ')}`,
+  );
+  say(
+    '  Next       roles/build/status, roles/build/ExecuteOnWebserver -- <command>, roles/build/ConnectToDatabase, npx zx roles/build/destroy.mjs',
+  );
   return 0;
 }
 

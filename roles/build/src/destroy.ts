@@ -30,7 +30,17 @@ never deleted: a later deploy can start from it (RESTORE_FROM).
   --json          machine-readable summary on stdout`;
 
 export async function main(args: string[]): Promise<number> {
-  const { values } = parseCommandLine(args, { config: { type: 'string' }, backup: { type: 'boolean' }, 'keep-bucket': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
+  const { values } = parseCommandLine(
+    args,
+    {
+      config: { type: 'string' },
+      backup: { type: 'boolean' },
+      'keep-bucket': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    HELP,
+  );
   if (values.help) {
     process.stdout.write(`${HELP}\n`);
     return 0;
@@ -60,7 +70,9 @@ export async function main(args: string[]): Promise<number> {
   const removedRecords: string[] = [];
   if (dns) {
     const ours = new Set(servers.map((s) => s.publicIp));
-    if (d.auth) for (const r of await dns.listA(d.auth.host)) if (ours.has(r.content)) (await dns.removeA(d.auth.host, r.content), removedRecords.push(`${d.auth.host} A ${r.content}`));
+    if (d.auth)
+      for (const r of await dns.listA(d.auth.host))
+        if (ours.has(r.content)) (await dns.removeA(d.auth.host, r.content), removedRecords.push(`${d.auth.host} A ${r.content}`));
     for (const r of await dns.listA(d.host)) {
       if (ours.has(r.content) || r.content.startsWith(`${env.cloud.publicPrefix}.`)) {
         await dns.removeA(d.host, r.content);
@@ -71,10 +83,13 @@ export async function main(args: string[]): Promise<number> {
   }
   say(`  DNS records removed: ${removedRecords.length ? removedRecords.join(', ') : 'none'}`);
   // Autoscalers first (and the API they use), so that nothing rebuilds what is being destroyed.
-  const destroyAll = (list: typeof servers) => Promise.all(list.map(async (s) => {
-    await env.cloud.destroy(s.id);
-    say(`  server ${s.name} (${s.role}) destroyed`);
-  }));
+  const destroyAll = (list: typeof servers) =>
+    Promise.all(
+      list.map(async (s) => {
+        await env.cloud.destroy(s.id);
+        say(`  server ${s.name} (${s.role}) destroyed`);
+      }),
+    );
   await destroyAll(servers.filter((s) => s.role === 'autoscaler'));
   const api = runningDaemon(env.cloudApiDir, 'cloud-api');
   if (api) {
@@ -96,7 +111,7 @@ export async function main(args: string[]): Promise<number> {
     } else if (existsSync(`${env.s3Dir}/data/${d.configBucket}`)) {
       // The S3 server is not running: its data is plain files.
       await rm(`${env.s3Dir}/data/${d.configBucket}`, { recursive: true, force: true });
-      bucket = 'deleted (from the stopped S3 server\'s files)';
+      bucket = "deleted (from the stopped S3 server's files)";
     } else bucket = 'absent';
     await rm(env.buildDir, { recursive: true, force: true });
   }
@@ -112,7 +127,12 @@ export async function main(args: string[]): Promise<number> {
     // By PID, whatever port the S3 server was started on.
     const s3Pid = runningDaemon(env.s3Dir, 's3');
     const mailPid = runningDaemon(env.mailDir, 'mail');
-    await Promise.all([pdns?.stop(), s3Pid && stopProcess(s3Pid, { timeoutMs: 5000 }), mailPid && stopProcess(mailPid, { timeoutMs: 5000 }), stopPebble(env)]);
+    await Promise.all([
+      pdns?.stop(),
+      s3Pid && stopProcess(s3Pid, { timeoutMs: 5000 }),
+      mailPid && stopProcess(mailPid, { timeoutMs: 5000 }),
+      stopPebble(env),
+    ]);
     await rm(env.mailDir, { recursive: true, force: true });
     await rm(acmeDir(env), { recursive: true, force: true });
     await rm(env.dnsDir, { recursive: true, force: true });
@@ -127,7 +147,10 @@ export async function main(args: string[]): Promise<number> {
   for (const dir of ['builds', 'cloud', 'dns', 's3', 'mail', 'acme', ''].map((p) => join(d.stateDir, p))) await rmdir(dir).catch(() => {});
   say(`  local cloud "${d.cloudId}": ${cloud}`);
   const seconds = Number(((Date.now() - started) / 1000).toFixed(1));
-  if (json) process.stdout.write(`${JSON.stringify({ buildId: d.buildId, servers: servers.map((s) => s.name), dnsRecords: removedRecords, bucket, cloud, seconds }, null, 2)}\n`);
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ buildId: d.buildId, servers: servers.map((s) => s.name), dnsRecords: removedRecords, bucket, cloud, seconds }, null, 2)}\n`,
+    );
   else say(`Done in ${seconds} s.`);
   return 0;
 }

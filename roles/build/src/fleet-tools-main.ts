@@ -3,14 +3,30 @@
  * ConnectTo<Role>, Backup, Restore, ListBackups, AdjustScaling, PublishBaseline, AppAdmin, RenewCertificate); the command and role come from the name it was called by.
  */
 import { runMain, usage } from '@adt/role-common';
-import { adjustScaling, appAdmin, publishBaselineFleet, backupNow, connectTo, executeOn, listBackups, restoreFleet, status } from './fleet-tools.ts';
+import {
+  adjustScaling,
+  appAdmin,
+  publishBaselineFleet,
+  backupNow,
+  connectTo,
+  executeOn,
+  listBackups,
+  restoreFleet,
+  status,
+} from './fleet-tools.ts';
 
 // The SDK's notice about Node versions is not the operator's to act on.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const [invokedAs = '', ...args] = process.argv.slice(2);
-const m = /^(status|ExecuteOn|ConnectTo|Backup|Restore|ListBackups|AdjustScaling|PublishBaseline|AppAdmin|RenewCertificate)([A-Z][a-z]+)?$/.exec(invokedAs);
+const m =
+  /^(status|ExecuteOn|ConnectTo|Backup|Restore|ListBackups|AdjustScaling|PublishBaseline|AppAdmin|RenewCertificate)([A-Z][a-z]+)?$/.exec(
+    invokedAs,
+  );
 void runMain(async () => {
-  if (!m) throw usage(`unknown helper "${invokedAs}": status, ExecuteOn<Role>, ConnectTo<Role>, Backup, Restore, ListBackups, AdjustScaling, PublishBaseline, AppAdmin, RenewCertificate`);
+  if (!m)
+    throw usage(
+      `unknown helper "${invokedAs}": status, ExecuteOn<Role>, ConnectTo<Role>, Backup, Restore, ListBackups, AdjustScaling, PublishBaseline, AppAdmin, RenewCertificate`,
+    );
   const role = m[2]?.toLowerCase();
   if (m[1] === 'status') return status(args);
   if (m[1] === 'Backup') return backupNow(args);

@@ -46,7 +46,10 @@ export function followLog(file: string, { fromEnd = false, maxKept = 200 } = {})
     },
     tail(n) {
       this.lines();
-      return [...seen, ...(partial ? [partial] : [])].slice(-n).map((l) => `    ${l}`).join('\n');
+      return [...seen, ...(partial ? [partial] : [])]
+        .slice(-n)
+        .map((l) => `    ${l}`)
+        .join('\n');
     },
   };
 }

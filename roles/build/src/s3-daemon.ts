@@ -25,6 +25,13 @@ export async function ensureS3Daemon(o: S3DaemonOptions): Promise<S3Daemon> {
   const dataDir = join(o.stateDir, 'data');
   const endpoint = `http://${o.address}:${o.port}`;
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const d = await ensureDaemon({ name: 's3', stateDir: o.stateDir, script: 'roles/build/src/s3-serve.ts', args: [dataDir, o.address, String(o.port)], endpoint, portSetting: 'S3_PORT' });
+  const d = await ensureDaemon({
+    name: 's3',
+    stateDir: o.stateDir,
+    script: 'roles/build/src/s3-serve.ts',
+    args: [dataDir, o.address, String(o.port)],
+    endpoint,
+    portSetting: 'S3_PORT',
+  });
   return { ...d, endpoint, dataDir, credentials: { ...EMBEDDED_CREDENTIALS } };
 }

@@ -31,7 +31,15 @@ export interface Deployment {
   tls: { mode: 'local-ca' | 'acme'; acmeServer: string | null; acmeEmail: string | null; renewDays: number };
   webMode: 'open' | 'cloudflare' | 'auth';
   /** WEB_FIREWALL=auth: the authentication server. */
-  auth: { allow: string[]; admins: string[]; grantMinutes: number; linkMinutes: number; host: string; smtp: { host: string; port: number } | null; from: string } | null;
+  auth: {
+    allow: string[];
+    admins: string[];
+    grantMinutes: number;
+    linkMinutes: number;
+    host: string;
+    smtp: { host: string; port: number } | null;
+    from: string;
+  } | null;
   region: string;
   serverSize: string;
   stateDir: string;
@@ -179,67 +187,124 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   const mode = oneOf('MODE', ['development', 'production']);
   const webserver = oneOf('WEBSERVER', ['nginx', 'apache']);
   oneOf('DATABASE', ['mariadb'], { postgres: '"mariadb" only in this version (Postgres is not built yet)' });
-  oneOf('APPLICATION', ['wordpress'], { baseline: '"wordpress" (a virgin install) only in this version', backup: '"wordpress" (a virgin install) only in this version' });
+  oneOf('APPLICATION', ['wordpress'], {
+    baseline: '"wordpress" (a virgin install) only in this version',
+    backup: '"wordpress" (a virgin install) only in this version',
+  });
   if (!get('DNS_PROVIDER')) vars.DNS_PROVIDER = cloud ? provider : 'powerdns';
   const dnsProvider = cloud
-    ? oneOf('DNS_PROVIDER', [provider, 'cloudflare'], { powerdns: `"${provider}" (the cloud's DNS) or "cloudflare" (the local PowerDNS serves the local provider only)` })
-    : oneOf('DNS_PROVIDER', ['powerdns'], Object.fromEntries([...CLOUD_PROVIDERS, 'cloudflare'].map((p) => [p, '"powerdns" with PROVIDER=local (the local cloud\'s own DNS; the others need the internet)'])));
+    ? oneOf('DNS_PROVIDER', [provider, 'cloudflare'], {
+        powerdns: `"${provider}" (the cloud's DNS) or "cloudflare" (the local PowerDNS serves the local provider only)`,
+      })
+    : oneOf(
+        'DNS_PROVIDER',
+        ['powerdns'],
+        Object.fromEntries(
+          [...CLOUD_PROVIDERS, 'cloudflare'].map((p) => [
+            p,
+            '"powerdns" with PROVIDER=local (the local cloud\'s own DNS; the others need the internet)',
+          ]),
+        ),
+      );
   const webMode = oneOf('WEB_FIREWALL', ['open', 'cloudflare', 'auth']);
   const region = get('REGION') || PROVIDER_DEFAULTS[provider].region;
   const serverSize = get('SERVER_SIZE') || PROVIDER_DEFAULTS[provider].size;
-  for (const [name, v] of [['REGION', region], ['SERVER_SIZE', serverSize]] as const) {
-    if (!/^[a-z0-9][a-z0-9.-]{0,39}$/.test(v)) problems.push(`${name}="${v}": 1-40 lowercase letters, digits, dots and hyphens (empty: ${PROVIDER_DEFAULTS[provider][name === 'REGION' ? 'region' : 'size']} for ${provider})`);
+  for (const [name, v] of [
+    ['REGION', region],
+    ['SERVER_SIZE', serverSize],
+  ] as const) {
+    if (!/^[a-z0-9][a-z0-9.-]{0,39}$/.test(v))
+      problems.push(
+        `${name}="${v}": 1-40 lowercase letters, digits, dots and hyphens (empty: ${PROVIDER_DEFAULTS[provider][name === 'REGION' ? 'region' : 'size']} for ${provider})`,
+      );
   }
-  if (cloud && region === 'local') problems.push(`REGION="local": a ${provider} region, such as ${PROVIDER_DEFAULTS[provider].region} (empty: that one)`);
+  if (cloud && region === 'local')
+    problems.push(`REGION="local": a ${provider} region, such as ${PROVIDER_DEFAULTS[provider].region} (empty: that one)`);
   const databaseService = oneOf('DATABASE_SERVICE', ['server', 'managed']) as Deployment['databaseService'];
-  if (databaseService === 'managed' && !cloud) problems.push('DATABASE_SERVICE="managed": a managed database needs a cloud PROVIDER (digitalocean, linode, vultr, exoscale); the local provider runs a database server');
+  if (databaseService === 'managed' && !cloud)
+    problems.push(
+      'DATABASE_SERVICE="managed": a managed database needs a cloud PROVIDER (digitalocean, linode, vultr, exoscale); the local provider runs a database server',
+    );
   const buildMachineIp = get('BUILD_MACHINE_IP') || null;
-  if (cloud && !buildMachineIp) problems.push(`BUILD_MACHINE_IP="": with PROVIDER=${provider}, this machine's public IPv4 address (the servers allow SSH and health checks from it)`);
-  else if (buildMachineIp && (!isIPv4(buildMachineIp) || !cloud)) problems.push(`BUILD_MACHINE_IP="${buildMachineIp}": ${cloud ? 'an IPv4 address such as 203.0.113.10' : 'only for a cloud PROVIDER (the local cloud knows its build machine)'}`);
+  if (cloud && !buildMachineIp)
+    problems.push(
+      `BUILD_MACHINE_IP="": with PROVIDER=${provider}, this machine's public IPv4 address (the servers allow SSH and health checks from it)`,
+    );
+  else if (buildMachineIp && (!isIPv4(buildMachineIp) || !cloud))
+    problems.push(
+      `BUILD_MACHINE_IP="${buildMachineIp}": ${cloud ? 'an IPv4 address such as 203.0.113.10' : 'only for a cloud PROVIDER (the local cloud knows its build machine)'}`,
+    );
   const tlsMode = oneOf('TLS', ['local-ca', 'acme']) as Deployment['tls']['mode'];
-  if (cloud && tlsMode === 'local-ca') problems.push(`TLS="local-ca": with PROVIDER=${provider} visitors need a certificate they trust: TLS=acme`);
+  if (cloud && tlsMode === 'local-ca')
+    problems.push(`TLS="local-ca": with PROVIDER=${provider} visitors need a certificate they trust: TLS=acme`);
   let acmeServer = get('ACME_SERVER') || null;
-  if (acmeServer && !/^https:\/\/[^\s/]+(\/\S*)?$/.test(acmeServer)) problems.push(`ACME_SERVER="${acmeServer}": the https:// URL of an ACME directory (empty: ${cloud ? "Let's Encrypt" : 'a local pebble test server'})`);
+  if (acmeServer && !/^https:\/\/[^\s/]+(\/\S*)?$/.test(acmeServer))
+    problems.push(
+      `ACME_SERVER="${acmeServer}": the https:// URL of an ACME directory (empty: ${cloud ? "Let's Encrypt" : 'a local pebble test server'})`,
+    );
   if (!acmeServer && tlsMode === 'acme' && cloud) acmeServer = 'https://acme-v02.api.letsencrypt.org/directory';
   const acmeEmail = get('ACME_EMAIL').toLowerCase() || null;
   if (acmeEmail && !EMAIL.test(acmeEmail)) problems.push(`ACME_EMAIL="${acmeEmail}": an email address (the ACME account's contact)`);
-  if (tlsMode === 'acme' && cloud && !acmeEmail) problems.push(`ACME_EMAIL="": with TLS=acme on ${provider}, the contact address of the ACME account (expiry warnings go there)`);
+  if (tlsMode === 'acme' && cloud && !acmeEmail)
+    problems.push(`ACME_EMAIL="": with TLS=acme on ${provider}, the contact address of the ACME account (expiry warnings go there)`);
   const stateDir = get('STATE_DIR');
   if (!/^\/(var|srv|opt|tmp|root|home)\/[A-Za-z0-9._/-]+$/.test(stateDir) || stateDir.includes('..')) {
     problems.push(`STATE_DIR="${stateDir}": an absolute path under /var, /srv, /opt, /root, /home or /tmp (hidden from the servers)`);
   }
   const s3Port = Number(get('S3_PORT'));
-  if (!Number.isInteger(s3Port) || s3Port < 1024 || s3Port > 65535) problems.push(`S3_PORT="${get('S3_PORT')}": a port number from 1024 to 65535`);
+  if (!Number.isInteger(s3Port) || s3Port < 1024 || s3Port > 65535)
+    problems.push(`S3_PORT="${get('S3_PORT')}": a port number from 1024 to 65535`);
   const cloudId = get('LOCAL_CLOUD_ID');
-  if (!/^[a-z][a-z0-9]{0,4}$/.test(cloudId)) problems.push(`LOCAL_CLOUD_ID="${cloudId}": 1-5 lowercase letters and digits, starting with a letter`);
+  if (!/^[a-z][a-z0-9]{0,4}$/.test(cloudId))
+    problems.push(`LOCAL_CLOUD_ID="${cloudId}": 1-5 lowercase letters and digits, starting with a letter`);
   const publicCidr = get('LOCAL_PUBLIC_CIDR');
   const privateCidr = get('LOCAL_PRIVATE_CIDR');
-  for (const [name, v] of [['LOCAL_PUBLIC_CIDR', publicCidr], ['LOCAL_PRIVATE_CIDR', privateCidr]] as const) {
+  for (const [name, v] of [
+    ['LOCAL_PUBLIC_CIDR', publicCidr],
+    ['LOCAL_PRIVATE_CIDR', privateCidr],
+  ] as const) {
     if (!CIDR24.test(v)) problems.push(`${name}="${v}": a /24 inside 198.18.0.0/15, such as 198.18.0.0/24`);
   }
   if (publicCidr === privateCidr) problems.push(`LOCAL_PRIVATE_CIDR="${privateCidr}": must differ from LOCAL_PUBLIC_CIDR`);
   const readyTimeout = Number(get('READY_TIMEOUT'));
-  if (!Number.isInteger(readyTimeout) || readyTimeout < 30 || readyTimeout > 3600) problems.push(`READY_TIMEOUT="${get('READY_TIMEOUT')}": whole seconds from 30 to 3600`);
+  if (!Number.isInteger(readyTimeout) || readyTimeout < 30 || readyTimeout > 3600)
+    problems.push(`READY_TIMEOUT="${get('READY_TIMEOUT')}": whole seconds from 30 to 3600`);
   const backupKeep: Record<string, number> = {};
-  for (const item of get('BACKUP_KEEP').split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const item of get('BACKUP_KEEP')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const [period = '', n = ''] = item.split('=');
-    if (!BACKUP_PERIODS.includes(period) || !/^\d{1,4}$/.test(n) || Number(n) < 1) problems.push(`BACKUP_KEEP item "${item}": <period>=<generations>, period one of ${BACKUP_PERIODS.join(', ')}, at least 1`);
+    if (!BACKUP_PERIODS.includes(period) || !/^\d{1,4}$/.test(n) || Number(n) < 1)
+      problems.push(`BACKUP_KEEP item "${item}": <period>=<generations>, period one of ${BACKUP_PERIODS.join(', ')}, at least 1`);
     else backupKeep[period] = Number(n);
   }
   const backupSchedule: Record<string, string> = {};
-  for (const item of get('BACKUP_SCHEDULE').split(';').map((x) => x.trim()).filter(Boolean)) {
+  for (const item of get('BACKUP_SCHEDULE')
+    .split(';')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const i = item.indexOf('=');
     const period = item.slice(0, i).trim();
-    const expr = item.slice(i + 1).trim().replace(/\s+/g, ' ');
+    const expr = item
+      .slice(i + 1)
+      .trim()
+      .replace(/\s+/g, ' ');
     const fields = expr.split(' ');
     if (i < 1 || !SCHEDULED_PERIODS.includes(period) || fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
-      problems.push(`BACKUP_SCHEDULE item "${item}": <period>=<5 cron fields>, period one of ${SCHEDULED_PERIODS.join(', ')}, e.g. daily=30 3 * * *`);
+      problems.push(
+        `BACKUP_SCHEDULE item "${item}": <period>=<5 cron fields>, period one of ${SCHEDULED_PERIODS.join(', ')}, e.g. daily=30 3 * * *`,
+      );
     } else backupSchedule[period] = expr;
   }
   const backupKeyFile = get('BACKUP_KEY_FILE') || null;
   if (backupKeyFile) {
-    if (!existsSync(backupKeyFile)) problems.push(`BACKUP_KEY_FILE="${backupKeyFile}": the file does not exist (32 random bytes, hex or base64, e.g. openssl rand -hex 32 > key; chmod 600 key)`);
-    else if (statSync(backupKeyFile).mode & 0o077) problems.push(`BACKUP_KEY_FILE="${backupKeyFile}": must be readable by its owner only (chmod 600)`);
+    if (!existsSync(backupKeyFile))
+      problems.push(
+        `BACKUP_KEY_FILE="${backupKeyFile}": the file does not exist (32 random bytes, hex or base64, e.g. openssl rand -hex 32 > key; chmod 600 key)`,
+      );
+    else if (statSync(backupKeyFile).mode & 0o077)
+      problems.push(`BACKUP_KEY_FILE="${backupKeyFile}": must be readable by its owner only (chmod 600)`);
     else {
       try {
         parseSecretKey(readFileSync(backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE');
@@ -250,7 +315,9 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   }
   const restoreFrom = get('RESTORE_FROM') || null;
   if (restoreFrom && restoreFrom !== 'latest' && !BACKUP_PERIODS.includes(restoreFrom) && !BASELINE_SPEC.test(restoreFrom)) {
-    problems.push(`RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", a period (${BACKUP_PERIODS.join(', ')}), or baseline:NAME / baseline:BUCKET/NAME`);
+    problems.push(
+      `RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", a period (${BACKUP_PERIODS.join(', ')}), or baseline:NAME / baseline:BUCKET/NAME`,
+    );
   }
   const int = (name: Name, min: number, max: number, what: string) => {
     const v = get(name);
@@ -271,10 +338,10 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     failuresBeforeUnhealthy: int('FAILURES_BEFORE_UNHEALTHY', 1, 20, 'failed probes in a row'),
     buildTimeoutSeconds: int('SCALING_BUILD_TIMEOUT', 30, 3600, 'seconds a new webserver has to serve'),
     drainSeconds: int('DRAIN_SECONDS', 0, 600, 'seconds a surplus webserver keeps running after its record goes'),
-    leaseTtlSeconds: int('LEASE_TTL', 5, 3600, 'seconds an autoscaler\'s lease lasts'),
-    dnsTtlSeconds: int('DNS_TTL', 1, 86400, 'seconds of the A records\' TTL'),
+    leaseTtlSeconds: int('LEASE_TTL', 5, 3600, "seconds an autoscaler's lease lasts"),
+    dnsTtlSeconds: int('DNS_TTL', 1, 86400, "seconds of the A records' TTL"),
     schedule: {} as Record<string, number>,
-    cloudApiPort: int('CLOUD_API_PORT', 1024, 65535, 'the local cloud API\'s port'),
+    cloudApiPort: int('CLOUD_API_PORT', 1024, 65535, "the local cloud API's port"),
   };
   try {
     scaling.schedule = parseScalingSchedule(get('SCALING_SCHEDULE'), maxWebservers);
@@ -283,10 +350,15 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   }
   let auth: Deployment['auth'] = null;
   if (webMode === 'auth') {
-    const list = (name: Name) => get(name).split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+    const list = (name: Name) =>
+      get(name)
+        .split(',')
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean);
     const allowList = list('AUTH_ALLOW');
     const bad = allowList.filter((e) => !EMAIL.test(e));
-    if (!allowList.length) problems.push('AUTH_ALLOW="": with WEB_FIREWALL=auth, the email addresses that may sign in, separated by commas');
+    if (!allowList.length)
+      problems.push('AUTH_ALLOW="": with WEB_FIREWALL=auth, the email addresses that may sign in, separated by commas');
     if (bad.length) problems.push(`AUTH_ALLOW: "${bad.join(', ')}" not email addresses`);
     const admins = list('AUTH_ADMINS').length ? list('AUTH_ADMINS') : allowList.slice(0, 1);
     const notAllowed = admins.filter((a) => !allowList.includes(a));
@@ -296,17 +368,29 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
       siteHost(authHost);
       if (host && !authHost.endsWith(`.${zoneOf(host)}`)) throw new Error('zone');
     } catch {
-      problems.push(`AUTH_HOST="${authHost}": a DNS host name in the site's zone ${host ? zoneOf(host) : ''}, e.g. auth.${host ? zoneOf(host) : 'example.com'}`);
+      problems.push(
+        `AUTH_HOST="${authHost}": a DNS host name in the site's zone ${host ? zoneOf(host) : ''}, e.g. auth.${host ? zoneOf(host) : 'example.com'}`,
+      );
     }
     const relay = get('SMTP_RELAY');
     const rm = /^([a-z0-9.-]+):(\d{1,5})$/i.exec(relay);
-    if (relay && (!rm || Number(rm[2]) < 1 || Number(rm[2]) > 65535)) problems.push(`SMTP_RELAY="${relay}": host:port of an SMTP relay reachable from the private network (empty: the local mail catcher)`);
+    if (relay && (!rm || Number(rm[2]) < 1 || Number(rm[2]) > 65535))
+      problems.push(`SMTP_RELAY="${relay}": host:port of an SMTP relay reachable from the private network (empty: the local mail catcher)`);
     const from = get('MAIL_FROM') || (host ? `auth@${zoneOf(host)}` : '');
     if (!EMAIL.test(from)) problems.push(`MAIL_FROM="${from}": an email address`);
-    auth = { allow: allowList, admins, grantMinutes: int('AUTH_GRANT_MINUTES', 1, 10080, 'minutes a grant lasts'), linkMinutes: int('AUTH_LINK_MINUTES', 1, 120, 'minutes a sign-in link lives'), host: authHost, smtp: rm ? { host: rm[1]!, port: Number(rm[2]) } : null, from };
+    auth = {
+      allow: allowList,
+      admins,
+      grantMinutes: int('AUTH_GRANT_MINUTES', 1, 10080, 'minutes a grant lasts'),
+      linkMinutes: int('AUTH_LINK_MINUTES', 1, 120, 'minutes a sign-in link lives'),
+      host: authHost,
+      smtp: rm ? { host: rm[1]!, port: Number(rm[2]) } : null,
+      from,
+    };
   }
   if (scaling.cloudApiPort === s3Port) problems.push(`CLOUD_API_PORT="${scaling.cloudApiPort}": must differ from S3_PORT`);
-  for (const k of Object.keys(vars)) if (!(k in VARIABLES)) problems.push(`${k}: unknown variable (known: ${Object.keys(VARIABLES).join(', ')})`);
+  for (const k of Object.keys(vars))
+    if (!(k in VARIABLES)) problems.push(`${k}: unknown variable (known: ${Object.keys(VARIABLES).join(', ')})`);
   if (problems.length) throw usage(`${file ?? 'deployment settings'}: ${problems.length} problem(s):\n  - ${problems.join('\n  - ')}`);
   return {
     source: file ?? 'defaults',

@@ -47,7 +47,13 @@ export function certificateNames(env: LocalEnv): string[] {
   return [env.d.host];
 }
 
-interface AcmeResult { tls: SiteTls; renewed: boolean; serial: string; notAfter: Date; server: string }
+interface AcmeResult {
+  tls: SiteTls;
+  renewed: boolean;
+  serial: string;
+  notAfter: Date;
+  server: string;
+}
 
 /** Issues or renews a certificate for `names` by ACME through the local cloud's pebble and PowerDNS. */
 async function acmeLocal(env: LocalEnv, force: boolean, names = certificateNames(env)): Promise<AcmeResult> {
@@ -61,10 +67,19 @@ async function acmeLocal(env: LocalEnv, force: boolean, names = certificateNames
   // pebble's root changes when pebble restarts: a certificate of an earlier root is replaced.
   const root = pebble ? await pebble.rootPem() : undefined;
   const c = await obtainCertificate({
-    server, email: d.tls.acmeEmail ?? `hostmaster@${env.zone}`, domains: names, path: join(env.buildDir, 'lego'),
-    dns: 'pdns', resolvers: [dnsServer], disablePropagationCheck: true,
+    server,
+    email: d.tls.acmeEmail ?? `hostmaster@${env.zone}`,
+    domains: names,
+    path: join(env.buildDir, 'lego'),
+    dns: 'pdns',
+    resolvers: [dnsServer],
+    disablePropagationCheck: true,
     access: { provider: 'pdns', apiUrl: pdns.apiUrl, apiKey: readFileSync(pdns.apiKeyFile, 'utf8').trim() },
-    serverCaFile: pebble?.httpsCaFile, trustedRoot: root, renewDays: d.tls.renewDays, force, runner: execaRunner({ timeoutMs: 180_000 }),
+    serverCaFile: pebble?.httpsCaFile,
+    trustedRoot: root,
+    renewDays: d.tls.renewDays,
+    force,
+    runner: execaRunner({ timeoutMs: 180_000 }),
   });
   // The root a client must trust (pebble's changes at its every start: kept with the certificate).
   const ca = root ?? c.issuer;
@@ -83,7 +98,11 @@ export async function ensureSiteCertificate(env: LocalEnv, store: ConfigStore): 
     const runner = execaRunner({ timeoutMs: 60_000 });
     const ca = await ensureCa(runner, env.caDir, `ADT local CA (${d.buildId})`);
     const issued = await issueCertificate(runner, ca, join(env.buildDir, 'tls'), [d.host]);
-    await store.put(keys.siteTls, { chain: readFileSync(issued.chainFile, 'utf8'), key: readFileSync(issued.keyFile, 'utf8'), ca: readFileSync(ca.certFile, 'utf8') });
+    await store.put(keys.siteTls, {
+      chain: readFileSync(issued.chainFile, 'utf8'),
+      key: readFileSync(issued.keyFile, 'utf8'),
+      ca: readFileSync(ca.certFile, 'utf8'),
+    });
     return `TLS certificate for ${d.host} from the local CA ${ca.certFile}`;
   }
   const r = await acmeLocal(env, false);
@@ -114,7 +133,11 @@ export async function withAuthStore<T>(env: LocalEnv, fn: (authStore: ConfigStor
  * by ACME like the site's (renewed when due, or `force`d). The signing secret is made once and
  * kept. Returns what the authentication server needs to check itself (`ca`) and a progress line.
  */
-export async function ensureAuthCertificate(env: LocalEnv, authStore: ConfigStore, force = false): Promise<{ line: string; ca: string; renewed: boolean; serial: string; notAfter: Date }> {
+export async function ensureAuthCertificate(
+  env: LocalEnv,
+  authStore: ConfigStore,
+  force = false,
+): Promise<{ line: string; ca: string; renewed: boolean; serial: string; notAfter: Date }> {
   const host = env.d.auth!.host;
   // Secrets its key no longer decrypts (auth.key was lost) are replaced; any other error stops here.
   const current = await authStore.get(keys.authSecrets).catch((e: { code?: string }) => {
@@ -135,11 +158,24 @@ export async function ensureAuthCertificate(env: LocalEnv, authStore: ConfigStor
       await authStore.put(keys.authSecrets, { secret, tls });
     }
     const info = new X509Certificate(tls.chain);
-    return { line: `certificate for ${host} from the local CA (${issue ? 'issued' : 'kept'})`, ca: caPem, renewed: issue, serial: info.serialNumber, notAfter: new Date(info.validTo) };
+    return {
+      line: `certificate for ${host} from the local CA (${issue ? 'issued' : 'kept'})`,
+      ca: caPem,
+      renewed: issue,
+      serial: info.serialNumber,
+      notAfter: new Date(info.validTo),
+    };
   }
   const r = await acmeLocal(env, force, [host]);
-  if (r.renewed || !current || current.tls.chain !== r.tls.chain) await authStore.put(keys.authSecrets, { secret, tls: { chain: r.tls.chain, key: r.tls.key } });
-  return { line: `certificate for ${host} by ACME: ${r.renewed ? 'issued' : 'kept'}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}`, ca: r.tls.ca, renewed: r.renewed, serial: r.serial, notAfter: r.notAfter };
+  if (r.renewed || !current || current.tls.chain !== r.tls.chain)
+    await authStore.put(keys.authSecrets, { secret, tls: { chain: r.tls.chain, key: r.tls.key } });
+  return {
+    line: `certificate for ${host} by ACME: ${r.renewed ? 'issued' : 'kept'}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}`,
+    ca: r.tls.ca,
+    renewed: r.renewed,
+    serial: r.serial,
+    notAfter: r.notAfter,
+  };
 }
 
 /** Whether a stored certificate came from ACME (its issuer is not a local CA of ours). */
@@ -169,10 +205,23 @@ within about 10 s). With --wait, returns once every webserver (and authenticatio
 the new certificate (bounded: 120 s). Only with TLS=acme.`;
 
 export async function renewCertificate(args: string[]): Promise<number> {
-  const { values } = parseCommandLine(args, { config: { type: 'string' }, force: { type: 'boolean' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } }, HELP);
-  if (values.help) return process.stdout.write(`${HELP}\n`), 0;
+  const { values } = parseCommandLine(
+    args,
+    {
+      config: { type: 'string' },
+      force: { type: 'boolean' },
+      wait: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    HELP,
+  );
+  if (values.help) return (process.stdout.write(`${HELP}\n`), 0);
   const d = readDeployment(values.config);
-  if (d.tls.mode !== 'acme') throw usage(`RenewCertificate: TLS="${d.tls.mode}" in ${d.source}: renewal is for TLS=acme (a local-ca certificate lasts 397 days; a deploy re-run issues a new one when it is gone)`);
+  if (d.tls.mode !== 'acme')
+    throw usage(
+      `RenewCertificate: TLS="${d.tls.mode}" in ${d.source}: renewal is for TLS=acme (a local-ca certificate lasts 397 days; a deploy re-run issues a new one when it is gone)`,
+    );
   if (d.provider !== 'local') throw usage(`RenewCertificate: PROVIDER=${d.provider}: this version renews on the local provider only`);
   if (process.getuid?.() !== 0) throw fail('NOT_ROOT', 'the local provider needs root: run as root', 2);
   const env = localEnv(d);
@@ -185,11 +234,24 @@ export async function renewCertificate(args: string[]): Promise<number> {
     }
     const webservers = await env.cloud.list({ buildId: d.buildId, role: 'webserver' });
     // Every webserver's SyncCertificate (every 10 s) installs it and reloads.
-    const serving = values.wait && r.renewed
-      ? await waitUntilServed(webservers.map((w) => ({ what: `webserver ${w.name}`, name: w.name, ip: w.privateIp! })), d.host, r.serial, 'see /var/log/adt/certificate.log on it (roles/build/ExecuteOnWebserver -- cat /var/log/adt/certificate.log)')
-      : {};
+    const serving =
+      values.wait && r.renewed
+        ? await waitUntilServed(
+            webservers.map((w) => ({ what: `webserver ${w.name}`, name: w.name, ip: w.privateIp! })),
+            d.host,
+            r.serial,
+            'see /var/log/adt/certificate.log on it (roles/build/ExecuteOnWebserver -- cat /var/log/adt/certificate.log)',
+          )
+        : {};
     const auth = d.auth ? await renewAuth(env, store, Boolean(values.force), Boolean(values.wait)) : null;
-    const summary = { renewed: r.renewed, serial: r.serial, notAfter: r.notAfter.toISOString(), server: r.server, webservers: webservers.map((w) => ({ name: w.name, serving: serving[w.name] ?? null })), auth };
+    const summary = {
+      renewed: r.renewed,
+      serial: r.serial,
+      notAfter: r.notAfter.toISOString(),
+      server: r.server,
+      webservers: webservers.map((w) => ({ name: w.name, serving: serving[w.name] ?? null })),
+      auth,
+    };
     if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else {
       const notDue = `not due (renewal within ${d.tls.renewDays} days of expiry; --force renews now)`;
@@ -197,8 +259,15 @@ export async function renewCertificate(args: string[]): Promise<number> {
       if (values.wait && r.renewed) for (const w of webservers) process.stdout.write(`  ${w.name} serves it\n`);
       else if (r.renewed) process.stdout.write(`  the ${webservers.length} webserver(s) install it within about 10 s\n`);
       if (auth) {
-        process.stdout.write(`${auth.renewed ? 'renewed' : notDue}: certificate ${auth.serial} for ${d.auth!.host}, valid until ${auth.notAfter}\n`);
-        if (auth.renewed) process.stdout.write(values.wait ? `  ${auth.servers.map((x) => x.name).join(', ') || 'no authentication server'} serve(s) it\n` : '  the authentication server installs it within about 10 s\n');
+        process.stdout.write(
+          `${auth.renewed ? 'renewed' : notDue}: certificate ${auth.serial} for ${d.auth!.host}, valid until ${auth.notAfter}\n`,
+        );
+        if (auth.renewed)
+          process.stdout.write(
+            values.wait
+              ? `  ${auth.servers.map((x) => x.name).join(', ') || 'no authentication server'} serve(s) it\n`
+              : '  the authentication server installs it within about 10 s\n',
+          );
       }
     }
     return 0;
@@ -211,14 +280,23 @@ export async function renewCertificate(args: string[]): Promise<number> {
  * Waits (bounded: 120 s for all) until each server serves certificate `serial` for `host` on
  * port 443; returns the serial each one serves, by name.
  */
-async function waitUntilServed(servers: { what: string; name: string; ip: string }[], host: string, serial: string, hint: string): Promise<Record<string, string>> {
+async function waitUntilServed(
+  servers: { what: string; name: string; ip: string }[],
+  host: string,
+  serial: string,
+  hint: string,
+): Promise<Record<string, string>> {
   const serving: Record<string, string> = {};
   const deadline = Date.now() + 120_000;
   for (const s of servers) {
     for (;;) {
       serving[s.name] = await servedSerial(s.ip, host).catch(() => '');
       if (serving[s.name] === serial) break;
-      if (Date.now() > deadline) throw fail('NOT_INSTALLED', `${s.what} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${serial}: ${hint}`);
+      if (Date.now() > deadline)
+        throw fail(
+          'NOT_INSTALLED',
+          `${s.what} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${serial}: ${hint}`,
+        );
       await sleep(500);
     }
   }
@@ -236,10 +314,21 @@ async function renewAuth(env: LocalEnv, store: ConfigStore, force: boolean, wait
   const settings = await store.get(keys.auth);
   if (settings && settings.ca !== cert.ca) await store.put(keys.auth, { ...settings, ca: cert.ca });
   const servers = await env.cloud.list({ buildId: d.buildId, role: 'auth' });
-  const serving = wait && cert.renewed
-    ? await waitUntilServed(servers.map((s) => ({ what: `authentication server ${s.name}`, name: s.name, ip: s.publicIp! })), d.auth!.host, cert.serial, 'see /var/log/adt/auth.log on it (roles/build/ExecuteOnAuth -- cat /var/log/adt/auth.log)')
-    : {};
-  return { renewed: cert.renewed, serial: cert.serial, notAfter: cert.notAfter.toISOString(), servers: servers.map((s) => ({ name: s.name, serving: serving[s.name] ?? null })) };
+  const serving =
+    wait && cert.renewed
+      ? await waitUntilServed(
+          servers.map((s) => ({ what: `authentication server ${s.name}`, name: s.name, ip: s.publicIp! })),
+          d.auth!.host,
+          cert.serial,
+          'see /var/log/adt/auth.log on it (roles/build/ExecuteOnAuth -- cat /var/log/adt/auth.log)',
+        )
+      : {};
+  return {
+    renewed: cert.renewed,
+    serial: cert.serial,
+    notAfter: cert.notAfter.toISOString(),
+    servers: servers.map((s) => ({ name: s.name, serving: serving[s.name] ?? null })),
+  };
 }
 
 /** Stops this cloud's pebble (destroy, when the cloud is torn down). */
@@ -274,9 +363,14 @@ export function installRenewalCron(env: LocalEnv): string | null {
   const config = env.d.source === 'defaults' ? '' : ` --config ${env.d.source}`;
   // A minute from the build id, so several builds do not all renew at the same minute.
   const minute = [...env.d.buildId].reduce((a, c) => a + c.charCodeAt(0), 0) % 60;
-  if (/\s/.test(env.d.source)) throw fail('BAD_PATH', `the deployment file's path has spaces, which a cron line cannot carry: move it (${env.d.source})`, 2);
+  if (/\s/.test(env.d.source))
+    throw fail('BAD_PATH', `the deployment file's path has spaces, which a cron line cannot carry: move it (${env.d.source})`, 2);
   mkdirSync(cronDir(), { recursive: true });
-  writeFileSync(file, `# Written by the Agile Deployment Toolkit: renew the certificate of ${env.d.host} (build ${env.d.buildId}) when due.\nSHELL=/bin/sh\n${minute} 4 * * * root ${root}/roles/build/RenewCertificate${config} >> /var/log/adt-tls-${env.d.buildId}.log 2>&1\n`, { mode: 0o644 });
+  writeFileSync(
+    file,
+    `# Written by the Agile Deployment Toolkit: renew the certificate of ${env.d.host} (build ${env.d.buildId}) when due.\nSHELL=/bin/sh\n${minute} 4 * * * root ${root}/roles/build/RenewCertificate${config} >> /var/log/adt-tls-${env.d.buildId}.log 2>&1\n`,
+    { mode: 0o644 },
+  );
   return file;
 }
 

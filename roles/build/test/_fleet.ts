@@ -7,7 +7,8 @@ import { execa } from 'execa';
 import { freePort, sleep } from '@adt/core';
 
 export const root = resolve(import.meta.dirname, '../../..');
-export const zx = (script: string, args: string[]) => execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
+export const zx = (script: string, args: string[]) =>
+  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
 export const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 120_000 });
 
 export interface Fleet {
@@ -25,13 +26,28 @@ export async function productionFleet(cloudId: string, net: number, extra: strin
   const dir = await mkdtemp(join(tmpdir(), `adt-${cloudId}-`));
   const file = join(dir, 'site.env');
   const host = `www.${cloudId}.test`;
-  await writeFile(file, [
-    'MODE=production', `SITE_URL=${host}`, `BUILD_ID=${cloudId}1`, `STATE_DIR=${join(dir, 'state')}`, `S3_PORT=${await freePort()}`, `LOCAL_CLOUD_ID=${cloudId}`,
-    `LOCAL_PUBLIC_CIDR=198.19.${net}.0/24`, `LOCAL_PRIVATE_CIDR=198.19.${net + 1}.0/24`,
-    // Quick reactions for tests: probes every second, 2 failures, short TTLs and drain.
-    'SCALING_INTERVAL=1', 'PROBE_TIMEOUT=2', 'FAILURES_BEFORE_UNHEALTHY=2', 'DNS_TTL=2', 'DRAIN_SECONDS=2', 'LEASE_TTL=6',
-    ...extra, '',
-  ].join('\n'));
+  await writeFile(
+    file,
+    [
+      'MODE=production',
+      `SITE_URL=${host}`,
+      `BUILD_ID=${cloudId}1`,
+      `STATE_DIR=${join(dir, 'state')}`,
+      `S3_PORT=${await freePort()}`,
+      `LOCAL_CLOUD_ID=${cloudId}`,
+      `LOCAL_PUBLIC_CIDR=198.19.${net}.0/24`,
+      `LOCAL_PRIVATE_CIDR=198.19.${net + 1}.0/24`,
+      // Quick reactions for tests: probes every second, 2 failures, short TTLs and drain.
+      'SCALING_INTERVAL=1',
+      'PROBE_TIMEOUT=2',
+      'FAILURES_BEFORE_UNHEALTHY=2',
+      'DNS_TTL=2',
+      'DRAIN_SECONDS=2',
+      'LEASE_TTL=6',
+      ...extra,
+      '',
+    ].join('\n'),
+  );
   return { dir, file, cloudId, host, dnsIp: `198.19.${net}.1`, caFile: join(dir, 'state/builds', `${cloudId}1`, 'ca/ca.crt') };
 }
 
@@ -51,11 +67,37 @@ export async function aRecords(f: Fleet): Promise<string[]> {
 
 /** HTTPS from the outsider to the site at `ip`: the status code, or 0 when nothing answered. */
 export async function fetchFromOutsider(f: Fleet, ip: string): Promise<number> {
-  const r = await execa('ip', ['netns', 'exec', `${f.cloudId}-outsider`, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', '--cacert', f.caFile, '--resolve', `${f.host}:443:${ip}`, `https://${f.host}/`], { reject: false });
+  const r = await execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      `${f.cloudId}-outsider`,
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '3',
+      '--cacert',
+      f.caFile,
+      '--resolve',
+      `${f.host}:443:${ip}`,
+      `https://${f.host}/`,
+    ],
+    { reject: false },
+  );
   return Number(r.stdout) || 0;
 }
 
-export interface Sample { at: number; ips: string[]; ip: string | null; status: number }
+export interface Sample {
+  at: number;
+  ips: string[];
+  ip: string | null;
+  status: number;
+}
 
 /**
  * Resolves the site name and fetches a page from one of its addresses (as a browser would) every
@@ -72,7 +114,13 @@ export function sampleSite(f: Fleet, everyMs = 400, maxSamples = 2000) {
       await sleep(everyMs);
     }
   })();
-  return { samples, stop: async () => { stop = true; await done; } };
+  return {
+    samples,
+    stop: async () => {
+      stop = true;
+      await done;
+    },
+  };
 }
 
 /** Polls `check` every 500 ms until it returns true; false after `timeoutMs`. */

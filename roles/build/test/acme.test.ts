@@ -14,7 +14,9 @@ import { processAlive } from '@adt/core';
 import { aRecords, helper, productionFleet, removeFleet, zx, type Fleet } from './_fleet.ts';
 import { servedSerial } from '../src/tls.ts';
 
-const test = suite<{ f: Fleet; root: string; serial: string; pebblePid: number }>('TLS by ACME: pebble, lego and PowerDNS on the local cloud');
+const test = suite<{ f: Fleet; root: string; serial: string; pebblePid: number }>(
+  'TLS by ACME: pebble, lego and PowerDNS on the local cloud',
+);
 
 test.before(async (ctx) => {
   ctx.f = await productionFleet('tac', 50, ['WEBSERVERS=2', 'TLS=acme']);
@@ -28,17 +30,49 @@ test.after(async (ctx) => {
 });
 
 async function outsiderCurl(f: Fleet, ip: string, cacert: string | null) {
-  return execa('ip', ['netns', 'exec', `${f.cloudId}-outsider`, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', ...(cacert ? ['--cacert', cacert] : []), '--resolve', `${f.host}:443:${ip}`, `https://${f.host}/`], { reject: false });
+  return execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      `${f.cloudId}-outsider`,
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '5',
+      ...(cacert ? ['--cacert', cacert] : []),
+      '--resolve',
+      `${f.host}:443:${ip}`,
+      `https://${f.host}/`,
+    ],
+    { reject: false },
+  );
 }
 
-test('deploy gets the certificate by ACME; every webserver serves it, trusted through pebble\'s root only', async (ctx) => {
+test("deploy gets the certificate by ACME; every webserver serves it, trusted through pebble's root only", async (ctx) => {
   const r = await zx('deploy.mjs', ['--config', ctx.f.file]);
   assert.is(r.exitCode, 0, r.stderr + r.stdout);
-  assert.match(r.stdout, /TLS certificate for www\.tac\.test by ACME from https:\/\/127\.0\.0\.1:\d+\/dir \(DNS-01 through PowerDNS\): issued, serial (\w+)/);
+  assert.match(
+    r.stdout,
+    /TLS certificate for www\.tac\.test by ACME from https:\/\/127\.0\.0\.1:\d+\/dir \(DNS-01 through PowerDNS\): issued, serial (\w+)/,
+  );
   ctx.serial = /serial (\w+)/.exec(r.stdout)![1]!;
-  assert.match(r.stdout, /TLS +certificate by ACME \(the local pebble\); its root: .*acme-root\.pem; renewal: roles\/build\/RenewCertificate/);
+  assert.match(
+    r.stdout,
+    /TLS +certificate by ACME \(the local pebble\); its root: .*acme-root\.pem; renewal: roles\/build\/RenewCertificate/,
+  );
   const cron = readFileSync(join(ctx.f.dir, 'cron.d/adt-tls-tac1'), 'utf8');
-  assert.match(cron, new RegExp(`^\\d+ 4 \\* \\* \\* root \\S+/roles/build/RenewCertificate --config ${ctx.f.file} >> /var/log/adt-tls-tac1\\.log 2>&1$`, 'm'));
+  assert.match(
+    cron,
+    new RegExp(
+      `^\\d+ 4 \\* \\* \\* root \\S+/roles/build/RenewCertificate --config ${ctx.f.file} >> /var/log/adt-tls-tac1\\.log 2>&1$`,
+      'm',
+    ),
+  );
   ctx.pebblePid = JSON.parse(readFileSync(join(ctx.f.dir, 'state/acme/tac/pebble.json'), 'utf8')).pid as number;
   const ips = await aRecords(ctx.f);
   assert.is(ips.length, 2);
@@ -46,7 +80,7 @@ test('deploy gets the certificate by ACME; every webserver serves it, trusted th
     const ok = await outsiderCurl(ctx.f, ip, ctx.f.caFile);
     assert.ok(['200', '302'].includes(ok.stdout), `${ip}: ${ok.stdout} ${ok.stderr}`);
     const untrusted = await outsiderCurl(ctx.f, ip, null);
-    assert.is(untrusted.exitCode, 60, 'without pebble\'s root: certificate problem (curl exit 60)');
+    assert.is(untrusted.exitCode, 60, "without pebble's root: certificate problem (curl exit 60)");
   }
 });
 
@@ -65,7 +99,11 @@ test('a forced renewal reaches every webserver; the site stays trusted; a second
     assert.ok(['200', '302'].includes((await outsiderCurl(ctx.f, ip, ctx.f.caFile)).stdout));
   }
   const st = await helper('status', ['--config', ctx.f.file]);
-  assert.match(st.stdout, new RegExp(`TLS certificate ${out.serial} \\(ACME, CN=Pebble Intermediate CA [^)]*\\) valid until \\S+, \\d+ days left\\n`), st.stdout);
+  assert.match(
+    st.stdout,
+    new RegExp(`TLS certificate ${out.serial} \\(ACME, CN=Pebble Intermediate CA [^)]*\\) valid until \\S+, \\d+ days left\\n`),
+    st.stdout,
+  );
   const again = await helper('RenewCertificate', ['--config', ctx.f.file]);
   assert.is(again.exitCode, 0, again.stderr);
   assert.match(again.stdout, /^not due \(renewal within 30 days of expiry; --force renews now\): certificate /);
@@ -94,20 +132,40 @@ auth.after(async (ctx) => {
 });
 
 function authCurl(f: Fleet, ip: string, cacert: string | null) {
-  return execa('ip', ['netns', 'exec', `${f.cloudId}-outsider`, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', ...(cacert ? ['--cacert', cacert] : []), '--resolve', `auth.${f.cloudId}.test:443:${ip}`, `https://auth.${f.cloudId}.test/`], { reject: false });
+  return execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      `${f.cloudId}-outsider`,
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '5',
+      ...(cacert ? ['--cacert', cacert] : []),
+      '--resolve',
+      `auth.${f.cloudId}.test:443:${ip}`,
+      `https://auth.${f.cloudId}.test/`,
+    ],
+    { reject: false },
+  );
 }
 
-auth('deploy gets the sign-in host\'s certificate by ACME: trusted through pebble\'s root only', async (ctx) => {
+auth("deploy gets the sign-in host's certificate by ACME: trusted through pebble's root only", async (ctx) => {
   const r = await zx('deploy.mjs', ['--config', ctx.f.file, '--json']);
   assert.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { servers: { role: string; publicIp: string }[]; caFile: string; authCaFile: string };
-  assert.is(out.authCaFile, ctx.root, 'the summary names pebble\'s root for the sign-in page');
+  assert.is(out.authCaFile, ctx.root, "the summary names pebble's root for the sign-in page");
   assert.is(out.caFile, ctx.root);
   assert.match(r.stderr + r.stdout, /sign-in certificate for auth\.taa\.test by ACME: issued, serial \w+/);
   ctx.authIp = out.servers.find((s) => s.role === 'auth')!.publicIp;
   ctx.serial = await servedSerial(ctx.authIp, 'auth.taa.test');
   assert.is((await authCurl(ctx.f, ctx.authIp, ctx.root)).stdout, '200');
-  assert.is((await authCurl(ctx.f, ctx.authIp, null)).exitCode, 60, 'without pebble\'s root: certificate problem (curl exit 60)');
+  assert.is((await authCurl(ctx.f, ctx.authIp, null)).exitCode, 60, "without pebble's root: certificate problem (curl exit 60)");
   assert.not.ok(existsSync(ctx.f.caFile), 'no local CA was needed');
 });
 
@@ -120,7 +178,7 @@ auth('a forced renewal reaches the authentication server without a restart; a se
   assert.is(out.auth.servers.length, 1);
   assert.is(out.auth.servers[0]!.serving, out.auth.serial);
   assert.is(await servedSerial(ctx.authIp, 'auth.taa.test'), out.auth.serial);
-  assert.is((await authCurl(ctx.f, ctx.authIp, ctx.root)).stdout, '200', 'still trusted through pebble\'s root');
+  assert.is((await authCurl(ctx.f, ctx.authIp, ctx.root)).stdout, '200', "still trusted through pebble's root");
   const log = await helper('ExecuteOnAuth', ['--config', ctx.f.file, '--', 'cat', '/var/log/adt/auth.log']);
   assert.match(log.stdout, new RegExp(`installed certificate ${out.auth.serial}`));
   assert.is(log.stdout.match(/authentication app on https:/g)?.length, 1, 'the sign-in app was not restarted');

@@ -20,7 +20,10 @@ test.before(async (ctx) => {
 });
 test.after(async (ctx) => removeFleet(ctx.f));
 
-const spki = (pemFile: string) => createHash('sha256').update(new X509Certificate(readFileSync(pemFile)).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+const spki = (pemFile: string) =>
+  createHash('sha256')
+    .update(new X509Certificate(readFileSync(pemFile)).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
 const refused = async (f: Fleet, ip: string) => (await fetchFromOutsider(f, ip)) === 0;
 
 test('before sign-in the site refuses the outsider; the auth server answers it', async (ctx) => {
@@ -31,23 +34,65 @@ test('before sign-in the site refuses the outsider; the auth server answers it',
   ctx.web = out.servers.find((s) => s.role === 'webserver')!.publicIp;
   ctx.auth = out.servers.find((s) => s.role === 'auth')!.publicIp;
   assert.ok(await refused(ctx.f, ctx.web), 'port 443 of the webserver is closed to the outsider');
-  const page = await execa('ip', ['netns', 'exec', 'tau-outsider', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', '--cacert', ctx.f.caFile, '--resolve', `auth.tau.test:443:${ctx.auth}`, 'https://auth.tau.test/'], { reject: false });
+  const page = await execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      'tau-outsider',
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '5',
+      '--cacert',
+      ctx.f.caFile,
+      '--resolve',
+      `auth.tau.test:443:${ctx.auth}`,
+      'https://auth.tau.test/',
+    ],
+    { reject: false },
+  );
   assert.is(page.stdout, '200');
   // It holds only what it needs: its own key decrypts its secrets, not the deployment's.
-  const creds = await helper('ExecuteOnAuth', ['--config', ctx.f.file, '--', '/opt/adt/roles/auth/providerscripts/datastore/configwrapper/GetDBCredential', 'user']);
+  const creds = await helper('ExecuteOnAuth', [
+    '--config',
+    ctx.f.file,
+    '--',
+    '/opt/adt/roles/auth/providerscripts/datastore/configwrapper/GetDBCredential',
+    'user',
+  ]);
   assert.is.not(creds.exitCode, 0, 'the auth server cannot read the database credentials');
-  const dbCreds = await helper('ExecuteOnDatabase', ['--config', ctx.f.file, '--', '/opt/adt/roles/database/providerscripts/datastore/configwrapper/GetDBCredential', 'user']);
+  const dbCreds = await helper('ExecuteOnDatabase', [
+    '--config',
+    ctx.f.file,
+    '--',
+    '/opt/adt/roles/database/providerscripts/datastore/configwrapper/GetDBCredential',
+    'user',
+  ]);
   assert.is(dbCreds.exitCode, 0, 'while the database server can');
 });
 
-test('signing in with a real browser opens the site to that browser\'s address; after expiry it closes', async (ctx) => {
+test("signing in with a real browser opens the site to that browser's address; after expiry it closes", async (ctx) => {
   const state = join(ctx.f.dir, 'state');
   const options = {
-    authUrl: 'https://auth.tau.test/', email: 'ann@tau.test', mailDir: join(state, 'mail/tau/messages'),
-    hosts: [['auth.tau.test', ctx.auth], ['www.tau.test', ctx.web]],
+    authUrl: 'https://auth.tau.test/',
+    email: 'ann@tau.test',
+    mailDir: join(state, 'mail/tau/messages'),
+    hosts: [
+      ['auth.tau.test', ctx.auth],
+      ['www.tau.test', ctx.web],
+    ],
     spki: [spki(join(state, 'builds/tau1/tls-auth/server.crt')), spki(join(state, 'builds/tau1/tls/server.crt'))],
   };
-  const b = await execa('ip', ['netns', 'exec', 'tau-outsider', process.execPath, join(root, 'roles/build/test/browser/sign-in.mjs'), JSON.stringify(options)], { cwd: root, reject: false, timeout: 120_000 });
+  const b = await execa(
+    'ip',
+    ['netns', 'exec', 'tau-outsider', process.execPath, join(root, 'roles/build/test/browser/sign-in.mjs'), JSON.stringify(options)],
+    { cwd: root, reject: false, timeout: 120_000 },
+  );
   assert.is(b.exitCode, 0, b.stderr);
   const seen = JSON.parse(b.stdout.trim().split('\n').pop()!) as Record<string, string | boolean>;
   assert.is(seen.title, 'Sign in to reach www.tau.test');
@@ -59,15 +104,47 @@ test('signing in with a real browser opens the site to that browser\'s address; 
   const opened = Date.now();
   assert.ok(await until(async () => !(await refused(ctx.f, ctx.web)), 30_000), 'the site answers the outsider within a firewall period');
   assert.ok(await until(async () => refused(ctx.f, ctx.web), 120_000), 'and refuses it again after the grant expired');
-  assert.ok(Date.now() - opened > 40_000, 'not before the grant\'s minute');
+  assert.ok(Date.now() - opened > 40_000, "not before the grant's minute");
 });
 
 test('the used link is refused when used again', async (ctx) => {
   const token = new URL(ctx.link).searchParams.get('token')!;
-  const curl = (...a: string[]) => execa('ip', ['netns', 'exec', 'tau-outsider', 'curl', '-s', '--max-time', '5', '--cacert', ctx.f.caFile, '--resolve', `auth.tau.test:443:${ctx.auth}`, '-c', join(ctx.f.dir, 'jar'), '-b', join(ctx.f.dir, 'jar'), ...a], { reject: false });
+  const curl = (...a: string[]) =>
+    execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        'tau-outsider',
+        'curl',
+        '-s',
+        '--max-time',
+        '5',
+        '--cacert',
+        ctx.f.caFile,
+        '--resolve',
+        `auth.tau.test:443:${ctx.auth}`,
+        '-c',
+        join(ctx.f.dir, 'jar'),
+        '-b',
+        join(ctx.f.dir, 'jar'),
+        ...a,
+      ],
+      { reject: false },
+    );
   const confirm = (await curl(`https://auth.tau.test/verify?token=${token}`)).stdout;
   const csrf = /name="csrf" value="([^"]+)"/.exec(confirm)![1]!;
-  const again = await curl('-o', '/dev/null', '-w', '%{http_code}', '--data-urlencode', `csrf=${csrf}`, '--data-urlencode', `token=${token}`, 'https://auth.tau.test/verify');
+  const again = await curl(
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '--data-urlencode',
+    `csrf=${csrf}`,
+    '--data-urlencode',
+    `token=${token}`,
+    'https://auth.tau.test/verify',
+  );
   assert.is(again.stdout, '410');
   assert.ok(await refused(ctx.f, ctx.web), 'and opens nothing');
 });

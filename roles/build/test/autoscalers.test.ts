@@ -19,7 +19,7 @@ test.before(async (ctx) => {
 });
 test.after(async (ctx) => removeFleet(ctx.f));
 
-test('4 webservers split 2 + 2; never more than 4; the survivor takes the dead autoscaler\'s slot over', async ({ f }) => {
+test("4 webservers split 2 + 2; never more than 4; the survivor takes the dead autoscaler's slot over", async ({ f }) => {
   const cloud = localEnv(readDeployment(f.file, {})).cloud;
   const counts: number[] = [];
   let sampling = true;
@@ -47,11 +47,19 @@ test('4 webservers split 2 + 2; never more than 4; the survivor takes the dead a
     await cloud.destroy(dead.id);
     // Slot 1 now changes: only a live autoscaler acting on slot 1 can follow it.
     assert.is((await helper('AdjustScaling', ['--config', f.file, '2'])).exitCode, 0);
-    assert.ok(await until(async () => JSON.stringify(await slots()) === JSON.stringify([1, 2]), 90_000), `slot 1 followed by the survivor (slots now ${(await slots()).join(',')})`);
-    const st = JSON.parse((await helper('status', ['--config', f.file, '--json'])).stdout) as { events: { action: string; slot: number; autoscaler: string }[] };
+    assert.ok(
+      await until(async () => JSON.stringify(await slots()) === JSON.stringify([1, 2]), 90_000),
+      `slot 1 followed by the survivor (slots now ${(await slots()).join(',')})`,
+    );
+    const st = JSON.parse((await helper('status', ['--config', f.file, '--json'])).stdout) as {
+      events: { action: string; slot: number; autoscaler: string }[];
+    };
     const takeOvers = st.events.filter((e) => e.action === 'take-over');
     // Only the dead one's slot, only by the survivor (no grab of a slot whose autoscaler was still starting).
-    assert.equal(takeOvers.map((e) => `slot ${e.slot} by autoscaler ${parseServerName(e.autoscaler)?.slot}`), ['slot 1 by autoscaler 2']);
+    assert.equal(
+      takeOvers.map((e) => `slot ${e.slot} by autoscaler ${parseServerName(e.autoscaler)?.slot}`),
+      ['slot 1 by autoscaler 2'],
+    );
     assert.is((await aRecords(f)).length, 2);
   } finally {
     sampling = false;
@@ -59,8 +67,14 @@ test('4 webservers split 2 + 2; never more than 4; the survivor takes the dead a
   }
   // Scaling to 6 was asked for on purpose; apart from that window the fleet never exceeds what was asked.
   assert.ok(Math.max(...counts) <= 6, `at most 6 at once (max seen ${Math.max(...counts)})`);
-  const beforeSix = counts.slice(0, counts.findIndex((c) => c > 4));
-  assert.ok(beforeSix.every((c) => c <= 4), 'never more than 4 while 4 were wanted');
+  const beforeSix = counts.slice(
+    0,
+    counts.findIndex((c) => c > 4),
+  );
+  assert.ok(
+    beforeSix.every((c) => c <= 4),
+    'never more than 4 while 4 were wanted',
+  );
 });
 
 test.run();

@@ -24,18 +24,43 @@ import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { installWordPress, siteCurl } from './_site.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
-const zx = (script: string, args: string[]) => execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
+const zx = (script: string, args: string[]) =>
+  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
 const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 300_000 });
 const HOST = 'www.tbk.test';
 const OTHER = 'blog.other.test';
 const PASSWORD = 'Correct-Horse-Battery-9';
 
-interface Ctx { dir: string; file: string; s3Port: number; ip: string; ca: string; dbName: string; title: string; uploadUrl: string; files: string; rows: string }
+interface Ctx {
+  dir: string;
+  file: string;
+  s3Port: number;
+  ip: string;
+  ca: string;
+  dbName: string;
+  title: string;
+  uploadUrl: string;
+  files: string;
+  rows: string;
+}
 const test = suite<Ctx>('backups of a running fleet (local provider)');
 
 async function writeConfig(ctx: Ctx, buildId: string, extra: string[] = [], host = HOST) {
-  await writeFile(ctx.file, [`SITE_URL=${host}`, `BUILD_ID=${buildId}`, `STATE_DIR=${join(ctx.dir, 'state')}`, `S3_PORT=${ctx.s3Port}`, 'LOCAL_CLOUD_ID=tbk',
-    'LOCAL_PUBLIC_CIDR=198.19.40.0/24', 'LOCAL_PRIVATE_CIDR=198.19.41.0/24', `BACKUP_KEY_FILE=${join(ctx.dir, 'backup.key')}`, ...extra, ''].join('\n'));
+  await writeFile(
+    ctx.file,
+    [
+      `SITE_URL=${host}`,
+      `BUILD_ID=${buildId}`,
+      `STATE_DIR=${join(ctx.dir, 'state')}`,
+      `S3_PORT=${ctx.s3Port}`,
+      'LOCAL_CLOUD_ID=tbk',
+      'LOCAL_PUBLIC_CIDR=198.19.40.0/24',
+      'LOCAL_PRIVATE_CIDR=198.19.41.0/24',
+      `BACKUP_KEY_FILE=${join(ctx.dir, 'backup.key')}`,
+      ...extra,
+      '',
+    ].join('\n'),
+  );
 }
 
 async function deploy(ctx: Ctx) {
@@ -59,8 +84,29 @@ const member = (name: string, value: string) => `<member><name>${name}</name><va
 
 /** sha256 of every uploaded file, and checksums of the tables that hold posts. */
 async function snapshot(ctx: Ctx) {
-  const files = (await helper('ExecuteOnWebserver', ['--config', ctx.file, '--', 'sh', '-c', 'cd /var/lib/wordpress/wp-content/uploads && find . -type f -exec sha256sum {} + | sort'])).stdout;
-  const rows = (await helper('ExecuteOnDatabase', ['--config', ctx.file, '--', 'mariadb', '--defaults-file=/etc/mysql/adt.cnf', '--batch', ctx.dbName, '-e', 'CHECKSUM TABLE wp_posts, wp_postmeta, wp_options; SELECT COUNT(*) FROM wp_posts;'])).stdout;
+  const files = (
+    await helper('ExecuteOnWebserver', [
+      '--config',
+      ctx.file,
+      '--',
+      'sh',
+      '-c',
+      'cd /var/lib/wordpress/wp-content/uploads && find . -type f -exec sha256sum {} + | sort',
+    ])
+  ).stdout;
+  const rows = (
+    await helper('ExecuteOnDatabase', [
+      '--config',
+      ctx.file,
+      '--',
+      'mariadb',
+      '--defaults-file=/etc/mysql/adt.cnf',
+      '--batch',
+      ctx.dbName,
+      '-e',
+      'CHECKSUM TABLE wp_posts, wp_postmeta, wp_options; SELECT COUNT(*) FROM wp_posts;',
+    ])
+  ).stdout;
   return { files, rows };
 }
 
@@ -79,17 +125,28 @@ test.after(async (ctx) => {
       await zx('destroy.mjs', ['--config', ctx.file]);
     }
   }
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
+  if (ctx.dir)
+    await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
 });
 
 test('content made through WordPress: a post and an uploaded file', async (ctx) => {
   await deploy(ctx);
   ctx.title = `Backed up ${randomBytes(3).toString('hex')}`;
   assert.is(await installWordPress(curl(ctx), HOST, 'Backups test'), '200');
-  const posted = await xmlrpc(ctx, 'wp.newPost', ['<int>1</int>', str('admin'), str(PASSWORD), `<struct>${member('post_title', str(ctx.title))}${member('post_content', str('Kept safe.'))}${member('post_status', str('publish'))}</struct>`]);
+  const posted = await xmlrpc(ctx, 'wp.newPost', [
+    '<int>1</int>',
+    str('admin'),
+    str(PASSWORD),
+    `<struct>${member('post_title', str(ctx.title))}${member('post_content', str('Kept safe.'))}${member('post_status', str('publish'))}</struct>`,
+  ]);
   assert.match(posted, /<string>\d+<\/string>/, posted);
   const bits = Buffer.from(`uploaded ${ctx.title}\n`).toString('base64');
-  const uploaded = await xmlrpc(ctx, 'wp.uploadFile', ['<int>1</int>', str('admin'), str(PASSWORD), `<struct>${member('name', str('notes.txt'))}${member('type', str('text/plain'))}${member('bits', `<base64>${bits}</base64>`)}</struct>`]);
+  const uploaded = await xmlrpc(ctx, 'wp.uploadFile', [
+    '<int>1</int>',
+    str('admin'),
+    str(PASSWORD),
+    `<struct>${member('name', str('notes.txt'))}${member('type', str('text/plain'))}${member('bits', `<base64>${bits}</base64>`)}</struct>`,
+  ]);
   ctx.uploadUrl = /<name>url<\/name><value><string>([^<]+)<\/string>/.exec(uploaded)?.[1] ?? '';
   assert.match(ctx.uploadUrl, /^https:\/\/www\.tbk\.test\/wp-content\/uploads\/\d{4}\/\d{2}\/notes.*\.txt$/, uploaded);
   assert.is((await curl(ctx)(ctx.uploadUrl)).stdout, `uploaded ${ctx.title}`, 'the upload is served');
@@ -106,11 +163,21 @@ test('backup, disaster, restore: the same files and rows, the site whole again',
   assert.is(b.exitCode, 0, b.stderr);
   assert.match(b.stdout, /database .*: backup \S+ verified/);
   assert.match(b.stdout, /webserver .*: backup \S+ verified/);
-  const list = JSON.parse((await helper('ListBackups', ['--config', ctx.file, '--json'])).stdout) as { backups: { part: string; period: string; encrypted: boolean }[] };
+  const list = JSON.parse((await helper('ListBackups', ['--config', ctx.file, '--json'])).stdout) as {
+    backups: { part: string; period: string; encrypted: boolean }[];
+  };
   assert.equal(list.backups.map((x) => `${x.part}:${x.period}:${x.encrypted}`).sort(), ['database:daily:true', 'webroot:daily:true']);
 
   // Disaster: the database's tables and the uploaded files are gone.
-  await helper('ExecuteOnDatabase', ['--config', ctx.file, '--', 'mariadb', '--defaults-file=/etc/mysql/adt.cnf', '-e', `DROP DATABASE ${ctx.dbName}; CREATE DATABASE ${ctx.dbName};`]);
+  await helper('ExecuteOnDatabase', [
+    '--config',
+    ctx.file,
+    '--',
+    'mariadb',
+    '--defaults-file=/etc/mysql/adt.cnf',
+    '-e',
+    `DROP DATABASE ${ctx.dbName}; CREATE DATABASE ${ctx.dbName};`,
+  ]);
   await helper('ExecuteOnWebserver', ['--config', ctx.file, '--', 'rm', '-rf', '/var/lib/wordpress/wp-content/uploads']);
   assert.is.not((await curl(ctx)('-o', '/dev/null', '-w', '%{http_code}', ctx.uploadUrl)).stdout, '200');
 
@@ -147,7 +214,12 @@ test('a baseline carries no domain and no secret, and another site starts from i
   const store = openStore(env);
   const password = (await store.get(keys.dbCredentials))!.password;
   await store.driver.dispose?.();
-  const [m] = await new Backups({ client: driver.getInstance(), bucket: 'www-tbk-test-backups', prefix: 'baselines/starter/database/', hostname: 't' }).list('manual');
+  const [m] = await new Backups({
+    client: driver.getInstance(),
+    bucket: 'www-tbk-test-backups',
+    prefix: 'baselines/starter/database/',
+    hostname: 't',
+  }).list('manual');
   const dump = gunzipSync((await driver.read(m!.parts[0]!.key))!.body).toString('utf8');
   await driver.dispose?.();
   assert.ok(dump.includes('baseline.invalid') && dump.includes(ctx.title), 'the content, with the placeholder domain');
@@ -160,15 +232,43 @@ test('a baseline carries no domain and no secret, and another site starts from i
   const out = JSON.parse(r.stdout) as { caFile: string; servers: { role: string; publicIp: string }[] };
   const other = siteCurl('tbk', out.caFile, OTHER, out.servers.find((s) => s.role === 'webserver')!.publicIp);
   const front = (await other(`https://${OTHER}/`)).stdout;
-  assert.ok(front.includes(ctx.title) && front.includes(`https://${OTHER}/`), 'the post, under the new site\'s name');
+  assert.ok(front.includes(ctx.title) && front.includes(`https://${OTHER}/`), "the post, under the new site's name");
   assert.is((await other(ctx.uploadUrl.replace(HOST, OTHER))).stdout, `uploaded ${ctx.title}`, 'the uploaded file');
   const admin = await helper('AppAdmin', ['--config', ctx.file]);
   const [user, pw] = admin.stdout.split('\n');
   assert.is(user, 'admin');
-  const login = await other('-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-b', 'wordpress_test_cookie=WP%20Cookie%20check', '--data-urlencode', `log=${user}`, '--data-urlencode', `pwd=${pw}`, '--data-urlencode', 'testcookie=1', `https://${OTHER}/wp-login.php`);
+  const login = await other(
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code} %{redirect_url}',
+    '-b',
+    'wordpress_test_cookie=WP%20Cookie%20check',
+    '--data-urlencode',
+    `log=${user}`,
+    '--data-urlencode',
+    `pwd=${pw}`,
+    '--data-urlencode',
+    'testcookie=1',
+    `https://${OTHER}/wp-login.php`,
+  );
   assert.is(login.stdout, `302 https://${OTHER}/wp-admin/`, 'the new administrator password signs in');
-  const oldPassword = await other('-o', '/dev/null', '-w', '%{http_code}', '-b', 'wordpress_test_cookie=WP%20Cookie%20check', '--data-urlencode', `log=${user}`, '--data-urlencode', `pwd=${PASSWORD}`, '--data-urlencode', 'testcookie=1', `https://${OTHER}/wp-login.php`);
-  assert.is(oldPassword.stdout, '200', 'the original site\'s password does not');
+  const oldPassword = await other(
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-b',
+    'wordpress_test_cookie=WP%20Cookie%20check',
+    '--data-urlencode',
+    `log=${user}`,
+    '--data-urlencode',
+    `pwd=${PASSWORD}`,
+    '--data-urlencode',
+    'testcookie=1',
+    `https://${OTHER}/wp-login.php`,
+  );
+  assert.is(oldPassword.stdout, '200', "the original site's password does not");
 });
 
 test('RESTORE_FROM a period with no backup is refused before any server is made', async (ctx) => {
@@ -187,13 +287,15 @@ test('destroying the builds leaves no process of theirs running', async (ctx) =>
     assert.is((await zx('destroy.mjs', ['--config', ctx.file])).exitCode, 0);
   }
   const { readdirSync, readFileSync } = await import('node:fs');
-  const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(ctx.dir);
-    } catch {
-      return false;
-    }
-  });
+  const left = readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(ctx.dir);
+      } catch {
+        return false;
+      }
+    });
   assert.equal(left, [], 'no process of the builds left');
 });
 

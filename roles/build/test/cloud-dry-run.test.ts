@@ -16,56 +16,133 @@ async function dryRun(vars: Record<string, string>, extra: string[] = [], env: R
   const dir = await mkdtemp(join(tmpdir(), 'adt-dry-'));
   try {
     const file = join(dir, 'cloud.env');
-    await writeFile(file, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n'));
-    return await execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build/deploy.mjs'), '--config', file, ...extra], { cwd: root, reject: false, timeout: 120_000, env });
+    await writeFile(
+      file,
+      Object.entries(vars)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n'),
+    );
+    return await execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build/deploy.mjs'), '--config', file, ...extra], {
+      cwd: root,
+      reject: false,
+      timeout: 120_000,
+      env,
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-const BASE = { SITE_URL: 'www.example.com', BUILD_ID: 'prod1', BUILD_MACHINE_IP: '203.0.113.10', TLS: 'acme', ACME_EMAIL: 'ops@example.com' };
+const BASE = {
+  SITE_URL: 'www.example.com',
+  BUILD_ID: 'prod1',
+  BUILD_MACHINE_IP: '203.0.113.10',
+  TLS: 'acme',
+  ACME_EMAIL: 'ops@example.com',
+};
 const test = suite('deploy --dry-run on a real cloud');
 
 const SHAPES = {
-  digitalocean: { server: 'POST /droplets', firewall: 'POST /firewalls', firewallAgain: 'PUT /firewalls', zone: 'POST /domains', db: 'POST /databases', record: 'POST /domains/example.com/records', userData: (b: Record<string, unknown>) => b.user_data },
-  linode: { server: 'POST /linode/instances', firewall: 'POST /networking/firewalls', firewallAgain: 'PUT /networking/firewalls/ID/rules', zone: 'POST /domains', db: 'POST /databases/mysql/instances', record: 'POST /domains/ID/records', userData: (b: Record<string, unknown>) => (b.metadata as { user_data: string }).user_data },
-  vultr: { server: 'POST /instances', firewall: 'POST /firewalls/ID/rules', firewallAgain: 'POST /firewalls/ID/rules', zone: 'POST /domains', db: 'POST /databases', record: 'POST /domains/example.com/records', userData: (b: Record<string, unknown>) => b.user_data },
-  exoscale: { server: 'POST /instance', firewall: 'POST /security-group/ID/rules', firewallAgain: 'POST /security-group/ID/rules', zone: 'POST /dns-domain', db: 'POST /dbaas-mysql/adt-prod1-db', record: 'POST /dns-domain/ID/record', userData: (b: Record<string, unknown>) => b['user-data'] },
+  digitalocean: {
+    server: 'POST /droplets',
+    firewall: 'POST /firewalls',
+    firewallAgain: 'PUT /firewalls',
+    zone: 'POST /domains',
+    db: 'POST /databases',
+    record: 'POST /domains/example.com/records',
+    userData: (b: Record<string, unknown>) => b.user_data,
+  },
+  linode: {
+    server: 'POST /linode/instances',
+    firewall: 'POST /networking/firewalls',
+    firewallAgain: 'PUT /networking/firewalls/ID/rules',
+    zone: 'POST /domains',
+    db: 'POST /databases/mysql/instances',
+    record: 'POST /domains/ID/records',
+    userData: (b: Record<string, unknown>) => (b.metadata as { user_data: string }).user_data,
+  },
+  vultr: {
+    server: 'POST /instances',
+    firewall: 'POST /firewalls/ID/rules',
+    firewallAgain: 'POST /firewalls/ID/rules',
+    zone: 'POST /domains',
+    db: 'POST /databases',
+    record: 'POST /domains/example.com/records',
+    userData: (b: Record<string, unknown>) => b.user_data,
+  },
+  exoscale: {
+    server: 'POST /instance',
+    firewall: 'POST /security-group/ID/rules',
+    firewallAgain: 'POST /security-group/ID/rules',
+    zone: 'POST /dns-domain',
+    db: 'POST /dbaas-mysql/adt-prod1-db',
+    record: 'POST /dns-domain/ID/record',
+    userData: (b: Record<string, unknown>) => b['user-data'],
+  },
 } as const;
 
 for (const [provider, shape] of Object.entries(SHAPES)) {
   test(`${provider}: every call in the deploy's order, as JSON, with no secret and no user-data`, async () => {
-    const r = await dryRun({ ...BASE, PROVIDER: provider, MODE: 'production', WEBSERVERS: '2', DATABASE_SERVICE: 'managed' }, ['--dry-run', '--json'], { DIGITALOCEAN_TOKEN: SECRET, LINODE_TOKEN: SECRET, VULTR_API_KEY: SECRET, EXOSCALE_API_SECRET: SECRET });
+    const r = await dryRun(
+      { ...BASE, PROVIDER: provider, MODE: 'production', WEBSERVERS: '2', DATABASE_SERVICE: 'managed' },
+      ['--dry-run', '--json'],
+      { DIGITALOCEAN_TOKEN: SECRET, LINODE_TOKEN: SECRET, VULTR_API_KEY: SECRET, EXOSCALE_API_SECRET: SECRET },
+    );
     assert.is(r.exitCode, 0, r.stderr);
     assert.not.ok(r.stdout.includes(SECRET) || r.stderr.includes(SECRET), 'no credential in the output');
     assert.not.match(r.stdout, /#!\/bin\/sh|ADT_S3_SECRET|datastore\.key|IyEvYmluL3No/, 'no user-data in the output (plain or base64)');
-    const out = JSON.parse(r.stdout) as { servers: { role: string }[]; apiCalls: { method: string; url: string; body?: Record<string, unknown> }[]; acme: string[] };
-    assert.equal(out.servers.map((s) => s.role), ['database', 'webserver', 'webserver', 'autoscaler']);
+    const out = JSON.parse(r.stdout) as {
+      servers: { role: string }[];
+      apiCalls: { method: string; url: string; body?: Record<string, unknown> }[];
+      acme: string[];
+    };
+    assert.equal(
+      out.servers.map((s) => s.role),
+      ['database', 'webserver', 'webserver', 'autoscaler'],
+    );
     const writes = out.apiCalls.filter((c) => c.method !== 'GET');
-    const kinds = writes.map((c) => `${c.method} ${new URL(c.url).pathname.replace(/^\/v[24]/, '').replace(/\/[0-9a-f]{8}-[0-9a-f-]{27,}|\/\d+|\/fw-\d+|\/db-\d+/g, '/ID')}`);
+    const kinds = writes.map(
+      (c) =>
+        `${c.method} ${new URL(c.url).pathname.replace(/^\/v[24]/, '').replace(/\/[0-9a-f]{8}-[0-9a-f-]{27,}|\/\d+|\/fw-\d+|\/db-\d+/g, '/ID')}`,
+    );
     // Zone, firewalls, servers, firewalls again with addresses, the database and its allow-list, the records.
     const first = (prefix: string) => kinds.findIndex((k) => k.startsWith(prefix));
     const all = kinds.join('\n');
-    for (const k of [shape.zone, shape.firewall, shape.server, shape.firewallAgain, shape.db, shape.record]) assert.ok(first(k) >= 0, `${k} in\n${all}`);
+    for (const k of [shape.zone, shape.firewall, shape.server, shape.firewallAgain, shape.db, shape.record])
+      assert.ok(first(k) >= 0, `${k} in\n${all}`);
     assert.ok(first(shape.zone) < first(shape.firewall), all);
     assert.ok(first(shape.firewall) < first(shape.server), all);
     assert.ok(first(shape.server) < kinds.map((k) => k.startsWith(shape.firewallAgain)).lastIndexOf(true), all);
     assert.ok(first(shape.db) < first(shape.record), all);
     assert.is(kinds.filter((k) => k === shape.server).length, 4);
     assert.is(kinds.filter((k) => k.startsWith(shape.record)).length, 2);
-    for (const c of writes.filter((x) => `${x.method} ${new URL(x.url).pathname}`.endsWith(shape.server.split(' ')[1]!))) assert.match(String(shape.userData(c.body!)), /^<\d+ bytes, not shown>$/);
-    assert.match(out.acme[0]!, new RegExp(`lego --server https://acme-v02\\.api\\.letsencrypt\\.org/directory --email ops@example\\.com --accept-tos --dns ${provider} --domains www\\.example\\.com run`));
+    for (const c of writes.filter((x) => `${x.method} ${new URL(x.url).pathname}`.endsWith(shape.server.split(' ')[1]!)))
+      assert.match(String(shape.userData(c.body!)), /^<\d+ bytes, not shown>$/);
+    assert.match(
+      out.acme[0]!,
+      new RegExp(
+        `lego --server https://acme-v02\\.api\\.letsencrypt\\.org/directory --email ops@example\\.com --accept-tos --dns ${provider} --domains www\\.example\\.com run`,
+      ),
+    );
   });
 }
 
 test('a readable list: numbered, polling collapsed, Cloudflare as the DNS', async () => {
-  const r = await dryRun({ ...BASE, PROVIDER: 'digitalocean', DNS_PROVIDER: 'cloudflare', WEB_FIREWALL: 'cloudflare' }, ['--dry-run'], { CLOUDFLARE_API_TOKEN: SECRET });
+  const r = await dryRun({ ...BASE, PROVIDER: 'digitalocean', DNS_PROVIDER: 'cloudflare', WEB_FIREWALL: 'cloudflare' }, ['--dry-run'], {
+    CLOUDFLARE_API_TOKEN: SECRET,
+  });
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(r.stdout, /Plan \(dry run, nothing sent\) for https:\/\/www\.example\.com\/, build prod1, development mode, on digitalocean \(region lon1, size s-1vcpu-2gb\), DNS cloudflare, web firewall cloudflare/);
+  assert.match(
+    r.stdout,
+    /Plan \(dry run, nothing sent\) for https:\/\/www\.example\.com\/, build prod1, development mode, on digitalocean \(region lon1, size s-1vcpu-2gb\), DNS cloudflare, web firewall cloudflare/,
+  );
   assert.match(r.stdout, /^ +1\. GET https:\/\/api\.cloudflare\.com\/client\/v4\/zones\?name=example\.com/m);
-  assert.match(r.stdout, /POST https:\/\/api\.cloudflare\.com\/client\/v4\/zones\/\w+\/dns_records \{"type":"A","name":"www\.example\.com","content":"[\d.]+","proxied":true,"ttl":1,/);
-  assert.match(r.stdout, /   \(x\d+\)$/m, "repeated calls (polling) collapsed");
-  assert.match(r.stdout, /"ports":"443","sources":\{"addresses":\["103\.21\.244\.0\/22"/, 'HTTPS only from Cloudflare\'s ranges');
+  assert.match(
+    r.stdout,
+    /POST https:\/\/api\.cloudflare\.com\/client\/v4\/zones\/\w+\/dns_records \{"type":"A","name":"www\.example\.com","content":"[\d.]+","proxied":true,"ttl":1,/,
+  );
+  assert.match(r.stdout, /   \(x\d+\)$/m, 'repeated calls (polling) collapsed');
+  assert.match(r.stdout, /"ports":"443","sources":\{"addresses":\["103\.21\.244\.0\/22"/, "HTTPS only from Cloudflare's ranges");
   assert.not.ok(r.stdout.includes(SECRET));
 });
 

@@ -13,17 +13,32 @@ import { freePort } from '@adt/core';
 import { installWordPress, siteCurl } from './_site.ts';
 
 const root = resolve(import.meta.dirname, '../../..');
-const run = (script: string, args: string[]) => execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
+const run = (script: string, args: string[]) =>
+  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
 
 const test = suite<{ dir: string; file: string }>('deploy with apache (development mode, local provider)');
 test.before(async (ctx) => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-deploy-apache-'));
   ctx.file = join(ctx.dir, 'site.env');
-  await writeFile(ctx.file, ['SITE_URL=blog.tda.test', 'BUILD_ID=a1', 'WEBSERVER=apache', `STATE_DIR=${join(ctx.dir, 'state')}`, `S3_PORT=${await freePort()}`, 'LOCAL_CLOUD_ID=tda', 'LOCAL_PUBLIC_CIDR=198.19.38.0/24', 'LOCAL_PRIVATE_CIDR=198.19.39.0/24', ''].join('\n'));
+  await writeFile(
+    ctx.file,
+    [
+      'SITE_URL=blog.tda.test',
+      'BUILD_ID=a1',
+      'WEBSERVER=apache',
+      `STATE_DIR=${join(ctx.dir, 'state')}`,
+      `S3_PORT=${await freePort()}`,
+      'LOCAL_CLOUD_ID=tda',
+      'LOCAL_PUBLIC_CIDR=198.19.38.0/24',
+      'LOCAL_PRIVATE_CIDR=198.19.39.0/24',
+      '',
+    ].join('\n'),
+  );
 });
 test.after(async (ctx) => {
   if (ctx.file && existsSync(ctx.file)) await run('destroy.mjs', ['--config', ctx.file]);
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
+  if (ctx.dir)
+    await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
 });
 
 test('apache serves WordPress over HTTPS, with its database, and destroy removes it all', async (ctx) => {

@@ -26,7 +26,13 @@ interface Ctx {
   dir: string;
   state: string;
   file: string;
-  summary: { url: string; servers: { role: string; name: string; publicIp: string; privateIp: string }[]; caFile: string; keyFile: string; seconds: number };
+  summary: {
+    url: string;
+    servers: { role: string; name: string; publicIp: string; privateIp: string }[];
+    caFile: string;
+    keyFile: string;
+    seconds: number;
+  };
   output: string;
   commandLines: Set<string>;
 }
@@ -38,23 +44,27 @@ test.before(async (ctx) => {
   ctx.file = join(ctx.dir, 'site.env');
   ctx.commandLines = new Set();
   const port = await freePort();
-  await writeFile(ctx.file, [
-    'SITE_URL=www.tdp.test',
-    'BUILD_ID=t1',
-    `STATE_DIR=${ctx.state}`,
-    `S3_PORT=${port}`,
-    'LOCAL_CLOUD_ID=tdp',
-    'LOCAL_PUBLIC_CIDR=198.19.30.0/24',
-    'LOCAL_PRIVATE_CIDR=198.19.31.0/24',
-    'READY_TIMEOUT=240',
-    '',
-  ].join('\n'));
+  await writeFile(
+    ctx.file,
+    [
+      'SITE_URL=www.tdp.test',
+      'BUILD_ID=t1',
+      `STATE_DIR=${ctx.state}`,
+      `S3_PORT=${port}`,
+      'LOCAL_CLOUD_ID=tdp',
+      'LOCAL_PUBLIC_CIDR=198.19.30.0/24',
+      'LOCAL_PRIVATE_CIDR=198.19.31.0/24',
+      'READY_TIMEOUT=240',
+      '',
+    ].join('\n'),
+  );
 });
 
 test.after(async (ctx) => {
   // Whatever happened above, the build goes (destroy is idempotent), then the temporary files.
   if (ctx.file && existsSync(ctx.file)) await run('destroy.mjs', ['--config', ctx.file]);
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
+  if (ctx.dir)
+    await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
 });
 
 /** Every process command line on the machine while `p` runs (to look for secrets in them). */
@@ -74,10 +84,22 @@ async function sampleCommandLines(p: ResultPromise, into: Set<string>): Promise<
 test('a broken deployment file: every problem at once, exit 2, nothing created', async ({ dir }) => {
   const file = join(dir, 'bad.env');
   const state = join(dir, 'bad-state');
-  await writeFile(file, `SITE_URL=not a host\nBUILD_ID=Bad_Id\nMODE=staging\nS3_PORT=80\nWEB_FIREWALL=everyone\nLOCAL_PUBLIC_CIDR=192.0.2.0/24\nPROVIDER=hetzner\nCOLOUR=blue\nSTATE_DIR=${state}\n`);
+  await writeFile(
+    file,
+    `SITE_URL=not a host\nBUILD_ID=Bad_Id\nMODE=staging\nS3_PORT=80\nWEB_FIREWALL=everyone\nLOCAL_PUBLIC_CIDR=192.0.2.0/24\nPROVIDER=hetzner\nCOLOUR=blue\nSTATE_DIR=${state}\n`,
+  );
   const r = await run('deploy.mjs', ['--config', file]);
   assert.is(r.exitCode, 2);
-  for (const v of ['SITE_URL="not a host"', 'BUILD_ID="Bad_Id"', 'MODE="staging"', 'S3_PORT="80"', 'WEB_FIREWALL="everyone"', 'LOCAL_PUBLIC_CIDR="192.0.2.0/24"', 'PROVIDER="hetzner"', 'COLOUR: unknown']) {
+  for (const v of [
+    'SITE_URL="not a host"',
+    'BUILD_ID="Bad_Id"',
+    'MODE="staging"',
+    'S3_PORT="80"',
+    'WEB_FIREWALL="everyone"',
+    'LOCAL_PUBLIC_CIDR="192.0.2.0/24"',
+    'PROVIDER="hetzner"',
+    'COLOUR: unknown',
+  ]) {
     assert.ok(r.stderr.includes(v), `${v} in ${r.stderr}`);
   }
   assert.match(r.stderr, /8 problem\(s\)/);
@@ -97,7 +119,10 @@ test('--dry-run prints the plan and creates nothing', async ({ file, state }) =>
   const out = JSON.parse(r.stdout);
   assert.is(out.dryRun, true);
   assert.is(out.plan.configBucket, 'www-tdp-test-config-t1');
-  assert.equal(out.plan.servers.map((s: { role: string }) => s.role), ['database', 'webserver']);
+  assert.equal(
+    out.plan.servers.map((s: { role: string }) => s.role),
+    ['database', 'webserver'],
+  );
   assert.equal(out.plan.dns.records, ['www.tdp.test A <webserver public IP>']);
   assert.not.ok(existsSync(state));
 });
@@ -110,8 +135,12 @@ test('deploy builds a database and a webserver that serve WordPress over HTTPS',
   assert.is(r.exitCode, 0, r.stderr);
   ctx.summary = JSON.parse(r.stdout);
   assert.is(ctx.summary.url, 'https://www.tdp.test/');
-  assert.equal(ctx.summary.servers.map((s) => s.role), ['database', 'webserver']);
-  for (const step of ['[1/7]', '[4/7]', '[5/7]', 'database: ready', 'webserver: ready', '[7/7]']) assert.ok(r.stderr.includes(step), `progress shows ${step}`);
+  assert.equal(
+    ctx.summary.servers.map((s) => s.role),
+    ['database', 'webserver'],
+  );
+  for (const step of ['[1/7]', '[4/7]', '[5/7]', 'database: ready', 'webserver: ready', '[7/7]'])
+    assert.ok(r.stderr.includes(step), `progress shows ${step}`);
   assert.is(statSync(ctx.summary.keyFile).mode & 0o777, 0o600);
 });
 
@@ -137,7 +166,9 @@ test('the database refuses the outsider and accepts the webserver', async ({ sum
   const fromOutsider = await outsider(['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${db.publicIp}/3306`]);
   assert.is.not(fromOutsider.exitCode, 0, 'outsider refused');
   const env = localEnv(readDeployment(file, {}));
-  const fromWeb = await env.cloud.exec(web.name, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], { nothrow: true });
+  const fromWeb = await env.cloud.exec(web.name, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], {
+    nothrow: true,
+  });
   assert.is(fromWeb.exitCode, 0, 'webserver accepted');
 });
 
@@ -147,7 +178,11 @@ test('no secret in any output, log or command line of the run', async (ctx) => {
   const creds = await store.get(keys.dbCredentials);
   const tls = await store.get(keys.siteTls);
   await store.driver.dispose?.();
-  const secrets = { 'DB password': creds!.password, 'datastore key': readFileSync(ctx.summary.keyFile, 'utf8').trim(), 'TLS key': tls!.key.split('\n')[1] };
+  const secrets = {
+    'DB password': creds!.password,
+    'datastore key': readFileSync(ctx.summary.keyFile, 'utf8').trim(),
+    'TLS key': tls!.key.split('\n')[1],
+  };
   const logs: string[] = [];
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -157,7 +192,10 @@ test('no secret in any output, log or command line of the run', async (ctx) => {
     }
   };
   walk(ctx.state);
-  assert.ok(logs.some((l) => l.endsWith('cloud-init-output.log')), 'server logs were searched');
+  assert.ok(
+    logs.some((l) => l.endsWith('cloud-init-output.log')),
+    'server logs were searched',
+  );
   assert.ok(logs.length >= 5, `logs found: ${logs.join(', ')}`);
   for (const [what, secret] of Object.entries(secrets)) {
     assert.ok(secret && secret.length >= 20, what);
@@ -183,7 +221,14 @@ test('status shows the servers ready and healthy; ExecuteOn<Role> runs a command
   assert.is(ex.exitCode, 0, ex.stderr);
   const db = summary.servers.find((s) => s.role === 'database')!;
   assert.is(ex.stdout.trim(), `${db.name}: ${db.name}`);
-  const cron = await helper('ExecuteOnDatabase', ['--config', file, '--', 'cat', '/etc/cron.d/adt-backup-database', '/etc/cron.d/adt-database']);
+  const cron = await helper('ExecuteOnDatabase', [
+    '--config',
+    file,
+    '--',
+    'cat',
+    '/etc/cron.d/adt-backup-database',
+    '/etc/cron.d/adt-database',
+  ]);
   assert.match(cron.stdout, /30 3 \* \* \* root \/opt\/adt\/roles\/database\/backup\/Backup daily/, 'the default backup schedule');
   assert.match(cron.stdout, /\/opt\/adt\/roles\/database\/security\/SetupFirewall/, 'the firewall every minute');
   const none = await helper('ExecuteOnAuth', ['--config', file, '--', 'true']);

@@ -21,7 +21,13 @@ const test = suite<{ dir: string; env: LocalEnv; ctx: Ctx; store: ConfigStore; s
 
 test.before(async (t) => {
   t.dir = await mkdtemp(join(tmpdir(), 'adt-ready-'));
-  const d = readDeployment(undefined, { ADT_STATE_DIR: join(t.dir, 'state'), ADT_LOCAL_CLOUD_ID: 'trd', ADT_LOCAL_PUBLIC_CIDR: '198.19.36.0/24', ADT_LOCAL_PRIVATE_CIDR: '198.19.37.0/24', ADT_BUILD_ID: 'r1' });
+  const d = readDeployment(undefined, {
+    ADT_STATE_DIR: join(t.dir, 'state'),
+    ADT_LOCAL_CLOUD_ID: 'trd',
+    ADT_LOCAL_PUBLIC_CIDR: '198.19.36.0/24',
+    ADT_LOCAL_PRIVATE_CIDR: '198.19.37.0/24',
+    ADT_BUILD_ID: 'r1',
+  });
   t.env = localEnv(d);
   await t.env.cloud.teardown();
   await t.env.cloud.ensureNetwork();
@@ -32,18 +38,28 @@ test.before(async (t) => {
 
 test.after(async (t) => {
   await t.env?.cloud.teardown();
-  if (t.dir) await rm(t.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${t.dir} not removed: ${e.message}\n`));
+  if (t.dir)
+    await rm(t.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${t.dir} not removed: ${e.message}\n`));
 });
 
 async function boot(t: { env: LocalEnv }, role: 'database' | 'webserver', script: string, timeoutMs = 60_000): Promise<Booting> {
-  const server = await t.env.cloud.create({ name: serverName({ role, buildId: 'r1' }), role, buildId: 'r1', userData: `#!/bin/sh\n${script}\n` });
+  const server = await t.env.cloud.create({
+    name: serverName({ role, buildId: 'r1' }),
+    role,
+    buildId: 'r1',
+    userData: `#!/bin/sh\n${script}\n`,
+  });
   return { role, server, log: followLog(t.env.cloud.userDataLog(server.id)), deadline: Date.now() + timeoutMs, lastStep: 'created' };
 }
 
 const step = (role: string, s: string) => `echo "2026-11-25T00:00:00.000Z [${role}] ${s}"`;
 
 test('ready servers end the wait; their steps are shown as they come', async (t) => {
-  const b = await boot(t, 'database', [step('database', 'bootstrap started (0.0s)'), step('database', 'mariadb running (1.0s)'), 'sleep 5'].join('\n'));
+  const b = await boot(
+    t,
+    'database',
+    [step('database', 'bootstrap started (0.0s)'), step('database', 'mariadb running (1.0s)'), 'sleep 5'].join('\n'),
+  );
   setTimeout(() => void t.store.put(keys.ready('database', b.server.name), { at: new Date().toISOString() }), 1500);
   let follows = 0;
   await waitReady(t.ctx, t.store, [b], async () => void follows++);
@@ -52,7 +68,11 @@ test('ready servers end the wait; their steps are shown as they come', async (t)
 });
 
 test('a bootstrap that fails stops the wait: server, last step, log', async (t) => {
-  const b = await boot(t, 'webserver', [step('webserver', 'registered (0.1s)'), 'echo "Error: the datastore refused the key" >&2', 'exit 3'].join('\n'));
+  const b = await boot(
+    t,
+    'webserver',
+    [step('webserver', 'registered (0.1s)'), 'echo "Error: the datastore refused the key" >&2', 'exit 3'].join('\n'),
+  );
   try {
     await waitReady(t.ctx, t.store, [b], async () => {});
     assert.unreachable('it should fail');

@@ -28,21 +28,24 @@ import { runMain, usage } from './main.ts';
 export const BACKUP_PARTS = { webserver: 'webroot', database: 'database' } as const;
 type BackupRole = keyof typeof BACKUP_PARTS;
 
-const fail = (code: string, message: string, exitCode: 1 | 2 = 1) => new AdtError(code, message, { pkg: 'roles', driver: 'backup', exitCode });
+const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
+  new AdtError(code, message, { pkg: 'roles', driver: 'backup', exitCode });
 
 /** The /etc/cron.d file that runs a role's scheduled backups. */
 export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 'schedule'>, codeDir = '/opt/adt'): string {
-  const lines = ['# Written by the Agile Deployment Toolkit: scheduled backups of this server\'s part of the site.', 'SHELL=/bin/sh'];
+  const lines = ["# Written by the Agile Deployment Toolkit: scheduled backups of this server's part of the site.", 'SHELL=/bin/sh'];
   for (const [period, expr] of Object.entries(settings.schedule)) {
     if (!(PERIODS as readonly string[]).includes(period)) throw fail('BAD_SCHEDULE', `backup schedule: unknown period "${period}"`, 2);
-    if (!/^(\S+\s+){4}\S+$/.test(expr.trim()) || !/^[0-9*/,\- ]+$/.test(expr)) throw fail('BAD_SCHEDULE', `backup schedule of ${period}: "${expr}" is not 5 cron fields`, 2);
+    if (!/^(\S+\s+){4}\S+$/.test(expr.trim()) || !/^[0-9*/,\- ]+$/.test(expr))
+      throw fail('BAD_SCHEDULE', `backup schedule of ${period}: "${expr}" is not 5 cron fields`, 2);
     lines.push(`${expr.trim()} root ${codeDir}/roles/${role}/backup/Backup ${period} >> /var/log/adt/backup.log 2>&1`);
   }
   return `${lines.join('\n')}\n`;
 }
 
 async function context(role: string) {
-  if (!(role in BACKUP_PARTS)) throw usage(`backups: the ${role} role has no backup part (webserver: the site's files; database: the database)`);
+  if (!(role in BACKUP_PARTS))
+    throw usage(`backups: the ${role} role has no backup part (webserver: the site's files; database: the database)`);
   const part = BACKUP_PARTS[role as BackupRole];
   const store = openDatastore();
   const settings = await store.get(keys.backups);
@@ -50,11 +53,18 @@ async function context(role: string) {
   let encryptionKey: Buffer | undefined;
   if (settings.encrypted) {
     const hex = await store.get(keys.backupKey);
-    if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex)) throw fail('NO_KEY', `backups are encrypted but ${keys.backupKey.path} is missing or malformed`);
+    if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex))
+      throw fail('NO_KEY', `backups are encrypted but ${keys.backupKey.path} is missing or malformed`);
     encryptionKey = Buffer.from(hex, 'hex');
   }
   const driver = siblingBucket(settings.bucket);
-  const backups = new Backups({ client: driver.getInstance(), bucket: settings.bucket, prefix: `${part}/`, encryptionKey, hostname: hostname() });
+  const backups = new Backups({
+    client: driver.getInstance(),
+    bucket: settings.bucket,
+    prefix: `${part}/`,
+    encryptionKey,
+    hostname: hostname(),
+  });
   return { part, store, settings, driver, backups };
 }
 
@@ -64,34 +74,60 @@ function describe(m: Manifest): string {
 }
 
 export async function backupMain(role: string, command: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { keep: { type: 'string' }, period: { type: 'string' }, id: { type: 'string' }, baseline: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } }, strict: true, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      keep: { type: 'string' },
+      period: { type: 'string' },
+      id: { type: 'string' },
+      baseline: { type: 'string' },
+      force: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
   const out = (o: unknown, text: string) => process.stdout.write(values.json ? `${JSON.stringify(o)}\n` : `${text}\n`);
   const c = await context(role);
   try {
     if (command === 'ListBackups') {
       const all = await c.backups.list();
-      out({ part: c.part, backups: all }, all.length ? all.map((m) => `${c.part} ${describe(m)}`).join('\n') : `no complete ${c.part} backups in ${c.settings.bucket}`);
+      out(
+        { part: c.part, backups: all },
+        all.length ? all.map((m) => `${c.part} ${describe(m)}`).join('\n') : `no complete ${c.part} backups in ${c.settings.bucket}`,
+      );
       return 0;
     }
     if (command === 'PublishBaseline') return await publishPart(c, positionals[0], out);
     if (command === 'Restore' && values.baseline) return await restoreBaseline(c, values.baseline, out);
     if (command === 'Restore') {
-      if (!values.period === !values.id) throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
-      if (values.period && !(PERIODS as readonly string[]).includes(values.period)) throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
+      if (!values.period === !values.id)
+        throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
+      if (values.period && !(PERIODS as readonly string[]).includes(values.period))
+        throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
       const manifest = await c.backups.find(values.id ? { id: values.id } : { period: values.period as Period });
       const creds = c.part === 'database' ? await c.store.get(keys.dbCredentials) : null;
       if (c.part === 'database' && !creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
-      await c.backups.restore(manifest, c.part === 'webroot' ? { webroot: { dir: SITE_CONTENT_DIR } } : { database: { defaultsFile: DB_LAYOUT.configFile, database: creds!.name } });
+      await c.backups.restore(
+        manifest,
+        c.part === 'webroot'
+          ? { webroot: { dir: SITE_CONTENT_DIR } }
+          : { database: { defaultsFile: DB_LAYOUT.configFile, database: creds!.name } },
+      );
       out({ restored: manifest.id, part: c.part, period: manifest.period }, `${c.part}: restored ${describe(manifest)}`);
       return 0;
     }
     // Backup
     const period = positionals[0] as Period | undefined;
-    if (!period || !(PERIODS as readonly string[]).includes(period)) throw usage(`Backup <period>: one of ${PERIODS.join(', ')} (got "${period ?? ''}")`);
+    if (!period || !(PERIODS as readonly string[]).includes(period))
+      throw usage(`Backup <period>: one of ${PERIODS.join(', ')} (got "${period ?? ''}")`);
     const keep = values.keep === undefined ? (c.settings.keep[period] ?? 1) : Number(values.keep);
     if (!Number.isInteger(keep) || keep < 1 || keep > 1000) throw usage(`--keep "${values.keep}": a whole number from 1 to 1000`);
     if (!values.force && !(await c.store.exists(keys.installedSuccessfully))) {
-      out({ skipped: 'not installed' }, `${c.part}: the build has not finished (no ${keys.installedSuccessfully.path}): nothing backed up (--force to back up anyway)`);
+      out(
+        { skipped: 'not installed' },
+        `${c.part}: the build has not finished (no ${keys.installedSuccessfully.path}): nothing backed up (--force to back up anyway)`,
+      );
       return 0;
     }
     await c.driver.ensureBucket();
@@ -104,10 +140,16 @@ export async function backupMain(role: string, command: string, args: string[]):
     }
     const site = await c.store.get(keys.site);
     // One webserver at a time backs up the site's files (they are the same on every webserver).
-    const lease = c.part === 'webroot' ? await c.store.acquire(`backup-webroot-${period}`, Math.max(3600, c.store.minLeaseTtlSeconds()), hostname()) : null;
+    const lease =
+      c.part === 'webroot'
+        ? await c.store.acquire(`backup-webroot-${period}`, Math.max(3600, c.store.minLeaseTtlSeconds()), hostname())
+        : null;
     if (c.part === 'webroot' && !lease) {
       const holder = await c.store.holder(`backup-webroot-${period}`);
-      out({ skipped: 'another webserver', holder: holder?.owner }, `webroot: ${holder?.owner ?? 'another webserver'} is backing up the site's files for ${period}: nothing to do here`);
+      out(
+        { skipped: 'another webserver', holder: holder?.owner },
+        `webroot: ${holder?.owner ?? 'another webserver'} is backing up the site's files for ${period}: nothing to do here`,
+      );
       return 0;
     }
     try {
@@ -115,12 +157,18 @@ export async function backupMain(role: string, command: string, args: string[]):
       if (c.part === 'webroot' && !['manual', 'shutdown'].includes(period)) {
         const [newest] = await c.backups.list(period);
         if (newest && Date.now() - Date.parse(newest.createdAt) < 10 * 60_000) {
-          out({ skipped: 'recent', id: newest.id }, `webroot: ${newest.id} was taken less than 10 minutes ago by ${newest.sourceHost}: nothing to do here`);
+          out(
+            { skipped: 'recent', id: newest.id },
+            `webroot: ${newest.id} was taken less than 10 minutes ago by ${newest.sourceHost}: nothing to do here`,
+          );
           return 0;
         }
       }
       const { manifest, deleted } = await c.backups.backupAndRotate(period, [source], keep, { app: site?.application });
-      out({ part: c.part, manifest, deleted }, `${new Date().toISOString()} ${c.part}: backup ${describe(manifest)} verified; ${deleted.length} older ${period} backup(s) rotated away, ${keep} kept at most`);
+      out(
+        { part: c.part, manifest, deleted },
+        `${new Date().toISOString()} ${c.part}: backup ${describe(manifest)} verified; ${deleted.length} older ${period} backup(s) rotated away, ${keep} kept at most`,
+      );
     } finally {
       if (lease) await c.store.release(lease);
     }
@@ -143,7 +191,9 @@ async function knownSecrets(c: Context): Promise<string[]> {
   try {
     datastoreKey = readFileSync(env.ADT_DATASTORE_KEY_FILE ?? '', 'utf8').trim();
   } catch {}
-  return [creds?.password, env.ADT_S3_SECRET_ACCESS_KEY, datastoreKey, typeof backupKey === 'string' ? backupKey : undefined].filter((x): x is string => Boolean(x && x.length >= 8));
+  return [creds?.password, env.ADT_S3_SECRET_ACCESS_KEY, datastoreKey, typeof backupKey === 'string' ? backupKey : undefined].filter(
+    (x): x is string => Boolean(x && x.length >= 8),
+  );
 }
 
 const BASELINE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
@@ -155,21 +205,39 @@ const BASELINE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
  * replaced by baseline.invalid and its password hashes removed.
  */
 async function publishPart(c: Context, name: string | undefined, out: Out): Promise<number> {
-  if (!name || !BASELINE_NAME.test(name)) throw usage(`PublishBaseline <name>: 1-64 lowercase letters, digits or hyphens (got "${name ?? ''}")`);
+  if (!name || !BASELINE_NAME.test(name))
+    throw usage(`PublishBaseline <name>: 1-64 lowercase letters, digits or hyphens (got "${name ?? ''}")`);
   const site = await c.store.get(keys.site);
   if (!site) throw fail('NO_SITE', `${keys.site.path} is missing`);
   const host = new URL(site.siteUrl).hostname;
   await c.driver.ensureBucket();
-  const common = { client: c.driver.getInstance(), bucket: c.settings.bucket, hostname: hostname(), name, app: site.application as 'wordpress', prefix: `baselines/${name}/${c.part}/`, knownSecrets: await knownSecrets(c) };
+  const common = {
+    client: c.driver.getInstance(),
+    bucket: c.settings.bucket,
+    hostname: hostname(),
+    name,
+    app: site.application as 'wordpress',
+    prefix: `baselines/${name}/${c.part}/`,
+    knownSecrets: await knownSecrets(c),
+  };
   const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
   let manifest: Manifest;
-  if (c.part === 'webroot') manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] } });
+  if (c.part === 'webroot')
+    manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] } });
   else {
     const creds = await c.store.get(keys.dbCredentials);
     if (!creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
-    manifest = await publishBaseline({ ...common, database: { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name }, rewrite: { domains: [{ from: host, to: BASELINE_HOST }], scrubPasswordHashes: true }, rewriteStats: stats });
+    manifest = await publishBaseline({
+      ...common,
+      database: { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name },
+      rewrite: { domains: [{ from: host, to: BASELINE_HOST }], scrubPasswordHashes: true },
+      rewriteStats: stats,
+    });
   }
-  out({ baseline: name, part: c.part, manifest, rewrite: stats }, `${c.part}: baseline ${name} published as ${describe(manifest)}${c.part === 'database' ? `; ${stats.domains} mention(s) of ${host} replaced (${stats.serialisedFixed} serialised), ${stats.hashes} password hash(es) removed` : ''}`);
+  out(
+    { baseline: name, part: c.part, manifest, rewrite: stats },
+    `${c.part}: baseline ${name} published as ${describe(manifest)}${c.part === 'database' ? `; ${stats.domains} mention(s) of ${host} replaced (${stats.serialisedFixed} serialised), ${stats.hashes} password hash(es) removed` : ''}`,
+  );
   return 0;
 }
 
@@ -197,20 +265,31 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
     const creds = await c.store.get(keys.dbCredentials);
     if (!site || !creds) throw fail('NO_SETTINGS', `${keys.site.path} or ${keys.dbCredentials.path} is missing`);
     const host = new URL(site.siteUrl).hostname;
-    await from.restore(manifest, { database: { defaultsFile: DB_LAYOUT.configFile, database: creds.name } }, { transform: { database: () => rewriteDump({ domains: [{ from: BASELINE_HOST, to: host }] }) } });
+    await from.restore(
+      manifest,
+      { database: { defaultsFile: DB_LAYOUT.configFile, database: creds.name } },
+      { transform: { database: () => rewriteDump({ domains: [{ from: BASELINE_HOST, to: host }] }) } },
+    );
     let admin = '';
     if (site.application === 'wordpress') {
       const password = randomBytes(18).toString('base64url');
       const run = execaRunner({ timeoutMs: 60_000 });
-      const who = await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, '--batch', '--skip-column-names', creds.name], { input: 'SELECT user_login FROM wp_users ORDER BY ID LIMIT 1;' });
+      const who = await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, '--batch', '--skip-column-names', creds.name], {
+        input: 'SELECT user_login FROM wp_users ORDER BY ID LIMIT 1;',
+      });
       admin = who.stdout.trim();
       if (admin) {
         // On stdin, never on a command line; WordPress upgrades an MD5 to its own hash at the first sign-in.
-        await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, creds.name], { input: `UPDATE wp_users SET user_pass = MD5(${sqlString(password)}) WHERE user_login = ${sqlString(admin)};` });
+        await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, creds.name], {
+          input: `UPDATE wp_users SET user_pass = MD5(${sqlString(password)}) WHERE user_login = ${sqlString(admin)};`,
+        });
         await c.store.put(keys.credentials.key('app-admin'), { user: admin, password });
       }
     }
-    out({ restored: manifest.id, baseline: name, part: c.part, admin: admin || null }, `database: baseline ${name} restored (${describe(manifest)}) with ${host} as its domain${admin ? `; the administrator "${admin}" has a new password (roles/build/AppAdmin shows it)` : ''}`);
+    out(
+      { restored: manifest.id, baseline: name, part: c.part, admin: admin || null },
+      `database: baseline ${name} restored (${describe(manifest)}) with ${host} as its domain${admin ? `; the administrator "${admin}" has a new password (roles/build/AppAdmin shows it)` : ''}`,
+    );
     return 0;
   } finally {
     if (driver !== c.driver) await driver.dispose?.();

@@ -19,7 +19,14 @@ import { isSecretKey, keys, validateKey, type ConfigStore, type DbCredentials, t
 import { openDatastore } from './datastore.ts';
 import { runMain, usage } from './main.ts';
 
-export const COMMANDS = ['PutToConfigDatastore', 'GetFromConfigDatastore', 'ListFromConfigDatastore', 'DeleteFromConfigDatastore', 'CheckConfigDatastore', 'GetDBCredential'] as const;
+export const COMMANDS = [
+  'PutToConfigDatastore',
+  'GetFromConfigDatastore',
+  'ListFromConfigDatastore',
+  'DeleteFromConfigDatastore',
+  'CheckConfigDatastore',
+  'GetDBCredential',
+] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const USAGE: Record<Command, string> = {
@@ -50,20 +57,25 @@ export async function configWrapper(command: string, args: string[], open: () =>
   const unknown = flags.filter((f) => !allowedFlags.includes(f));
   const maxArgs = cmd === 'PutToConfigDatastore' ? 2 : 1;
   if (unknown.length) throw usage(`${cmd}: unknown option ${unknown.join(' ')}\n${USAGE[cmd]}`);
-  if (positional.length < 1 || positional.length > maxArgs) throw usage(`${cmd}: expected ${maxArgs === 2 ? '1 or 2 arguments' : '1 argument'}, got ${positional.length}\n${USAGE[cmd]}`);
+  if (positional.length < 1 || positional.length > maxArgs)
+    throw usage(`${cmd}: expected ${maxArgs === 2 ? '1 or 2 arguments' : '1 argument'}, got ${positional.length}\n${USAGE[cmd]}`);
   const [first, second] = positional as [string, string | undefined];
 
   switch (cmd) {
     case 'PutToConfigDatastore': {
       validateKey(first);
-      if (isSecretKey(first) && second !== '-') throw usage(`${cmd}: "${first}" is a secret key: pass its value on stdin with "-", never on the command line`);
+      if (isSecretKey(first) && second !== '-')
+        throw usage(`${cmd}: "${first}" is a secret key: pass its value on stdin with "-", never on the command line`);
       const text = second === '-' ? io.stdin() : second;
       await open().put(first, text === undefined ? undefined : parseValue(text.replace(/\n$/, '')));
       return 0;
     }
     case 'GetFromConfigDatastore': {
       validateKey(first);
-      if (isSecretKey(first)) throw usage(`${cmd}: "${first}" is a secret and is not printed${first === keys.dbCredentials.path ? ': use GetDBCredential <field> in scripts' : ''}`);
+      if (isSecretKey(first))
+        throw usage(
+          `${cmd}: "${first}" is a secret and is not printed${first === keys.dbCredentials.path ? ': use GetDBCredential <field> in scripts' : ''}`,
+        );
       const value = await open().get(first);
       if (value === null) {
         io.stderr(`${first}: not in the datastore\n`);
@@ -83,7 +95,8 @@ export async function configWrapper(command: string, args: string[], open: () =>
     case 'DeleteFromConfigDatastore': {
       if (first.endsWith('*')) {
         const prefix = first.slice(0, -1);
-        if (prefix === '' || prefix.includes('*')) throw usage(`${cmd}: "${first}": a prefix delete needs a non-empty prefix before a single trailing "*"`);
+        if (prefix === '' || prefix.includes('*'))
+          throw usage(`${cmd}: "${first}": a prefix delete needs a non-empty prefix before a single trailing "*"`);
         const n = await open().deletePrefix(prefix);
         io.stderr(`deleted ${n} key(s) under ${prefix}\n`);
         return 0;
@@ -100,7 +113,9 @@ export async function configWrapper(command: string, args: string[], open: () =>
       const field = first as (typeof DB_FIELDS)[number];
       if (!DB_FIELDS.includes(field)) throw usage(`${cmd}: unknown field "${first}": use one of ${DB_FIELDS.join(', ')}\n${USAGE[cmd]}`);
       if (field === 'password' && io.isTTY && !flags.includes('--reveal')) {
-        throw usage(`${cmd}: refusing to print the password to a terminal: capture it in a script ($(GetDBCredential password)) or add --reveal`);
+        throw usage(
+          `${cmd}: refusing to print the password to a terminal: capture it in a script ($(GetDBCredential password)) or add --reveal`,
+        );
       }
       const creds = await open().get<DbCredentials>(keys.dbCredentials);
       if (!creds) {

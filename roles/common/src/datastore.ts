@@ -29,7 +29,10 @@ export function datastoreSettings(env: NodeJS.ProcessEnv = process.env): Record<
   let fromFile: Record<string, string> = {};
   if (existsSync(file)) {
     const mode = statSync(file).mode & 0o777;
-    if (mode & 0o077) throw bad(`${file}: holds credentials, so it must be readable by its owner only (mode 0600, found ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`);
+    if (mode & 0o077)
+      throw bad(
+        `${file}: holds credentials, so it must be readable by its owner only (mode 0600, found ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
+      );
     fromFile = parse(readFileSync(file));
   } else if (env.ADT_DATASTORE_ENV) {
     throw bad(`ADT_DATASTORE_ENV: file ${file} does not exist`);
@@ -41,7 +44,8 @@ function parseBudget(value: string | undefined): WriteBudget | null {
   if (value === undefined || value === '') return SPACES_WRITE_BUDGET;
   if (value === 'none') return null;
   const m = /^(\d+)\/(\d+)$/.exec(value);
-  if (!m || Number(m[1]) < 2 || Number(m[2]) < 1) throw bad(`ADT_WRITE_BUDGET: "${value}" is not valid: use <writes>/<seconds> with at least 2 writes (e.g. 5/300), or none`);
+  if (!m || Number(m[1]) < 2 || Number(m[2]) < 1)
+    throw bad(`ADT_WRITE_BUDGET: "${value}" is not valid: use <writes>/<seconds> with at least 2 writes (e.g. 5/300), or none`);
   return { writes: Number(m[1]), perSeconds: Number(m[2]) };
 }
 
@@ -67,10 +71,11 @@ export function siblingBucket(bucket: string, env: NodeJS.ProcessEnv = process.e
 export function openDatastore(env: NodeJS.ProcessEnv = process.env): ConfigStore {
   const s = datastoreSettings(env);
   const problems: string[] = [];
-  if (!s.ADT_CONFIG_BUCKET) problems.push('ADT_CONFIG_BUCKET: missing (the deployment\'s config bucket name)');
+  if (!s.ADT_CONFIG_BUCKET) problems.push("ADT_CONFIG_BUCKET: missing (the deployment's config bucket name)");
   if (!s.ADT_S3_ACCESS_KEY_ID) problems.push('ADT_S3_ACCESS_KEY_ID: missing');
   if (!s.ADT_S3_SECRET_ACCESS_KEY) problems.push('ADT_S3_SECRET_ACCESS_KEY: missing');
-  if (s.ADT_S3_ENDPOINT && !/^https?:\/\/[^\s/]+/.test(s.ADT_S3_ENDPOINT)) problems.push(`ADT_S3_ENDPOINT: "${s.ADT_S3_ENDPOINT}" is not an http(s) URL`);
+  if (s.ADT_S3_ENDPOINT && !/^https?:\/\/[^\s/]+/.test(s.ADT_S3_ENDPOINT))
+    problems.push(`ADT_S3_ENDPOINT: "${s.ADT_S3_ENDPOINT}" is not an http(s) URL`);
   let secretKey: Buffer | undefined;
   if (s.ADT_DATASTORE_KEY_FILE) {
     const f = s.ADT_DATASTORE_KEY_FILE;

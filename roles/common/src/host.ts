@@ -77,7 +77,11 @@ export async function ensurePackages(needed: Needed[]): Promise<string[]> {
   const run = execaRunner({ timeoutMs: 900_000 });
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   await retry(() => run.run(['apt-get', 'update'], { env }), { attempts: 3, baseMs: 5000, maxMs: 20_000 });
-  await retry(() => run.run(['apt-get', 'install', '-y', '--no-install-recommends', ...missing], { env }), { attempts: 3, baseMs: 5000, maxMs: 20_000 });
+  await retry(() => run.run(['apt-get', 'install', '-y', '--no-install-recommends', ...missing], { env }), {
+    attempts: 3,
+    baseMs: 5000,
+    maxMs: 20_000,
+  });
   return missing;
 }
 
@@ -90,21 +94,33 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   const every = role === 'database' ? '5' : '10';
   const command = `${codeDir}/roles/${role}/security/SetupFirewall`;
   await mkdir('/etc/cron.d', { recursive: true });
-  await writeFile(`/etc/cron.d/adt-${role}`, `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command)}\n`, { mode: 0o644 });
+  await writeFile(
+    `/etc/cron.d/adt-${role}`,
+    `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command)}\n`,
+    { mode: 0o644 },
+  );
   // Scheduled backups of this role's part of the site (cron runs them where a cron daemon runs).
-  if (backups && role in BACKUP_PARTS) await writeFile(`/etc/cron.d/adt-backup-${role}`, backupCronFile(role as keyof typeof BACKUP_PARTS, backups, codeDir), { mode: 0o644 });
+  if (backups && role in BACKUP_PARTS)
+    await writeFile(`/etc/cron.d/adt-backup-${role}`, backupCronFile(role as keyof typeof BACKUP_PARTS, backups, codeDir), { mode: 0o644 });
   await mkdir('/var/log/adt', { recursive: true });
   const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
   // The first reconcile before anything else: a server is not ready while its firewall is not applied.
   const first = await execaRunner({ timeoutMs: 120_000 }).run([command], { nothrow: true });
   appendFileSync('/var/log/adt/firewall.log', first.stdout + first.stderr);
-  if (first.exitCode !== 0) throw new Error(`the first firewall reconcile failed (exit ${first.exitCode}): ${(first.stderr || first.stdout).trim().split('\n').slice(-2).join(' | ')}`);
+  if (first.exitCode !== 0)
+    throw new Error(
+      `the first firewall reconcile failed (exit ${first.exitCode}): ${(first.stderr || first.stdout).trim().split('\n').slice(-2).join(' | ')}`,
+    );
   spawn(command, ['--every', every], { detached: true, stdio: ['ignore', log, log] }).unref();
   closeSync(log);
   // Webservers keep the site's certificate equal to the datastore's (renewals reach them in one period).
   if (role === 'webserver') {
     const sync = `${codeDir}/roles/webserver/tls/SyncCertificate`;
-    await writeFile('/etc/cron.d/adt-webserver-tls', `# Written by the Agile Deployment Toolkit (webserver role).\nSHELL=/bin/sh\n${cronLine(sync)}\n`, { mode: 0o644 });
+    await writeFile(
+      '/etc/cron.d/adt-webserver-tls',
+      `# Written by the Agile Deployment Toolkit (webserver role).\nSHELL=/bin/sh\n${cronLine(sync)}\n`,
+      { mode: 0o644 },
+    );
     const tlsLog = openSync('/var/log/adt/certificate.log', 'a', 0o600);
     spawn(sync, ['--every', '10'], { detached: true, stdio: ['ignore', tlsLog, tlsLog] }).unref();
     closeSync(tlsLog);
@@ -117,10 +133,13 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
  */
 export function httpsGet(ip: string, host: string, ca: string, timeoutMs = 10_000): Promise<{ status: number; location?: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: ip, port: 443, path: '/', servername: host, ca, headers: { host, 'user-agent': 'adt' }, timeout: timeoutMs }, (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
-    });
+    const req = request(
+      { host: ip, port: 443, path: '/', servername: host, ca, headers: { host, 'user-agent': 'adt' }, timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer from https://${host}/ at ${ip} within ${timeoutMs / 1000} s`)));
     req.on('error', reject);
     req.end();

@@ -14,7 +14,17 @@
  */
 import { parseArgs } from 'node:util';
 import { execaRunner, sleep } from '@adt/core';
-import { computePolicies, datastoreFleetSource, fingerprint, reconcile, ROLES, type ExtraPort, type FleetRole, type PolicyOptions, type WebMode } from '@adt/firewall';
+import {
+  computePolicies,
+  datastoreFleetSource,
+  fingerprint,
+  reconcile,
+  ROLES,
+  type ExtraPort,
+  type FleetRole,
+  type PolicyOptions,
+  type WebMode,
+} from '@adt/firewall';
 import { iptablesBackend } from '@adt/firewall/backends/iptables';
 import { ufwBackend } from '@adt/firewall/backends/ufw';
 import { datastoreSettings, openDatastore } from './datastore.ts';
@@ -34,24 +44,52 @@ export function firewallSettings(s: Record<string, string | undefined>): { optio
     return Number(v);
   };
   const extraPorts: ExtraPort[] = [];
-  for (const [i, item] of (s.ADT_EXTRA_PORTS ?? '').split(',').map((x) => x.trim()).filter(Boolean).entries()) {
+  for (const [i, item] of (s.ADT_EXTRA_PORTS ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .entries()) {
     const m = /^(webserver|database|autoscaler|auth):(\d{1,5})(?:-(\d{1,5}))?\/(tcp|udp):(.+)$/.exec(item);
     if (!m) {
       problems.push(`ADT_EXTRA_PORTS item ${i + 1} "${item}": role:port[-port]/tcp|udp:source, e.g. webserver:8443/tcp:0.0.0.0/0`);
       continue;
     }
-    extraPorts.push({ role: m[1] as FleetRole, port: m[3] ? [Number(m[2]), Number(m[3])] : Number(m[2]), protocol: m[4] as 'tcp' | 'udp', source: m[5]! });
+    extraPorts.push({
+      role: m[1] as FleetRole,
+      port: m[3] ? [Number(m[2]), Number(m[3])] : Number(m[2]),
+      protocol: m[4] as 'tcp' | 'udp',
+      source: m[5]!,
+    });
   }
-  const http = s.ADT_HTTP === undefined || s.ADT_HTTP === '' ? false : s.ADT_HTTP === 'yes' ? true : (problems.push(`ADT_HTTP="${s.ADT_HTTP}": yes or no`), false);
-  const options: PolicyOptions = { webMode, sshPort: port('ADT_SSH_PORT', 22), dbPort: port('ADT_DB_PORT', 3306), httpsPort: port('ADT_HTTPS_PORT', 443), http, extraPorts };
+  const http =
+    s.ADT_HTTP === undefined || s.ADT_HTTP === ''
+      ? false
+      : s.ADT_HTTP === 'yes'
+        ? true
+        : (problems.push(`ADT_HTTP="${s.ADT_HTTP}": yes or no`), false);
+  const options: PolicyOptions = {
+    webMode,
+    sshPort: port('ADT_SSH_PORT', 22),
+    dbPort: port('ADT_DB_PORT', 3306),
+    httpsPort: port('ADT_HTTPS_PORT', 443),
+    http,
+    extraPorts,
+  };
   if (problems.length) throw usage(`firewall settings:\n  - ${problems.join('\n  - ')}`);
   return { options, backend };
 }
 
 async function main(): Promise<number> {
   const [role = '', ...rest] = process.argv.slice(2);
-  const { values } = parseArgs({ args: rest, options: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, every: { type: 'string' } }, strict: true });
-  if (role === 'build') throw usage('SetupFirewall: the build machine\'s own firewall is not managed by the toolkit (it is the user\'s, with the cloud\'s firewall)');
+  const { values } = parseArgs({
+    args: rest,
+    options: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, every: { type: 'string' } },
+    strict: true,
+  });
+  if (role === 'build')
+    throw usage(
+      "SetupFirewall: the build machine's own firewall is not managed by the toolkit (it is the user's, with the cloud's firewall)",
+    );
   if (!(ROLES as string[]).includes(role)) throw usage(`SetupFirewall: unknown role "${role}": one of ${ROLES.join(', ')}`);
   const every = values.every === undefined ? null : Number(values.every);
   if (every !== null && (!Number.isInteger(every) || every < 5 || every > 3600)) throw usage(`--every ${values.every}: 5-3600 seconds`);
@@ -61,7 +99,10 @@ async function main(): Promise<number> {
   const say = (o: unknown, text: string) => process.stdout.write(values.json ? `${JSON.stringify(o)}\n` : `${text}\n`);
   if (values['dry-run']) {
     const policy = computePolicies(await source.snapshot(), options)[role as FleetRole];
-    say({ dryRun: true, role, fingerprint: fingerprint(policy), policy }, `${role} policy ${fingerprint(policy)} (dry run, nothing applied):\n${policy.rules.map((r) => `  allow ${r.protocol}/${Array.isArray(r.port) ? r.port.join('-') : r.port} from ${r.sources.join(', ')}  # ${r.comment}`).join('\n')}`);
+    say(
+      { dryRun: true, role, fingerprint: fingerprint(policy), policy },
+      `${role} policy ${fingerprint(policy)} (dry run, nothing applied):\n${policy.rules.map((r) => `  allow ${r.protocol}/${Array.isArray(r.port) ? r.port.join('-') : r.port} from ${r.sources.join(', ')}  # ${r.comment}`).join('\n')}`,
+    );
     return 0;
   }
   const runner = execaRunner({ timeoutMs: 60_000 });
@@ -74,7 +115,10 @@ async function main(): Promise<number> {
       const r = await reconcile({ source, role: role as FleetRole, backend, policy: options });
       if (!r.changed && every !== null && tick > 0 && Date.now() - quietSince < 3_600_000) continue;
       if (!r.changed) quietSince = Date.now();
-      say({ role, changed: r.changed, fingerprint: r.fingerprint, rules: r.policy.rules.length, at: new Date().toISOString() }, `${new Date().toISOString()} ${role}: ${r.changed ? 'applied' : 'unchanged'} policy ${r.fingerprint} (${r.policy.rules.length} rules)`);
+      say(
+        { role, changed: r.changed, fingerprint: r.fingerprint, rules: r.policy.rules.length, at: new Date().toISOString() },
+        `${new Date().toISOString()} ${role}: ${r.changed ? 'applied' : 'unchanged'} policy ${r.fingerprint} (${r.policy.rules.length} rules)`,
+      );
     } catch (e) {
       if (every === null) throw e;
       process.stderr.write(`${new Date().toISOString()} ${role}: ${(e as Error).message} (the previous rules stay in force)\n`);

@@ -5,7 +5,7 @@ import { backupCronFile } from '../src/backup.ts';
 
 const test = suite('backup schedule (cron.d)');
 
-test('one line per scheduled period, running the role\'s Backup command as root, logged', () => {
+test("one line per scheduled period, running the role's Backup command as root, logged", () => {
   const text = backupCronFile('database', { schedule: { daily: '30 3 * * *', bimonthly: '15 4 1 */2 *' } });
   const lines = text.trim().split('\n');
   assert.is(lines[1], 'SHELL=/bin/sh');

@@ -31,17 +31,25 @@ test.before(async (ctx) => {
   const keyFile = join(ctx.dir, 'datastore.key');
   await writeFile(keyFile, key.toString('hex'), { mode: 0o600 });
   const envFile = join(ctx.dir, 'datastore.env');
-  await writeFile(envFile, [
-    `ADT_S3_ENDPOINT=${ctx.s3.endpoint}`,
-    `ADT_S3_ACCESS_KEY_ID=${ctx.s3.credentials.accessKeyId}`,
-    `ADT_S3_SECRET_ACCESS_KEY=${ctx.s3.credentials.secretAccessKey}`,
-    'ADT_CONFIG_BUCKET=www-example-com-config-t1',
-    `ADT_DATASTORE_KEY_FILE=${keyFile}`,
-    'ADT_WRITE_BUDGET=none',
-    '',
-  ].join('\n'), { mode: 0o600 });
+  await writeFile(
+    envFile,
+    [
+      `ADT_S3_ENDPOINT=${ctx.s3.endpoint}`,
+      `ADT_S3_ACCESS_KEY_ID=${ctx.s3.credentials.accessKeyId}`,
+      `ADT_S3_SECRET_ACCESS_KEY=${ctx.s3.credentials.secretAccessKey}`,
+      'ADT_CONFIG_BUCKET=www-example-com-config-t1',
+      `ADT_DATASTORE_KEY_FILE=${keyFile}`,
+      'ADT_WRITE_BUDGET=none',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   ctx.env = { ADT_DATASTORE_ENV: envFile };
-  ctx.store = new ConfigStore({ driver: s3Driver({ bucket: 'www-example-com-config-t1', endpoint: ctx.s3.endpoint, credentials: ctx.s3.credentials }), secretKey: key, writeBudget: null });
+  ctx.store = new ConfigStore({
+    driver: s3Driver({ bucket: 'www-example-com-config-t1', endpoint: ctx.s3.endpoint, credentials: ctx.s3.credentials }),
+    secretKey: key,
+    writeBudget: null,
+  });
   await ctx.store.ensureBucket();
 });
 
@@ -51,12 +59,24 @@ test.after(async (ctx) => {
 });
 
 function run(ctx: Ctx, cmd: string, args: string[] = [], opts: { input?: string; role?: string; env?: Record<string, string> } = {}) {
-  return execa(join(wrappers(opts.role ?? 'webserver'), cmd), args, { env: { ...ctx.env, ...opts.env }, input: opts.input ?? '', reject: false, timeout: 60_000 });
+  return execa(join(wrappers(opts.role ?? 'webserver'), cmd), args, {
+    env: { ...ctx.env, ...opts.env },
+    input: opts.input ?? '',
+    reject: false,
+    timeout: 60_000,
+  });
 }
 
 test('every role has the same six commands, one implementation', async () => {
   for (const role of ['webserver', 'database', 'autoscaler', 'build', 'auth']) {
-    for (const cmd of ['PutToConfigDatastore', 'GetFromConfigDatastore', 'ListFromConfigDatastore', 'DeleteFromConfigDatastore', 'CheckConfigDatastore', 'GetDBCredential']) {
+    for (const cmd of [
+      'PutToConfigDatastore',
+      'GetFromConfigDatastore',
+      'ListFromConfigDatastore',
+      'DeleteFromConfigDatastore',
+      'CheckConfigDatastore',
+      'GetDBCredential',
+    ]) {
       const r = await execa('readlink', ['-f', join(wrappers(role), cmd)]);
       assert.is(r.stdout, join(root, 'roles/common/configwrapper/configwrapper.sh'), `${role}/${cmd}`);
     }
@@ -120,7 +140,13 @@ test('secrets: written only from stdin, never printed by Get, GetDBCredential gi
   const get = await run(ctx, 'GetFromConfigDatastore', ['credentials/database']);
   assert.is(get.exitCode, 2);
   assert.not.ok(get.stdout.includes('pa55') || get.stderr.includes('pa55'));
-  for (const [field, expected] of [['user', 'wpuser'], ['name', 'wp'], ['password', 'pa55-W0rd-x'], ['port', '3306'], ['host', '198.18.1.20']]) {
+  for (const [field, expected] of [
+    ['user', 'wpuser'],
+    ['name', 'wp'],
+    ['password', 'pa55-W0rd-x'],
+    ['port', '3306'],
+    ['host', '198.18.1.20'],
+  ]) {
     const r = await run(ctx, 'GetDBCredential', [field!], { role: 'database' });
     assert.is(r.exitCode, 0, r.stderr);
     assert.is(r.stdout, expected);
@@ -129,7 +155,11 @@ test('secrets: written only from stdin, never printed by Get, GetDBCredential gi
 
 test('GetDBCredential without the deployment key fails clearly and prints nothing', async (ctx) => {
   const envFile = join(ctx.dir, 'nokey.env');
-  await writeFile(envFile, `ADT_S3_ENDPOINT=${ctx.s3.endpoint}\nADT_S3_ACCESS_KEY_ID=S3RVER\nADT_S3_SECRET_ACCESS_KEY=S3RVER\nADT_CONFIG_BUCKET=www-example-com-config-t1\n`, { mode: 0o600 });
+  await writeFile(
+    envFile,
+    `ADT_S3_ENDPOINT=${ctx.s3.endpoint}\nADT_S3_ACCESS_KEY_ID=S3RVER\nADT_S3_SECRET_ACCESS_KEY=S3RVER\nADT_CONFIG_BUCKET=www-example-com-config-t1\n`,
+    { mode: 0o600 },
+  );
   const r = await run(ctx, 'GetDBCredential', ['password'], { env: { ADT_DATASTORE_ENV: envFile } });
   assert.is(r.exitCode, 1);
   assert.is(r.stdout, '');
@@ -172,7 +202,11 @@ test('missing or unsafe settings exit 2, naming each problem', async (ctx) => {
 
 test('wrong credentials and a missing bucket are distinct failures (exit 1)', async (ctx) => {
   const wrong = join(ctx.dir, 'wrong.env');
-  await writeFile(wrong, `ADT_S3_ENDPOINT=${ctx.s3.endpoint}\nADT_S3_ACCESS_KEY_ID=NOPE\nADT_S3_SECRET_ACCESS_KEY=nope-secret\nADT_CONFIG_BUCKET=www-example-com-config-t1\n`, { mode: 0o600 });
+  await writeFile(
+    wrong,
+    `ADT_S3_ENDPOINT=${ctx.s3.endpoint}\nADT_S3_ACCESS_KEY_ID=NOPE\nADT_S3_SECRET_ACCESS_KEY=nope-secret\nADT_CONFIG_BUCKET=www-example-com-config-t1\n`,
+    { mode: 0o600 },
+  );
   const r1 = await run(ctx, 'CheckConfigDatastore', ['a'], { env: { ADT_DATASTORE_ENV: wrong } });
   assert.is(r1.exitCode, 1);
   assert.match(r1.stderr, /refused the credentials/);

@@ -22,7 +22,14 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const root = resolve(import.meta.dirname, '../../..');
 const BUCKET = 'www-adt-test-config-tsf';
 
-interface Ctx { cloud: LocalCloud; s3: EmbeddedS3; dir: string; store: ConfigStore; db: Server; ws: Server }
+interface Ctx {
+  cloud: LocalCloud;
+  s3: EmbeddedS3;
+  dir: string;
+  store: ConfigStore;
+  db: Server;
+  ws: Server;
+}
 const test = suite<Ctx>('SetupFirewall (a role command, inside a local-cloud server)');
 
 async function writeEnv(ctx: Ctx, server: Server, extra = '') {
@@ -43,20 +50,53 @@ const setupFirewall = (ctx: Ctx, server: Server, role: string, args: string[] = 
 
 test.before(async (ctx) => {
   // The toolkit's code reaches the servers at /opt/adt, wherever this checkout is (even under /tmp).
-  ctx.cloud = localDriver({ cloudId: 'tsf', stateDir: '/var/lib/adt-local/test-tsf', publicCidr: '198.19.28.0/24', privateCidr: '198.19.29.0/24', shares: [{ hostPath: root, target: '/opt/adt' }] });
+  ctx.cloud = localDriver({
+    cloudId: 'tsf',
+    stateDir: '/var/lib/adt-local/test-tsf',
+    publicCidr: '198.19.28.0/24',
+    privateCidr: '198.19.29.0/24',
+    shares: [{ hostPath: root, target: '/opt/adt' }],
+  });
   await ctx.cloud.teardown();
   await ctx.cloud.ensureNetwork();
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-setupfw-'));
   // The datastore, where the servers can reach it: the build machine's VPC address.
-  ctx.s3 = await startEmbeddedS3({ directory: ctx.dir, address: ctx.cloud.buildMachine.privateIp, port: await freePort(ctx.cloud.buildMachine.privateIp) });
-  ctx.store = new ConfigStore({ driver: s3Driver({ bucket: BUCKET, endpoint: ctx.s3.endpoint, credentials: ctx.s3.credentials }), writeBudget: null });
+  ctx.s3 = await startEmbeddedS3({
+    directory: ctx.dir,
+    address: ctx.cloud.buildMachine.privateIp,
+    port: await freePort(ctx.cloud.buildMachine.privateIp),
+  });
+  ctx.store = new ConfigStore({
+    driver: s3Driver({ bucket: BUCKET, endpoint: ctx.s3.endpoint, credentials: ctx.s3.credentials }),
+    writeBudget: null,
+  });
   await ctx.store.ensureBucket();
-  ctx.db = await ctx.cloud.create({ name: serverName({ role: 'database', buildId: 'tsf' }), role: 'database', buildId: 'tsf', userData: '#!/bin/sh\n' });
-  ctx.ws = await ctx.cloud.create({ name: serverName({ role: 'webserver', buildId: 'tsf' }), role: 'webserver', buildId: 'tsf', userData: '#!/bin/sh\n' });
+  ctx.db = await ctx.cloud.create({
+    name: serverName({ role: 'database', buildId: 'tsf' }),
+    role: 'database',
+    buildId: 'tsf',
+    userData: '#!/bin/sh\n',
+  });
+  ctx.ws = await ctx.cloud.create({
+    name: serverName({ role: 'webserver', buildId: 'tsf' }),
+    role: 'webserver',
+    buildId: 'tsf',
+    userData: '#!/bin/sh\n',
+  });
   for (const s of [ctx.db, ctx.ws]) await ctx.cloud.waitUntilRunning(s.id);
-  const argv = await ctx.cloud.execArgv(ctx.db.id, ['setsid', 'python3', '-c', "import socket,selectors\nsel=selectors.DefaultSelector()\nfor p in (22,3306):\n  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',p));s.listen(16);s.setblocking(False);sel.register(s,selectors.EVENT_READ)\nwhile True:\n  for k,_ in sel.select():\n    c,_=k.fileobj.accept();c.close()\n"]);
+  const argv = await ctx.cloud.execArgv(ctx.db.id, [
+    'setsid',
+    'python3',
+    '-c',
+    "import socket,selectors\nsel=selectors.DefaultSelector()\nfor p in (22,3306):\n  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',p));s.listen(16);s.setblocking(False);sel.register(s,selectors.EVENT_READ)\nwhile True:\n  for k,_ in sel.select():\n    c,_=k.fileobj.accept();c.close()\n",
+  ]);
   spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
-  for (let i = 0; i < 100 && (await ctx.cloud.exec(ctx.db.id, ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/3306'], { nothrow: true })).exitCode !== 0; i++) await sleep(50);
+  for (
+    let i = 0;
+    i < 100 && (await ctx.cloud.exec(ctx.db.id, ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/3306'], { nothrow: true })).exitCode !== 0;
+    i++
+  )
+    await sleep(50);
   const at = new Date().toISOString();
   await ctx.store.put(keys.buildMachineIps.key(ctx.cloud.buildMachine.privateIp), { name: 'build', role: 'build', at });
   await ctx.store.put(keys.databaseIps.key(ctx.db.privateIp!), { name: ctx.db.name, role: 'database', at });
@@ -70,7 +110,9 @@ test.after(async (ctx) => {
   if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
 });
 
-const wsReachesDb = async (ctx: Ctx) => (await ctx.cloud.exec(ctx.ws.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
+const wsReachesDb = async (ctx: Ctx) =>
+  (await ctx.cloud.exec(ctx.ws.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.privateIp}/3306`], { nothrow: true }))
+    .exitCode === 0;
 
 test('--dry-run shows the policy from the datastore and applies nothing', async (ctx) => {
   const r = await setupFirewall(ctx, ctx.db, 'database', ['--dry-run', '--json']);
@@ -107,7 +149,8 @@ test('bad settings exit 2 naming each one, and leave the rules as they were', as
   await writeEnv(ctx, ctx.db, 'ADT_WEB_MODE=everyone\nADT_DB_PORT=99999\nADT_EXTRA_PORTS=database:3306/tcp');
   const r = await setupFirewall(ctx, ctx.db, 'database');
   assert.is(r.exitCode, 2);
-  for (const v of ['ADT_WEB_MODE="everyone"', 'ADT_DB_PORT="99999"', 'ADT_EXTRA_PORTS item 1']) assert.ok(r.stderr.includes(v), `${v} in ${r.stderr}`);
+  for (const v of ['ADT_WEB_MODE="everyone"', 'ADT_DB_PORT="99999"', 'ADT_EXTRA_PORTS item 1'])
+    assert.ok(r.stderr.includes(v), `${v} in ${r.stderr}`);
   assert.is((await ctx.cloud.exec(ctx.db.id, ['iptables', '-S', 'ADT-INPUT'])).stdout, before);
   await writeEnv(ctx, ctx.db);
   assert.is((await setupFirewall(ctx, ctx.db, 'build')).exitCode, 127, 'the build role has no SetupFirewall link');
@@ -133,7 +176,13 @@ test('--every keeps reconciling on its own (for hosts without cron) until stoppe
 });
 
 test('settings parse as documented', () => {
-  const s = firewallSettings({ ADT_WEB_MODE: 'cloudflare', ADT_FIREWALL_BACKEND: 'ufw', ADT_DB_PORT: '5432', ADT_HTTP: 'yes', ADT_EXTRA_PORTS: 'webserver:8443/tcp:0.0.0.0/0, database:9100-9110/udp:198.18.1.0/24' });
+  const s = firewallSettings({
+    ADT_WEB_MODE: 'cloudflare',
+    ADT_FIREWALL_BACKEND: 'ufw',
+    ADT_DB_PORT: '5432',
+    ADT_HTTP: 'yes',
+    ADT_EXTRA_PORTS: 'webserver:8443/tcp:0.0.0.0/0, database:9100-9110/udp:198.18.1.0/24',
+  });
   assert.is(s.backend, 'ufw');
   assert.is(s.options.webMode, 'cloudflare');
   assert.is(s.options.dbPort, 5432);

@@ -8,17 +8,25 @@ import { keys, type DbCredentials } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import { DB_LAYOUT, ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, whoAmI } from '@adt/role-common';
 
-
 async function main() {
   const progress = steps('database');
   const store = openDatastore();
   const self = await whoAmI();
   progress.step(`bootstrap started on ${self.name} (${self.privateIp})`);
-  const installed = await ensurePackages([{ command: 'mariadbd', pkg: 'mariadb-server' }, { command: 'mariadb', pkg: 'mariadb-client' }, { command: 'iptables-restore', pkg: 'iptables' }]);
+  const installed = await ensurePackages([
+    { command: 'mariadbd', pkg: 'mariadb-server' },
+    { command: 'mariadb', pkg: 'mariadb-client' },
+    { command: 'iptables-restore', pkg: 'iptables' },
+  ]);
   progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
   const creds = await store.get<DbCredentials>(keys.dbCredentials);
   if (!creds) throw new Error(`${keys.dbCredentials.path} is not in the datastore: the build writes it before creating servers`);
-  const o: mariadb.MariaDbOptions = { ...DB_LAYOUT, bindAddress: self.privateIp, port: creds.port, runner: execaRunner({ timeoutMs: 120_000 }) };
+  const o: mariadb.MariaDbOptions = {
+    ...DB_LAYOUT,
+    bindAddress: self.privateIp,
+    port: creds.port,
+    runner: execaRunner({ timeoutMs: 120_000 }),
+  };
   await mariadb.initialise(o);
   await mariadb.start(o);
   progress.step('mariadb running');
@@ -28,7 +36,13 @@ async function main() {
   // The host firewall follows the fleet from now on (webservers register as they come).
   await startPeriodicJobs('database', await store.get(keys.backups));
   progress.step('firewall following the fleet');
-  await store.put(keys.databaseIps.key(self.privateIp), { name: self.name, role: 'database', privateIp: self.privateIp, publicIp: self.publicIp, at: new Date().toISOString() });
+  await store.put(keys.databaseIps.key(self.privateIp), {
+    name: self.name,
+    role: 'database',
+    privateIp: self.privateIp,
+    publicIp: self.publicIp,
+    at: new Date().toISOString(),
+  });
   await progress.ready(store, self);
 }
 

@@ -20,14 +20,20 @@ export function describe(chain: string): { serial: string; notAfter: string } {
 
 /** Whether the installed files already hold this certificate and key. */
 export function isInstalled(tls: SiteTls): boolean {
-  return existsSync(CHAIN_FILE) && existsSync(KEY_FILE) && readFileSync(CHAIN_FILE, 'utf8') === tls.chain && readFileSync(KEY_FILE, 'utf8') === tls.key;
+  return (
+    existsSync(CHAIN_FILE) &&
+    existsSync(KEY_FILE) &&
+    readFileSync(CHAIN_FILE, 'utf8') === tls.chain &&
+    readFileSync(KEY_FILE, 'utf8') === tls.key
+  );
 }
 
 /** Writes the chain (0644) and key (0600) atomically (a reload never sees half a file); true when they changed. */
 export async function installCertificate(tls: SiteTls): Promise<boolean> {
   if (isInstalled(tls)) return false;
   // A chain whose first certificate does not match its key would take the site down: refuse it.
-  if (!new X509Certificate(tls.chain).checkPrivateKey(createPrivateKey(tls.key))) throw new Error('the certificate in the datastore does not match its key: not installed');
+  if (!new X509Certificate(tls.chain).checkPrivateKey(createPrivateKey(tls.key)))
+    throw new Error('the certificate in the datastore does not match its key: not installed');
   await mkdir(TLS_DIR, { recursive: true, mode: 0o700 });
   await writeFile(`${CHAIN_FILE}.new`, tls.chain, { mode: 0o644 });
   await writeFile(`${KEY_FILE}.new`, tls.key, { mode: 0o600 });

@@ -10,7 +10,13 @@ export const KEY_FILE = `${TLS_DIR}/server.key`;
 const runner = execaRunner({ timeoutMs: 60_000 });
 
 export const NGINX: NginxOptions = { confFile: '/etc/nginx/adt.conf', pidFile: '/run/nginx-adt.pid', logDir: '/var/log/nginx', runner };
-export const APACHE: ApacheOptions = { confFile: '/etc/apache2/adt.conf', pidFile: '/run/apache2-adt.pid', logDir: '/var/log/apache2', runDir: '/run/apache2-adt', runner };
+export const APACHE: ApacheOptions = {
+  confFile: '/etc/apache2/adt.conf',
+  pidFile: '/run/apache2-adt.pid',
+  logDir: '/var/log/apache2',
+  runDir: '/run/apache2-adt',
+  runner,
+};
 
 /** Starts the webserver of `kind` with its written config, or reloads it gracefully. */
 export function startOrReloadWeb(kind: 'nginx' | 'apache'): Promise<number> {

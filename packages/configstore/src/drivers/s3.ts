@@ -63,7 +63,10 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
       // (and s3rver) reject or mis-handle the newer default CRC trailers.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: Math.min(options.requestTimeoutMs ?? 10_000, 5_000) },
+      requestHandler: {
+        requestTimeout: options.requestTimeoutMs ?? 10_000,
+        connectionTimeout: Math.min(options.requestTimeoutMs ?? 10_000, 5_000),
+      },
     };
     client = new S3Client(config);
     client.middlewareStack.add(
@@ -156,7 +159,14 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
       // Bounded: 100,000 pages is 100 million keys.
       for (let page = 0; page < 100_000; page++) {
         const res = await send('list', prefix, (c) =>
-          c.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined, ContinuationToken: token, MaxKeys: options.pageSize ?? 1000 })),
+          c.send(
+            new ListObjectsV2Command({
+              Bucket: bucket,
+              Prefix: prefix || undefined,
+              ContinuationToken: token,
+              MaxKeys: options.pageSize ?? 1000,
+            }),
+          ),
         );
         for (const o of res.Contents ?? []) if (o.Key !== undefined) out.push(o.Key);
         if (!res.IsTruncated) return out;
@@ -180,7 +190,10 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
         );
         const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
         if (failed.length) {
-          throw s3Error('BACKEND', `delete in bucket "${bucket}" failed for ${failed.length} key(s), first "${failed[0]?.Key}": ${failed[0]?.Code} ${failed[0]?.Message ?? ''}`.trim());
+          throw s3Error(
+            'BACKEND',
+            `delete in bucket "${bucket}" failed for ${failed.length} key(s), first "${failed[0]?.Key}": ${failed[0]?.Code} ${failed[0]?.Message ?? ''}`.trim(),
+          );
         }
       }
     },
@@ -194,7 +207,11 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
         const name = (e as { name?: string }).name;
         if (name === 'BucketAlreadyOwnedByYou') return;
         if (name === 'BucketAlreadyExists') {
-          throw s3Error('INVALID_BUCKET_NAME', `bucket "${bucket}" is taken by another account on this endpoint: choose another site name or build identifier`, { exitCode: 2 });
+          throw s3Error(
+            'INVALID_BUCKET_NAME',
+            `bucket "${bucket}" is taken by another account on this endpoint: choose another site name or build identifier`,
+            { exitCode: 2 },
+          );
         }
         throw mapError(e, 'create bucket', bucket, undefined, options.endpoint);
       }
@@ -253,7 +270,16 @@ function noBucketMessage(bucket: string, endpoint?: string): string {
   return `bucket "${bucket}" does not exist at ${endpoint ?? 'AWS S3'}: run the build (deploy) first, or check the bucket name and region`;
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+]);
 
 /** Maps SDK errors to our codes (branch on `name` and the HTTP status, per the SDK's error model). */
 function mapError(e: unknown, op: string, bucket: string, key: string | undefined, endpoint?: string) {
@@ -262,17 +288,30 @@ function mapError(e: unknown, op: string, bucket: string, key: string | undefine
   const what = `${op} ${key !== undefined ? `"${key}" ` : ''}in bucket "${bucket}"`;
   const name = err.name ?? '';
   if (name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch' || name === 'InvalidToken' || name === 'ExpiredToken') {
-    return s3Error('AUTH_FAILED', `${what}: the endpoint refused the credentials (${name || status}): check the access key and secret`, { cause: e });
+    return s3Error('AUTH_FAILED', `${what}: the endpoint refused the credentials (${name || status}): check the access key and secret`, {
+      cause: e,
+    });
   }
   if (name === 'AccessDenied' || status === 403) {
-    return s3Error('ACCESS_DENIED', `${what}: access denied: the credentials are not allowed to do this (check the key's bucket policy)`, { cause: e });
+    return s3Error('ACCESS_DENIED', `${what}: access denied: the credentials are not allowed to do this (check the key's bucket policy)`, {
+      cause: e,
+    });
   }
   if (isNoSuchBucket(e) || (status === 404 && (op === 'list' || op === 'put' || op === 'delete'))) {
     return s3Error('NO_SUCH_BUCKET', noBucketMessage(bucket, endpoint), { cause: e });
   }
   const code = err.code ?? (err as { cause?: { code?: string } }).cause?.code;
-  if ((code && NETWORK_CODES.has(code)) || name === 'TimeoutError' || name === 'RequestTimeout' || /ECONNREFUSED|socket hang up|timed? ?out/i.test(err.message ?? '')) {
-    return s3Error('UNREACHABLE', `${what}: cannot reach ${endpoint ?? 'AWS S3'} (${code ?? name}) after retries: check the endpoint URL and the network`, { cause: e });
+  if (
+    (code && NETWORK_CODES.has(code)) ||
+    name === 'TimeoutError' ||
+    name === 'RequestTimeout' ||
+    /ECONNREFUSED|socket hang up|timed? ?out/i.test(err.message ?? '')
+  ) {
+    return s3Error(
+      'UNREACHABLE',
+      `${what}: cannot reach ${endpoint ?? 'AWS S3'} (${code ?? name}) after retries: check the endpoint URL and the network`,
+      { cause: e },
+    );
   }
   return s3Error('BACKEND', `${what}: ${name || 'error'}${status ? ` (HTTP ${status})` : ''}: ${err.message ?? ''}`.trim(), { cause: e });
 }

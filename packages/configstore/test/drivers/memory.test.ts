@@ -29,7 +29,7 @@ budget('a write past the per-object budget is refused before it reaches the back
   await s.put('other', 1);
 });
 
-budget('the default budget is DigitalOcean Spaces\' (5 writes per object per 5 minutes)', () => {
+budget("the default budget is DigitalOcean Spaces' (5 writes per object per 5 minutes)", () => {
   assert.equal(SPACES_WRITE_BUDGET, { writes: 5, perSeconds: 300 });
   const s = new ConfigStore({ driver: memoryDriver() });
   assert.is(s.minLeaseTtlSeconds(), 150);

@@ -15,7 +15,10 @@ testConfigStore(`s3 driver on ${target}`, async () => {
     make: (options = {}) => backend.store(options),
     peer(store) {
       const d = store.driver;
-      return new ConfigStore({ driver: s3Driver({ bucket: d.bucket, endpoint: backend.endpoint, region: backend.region, credentials: backend.credentials }), writeBudget: null });
+      return new ConfigStore({
+        driver: s3Driver({ bucket: d.bucket, endpoint: backend.endpoint, region: backend.region, credentials: backend.credentials }),
+        writeBudget: null,
+      });
     },
     close: () => backend.close(),
   };
@@ -38,7 +41,15 @@ fallback('the store detects that conditional writes are ignored', async () => {
 
 fallback('20 concurrent contenders still get exactly one holder (settle mode)', async () => {
   const s0 = await plain.store({ leaseSettleMs: 800 });
-  const peers = Array.from({ length: 20 }, () => new ConfigStore({ driver: s3Driver({ bucket: s0.bucket, endpoint: plain.endpoint, credentials: plain.credentials }), writeBudget: null, leaseSettleMs: 800 }));
+  const peers = Array.from(
+    { length: 20 },
+    () =>
+      new ConfigStore({
+        driver: s3Driver({ bucket: s0.bucket, endpoint: plain.endpoint, credentials: plain.credentials }),
+        writeBudget: null,
+        leaseSettleMs: 800,
+      }),
+  );
   const results = await Promise.all(peers.map((s, i) => s.acquire('contended', 60, `c${i}`)));
   const winners = results.filter(Boolean);
   assert.is(winners.length, 1);
@@ -79,16 +90,39 @@ errors.after(async () => backend?.close());
 
 errors('an unknown access key gives AUTH_FAILED', async () => {
   const s = await backend.store();
-  const bad = new ConfigStore({ driver: s3Driver({ bucket: s.bucket, endpoint: backend.endpoint, credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'nope' }, maxAttempts: 1 }) });
-  for (const op of [() => bad.get('k'), () => bad.put('k', 1), () => bad.list(''), () => bad.exists('k'), () => bad.age('k'), () => bad.ensureBucket()]) {
+  const bad = new ConfigStore({
+    driver: s3Driver({
+      bucket: s.bucket,
+      endpoint: backend.endpoint,
+      credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'nope' },
+      maxAttempts: 1,
+    }),
+  });
+  for (const op of [
+    () => bad.get('k'),
+    () => bad.put('k', 1),
+    () => bad.list(''),
+    () => bad.exists('k'),
+    () => bad.age('k'),
+    () => bad.ensureBucket(),
+  ]) {
     const e = await expectCode(op(), 'AUTH_FAILED');
     assert.not.ok(e.message.includes('nope'), 'the secret is not in the message');
   }
 });
 
 errors('a missing bucket gives NO_SUCH_BUCKET for every operation', async () => {
-  const s = new ConfigStore({ driver: s3Driver({ bucket: uniqueBucket('missing'), endpoint: backend.endpoint, credentials: backend.credentials }) });
-  for (const op of [() => s.get('k'), () => s.put('k', 1), () => s.list(''), () => s.exists('k'), () => s.age('k'), () => s.deletePrefix('a/')]) {
+  const s = new ConfigStore({
+    driver: s3Driver({ bucket: uniqueBucket('missing'), endpoint: backend.endpoint, credentials: backend.credentials }),
+  });
+  for (const op of [
+    () => s.get('k'),
+    () => s.put('k', 1),
+    () => s.list(''),
+    () => s.exists('k'),
+    () => s.age('k'),
+    () => s.deletePrefix('a/'),
+  ]) {
     const e = await expectCode(op(), 'NO_SUCH_BUCKET');
     assert.match(e.message, /does not exist/);
   }
@@ -99,7 +133,9 @@ errors('an unreachable endpoint gives UNREACHABLE after retries', async () => {
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
   const port = (closed.address() as AddressInfo).port;
   await new Promise((r) => closed.close(r));
-  const s = new ConfigStore({ driver: s3Driver({ bucket: 'adt-unreachable', endpoint: `http://127.0.0.1:${port}`, credentials: backend.credentials, maxAttempts: 2 }) });
+  const s = new ConfigStore({
+    driver: s3Driver({ bucket: 'adt-unreachable', endpoint: `http://127.0.0.1:${port}`, credentials: backend.credentials, maxAttempts: 2 }),
+  });
   const e = await expectCode(s.get('k'), 'UNREACHABLE');
   assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
 });
@@ -117,7 +153,11 @@ errors('an invalid bucket name is refused before any request', () => {
 });
 
 /** A real HTTP proxy in front of the S3 server that answers the first `failures` requests with `status`. */
-async function faultyProxy(upstream: string, failures: number, status = 503): Promise<{ url: string; seen: () => number; close(): Promise<void> }> {
+async function faultyProxy(
+  upstream: string,
+  failures: number,
+  status = 503,
+): Promise<{ url: string; seen: () => number; close(): Promise<void> }> {
   const up = new URL(upstream);
   let count = 0;
   const server: Server = createServer((req, res) => {
@@ -125,7 +165,9 @@ async function faultyProxy(upstream: string, failures: number, status = 503): Pr
     if (count <= failures) {
       req.resume();
       res.writeHead(status, { 'content-type': 'application/xml' });
-      res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 503 ? 'SlowDown' : 'InternalError'}</Code><Message>injected</Message></Error>`);
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 503 ? 'SlowDown' : 'InternalError'}</Code><Message>injected</Message></Error>`,
+      );
       return;
     }
     const proxied = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
@@ -146,7 +188,10 @@ errors('transient 5xx answers are retried with backoff and the operation succeed
   const s = await backend.store();
   const proxy = await faultyProxy(backend.endpoint, 2, 503);
   try {
-    const through = new ConfigStore({ driver: s3Driver({ bucket: s.bucket, endpoint: proxy.url, credentials: backend.credentials, maxAttempts: 4 }), writeBudget: null });
+    const through = new ConfigStore({
+      driver: s3Driver({ bucket: s.bucket, endpoint: proxy.url, credentials: backend.credentials, maxAttempts: 4 }),
+      writeBudget: null,
+    });
     await through.put('retried', { ok: 1 });
     assert.equal(await s.get('retried'), { ok: 1 });
     assert.ok(proxy.seen() >= 3);
@@ -159,7 +204,9 @@ errors('a persistent 500 is reported as BACKEND with the status, after the confi
   const s = await backend.store();
   const proxy = await faultyProxy(backend.endpoint, 1000, 500);
   try {
-    const through = new ConfigStore({ driver: s3Driver({ bucket: s.bucket, endpoint: proxy.url, credentials: backend.credentials, maxAttempts: 3 }) });
+    const through = new ConfigStore({
+      driver: s3Driver({ bucket: s.bucket, endpoint: proxy.url, credentials: backend.credentials, maxAttempts: 3 }),
+    });
     const e = await expectCode(through.put('k', 1), 'BACKEND');
     assert.match(e.message, /HTTP 500/);
     assert.is(proxy.seen(), 3);

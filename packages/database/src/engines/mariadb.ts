@@ -133,7 +133,10 @@ export async function start(o: MariaDbOptions, options: { timeoutMs?: number } =
   }
   const tail = (await readFile(o.logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n  ');
   if (child.exitCode === null) child.kill('SIGKILL');
-  throw fail('START_FAILED', `mariadbd did not become ready on ${o.bindAddress}:${o.port ?? 3306} within ${(options.timeoutMs ?? 60_000) / 1000} s; last lines of ${o.logFile}:\n  ${tail}`);
+  throw fail(
+    'START_FAILED',
+    `mariadbd did not become ready on ${o.bindAddress}:${o.port ?? 3306} within ${(options.timeoutMs ?? 60_000) / 1000} s; last lines of ${o.logFile}:\n  ${tail}`,
+  );
 }
 
 async function readPid(o: MariaDbOptions): Promise<number> {
@@ -155,11 +158,13 @@ export async function stop(o: MariaDbOptions, options: { timeoutMs?: number } = 
   await stopProcess(pid, { timeoutMs: options.timeoutMs ?? 30_000 });
 }
 
-
 /** The hosts from which `user` exists now. */
 export async function userHosts(o: MariaDbOptions, user: string): Promise<string[]> {
   const r = await o.runner.run(clientArgv(o), { input: `SELECT Host FROM mysql.user WHERE User = ${sqlString(user)};\n` });
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 /** Makes the application database and user exist exactly as `spec` says (SQL on stdin). */
@@ -168,7 +173,10 @@ export async function provision(o: MariaDbOptions, spec: ProvisionSpec): Promise
   const r = await o.runner.run(clientArgv(o), { input: sql, nothrow: true });
   if (r.exitCode !== 0) {
     // The client's message names the statement's error, never our input (which holds the password).
-    throw fail('PROVISION_FAILED', `provisioning database "${spec.database}" for user "${spec.user}" failed: ${r.stderr.trim().split('\n').pop()}`);
+    throw fail(
+      'PROVISION_FAILED',
+      `provisioning database "${spec.database}" for user "${spec.user}" failed: ${r.stderr.trim().split('\n').pop()}`,
+    );
   }
 }
 
@@ -190,7 +198,16 @@ export async function tryConnect(runner: Runner, c: ConnectionCheck): Promise<st
   try {
     await writeFile(file, `[client]\nuser=${c.user}\npassword=${c.password.replace(/\\/g, '\\\\')}\n`, { mode: 0o600 });
     await chmod(file, 0o600);
-    const argv = ['mariadb', `--defaults-extra-file=${file}`, '--protocol=TCP', `--host=${c.host}`, `--port=${c.port}`, '--connect-timeout=5', '--batch', '--skip-column-names'];
+    const argv = [
+      'mariadb',
+      `--defaults-extra-file=${file}`,
+      '--protocol=TCP',
+      `--host=${c.host}`,
+      `--port=${c.port}`,
+      '--connect-timeout=5',
+      '--batch',
+      '--skip-column-names',
+    ];
     argv.push(c.database, '-e', 'SELECT 1');
     const r = await runner.run(argv as [string, ...string[]], { nothrow: true, timeoutMs: 20_000 });
     return r.exitCode === 0 && r.stdout.trim() === '1' ? null : r.stderr.trim() || `exit code ${r.exitCode}`;
@@ -201,5 +218,8 @@ export async function tryConnect(runner: Runner, c: ConnectionCheck): Promise<st
 
 /** For tests and status: whether a file exists and its mode. */
 export async function modeOf(path: string): Promise<number | null> {
-  return stat(path).then((s) => s.mode & 0o777, () => null);
+  return stat(path).then(
+    (s) => s.mode & 0o777,
+    () => null,
+  );
 }

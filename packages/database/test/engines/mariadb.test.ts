@@ -34,8 +34,10 @@ async function greeting(port: number, fromAddress: string): Promise<'handshake' 
   });
 }
 
-const PASSWORD = 'Gen3rated-Pa55word-with-quote\'-and-backslash\\';
-const test = suite<{ dir: string; o: maria.MariaDbOptions; runner: ReturnType<typeof recording>; pid?: number }>('MariaDB engine (real server)');
+const PASSWORD = "Gen3rated-Pa55word-with-quote'-and-backslash\\";
+const test = suite<{ dir: string; o: maria.MariaDbOptions; runner: ReturnType<typeof recording>; pid?: number }>(
+  'MariaDB engine (real server)',
+);
 
 test.before(async (ctx) => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-mariadb-'));
@@ -68,7 +70,12 @@ test('the option file binds the given address and hardens the server', ({ o }) =
   assert.match(cnf, /bind-address = 127\.0\.0\.1/);
   assert.match(cnf, new RegExp(`port = ${o.port}`));
   for (const line of ['skip-name-resolve', 'local-infile = 0', 'symbolic-links = 0']) assert.ok(cnf.includes(line), line);
-  assert.equal(maria.initialiseArgv(o), ['mariadb-install-db', `--defaults-file=${o.configFile}`, '--auth-root-authentication-method=socket', '--skip-test-db']);
+  assert.equal(maria.initialiseArgv(o), [
+    'mariadb-install-db',
+    `--defaults-file=${o.configFile}`,
+    '--auth-root-authentication-method=socket',
+    '--skip-test-db',
+  ]);
 });
 
 test('initialises a new data directory once, starts detached and answers', async (ctx) => {
@@ -77,7 +84,11 @@ test('initialises a new data directory once, starts detached and answers', async
   ctx.pid = await maria.start(ctx.o);
   assert.ok(ctx.pid > 0);
   assert.ok(await maria.isRunning(ctx.o));
-  assert.is(await maria.start(ctx.o), Number((await readFile(join(ctx.o.runDir, 'mysqld.pid'), 'utf8')).trim()), 'start again: same server');
+  assert.is(
+    await maria.start(ctx.o),
+    Number((await readFile(join(ctx.o.runDir, 'mysqld.pid'), 'utf8')).trim()),
+    'start again: same server',
+  );
 });
 
 test('the application user connects from an allowed address only, with the right password only', async ({ o, runner }) => {
@@ -128,7 +139,10 @@ test('a server that cannot start reports the log lines and exits the wait', asyn
   const busy = createServer();
   await new Promise<void>((r) => busy.listen(port, '127.0.0.1', r));
   try {
-    const e = await maria.start(ctx.o, { timeoutMs: 20_000 }).then(() => null, (err) => err as Error);
+    const e = await maria.start(ctx.o, { timeoutMs: 20_000 }).then(
+      () => null,
+      (err) => err as Error,
+    );
     assert.ok(e, 'start fails while the port is taken');
     assert.match(e!.message, /did not become ready/);
   } finally {

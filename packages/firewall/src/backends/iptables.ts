@@ -53,7 +53,8 @@ export function renderRestore(policy: HostPolicy, fp: string, family: 4 | 6, cha
 
 export function iptablesBackend(o: IptablesBackendOptions): HostFirewall & { applyRendered(v4: string, v6: string | null): Promise<void> } {
   const chain = o.chain ?? 'ADT-INPUT';
-  if (!/^[A-Za-z0-9_-]{1,28}$/.test(chain)) throw fail('BAD_CHAIN', `chain "${chain}": letters, digits, _ and -, at most 28`, { exitCode: 2 });
+  if (!/^[A-Za-z0-9_-]{1,28}$/.test(chain))
+    throw fail('BAD_CHAIN', `chain "${chain}": letters, digits, _ and -, at most 28`, { exitCode: 2 });
   const ipv6 = o.ipv6 ?? true;
 
   async function ensureJump(tool: 'iptables' | 'ip6tables') {
@@ -64,7 +65,10 @@ export function iptablesBackend(o: IptablesBackendOptions): HostFirewall & { app
   async function restore(tool: 'iptables-restore' | 'ip6tables-restore', text: string) {
     const r = await o.runner.run([tool, '--noflush', '--wait'] as Argv, { input: text, nothrow: true });
     if (r.exitCode !== 0) {
-      throw fail('APPLY_FAILED', `${tool} refused the rules (the previous rules stay in force): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+      throw fail(
+        'APPLY_FAILED',
+        `${tool} refused the rules (the previous rules stay in force): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+      );
     }
   }
 
@@ -93,9 +97,12 @@ export function iptablesBackend(o: IptablesBackendOptions): HostFirewall & { app
 
 /** argv that removes our chain and its jump (to uninstall), as data. */
 export function removeArgvs(chain = 'ADT-INPUT'): Argv[] {
-  return (['iptables', 'ip6tables'] as const).flatMap((t) => [
-    [t, '--wait', '-D', 'INPUT', '-j', chain],
-    [t, '--wait', '-F', chain],
-    [t, '--wait', '-X', chain],
-  ] as Argv[]);
+  return (['iptables', 'ip6tables'] as const).flatMap(
+    (t) =>
+      [
+        [t, '--wait', '-D', 'INPUT', '-j', chain],
+        [t, '--wait', '-F', chain],
+        [t, '--wait', '-X', chain],
+      ] as Argv[],
+  );
 }

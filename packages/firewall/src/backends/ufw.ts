@@ -31,7 +31,20 @@ export function ufwRuleArgvs(policy: HostPolicy): Argv[] {
     for (const s of r.sources) {
       const argv = (s === '0.0.0.0/0' || s === '::/0'
         ? ['ufw', 'allow', `${port}/${r.protocol}`, 'comment', comment]
-        : ['ufw', 'allow', 'from', s.replace(/\/(32|128)$/, ''), 'to', 'any', 'port', port, 'proto', r.protocol, 'comment', comment]) as unknown as Argv;
+        : [
+            'ufw',
+            'allow',
+            'from',
+            s.replace(/\/(32|128)$/, ''),
+            'to',
+            'any',
+            'port',
+            port,
+            'proto',
+            r.protocol,
+            'comment',
+            comment,
+          ]) as unknown as Argv;
       out.set(key(argv), argv);
     }
   }

@@ -15,23 +15,50 @@ import { ufwBackend } from '../../src/backends/ufw.ts';
 const test = suite<{ cloud: LocalCloud; s: Server; runner: Runner }>('ufw backend (in a local-cloud server)');
 
 test.before(async (ctx) => {
-  ctx.cloud = localDriver({ cloudId: 'tuf', stateDir: '/var/lib/adt-local/test-tuf', publicCidr: '198.19.18.0/24', privateCidr: '198.19.19.0/24' });
+  ctx.cloud = localDriver({
+    cloudId: 'tuf',
+    stateDir: '/var/lib/adt-local/test-tuf',
+    publicCidr: '198.19.18.0/24',
+    privateCidr: '198.19.19.0/24',
+  });
   await ctx.cloud.teardown();
   await ctx.cloud.ensureNetwork();
-  ctx.s = await ctx.cloud.create({ name: serverName({ role: 'webserver', buildId: 'tuf' }), role: 'webserver', buildId: 'tuf', userData: '#!/bin/sh\n' });
+  ctx.s = await ctx.cloud.create({
+    name: serverName({ role: 'webserver', buildId: 'tuf' }),
+    role: 'webserver',
+    buildId: 'tuf',
+    userData: '#!/bin/sh\n',
+  });
   await ctx.cloud.waitUntilRunning(ctx.s.id);
   const real = execaRunner({ timeoutMs: 60_000 });
   ctx.runner = { run: async (argv, o) => real.run(await ctx.cloud.execArgv(ctx.s.id, [...argv]), o) };
-  const argv = await ctx.cloud.execArgv(ctx.s.id, ['setsid', 'python3', '-c', "import socket,selectors\nsel=selectors.DefaultSelector()\nfor p in (22,443):\n  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',p));s.listen(16);s.setblocking(False);sel.register(s,selectors.EVENT_READ)\nwhile True:\n  for k,_ in sel.select():\n    c,_=k.fileobj.accept();c.close()\n"]);
+  const argv = await ctx.cloud.execArgv(ctx.s.id, [
+    'setsid',
+    'python3',
+    '-c',
+    "import socket,selectors\nsel=selectors.DefaultSelector()\nfor p in (22,443):\n  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',p));s.listen(16);s.setblocking(False);sel.register(s,selectors.EVENT_READ)\nwhile True:\n  for k,_ in sel.select():\n    c,_=k.fileobj.accept();c.close()\n",
+  ]);
   spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
-  for (let i = 0; i < 100 && (await ctx.cloud.exec(ctx.s.id, ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/443'], { nothrow: true })).exitCode !== 0; i++) await sleep(50);
+  for (
+    let i = 0;
+    i < 100 && (await ctx.cloud.exec(ctx.s.id, ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/443'], { nothrow: true })).exitCode !== 0;
+    i++
+  )
+    await sleep(50);
 });
 
 test.after(async (ctx) => {
   await ctx.cloud?.teardown();
 });
 
-const fleet = (ctx: { cloud: LocalCloud; s: Server }): FleetSnapshot => ({ buildMachine: [ctx.cloud.buildMachine.publicIp], webservers: [ctx.s.privateIp!], autoscalers: [], databases: [], auth: [], authorisedClients: [] });
+const fleet = (ctx: { cloud: LocalCloud; s: Server }): FleetSnapshot => ({
+  buildMachine: [ctx.cloud.buildMachine.publicIp],
+  webservers: [ctx.s.privateIp!],
+  autoscalers: [],
+  databases: [],
+  auth: [],
+  authorisedClients: [],
+});
 
 async function outsiderConnects(ctx: { cloud: LocalCloud; s: Server }, port: number) {
   const argv = ctx.cloud.outsiderArgv(['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.publicIp}/${port}`]);
@@ -71,11 +98,11 @@ test('re-applying the same policy changes nothing, and a new policy removes what
   const status = (await ctx.runner.run(['ufw', 'status'])).stdout;
   assert.not.match(status, /443\/tcp\s+ALLOW\s+Anywhere/, 'no longer open to anywhere');
   assert.not.ok(await outsiderConnects(ctx, 443), 'no authorised client: 443 closed to the outsider');
-  assert.ok(await buildConnects(ctx, 443), 'but open to the build machine\'s health checks');
+  assert.ok(await buildConnects(ctx, 443), "but open to the build machine's health checks");
   assert.ok(await buildConnects(ctx, 22), 'SSH from the build machine kept');
 });
 
-test('this machine\'s own ufw was never touched', async () => {
+test("this machine's own ufw was never touched", async () => {
   const r = await execa('ufw', ['status'], { reject: false });
   assert.match(r.stdout, /inactive/);
 });

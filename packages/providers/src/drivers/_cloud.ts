@@ -22,11 +22,19 @@ export function serverTags(o: CreateServerOptions): string[] {
 }
 
 /** Create options every driver refuses the same way (exit 2, nothing created). */
-export function checkCreate(driver: string, o: CreateServerOptions, defaults: { size?: string; region?: string }): { size: string; region: string } {
+export function checkCreate(
+  driver: string,
+  o: CreateServerOptions,
+  defaults: { size?: string; region?: string },
+): { size: string; region: string } {
   const fail = errorFactory('providers', driver);
   const parsed = parseServerName(o.name);
-  if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId) throw fail('BAD_NAME', `server name "${o.name}" must come from serverName() with role ${o.role} and build ${o.buildId}`, { exitCode: 2 });
-  if (!o.userData.startsWith('#!')) throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
+  if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId)
+    throw fail('BAD_NAME', `server name "${o.name}" must come from serverName() with role ${o.role} and build ${o.buildId}`, {
+      exitCode: 2,
+    });
+  if (!o.userData.startsWith('#!'))
+    throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
   const size = o.size ?? defaults.size;
   const region = o.region ?? defaults.region;
   if (!size) throw fail('NO_SIZE', `${o.name}: a size (plan) is required for ${driver}`, { exitCode: 2 });
@@ -35,14 +43,20 @@ export function checkCreate(driver: string, o: CreateServerOptions, defaults: { 
 }
 
 /** Polls `probe` until it returns a value, bounded by `timeoutMs`. */
-export async function pollUntil<T>(driver: string, what: string, probe: () => Promise<T | null>, options: WaitOptions & { defaultTimeoutMs?: number; defaultIntervalMs?: number } = {}): Promise<T> {
+export async function pollUntil<T>(
+  driver: string,
+  what: string,
+  probe: () => Promise<T | null>,
+  options: WaitOptions & { defaultTimeoutMs?: number; defaultIntervalMs?: number } = {},
+): Promise<T> {
   const timeoutMs = options.timeoutMs ?? options.defaultTimeoutMs ?? 600_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     options.signal?.throwIfAborted();
     const v = await probe();
     if (v !== null) return v;
-    if (Date.now() >= deadline) throw errorFactory('providers', driver)('TIMEOUT', `${what}: not done after ${Math.round(timeoutMs / 1000)} s`);
+    if (Date.now() >= deadline)
+      throw errorFactory('providers', driver)('TIMEOUT', `${what}: not done after ${Math.round(timeoutMs / 1000)} s`);
     await sleep(options.intervalMs ?? options.defaultIntervalMs ?? 5_000, options.signal);
   }
 }
@@ -75,30 +89,56 @@ export function outcomeUnknown(error: unknown): boolean {
 }
 
 /** Waits (bounded, default 5 min) until `get` reports the server running with a public address (and `ready`, when given). */
-export function waitForServer(driver: string, id: string, get: (id: string) => Promise<Server | null>, options: WaitOptions = {}, ready: (s: Server) => boolean = () => true): Promise<Server> {
-  return pollUntil(driver, `server ${id} running with its addresses`, async () => {
-    const s = await get(id);
-    if (!s) throw errorFactory('providers', driver)('NOT_FOUND', `server ${id} is gone`);
-    if (s.state === 'error') throw errorFactory('providers', driver)('SERVER_FAILED', `server ${id} is in error`);
-    return s.state === 'running' && s.publicIp && ready(s) ? s : null;
-  }, { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 });
+export function waitForServer(
+  driver: string,
+  id: string,
+  get: (id: string) => Promise<Server | null>,
+  options: WaitOptions = {},
+  ready: (s: Server) => boolean = () => true,
+): Promise<Server> {
+  return pollUntil(
+    driver,
+    `server ${id} running with its addresses`,
+    async () => {
+      const s = await get(id);
+      if (!s) throw errorFactory('providers', driver)('NOT_FOUND', `server ${id} is gone`);
+      if (s.state === 'error') throw errorFactory('providers', driver)('SERVER_FAILED', `server ${id} is in error`);
+      return s.state === 'running' && s.publicIp && ready(s) ? s : null;
+    },
+    { ...options, defaultTimeoutMs: 300_000, defaultIntervalMs: 5_000 },
+  );
 }
 
 /** Waits (bounded, default 30 min) until `get` reports the managed database online. */
-export function waitForDatabase(driver: string, id: string, get: (id: string) => Promise<ManagedDatabase | null>, options: WaitOptions = {}): Promise<ManagedDatabase> {
-  return pollUntil(driver, `database ${id} online`, async () => {
-    const d = await get(id);
-    if (!d) throw errorFactory('providers', driver)('NOT_FOUND', `database ${id} is gone`);
-    if (d.state === 'error') throw errorFactory('providers', driver)('DATABASE_FAILED', `database ${id} failed`);
-    return d.state === 'online' ? d : null;
-  }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 });
+export function waitForDatabase(
+  driver: string,
+  id: string,
+  get: (id: string) => Promise<ManagedDatabase | null>,
+  options: WaitOptions = {},
+): Promise<ManagedDatabase> {
+  return pollUntil(
+    driver,
+    `database ${id} online`,
+    async () => {
+      const d = await get(id);
+      if (!d) throw errorFactory('providers', driver)('NOT_FOUND', `database ${id} is gone`);
+      if (d.state === 'error') throw errorFactory('providers', driver)('DATABASE_FAILED', `database ${id} failed`);
+      return d.state === 'online' ? d : null;
+    },
+    { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 },
+  );
 }
 
 /**
  * Runs a create; when it fails with an unknown outcome (5xx, lost connection), looks for the server
  * by name before giving up, so it is never made twice.
  */
-export async function createOnce<T>(o: CreateServerOptions, create: () => Promise<T>, found: (s: Server) => T, list: (filter: { buildId: string; role: Role }) => Promise<Server[]>): Promise<T> {
+export async function createOnce<T>(
+  o: CreateServerOptions,
+  create: () => Promise<T>,
+  found: (s: Server) => T,
+  list: (filter: { buildId: string; role: Role }) => Promise<Server[]>,
+): Promise<T> {
   try {
     return await create();
   } catch (error) {

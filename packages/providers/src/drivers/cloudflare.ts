@@ -35,15 +35,24 @@ export interface CloudflareDnsOptions {
   fetch?: typeof fetch;
 }
 
-interface CfError { code?: number; message?: string }
+interface CfError {
+  code?: number;
+  message?: string;
+}
 
 /** Turns the package's errors into ours: status, Cloudflare's codes and messages, what to do. */
 function explain(what: string, error: unknown): Error {
   if (error instanceof Cloudflare.APIError) {
-    const errors = ((error as unknown as { errors?: CfError[] }).errors ?? []).map((e) => `${e.code ?? ''} ${e.message ?? ''}`.trim()).join('; ');
+    const errors = ((error as unknown as { errors?: CfError[] }).errors ?? [])
+      .map((e) => `${e.code ?? ''} ${e.message ?? ''}`.trim())
+      .join('; ');
     const status = error.status;
     const hint = status === 401 || status === 403 ? ' (check the API token: it needs Zone:DNS:Edit on this zone)' : '';
-    return fail(status === 429 ? 'RATE_LIMITED' : status === 401 || status === 403 ? 'UNAUTHORIZED' : 'API_ERROR', `${what}: HTTP ${status ?? '-'}${errors ? `: ${errors}` : ''}${hint}`, { exitCode: status === 400 ? 2 : 1 });
+    return fail(
+      status === 429 ? 'RATE_LIMITED' : status === 401 || status === 403 ? 'UNAUTHORIZED' : 'API_ERROR',
+      `${what}: HTTP ${status ?? '-'}${errors ? `: ${errors}` : ''}${hint}`,
+      { exitCode: status === 400 ? 2 : 1 },
+    );
   }
   const message = error instanceof Error ? error.message : String(error);
   return fail('API_UNREACHABLE', `${what}: ${message}`, { cause: error });
@@ -80,8 +89,14 @@ export class CloudflareDns implements DnsProvider {
       for await (const z of this.getInstance().zones.list({ name: zone })) {
         if (z.name === zone) return (this.#zoneId = z.id);
       }
-      if (!create) throw fail('NO_ZONE', `zone ${zone} is not in this Cloudflare account (add it, or give CLOUDFLARE_ACCOUNT_ID to let ensureZone create it)`, { exitCode: 2 });
-      if (!this.#o.accountId) throw fail('NO_ACCOUNT', `zone ${zone} does not exist and no account id was given to create it`, { exitCode: 2 });
+      if (!create)
+        throw fail(
+          'NO_ZONE',
+          `zone ${zone} is not in this Cloudflare account (add it, or give CLOUDFLARE_ACCOUNT_ID to let ensureZone create it)`,
+          { exitCode: 2 },
+        );
+      if (!this.#o.accountId)
+        throw fail('NO_ACCOUNT', `zone ${zone} does not exist and no account id was given to create it`, { exitCode: 2 });
       // https://developers.cloudflare.com/api/resources/zones/methods/create/
       const z = await this.getInstance().zones.create({ account: { id: this.#o.accountId }, name: zone, type: 'full' });
       return (this.#zoneId = z.id);
@@ -99,7 +114,8 @@ export class CloudflareDns implements DnsProvider {
   }
 
   async ensureZone(zone: string): Promise<void> {
-    if (zone.replace(/\.$/, '').toLowerCase() !== this.#o.zone.replace(/\.$/, '').toLowerCase()) throw fail('WRONG_ZONE', `this driver manages ${this.#o.zone}, not ${zone}`, { exitCode: 2 });
+    if (zone.replace(/\.$/, '').toLowerCase() !== this.#o.zone.replace(/\.$/, '').toLowerCase())
+      throw fail('WRONG_ZONE', `this driver manages ${this.#o.zone}, not ${zone}`, { exitCode: 2 });
     await this.#zone(true);
   }
 
@@ -128,10 +144,19 @@ export class CloudflareDns implements DnsProvider {
     const proxied = this.#o.proxied ?? true;
     try {
       // https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/create/
-      await this.getInstance().dns.records.create({ zone_id: await this.#zone(), type: 'A', name: fqdn, content: ip, proxied, ttl: proxied ? 1 : Math.max(60, ttl), comment: 'adt webserver' });
+      await this.getInstance().dns.records.create({
+        zone_id: await this.#zone(),
+        type: 'A',
+        name: fqdn,
+        content: ip,
+        proxied,
+        ttl: proxied ? 1 : Math.max(60, ttl),
+        comment: 'adt webserver',
+      });
     } catch (error) {
       // 81058: "An identical record already exists" (e.g. a retried create that had succeeded).
-      if (error instanceof Cloudflare.APIError && ((error as unknown as { errors?: CfError[] }).errors ?? []).some((e) => e.code === 81058)) return;
+      if (error instanceof Cloudflare.APIError && ((error as unknown as { errors?: CfError[] }).errors ?? []).some((e) => e.code === 81058))
+        return;
       throw explain(`add ${fqdn} A ${ip}`, error);
     }
   }

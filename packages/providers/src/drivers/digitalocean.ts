@@ -16,10 +16,33 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, createOnce, waitForDatabase, waitForServer, parsePort, pollUntil, portText, relativeName, roleTag, serverTags } from './_cloud.ts';
+import {
+  adtTags,
+  checkCreate,
+  createOnce,
+  waitForDatabase,
+  waitForServer,
+  parsePort,
+  pollUntil,
+  portText,
+  relativeName,
+  roleTag,
+  serverTags,
+} from './_cloud.ts';
 import type {
-  ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
-  ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
+  ComputeProvider,
+  CreateDatabaseOptions,
+  CreateServerOptions,
+  DnsProvider,
+  DnsRecord,
+  InboundRule,
+  ListServersFilter,
+  ManagedDatabase,
+  ManagedDatabaseProvider,
+  NativeFirewallProvider,
+  Role,
+  Server,
+  WaitOptions,
 } from '../types.ts';
 
 export const DRIVER_NAME = 'digitalocean';
@@ -56,14 +79,22 @@ interface Droplet {
   tags: string[];
   networks: { v4: { ip_address: string; type: 'public' | 'private' }[] };
 }
-interface Links { pages?: { next?: string } }
+interface Links {
+  pages?: { next?: string };
+}
 interface Firewall {
   id: string;
   name: string;
   inbound_rules: { protocol: 'tcp' | 'udp' | 'icmp'; ports?: string; sources: { addresses?: string[] } }[];
   tags: string[];
 }
-interface DomainRecord { id: number; type: string; name: string; data: string; ttl: number }
+interface DomainRecord {
+  id: number;
+  type: string;
+  name: string;
+  data: string;
+  ttl: number;
+}
 interface Database {
   id: string;
   name: string;
@@ -82,12 +113,21 @@ export function digitaloceanClient(o: DigitalOceanOptions): ApiClient {
     auth: () => ({ Authorization: `Bearer ${o.token}` }),
     // Error bodies: {"id": "not_found", "message": "The resource you were accessing could not be found."}
     errorMessage: (b) => (b as { message?: string }).message,
-    fetch: o.fetch, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
+    fetch: o.fetch,
+    baseDelayMs: o.baseDelayMs,
+    maxDelayMs: o.maxDelayMs,
+    onRetry: o.onRetry,
   });
 }
 
 /** Every page of a list: follows `links.pages.next` (bounded at 1,000 pages). */
-async function listAll<T>(api: ApiClient, path: string, key: string, query: Record<string, string | number> = {}, perPage = 200): Promise<T[]> {
+async function listAll<T>(
+  api: ApiClient,
+  path: string,
+  key: string,
+  query: Record<string, string | number> = {},
+  perPage = 200,
+): Promise<T[]> {
   const out: T[] = [];
   let url: string | undefined = api.url(path, { ...query, per_page: perPage, page: 1 });
   for (let page = 0; url && page < 1000; page++) {
@@ -98,16 +138,19 @@ async function listAll<T>(api: ApiClient, path: string, key: string, query: Reco
   return out;
 }
 
-
 function toServer(d: Droplet): Server {
   const p = parseServerName(d.name);
   const v4 = d.networks?.v4 ?? [];
   return {
-    id: String(d.id), name: d.name, role: p?.role ?? 'webserver', buildId: p?.buildId ?? '',
+    id: String(d.id),
+    name: d.name,
+    role: p?.role ?? 'webserver',
+    buildId: p?.buildId ?? '',
     state: d.status === 'active' ? 'running' : d.status === 'new' ? 'creating' : d.status === 'off' ? 'stopped' : 'error',
     publicIp: v4.find((n) => n.type === 'public')?.ip_address ?? null,
     privateIp: v4.find((n) => n.type === 'private')?.ip_address ?? null,
-    tags: d.tags ?? [], createdAt: d.created_at,
+    tags: d.tags ?? [],
+    createdAt: d.created_at,
   };
 }
 
@@ -126,11 +169,23 @@ export class DigitalOceanCompute implements ComputeProvider {
   async create(o: CreateServerOptions): Promise<Server> {
     const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
     const body = {
-      name: o.name, region, size, image: o.image ?? this.#o.image ?? 'debian-12-x64',
-      ssh_keys: this.#o.sshKeys ?? [], ipv6: false, monitoring: true,
-      tags: serverTags(o), user_data: o.userData, ...(o.vpc ? { vpc_uuid: o.vpc } : {}),
+      name: o.name,
+      region,
+      size,
+      image: o.image ?? this.#o.image ?? 'debian-12-x64',
+      ssh_keys: this.#o.sshKeys ?? [],
+      ipv6: false,
+      monitoring: true,
+      tags: serverTags(o),
+      user_data: o.userData,
+      ...(o.vpc ? { vpc_uuid: o.vpc } : {}),
     };
-    return createOnce(o, async () => toServer((await this.api.post<{ droplet: Droplet }>('/droplets', body)).droplet), (s) => s, (f) => this.list(f));
+    return createOnce(
+      o,
+      async () => toServer((await this.api.post<{ droplet: Droplet }>('/droplets', body)).droplet),
+      (s) => s,
+      (f) => this.list(f),
+    );
   }
 
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_destroy
@@ -156,11 +211,16 @@ export class DigitalOceanCompute implements ComputeProvider {
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/dropletActions_post (type snapshot)
   async snapshot(id: string, name: string, options: WaitOptions = {}): Promise<string> {
     const r = await this.api.post<{ action: { id: number } }>(`/droplets/${encodeURIComponent(id)}/actions`, { type: 'snapshot', name });
-    await pollUntil(DRIVER_NAME, `snapshot ${name} of droplet ${id}`, async () => {
-      const a = await this.api.get<{ action: { status: 'in-progress' | 'completed' | 'errored' } }>(`/actions/${r.action.id}`);
-      if (a.action.status === 'errored') throw fail('SNAPSHOT_FAILED', `snapshot ${name} of droplet ${id} failed`);
-      return a.action.status === 'completed' ? true : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
+    await pollUntil(
+      DRIVER_NAME,
+      `snapshot ${name} of droplet ${id}`,
+      async () => {
+        const a = await this.api.get<{ action: { status: 'in-progress' | 'completed' | 'errored' } }>(`/actions/${r.action.id}`);
+        if (a.action.status === 'errored') throw fail('SNAPSHOT_FAILED', `snapshot ${name} of droplet ${id} failed`);
+        return a.action.status === 'completed' ? true : null;
+      },
+      { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 },
+    );
     const snaps = await listAll<{ id: number; name: string }>(this.api, `/droplets/${encodeURIComponent(id)}/snapshots`, 'snapshots');
     const snap = snaps.find((s) => s.name === name);
     if (!snap) throw fail('SNAPSHOT_MISSING', `snapshot ${name} of droplet ${id} completed but is not listed`);
@@ -185,9 +245,17 @@ export class DigitalOceanFirewall implements NativeFirewallProvider {
     for (const [i, rule] of rules.entries()) validateRule(rule, `rules[${i}]`);
     const body = {
       name: roleTag(buildId, role),
-      inbound_rules: rules.map((r) => ({ protocol: r.protocol, ...(r.protocol === 'icmp' ? {} : { ports: portText(r.port) }), sources: { addresses: r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources } })),
+      inbound_rules: rules.map((r) => ({
+        protocol: r.protocol,
+        ...(r.protocol === 'icmp' ? {} : { ports: portText(r.port) }),
+        sources: { addresses: r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources },
+      })),
       // Outbound stays open (updates, the bucket, the DNS API); inbound is what the policy is about.
-      outbound_rules: (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({ protocol, ...(protocol === 'icmp' ? {} : { ports: '0' }), destinations: { addresses: ['0.0.0.0/0', '::/0'] } })),
+      outbound_rules: (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({
+        protocol,
+        ...(protocol === 'icmp' ? {} : { ports: '0' }),
+        destinations: { addresses: ['0.0.0.0/0', '::/0'] },
+      })),
       // Droplets get the tag `adt-<build>-<role>` at creation: the firewall follows it, so servers
       // created later are covered from their first packet.
       tags: [roleTag(buildId, role)],
@@ -200,7 +268,14 @@ export class DigitalOceanFirewall implements NativeFirewallProvider {
   async get(buildId: string, role: Role): Promise<InboundRule[] | null> {
     const f = await this.#find(buildId, role);
     if (!f) return null;
-    return f.inbound_rules.map((r) => ({ protocol: r.protocol, ...(r.protocol === 'icmp' ? {} : { port: parsePort(r.ports) }), sources: r.sources.addresses ?? [] }) as InboundRule);
+    return f.inbound_rules.map(
+      (r) =>
+        ({
+          protocol: r.protocol,
+          ...(r.protocol === 'icmp' ? {} : { port: parsePort(r.ports) }),
+          sources: r.sources.addresses ?? [],
+        }) as InboundRule,
+    );
   }
 
   async remove(buildId: string, role: Role): Promise<void> {
@@ -237,7 +312,10 @@ export class DigitalOceanDns implements DnsProvider {
     const fqdn = name.toLowerCase().replace(/\.$/, '');
     relativeName(fqdn, this.#o.zone, DRIVER_NAME);
     // `name` filters by the full name (documented), `type` by record type.
-    return listAll<DomainRecord>(this.api, `/domains/${encodeURIComponent(this.#o.zone)}/records`, 'domain_records', { type: 'A', name: fqdn });
+    return listAll<DomainRecord>(this.api, `/domains/${encodeURIComponent(this.#o.zone)}/records`, 'domain_records', {
+      type: 'A',
+      name: fqdn,
+    });
   }
 
   async listA(name: string): Promise<DnsRecord[]> {
@@ -247,7 +325,12 @@ export class DigitalOceanDns implements DnsProvider {
 
   async addA(name: string, ip: string, ttl = this.#o.defaultTtl ?? 60): Promise<void> {
     if ((await this.#records(name)).some((r) => r.data === ip)) return;
-    await this.api.post(`/domains/${encodeURIComponent(this.#o.zone)}/records`, { type: 'A', name: relativeName(name, this.#o.zone, DRIVER_NAME), data: ip, ttl: Math.max(30, ttl) });
+    await this.api.post(`/domains/${encodeURIComponent(this.#o.zone)}/records`, {
+      type: 'A',
+      name: relativeName(name, this.#o.zone, DRIVER_NAME),
+      data: ip,
+      ttl: Math.max(30, ttl),
+    });
   }
 
   async removeA(name: string, ip: string): Promise<void> {
@@ -273,11 +356,23 @@ export class DigitalOceanDatabases implements ManagedDatabaseProvider {
     const region = o.region ?? this.#o.region;
     if (!region) throw fail('NO_REGION', `database ${o.name}: a region is required`, { exitCode: 2 });
     const existing = (await this.list({ buildId: o.buildId })).find((d) => d.name === o.name);
-    const db = existing ?? toDatabase((await this.api.post<{ database: Database }>('/databases', {
-      name: o.name, engine: o.engine === 'postgres' ? 'pg' : 'mysql', ...(o.version ? { version: o.version } : {}),
-      region, size: o.size ?? 'db-s-1vcpu-1gb', num_nodes: o.nodes ?? 1, tags: adtTags('database', o.buildId),
-      ...(o.vpc ? { private_network_uuid: o.vpc } : {}),
-    })).database, o.buildId);
+    const db =
+      existing ??
+      toDatabase(
+        (
+          await this.api.post<{ database: Database }>('/databases', {
+            name: o.name,
+            engine: o.engine === 'postgres' ? 'pg' : 'mysql',
+            ...(o.version ? { version: o.version } : {}),
+            region,
+            size: o.size ?? 'db-s-1vcpu-1gb',
+            num_nodes: o.nodes ?? 1,
+            tags: adtTags('database', o.buildId),
+            ...(o.vpc ? { private_network_uuid: o.vpc } : {}),
+          })
+        ).database,
+        o.buildId,
+      );
     // New clusters accept connections from anywhere until their trusted sources are set: set them now.
     await this.setAllowList(db.id, o.allow);
     return db;
@@ -318,10 +413,17 @@ export class DigitalOceanDatabases implements ManagedDatabaseProvider {
 function toDatabase(d: Database, buildId?: string): ManagedDatabase {
   const tagged = (d.tags ?? []).find((t) => t.startsWith('adt-build-'))?.slice('adt-build-'.length);
   return {
-    id: d.id, name: d.name, buildId: buildId ?? tagged ?? '', engine: d.engine === 'pg' ? 'postgres' : 'mysql',
+    id: d.id,
+    name: d.name,
+    buildId: buildId ?? tagged ?? '',
+    engine: d.engine === 'pg' ? 'postgres' : 'mysql',
     state: d.status === 'online' ? 'online' : d.status === 'creating' ? 'creating' : 'online',
-    host: d.connection?.host ?? null, privateHost: d.private_connection?.host ?? null, port: d.connection?.port ?? null,
-    user: d.connection?.user ?? null, password: d.connection?.password ?? null, database: d.connection?.database ?? null,
+    host: d.connection?.host ?? null,
+    privateHost: d.private_connection?.host ?? null,
+    port: d.connection?.port ?? null,
+    user: d.connection?.user ?? null,
+    password: d.connection?.password ?? null,
+    database: d.connection?.database ?? null,
   };
 }
 

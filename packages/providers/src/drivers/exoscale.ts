@@ -26,10 +26,31 @@ import { errorFactory, sleep } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { checkCreate, createOnce, outcomeUnknown, pollUntil, waitForDatabase, waitForServer, relativeName, roleTag, serverTags } from './_cloud.ts';
+import {
+  checkCreate,
+  createOnce,
+  outcomeUnknown,
+  pollUntil,
+  waitForDatabase,
+  waitForServer,
+  relativeName,
+  roleTag,
+  serverTags,
+} from './_cloud.ts';
 import type {
-  ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
-  ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
+  ComputeProvider,
+  CreateDatabaseOptions,
+  CreateServerOptions,
+  DnsProvider,
+  DnsRecord,
+  InboundRule,
+  ListServersFilter,
+  ManagedDatabase,
+  ManagedDatabaseProvider,
+  NativeFirewallProvider,
+  Role,
+  Server,
+  WaitOptions,
 } from '../types.ts';
 
 export const DRIVER_NAME = 'exoscale';
@@ -65,26 +86,92 @@ export interface ExoscaleOptions {
 
 // --- API shapes (only the fields we read) ---
 
-interface Operation { id: string; state: 'pending' | 'success' | 'failure' | 'timeout'; reference?: { id: string }; message?: string }
-interface Instance { id: string; name: string; state: string; 'public-ip'?: string; labels?: Record<string, string>; 'created-at': string; 'private-networks'?: { id: string }[]; 'security-groups'?: { id: string }[] }
-interface SecurityGroup { id: string; name: string; rules?: SgRule[] }
-interface SgRule { id: string; 'flow-direction': 'ingress' | 'egress'; protocol: string; 'start-port'?: number; 'end-port'?: number; network?: string; description?: string }
-interface Snapshot { id: string; name?: string; state: string; 'created-at': string; instance?: { id: string } }
-interface Template { id: string; name: string; visibility?: string }
-interface DnsDomain { id: string; 'unicode-name': string }
-interface DnsRecordApi { id: string; name: string; type: string; content: string; ttl: number }
-interface DbService { name: string; type: string; state: string; 'ip-filter'?: string[]; 'connection-info'?: { params?: { host?: string; port?: string; user?: string; password?: string; dbname?: string }[] } }
+interface Operation {
+  id: string;
+  state: 'pending' | 'success' | 'failure' | 'timeout';
+  reference?: { id: string };
+  message?: string;
+}
+interface Instance {
+  id: string;
+  name: string;
+  state: string;
+  'public-ip'?: string;
+  labels?: Record<string, string>;
+  'created-at': string;
+  'private-networks'?: { id: string }[];
+  'security-groups'?: { id: string }[];
+}
+interface SecurityGroup {
+  id: string;
+  name: string;
+  rules?: SgRule[];
+}
+interface SgRule {
+  id: string;
+  'flow-direction': 'ingress' | 'egress';
+  protocol: string;
+  'start-port'?: number;
+  'end-port'?: number;
+  network?: string;
+  description?: string;
+}
+interface Snapshot {
+  id: string;
+  name?: string;
+  state: string;
+  'created-at': string;
+  instance?: { id: string };
+}
+interface Template {
+  id: string;
+  name: string;
+  visibility?: string;
+}
+interface DnsDomain {
+  id: string;
+  'unicode-name': string;
+}
+interface DnsRecordApi {
+  id: string;
+  name: string;
+  type: string;
+  content: string;
+  ttl: number;
+}
+interface DbService {
+  name: string;
+  type: string;
+  state: string;
+  'ip-filter'?: string[];
+  'connection-info'?: { params?: { host?: string; port?: string; user?: string; password?: string; dbname?: string }[] };
+}
 
 /**
  * The Authorization header value of a request (egoscale's scheme). Query parameters with one value
  * are signed, sorted by name.
  */
-export function exoscaleSignature(o: { apiKey: string; apiSecret: string }, req: { method: string; url: string; body: string | undefined }, expires: number): string {
+export function exoscaleSignature(
+  o: { apiKey: string; apiSecret: string },
+  req: { method: string; url: string; body: string | undefined },
+  expires: number,
+): string {
   const u = new URL(req.url);
   const names = [...new Set([...u.searchParams.keys()])].filter((k) => u.searchParams.getAll(k).length === 1).sort();
-  const message = [`${req.method} ${u.pathname}`, req.body ?? '', names.map((k) => u.searchParams.get(k)).join(''), '', String(expires)].join('\n');
+  const message = [
+    `${req.method} ${u.pathname}`,
+    req.body ?? '',
+    names.map((k) => u.searchParams.get(k)).join(''),
+    '',
+    String(expires),
+  ].join('\n');
   const signature = createHmac('sha256', o.apiSecret).update(message).digest('base64');
-  return ['EXO2-HMAC-SHA256 credential=' + o.apiKey, ...(names.length ? [`signed-query-args=${names.join(';')}`] : []), `expires=${expires}`, `signature=${signature}`].join(',');
+  return [
+    'EXO2-HMAC-SHA256 credential=' + o.apiKey,
+    ...(names.length ? [`signed-query-args=${names.join(';')}`] : []),
+    `expires=${expires}`,
+    `signature=${signature}`,
+  ].join(',');
 }
 
 export function exoscaleClient(o: ExoscaleOptions): ApiClient {
@@ -99,7 +186,10 @@ export function exoscaleClient(o: ExoscaleOptions): ApiClient {
       const e = b as { message?: string; error?: string; detail?: string; title?: string };
       return e.message ?? e.error ?? e.detail ?? e.title;
     },
-    fetch: o.fetch, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
+    fetch: o.fetch,
+    baseDelayMs: o.baseDelayMs,
+    maxDelayMs: o.maxDelayMs,
+    onRetry: o.onRetry,
   });
 }
 
@@ -110,7 +200,8 @@ async function settle(api: ApiClient, op: Operation, what: string, intervalMs = 
     await sleep(intervalMs);
     current = await api.get<Operation>(`/operation/${encodeURIComponent(op.id)}`);
   }
-  if (current.state !== 'success') throw fail('OPERATION_FAILED', `${what}: operation ${op.id} ended ${current.state}${current.message ? `: ${current.message}` : ''}`);
+  if (current.state !== 'success')
+    throw fail('OPERATION_FAILED', `${what}: operation ${op.id} ended ${current.state}${current.message ? `: ${current.message}` : ''}`);
   return current.reference?.id ?? '';
 }
 
@@ -138,9 +229,19 @@ export class ExoscaleCompute implements ComputeProvider {
     const cached = this.#typeIds.get(size);
     if (cached) return cached;
     // https://openapi-v2.exoscale.com/operation/operation-list-instance-types
-    const types = (await this.api.get<{ 'instance-types': { id: string; family: string; size: string }[] }>('/instance-type'))['instance-types'];
+    const types = (await this.api.get<{ 'instance-types': { id: string; family: string; size: string }[] }>('/instance-type'))[
+      'instance-types'
+    ];
     const t = types.find((x) => `${x.family}.${x.size}` === size);
-    if (!t) throw fail('BAD_SIZE', `instance type "${size}": not offered (family.size, e.g. standard.small; have ${types.map((x) => `${x.family}.${x.size}`).slice(0, 8).join(', ')}...)`, { exitCode: 2 });
+    if (!t)
+      throw fail(
+        'BAD_SIZE',
+        `instance type "${size}": not offered (family.size, e.g. standard.small; have ${types
+          .map((x) => `${x.family}.${x.size}`)
+          .slice(0, 8)
+          .join(', ')}...)`,
+        { exitCode: 2 },
+      );
     this.#typeIds.set(size, t.id);
     return t.id;
   }
@@ -152,10 +253,13 @@ export class ExoscaleCompute implements ComputeProvider {
     // https://openapi-v2.exoscale.com/operation/operation-list-templates
     let t: Template | undefined;
     for (const visibility of ['public', 'private']) {
-      t = (await this.api.get<{ templates?: Template[] }>('/template', { query: { visibility } })).templates?.find((x) => x.name === template);
+      t = (await this.api.get<{ templates?: Template[] }>('/template', { query: { visibility } })).templates?.find(
+        (x) => x.name === template,
+      );
       if (t) break;
     }
-    if (!t) throw fail('BAD_TEMPLATE', `template "${template}" not found (neither a public template nor one of this account's)`, { exitCode: 2 });
+    if (!t)
+      throw fail('BAD_TEMPLATE', `template "${template}" not found (neither a public template nor one of this account's)`, { exitCode: 2 });
     this.#templateIds.set(template, t.id);
     return t.id;
   }
@@ -166,7 +270,10 @@ export class ExoscaleCompute implements ComputeProvider {
     const out = new Map<string, string>();
     for (const id of networks) {
       // https://openapi-v2.exoscale.com/operation/operation-get-private-network (leases: managed networks only)
-      const net = await this.api.get<{ leases?: { 'instance-id': string; ip: string }[] } | null>(`/private-network/${encodeURIComponent(id)}`, { accept: [404] });
+      const net = await this.api.get<{ leases?: { 'instance-id': string; ip: string }[] } | null>(
+        `/private-network/${encodeURIComponent(id)}`,
+        { accept: [404] },
+      );
       for (const l of net?.leases ?? []) if (!out.has(l['instance-id'])) out.set(l['instance-id'], l.ip);
     }
     return out;
@@ -174,30 +281,71 @@ export class ExoscaleCompute implements ComputeProvider {
 
   #toServer(i: Instance, privateIps: Map<string, string>): Server {
     const p = parseServerName(i.name);
-    const states: Record<string, Server['state']> = { running: 'running', starting: 'creating', stopping: 'stopped', stopped: 'stopped', destroying: 'destroying', error: 'error' };
+    const states: Record<string, Server['state']> = {
+      running: 'running',
+      starting: 'creating',
+      stopping: 'stopped',
+      stopped: 'stopped',
+      destroying: 'destroying',
+      error: 'error',
+    };
     return {
-      id: i.id, name: i.name, role: p?.role ?? 'webserver', buildId: p?.buildId ?? '', state: states[i.state] ?? 'creating',
-      publicIp: i['public-ip'] ?? null, privateIp: privateIps.get(i.id) ?? null, tags: Object.keys(i.labels ?? {}), createdAt: i['created-at'],
+      id: i.id,
+      name: i.name,
+      role: p?.role ?? 'webserver',
+      buildId: p?.buildId ?? '',
+      state: states[i.state] ?? 'creating',
+      publicIp: i['public-ip'] ?? null,
+      privateIp: privateIps.get(i.id) ?? null,
+      tags: Object.keys(i.labels ?? {}),
+      createdAt: i['created-at'],
     };
   }
 
   // https://openapi-v2.exoscale.com/operation/operation-create-instance
   async create(o: CreateServerOptions): Promise<Server> {
     const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size ?? 'standard.small', region: this.#o.zone ?? 'ch-gva-2' });
-    if (region !== (this.#o.zone ?? 'ch-gva-2')) throw fail('BAD_REGION', `${o.name}: region ${region}, but this driver talks to zone ${this.#o.zone ?? 'ch-gva-2'} (one driver per zone)`, { exitCode: 2 });
-    const [typeId, templateId, group] = await Promise.all([this.#typeId(size), this.#templateId(o.image ?? this.#o.template ?? 'Linux Debian 12 (Bookworm) 64-bit'), findGroup(this.api, o.buildId, o.role)]);
+    if (region !== (this.#o.zone ?? 'ch-gva-2'))
+      throw fail(
+        'BAD_REGION',
+        `${o.name}: region ${region}, but this driver talks to zone ${this.#o.zone ?? 'ch-gva-2'} (one driver per zone)`,
+        { exitCode: 2 },
+      );
+    const [typeId, templateId, group] = await Promise.all([
+      this.#typeId(size),
+      this.#templateId(o.image ?? this.#o.template ?? 'Linux Debian 12 (Bookworm) 64-bit'),
+      findGroup(this.api, o.buildId, o.role),
+    ]);
     const body = {
-      name: o.name, 'instance-type': { id: typeId }, template: { id: templateId }, 'disk-size': this.#o.diskSize ?? 10,
-      'user-data': Buffer.from(o.userData).toString('base64'), labels: labelsOf(serverTags(o)),
-      ...(group ? { 'security-groups': [{ id: group.id }] } : {}), ...(this.#o.sshKey ? { 'ssh-key': { name: this.#o.sshKey } } : {}),
+      name: o.name,
+      'instance-type': { id: typeId },
+      template: { id: templateId },
+      'disk-size': this.#o.diskSize ?? 10,
+      'user-data': Buffer.from(o.userData).toString('base64'),
+      labels: labelsOf(serverTags(o)),
+      ...(group ? { 'security-groups': [{ id: group.id }] } : {}),
+      ...(this.#o.sshKey ? { 'ssh-key': { name: this.#o.sshKey } } : {}),
     };
-    const id = await createOnce(o, async () => settle(this.api, await this.api.post<Operation>('/instance', body), `create ${o.name}`, this.#o.operationIntervalMs), (s) => s.id, (f) => this.list(f));
+    const id = await createOnce(
+      o,
+      async () => settle(this.api, await this.api.post<Operation>('/instance', body), `create ${o.name}`, this.#o.operationIntervalMs),
+      (s) => s.id,
+      (f) => this.list(f),
+    );
     const network = o.vpc ?? this.#o.privateNetwork;
     if (network) {
       this.#wantsPrivate.add(id);
-      const attached = (await this.api.get<Instance>(`/instance/${encodeURIComponent(id)}`))['private-networks']?.some((n) => n.id === network);
+      const attached = (await this.api.get<Instance>(`/instance/${encodeURIComponent(id)}`))['private-networks']?.some(
+        (n) => n.id === network,
+      );
       // https://openapi-v2.exoscale.com/operation/operation-attach-instance-to-private-network
-      if (!attached) await settle(this.api, await this.api.put<Operation>(`/private-network/${encodeURIComponent(network)}:attach`, { instance: { id } }), `attach ${o.name} to private network ${network}`, this.#o.operationIntervalMs);
+      if (!attached)
+        await settle(
+          this.api,
+          await this.api.put<Operation>(`/private-network/${encodeURIComponent(network)}:attach`, { instance: { id } }),
+          `attach ${o.name} to private network ${network}`,
+          this.#o.operationIntervalMs,
+        );
     }
     const s = await this.get(id);
     if (!s) throw fail('NOT_FOUND', `instance ${o.name} (${id}) was created but is not found`);
@@ -223,7 +371,13 @@ export class ExoscaleCompute implements ComputeProvider {
   }
 
   async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
-    return waitForServer(DRIVER_NAME, id, (x) => this.get(x), options, (s) => !this.#wantsPrivate.has(id) || Boolean(s.privateIp));
+    return waitForServer(
+      DRIVER_NAME,
+      id,
+      (x) => this.get(x),
+      options,
+      (s) => !this.#wantsPrivate.has(id) || Boolean(s.privateIp),
+    );
   }
 
   /**
@@ -234,32 +388,60 @@ export class ExoscaleCompute implements ComputeProvider {
   async snapshot(id: string, name: string, options: WaitOptions = {}): Promise<string> {
     const interval = this.#o.operationIntervalMs;
     const existing = await this.#privateTemplate(name);
-    if (existing) throw fail('SNAPSHOT_EXISTS', `a template named "${name}" already exists (${existing.id}): choose another name or delete it`, { exitCode: 2 });
+    if (existing)
+      throw fail('SNAPSHOT_EXISTS', `a template named "${name}" already exists (${existing.id}): choose another name or delete it`, {
+        exitCode: 2,
+      });
     // Snapshots have no name we choose: the ones of this instance before ours tell ours apart.
     // https://openapi-v2.exoscale.com/operation/operation-list-snapshots
-    const snapshotsOf = async () => ((await this.api.get<{ snapshots?: Snapshot[] }>('/snapshot')).snapshots ?? []).filter((x) => x.instance?.id === id && x.state !== 'deleted' && x.state !== 'deleting');
+    const snapshotsOf = async () =>
+      ((await this.api.get<{ snapshots?: Snapshot[] }>('/snapshot')).snapshots ?? []).filter(
+        (x) => x.instance?.id === id && x.state !== 'deleted' && x.state !== 'deleting',
+      );
     const before = new Set((await snapshotsOf()).map((x) => x.id));
     let snapshotId: string;
     try {
       // https://openapi-v2.exoscale.com/operation/operation-create-snapshot
-      snapshotId = await settle(this.api, await this.api.post<Operation>(`/instance/${encodeURIComponent(id)}:create-snapshot`), `snapshot of instance ${id}`, interval);
+      snapshotId = await settle(
+        this.api,
+        await this.api.post<Operation>(`/instance/${encodeURIComponent(id)}:create-snapshot`),
+        `snapshot of instance ${id}`,
+        interval,
+      );
     } catch (error) {
       if (!outcomeUnknown(error)) throw error;
       const made = (await snapshotsOf()).filter((x) => !before.has(x.id));
       if (made.length !== 1) throw error;
       snapshotId = made[0]!.id;
     }
-    await pollUntil(DRIVER_NAME, `snapshot ${snapshotId} of instance ${id}`, async () => {
-      // https://openapi-v2.exoscale.com/operation/operation-get-snapshot
-      const s = await this.api.get<Snapshot | null>(`/snapshot/${encodeURIComponent(snapshotId)}`, { accept: [404] });
-      if (!s || s.state === 'deleted' || s.state === 'deleting') throw fail('SNAPSHOT_FAILED', `snapshot ${snapshotId} of instance ${id} was deleted before it was ready`);
-      if (s.state === 'error') throw fail('SNAPSHOT_FAILED', `snapshot ${snapshotId} of instance ${id} failed`);
-      return s.state === 'ready' || s.state === 'exported' ? true : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
-    const body = { name, description: `adt: snapshot ${snapshotId} of instance ${id}`, 'default-user': 'debian', 'ssh-key-enabled': true, 'password-enabled': false };
+    await pollUntil(
+      DRIVER_NAME,
+      `snapshot ${snapshotId} of instance ${id}`,
+      async () => {
+        // https://openapi-v2.exoscale.com/operation/operation-get-snapshot
+        const s = await this.api.get<Snapshot | null>(`/snapshot/${encodeURIComponent(snapshotId)}`, { accept: [404] });
+        if (!s || s.state === 'deleted' || s.state === 'deleting')
+          throw fail('SNAPSHOT_FAILED', `snapshot ${snapshotId} of instance ${id} was deleted before it was ready`);
+        if (s.state === 'error') throw fail('SNAPSHOT_FAILED', `snapshot ${snapshotId} of instance ${id} failed`);
+        return s.state === 'ready' || s.state === 'exported' ? true : null;
+      },
+      { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 },
+    );
+    const body = {
+      name,
+      description: `adt: snapshot ${snapshotId} of instance ${id}`,
+      'default-user': 'debian',
+      'ssh-key-enabled': true,
+      'password-enabled': false,
+    };
     try {
       // https://openapi-v2.exoscale.com/operation/operation-promote-snapshot-to-template
-      const templateId = await settle(this.api, await this.api.post<Operation>(`/snapshot/${encodeURIComponent(snapshotId)}:promote`, body), `template ${name} from snapshot ${snapshotId}`, interval);
+      const templateId = await settle(
+        this.api,
+        await this.api.post<Operation>(`/snapshot/${encodeURIComponent(snapshotId)}:promote`, body),
+        `template ${name} from snapshot ${snapshotId}`,
+        interval,
+      );
       this.#templateIds.set(name, templateId);
       return templateId;
     } catch (error) {
@@ -272,7 +454,11 @@ export class ExoscaleCompute implements ComputeProvider {
 
   async #privateTemplate(name: string): Promise<Template | null> {
     // https://openapi-v2.exoscale.com/operation/operation-list-templates
-    return (await this.api.get<{ templates?: Template[] }>('/template', { query: { visibility: 'private' } })).templates?.find((t) => t.name === name) ?? null;
+    return (
+      (await this.api.get<{ templates?: Template[] }>('/template', { query: { visibility: 'private' } })).templates?.find(
+        (t) => t.name === name,
+      ) ?? null
+    );
   }
 }
 
@@ -306,26 +492,43 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
 
   async apply(buildId: string, role: Role, rules: InboundRule[]): Promise<void> {
     for (const [i, rule] of rules.entries()) validateRule(rule, `rules[${i}]`);
-    const wanted = rules.flatMap((r) => (r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources).map((src) => ({
-      'flow-direction': 'ingress' as const, protocol: r.protocol === 'icmp' && src.includes(':') ? 'icmpv6' : r.protocol,
-      ...(r.port === undefined ? {} : { 'start-port': Array.isArray(r.port) ? r.port[0] : r.port, 'end-port': Array.isArray(r.port) ? r.port[1] : r.port }),
-      network: src.includes('/') ? src : `${src}/${src.includes(':') ? 128 : 32}`,
-      ...(r.protocol === 'icmp' ? { icmp: { type: -1, code: -1 } } : {}),
-      description: (r.description ?? 'adt').slice(0, 255),
-    })));
+    const wanted = rules.flatMap((r) =>
+      (r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources).map((src) => ({
+        'flow-direction': 'ingress' as const,
+        protocol: r.protocol === 'icmp' && src.includes(':') ? 'icmpv6' : r.protocol,
+        ...(r.port === undefined
+          ? {}
+          : { 'start-port': Array.isArray(r.port) ? r.port[0] : r.port, 'end-port': Array.isArray(r.port) ? r.port[1] : r.port }),
+        network: src.includes('/') ? src : `${src}/${src.includes(':') ? 128 : 32}`,
+        ...(r.protocol === 'icmp' ? { icmp: { type: -1, code: -1 } } : {}),
+        description: (r.description ?? 'adt').slice(0, 255),
+      })),
+    );
     const interval = this.#o.operationIntervalMs;
     let group = await findGroup(this.api, buildId, role);
     if (!group) {
       const name = roleTag(buildId, role);
-      const id = await settle(this.api, await this.api.post<Operation>('/security-group', { name, description: `adt: ${role} servers of build ${buildId}` }), `create security group ${name}`, interval);
+      const id = await settle(
+        this.api,
+        await this.api.post<Operation>('/security-group', { name, description: `adt: ${role} servers of build ${buildId}` }),
+        `create security group ${name}`,
+        interval,
+      );
       group = { id, name, rules: [] };
     }
-    const current = ((await this.api.get<SecurityGroup>(`/security-group/${group.id}`)).rules ?? []).filter((r) => r['flow-direction'] === 'ingress');
+    const current = ((await this.api.get<SecurityGroup>(`/security-group/${group.id}`)).rules ?? []).filter(
+      (r) => r['flow-direction'] === 'ingress',
+    );
     const have = new Set(current.map(sgKey));
     const want = new Set(wanted.map(sgKey));
     for (const r of wanted.filter((x) => !have.has(sgKey(x)))) {
       // https://openapi-v2.exoscale.com/operation/operation-add-rule-to-security-group
-      await settle(this.api, await this.api.post<Operation>(`/security-group/${group.id}/rules`, r), `add a rule to ${group.name}`, interval);
+      await settle(
+        this.api,
+        await this.api.post<Operation>(`/security-group/${group.id}/rules`, r),
+        `add a rule to ${group.name}`,
+        interval,
+      );
     }
     for (const r of current.filter((x) => !want.has(sgKey(x)))) {
       const res = await this.api.request<Operation | null>('DELETE', `/security-group/${group.id}/rules/${r.id}`, { accept: [404] });
@@ -334,7 +537,12 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
     for (const i of await ourInstances(this.api, { buildId, role })) {
       if (i['security-groups']?.some((g) => g.id === group!.id)) continue;
       // https://openapi-v2.exoscale.com/operation/operation-attach-instance-to-security-group
-      await settle(this.api, await this.api.put<Operation>(`/security-group/${group.id}:attach`, { instance: { id: i.id } }), `attach ${i.name} to ${group.name}`, interval);
+      await settle(
+        this.api,
+        await this.api.put<Operation>(`/security-group/${group.id}:attach`, { instance: { id: i.id } }),
+        `attach ${i.name} to ${group.name}`,
+        interval,
+      );
     }
   }
 
@@ -342,14 +550,21 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
     const found = await findGroup(this.api, buildId, role);
     if (!found) return null;
     const byRule = new Map<string, InboundRule>();
-    for (const r of ((await this.api.get<SecurityGroup>(`/security-group/${found.id}`)).rules ?? []).filter((x) => x['flow-direction'] === 'ingress')) {
+    for (const r of ((await this.api.get<SecurityGroup>(`/security-group/${found.id}`)).rules ?? []).filter(
+      (x) => x['flow-direction'] === 'ingress',
+    )) {
       const a = r['start-port'];
       const b = r['end-port'];
       const port = a === undefined ? undefined : b === undefined || a === b ? a : ([a, b] as [number, number]);
       const key = `${r.protocol === 'icmpv6' ? 'icmp' : r.protocol}|${JSON.stringify(port)}`;
       const prev = byRule.get(key);
       if (prev) prev.sources.push(r.network ?? '');
-      else byRule.set(key, { protocol: (r.protocol === 'icmpv6' ? 'icmp' : r.protocol) as InboundRule['protocol'], ...(port === undefined ? {} : { port }), sources: [r.network ?? ''] });
+      else
+        byRule.set(key, {
+          protocol: (r.protocol === 'icmpv6' ? 'icmp' : r.protocol) as InboundRule['protocol'],
+          ...(port === undefined ? {} : { port }),
+          sources: [r.network ?? ''],
+        });
     }
     return [...byRule.values()];
   }
@@ -361,7 +576,12 @@ export class ExoscaleFirewall implements NativeFirewallProvider {
     const instances = (await this.api.get<{ instances?: Instance[] }>('/instance')).instances ?? [];
     for (const i of instances.filter((x) => x['security-groups']?.some((g) => g.id === found.id))) {
       // https://openapi-v2.exoscale.com/operation/operation-detach-instance-from-security-group
-      await settle(this.api, await this.api.put<Operation>(`/security-group/${found.id}:detach`, { instance: { id: i.id } }), `detach ${i.name} from ${found.name}`, this.#o.operationIntervalMs);
+      await settle(
+        this.api,
+        await this.api.put<Operation>(`/security-group/${found.id}:detach`, { instance: { id: i.id } }),
+        `detach ${i.name} from ${found.name}`,
+        this.#o.operationIntervalMs,
+      );
     }
     const r = await this.api.request<Operation | null>('DELETE', `/security-group/${found.id}`, { accept: [404] });
     if (r.body) await settle(this.api, r.body, `delete ${found.name}`, this.#o.operationIntervalMs);
@@ -395,7 +615,12 @@ export class ExoscaleDns implements DnsProvider {
   async ensureZone(zone: string): Promise<void> {
     if (await this.#domain(zone)) return;
     // https://openapi-v2.exoscale.com/operation/operation-create-dns-domain
-    await settle(this.api, await this.api.post<Operation>('/dns-domain', { 'unicode-name': zone.replace(/\.$/, '').toLowerCase() }), `create DNS domain ${zone}`, this.#o.operationIntervalMs);
+    await settle(
+      this.api,
+      await this.api.post<Operation>('/dns-domain', { 'unicode-name': zone.replace(/\.$/, '').toLowerCase() }),
+      `create DNS domain ${zone}`,
+      this.#o.operationIntervalMs,
+    );
   }
 
   async #records(name: string): Promise<{ fqdn: string; rel: string; domain: DnsDomain | null; records: DnsRecordApi[] }> {
@@ -404,20 +629,28 @@ export class ExoscaleDns implements DnsProvider {
     const r = rel === '@' ? '' : rel;
     const domain = await this.#domain();
     if (!domain) return { fqdn, rel: r, domain, records: [] };
-    const all = (await this.api.get<{ 'dns-domain-records'?: DnsRecordApi[] }>(`/dns-domain/${domain.id}/record`))['dns-domain-records'] ?? [];
+    const all =
+      (await this.api.get<{ 'dns-domain-records'?: DnsRecordApi[] }>(`/dns-domain/${domain.id}/record`))['dns-domain-records'] ?? [];
     return { fqdn, rel: r, domain, records: all.filter((x) => x.type === 'A' && x.name === r) };
   }
 
   async listA(name: string): Promise<DnsRecord[]> {
     const { fqdn, records } = await this.#records(name);
-    return records.map((r) => ({ name: fqdn, type: 'A' as const, content: r.content, ttl: r.ttl })).sort((a, b) => a.content.localeCompare(b.content));
+    return records
+      .map((r) => ({ name: fqdn, type: 'A' as const, content: r.content, ttl: r.ttl }))
+      .sort((a, b) => a.content.localeCompare(b.content));
   }
 
   async addA(name: string, ip: string, ttl = this.#o.defaultTtl ?? 60): Promise<void> {
     const { rel, domain, records } = await this.#records(name);
     if (!domain) throw fail('NO_ZONE', `domain ${this.#o.dnsZone} is not at Exoscale DNS: ensureZone first`, { exitCode: 2 });
     if (records.some((r) => r.content === ip)) return;
-    await settle(this.api, await this.api.post<Operation>(`/dns-domain/${domain.id}/record`, { name: rel, type: 'A', content: ip, ttl }), `add ${name} A ${ip}`, this.#o.operationIntervalMs);
+    await settle(
+      this.api,
+      await this.api.post<Operation>(`/dns-domain/${domain.id}/record`, { name: rel, type: 'A', content: ip, ttl }),
+      `add ${name} A ${ip}`,
+      this.#o.operationIntervalMs,
+    );
   }
 
   async removeA(name: string, ip: string): Promise<void> {
@@ -452,11 +685,24 @@ export class ExoscaleDatabases implements ManagedDatabaseProvider {
 
   async create(o: CreateDatabaseOptions): Promise<ManagedDatabase> {
     validateAllowList(o.allow, 'allow');
-    if (!/^[a-z][a-z0-9-]{2,62}$/.test(o.name)) throw fail('BAD_NAME', `database name "${o.name}": 3-63 lowercase letters, digits and dashes, starting with a letter`, { exitCode: 2 });
+    if (!/^[a-z][a-z0-9-]{2,62}$/.test(o.name))
+      throw fail('BAD_NAME', `database name "${o.name}": 3-63 lowercase letters, digits and dashes, starting with a letter`, {
+        exitCode: 2,
+      });
     const type = DB_TYPES[o.engine];
     const existing = (await this.list({ buildId: o.buildId })).find((d) => d.name === o.name);
     if (!existing) {
-      await settle(this.api, await this.api.post<Operation>(`/${DB_PATHS[type]}/${o.name}`, { plan: o.size ?? 'hobbyist-2', 'ip-filter': o.allow, ...(o.version ? { version: o.version } : {}), 'termination-protection': false }), `create database ${o.name}`, this.#o.operationIntervalMs);
+      await settle(
+        this.api,
+        await this.api.post<Operation>(`/${DB_PATHS[type]}/${o.name}`, {
+          plan: o.size ?? 'hobbyist-2',
+          'ip-filter': o.allow,
+          ...(o.version ? { version: o.version } : {}),
+          'termination-protection': false,
+        }),
+        `create database ${o.name}`,
+        this.#o.operationIntervalMs,
+      );
     } else await this.setAllowList(existing.id, o.allow);
     const db = await this.get(`${type}/${o.name}`);
     if (!db) throw fail('NOT_FOUND', `database ${o.name} was created but is not found`);
@@ -468,16 +714,26 @@ export class ExoscaleDatabases implements ManagedDatabaseProvider {
     if (!d) return null;
     const p = d['connection-info']?.params?.[0];
     return {
-      id, name: d.name, buildId: /^adt-([a-z0-9]+)-/.exec(d.name)?.[1] ?? '', engine: id.startsWith('pg/') ? 'postgres' : 'mysql',
+      id,
+      name: d.name,
+      buildId: /^adt-([a-z0-9]+)-/.exec(d.name)?.[1] ?? '',
+      engine: id.startsWith('pg/') ? 'postgres' : 'mysql',
       state: d.state === 'running' ? 'online' : d.state === 'rebuilding' || d.state === 'rebalancing' ? 'creating' : 'error',
-      host: p?.host ?? null, privateHost: null, port: p?.port ? Number(p.port) : null, user: p?.user ?? null, password: p?.password ?? null, database: p?.dbname ?? null,
+      host: p?.host ?? null,
+      privateHost: null,
+      port: p?.port ? Number(p.port) : null,
+      user: p?.user ?? null,
+      password: p?.password ?? null,
+      database: p?.dbname ?? null,
     };
   }
 
   async list(filter: { buildId?: string } = {}): Promise<ManagedDatabase[]> {
     // https://openapi-v2.exoscale.com/operation/operation-list-dbaas-services
     const all = (await this.api.get<{ 'dbaas-services'?: DbService[] }>('/dbaas-service'))['dbaas-services'] ?? [];
-    const ours = all.filter((d) => (d.type === 'mysql' || d.type === 'pg') && d.name.startsWith(filter.buildId ? `adt-${filter.buildId}-` : 'adt-'));
+    const ours = all.filter(
+      (d) => (d.type === 'mysql' || d.type === 'pg') && d.name.startsWith(filter.buildId ? `adt-${filter.buildId}-` : 'adt-'),
+    );
     return (await Promise.all(ours.map((d) => this.get(`${d.type}/${d.name}`)))).filter((x): x is ManagedDatabase => x !== null);
   }
 
@@ -488,7 +744,12 @@ export class ExoscaleDatabases implements ManagedDatabaseProvider {
   async setAllowList(id: string, sources: string[]): Promise<void> {
     validateAllowList(sources, 'allow');
     // https://openapi-v2.exoscale.com/operation/operation-update-dbaas-service-mysql
-    await settle(this.api, await this.api.put<Operation>(this.#path(id), { 'ip-filter': sources }), `allow-list of ${id}`, this.#o.operationIntervalMs);
+    await settle(
+      this.api,
+      await this.api.put<Operation>(this.#path(id), { 'ip-filter': sources }),
+      `allow-list of ${id}`,
+      this.#o.operationIntervalMs,
+    );
   }
 
   async getAllowList(id: string): Promise<string[]> {
@@ -498,7 +759,9 @@ export class ExoscaleDatabases implements ManagedDatabaseProvider {
   async destroy(id: string): Promise<void> {
     this.#path(id);
     // https://openapi-v2.exoscale.com/operation/operation-delete-dbaas-service
-    const r = await this.api.request<Operation | null>('DELETE', `/dbaas-service/${encodeURIComponent(id.split('/')[1]!)}`, { accept: [404] });
+    const r = await this.api.request<Operation | null>('DELETE', `/dbaas-service/${encodeURIComponent(id.split('/')[1]!)}`, {
+      accept: [404],
+    });
     if (r.body) await settle(this.api, r.body, `delete database ${id}`, this.#o.operationIntervalMs);
   }
 }

@@ -25,10 +25,32 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { adtTags, checkCreate, createOnce, outcomeUnknown, parsePort, pollUntil, portText, relativeName, serverTags, waitForServer } from './_cloud.ts';
+import {
+  adtTags,
+  checkCreate,
+  createOnce,
+  outcomeUnknown,
+  parsePort,
+  pollUntil,
+  portText,
+  relativeName,
+  serverTags,
+  waitForServer,
+} from './_cloud.ts';
 import type {
-  ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
-  ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, WaitOptions,
+  ComputeProvider,
+  CreateDatabaseOptions,
+  CreateServerOptions,
+  DnsProvider,
+  DnsRecord,
+  InboundRule,
+  ListServersFilter,
+  ManagedDatabase,
+  ManagedDatabaseProvider,
+  NativeFirewallProvider,
+  Role,
+  Server,
+  WaitOptions,
 } from '../types.ts';
 
 export const DRIVER_NAME = 'linode';
@@ -57,16 +79,62 @@ export interface LinodeOptions {
 
 // --- API shapes (only the fields we read) ---
 
-interface Instance { id: number; label: string; status: string; ipv4: string[]; tags: string[]; created: string }
-interface Page<T> { data: T[]; page: number; pages: number; results: number }
-interface FirewallRule { action: 'ACCEPT' | 'DROP'; protocol: 'TCP' | 'UDP' | 'ICMP' | 'IPENCAP'; ports?: string; addresses: { ipv4?: string[]; ipv6?: string[] }; label?: string; description?: string }
-interface FirewallRules { inbound: FirewallRule[]; inbound_policy: string; outbound: FirewallRule[] | null; outbound_policy: string }
-interface Firewall { id: number; label: string; status: string; rules: FirewallRules }
-interface Domain { id: number; domain: string }
-interface DomainRecord { id: number; type: string; name: string; target: string; ttl_sec: number }
-interface VpcIp { address: string | null; linode_id: number | null }
+interface Instance {
+  id: number;
+  label: string;
+  status: string;
+  ipv4: string[];
+  tags: string[];
+  created: string;
+}
+interface Page<T> {
+  data: T[];
+  page: number;
+  pages: number;
+  results: number;
+}
+interface FirewallRule {
+  action: 'ACCEPT' | 'DROP';
+  protocol: 'TCP' | 'UDP' | 'ICMP' | 'IPENCAP';
+  ports?: string;
+  addresses: { ipv4?: string[]; ipv6?: string[] };
+  label?: string;
+  description?: string;
+}
+interface FirewallRules {
+  inbound: FirewallRule[];
+  inbound_policy: string;
+  outbound: FirewallRule[] | null;
+  outbound_policy: string;
+}
+interface Firewall {
+  id: number;
+  label: string;
+  status: string;
+  rules: FirewallRules;
+}
+interface Domain {
+  id: number;
+  domain: string;
+}
+interface DomainRecord {
+  id: number;
+  type: string;
+  name: string;
+  target: string;
+  ttl_sec: number;
+}
+interface VpcIp {
+  address: string | null;
+  linode_id: number | null;
+}
 interface Database {
-  id: number; label: string; status: string; engine: string; port: number; allow_list: string[];
+  id: number;
+  label: string;
+  status: string;
+  engine: string;
+  port: number;
+  allow_list: string[];
   hosts: { primary: string | null; secondary?: string | null; standby?: string | null };
 }
 
@@ -88,8 +156,14 @@ export function linodeClient(o: LinodeOptions): ApiClient {
     baseUrl: o.baseUrl ?? 'https://api.linode.com/v4',
     auth: () => ({ Authorization: `Bearer ${o.token}` }),
     // https://techdocs.akamai.com/linode-api/reference/errors: {"errors": [{"field": "label", "reason": "..."}]}
-    errorMessage: (b) => (b as { errors?: { field?: string; reason?: string }[] }).errors?.map((e) => (e.field ? `${e.field}: ${e.reason}` : e.reason)).join('; '),
-    fetch: o.fetch, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
+    errorMessage: (b) =>
+      (b as { errors?: { field?: string; reason?: string }[] }).errors
+        ?.map((e) => (e.field ? `${e.field}: ${e.reason}` : e.reason))
+        .join('; '),
+    fetch: o.fetch,
+    baseDelayMs: o.baseDelayMs,
+    maxDelayMs: o.maxDelayMs,
+    onRetry: o.onRetry,
   });
 }
 
@@ -112,7 +186,10 @@ async function listAll<T>(api: ApiClient, path: string, filter?: Record<string, 
   const pages = async (f?: Record<string, unknown>) => {
     const out: T[] = [];
     for (let page = 1; page <= 1000; page++) {
-      const body = await api.get<Page<T>>(path, { query: { page, page_size: pageSize }, ...(f ? { headers: { 'X-Filter': JSON.stringify(f) } } : {}) });
+      const body = await api.get<Page<T>>(path, {
+        query: { page, page_size: pageSize },
+        ...(f ? { headers: { 'X-Filter': JSON.stringify(f) } } : {}),
+      });
       out.push(...(body?.data ?? []));
       if (page >= (body?.pages ?? 1)) break;
     }
@@ -129,16 +206,32 @@ async function listAll<T>(api: ApiClient, path: string, filter?: Record<string, 
 function toServer(i: Instance, vpcIp?: string | null): Server {
   const p = parseServerName(i.label);
   const states: Record<string, Server['state']> = {
-    running: 'running', provisioning: 'creating', booting: 'creating', rebooting: 'creating', rebuilding: 'creating', cloning: 'creating', restoring: 'creating', migrating: 'running', resizing: 'creating',
-    offline: 'stopped', stopped: 'stopped', shutting_down: 'stopped', deleting: 'destroying', billing_suspension: 'stopped',
+    running: 'running',
+    provisioning: 'creating',
+    booting: 'creating',
+    rebooting: 'creating',
+    rebuilding: 'creating',
+    cloning: 'creating',
+    restoring: 'creating',
+    migrating: 'running',
+    resizing: 'creating',
+    offline: 'stopped',
+    stopped: 'stopped',
+    shutting_down: 'stopped',
+    deleting: 'destroying',
+    billing_suspension: 'stopped',
   };
   const v4 = i.ipv4 ?? [];
   return {
-    id: String(i.id), name: i.label, role: p?.role ?? 'webserver', buildId: p?.buildId ?? '',
+    id: String(i.id),
+    name: i.label,
+    role: p?.role ?? 'webserver',
+    buildId: p?.buildId ?? '',
     state: states[i.status] ?? 'creating',
     publicIp: v4.find((a) => !PRIVATE.test(a)) ?? null,
     privateIp: v4.find((a) => PRIVATE.test(a)) ?? vpcIp ?? null,
-    tags: i.tags ?? [], createdAt: i.created,
+    tags: i.tags ?? [],
+    createdAt: i.created,
   };
 }
 
@@ -157,12 +250,15 @@ async function findFirewall(api: ApiClient, buildId: string, role: Role, pageSiz
 async function listServers(api: ApiClient, filter: ListServersFilter, pageSize: number): Promise<Server[]> {
   const tag = filter.buildId ? `adt-build-${filter.buildId}` : 'adt';
   // https://techdocs.akamai.com/linode-api/reference/get-linode-instances
-  const mine = (await listAll<Instance>(api, '/linode/instances', { tags: tag }, pageSize)).filter((i) => (i.tags ?? []).includes(tag) && nameMatches(i.label, filter));
+  const mine = (await listAll<Instance>(api, '/linode/instances', { tags: tag }, pageSize)).filter(
+    (i) => (i.tags ?? []).includes(tag) && nameMatches(i.label, filter),
+  );
   const vpcIps = new Map<number, string>();
   if (mine.some((i) => i.status === 'running' && !(i.ipv4 ?? []).some((a) => PRIVATE.test(a)))) {
     try {
       // https://techdocs.akamai.com/linode-api/reference/get-vpcs-ips: every VPC address of the account, one list.
-      for (const ip of await listAll<VpcIp>(api, '/vpcs/ips', undefined, pageSize)) if (ip.address && ip.linode_id !== null && !vpcIps.has(ip.linode_id)) vpcIps.set(ip.linode_id, ip.address);
+      for (const ip of await listAll<VpcIp>(api, '/vpcs/ips', undefined, pageSize))
+        if (ip.address && ip.linode_id !== null && !vpcIps.has(ip.linode_id)) vpcIps.set(ip.linode_id, ip.address);
     } catch (error) {
       // A token without the VPC scope (or an account without VPCs): the address stays unknown, the list does not fail.
       const status = (error as { status?: number | null }).status;
@@ -187,25 +283,33 @@ export class LinodeCompute implements ComputeProvider {
   async create(o: CreateServerOptions): Promise<Server> {
     const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
     const subnetId = o.vpc === undefined ? undefined : Number(o.vpc);
-    if (subnetId !== undefined && (!Number.isInteger(subnetId) || subnetId <= 0)) throw fail('BAD_VPC', `${o.name}: vpc "${o.vpc}" must be a Linode VPC subnet id (a number)`, { exitCode: 2 });
+    if (subnetId !== undefined && (!Number.isInteger(subnetId) || subnetId <= 0))
+      throw fail('BAD_VPC', `${o.name}: vpc "${o.vpc}" must be a Linode VPC subnet id (a number)`, { exitCode: 2 });
     const firewall = await findFirewall(this.api, o.buildId, o.role, pageSizeOf(this.#o));
     const body = {
-      label: o.name, region, type: size, image: o.image ?? this.#o.image ?? 'linode/debian12',
+      label: o.name,
+      region,
+      type: size,
+      image: o.image ?? this.#o.image ?? 'linode/debian12',
       // Required with an image; random and never kept: access is by SSH key (root_pass is redacted in dry runs).
       root_pass: `${randomBytes(24).toString('base64url')}aA1!`,
-      authorized_keys: this.#o.authorizedKeys ?? [], tags: serverTags(o),
+      authorized_keys: this.#o.authorizedKeys ?? [],
+      tags: serverTags(o),
       booted: true,
       // Metadata service user-data (cloud-init reads it at first boot), base64.
       metadata: { user_data: Buffer.from(o.userData).toString('base64') },
       // Configuration-profile interfaces: the firewall applies to the whole instance (Linode interfaces would need it per interface).
       interface_generation: 'legacy_config',
-      ...(subnetId !== undefined
-        ? { interfaces: [{ purpose: 'public' }, { purpose: 'vpc', subnet_id: subnetId }] }
-        : { private_ip: true }),
+      ...(subnetId !== undefined ? { interfaces: [{ purpose: 'public' }, { purpose: 'vpc', subnet_id: subnetId }] } : { private_ip: true }),
       ...(firewall ? { firewall_id: firewall.id } : {}),
     };
     // Only a failure that leaves the outcome unknown (5xx, lost connection) may have created it: looked for by name then.
-    return createOnce(o, async () => toServer(await this.api.post<Instance>('/linode/instances', body)), (s) => s, (f) => this.list(f));
+    return createOnce(
+      o,
+      async () => toServer(await this.api.post<Instance>('/linode/instances', body)),
+      (s) => s,
+      (f) => this.list(f),
+    );
   }
 
   // https://techdocs.akamai.com/linode-api/reference/delete-linode-instance
@@ -224,7 +328,9 @@ export class LinodeCompute implements ComputeProvider {
     let vpcIp: string | null = null;
     if (i.status === 'running' && !(i.ipv4 ?? []).some((a) => PRIVATE.test(a))) {
       // A VPC address is not in `ipv4`: https://techdocs.akamai.com/linode-api/reference/get-linode-ips
-      const ips = await this.api.get<{ ipv4?: { vpc?: VpcIp[] } } | null>(`/linode/instances/${encodeURIComponent(id)}/ips`, { accept: [404] });
+      const ips = await this.api.get<{ ipv4?: { vpc?: VpcIp[] } } | null>(`/linode/instances/${encodeURIComponent(id)}/ips`, {
+        accept: [404],
+      });
       vpcIp = ips?.ipv4?.vpc?.find((v) => v.address)?.address ?? null;
     }
     return toServer(i, vpcIp);
@@ -237,16 +343,30 @@ export class LinodeCompute implements ComputeProvider {
   // https://techdocs.akamai.com/linode-api/reference/post-image (an image from the instance's boot disk)
   async snapshot(id: string, name: string, options: WaitOptions = {}): Promise<string> {
     // https://techdocs.akamai.com/linode-api/reference/get-linode-disks
-    const disks = await listAll<{ id: number; filesystem: string }>(this.api, `/linode/instances/${encodeURIComponent(id)}/disks`, undefined, pageSizeOf(this.#o));
+    const disks = await listAll<{ id: number; filesystem: string }>(
+      this.api,
+      `/linode/instances/${encodeURIComponent(id)}/disks`,
+      undefined,
+      pageSizeOf(this.#o),
+    );
     const disk = disks.find((d) => d.filesystem !== 'swap');
     if (!disk) throw fail('NO_DISK', `instance ${id} has no disk to image`);
-    const image = await this.api.post<{ id: string }>('/images', { disk_id: disk.id, label: name.slice(0, 50), description: `adt image of ${id}` });
-    await pollUntil(DRIVER_NAME, `image ${name} of instance ${id}`, async () => {
-      // https://techdocs.akamai.com/linode-api/reference/get-image: ids are `private/<n>`, and the path takes them as they are.
-      const i = await this.api.get<{ status: string }>(`/images/${image.id.split('/').map(encodeURIComponent).join('/')}`);
-      if (i.status === 'deleted') throw fail('SNAPSHOT_FAILED', `image ${name} of instance ${id} was deleted while being made`);
-      return i.status === 'available' ? true : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
+    const image = await this.api.post<{ id: string }>('/images', {
+      disk_id: disk.id,
+      label: name.slice(0, 50),
+      description: `adt image of ${id}`,
+    });
+    await pollUntil(
+      DRIVER_NAME,
+      `image ${name} of instance ${id}`,
+      async () => {
+        // https://techdocs.akamai.com/linode-api/reference/get-image: ids are `private/<n>`, and the path takes them as they are.
+        const i = await this.api.get<{ status: string }>(`/images/${image.id.split('/').map(encodeURIComponent).join('/')}`);
+        if (i.status === 'deleted') throw fail('SNAPSHOT_FAILED', `image ${name} of instance ${id} was deleted while being made`);
+        return i.status === 'available' ? true : null;
+      },
+      { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 },
+    );
     return image.id;
   }
 }
@@ -257,9 +377,12 @@ function toLinodeRule(r: InboundRule, i: number): FirewallRule {
   const v4 = sources.filter((s) => !s.includes(':')).map((s) => (s.includes('/') ? s : `${s}/32`));
   const v6 = sources.filter((s) => s.includes(':')).map((s) => (s.includes('/') ? s : `${s}/128`));
   return {
-    action: 'ACCEPT', protocol: r.protocol.toUpperCase() as FirewallRule['protocol'], ...(r.protocol === 'icmp' ? {} : { ports: portText(r.port) }),
+    action: 'ACCEPT',
+    protocol: r.protocol.toUpperCase() as FirewallRule['protocol'],
+    ...(r.protocol === 'icmp' ? {} : { ports: portText(r.port) }),
     addresses: { ...(v4.length ? { ipv4: v4 } : {}), ...(v6.length ? { ipv6: v6 } : {}) },
-    label: `adt-rule-${i + 1}`, ...(r.description ? { description: r.description.slice(0, 100) } : {}),
+    label: `adt-rule-${i + 1}`,
+    ...(r.description ? { description: r.description.slice(0, 100) } : {}),
   };
 }
 
@@ -282,13 +405,23 @@ export class LinodeFirewall implements NativeFirewallProvider {
     const existing = await findFirewall(this.api, buildId, role, this.#pageSize);
     if (!existing) {
       // https://techdocs.akamai.com/linode-api/reference/post-firewalls
-      await this.api.post('/networking/firewalls', { label: firewallLabel(buildId, role), rules: ruleset, devices: { linodes: servers.map((s) => Number(s.id)) }, tags: adtTags(role, buildId) });
+      await this.api.post('/networking/firewalls', {
+        label: firewallLabel(buildId, role),
+        rules: ruleset,
+        devices: { linodes: servers.map((s) => Number(s.id)) },
+        tags: adtTags(role, buildId),
+      });
       return;
     }
     // https://techdocs.akamai.com/linode-api/reference/put-firewall-rules
     await this.api.put(`/networking/firewalls/${existing.id}/rules`, ruleset);
     // https://techdocs.akamai.com/linode-api/reference/get-firewall-devices
-    const devices = await listAll<{ entity: { id: number; type: string } }>(this.api, `/networking/firewalls/${existing.id}/devices`, undefined, this.#pageSize);
+    const devices = await listAll<{ entity: { id: number; type: string } }>(
+      this.api,
+      `/networking/firewalls/${existing.id}/devices`,
+      undefined,
+      this.#pageSize,
+    );
     const attached = new Set(devices.filter((d) => d.entity.type === 'linode').map((d) => String(d.entity.id)));
     for (const s of servers.filter((x) => !attached.has(x.id))) {
       // https://techdocs.akamai.com/linode-api/reference/post-firewall-device
@@ -301,13 +434,17 @@ export class LinodeFirewall implements NativeFirewallProvider {
     if (!f) return null;
     // https://techdocs.akamai.com/linode-api/reference/get-firewall-rules
     const rules = await this.api.get<FirewallRules>(`/networking/firewalls/${f.id}/rules`);
-    return (rules.inbound ?? []).filter((r) => r.action === 'ACCEPT').map((r) => {
-      const protocol = r.protocol.toLowerCase() as InboundRule['protocol'];
-      return {
-        protocol, ...(protocol === 'icmp' ? {} : { port: parsePort(r.ports) }),
-        sources: [...(r.addresses?.ipv4 ?? []), ...(r.addresses?.ipv6 ?? [])], ...(r.description ? { description: r.description } : {}),
-      } as InboundRule;
-    });
+    return (rules.inbound ?? [])
+      .filter((r) => r.action === 'ACCEPT')
+      .map((r) => {
+        const protocol = r.protocol.toLowerCase() as InboundRule['protocol'];
+        return {
+          protocol,
+          ...(protocol === 'icmp' ? {} : { port: parsePort(r.ports) }),
+          sources: [...(r.addresses?.ipv4 ?? []), ...(r.addresses?.ipv6 ?? [])],
+          ...(r.description ? { description: r.description } : {}),
+        } as InboundRule;
+      });
   }
 
   // https://techdocs.akamai.com/linode-api/reference/delete-firewall (its devices are detached with it)
@@ -339,7 +476,9 @@ export class LinodeDns implements DnsProvider {
   // https://techdocs.akamai.com/linode-api/reference/get-domains (domain is filterable)
   async #domain(zone = this.#o.zone): Promise<number | null> {
     if (this.#domainId !== null && zone === this.#o.zone) return this.#domainId;
-    const found = (await listAll<Domain>(this.api, '/domains', { domain: zone }, pageSizeOf(this.#o))).find((d) => d.domain.toLowerCase() === zone);
+    const found = (await listAll<Domain>(this.api, '/domains', { domain: zone }, pageSizeOf(this.#o))).find(
+      (d) => d.domain.toLowerCase() === zone,
+    );
     if (found && zone === this.#o.zone) this.#domainId = found.id;
     return found?.id ?? null;
   }
@@ -358,13 +497,17 @@ export class LinodeDns implements DnsProvider {
     const rel = relName === '@' ? '' : relName;
     const domainId = await this.#domain();
     if (domainId === null) return { fqdn, rel, records: [], domainId };
-    const records = (await listAll<DomainRecord>(this.api, `/domains/${domainId}/records`, { name: rel }, pageSizeOf(this.#o))).filter((r) => r.type === 'A' && r.name.toLowerCase() === rel);
+    const records = (await listAll<DomainRecord>(this.api, `/domains/${domainId}/records`, { name: rel }, pageSizeOf(this.#o))).filter(
+      (r) => r.type === 'A' && r.name.toLowerCase() === rel,
+    );
     return { fqdn, rel, records, domainId };
   }
 
   async listA(name: string): Promise<DnsRecord[]> {
     const { fqdn, records } = await this.#records(name);
-    return records.map((r) => ({ name: fqdn, type: 'A' as const, content: r.target, ttl: r.ttl_sec })).sort((a, b) => a.content.localeCompare(b.content));
+    return records
+      .map((r) => ({ name: fqdn, type: 'A' as const, content: r.target, ttl: r.ttl_sec }))
+      .sort((a, b) => a.content.localeCompare(b.content));
   }
 
   async addA(name: string, ip: string, ttl = this.#o.defaultTtl ?? 30): Promise<void> {
@@ -377,7 +520,8 @@ export class LinodeDns implements DnsProvider {
   // https://techdocs.akamai.com/linode-api/reference/delete-domain-record
   async removeA(name: string, ip: string): Promise<void> {
     const { records, domainId } = await this.#records(name);
-    for (const r of records.filter((x) => x.target === ip)) await this.api.delete(`/domains/${domainId}/records/${r.id}`, { accept: [404] });
+    for (const r of records.filter((x) => x.target === ip))
+      await this.api.delete(`/domains/${domainId}/records/${r.id}`, { accept: [404] });
   }
 }
 
@@ -385,10 +529,20 @@ const DB_PATHS = { mysql: 'mysql', postgres: 'postgresql' } as const;
 const DB_DEFAULT_VERSION = { mysql: '8', postgres: '16' } as const;
 /** https://techdocs.akamai.com/linode-api/reference/get-databases-mysql-instance (status) */
 const DB_STATES: Record<string, ManagedDatabase['state']> = {
-  active: 'online', updating: 'online', backing_up: 'online',
-  provisioning: 'creating', restoring: 'creating', resuming: 'creating', migrating: 'creating', resizing: 'creating',
-  deleting: 'deleting', deleted: 'deleting',
-  failed: 'error', degraded: 'error', suspending: 'error', suspended: 'error',
+  active: 'online',
+  updating: 'online',
+  backing_up: 'online',
+  provisioning: 'creating',
+  restoring: 'creating',
+  resuming: 'creating',
+  migrating: 'creating',
+  resizing: 'creating',
+  deleting: 'deleting',
+  deleted: 'deleting',
+  failed: 'error',
+  degraded: 'error',
+  suspending: 'error',
+  suspended: 'error',
 };
 
 export interface LinodeDatabaseOptions extends LinodeOptions {
@@ -422,11 +576,18 @@ export class LinodeDatabases implements ManagedDatabaseProvider {
 
   #toDatabase(d: Database, engine: string, creds?: { username: string; password: string }): ManagedDatabase {
     return {
-      id: `${engine}/${d.id}`, name: d.label, buildId: this.#buildOf(d.label), engine: engine === 'postgresql' ? 'postgres' : 'mysql',
+      id: `${engine}/${d.id}`,
+      name: d.label,
+      buildId: this.#buildOf(d.label),
+      engine: engine === 'postgresql' ? 'postgres' : 'mysql',
       state: DB_STATES[d.status] ?? 'creating',
       // `secondary` is the private-network host of the cluster (where the API reports one).
-      host: d.hosts?.primary ?? null, privateHost: d.hosts?.secondary ?? null, port: d.port ?? null,
-      user: creds?.username ?? null, password: creds?.password ?? null, database: null,
+      host: d.hosts?.primary ?? null,
+      privateHost: d.hosts?.secondary ?? null,
+      port: d.port ?? null,
+      user: creds?.username ?? null,
+      password: creds?.password ?? null,
+      database: null,
     };
   }
 
@@ -434,7 +595,11 @@ export class LinodeDatabases implements ManagedDatabaseProvider {
     const out: ManagedDatabase[] = [];
     for (const engine of Object.values(DB_PATHS)) {
       // https://techdocs.akamai.com/linode-api/reference/get-databases-mysql-instances (and .../postgresql/instances)
-      out.push(...(await listAll<Database>(this.api, `/databases/${engine}/instances`, undefined, pageSizeOf(this.#o))).map((d) => this.#toDatabase(d, engine)));
+      out.push(
+        ...(await listAll<Database>(this.api, `/databases/${engine}/instances`, undefined, pageSizeOf(this.#o))).map((d) =>
+          this.#toDatabase(d, engine),
+        ),
+      );
     }
     return out;
   }
@@ -442,7 +607,8 @@ export class LinodeDatabases implements ManagedDatabaseProvider {
   /** The VPC of a subnet, for `private_network`: https://techdocs.akamai.com/linode-api/reference/get-vpcs */
   async #privateNetwork(vpc: string): Promise<{ vpc_id: number; subnet_id: number; public_access: boolean }> {
     const subnetId = Number(vpc);
-    if (!Number.isInteger(subnetId) || subnetId <= 0) throw fail('BAD_VPC', `database vpc "${vpc}" must be a Linode VPC subnet id (a number)`, { exitCode: 2 });
+    if (!Number.isInteger(subnetId) || subnetId <= 0)
+      throw fail('BAD_VPC', `database vpc "${vpc}" must be a Linode VPC subnet id (a number)`, { exitCode: 2 });
     const vpcs = await listAll<{ id: number; subnets?: { id: number }[] }>(this.api, '/vpcs', undefined, pageSizeOf(this.#o));
     const found = vpcs.find((v) => (v.subnets ?? []).some((s) => s.id === subnetId));
     if (!found) throw fail('NO_SUCH_SUBNET', `VPC subnet ${subnetId} was not found in this account`, { exitCode: 2 });
@@ -456,7 +622,8 @@ export class LinodeDatabases implements ManagedDatabaseProvider {
     const engine = DB_PATHS[o.engine];
     this.#builds.set(o.name, o.buildId);
     const converge = async (db: ManagedDatabase) => {
-      if (db.engine !== o.engine) throw fail('DB_ENGINE_MISMATCH', `database ${o.name} exists with engine ${db.engine}, not ${o.engine}`, { exitCode: 2 });
+      if (db.engine !== o.engine)
+        throw fail('DB_ENGINE_MISMATCH', `database ${o.name} exists with engine ${db.engine}, not ${o.engine}`, { exitCode: 2 });
       // The allow-list is always what was asked for, also for a database made earlier.
       await this.setAllowList(db.id, o.allow);
       return db;
@@ -466,8 +633,13 @@ export class LinodeDatabases implements ManagedDatabaseProvider {
     const privateNetwork = o.vpc ? await this.#privateNetwork(o.vpc) : undefined;
     try {
       const created = await this.api.post<Database>(`/databases/${engine}/instances`, {
-        label: o.name, region, type: o.size ?? 'g6-nanode-1', engine: `${engine}/${o.version ?? DB_DEFAULT_VERSION[o.engine]}`,
-        cluster_size: o.nodes ?? 1, allow_list: o.allow, ...(privateNetwork ? { private_network: privateNetwork } : {}),
+        label: o.name,
+        region,
+        type: o.size ?? 'g6-nanode-1',
+        engine: `${engine}/${o.version ?? DB_DEFAULT_VERSION[o.engine]}`,
+        cluster_size: o.nodes ?? 1,
+        allow_list: o.allow,
+        ...(privateNetwork ? { private_network: privateNetwork } : {}),
       });
       return this.#toDatabase(created, engine);
     } catch (error) {
@@ -484,21 +656,31 @@ export class LinodeDatabases implements ManagedDatabaseProvider {
     if (!d) return null;
     const engine = id.split('/')[0]!;
     // https://techdocs.akamai.com/linode-api/reference/get-databases-mysql-instance-credentials (once the cluster is up)
-    const creds = DB_STATES[d.status] === 'online' ? await this.api.get<{ username: string; password: string }>(`${this.#path(id)}/credentials`) : undefined;
+    const creds =
+      DB_STATES[d.status] === 'online'
+        ? await this.api.get<{ username: string; password: string }>(`${this.#path(id)}/credentials`)
+        : undefined;
     return this.#toDatabase(d, engine, creds);
   }
 
   async list(filter: { buildId?: string } = {}): Promise<ManagedDatabase[]> {
-    return (await this.#all()).filter((d) => (filter.buildId === undefined ? d.name.startsWith('adt-') || d.buildId !== '' : d.buildId === filter.buildId));
+    return (await this.#all()).filter((d) =>
+      filter.buildId === undefined ? d.name.startsWith('adt-') || d.buildId !== '' : d.buildId === filter.buildId,
+    );
   }
 
   async waitUntilOnline(id: string, options: WaitOptions = {}): Promise<ManagedDatabase> {
-    return pollUntil(DRIVER_NAME, `database ${id} active`, async () => {
-      const d = await this.get(id);
-      if (!d) throw fail('NOT_FOUND', `database ${id} is gone`);
-      if (d.state === 'error') throw fail('DATABASE_FAILED', `database ${id} is not usable (failed, degraded or suspended)`);
-      return d.state === 'online' && d.host ? d : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 });
+    return pollUntil(
+      DRIVER_NAME,
+      `database ${id} active`,
+      async () => {
+        const d = await this.get(id);
+        if (!d) throw fail('NOT_FOUND', `database ${id} is gone`);
+        if (d.state === 'error') throw fail('DATABASE_FAILED', `database ${id} is not usable (failed, degraded or suspended)`);
+        return d.state === 'online' && d.host ? d : null;
+      },
+      { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 },
+    );
   }
 
   // https://techdocs.akamai.com/linode-api/reference/put-databases-mysql-instance (and .../postgresql)

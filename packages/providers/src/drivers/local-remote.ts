@@ -46,8 +46,14 @@ export default function localRemoteDriver(o: LocalRemoteOptions): ComputeProvide
       try {
         parsed = JSON.parse(text);
       } catch {}
-      if (res.status >= 500 || res.status === 429) throw new Transient(`${method} ${path}: HTTP ${res.status} ${parsed.message ?? ''}`.trim());
-      if (!res.ok) throw fail(res.status === 401 ? 'AUTH_FAILED' : res.status === 403 ? 'FORBIDDEN' : 'API_ERROR', `${method} ${path}: HTTP ${res.status} ${parsed.id ?? ''}: ${parsed.message ?? text.slice(0, 200)}`, { exitCode: res.status === 422 ? 2 : 1 });
+      if (res.status >= 500 || res.status === 429)
+        throw new Transient(`${method} ${path}: HTTP ${res.status} ${parsed.message ?? ''}`.trim());
+      if (!res.ok)
+        throw fail(
+          res.status === 401 ? 'AUTH_FAILED' : res.status === 403 ? 'FORBIDDEN' : 'API_ERROR',
+          `${method} ${path}: HTTP ${res.status} ${parsed.id ?? ''}: ${parsed.message ?? text.slice(0, 200)}`,
+          { exitCode: res.status === 422 ? 2 : 1 },
+        );
       return parsed as T;
     };
     try {

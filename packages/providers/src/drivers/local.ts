@@ -27,7 +27,16 @@ import { join } from 'node:path';
 import { errorFactory, execaRunner, processAlive, sleep, type Argv, type Runner, type RunOptions, type RunResult } from '@adt/core';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateRule } from '../rules.ts';
-import type { ComputeProvider, CreateServerOptions, InboundRule, ListServersFilter, NativeFirewallProvider, Role, Server, WaitOptions } from '../types.ts';
+import type {
+  ComputeProvider,
+  CreateServerOptions,
+  InboundRule,
+  ListServersFilter,
+  NativeFirewallProvider,
+  Role,
+  Server,
+  WaitOptions,
+} from '../types.ts';
 
 export const DRIVER_NAME = 'local';
 const fail = errorFactory('providers', DRIVER_NAME);
@@ -74,7 +83,8 @@ interface ServerRecord extends Server {
 
 function parse24(cidr: string, field: string): string {
   const m = /^198\.(18|19)\.(\d{1,3})\.0\/24$/.exec(cidr);
-  if (!m || Number(m[2]) > 255) throw fail('BAD_NETWORK', `${field} "${cidr}": a /24 inside 198.18.0.0/15, e.g. 198.18.0.0/24`, { exitCode: 2 });
+  if (!m || Number(m[2]) > 255)
+    throw fail('BAD_NETWORK', `${field} "${cidr}": a /24 inside 198.18.0.0/15, e.g. 198.18.0.0/24`, { exitCode: 2 });
   return `198.${m[1]}.${m[2]}`;
 }
 
@@ -93,7 +103,8 @@ export class LocalCloud implements ComputeProvider {
 
   constructor(options: LocalCloudOptions = {}) {
     this.cloudId = options.cloudId ?? 'adt';
-    if (!/^[a-z][a-z0-9]{0,4}$/.test(this.cloudId)) throw fail('BAD_CLOUD_ID', `cloudId "${this.cloudId}": 1-5 lowercase letters and digits, starting with a letter`, { exitCode: 2 });
+    if (!/^[a-z][a-z0-9]{0,4}$/.test(this.cloudId))
+      throw fail('BAD_CLOUD_ID', `cloudId "${this.cloudId}": 1-5 lowercase letters and digits, starting with a letter`, { exitCode: 2 });
     this.stateDir = options.stateDir ?? `/var/lib/adt-local/cloud/${this.cloudId}`;
     this.publicPrefix = parse24(options.publicCidr ?? '198.18.0.0/24', 'publicCidr');
     this.privatePrefix = parse24(options.privateCidr ?? '198.18.1.0/24', 'privateCidr');
@@ -105,27 +116,57 @@ export class LocalCloud implements ComputeProvider {
     const wanted = [...new Set([...(options.hiddenPaths ?? ['/var/lib/adt-local']), this.stateDir])];
     this.hiddenPaths = wanted.filter((h) => !/^\/(tmp|run)\//.test(h));
     for (const h of this.hiddenPaths) {
-      if (!/^\/(etc|var|home|root|opt|srv)\//.test(h)) throw fail('BAD_OPTION', `"${h}" (stateDir or hiddenPaths) must be under ${OVERLAID_DIRS.join(', ')} (hidden from servers) or /tmp, /run (private to each server)`, { exitCode: 2 });
+      if (!/^\/(etc|var|home|root|opt|srv)\//.test(h))
+        throw fail(
+          'BAD_OPTION',
+          `"${h}" (stateDir or hiddenPaths) must be under ${OVERLAID_DIRS.join(', ')} (hidden from servers) or /tmp, /run (private to each server)`,
+          { exitCode: 2 },
+        );
     }
     this.shares = (options.shares ?? []).map((sh, i) => {
-      for (const [field, path] of [['hostPath', sh.hostPath], ['target', sh.target]] as const) {
-        if (!/^\/[A-Za-z0-9._/-]*$/.test(path) || path.includes('..')) throw fail('BAD_OPTION', `shares[${i}].${field}: "${path}" must be an absolute path of letters, digits, . _ / -`, { exitCode: 2 });
+      for (const [field, path] of [
+        ['hostPath', sh.hostPath],
+        ['target', sh.target],
+      ] as const) {
+        if (!/^\/[A-Za-z0-9._/-]*$/.test(path) || path.includes('..'))
+          throw fail('BAD_OPTION', `shares[${i}].${field}: "${path}" must be an absolute path of letters, digits, . _ / -`, {
+            exitCode: 2,
+          });
       }
-      if (!/^\/(opt|srv)\//.test(sh.target)) throw fail('BAD_OPTION', `shares[${i}].target: "${sh.target}" must be under /opt or /srv (the server's own directories)`, { exitCode: 2 });
+      if (!/^\/(opt|srv)\//.test(sh.target))
+        throw fail('BAD_OPTION', `shares[${i}].target: "${sh.target}" must be under /opt or /srv (the server's own directories)`, {
+          exitCode: 2,
+        });
       return { hostPath: sh.hostPath, target: sh.target, readOnly: sh.readOnly ?? true };
     });
     this.firewall = new LocalNativeFirewall(this);
   }
 
   // Names of things in the root namespace.
-  get publicBridge() { return `${this.cloudId}-pub`; }
-  get privateBridge() { return `${this.cloudId}-vpc`; }
-  get chain() { return `ADT-${this.cloudId}-FW`; }
-  get outsiderNetns() { return `${this.cloudId}-outsider`; }
-  get buildMachine() { return { publicIp: `${this.publicPrefix}.1`, privateIp: `${this.privatePrefix}.1` }; }
-  get outsiderIp() { return `${this.publicPrefix}.254`; }
-  #nsfsDir() { return join(this.stateDir, 'nsfs'); }
-  #serverDir(name: string) { return join(this.stateDir, 'servers', name); }
+  get publicBridge() {
+    return `${this.cloudId}-pub`;
+  }
+  get privateBridge() {
+    return `${this.cloudId}-vpc`;
+  }
+  get chain() {
+    return `ADT-${this.cloudId}-FW`;
+  }
+  get outsiderNetns() {
+    return `${this.cloudId}-outsider`;
+  }
+  get buildMachine() {
+    return { publicIp: `${this.publicPrefix}.1`, privateIp: `${this.privatePrefix}.1` };
+  }
+  get outsiderIp() {
+    return `${this.publicPrefix}.254`;
+  }
+  #nsfsDir() {
+    return join(this.stateDir, 'nsfs');
+  }
+  #serverDir(name: string) {
+    return join(this.stateDir, 'servers', name);
+  }
 
   /** Unmounts `path` when mounted; a mount still in use (a process holding it) is detached lazily. */
   async #unmount(path: string): Promise<void> {
@@ -144,9 +185,12 @@ export class LocalCloud implements ComputeProvider {
 
   /** Creates the bridges, the build machine's addresses, the outsider and the firewall chain. Idempotent. */
   async ensureNetwork(): Promise<void> {
-    if (process.getuid?.() !== 0) throw fail('NOT_ROOT', 'the local cloud needs root (network and mount namespaces): run as root', { exitCode: 2 });
-    for (const f of ['/proc/self/ns/net', '/proc/self/ns/mnt']) if (!existsSync(f)) throw fail('NO_KERNEL_FEATURE', `${f} is missing: this kernel has no namespaces`);
-    if (!(await readFile('/proc/filesystems', 'utf8')).includes('overlay')) throw fail('NO_KERNEL_FEATURE', 'overlayfs is not available in this kernel (needed for the servers\' /etc, /var...)');
+    if (process.getuid?.() !== 0)
+      throw fail('NOT_ROOT', 'the local cloud needs root (network and mount namespaces): run as root', { exitCode: 2 });
+    for (const f of ['/proc/self/ns/net', '/proc/self/ns/mnt'])
+      if (!existsSync(f)) throw fail('NO_KERNEL_FEATURE', `${f} is missing: this kernel has no namespaces`);
+    if (!(await readFile('/proc/filesystems', 'utf8')).includes('overlay'))
+      throw fail('NO_KERNEL_FEATURE', "overlayfs is not available in this kernel (needed for the servers' /etc, /var...)");
     await mkdir(this.#nsfsDir(), { recursive: true, mode: 0o700 });
     await mkdir(join(this.stateDir, 'servers'), { recursive: true, mode: 0o700 });
     await mkdir(join(this.stateDir, 'addresses'), { recursive: true, mode: 0o700 });
@@ -156,7 +200,10 @@ export class LocalCloud implements ComputeProvider {
       await this.#exec(['mount', '--bind', this.#nsfsDir(), this.#nsfsDir()]);
       await this.#exec(['mount', '--make-private', this.#nsfsDir()]);
     }
-    for (const [bridge, prefix] of [[this.publicBridge, this.publicPrefix], [this.privateBridge, this.privatePrefix]] as const) {
+    for (const [bridge, prefix] of [
+      [this.publicBridge, this.publicPrefix],
+      [this.privateBridge, this.privatePrefix],
+    ] as const) {
       if ((await this.#exec(['ip', 'link', 'show', bridge], { nothrow: true })).exitCode !== 0) {
         await this.#exec(['ip', 'link', 'add', bridge, 'type', 'bridge']);
       }
@@ -232,25 +279,38 @@ export class LocalCloud implements ComputeProvider {
   async create(o: CreateServerOptions): Promise<Server> {
     const parsed = parseServerName(o.name);
     if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId) {
-      throw fail('BAD_NAME', `server name "${o.name}" must come from serverName({ role: '${o.role}', buildId: '${o.buildId}' })`, { exitCode: 2 });
+      throw fail('BAD_NAME', `server name "${o.name}" must come from serverName({ role: '${o.role}', buildId: '${o.buildId}' })`, {
+        exitCode: 2,
+      });
     }
-    if (!o.userData.startsWith('#!')) throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
+    if (!o.userData.startsWith('#!'))
+      throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
     if (!existsSync(`/sys/class/net/${this.publicBridge}`)) await this.ensureNetwork();
     const dir = this.#serverDir(o.name);
     try {
       await mkdir(dir, { mode: 0o700 });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw fail('NAME_TAKEN', `a server named ${o.name} already exists in the local cloud "${this.cloudId}"`, { exitCode: 2 });
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+        throw fail('NAME_TAKEN', `a server named ${o.name} already exists in the local cloud "${this.cloudId}"`, { exitCode: 2 });
       throw e;
     }
     let n = 0;
     try {
       n = await this.#allocate();
       const record: ServerRecord = {
-        id: o.name, name: o.name, role: o.role, buildId: o.buildId, state: 'creating',
-        publicIp: `${this.publicPrefix}.${n}`, privateIp: `${this.privatePrefix}.${n}`,
+        id: o.name,
+        name: o.name,
+        role: o.role,
+        buildId: o.buildId,
+        state: 'creating',
+        publicIp: `${this.publicPrefix}.${n}`,
+        privateIp: `${this.privatePrefix}.${n}`,
         tags: ['adt', `role:${o.role}`, `build:${o.buildId}`, ...(o.tags ?? [])],
-        createdAt: new Date().toISOString(), n, netns: `${this.cloudId}-${n}`, mntns: join(this.#nsfsDir(), `${o.name}.mnt`), utsns: join(this.#nsfsDir(), `${o.name}.uts`),
+        createdAt: new Date().toISOString(),
+        n,
+        netns: `${this.cloudId}-${n}`,
+        mntns: join(this.#nsfsDir(), `${o.name}.mnt`),
+        utsns: join(this.#nsfsDir(), `${o.name}.uts`),
       };
       await writeJsonAtomic(join(dir, 'server.json'), record);
       await this.#createNetwork(record);
@@ -270,7 +330,10 @@ export class LocalCloud implements ComputeProvider {
   async #createNetwork(r: ServerRecord): Promise<void> {
     await this.#exec(['ip', 'netns', 'add', r.netns]);
     const inNs = (...a: string[]) => this.#exec(['ip', '-n', r.netns, ...a] as unknown as Argv);
-    for (const [tag, bridge, ip, dev] of [['p', this.publicBridge, r.publicIp!, 'eth0'], ['v', this.privateBridge, r.privateIp!, 'eth1']] as const) {
+    for (const [tag, bridge, ip, dev] of [
+      ['p', this.publicBridge, r.publicIp!, 'eth0'],
+      ['v', this.privateBridge, r.privateIp!, 'eth1'],
+    ] as const) {
       const host = `${this.cloudId}${tag}${r.n}`;
       const peer = `${this.cloudId}${tag}${r.n}x`;
       await this.#exec(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
@@ -307,9 +370,14 @@ export class LocalCloud implements ComputeProvider {
     await this.#exec(['unshare', `--uts=${r.utsns}`, 'hostname', r.name]);
     const script = [
       // /var last: the upper directories live under /var/lib, and must be resolved before it is overlaid.
-      ...[...OVERLAID_DIRS.filter((d) => d !== '/var'), '/var'].map((d) => `mount -t overlay overlay -o lowerdir=${d},upperdir=${join(dir, 'upper', d)},workdir=${join(dir, 'work', d)} ${d}`),
+      ...[...OVERLAID_DIRS.filter((d) => d !== '/var'), '/var'].map(
+        (d) => `mount -t overlay overlay -o lowerdir=${d},upperdir=${join(dir, 'upper', d)},workdir=${join(dir, 'work', d)} ${d}`,
+      ),
       // Shared host directories, while /tmp and /run still show this machine's.
-      ...this.shares.map((sh) => `mkdir -p ${sh.target} && mount --bind ${sh.hostPath} ${sh.target}${sh.readOnly ? ` && mount -o remount,bind,ro ${sh.target}` : ''}`),
+      ...this.shares.map(
+        (sh) =>
+          `mkdir -p ${sh.target} && mount --bind ${sh.hostPath} ${sh.target}${sh.readOnly ? ` && mount -o remount,bind,ro ${sh.target}` : ''}`,
+      ),
       ...PRIVATE_DIRS.map((d) => `mount -t tmpfs -o mode=${d === '/tmp' ? '1777' : '0755'} tmpfs ${d}`),
       // Other servers' files, the S3 data and the keys stay out of sight.
       ...this.hiddenPaths.map((h) => `{ [ ! -d ${h} ] || mount -t tmpfs -o mode=0700,size=1m tmpfs ${h}; }`),
@@ -320,7 +388,16 @@ export class LocalCloud implements ComputeProvider {
 
   /** argv that runs `argv` inside server `r` (both namespaces, with its hostname in the environment). */
   #argvIn(r: ServerRecord, argv: string[]): Argv {
-    return ['nsenter', `--net=/run/netns/${r.netns}`, `--mount=${r.mntns}`, `--uts=${r.utsns}`, '--', 'env', `HOSTNAME=${r.name}`, ...argv] as unknown as Argv;
+    return [
+      'nsenter',
+      `--net=/run/netns/${r.netns}`,
+      `--mount=${r.mntns}`,
+      `--uts=${r.utsns}`,
+      '--',
+      'env',
+      `HOSTNAME=${r.name}`,
+      ...argv,
+    ] as unknown as Argv;
   }
 
   async #startUserData(r: ServerRecord): Promise<void> {
@@ -397,13 +474,19 @@ export class LocalCloud implements ComputeProvider {
       if (s.state === 'running' && (await this.bootStatus(id)).started) return s;
       await sleep(options.intervalMs ?? 50);
     }
-    throw fail('TIMEOUT', `server ${id} did not start its user-data within ${(options.timeoutMs ?? 30_000) / 1000} s: see ${this.userDataLog(id)}`);
+    throw fail(
+      'TIMEOUT',
+      `server ${id} did not start its user-data within ${(options.timeoutMs ?? 30_000) / 1000} s: see ${this.userDataLog(id)}`,
+    );
   }
 
   async #killNetnsProcesses(netns: string): Promise<void> {
     // Every process whose network namespace is the server's: TERM, then KILL what is left (bounded).
     for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      const pids = (await this.#exec(['ip', 'netns', 'pids', netns], { nothrow: true })).stdout.split('\n').map(Number).filter((p) => p > 0);
+      const pids = (await this.#exec(['ip', 'netns', 'pids', netns], { nothrow: true })).stdout
+        .split('\n')
+        .map(Number)
+        .filter((p) => p > 0);
       if (!pids.length) return;
       for (const pid of pids) {
         try {
@@ -490,7 +573,10 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
   }
 
   async get(buildId: string, role: Role): Promise<InboundRule[] | null> {
-    return readFile(this.#file(buildId, role), 'utf8').then((t) => JSON.parse(t) as InboundRule[], () => null);
+    return readFile(this.#file(buildId, role), 'utf8').then(
+      (t) => JSON.parse(t) as InboundRule[],
+      () => null,
+    );
   }
 
   async remove(buildId: string, role: Role): Promise<void> {
@@ -503,24 +589,33 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
     const c = this.#cloud;
     const lines = ['*filter', `:${c.chain} - [0:0]`, `-F ${c.chain}`];
     // The root namespace does not route between the public and the private network.
-    lines.push(`-A ${c.chain} -i ${c.publicBridge} -o ${c.privateBridge} -j DROP`, `-A ${c.chain} -i ${c.privateBridge} -o ${c.publicBridge} -j DROP`);
+    lines.push(
+      `-A ${c.chain} -i ${c.publicBridge} -o ${c.privateBridge} -j DROP`,
+      `-A ${c.chain} -i ${c.privateBridge} -o ${c.publicBridge} -j DROP`,
+    );
     lines.push(`-A ${c.chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
     for (const s of await c.list()) {
       // A server being destroyed at the same time may already be gone: it simply has no rules.
-      const record = await readFile(join(c.stateDir, 'servers', s.id, 'server.json'), 'utf8').then((t) => JSON.parse(t) as { n: number }).catch(() => null);
+      const record = await readFile(join(c.stateDir, 'servers', s.id, 'server.json'), 'utf8')
+        .then((t) => JSON.parse(t) as { n: number })
+        .catch(() => null);
       if (!record) continue;
       const ips = [s.publicIp, s.privateIp].filter((x): x is string => Boolean(x));
       // Anti-spoofing: what leaves a server's ports carries that server's addresses.
-      for (const [tag, ip] of [['p', s.publicIp], ['v', s.privateIp]] as const) {
+      for (const [tag, ip] of [
+        ['p', s.publicIp],
+        ['v', s.privateIp],
+      ] as const) {
         if (ip) lines.push(`-A ${c.chain} -m physdev --physdev-in ${c.cloudId}${tag}${record.n} ! -s ${ip} -j DROP`);
       }
       const rules = await this.get(s.buildId, s.role);
       if (rules === null) continue;
       for (const ip of ips) {
         for (const rule of rules) {
-          for (const src of rule.protocol === 'icmp' ? rule.sources.length ? rule.sources : ['0.0.0.0/0'] : rule.sources) {
+          for (const src of rule.protocol === 'icmp' ? (rule.sources.length ? rule.sources : ['0.0.0.0/0']) : rule.sources) {
             if (src.includes(':')) continue; // IPv4 only in the local cloud
-            const port = rule.port === undefined ? [] : ['--dport', Array.isArray(rule.port) ? `${rule.port[0]}:${rule.port[1]}` : String(rule.port)];
+            const port =
+              rule.port === undefined ? [] : ['--dport', Array.isArray(rule.port) ? `${rule.port[0]}:${rule.port[1]}` : String(rule.port)];
             lines.push([`-A ${c.chain}`, '-d', ip, '-s', src, '-p', rule.protocol, ...port, '-j ACCEPT'].join(' '));
           }
         }
@@ -554,7 +649,11 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
       if (now === rendered) break;
       rendered = now;
     }
-    for (const [hook, match] of [['FORWARD', []], ['OUTPUT', ['-o', c.publicBridge]], ['OUTPUT', ['-o', c.privateBridge]]] as const) {
+    for (const [hook, match] of [
+      ['FORWARD', []],
+      ['OUTPUT', ['-o', c.publicBridge]],
+      ['OUTPUT', ['-o', c.privateBridge]],
+    ] as const) {
       const rule = [hook, ...match, '-j', c.chain];
       if ((await this.#run.run(['iptables', '--wait', '-C', ...rule] as unknown as Argv, { nothrow: true })).exitCode !== 0) {
         await this.#run.run(['iptables', '--wait', '-I', ...rule] as unknown as Argv);
@@ -564,10 +663,18 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
 
   async removeChain(): Promise<void> {
     const c = this.#cloud;
-    for (const [hook, match] of [['FORWARD', []], ['OUTPUT', ['-o', c.publicBridge]], ['OUTPUT', ['-o', c.privateBridge]]] as const) {
+    for (const [hook, match] of [
+      ['FORWARD', []],
+      ['OUTPUT', ['-o', c.publicBridge]],
+      ['OUTPUT', ['-o', c.privateBridge]],
+    ] as const) {
       // Bounded: a rule inserted twice by accident is removed too.
       for (let i = 0; i < 10; i++) {
-        if ((await this.#run.run(['iptables', '--wait', '-D', hook, ...match, '-j', c.chain] as unknown as Argv, { nothrow: true })).exitCode !== 0) break;
+        if (
+          (await this.#run.run(['iptables', '--wait', '-D', hook, ...match, '-j', c.chain] as unknown as Argv, { nothrow: true }))
+            .exitCode !== 0
+        )
+          break;
       }
     }
     await this.#run.run(['iptables', '--wait', '-F', c.chain], { nothrow: true });

@@ -6,7 +6,19 @@ import { errorFactory } from '@adt/core';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList } from '../rules.ts';
 import { ApiError } from '../http.ts';
-import type { ComputeProvider, CreateDatabaseOptions, ManagedDatabase, ManagedDatabaseProvider, CreateServerOptions, InboundRule, ListServersFilter, NativeFirewallProvider, Role, Server, WaitOptions } from '../types.ts';
+import type {
+  ComputeProvider,
+  CreateDatabaseOptions,
+  ManagedDatabase,
+  ManagedDatabaseProvider,
+  CreateServerOptions,
+  InboundRule,
+  ListServersFilter,
+  NativeFirewallProvider,
+  Role,
+  Server,
+  WaitOptions,
+} from '../types.ts';
 
 export const DRIVER_NAME = 'memory';
 const fail = errorFactory('providers', DRIVER_NAME);
@@ -34,13 +46,20 @@ export class MemoryCompute implements ComputeProvider {
 
   async create(o: CreateServerOptions): Promise<Server> {
     const parsed = parseServerName(o.name);
-    if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId) throw fail('BAD_NAME', `server name "${o.name}" must come from serverName()`, { exitCode: 2 });
+    if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId)
+      throw fail('BAD_NAME', `server name "${o.name}" must come from serverName()`, { exitCode: 2 });
     if (this.servers.has(o.name)) throw fail('NAME_TAKEN', `a server named ${o.name} exists`, { exitCode: 2 });
-    if (!o.userData.startsWith('#!')) throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
-    if (o.image && this.#o.images && !this.#o.images.includes(o.image)) throw new ApiError(DRIVER_NAME, 'NOT_FOUND', `POST /servers: HTTP 404: image ${o.image} not found`, { status: 404 });
+    if (!o.userData.startsWith('#!'))
+      throw fail('BAD_USER_DATA', `user-data of ${o.name} must be a script starting with "#!"`, { exitCode: 2 });
+    if (o.image && this.#o.images && !this.#o.images.includes(o.image))
+      throw new ApiError(DRIVER_NAME, 'NOT_FOUND', `POST /servers: HTTP 404: image ${o.image} not found`, { status: 404 });
     const n = ++this.#n;
     const server = {
-      id: o.name, name: o.name, role: o.role, buildId: o.buildId, state: 'running' as const,
+      id: o.name,
+      name: o.name,
+      role: o.role,
+      buildId: o.buildId,
+      state: 'running' as const,
       publicIp: `${this.#o.publicPrefix ?? '198.18'}.${Math.floor(n / 250)}.${(n % 250) + 2}`,
       privateIp: `${this.#o.privatePrefix ?? '198.19'}.${Math.floor(n / 250)}.${(n % 250) + 2}`,
       tags: ['adt', `role:${o.role}`, `build:${o.buildId}`, ...(o.tags ?? [])],
@@ -104,7 +123,20 @@ export class MemoryDatabases implements ManagedDatabaseProvider {
       existing.allow = [...o.allow];
       return strip2(existing);
     }
-    const db = { id: `mem-${this.databases.size + 1}`, name: o.name, buildId: o.buildId, engine: o.engine, state: 'online' as const, host: `${o.name}.db.invalid`, privateHost: `private-${o.name}.db.invalid`, port: o.engine === 'postgres' ? 5432 : 3306, user: 'admin', password: 'memory-only', database: 'defaultdb', allow: [...o.allow] };
+    const db = {
+      id: `mem-${this.databases.size + 1}`,
+      name: o.name,
+      buildId: o.buildId,
+      engine: o.engine,
+      state: 'online' as const,
+      host: `${o.name}.db.invalid`,
+      privateHost: `private-${o.name}.db.invalid`,
+      port: o.engine === 'postgres' ? 5432 : 3306,
+      user: 'admin',
+      password: 'memory-only',
+      database: 'defaultdb',
+      allow: [...o.allow],
+    };
     this.databases.set(db.id, db);
     return strip2(db);
   }

@@ -76,7 +76,9 @@ export default function powerdnsDriver(o: PowerDnsDriverOptions): DnsProvider {
           try {
             message = (JSON.parse(text) as { error?: string }).error ?? message;
           } catch {}
-          throw fail(res.status >= 500 ? 'API_UNAVAILABLE' : 'API_ERROR', `${method} ${path}: HTTP ${res.status}: ${message}`, { exitCode: res.status === 422 || res.status === 400 ? 2 : 1 });
+          throw fail(res.status >= 500 ? 'API_UNAVAILABLE' : 'API_ERROR', `${method} ${path}: HTTP ${res.status}: ${message}`, {
+            exitCode: res.status === 422 || res.status === 400 ? 2 : 1,
+          });
         }
         return text ? JSON.parse(text) : null;
       },
@@ -91,14 +93,19 @@ export default function powerdnsDriver(o: PowerDnsDriverOptions): DnsProvider {
   }
 
   async function getA(name: string): Promise<RRset | null> {
-    const z = (await api('GET', `/zones/${encodeURIComponent(zone)}?rrsets=true&rrset_name=${encodeURIComponent(name)}&rrset_type=A`)) as { rrsets: RRset[] };
+    const z = (await api('GET', `/zones/${encodeURIComponent(zone)}?rrsets=true&rrset_name=${encodeURIComponent(name)}&rrset_type=A`)) as {
+      rrsets: RRset[];
+    };
     return z.rrsets.find((r) => r.name === name && r.type === 'A') ?? null;
   }
 
   async function serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = locks.get(name) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    locks.set(name, next.catch(() => {}));
+    locks.set(
+      name,
+      next.catch(() => {}),
+    );
     return next;
   }
 
@@ -110,7 +117,13 @@ export default function powerdnsDriver(o: PowerDnsDriverOptions): DnsProvider {
       if (check(ips)) return;
       want(ips);
       const rrset = ips.size
-        ? { name, type: 'A', ttl: ttl ?? current?.ttl ?? o.defaultTtl ?? 60, changetype: 'REPLACE', records: [...ips].sort().map((content) => ({ content, disabled: false })) }
+        ? {
+            name,
+            type: 'A',
+            ttl: ttl ?? current?.ttl ?? o.defaultTtl ?? 60,
+            changetype: 'REPLACE',
+            records: [...ips].sort().map((content) => ({ content, disabled: false })),
+          }
         : { name, type: 'A', changetype: 'DELETE' };
       await api('PATCH', `/zones/${encodeURIComponent(zone)}`, { rrsets: [rrset] });
       const after = new Set(((await getA(name))?.records ?? []).map((r) => r.content));
@@ -140,20 +153,37 @@ export default function powerdnsDriver(o: PowerDnsDriverOptions): DnsProvider {
     async listA(name: string): Promise<DnsRecord[]> {
       const n = inZone(name);
       const rr = await getA(n);
-      return (rr?.records ?? []).filter((r) => !r.disabled).map((r) => ({ name: n.slice(0, -1), type: 'A' as const, content: r.content, ttl: rr!.ttl })).sort((a, b) => (a.content < b.content ? -1 : 1));
+      return (rr?.records ?? [])
+        .filter((r) => !r.disabled)
+        .map((r) => ({ name: n.slice(0, -1), type: 'A' as const, content: r.content, ttl: rr!.ttl }))
+        .sort((a, b) => (a.content < b.content ? -1 : 1));
     },
 
     async addA(name: string, ip: string, ttl?: number) {
       const n = inZone(name);
       if (!isIPv4(ip)) throw fail('BAD_ADDRESS', `"${ip}" is not an IPv4 address`, { exitCode: 2 });
-      if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400)) throw fail('BAD_TTL', `ttl ${ttl}: 1-86400 seconds`, { exitCode: 2 });
-      await serial(n, () => change(n, (ips) => ips.add(ip), (ips) => ips.has(ip), ttl));
+      if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400))
+        throw fail('BAD_TTL', `ttl ${ttl}: 1-86400 seconds`, { exitCode: 2 });
+      await serial(n, () =>
+        change(
+          n,
+          (ips) => ips.add(ip),
+          (ips) => ips.has(ip),
+          ttl,
+        ),
+      );
     },
 
     async removeA(name: string, ip: string) {
       const n = inZone(name);
       if (!isIPv4(ip)) throw fail('BAD_ADDRESS', `"${ip}" is not an IPv4 address`, { exitCode: 2 });
-      await serial(n, () => change(n, (ips) => ips.delete(ip), (ips) => !ips.has(ip)));
+      await serial(n, () =>
+        change(
+          n,
+          (ips) => ips.delete(ip),
+          (ips) => !ips.has(ip),
+        ),
+      );
     },
   };
 }

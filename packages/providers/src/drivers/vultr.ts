@@ -26,10 +26,32 @@ import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
 import { nameMatches, parseServerName } from '../naming.ts';
 import { validateAllowList, validateRule } from '../rules.ts';
-import { checkCreate, createOnce, outcomeUnknown, pollUntil, relativeName, roleTag, serverTags, waitForDatabase, waitForServer } from './_cloud.ts';
+import {
+  checkCreate,
+  createOnce,
+  outcomeUnknown,
+  pollUntil,
+  relativeName,
+  roleTag,
+  serverTags,
+  waitForDatabase,
+  waitForServer,
+} from './_cloud.ts';
 import type {
-  ComputeProvider, CreateDatabaseOptions, CreateServerOptions, DnsProvider, DnsRecord, InboundRule, ListServersFilter,
-  ManagedDatabase, ManagedDatabaseProvider, NativeFirewallProvider, Role, Server, ServerState, WaitOptions,
+  ComputeProvider,
+  CreateDatabaseOptions,
+  CreateServerOptions,
+  DnsProvider,
+  DnsRecord,
+  InboundRule,
+  ListServersFilter,
+  ManagedDatabase,
+  ManagedDatabaseProvider,
+  NativeFirewallProvider,
+  Role,
+  Server,
+  ServerState,
+  WaitOptions,
 } from '../types.ts';
 
 export const DRIVER_NAME = 'vultr';
@@ -75,11 +97,39 @@ interface Instance {
   date_created: string;
   firewall_group_id: string;
 }
-interface Meta { meta?: { total?: number; links?: { next?: string; prev?: string } } }
-interface FirewallGroup { id: string; description: string; max_rule_count?: number }
-interface FirewallRule { id: number; ip_type: 'v4' | 'v6'; action?: string; protocol: string; port: string; subnet: string; subnet_size: number; source?: string; notes: string }
-interface DnsRecordApi { id: string; type: string; name: string; data: string; priority: number; ttl: number }
-interface Snapshot { id: string; description: string; status: 'pending' | 'complete' | 'deleted' | string; date_created: string }
+interface Meta {
+  meta?: { total?: number; links?: { next?: string; prev?: string } };
+}
+interface FirewallGroup {
+  id: string;
+  description: string;
+  max_rule_count?: number;
+}
+interface FirewallRule {
+  id: number;
+  ip_type: 'v4' | 'v6';
+  action?: string;
+  protocol: string;
+  port: string;
+  subnet: string;
+  subnet_size: number;
+  source?: string;
+  notes: string;
+}
+interface DnsRecordApi {
+  id: string;
+  type: string;
+  name: string;
+  data: string;
+  priority: number;
+  ttl: number;
+}
+interface Snapshot {
+  id: string;
+  description: string;
+  status: 'pending' | 'complete' | 'deleted' | string;
+  date_created: string;
+}
 interface Database {
   id: string;
   label: string;
@@ -103,7 +153,10 @@ export function vultrClient(o: VultrOptions): ApiClient {
     auth: () => ({ Authorization: `Bearer ${o.apiKey}` }),
     // Error bodies: {"error": "Invalid instance-id.", "status": 404}
     errorMessage: (b) => (b as { error?: string }).error,
-    fetch: o.fetch, baseDelayMs: o.baseDelayMs, maxDelayMs: o.maxDelayMs, onRetry: o.onRetry,
+    fetch: o.fetch,
+    baseDelayMs: o.baseDelayMs,
+    maxDelayMs: o.maxDelayMs,
+    onRetry: o.onRetry,
   });
 }
 
@@ -111,12 +164,21 @@ export function vultrClient(o: VultrOptions): ApiClient {
  * Every page of a list: `per_page` and `cursor` from `meta.links.next`, until it is empty (bounded
  * at 1,000 pages; a cursor that comes back twice ends the list rather than looping).
  */
-async function listAll<T>(api: ApiClient, path: string, key: string, query: Record<string, string | number> = {}, perPage = 500): Promise<T[]> {
+async function listAll<T>(
+  api: ApiClient,
+  path: string,
+  key: string,
+  query: Record<string, string | number> = {},
+  perPage = 500,
+): Promise<T[]> {
   const out: T[] = [];
   const seen = new Set<string>();
   let cursor = '';
   for (let page = 0; page < 1000; page++) {
-    const body: Record<string, unknown> & Meta = (await api.get<Record<string, unknown> & Meta>(path, { query: { ...query, per_page: Math.min(500, perPage), ...(cursor ? { cursor } : {}) } })) ?? {};
+    const body: Record<string, unknown> & Meta =
+      (await api.get<Record<string, unknown> & Meta>(path, {
+        query: { ...query, per_page: Math.min(500, perPage), ...(cursor ? { cursor } : {}) },
+      })) ?? {};
     out.push(...((body[key] as T[] | undefined) ?? []));
     cursor = body.meta?.links?.next ?? '';
     if (!cursor || seen.has(cursor)) break;
@@ -137,33 +199,45 @@ async function createOrFind<T>(create: () => Promise<T>, find: () => Promise<T |
   }
 }
 
-
 function stateOf(i: Instance): ServerState {
   switch (i.status) {
-    case 'pending': return 'creating';
+    case 'pending':
+      return 'creating';
     // As Vultr's Terraform provider waits: `status` active, then `power_status` running.
-    case 'active': return i.power_status === 'running' ? 'running' : i.power_status === 'stopped' ? 'stopped' : 'creating';
-    case 'resizing': return 'creating';
-    case 'suspended': return 'stopped';
-    default: return 'error';
+    case 'active':
+      return i.power_status === 'running' ? 'running' : i.power_status === 'stopped' ? 'stopped' : 'creating';
+    case 'resizing':
+      return 'creating';
+    case 'suspended':
+      return 'stopped';
+    default:
+      return 'error';
   }
 }
 
 function toServer(i: Instance, privateIp?: string | null): Server {
   const p = parseServerName(i.label);
   return {
-    id: i.id, name: i.label, role: p?.role ?? 'webserver', buildId: p?.buildId ?? '',
+    id: i.id,
+    name: i.label,
+    role: p?.role ?? 'webserver',
+    buildId: p?.buildId ?? '',
     state: stateOf(i),
     // `main_ip` is 0.0.0.0 until an address is assigned.
     publicIp: i.main_ip && i.main_ip !== '0.0.0.0' ? i.main_ip : null,
     privateIp: privateIp ?? (i.internal_ip && i.internal_ip !== '0.0.0.0' ? i.internal_ip : null),
-    tags: i.tags ?? [], createdAt: i.date_created,
+    tags: i.tags ?? [],
+    createdAt: i.date_created,
   };
 }
 
 async function findGroup(api: ApiClient, buildId: string, role: Role, perPage?: number): Promise<FirewallGroup | null> {
   // https://www.vultr.com/api/#tag/firewall/operation/list-firewall-groups (no filter: matched by description)
-  return (await listAll<FirewallGroup>(api, '/firewalls', 'firewall_groups', {}, perPage)).find((g) => g.description === roleTag(buildId, role)) ?? null;
+  return (
+    (await listAll<FirewallGroup>(api, '/firewalls', 'firewall_groups', {}, perPage)).find(
+      (g) => g.description === roleTag(buildId, role),
+    ) ?? null
+  );
 }
 
 export class VultrCompute implements ComputeProvider {
@@ -183,7 +257,10 @@ export class VultrCompute implements ComputeProvider {
     // The role's firewall group, when `apply` made one: the instance is protected from its first packet.
     const group = await findGroup(this.api, o.buildId, o.role, this.#o.perPage);
     const body = {
-      region, plan: size, label: o.name, hostname: o.name,
+      region,
+      plan: size,
+      label: o.name,
+      hostname: o.name,
       ...(o.image ? { snapshot_id: o.image } : { os_id: this.#o.osId ?? DEBIAN_12_OS_ID }),
       tags: serverTags(o),
       // Documented as "the user-supplied, base64 encoded user data".
@@ -191,10 +268,16 @@ export class VultrCompute implements ComputeProvider {
       // `attach_vpc` takes precedence over `enable_vpc` (which attaches the region's only VPC, made when absent): send one.
       ...(o.vpc ? { attach_vpc: [o.vpc] } : { enable_vpc: true }),
       ...(this.#o.sshKeyIds?.length ? { sshkey_id: this.#o.sshKeyIds } : {}),
-      backups: 'disabled', activation_email: false,
+      backups: 'disabled',
+      activation_email: false,
       ...(group ? { firewall_group_id: group.id } : {}),
     };
-    return createOnce(o, async () => toServer((await this.api.post<{ instance: Instance }>('/instances', body)).instance), (s) => s, (f) => this.list(f));
+    return createOnce(
+      o,
+      async () => toServer((await this.api.post<{ instance: Instance }>('/instances', body)).instance),
+      (s) => s,
+      (f) => this.list(f),
+    );
   }
 
   // https://www.vultr.com/api/#tag/instances/operation/delete-instance (204; 404 when absent)
@@ -216,14 +299,22 @@ export class VultrCompute implements ComputeProvider {
     let privateIp: string | null = null;
     if (!r.instance.internal_ip && r.instance.status === 'active') {
       // The VPC address is listed apart: https://www.vultr.com/api/#tag/instances/operation/list-instance-vpcs
-      const vpcs = await this.api.get<{ vpcs: { id: string; ip_address: string }[] } | null>(`/instances/${encodeURIComponent(id)}/vpcs`, { accept: [404] });
+      const vpcs = await this.api.get<{ vpcs: { id: string; ip_address: string }[] } | null>(`/instances/${encodeURIComponent(id)}/vpcs`, {
+        accept: [404],
+      });
       privateIp = vpcs?.vpcs?.find((v) => v.ip_address)?.ip_address ?? null;
     }
     return toServer(r.instance, privateIp);
   }
 
   async waitUntilRunning(id: string, options: WaitOptions = {}): Promise<Server> {
-    return waitForServer(DRIVER_NAME, id, (x) => this.get(x), options, (s) => s.privateIp !== null);
+    return waitForServer(
+      DRIVER_NAME,
+      id,
+      (x) => this.get(x),
+      options,
+      (s) => s.privateIp !== null,
+    );
   }
 
   // https://www.vultr.com/api/#tag/snapshot/operation/create-snapshot, then get-snapshot until `complete`
@@ -232,28 +323,44 @@ export class VultrCompute implements ComputeProvider {
     const snap = await createOrFind(
       async () => (await this.api.post<{ snapshot: Snapshot }>('/snapshots', { instance_id: id, description: name })).snapshot,
       // https://www.vultr.com/api/#tag/snapshot/operation/list-snapshots (`description` filter)
-      async () => (await listAll<Snapshot>(this.api, '/snapshots', 'snapshots', { description: name }, this.#o.perPage))
-        .find((s) => s.description === name && s.status !== 'deleted' && Date.parse(s.date_created) >= started - 300_000) ?? null,
+      async () =>
+        (await listAll<Snapshot>(this.api, '/snapshots', 'snapshots', { description: name }, this.#o.perPage)).find(
+          (s) => s.description === name && s.status !== 'deleted' && Date.parse(s.date_created) >= started - 300_000,
+        ) ?? null,
     );
-    await pollUntil(DRIVER_NAME, `snapshot ${name} of instance ${id}`, async () => {
-      const s = await this.api.get<{ snapshot: Snapshot }>(`/snapshots/${encodeURIComponent(snap.id)}`);
-      if (s.snapshot.status === 'deleted') throw fail('SNAPSHOT_FAILED', `snapshot ${name} of instance ${id} was deleted before it completed`);
-      return s.snapshot.status === 'complete' ? true : null;
-    }, { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 });
+    await pollUntil(
+      DRIVER_NAME,
+      `snapshot ${name} of instance ${id}`,
+      async () => {
+        const s = await this.api.get<{ snapshot: Snapshot }>(`/snapshots/${encodeURIComponent(snap.id)}`);
+        if (s.snapshot.status === 'deleted')
+          throw fail('SNAPSHOT_FAILED', `snapshot ${name} of instance ${id} was deleted before it completed`);
+        return s.snapshot.status === 'complete' ? true : null;
+      },
+      { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 },
+    );
     return snap.id;
   }
 }
 
 // --- Firewall rules ---
 
-interface WantedRule { ip_type: 'v4' | 'v6'; protocol: InboundRule['protocol']; port?: string; subnet: string; subnet_size: number; notes?: string }
+interface WantedRule {
+  ip_type: 'v4' | 'v6';
+  protocol: InboundRule['protocol'];
+  port?: string;
+  subnet: string;
+  subnet_size: number;
+  notes?: string;
+}
 
 function v6ToBigInt(ip: string): bigint {
-  const [head, tail] = ip.includes('::') ? ip.split('::') as [string, string] : [ip, undefined];
+  const [head, tail] = ip.includes('::') ? (ip.split('::') as [string, string]) : [ip, undefined];
   const h = head ? head.split(':') : [];
   const t = tail === undefined ? [] : tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) throw fail('BAD_RULE', `"${ip}" is not an IPv6 address`, { exitCode: 2 });
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g)))
+    throw fail('BAD_RULE', `"${ip}" is not an IPv6 address`, { exitCode: 2 });
   return groups.reduce((acc, g) => (acc << 16n) | BigInt(`0x${g}`), 0n);
 }
 
@@ -275,7 +382,13 @@ export function ruleSource(source: string): { ip_type: 'v4' | 'v6'; subnet: stri
   }
   const size = bits === undefined ? 32 : Number(bits);
   const octets = ip.split('.').map(Number);
-  if (octets.length !== 4 || octets.some((x) => !Number.isInteger(x) || x < 0 || x > 255) || !Number.isInteger(size) || size < 0 || size > 32) {
+  if (
+    octets.length !== 4 ||
+    octets.some((x) => !Number.isInteger(x) || x < 0 || x > 255) ||
+    !Number.isInteger(size) ||
+    size < 0 ||
+    size > 32
+  ) {
     throw fail('BAD_RULE', `"${source}" is not an IPv4 address or CIDR`, { exitCode: 2 });
   }
   const n = (((octets[0]! << 24) >>> 0) + (octets[1]! << 16) + (octets[2]! << 8) + octets[3]!) >>> 0;
@@ -292,11 +405,31 @@ function wantedRules(rules: InboundRule[]): WantedRule[] {
   const out = new Map<string, WantedRule>();
   for (const r of rules) {
     const sources = r.protocol === 'icmp' && r.sources.length === 0 ? ['0.0.0.0/0', '::/0'] : r.sources;
-    const port = r.protocol === 'icmp' || r.port === undefined ? undefined : Array.isArray(r.port) ? (r.port[0] === r.port[1] ? String(r.port[0]) : `${r.port[0]}:${r.port[1]}`) : String(r.port);
+    const port =
+      r.protocol === 'icmp' || r.port === undefined
+        ? undefined
+        : Array.isArray(r.port)
+          ? r.port[0] === r.port[1]
+            ? String(r.port[0])
+            : `${r.port[0]}:${r.port[1]}`
+          : String(r.port);
     for (const src of sources) {
-      const w: WantedRule = { ...ruleSource(src), protocol: r.protocol, ...(port === undefined ? {} : { port }), ...(r.description ? { notes: r.description.slice(0, 255) } : {}) };
+      const w: WantedRule = {
+        ...ruleSource(src),
+        protocol: r.protocol,
+        ...(port === undefined ? {} : { port }),
+        ...(r.description ? { notes: r.description.slice(0, 255) } : {}),
+      };
       const key = ruleKey(w);
-      if (!out.has(key)) out.set(key, { ip_type: w.ip_type, protocol: w.protocol, ...(port === undefined ? {} : { port }), subnet: w.subnet, subnet_size: w.subnet_size, ...(w.notes ? { notes: w.notes } : {}) });
+      if (!out.has(key))
+        out.set(key, {
+          ip_type: w.ip_type,
+          protocol: w.protocol,
+          ...(port === undefined ? {} : { port }),
+          subnet: w.subnet,
+          subnet_size: w.subnet_size,
+          ...(w.notes ? { notes: w.notes } : {}),
+        });
     }
   }
   return [...out.values()];
@@ -342,12 +475,19 @@ export class VultrFirewall implements NativeFirewallProvider {
     const wanted = wantedRules(rules);
     const description = roleTag(buildId, role);
     // https://www.vultr.com/api/#tag/firewall/operation/create-firewall-group
-    const group = (await findGroup(this.api, buildId, role, this.#perPage)) ?? await createOrFind(
-      async () => (await this.api.post<{ firewall_group: FirewallGroup }>('/firewalls', { description })).firewall_group,
-      () => findGroup(this.api, buildId, role, this.#perPage),
-    );
+    const group =
+      (await findGroup(this.api, buildId, role, this.#perPage)) ??
+      (await createOrFind(
+        async () => (await this.api.post<{ firewall_group: FirewallGroup }>('/firewalls', { description })).firewall_group,
+        () => findGroup(this.api, buildId, role, this.#perPage),
+      ));
     const max = group.max_rule_count;
-    if (max && wanted.length > max) throw fail('TOO_MANY_RULES', `firewall of ${role} in build ${buildId}: ${wanted.length} rules (one per source address), a Vultr firewall group holds at most ${max}`, { exitCode: 2 });
+    if (max && wanted.length > max)
+      throw fail(
+        'TOO_MANY_RULES',
+        `firewall of ${role} in build ${buildId}: ${wanted.length} rules (one per source address), a Vultr firewall group holds at most ${max}`,
+        { exitCode: 2 },
+      );
     const current = await this.#rules(group.id);
     const have = new Set(current.map(readKey));
     const want = new Set(wanted.map(ruleKey));
@@ -380,7 +520,13 @@ export class VultrFirewall implements NativeFirewallProvider {
       const source = `${r.subnet}/${r.subnet_size}`;
       const prev = byRule.get(key);
       if (prev) prev.sources.push(source);
-      else byRule.set(key, { protocol, ...(port === undefined ? {} : { port }), sources: [source], ...(r.notes ? { description: r.notes } : {}) });
+      else
+        byRule.set(key, {
+          protocol,
+          ...(port === undefined ? {} : { port }),
+          sources: [source],
+          ...(r.notes ? { description: r.notes } : {}),
+        });
     }
     return [...byRule.values()];
   }
@@ -430,7 +576,13 @@ export class VultrDns implements DnsProvider {
     // Vultr's names are relative, '' for the apex.
     const rel = relative === '@' ? '' : relative;
     // https://www.vultr.com/api/#tag/dns/operation/list-dns-domain-records
-    const all = await listAll<DnsRecordApi>(this.api, `/domains/${encodeURIComponent(this.#zone())}/records`, 'records', {}, this.#o.perPage);
+    const all = await listAll<DnsRecordApi>(
+      this.api,
+      `/domains/${encodeURIComponent(this.#zone())}/records`,
+      'records',
+      {},
+      this.#o.perPage,
+    );
     return { fqdn, rel, records: all.filter((x) => x.type === 'A' && x.name.toLowerCase() === rel) };
   }
 
@@ -452,7 +604,8 @@ export class VultrDns implements DnsProvider {
   async removeA(name: string, ip: string): Promise<void> {
     const { records } = await this.#records(name);
     // https://www.vultr.com/api/#tag/dns/operation/delete-dns-domain-record (204)
-    for (const r of records.filter((x) => x.data === ip)) await this.api.delete(`/domains/${encodeURIComponent(this.#zone())}/records/${encodeURIComponent(r.id)}`, { accept: [404] });
+    for (const r of records.filter((x) => x.data === ip))
+      await this.api.delete(`/domains/${encodeURIComponent(this.#zone())}/records/${encodeURIComponent(r.id)}`, { accept: [404] });
   }
 }
 
@@ -479,8 +632,12 @@ export class VultrDatabases implements ManagedDatabaseProvider {
     }
     // https://www.vultr.com/api/#tag/managed-databases/operation/create-database (202)
     const body = {
-      database_engine: o.engine === 'postgres' ? 'pg' : 'mysql', database_engine_version: o.version ?? (o.engine === 'postgres' ? '16' : '8'),
-      region, plan: o.size ?? 'vultr-dbaas-hobbyist-cc-1-25-1', label: o.name, tag: `adt-build-${o.buildId}`,
+      database_engine: o.engine === 'postgres' ? 'pg' : 'mysql',
+      database_engine_version: o.version ?? (o.engine === 'postgres' ? '16' : '8'),
+      region,
+      plan: o.size ?? 'vultr-dbaas-hobbyist-cc-1-25-1',
+      label: o.name,
+      tag: `adt-build-${o.buildId}`,
       ...(o.vpc ? { vpc_id: o.vpc } : {}),
       // Set at creation: the cluster is never reachable from anywhere else.
       trusted_ips: o.allow,
@@ -532,13 +689,20 @@ export class VultrDatabases implements ManagedDatabaseProvider {
 
 function toDatabase(d: Database): ManagedDatabase {
   return {
-    id: d.id, name: d.label, buildId: d.tag?.startsWith('adt-build-') ? d.tag.slice('adt-build-'.length) : '', engine: d.database_engine === 'pg' ? 'postgres' : 'mysql',
+    id: d.id,
+    name: d.label,
+    buildId: d.tag?.startsWith('adt-build-') ? d.tag.slice('adt-build-'.length) : '',
+    engine: d.database_engine === 'pg' ? 'postgres' : 'mysql',
     // Documented states: Rebuilding, Rebalancing, Running (Configuring when settings change). Vultr's
     // Terraform provider also waits through "Error" rather than failing, so only Running is online.
     state: d.status === 'Running' ? 'online' : 'creating',
     // `host` is the private host name when the cluster is in a VPC, and `public_host` is then the public one.
-    host: d.public_host || d.host || null, privateHost: d.public_host ? d.host || null : null, port: d.port ? Number(d.port) : null,
-    user: d.user || null, password: d.password || null, database: d.dbname || null,
+    host: d.public_host || d.host || null,
+    privateHost: d.public_host ? d.host || null : null,
+    port: d.port ? Number(d.port) : null,
+    user: d.user || null,
+    password: d.password || null,
+    database: d.dbname || null,
   };
 }
 

@@ -7,9 +7,18 @@
 import { bearer, FakeApi, pageOf, type FakeRequest } from './harness.ts';
 
 interface Droplet {
-  id: number; name: string; status: string; created_at: string; tags: string[]; region: { slug: string }; size_slug: string;
-  image: unknown; vpc_uuid: string | null; networks: { v4: { ip_address: string; netmask: string; gateway: string; type: string }[]; v6: unknown[] };
-  user_data: string; polls: number;
+  id: number;
+  name: string;
+  status: string;
+  created_at: string;
+  tags: string[];
+  region: { slug: string };
+  size_slug: string;
+  image: unknown;
+  vpc_uuid: string | null;
+  networks: { v4: { ip_address: string; netmask: string; gateway: string; type: string }[]; v6: unknown[] };
+  user_data: string;
+  polls: number;
 }
 
 export interface DigitalOceanFakeOptions {
@@ -24,7 +33,14 @@ export interface DigitalOceanFakeOptions {
   onRecordsChanged?: (zone: string, records: readonly { type: string; name: string; data: string; ttl: number }[]) => void | Promise<void>;
 }
 
-const ERROR_IDS: Record<number, string> = { 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 422: 'unprocessable_entity', 429: 'too_many_requests', 500: 'server_error' };
+const ERROR_IDS: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  404: 'not_found',
+  422: 'unprocessable_entity',
+  429: 'too_many_requests',
+  500: 'server_error',
+};
 
 export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
   const api: FakeApi = new FakeApi({
@@ -36,7 +52,10 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
   const droplets = new Map<number, Droplet>();
   const firewalls = new Map<string, Record<string, unknown> & { id: string; name: string; tags: string[] }>();
   const domains = new Map<string, { id: number; type: string; name: string; data: string; ttl: number }[]>();
-  const databases = new Map<string, Record<string, unknown> & { id: string; name: string; tags: string[]; rules: { type: string; value: string }[]; polls: number }>();
+  const databases = new Map<
+    string,
+    Record<string, unknown> & { id: string; name: string; tags: string[]; rules: { type: string; value: string }[]; polls: number }
+  >();
   const actions = new Map<number, { id: number; status: string; polls: number; dropletId: number; name: string }>();
   const snapshots: { id: number; name: string; dropletId: number }[] = [];
   let n = 0;
@@ -51,7 +70,14 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       q.set('page', String(p));
       return `${api.baseUrl}${req.path}?${q}`;
     };
-    return { status: 200, body: { [key]: slice, links: { pages: page < pages ? { next: link(page + 1), last: link(pages) } : {} }, meta: { total: items.length } } };
+    return {
+      status: 200,
+      body: {
+        [key]: slice,
+        links: { pages: page < pages ? { next: link(page + 1), last: link(pages) } : {} },
+        meta: { total: items.length },
+      },
+    };
   }
 
   function dropletView(d: Droplet) {
@@ -63,15 +89,30 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     const b = req.body as Record<string, unknown>;
     for (const f of ['name', 'region', 'size', 'image']) if (!b?.[f]) return api.error(422, `${f} is required`);
     const tags = (b.tags as string[] | undefined) ?? [];
-    for (const t of tags) if (!/^[a-zA-Z0-9_:-]{1,255}$/.test(t)) return api.error(422, `tag "${t}" may only contain letters, numbers, colons, dashes and underscores`);
+    for (const t of tags)
+      if (!/^[a-zA-Z0-9_:-]{1,255}$/.test(t))
+        return api.error(422, `tag "${t}" may only contain letters, numbers, colons, dashes and underscores`);
     if (typeof b.user_data === 'string' && b.user_data.length > 64 * 1024) return api.error(422, 'user_data must be at most 64 KiB');
     const id = api.nextId();
     const d: Droplet = {
-      id, name: b.name as string, status: 'new', created_at: new Date().toISOString(), tags, region: { slug: b.region as string }, size_slug: b.size as string,
-      image: b.image, vpc_uuid: (b.vpc_uuid as string) ?? 'default-vpc', networks: { v4: [], v6: [] }, user_data: (b.user_data as string) ?? '', polls: 0,
+      id,
+      name: b.name as string,
+      status: 'new',
+      created_at: new Date().toISOString(),
+      tags,
+      region: { slug: b.region as string },
+      size_slug: b.size as string,
+      image: b.image,
+      vpc_uuid: (b.vpc_uuid as string) ?? 'default-vpc',
+      networks: { v4: [], v6: [] },
+      user_data: (b.user_data as string) ?? '',
+      polls: 0,
     };
     droplets.set(id, d);
-    return { status: 202, body: { droplet: dropletView(d), links: { actions: [{ id: api.nextId(), rel: 'create', href: `${api.baseUrl}/actions/0` }] } } };
+    return {
+      status: 202,
+      body: { droplet: dropletView(d), links: { actions: [{ id: api.nextId(), rel: 'create', href: `${api.baseUrl}/actions/0` }] } },
+    };
   });
   api.route('GET', '/droplets', (req) => {
     const tag = req.query.get('tag_name');
@@ -90,14 +131,19 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     }
     return { status: 200, body: { droplet: dropletView(d) } };
   });
-  api.route('DELETE', '/droplets/:id', (_req, p) => (droplets.delete(Number(p.id)) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.')));
+  api.route('DELETE', '/droplets/:id', (_req, p) =>
+    droplets.delete(Number(p.id)) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.'),
+  );
   api.route('POST', '/droplets/:id/actions', (req, p) => {
     const b = req.body as { type?: string; name?: string };
     if (!droplets.has(Number(p.id))) return api.error(404, 'The resource you were accessing could not be found.');
     if (b?.type !== 'snapshot') return api.error(422, `action type ${b?.type} is not supported by this fake`);
     const a = { id: api.nextId(), status: 'in-progress', polls: 0, dropletId: Number(p.id), name: b.name ?? 'snapshot' };
     actions.set(a.id, a);
-    return { status: 201, body: { action: { id: a.id, status: a.status, type: 'snapshot', resource_id: a.dropletId, resource_type: 'droplet' } } };
+    return {
+      status: 201,
+      body: { action: { id: a.id, status: a.status, type: 'snapshot', resource_id: a.dropletId, resource_type: 'droplet' } },
+    };
   });
   api.route('GET', '/actions/:id', (_req, p) => {
     const a = actions.get(Number(p.id));
@@ -108,7 +154,13 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     }
     return { status: 200, body: { action: { id: a.id, status: a.status, type: 'snapshot' } } };
   });
-  api.route('GET', '/droplets/:id/snapshots', (req, p) => list(req, 'snapshots', snapshots.filter((s) => s.dropletId === Number(p.id)).map(({ id, name }) => ({ id, name, regions: ['lon1'], min_disk_size: 25 }))));
+  api.route('GET', '/droplets/:id/snapshots', (req, p) =>
+    list(
+      req,
+      'snapshots',
+      snapshots.filter((s) => s.dropletId === Number(p.id)).map(({ id, name }) => ({ id, name, regions: ['lon1'], min_disk_size: 25 })),
+    ),
+  );
 
   // Firewalls: POST creates, PUT replaces (name required), tags and droplet_ids attach.
   const firewallBody = (b: Record<string, unknown>) => {
@@ -124,7 +176,14 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     const bad = firewallBody(b);
     if (bad) return api.error(422, bad);
     if ([...firewalls.values()].some((f) => f.name === b.name)) return api.error(409, `a firewall named ${b.name} exists`);
-    const f = { ...b, id: `fw-${api.nextId()}`, name: b.name as string, status: 'succeeded', tags: (b.tags as string[]) ?? [], created_at: new Date().toISOString() };
+    const f = {
+      ...b,
+      id: `fw-${api.nextId()}`,
+      name: b.name as string,
+      status: 'succeeded',
+      tags: (b.tags as string[]) ?? [],
+      created_at: new Date().toISOString(),
+    };
     firewalls.set(f.id, f);
     return { status: 202, body: { firewall: f } };
   });
@@ -139,10 +198,16 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     firewalls.set(f.id, next);
     return { status: 200, body: { firewall: next } };
   });
-  api.route('DELETE', '/firewalls/:id', (_req, p) => (firewalls.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.')));
+  api.route('DELETE', '/firewalls/:id', (_req, p) =>
+    firewalls.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.'),
+  );
 
   // Domains and records: record names are relative (`www`, `@`); the list filter `name` is the FQDN.
-  api.route('GET', '/domains/:zone', (_req, p) => (domains.has(p.zone!) ? { status: 200, body: { domain: { name: p.zone, ttl: 1800, zone_file: '' } } } : api.error(404, 'The resource you were accessing could not be found.')));
+  api.route('GET', '/domains/:zone', (_req, p) =>
+    domains.has(p.zone!)
+      ? { status: 200, body: { domain: { name: p.zone, ttl: 1800, zone_file: '' } } }
+      : api.error(404, 'The resource you were accessing could not be found.'),
+  );
   api.route('POST', '/domains', (req) => {
     const name = (req.body as { name?: string })?.name;
     if (!name) return api.error(422, 'name is required');
@@ -156,7 +221,11 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     const type = req.query.get('type');
     const fqdn = req.query.get('name');
     const rel = fqdn ? (fqdn === p.zone ? '@' : fqdn.endsWith(`.${p.zone}`) ? fqdn.slice(0, -(p.zone!.length + 1)) : '\0') : null;
-    return list(req, 'domain_records', records.filter((r) => (!type || r.type === type) && (rel === null || r.name === rel)));
+    return list(
+      req,
+      'domain_records',
+      records.filter((r) => (!type || r.type === type) && (rel === null || r.name === rel)),
+    );
   });
   api.route('POST', '/domains/:zone/records', async (req, p) => {
     const records = domains.get(p.zone!);
@@ -193,9 +262,28 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     if (!['mysql', 'pg', 'redis', 'mongodb'].includes(b.engine as string)) return api.error(422, `engine ${b.engine} is not supported`);
     const id = `db-${api.nextId()}`;
     const d = {
-      id, name: b.name as string, engine: b.engine, version: b.version ?? '8', status: 'creating', region: b.region, size: b.size, num_nodes: b.num_nodes,
-      tags: (b.tags as string[]) ?? [], private_network_uuid: b.private_network_uuid ?? null, created_at: new Date().toISOString(), rules: [] as { type: string; value: string }[], polls: 0,
-      connection: { protocol: b.engine === 'pg' ? 'postgresql' : 'mysql', host: `${b.name}-do-user-1-0.db.ondigitalocean.com`, port: 25060, user: 'doadmin', password: `fake-${api.nextId()}-secret`, database: 'defaultdb', ssl: true },
+      id,
+      name: b.name as string,
+      engine: b.engine,
+      version: b.version ?? '8',
+      status: 'creating',
+      region: b.region,
+      size: b.size,
+      num_nodes: b.num_nodes,
+      tags: (b.tags as string[]) ?? [],
+      private_network_uuid: b.private_network_uuid ?? null,
+      created_at: new Date().toISOString(),
+      rules: [] as { type: string; value: string }[],
+      polls: 0,
+      connection: {
+        protocol: b.engine === 'pg' ? 'postgresql' : 'mysql',
+        host: `${b.name}-do-user-1-0.db.ondigitalocean.com`,
+        port: 25060,
+        user: 'doadmin',
+        password: `fake-${api.nextId()}-secret`,
+        database: 'defaultdb',
+        ssl: true,
+      },
       private_connection: { host: `private-${b.name}-do-user-1-0.db.ondigitalocean.com`, port: 25060 },
     };
     databases.set(id, d);
@@ -220,21 +308,34 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     if (!d) return api.error(404, 'The resource you were accessing could not be found.');
     const rules = (req.body as { rules?: { type: string; value: string }[] })?.rules;
     if (!Array.isArray(rules)) return api.error(422, 'rules is required');
-    for (const r of rules) if (!['ip_addr', 'droplet', 'k8s', 'tag', 'app'].includes(r.type)) return api.error(422, `rule type ${r.type} is not valid`);
+    for (const r of rules)
+      if (!['ip_addr', 'droplet', 'k8s', 'tag', 'app'].includes(r.type)) return api.error(422, `rule type ${r.type} is not valid`);
     d.rules = rules.map((r) => ({ ...r }));
     return { status: 204 };
   });
   api.route('GET', '/databases/:id/firewall', (_req, p) => {
     const d = databases.get(p.id!);
     if (!d) return api.error(404, 'The resource you were accessing could not be found.');
-    return { status: 200, body: { rules: d.rules.map((r, i) => ({ uuid: `rule-${i}`, cluster_uuid: d.id, ...r, created_at: new Date().toISOString() })) } };
+    return {
+      status: 200,
+      body: { rules: d.rules.map((r, i) => ({ uuid: `rule-${i}`, cluster_uuid: d.id, ...r, created_at: new Date().toISOString() })) },
+    };
   });
-  api.route('DELETE', '/databases/:id', (_req, p) => (databases.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.')));
+  api.route('DELETE', '/databases/:id', (_req, p) =>
+    databases.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.'),
+  );
 
   return Object.assign(api, { state: { droplets, firewalls, domains, databases } });
 }
 
 /** What a 429 from DigitalOcean carries (documented rate-limit headers). */
 export function digitaloceanRateLimit(resetInSeconds = 1): { status: number; headers: Record<string, string> } {
-  return { status: 429, headers: { 'ratelimit-limit': '5000', 'ratelimit-remaining': '0', 'ratelimit-reset': String(Math.floor(Date.now() / 1000) + resetInSeconds) } };
+  return {
+    status: 429,
+    headers: {
+      'ratelimit-limit': '5000',
+      'ratelimit-remaining': '0',
+      'ratelimit-reset': String(Math.floor(Date.now() / 1000) + resetInSeconds),
+    },
+  };
 }

@@ -24,12 +24,23 @@ export interface ExoscaleFakeOptions {
   now?: () => number;
 }
 
-export const EXOSCALE_FAKE_TYPES = [{ id: '21624abb-764e-4def-81d7-9fc54b5957fb', family: 'standard', size: 'small', cpus: 2, memory: 2147483648 }, { id: 'b6cd1ff5-3a2f-4e9d-a4d1-8988c1191fe8', family: 'standard', size: 'medium', cpus: 2, memory: 4294967296 }];
-export const EXOSCALE_FAKE_TEMPLATES = [{ id: '3d1e7e51-0fa0-46f2-b4f5-c3a5d0a6e4b4', name: 'Linux Debian 12 (Bookworm) 64-bit', family: 'debian' }];
+export const EXOSCALE_FAKE_TYPES = [
+  { id: '21624abb-764e-4def-81d7-9fc54b5957fb', family: 'standard', size: 'small', cpus: 2, memory: 2147483648 },
+  { id: 'b6cd1ff5-3a2f-4e9d-a4d1-8988c1191fe8', family: 'standard', size: 'medium', cpus: 2, memory: 4294967296 },
+];
+export const EXOSCALE_FAKE_TEMPLATES = [
+  { id: '3d1e7e51-0fa0-46f2-b4f5-c3a5d0a6e4b4', name: 'Linux Debian 12 (Bookworm) 64-bit', family: 'debian' },
+];
 export const EXOSCALE_FAKE_NETWORK = 'f2c3b5d4-8a1e-4c2b-9d7e-1a2b3c4d5e6f';
 
 /** Checks an Authorization header the way Exoscale does: null when valid, else why not. */
-export function checkExoscaleSignature(header: string | undefined, req: { method: string; fullPath: string; query: URLSearchParams; rawBody: string }, key: string, secret: string, nowSeconds: number): string | null {
+export function checkExoscaleSignature(
+  header: string | undefined,
+  req: { method: string; fullPath: string; query: URLSearchParams; rawBody: string },
+  key: string,
+  secret: string,
+  nowSeconds: number,
+): string | null {
   const m = /^EXO2-HMAC-SHA256 (.+)$/.exec(header ?? '');
   if (!m) return 'missing or malformed Authorization header';
   const parts = Object.fromEntries(m[1]!.split(',').map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
@@ -37,7 +48,13 @@ export function checkExoscaleSignature(header: string | undefined, req: { method
   const expires = Number(parts.expires);
   if (!Number.isInteger(expires) || expires < nowSeconds) return 'request expired';
   const names = parts['signed-query-args'] ? parts['signed-query-args'].split(';') : [];
-  const message = [`${req.method} ${req.fullPath}`, req.rawBody, names.map((n) => req.query.get(n) ?? '').join(''), '', String(expires)].join('\n');
+  const message = [
+    `${req.method} ${req.fullPath}`,
+    req.rawBody,
+    names.map((n) => req.query.get(n) ?? '').join(''),
+    '',
+    String(expires),
+  ].join('\n');
   const want = createHmac('sha256', secret).update(message).digest();
   const got = Buffer.from(parts.signature ?? '', 'base64');
   return got.length === want.length && timingSafeEqual(got, want) ? null : 'invalid request signature';
@@ -51,17 +68,37 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     realBaseUrl: 'https://api-ch-gva-2.exoscale.com/v2',
     errorBody: (_status, message) => ({ message }),
     authorize: (req: FakeRequest, rawBody: string) => {
-      const why = checkExoscaleSignature(req.headers.authorization, { method: req.method, fullPath: req.fullPath ?? `/v2${req.path}`, query: req.query, rawBody }, key, secret, Math.floor((o.now ?? Date.now)() / 1000));
+      const why = checkExoscaleSignature(
+        req.headers.authorization,
+        { method: req.method, fullPath: req.fullPath ?? `/v2${req.path}`, query: req.query, rawBody },
+        key,
+        secret,
+        Math.floor((o.now ?? Date.now)() / 1000),
+      );
       return why ? { status: 403, body: { message: why } } : null;
     },
   });
-  const operations = new Map<string, { id: string; state: string; reference: { id: string; link: string; command: string }; polls: number }>();
-  const instances = new Map<string, Obj & { id: string; name: string; state: string; labels: Record<string, string>; polls: number; 'security-groups': { id: string }[] }>();
+  const operations = new Map<
+    string,
+    { id: string; state: string; reference: { id: string; link: string; command: string }; polls: number }
+  >();
+  const instances = new Map<
+    string,
+    Obj & { id: string; name: string; state: string; labels: Record<string, string>; polls: number; 'security-groups': { id: string }[] }
+  >();
   const leases: { 'instance-id': string; ip: string }[] = [];
   const groups = new Map<string, { id: string; name: string; description: string; rules: (Obj & { id: string })[] }>();
-  const domains = new Map<string, { id: string; 'unicode-name': string; records: (Obj & { id: string; name: string; type: string; content: string; ttl: number })[] }>();
-  const templates = new Map<string, Obj & { id: string; name: string; visibility: string }>(EXOSCALE_FAKE_TEMPLATES.map((t) => [t.id, { ...t, visibility: 'public' }]));
-  const snapshots = new Map<string, Obj & { id: string; name: string; state: string; polls: number; instance: { id: string; name: string } }>();
+  const domains = new Map<
+    string,
+    { id: string; 'unicode-name': string; records: (Obj & { id: string; name: string; type: string; content: string; ttl: number })[] }
+  >();
+  const templates = new Map<string, Obj & { id: string; name: string; visibility: string }>(
+    EXOSCALE_FAKE_TEMPLATES.map((t) => [t.id, { ...t, visibility: 'public' }]),
+  );
+  const snapshots = new Map<
+    string,
+    Obj & { id: string; name: string; state: string; polls: number; instance: { id: string; name: string } }
+  >();
   const services = new Map<string, Obj & { name: string; type: string; state: string; polls: number; 'ip-filter': string[] }>();
   let n = 0;
   const uuid = () => `${api.nextId().toString(16).padStart(8, '0')}-0000-4000-8000-${String(++n).padStart(12, '0')}`;
@@ -86,7 +123,9 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     if (visibility !== 'public' && visibility !== 'private') return api.error(400, 'visibility must be public or private');
     return { status: 200, body: { templates: [...templates.values()].filter((t) => t.visibility === visibility) } };
   });
-  api.route('GET', '/template/:id', (_req, p) => (templates.has(p.id!) ? { status: 200, body: templates.get(p.id!) } : api.error(404, `Template ${p.id} not found`)));
+  api.route('GET', '/template/:id', (_req, p) =>
+    templates.has(p.id!) ? { status: 200, body: templates.get(p.id!) } : api.error(404, `Template ${p.id} not found`),
+  );
   api.route('DELETE', '/template/:id', (_req, p) => {
     const t = templates.get(p.id!);
     if (!t || t.visibility !== 'private') return api.error(404, `Template ${p.id} not found`);
@@ -97,7 +136,15 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   api.route('POST', '/instance/:id:create-snapshot', (_req, p) => {
     const i = instances.get(p.id!);
     if (!i) return api.error(404, `Instance ${p.id} not found`);
-    const snap = { id: uuid(), name: `${i.name}-${new Date().toISOString().replace(/[-:]|\..*/g, '')}`, state: 'snapshotting', 'created-at': new Date().toISOString(), size: 10, instance: { id: i.id, name: i.name }, polls: 0 };
+    const snap = {
+      id: uuid(),
+      name: `${i.name}-${new Date().toISOString().replace(/[-:]|\..*/g, '')}`,
+      state: 'snapshotting',
+      'created-at': new Date().toISOString(),
+      size: 10,
+      instance: { id: i.id, name: i.name },
+      polls: 0,
+    };
     snapshots.set(snap.id, snap);
     return operation(snap.id, 'snapshot');
   });
@@ -113,20 +160,46 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     if (!snap) return api.error(404, `Snapshot ${p.id} not found`);
     if (snap.state !== 'ready') return api.error(400, `Snapshot ${p.id} is not ready (state ${snap.state})`);
     const b = (req.body ?? {}) as Obj;
-    if (typeof b.name !== 'string' || b.name.length < 1 || b.name.length > 255) return api.error(400, 'name: required, 1 to 255 characters');
-    const t = { id: uuid(), name: b.name, description: b.description ?? '', visibility: 'private', 'default-user': b['default-user'], 'ssh-key-enabled': b['ssh-key-enabled'] ?? true, 'password-enabled': b['password-enabled'] ?? true, family: 'other (64-bit)', 'created-at': new Date().toISOString() };
+    if (typeof b.name !== 'string' || b.name.length < 1 || b.name.length > 255)
+      return api.error(400, 'name: required, 1 to 255 characters');
+    const t = {
+      id: uuid(),
+      name: b.name,
+      description: b.description ?? '',
+      visibility: 'private',
+      'default-user': b['default-user'],
+      'ssh-key-enabled': b['ssh-key-enabled'] ?? true,
+      'password-enabled': b['password-enabled'] ?? true,
+      family: 'other (64-bit)',
+      'created-at': new Date().toISOString(),
+    };
     templates.set(t.id, t);
     return operation(t.id, 'template');
   });
-  api.route('DELETE', '/snapshot/:id', (_req, p) => (snapshots.delete(p.id!) ? operation(p.id!, 'snapshot') : api.error(404, `Snapshot ${p.id} not found`)));
+  api.route('DELETE', '/snapshot/:id', (_req, p) =>
+    snapshots.delete(p.id!) ? operation(p.id!, 'snapshot') : api.error(404, `Snapshot ${p.id} not found`),
+  );
   api.route('POST', '/instance', (req) => {
     const b = req.body as Obj;
-    if (!b?.name || !(b['instance-type'] as Obj)?.id || !(b.template as Obj)?.id) return api.error(400, 'name, instance-type and template are required');
+    if (!b?.name || !(b['instance-type'] as Obj)?.id || !(b.template as Obj)?.id)
+      return api.error(400, 'name, instance-type and template are required');
     if (!EXOSCALE_FAKE_TYPES.some((t) => t.id === (b['instance-type'] as Obj).id)) return api.error(400, 'Invalid instance-type');
     if (!templates.has((b.template as Obj).id as string)) return api.error(400, 'Invalid template');
-    if (typeof b['user-data'] === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(b['user-data'])) return api.error(400, 'user-data must be base64 encoded');
-    for (const g of (b['security-groups'] as { id: string }[]) ?? []) if (!groups.has(g.id)) return api.error(400, `Security group ${g.id} not found`);
-    const i = { id: uuid(), name: b.name as string, state: 'starting', labels: (b.labels as Record<string, string>) ?? {}, 'instance-type': b['instance-type'], template: b.template, 'security-groups': [...((b['security-groups'] as { id: string }[]) ?? [])], 'created-at': new Date().toISOString(), polls: 0 };
+    if (typeof b['user-data'] === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(b['user-data']))
+      return api.error(400, 'user-data must be base64 encoded');
+    for (const g of (b['security-groups'] as { id: string }[]) ?? [])
+      if (!groups.has(g.id)) return api.error(400, `Security group ${g.id} not found`);
+    const i = {
+      id: uuid(),
+      name: b.name as string,
+      state: 'starting',
+      labels: (b.labels as Record<string, string>) ?? {},
+      'instance-type': b['instance-type'],
+      template: b.template,
+      'security-groups': [...((b['security-groups'] as { id: string }[]) ?? [])],
+      'created-at': new Date().toISOString(),
+      polls: 0,
+    };
     instances.set(i.id, i);
     return operation(i.id, 'instance');
   });
@@ -145,7 +218,14 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     for (let i = leases.length - 1; i >= 0; i--) if (leases[i]!['instance-id'] === p.id) leases.splice(i, 1);
     return operation(p.id!, 'instance');
   });
-  api.route('GET', '/private-network/:id', (_req, p) => (p.id === EXOSCALE_FAKE_NETWORK ? { status: 200, body: { id: p.id, name: 'adt-vpc', 'start-ip': '198.18.140.10', 'end-ip': '198.18.140.250', netmask: '255.255.255.0', leases } } : api.error(404, 'Private network not found')));
+  api.route('GET', '/private-network/:id', (_req, p) =>
+    p.id === EXOSCALE_FAKE_NETWORK
+      ? {
+          status: 200,
+          body: { id: p.id, name: 'adt-vpc', 'start-ip': '198.18.140.10', 'end-ip': '198.18.140.250', netmask: '255.255.255.0', leases },
+        }
+      : api.error(404, 'Private network not found'),
+  );
   api.route('PUT', '/private-network/:id:attach', (req, p) => {
     if (p.id !== EXOSCALE_FAKE_NETWORK) return api.error(404, 'Private network not found');
     const id = ((req.body as Obj)?.instance as { id?: string })?.id ?? '';
@@ -166,14 +246,18 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     groups.set(g.id, g);
     return operation(g.id, 'security-group');
   });
-  api.route('GET', '/security-group', () => ({ status: 200, body: { 'security-groups': [...groups.values()].map((g) => ({ ...view(g), rules: g.rules })) } }));
+  api.route('GET', '/security-group', () => ({
+    status: 200,
+    body: { 'security-groups': [...groups.values()].map((g) => ({ ...view(g), rules: g.rules })) },
+  }));
   api.route('GET', '/security-group/:id', (_req, p) => {
     const g = groups.get(p.id!);
     return g ? { status: 200, body: { ...view(g), rules: g.rules } } : api.error(404, 'Security group not found');
   });
   api.route('DELETE', '/security-group/:id', (_req, p) => {
     if (!groups.has(p.id!)) return api.error(404, 'Security group not found');
-    if ([...instances.values()].some((i) => i['security-groups'].some((x) => x.id === p.id))) return api.error(409, 'Security group is in use');
+    if ([...instances.values()].some((i) => i['security-groups'].some((x) => x.id === p.id)))
+      return api.error(409, 'Security group is in use');
     groups.delete(p.id!);
     return operation(p.id!, 'security-group');
   });
@@ -182,9 +266,12 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     if (!g) return api.error(404, 'Security group not found');
     const b = req.body as Obj;
     if (!['ingress', 'egress'].includes(b?.['flow-direction'] as string)) return api.error(400, 'flow-direction must be ingress or egress');
-    if (!['tcp', 'udp', 'icmp', 'icmpv6', 'ah', 'esp', 'gre', 'ipip', 'all'].includes(b.protocol as string)) return api.error(400, 'Invalid protocol');
-    if (b.protocol === 'icmp' && String(b.network ?? '').includes(':')) return api.error(400, 'icmp rules take IPv4 networks (icmpv6 for IPv6)');
-    if ((b.protocol === 'tcp' || b.protocol === 'udp') && (typeof b['start-port'] !== 'number' || typeof b['end-port'] !== 'number')) return api.error(400, 'start-port and end-port are required for tcp and udp');
+    if (!['tcp', 'udp', 'icmp', 'icmpv6', 'ah', 'esp', 'gre', 'ipip', 'all'].includes(b.protocol as string))
+      return api.error(400, 'Invalid protocol');
+    if (b.protocol === 'icmp' && String(b.network ?? '').includes(':'))
+      return api.error(400, 'icmp rules take IPv4 networks (icmpv6 for IPv6)');
+    if ((b.protocol === 'tcp' || b.protocol === 'udp') && (typeof b['start-port'] !== 'number' || typeof b['end-port'] !== 'number'))
+      return api.error(400, 'start-port and end-port are required for tcp and udp');
     if (!b.network && !b['security-group']) return api.error(400, 'network or security-group is required');
     const r = { ...b, id: uuid() };
     g.rules.push(r);
@@ -246,12 +333,35 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   });
 
   // DBaaS: `rebuilding` for one GET, then `running`.
-  for (const [path, type] of [['dbaas-mysql', 'mysql'], ['dbaas-postgres', 'pg']] as const) {
+  for (const [path, type] of [
+    ['dbaas-mysql', 'mysql'],
+    ['dbaas-postgres', 'pg'],
+  ] as const) {
     api.route('POST', `/${path}/:name`, (req, p) => {
       const b = req.body as Obj;
       if (!b?.plan) return api.error(400, 'plan is required');
       if (services.has(p.name!)) return api.error(409, `Service ${p.name} already exists`);
-      const s = { name: p.name!, type, plan: b.plan, state: 'rebuilding', 'ip-filter': [...((b['ip-filter'] as string[]) ?? [])], 'created-at': new Date().toISOString(), polls: 0, 'connection-info': { uri: [`${type === 'pg' ? 'postgres' : 'mysql'}://avnadmin:fake-secret@${p.name}-exoscale.aivencloud.com:21699/defaultdb`], params: [{ host: `${p.name}-exoscale.aivencloud.com`, port: '21699', user: 'avnadmin', password: `fake-${p.name}-secret`, dbname: 'defaultdb' }] } };
+      const s = {
+        name: p.name!,
+        type,
+        plan: b.plan,
+        state: 'rebuilding',
+        'ip-filter': [...((b['ip-filter'] as string[]) ?? [])],
+        'created-at': new Date().toISOString(),
+        polls: 0,
+        'connection-info': {
+          uri: [`${type === 'pg' ? 'postgres' : 'mysql'}://avnadmin:fake-secret@${p.name}-exoscale.aivencloud.com:21699/defaultdb`],
+          params: [
+            {
+              host: `${p.name}-exoscale.aivencloud.com`,
+              port: '21699',
+              user: 'avnadmin',
+              password: `fake-${p.name}-secret`,
+              dbname: 'defaultdb',
+            },
+          ],
+        },
+      };
       services.set(s.name, s);
       return operation(s.name, path);
     });
@@ -269,8 +379,13 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
       return operation(s.name, path);
     });
   }
-  api.route('GET', '/dbaas-service', () => ({ status: 200, body: { 'dbaas-services': [...services.values()].map((s) => ({ name: s.name, type: s.type, plan: s.plan, state: s.state })) } }));
-  api.route('DELETE', '/dbaas-service/:name', (_req, p) => (services.delete(p.name!) ? operation(p.name!, 'dbaas-service') : api.error(404, `Service ${p.name} not found`)));
+  api.route('GET', '/dbaas-service', () => ({
+    status: 200,
+    body: { 'dbaas-services': [...services.values()].map((s) => ({ name: s.name, type: s.type, plan: s.plan, state: s.state })) },
+  }));
+  api.route('DELETE', '/dbaas-service/:name', (_req, p) =>
+    services.delete(p.name!) ? operation(p.name!, 'dbaas-service') : api.error(404, `Service ${p.name} not found`),
+  );
 
   return Object.assign(api, { state: { instances, groups, domains, services, leases, operations, snapshots, templates } });
 }

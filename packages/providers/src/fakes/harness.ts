@@ -110,7 +110,11 @@ export class FakeApi {
     if (failure) {
       failure.left--;
       if (failure.afterHandling) await this.#route(req);
-      return { status: failure.status, body: failure.body ?? this.options.errorBody(failure.status, failure.status === 429 ? 'Too many requests' : 'Server Error'), headers: failure.headers };
+      return {
+        status: failure.status,
+        body: failure.body ?? this.options.errorBody(failure.status, failure.status === 429 ? 'Too many requests' : 'Server Error'),
+        headers: failure.headers,
+      };
     }
     return this.#route(req);
   }
@@ -136,38 +140,49 @@ export class FakeApi {
       const url = new URL(typeof input === 'string' || input instanceof URL ? input.toString() : input.url);
       const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
       const raw = typeof init?.body === 'string' ? init.body : '';
-      const body = raw ? JSON.parse(raw) as unknown : undefined;
+      const body = raw ? (JSON.parse(raw) as unknown) : undefined;
       calls.push({ method, url: url.toString(), ...(body === undefined ? {} : { body }) });
       const path = url.pathname.startsWith(this.options.prefix) ? url.pathname.slice(this.options.prefix.length) || '/' : url.pathname;
       const res = await this.#dispatch({ method, path, query: url.searchParams, body, headers: {} }, raw, false);
       const text = res.body === undefined ? null : JSON.stringify(res.body);
-      return new Response(res.status === 204 ? null : text, { status: res.status, headers: { ...(text ? { 'content-type': 'application/json' } : {}), ...res.headers } });
+      return new Response(res.status === 204 ? null : text, {
+        status: res.status,
+        headers: { ...(text ? { 'content-type': 'application/json' } : {}), ...res.headers },
+      });
     }) as typeof fetch;
   }
 
   /** Listens on 127.0.0.1 (an ephemeral port); returns the API's base URL. */
   async listen(): Promise<string> {
     const server = createServer((incoming, outgoing) => {
-      void readBody(incoming).then(async (raw) => {
-        const u = new URL(incoming.url ?? '/', 'http://fake');
-        let body: unknown = undefined;
-        if (raw) {
-          try {
-            body = JSON.parse(raw);
-          } catch {
-            const res = this.error(400, 'malformed JSON body');
-            outgoing.writeHead(res.status, { 'Content-Type': 'application/json' }).end(JSON.stringify(res.body));
-            return;
+      void readBody(incoming).then(
+        async (raw) => {
+          const u = new URL(incoming.url ?? '/', 'http://fake');
+          let body: unknown = undefined;
+          if (raw) {
+            try {
+              body = JSON.parse(raw);
+            } catch {
+              const res = this.error(400, 'malformed JSON body');
+              outgoing.writeHead(res.status, { 'Content-Type': 'application/json' }).end(JSON.stringify(res.body));
+              return;
+            }
           }
-        }
-        const path = u.pathname.startsWith(this.options.prefix) ? u.pathname.slice(this.options.prefix.length) || '/' : u.pathname;
-        const headers = Object.fromEntries(Object.entries(incoming.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : v ?? '']));
-        const res = await this.handle({ method: incoming.method ?? 'GET', path, query: u.searchParams, body, headers, fullPath: u.pathname }, raw);
-        const text = res.body === undefined ? '' : JSON.stringify(res.body);
-        outgoing.writeHead(res.status, { ...(text ? { 'Content-Type': 'application/json' } : {}), ...res.headers }).end(text);
-      }, (error: unknown) => {
-        outgoing.writeHead(500).end(String(error));
-      });
+          const path = u.pathname.startsWith(this.options.prefix) ? u.pathname.slice(this.options.prefix.length) || '/' : u.pathname;
+          const headers = Object.fromEntries(
+            Object.entries(incoming.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
+          );
+          const res = await this.handle(
+            { method: incoming.method ?? 'GET', path, query: u.searchParams, body, headers, fullPath: u.pathname },
+            raw,
+          );
+          const text = res.body === undefined ? '' : JSON.stringify(res.body);
+          outgoing.writeHead(res.status, { ...(text ? { 'Content-Type': 'application/json' } : {}), ...res.headers }).end(text);
+        },
+        (error: unknown) => {
+          outgoing.writeHead(500).end(String(error));
+        },
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     this.#server = server;

@@ -29,14 +29,53 @@ export interface LinodeFakeOptions {
 
 type Obj = Record<string, unknown>;
 interface FakeInstance extends Obj {
-  id: number; label: string; status: string; ipv4: string[]; tags: string[]; polls: number;
-  private_ip: boolean; vpc: { subnet_id: number; vpc_id: number; address: string | null } | null;
+  id: number;
+  label: string;
+  status: string;
+  ipv4: string[];
+  tags: string[];
+  polls: number;
+  private_ip: boolean;
+  vpc: { subnet_id: number; vpc_id: number; address: string | null } | null;
 }
-interface FakeFirewall extends Obj { id: number; label: string; rules: Obj; devices: number[]; tags: string[] }
-interface FakeRecord { id: number; type: string; name: string; target: string; ttl_sec: number }
-interface FakeDomain { id: number; domain: string; type: string; soa_email: string; status: string; tags: string[]; records: FakeRecord[] }
-interface FakeVpc { id: number; label: string; region: string; description: string; subnets: { id: number; label: string; ipv4: string; next: number }[] }
-interface FakeDatabase extends Obj { id: number; label: string; status: string; allow_list: string[]; polls: number; kind: string }
+interface FakeFirewall extends Obj {
+  id: number;
+  label: string;
+  rules: Obj;
+  devices: number[];
+  tags: string[];
+}
+interface FakeRecord {
+  id: number;
+  type: string;
+  name: string;
+  target: string;
+  ttl_sec: number;
+}
+interface FakeDomain {
+  id: number;
+  domain: string;
+  type: string;
+  soa_email: string;
+  status: string;
+  tags: string[];
+  records: FakeRecord[];
+}
+interface FakeVpc {
+  id: number;
+  label: string;
+  region: string;
+  description: string;
+  subnets: { id: number; label: string; ipv4: string; next: number }[];
+}
+interface FakeDatabase extends Obj {
+  id: number;
+  label: string;
+  status: string;
+  allow_list: string[];
+  polls: number;
+  kind: string;
+}
 
 const TTLS = [0, 30, 120, 300, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 345600, 604800, 1209600, 2419200];
 const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d|[12]\d|3[0-2])$/;
@@ -76,10 +115,12 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
         return fieldError('X-Filter', 'Invalid JSON');
       }
       for (const k of Object.keys(filter)) if (!filterable.includes(k)) return fieldError('X-Filter', `Cannot filter on ${k}`);
-      filtered = items.filter((it) => Object.entries(filter).every(([k, v]) => {
-        const have = (it as Obj)[k];
-        return Array.isArray(have) ? have.includes(v) : have === v;
-      }));
+      filtered = items.filter((it) =>
+        Object.entries(filter).every(([k, v]) => {
+          const have = (it as Obj)[k];
+          return Array.isArray(have) ? have.includes(v) : have === v;
+        }),
+      );
     }
     const { items: data, pages } = pageOf(filtered, page, size);
     return { status: 200, body: { data, page, pages, results: filtered.length } };
@@ -93,44 +134,68 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     const b = req.body as Obj;
     for (const f of ['region', 'type']) if (!b?.[f]) return fieldError(f, `${f} is required`);
     if (b.image && !b.root_pass) return fieldError('root_pass', 'root_pass is required when deploying from an Image');
-    if (typeof b.root_pass === 'string' && (b.root_pass.length < 11 || b.root_pass.length > 128)) return fieldError('root_pass', 'Length must be 11-128 characters');
+    if (typeof b.root_pass === 'string' && (b.root_pass.length < 11 || b.root_pass.length > 128))
+      return fieldError('root_pass', 'Length must be 11-128 characters');
     const label = b.label as string;
-    if (!/^[a-zA-Z0-9]([a-zA-Z0-9_.-]){1,62}[a-zA-Z0-9]$/.test(label ?? '')) return fieldError('label', 'Label must be 3-64 characters, letters, numbers, dashes, underscores, periods');
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9_.-]){1,62}[a-zA-Z0-9]$/.test(label ?? ''))
+      return fieldError('label', 'Label must be 3-64 characters, letters, numbers, dashes, underscores, periods');
     if ([...instances.values()].some((i) => i.label === label)) return fieldError('label', 'Label must be unique among your Linodes');
     const tags = (b.tags as string[] | undefined) ?? [];
     for (const t of tags) if (t.length < 3 || t.length > 50) return fieldError('tags', `Tag "${t}": length must be 3-50 characters`);
     const ud = (b.metadata as { user_data?: string } | undefined)?.user_data;
     if (ud !== undefined && !/^[A-Za-z0-9+/]*={0,2}$/.test(ud)) return fieldError('metadata.user_data', 'Must be base64 encoded');
-    if (b.interface_generation !== undefined && !['legacy_config', 'linode'].includes(b.interface_generation as string)) return fieldError('interface_generation', 'Must be legacy_config or linode');
+    if (b.interface_generation !== undefined && !['legacy_config', 'linode'].includes(b.interface_generation as string))
+      return fieldError('interface_generation', 'Must be legacy_config or linode');
     if (b.firewall_id !== undefined && !firewalls.has(b.firewall_id as number)) return fieldError('firewall_id', 'Firewall not found');
     let vpc: FakeInstance['vpc'] = null;
     const ifaces = b.interfaces as { purpose?: string; subnet_id?: number }[] | undefined;
     if (ifaces !== undefined) {
-      if (b.interface_generation === 'linode') return fieldError('interfaces', 'this fake only knows configuration-profile interfaces (interface_generation legacy_config)');
+      if (b.interface_generation === 'linode')
+        return fieldError('interfaces', 'this fake only knows configuration-profile interfaces (interface_generation legacy_config)');
       if (!Array.isArray(ifaces) || ifaces.length > 3) return fieldError('interfaces', 'Up to 3 interfaces');
       for (const [i, f] of ifaces.entries()) {
-        if (!['public', 'vlan', 'vpc'].includes(f?.purpose ?? '')) return fieldError(`interfaces[${i}].purpose`, 'Purpose must be public, vlan, or vpc');
-        if (f.purpose === 'public' && i !== 0) return fieldError(`interfaces[${i}].purpose`, 'The public interface must be the first (eth0)');
+        if (!['public', 'vlan', 'vpc'].includes(f?.purpose ?? ''))
+          return fieldError(`interfaces[${i}].purpose`, 'Purpose must be public, vlan, or vpc');
+        if (f.purpose === 'public' && i !== 0)
+          return fieldError(`interfaces[${i}].purpose`, 'The public interface must be the first (eth0)');
         if (f.purpose === 'vpc') {
           if (vpc) return fieldError(`interfaces[${i}]`, 'Only one VPC interface is allowed');
           const owner = [...vpcs.values()].find((v) => v.subnets.some((s) => s.id === f.subnet_id));
           if (!owner) return fieldError(`interfaces[${i}].subnet_id`, 'Subnet not found');
-          if (owner.region !== b.region) return fieldError(`interfaces[${i}].subnet_id`, 'The VPC must be in the same region as the Linode');
+          if (owner.region !== b.region)
+            return fieldError(`interfaces[${i}].subnet_id`, 'The VPC must be in the same region as the Linode');
           vpc = { subnet_id: f.subnet_id!, vpc_id: owner.id, address: null };
         }
       }
     }
     const id = api.nextId();
     const i: FakeInstance = {
-      id, label, region: b.region, type: b.type, image: b.image ?? null, status: 'provisioning', ipv4: [], ipv6: null, tags,
-      created: new Date().toISOString().slice(0, 19), updated: new Date().toISOString().slice(0, 19), group: '', hypervisor: 'kvm',
-      interface_generation: b.interface_generation ?? 'legacy_config', polls: 0, private_ip: b.private_ip === true, vpc, user_data: ud,
+      id,
+      label,
+      region: b.region,
+      type: b.type,
+      image: b.image ?? null,
+      status: 'provisioning',
+      ipv4: [],
+      ipv6: null,
+      tags,
+      created: new Date().toISOString().slice(0, 19),
+      updated: new Date().toISOString().slice(0, 19),
+      group: '',
+      hypervisor: 'kvm',
+      interface_generation: b.interface_generation ?? 'legacy_config',
+      polls: 0,
+      private_ip: b.private_ip === true,
+      vpc,
+      user_data: ud,
     };
     instances.set(id, i);
     if (typeof b.firewall_id === 'number') firewalls.get(b.firewall_id)!.devices.push(id);
     return { status: 200, body: instanceView(i) };
   });
-  api.route('GET', '/linode/instances', (req) => list(req, [...instances.values()].map(instanceView), ['id', 'label', 'region', 'image', 'group', 'tags']));
+  api.route('GET', '/linode/instances', (req) =>
+    list(req, [...instances.values()].map(instanceView), ['id', 'label', 'region', 'image', 'group', 'tags']),
+  );
   api.route('GET', '/linode/instances/:id', (_req, p) => {
     const i = instances.get(Number(p.id));
     if (!i) return notFound();
@@ -149,14 +214,25 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   api.route('GET', '/linode/instances/:id/ips', (_req, p) => {
     const i = instances.get(Number(p.id));
     if (!i) return notFound();
-    const address = (a: string, pub: boolean) => ({ address: a, gateway: pub ? '198.51.100.254' : null, subnet_mask: pub ? '255.255.255.0' : '255.255.128.0', prefix: pub ? 24 : 17, type: 'ipv4', public: pub, rdns: null, linode_id: i.id, region: i.region });
+    const address = (a: string, pub: boolean) => ({
+      address: a,
+      gateway: pub ? '198.51.100.254' : null,
+      subnet_mask: pub ? '255.255.255.0' : '255.255.128.0',
+      prefix: pub ? 24 : 17,
+      type: 'ipv4',
+      public: pub,
+      rdns: null,
+      linode_id: i.id,
+      region: i.region,
+    });
     return {
       status: 200,
       body: {
         ipv4: {
           public: i.ipv4.filter((a) => !a.startsWith('192.168.')).map((a) => address(a, true)),
           private: i.ipv4.filter((a) => a.startsWith('192.168.')).map((a) => address(a, false)),
-          shared: [], reserved: [],
+          shared: [],
+          reserved: [],
           vpc: i.vpc?.address ? [vpcIpView(i)] : [],
         },
         ipv6: null,
@@ -168,16 +244,26 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     for (const f of firewalls.values()) f.devices = f.devices.filter((d) => d !== Number(p.id));
     return { status: 200, body: {} };
   });
-  api.route('GET', '/linode/instances/:id/disks', (req, p) => (instances.has(Number(p.id))
-    ? list(req, [{ id: Number(p.id) * 10, label: 'Debian 12 Disk', filesystem: 'ext4', status: 'ready' }, { id: Number(p.id) * 10 + 1, label: 'Swap', filesystem: 'swap', status: 'ready' }], ['id', 'label'])
-    : notFound()));
+  api.route('GET', '/linode/instances/:id/disks', (req, p) =>
+    instances.has(Number(p.id))
+      ? list(
+          req,
+          [
+            { id: Number(p.id) * 10, label: 'Debian 12 Disk', filesystem: 'ext4', status: 'ready' },
+            { id: Number(p.id) * 10 + 1, label: 'Swap', filesystem: 'swap', status: 'ready' },
+          ],
+          ['id', 'label'],
+        )
+      : notFound(),
+  );
 
   // --- Images: https://techdocs.akamai.com/linode-api/reference/post-image
 
   api.route('POST', '/images', (req) => {
     const b = req.body as { disk_id?: number; label?: string };
     if (!b?.disk_id) return fieldError('disk_id', 'disk_id is required');
-    if (![...instances.keys()].some((id) => id * 10 === b.disk_id || id * 10 + 1 === b.disk_id)) return fieldError('disk_id', 'Disk not found');
+    if (![...instances.keys()].some((id) => id * 10 === b.disk_id || id * 10 + 1 === b.disk_id))
+      return fieldError('disk_id', 'Disk not found');
     if (b.label !== undefined && b.label.length > 50) return fieldError('label', 'Length must be 1-50 characters');
     const img = { id: `private/${api.nextId()}`, label: b.label ?? '', status: 'creating', polls: 0 };
     images.set(img.id, img);
@@ -193,13 +279,34 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   // --- VPCs: https://techdocs.akamai.com/linode-api/reference/post-vpc
 
   const vpcIpView = (i: FakeInstance) => ({
-    address: i.vpc!.address, address_range: null, vpc_id: i.vpc!.vpc_id, subnet_id: i.vpc!.subnet_id, region: i.region, linode_id: i.id,
-    config_id: i.id + 7000, interface_id: i.id + 9000, active: i.status === 'running', nat_1_1: null, gateway: null, prefix: 24, subnet_mask: '255.255.255.0',
+    address: i.vpc!.address,
+    address_range: null,
+    vpc_id: i.vpc!.vpc_id,
+    subnet_id: i.vpc!.subnet_id,
+    region: i.region,
+    linode_id: i.id,
+    config_id: i.id + 7000,
+    interface_id: i.id + 9000,
+    active: i.status === 'running',
+    nat_1_1: null,
+    gateway: null,
+    prefix: 24,
+    subnet_mask: '255.255.255.0',
   });
-  const vpcView = (v: FakeVpc) => ({ id: v.id, label: v.label, region: v.region, description: v.description, subnets: v.subnets.map(({ next: _n, ...s }) => ({ ...s, linodes: [...instances.values()].filter((i) => i.vpc?.subnet_id === s.id).map((i) => ({ id: i.id, interfaces: [] })) })) });
+  const vpcView = (v: FakeVpc) => ({
+    id: v.id,
+    label: v.label,
+    region: v.region,
+    description: v.description,
+    subnets: v.subnets.map(({ next: _n, ...s }) => ({
+      ...s,
+      linodes: [...instances.values()].filter((i) => i.vpc?.subnet_id === s.id).map((i) => ({ id: i.id, interfaces: [] })),
+    })),
+  });
   api.route('POST', '/vpcs', (req) => {
     const b = req.body as { label?: string; region?: string; description?: string; subnets?: { label?: string; ipv4?: string }[] };
-    if (!b?.label || !/^[a-zA-Z0-9-]{1,64}$/.test(b.label)) return fieldError('label', 'Label must be 1-64 ASCII letters, digits and dashes');
+    if (!b?.label || !/^[a-zA-Z0-9-]{1,64}$/.test(b.label))
+      return fieldError('label', 'Label must be 1-64 ASCII letters, digits and dashes');
     if (!b.region) return fieldError('region', 'region is required');
     const subnets: FakeVpc['subnets'] = [];
     for (const [i, s] of (b.subnets ?? []).entries()) {
@@ -212,22 +319,34 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   });
   api.route('GET', '/vpcs', (req) => list(req, [...vpcs.values()].map(vpcView), ['id', 'label', 'region']));
   // https://techdocs.akamai.com/linode-api/reference/get-vpcs-ips
-  api.route('GET', '/vpcs/ips', (req) => list(req, [...instances.values()].filter((i) => i.vpc?.address).map(vpcIpView), ['vpc_id', 'linode_id', 'region']));
+  api.route('GET', '/vpcs/ips', (req) =>
+    list(req, [...instances.values()].filter((i) => i.vpc?.address).map(vpcIpView), ['vpc_id', 'linode_id', 'region']),
+  );
 
   // --- Firewalls: label 3-32 characters; rules replaced as a whole; devices attached one by one.
 
   const checkRules = (rules: Obj | undefined): [string, string] | null => {
-    for (const [dir, list] of [['inbound', rules?.inbound], ['outbound', rules?.outbound]] as const) {
+    for (const [dir, list] of [
+      ['inbound', rules?.inbound],
+      ['outbound', rules?.outbound],
+    ] as const) {
       for (const [i, r] of ((list as Obj[] | null | undefined) ?? []).entries()) {
         const at = `rules.${dir}[${i}]`;
         if (!['ACCEPT', 'DROP'].includes(r.action as string)) return [`${at}.action`, 'Must be ACCEPT or DROP'];
-        if (!['TCP', 'UDP', 'ICMP', 'IPENCAP'].includes(r.protocol as string)) return [`${at}.protocol`, `${r.protocol} is not a valid protocol`];
-        if ((r.protocol === 'ICMP' || r.protocol === 'IPENCAP') && r.ports !== undefined) return [`${at}.ports`, `Ports are not allowed for the ${r.protocol} protocol`];
-        if (r.ports !== undefined && !PORTS.test(String(r.ports))) return [`${at}.ports`, 'Must be a port, a range of ports or a comma-separated list of them'];
-        if (r.label !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,30}[a-zA-Z0-9]$/.test(String(r.label))) return [`${at}.label`, 'Length must be 3-32 characters: letters, numbers, -, _ and .'];
-        if (r.description !== undefined && String(r.description).length > 100) return [`${at}.description`, 'Length must be 1-100 characters'];
+        if (!['TCP', 'UDP', 'ICMP', 'IPENCAP'].includes(r.protocol as string))
+          return [`${at}.protocol`, `${r.protocol} is not a valid protocol`];
+        if ((r.protocol === 'ICMP' || r.protocol === 'IPENCAP') && r.ports !== undefined)
+          return [`${at}.ports`, `Ports are not allowed for the ${r.protocol} protocol`];
+        if (r.ports !== undefined && !PORTS.test(String(r.ports)))
+          return [`${at}.ports`, 'Must be a port, a range of ports or a comma-separated list of them'];
+        if (r.label !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,30}[a-zA-Z0-9]$/.test(String(r.label)))
+          return [`${at}.label`, 'Length must be 3-32 characters: letters, numbers, -, _ and .'];
+        if (r.description !== undefined && String(r.description).length > 100)
+          return [`${at}.description`, 'Length must be 1-100 characters'];
         const a = r.addresses as { ipv4?: string[]; ipv6?: string[] } | undefined;
-        for (const ip of a?.ipv4 ?? []) if (!IPV4_CIDR.test(ip)) return [`${at}.addresses.ipv4`, `${ip} is not a valid IPv4 address range (a prefix such as /32 is required)`];
+        for (const ip of a?.ipv4 ?? [])
+          if (!IPV4_CIDR.test(ip))
+            return [`${at}.addresses.ipv4`, `${ip} is not a valid IPv4 address range (a prefix such as /32 is required)`];
         for (const ip of a?.ipv6 ?? []) if (!IPV6.test(ip)) return [`${at}.addresses.ipv6`, `${ip} is not a valid IPv6 address or range`];
         if (!(a?.ipv4?.length || a?.ipv6?.length)) return [`${at}.addresses`, 'At least one address is required'];
       }
@@ -249,13 +368,21 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     if ([...firewalls.values()].some((f) => f.label === label)) return fieldError('label', 'Label must be unique');
     const bad = checkRules(b.rules as Obj);
     if (bad) return fieldError(...bad);
-    const linodes = ((b.devices as { linodes?: number[] } | undefined)?.linodes) ?? [];
+    const linodes = (b.devices as { linodes?: number[] } | undefined)?.linodes ?? [];
     for (const id of linodes) {
       if (!instances.has(id)) return fieldError('devices.linodes', `Linode ${id} not found`);
       if (inOtherFirewall(id)) return fieldError('devices.linodes', `Linode ${id} already has an enabled firewall`);
     }
     const rules = { inbound: [], inbound_policy: 'ACCEPT', outbound: [], outbound_policy: 'ACCEPT', ...(b.rules as Obj), version: 1 };
-    const f: FakeFirewall = { id: api.nextId(), label, status: 'enabled', rules, tags: (b.tags as string[]) ?? [], devices: [...linodes], created: new Date().toISOString().slice(0, 19) };
+    const f: FakeFirewall = {
+      id: api.nextId(),
+      label,
+      status: 'enabled',
+      rules,
+      tags: (b.tags as string[]) ?? [],
+      devices: [...linodes],
+      created: new Date().toISOString().slice(0, 19),
+    };
     firewalls.set(f.id, f);
     return { status: 200, body: firewallView(f) };
   });
@@ -280,7 +407,10 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   api.route('GET', '/networking/firewalls/:id/devices', (req, p) => {
     const f = firewalls.get(Number(p.id));
     if (!f) return notFound();
-    return list(req, f.devices.map((d) => ({ id: d + 5000, entity: entity(d), created: '2025-01-01T00:00:00', updated: '2025-01-01T00:00:00' })));
+    return list(
+      req,
+      f.devices.map((d) => ({ id: d + 5000, entity: entity(d), created: '2025-01-01T00:00:00', updated: '2025-01-01T00:00:00' })),
+    );
   });
   api.route('POST', '/networking/firewalls/:id/devices', (req, p) => {
     const f = firewalls.get(Number(p.id));
@@ -305,7 +435,15 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     if (!['master', 'slave'].includes(b.type ?? '')) return fieldError('type', 'Must be master or slave');
     if (b.type === 'master' && !b.soa_email) return fieldError('soa_email', 'soa_email is required for master domains');
     if ([...domains.values()].some((d) => d.domain === b.domain)) return fieldError('domain', 'Domain already exists');
-    const d: FakeDomain = { id: api.nextId(), domain: b.domain, type: b.type!, soa_email: b.soa_email ?? '', status: 'active', tags: [], records: [] };
+    const d: FakeDomain = {
+      id: api.nextId(),
+      domain: b.domain,
+      type: b.type!,
+      soa_email: b.soa_email ?? '',
+      status: 'active',
+      tags: [],
+      records: [],
+    };
     domains.set(d.id, d);
     return { status: 200, body: domainView(d) };
   });
@@ -317,7 +455,8 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     const d = domains.get(Number(p.id));
     if (!d) return notFound();
     const b = req.body as { type?: string; name?: string; target?: string; ttl_sec?: number };
-    if (!['A', 'AAAA', 'NS', 'MX', 'CNAME', 'TXT', 'SRV', 'PTR', 'CAA'].includes(b?.type ?? '')) return fieldError('type', 'type is required');
+    if (!['A', 'AAAA', 'NS', 'MX', 'CNAME', 'TXT', 'SRV', 'PTR', 'CAA'].includes(b?.type ?? ''))
+      return fieldError('type', 'type is required');
     if (!b.target) return fieldError('target', 'target is required');
     if (b.type === 'A' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(b.target)) return fieldError('target', 'Must be an IPv4 address');
     if ((b.name ?? '').length > 100) return fieldError('name', 'Record name must be 100 characters or less');
@@ -346,12 +485,15 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       const b = req.body as Obj;
       for (const f of ['label', 'region', 'type', 'engine']) if (!b?.[f]) return fieldError(f, `${f} is required`);
       const label = b.label as string;
-      if (!/^[a-zA-Z][a-zA-Z0-9_-]{2,31}$/.test(label)) return fieldError('label', 'Label must be 3-32 characters: letters, numbers, - and _, starting with a letter');
+      if (!/^[a-zA-Z][a-zA-Z0-9_-]{2,31}$/.test(label))
+        return fieldError('label', 'Label must be 3-32 characters: letters, numbers, - and _, starting with a letter');
       if ([...databases.values()].some((d) => d.label === label)) return fieldError('label', 'Label must be unique');
       if (!new RegExp(`^${kind}/\\d+$`).test(String(b.engine))) return fieldError('engine', `engine must be ${kind}/<major version>`);
-      if (b.cluster_size !== undefined && ![1, 2, 3].includes(b.cluster_size as number)) return fieldError('cluster_size', 'Must be 1, 2 or 3');
+      if (b.cluster_size !== undefined && ![1, 2, 3].includes(b.cluster_size as number))
+        return fieldError('cluster_size', 'Must be 1, 2 or 3');
       const allow = (b.allow_list as string[]) ?? [];
-      for (const a of allow) if (!/^[\d.]+(\/\d+)?$|^[0-9a-f:]+(\/\d+)?$/i.test(a)) return fieldError('allow_list', `${a} is not a valid IP address or range`);
+      for (const a of allow)
+        if (!/^[\d.]+(\/\d+)?$|^[0-9a-f:]+(\/\d+)?$/i.test(a)) return fieldError('allow_list', `${a} is not a valid IP address or range`);
       const pn = b.private_network as { vpc_id?: number; subnet_id?: number; public_access?: boolean } | undefined;
       if (pn) {
         const v = vpcs.get(pn.vpc_id ?? -1);
@@ -360,14 +502,29 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       const id = api.nextId();
       const host = `a${id}-akamai-prod-1-default.g2a.akamaidb.net`;
       const d: FakeDatabase = {
-        id, label, region: b.region, type: b.type, engine: kind, version: String(b.engine).split('/')[1], status: 'provisioning', cluster_size: b.cluster_size ?? 1,
-        allow_list: [...allow], hosts: { primary: host, secondary: pn ? `private-${host}` : null }, port: kind === 'mysql' ? 3306 : 5432, ssl_connection: true,
-        private_network: pn ?? null, created: new Date().toISOString().slice(0, 19), polls: 0, kind,
+        id,
+        label,
+        region: b.region,
+        type: b.type,
+        engine: kind,
+        version: String(b.engine).split('/')[1],
+        status: 'provisioning',
+        cluster_size: b.cluster_size ?? 1,
+        allow_list: [...allow],
+        hosts: { primary: host, secondary: pn ? `private-${host}` : null },
+        port: kind === 'mysql' ? 3306 : 5432,
+        ssl_connection: true,
+        private_network: pn ?? null,
+        created: new Date().toISOString().slice(0, 19),
+        polls: 0,
+        kind,
       };
       databases.set(id, d);
       return { status: 200, body: dbView(d) };
     });
-    api.route('GET', `/databases/${kind}/instances`, (req) => list(req, [...databases.values()].filter((d) => d.kind === kind).map(dbView), ['label', 'region', 'status']));
+    api.route('GET', `/databases/${kind}/instances`, (req) =>
+      list(req, [...databases.values()].filter((d) => d.kind === kind).map(dbView), ['label', 'region', 'status']),
+    );
     api.route('GET', `/databases/${kind}/instances/:id`, (_req, p) => {
       const d = find(p.id);
       if (!d) return notFound();
@@ -389,7 +546,8 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       const allow = (req.body as { allow_list?: string[] })?.allow_list;
       if (allow !== undefined) {
         if (!Array.isArray(allow)) return fieldError('allow_list', 'Must be a list of addresses');
-        for (const a of allow) if (!/^[\d.]+(\/\d+)?$|^[0-9a-f:]+(\/\d+)?$/i.test(a)) return fieldError('allow_list', `${a} is not a valid IP address or range`);
+        for (const a of allow)
+          if (!/^[\d.]+(\/\d+)?$|^[0-9a-f:]+(\/\d+)?$/i.test(a)) return fieldError('allow_list', `${a} is not a valid IP address or range`);
         d.allow_list = [...allow];
         if (d.status === 'active') d.status = 'updating';
       }
@@ -408,5 +566,13 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
 
 /** What a 429 from Linode carries: `Retry-After` (seconds) and the `X-RateLimit-*` headers (reset in epoch seconds). */
 export function linodeRateLimit(retryAfterSeconds = 0): { status: number; headers: Record<string, string> } {
-  return { status: 429, headers: { 'retry-after': String(retryAfterSeconds), 'x-ratelimit-limit': '800', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + retryAfterSeconds) } };
+  return {
+    status: 429,
+    headers: {
+      'retry-after': String(retryAfterSeconds),
+      'x-ratelimit-limit': '800',
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + retryAfterSeconds),
+    },
+  };
 }

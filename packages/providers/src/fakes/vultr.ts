@@ -41,13 +41,48 @@ export interface VultrFakeOptions {
 }
 
 interface FakeInstance extends Obj {
-  id: string; label: string; tags: string[]; status: string; power_status: string; server_status: string; main_ip: string; internal_ip: string;
-  firewall_group_id: string; default_password: string; user_data: string; polls: number; vpcIp: string; vpcId: string;
+  id: string;
+  label: string;
+  tags: string[];
+  status: string;
+  power_status: string;
+  server_status: string;
+  main_ip: string;
+  internal_ip: string;
+  firewall_group_id: string;
+  default_password: string;
+  user_data: string;
+  polls: number;
+  vpcIp: string;
+  vpcId: string;
 }
-interface FakeRule extends Obj { id: number; ip_type: string; protocol: string; port: string; subnet: string; subnet_size: number }
-interface FakeDatabase extends Obj { id: string; label: string; tag: string; region: string; status: string; polls: number; trusted_ips: string[] }
+interface FakeRule extends Obj {
+  id: number;
+  ip_type: string;
+  protocol: string;
+  port: string;
+  subnet: string;
+  subnet_size: number;
+}
+interface FakeDatabase extends Obj {
+  id: string;
+  label: string;
+  tag: string;
+  region: string;
+  status: string;
+  polls: number;
+  trusted_ips: string[];
+}
 
-const NOT_FOUND = { instance: 'Invalid instance-id.', group: 'Invalid firewall group.', rule: 'Invalid firewall rule.', domain: 'Invalid domain.', record: 'Invalid record.', database: 'Invalid database-id.', snapshot: 'Invalid snapshot-id.' };
+const NOT_FOUND = {
+  instance: 'Invalid instance-id.',
+  group: 'Invalid firewall group.',
+  rule: 'Invalid firewall rule.',
+  domain: 'Invalid domain.',
+  record: 'Invalid record.',
+  database: 'Invalid database-id.',
+  snapshot: 'Invalid snapshot-id.',
+};
 
 export function vultrFake(o: VultrFakeOptions = {}) {
   const api: FakeApi = new FakeApi({
@@ -60,7 +95,10 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   const groups = new Map<string, { id: string; description: string; date_created: string; rules: FakeRule[] }>();
   const domains = new Map<string, { id: string; type: string; name: string; data: string; priority: number; ttl: number }[]>();
   const databases = new Map<string, FakeDatabase>();
-  const snapshots = new Map<string, { id: string; description: string; status: string; date_created: string; polls: number; instanceId: string }>();
+  const snapshots = new Map<
+    string,
+    { id: string; description: string; status: string; date_created: string; polls: number; instanceId: string }
+  >();
   const maxRules = o.maxRuleCount ?? 50;
   let n = 0;
   const uuid = () => `${api.nextId().toString(16).padStart(8, '0')}-0000-4000-8000-${String(++n).padStart(12, '0')}`;
@@ -75,9 +113,24 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     if (!Number.isInteger(start) || start < 0) return api.error(400, 'Invalid cursor');
     const slice = items.slice(start, start + perPage);
     const link = (at: number) => Buffer.from(String(at)).toString('base64url');
-    return { status: 200, body: { [key]: slice, meta: { total: items.length, links: { next: start + perPage < items.length ? link(start + perPage) : '', prev: start > 0 ? link(Math.max(0, start - perPage)) : '' } } } };
+    return {
+      status: 200,
+      body: {
+        [key]: slice,
+        meta: {
+          total: items.length,
+          links: {
+            next: start + perPage < items.length ? link(start + perPage) : '',
+            prev: start > 0 ? link(Math.max(0, start - perPage)) : '',
+          },
+        },
+      },
+    };
   }
-  const instanceView = ({ polls: _p, vpcIp: _v, vpcId: _i, user_data: _u, default_password: pw, ...rest }: FakeInstance, withPassword = false) => ({ ...rest, ...(withPassword ? { default_password: pw } : {}) });
+  const instanceView = (
+    { polls: _p, vpcIp: _v, vpcId: _i, user_data: _u, default_password: pw, ...rest }: FakeInstance,
+    withPassword = false,
+  ) => ({ ...rest, ...(withPassword ? { default_password: pw } : {}) });
   const isBase64 = (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0;
   const isStrings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
@@ -85,21 +138,53 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   api.route('POST', '/instances', (req) => {
     const b = req.body as Obj;
     if (!b?.region || !b.plan) return api.error(400, 'region and plan are required');
-    if (!b.os_id && !b.snapshot_id && !b.app_id && !b.image_id && !b.iso_id) return api.error(400, 'one of os_id, snapshot_id, app_id, image_id or iso_id is required');
+    if (!b.os_id && !b.snapshot_id && !b.app_id && !b.image_id && !b.iso_id)
+      return api.error(400, 'one of os_id, snapshot_id, app_id, image_id or iso_id is required');
     if (b.snapshot_id && !snapshots.has(b.snapshot_id as string)) return api.error(400, 'Invalid snapshot_id');
-    if (b.user_data !== undefined && (typeof b.user_data !== 'string' || !isBase64(b.user_data))) return api.error(400, 'user_data must be base64 encoded');
+    if (b.user_data !== undefined && (typeof b.user_data !== 'string' || !isBase64(b.user_data)))
+      return api.error(400, 'user_data must be base64 encoded');
     if (b.tags !== undefined && !isStrings(b.tags)) return api.error(400, 'tags must be an array of strings');
     if (b.attach_vpc !== undefined && !isStrings(b.attach_vpc)) return api.error(400, 'attach_vpc must be an array of VPC ids');
     if (b.sshkey_id !== undefined && !isStrings(b.sshkey_id)) return api.error(400, 'sshkey_id must be an array of SSH key ids');
-    if (b.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$/.test(String(b.hostname))) return api.error(400, 'Invalid hostname');
+    if (b.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$/.test(String(b.hostname)))
+      return api.error(400, 'Invalid hostname');
     if (b.firewall_group_id && !groups.has(b.firewall_group_id as string)) return api.error(400, 'Invalid firewall group');
     const vpc = (b.attach_vpc as string[] | undefined)?.[0] ?? (b.enable_vpc === true ? 'vpc-region-default' : '');
     const i: FakeInstance = {
-      id: uuid(), os: 'Debian 12 x64 (bookworm)', ram: 2048, disk: 55, main_ip: '0.0.0.0', vcpu_count: 1, region: b.region, plan: b.plan, date_created: now(),
-      status: 'pending', allowed_bandwidth: 2, netmask_v4: '', gateway_v4: '0.0.0.0', power_status: 'running', server_status: 'none', v6_network: '', v6_main_ip: '', v6_network_size: 0,
-      label: (b.label as string) ?? '', internal_ip: '', kvm: '', hostname: b.hostname ?? '', os_id: b.os_id ?? 0, app_id: 0, image_id: '', snapshot_id: b.snapshot_id ?? '',
-      firewall_group_id: (b.firewall_group_id as string) ?? '', features: [], tags: (b.tags as string[]) ?? [],
-      default_password: randomBytes(12).toString('base64url'), user_data: (b.user_data as string) ?? '', polls: 0, vpcIp: '', vpcId: vpc,
+      id: uuid(),
+      os: 'Debian 12 x64 (bookworm)',
+      ram: 2048,
+      disk: 55,
+      main_ip: '0.0.0.0',
+      vcpu_count: 1,
+      region: b.region,
+      plan: b.plan,
+      date_created: now(),
+      status: 'pending',
+      allowed_bandwidth: 2,
+      netmask_v4: '',
+      gateway_v4: '0.0.0.0',
+      power_status: 'running',
+      server_status: 'none',
+      v6_network: '',
+      v6_main_ip: '',
+      v6_network_size: 0,
+      label: (b.label as string) ?? '',
+      internal_ip: '',
+      kvm: '',
+      hostname: b.hostname ?? '',
+      os_id: b.os_id ?? 0,
+      app_id: 0,
+      image_id: '',
+      snapshot_id: b.snapshot_id ?? '',
+      firewall_group_id: (b.firewall_group_id as string) ?? '',
+      features: [],
+      tags: (b.tags as string[]) ?? [],
+      default_password: randomBytes(12).toString('base64url'),
+      user_data: (b.user_data as string) ?? '',
+      polls: 0,
+      vpcIp: '',
+      vpcId: vpc,
     };
     instances.set(i.id, i);
     return { status: 202, body: { instance: instanceView(i, true) } };
@@ -107,14 +192,25 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   api.route('GET', '/instances', (req) => {
     const tag = req.query.get('tag');
     const label = req.query.get('label');
-    return list(req, 'instances', [...instances.values()].filter((i) => (!tag || i.tags.includes(tag)) && (!label || i.label === label)).map((i) => instanceView(i)));
+    return list(
+      req,
+      'instances',
+      [...instances.values()].filter((i) => (!tag || i.tags.includes(tag)) && (!label || i.label === label)).map((i) => instanceView(i)),
+    );
   });
   api.route('GET', '/instances/:id', (_req, p) => {
     const i = instances.get(p.id!);
     if (!i) return api.error(404, NOT_FOUND.instance);
     if (i.status === 'pending' && ++i.polls > (o.bootPolls ?? 1)) {
       n++;
-      Object.assign(i, { status: 'active', server_status: 'ok', main_ip: `198.51.100.${n % 250 + 1}`, netmask_v4: '255.255.254.0', gateway_v4: '198.51.100.254', vpcIp: i.vpcId ? `198.18.130.${n % 250 + 1}` : '' });
+      Object.assign(i, {
+        status: 'active',
+        server_status: 'ok',
+        main_ip: `198.51.100.${(n % 250) + 1}`,
+        netmask_v4: '255.255.254.0',
+        gateway_v4: '198.51.100.254',
+        vpcIp: i.vpcId ? `198.18.130.${(n % 250) + 1}` : '',
+      });
     }
     return { status: 200, body: { instance: instanceView(i) } };
   });
@@ -141,7 +237,16 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   api.route('DELETE', '/instances/:id', (_req, p) => (instances.delete(p.id!) ? { status: 204 } : api.error(404, NOT_FOUND.instance)));
 
   // --- Snapshots ---
-  const snapshotView = (s: { id: string; description: string; status: string; date_created: string }) => ({ id: s.id, date_created: s.date_created, description: s.description, size: 0, compressed_size: 0, status: s.status, os_id: 2136, app_id: 0 });
+  const snapshotView = (s: { id: string; description: string; status: string; date_created: string }) => ({
+    id: s.id,
+    date_created: s.date_created,
+    description: s.description,
+    size: 0,
+    compressed_size: 0,
+    status: s.status,
+    os_id: 2136,
+    app_id: 0,
+  });
   api.route('POST', '/snapshots', (req) => {
     const b = req.body as { instance_id?: string; description?: string };
     if (!b?.instance_id || !instances.has(b.instance_id)) return api.error(400, 'Invalid instance_id');
@@ -162,7 +267,13 @@ export function vultrFake(o: VultrFakeOptions = {}) {
 
   // --- Firewall groups and rules ---
   const groupView = (g: { id: string; description: string; date_created: string; rules: FakeRule[] }) => ({
-    id: g.id, description: g.description, date_created: g.date_created, date_modified: g.date_created, instance_count: [...instances.values()].filter((i) => i.firewall_group_id === g.id).length, rule_count: g.rules.length, max_rule_count: maxRules,
+    id: g.id,
+    description: g.description,
+    date_created: g.date_created,
+    date_modified: g.date_created,
+    instance_count: [...instances.values()].filter((i) => i.firewall_group_id === g.id).length,
+    rule_count: g.rules.length,
+    max_rule_count: maxRules,
   });
   api.route('POST', '/firewalls', (req) => {
     const description = (req.body as Obj)?.description;
@@ -193,14 +304,36 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     if (!['tcp', 'udp', 'icmp', 'gre', 'esp', 'ah'].includes(b.protocol as string)) return api.error(400, 'Invalid protocol');
     const tcpUdp = b.protocol === 'tcp' || b.protocol === 'udp';
     const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(String(b.port ?? ''));
-    if (tcpUdp && (!m || Number(m[1]) < 1 || Number(m[2] ?? m[1]) > 65535 || Number(m[2] ?? m[1]) < Number(m[1]))) return api.error(400, 'Invalid port');
+    if (tcpUdp && (!m || Number(m[1]) < 1 || Number(m[2] ?? m[1]) > 65535 || Number(m[2] ?? m[1]) < Number(m[1])))
+      return api.error(400, 'Invalid port');
     if (!tcpUdp && b.port) return api.error(400, 'port applies to TCP and UDP only');
     if (typeof b.subnet !== 'string' || typeof b.subnet_size !== 'number') return api.error(400, 'subnet and subnet_size are required');
     if ((b.ip_type === 'v4') !== !b.subnet.includes(':')) return api.error(400, 'subnet does not match ip_type');
     if (b.subnet_size < 0 || b.subnet_size > (b.ip_type === 'v4' ? 32 : 128)) return api.error(400, 'Invalid subnet_size');
     if (g.rules.length >= maxRules) return api.error(400, `Firewall group has reached the maximum number of rules (${maxRules})`);
-    const r: FakeRule = { id: api.nextId(), type: b.ip_type, ip_type: b.ip_type as string, action: 'accept', protocol: b.protocol as string, port: tcpUdp ? String(b.port) : '', subnet: b.subnet, subnet_size: b.subnet_size, source: '', notes: (b.notes as string) ?? '' };
-    if (g.rules.some((x) => x.ip_type === r.ip_type && x.protocol === r.protocol && x.port === r.port && x.subnet === r.subnet && x.subnet_size === r.subnet_size)) return api.error(400, 'Rule already exists');
+    const r: FakeRule = {
+      id: api.nextId(),
+      type: b.ip_type,
+      ip_type: b.ip_type as string,
+      action: 'accept',
+      protocol: b.protocol as string,
+      port: tcpUdp ? String(b.port) : '',
+      subnet: b.subnet,
+      subnet_size: b.subnet_size,
+      source: '',
+      notes: (b.notes as string) ?? '',
+    };
+    if (
+      g.rules.some(
+        (x) =>
+          x.ip_type === r.ip_type &&
+          x.protocol === r.protocol &&
+          x.port === r.port &&
+          x.subnet === r.subnet &&
+          x.subnet_size === r.subnet_size,
+      )
+    )
+      return api.error(400, 'Rule already exists');
     g.rules.push(r);
     return { status: 201, body: { firewall_rule: r } };
   });
@@ -220,8 +353,18 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     domains.set(d.toLowerCase(), []);
     return { status: 200, body: { domain: { domain: d.toLowerCase(), date_created: now(), dns_sec: 'disabled' } } };
   });
-  api.route('GET', '/domains', (req) => list(req, 'domains', [...domains.keys()].map((domain) => ({ domain, date_created: now(), dns_sec: 'disabled' }))));
-  api.route('GET', '/domains/:domain', (_req, p) => (domains.has(p.domain!) ? { status: 200, body: { domain: { domain: p.domain, date_created: now(), dns_sec: 'disabled' } } } : api.error(404, NOT_FOUND.domain)));
+  api.route('GET', '/domains', (req) =>
+    list(
+      req,
+      'domains',
+      [...domains.keys()].map((domain) => ({ domain, date_created: now(), dns_sec: 'disabled' })),
+    ),
+  );
+  api.route('GET', '/domains/:domain', (_req, p) =>
+    domains.has(p.domain!)
+      ? { status: 200, body: { domain: { domain: p.domain, date_created: now(), dns_sec: 'disabled' } } }
+      : api.error(404, NOT_FOUND.domain),
+  );
   api.route('GET', '/domains/:domain/records', (req, p) => {
     const r = domains.get(p.domain!);
     return r ? list(req, 'records', r) : api.error(404, NOT_FOUND.domain);
@@ -230,7 +373,8 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     const r = domains.get(p.domain!);
     if (!r) return api.error(404, NOT_FOUND.domain);
     const b = req.body as { name?: unknown; type?: unknown; data?: unknown; ttl?: unknown };
-    if (typeof b?.name !== 'string' || typeof b.type !== 'string' || typeof b.data !== 'string') return api.error(400, 'name, type and data are required');
+    if (typeof b?.name !== 'string' || typeof b.type !== 'string' || typeof b.data !== 'string')
+      return api.error(400, 'name, type and data are required');
     if (b.name.endsWith(p.domain!) || b.name.endsWith('.')) return api.error(400, 'name must be relative to the domain');
     if (b.type === 'A' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(b.data)) return api.error(400, 'Invalid IPv4 address');
     if (b.ttl !== undefined && (!Number.isInteger(b.ttl) || (b.ttl as number) < 1)) return api.error(400, 'Invalid ttl');
@@ -251,17 +395,39 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   const dbView = ({ polls: _p, ...rest }: FakeDatabase) => rest;
   api.route('POST', '/databases', (req) => {
     const b = req.body as Obj;
-    for (const f of ['database_engine', 'database_engine_version', 'region', 'plan', 'label']) if (!b?.[f]) return api.error(400, `${f} is required`);
+    for (const f of ['database_engine', 'database_engine_version', 'region', 'plan', 'label'])
+      if (!b?.[f]) return api.error(400, `${f} is required`);
     if (!['mysql', 'pg', 'valkey', 'kafka'].includes(b.database_engine as string)) return api.error(400, 'Invalid database_engine');
     if (b.trusted_ips !== undefined && !isStrings(b.trusted_ips)) return api.error(400, 'trusted_ips must be an array of IP addresses');
     const id = uuid();
     const pg = b.database_engine === 'pg';
     const d: FakeDatabase = {
-      id, date_created: now(), plan: b.plan, plan_disk: 25, plan_ram: 1024, plan_vcpus: 1, plan_replicas: 0, region: b.region as string, database_engine: b.database_engine, database_engine_version: b.database_engine_version,
-      vpc_id: (b.vpc_id as string) ?? '', status: 'Rebuilding', label: b.label as string, tag: (b.tag as string) ?? '', dbname: 'defaultdb',
-      host: `vultr-prod-${id.slice(0, 8)}-vultr-prod-0000.vultrdb.com`, ...(b.vpc_id ? { public_host: `public-vultr-prod-${id.slice(0, 8)}-vultr-prod-0000.vultrdb.com` } : {}),
-      port: pg ? '16751' : '16752', user: 'vultradmin', password: randomBytes(12).toString('base64url'), maintenance_dow: 'sunday', maintenance_time: '06:00', latest_backup: '',
-      trusted_ips: ((b.trusted_ips as string[] | undefined) ?? []).map(cidr), ca_certificate: '', polls: 0,
+      id,
+      date_created: now(),
+      plan: b.plan,
+      plan_disk: 25,
+      plan_ram: 1024,
+      plan_vcpus: 1,
+      plan_replicas: 0,
+      region: b.region as string,
+      database_engine: b.database_engine,
+      database_engine_version: b.database_engine_version,
+      vpc_id: (b.vpc_id as string) ?? '',
+      status: 'Rebuilding',
+      label: b.label as string,
+      tag: (b.tag as string) ?? '',
+      dbname: 'defaultdb',
+      host: `vultr-prod-${id.slice(0, 8)}-vultr-prod-0000.vultrdb.com`,
+      ...(b.vpc_id ? { public_host: `public-vultr-prod-${id.slice(0, 8)}-vultr-prod-0000.vultrdb.com` } : {}),
+      port: pg ? '16751' : '16752',
+      user: 'vultradmin',
+      password: randomBytes(12).toString('base64url'),
+      maintenance_dow: 'sunday',
+      maintenance_time: '06:00',
+      latest_backup: '',
+      trusted_ips: ((b.trusted_ips as string[] | undefined) ?? []).map(cidr),
+      ca_certificate: '',
+      polls: 0,
     };
     databases.set(id, d);
     return { status: 202, body: { database: dbView(d) } };
@@ -270,7 +436,9 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     const tag = req.query.get('tag');
     const label = req.query.get('label');
     const region = req.query.get('region');
-    const found = [...databases.values()].filter((d) => (!tag || d.tag === tag) && (!label || d.label === label) && (!region || d.region === region)).map(dbView);
+    const found = [...databases.values()]
+      .filter((d) => (!tag || d.tag === tag) && (!label || d.label === label) && (!region || d.region === region))
+      .map(dbView);
     return { status: 200, body: { databases: found, meta: { total: found.length } } };
   });
   api.route('GET', '/databases/:id', (_req, p) => {

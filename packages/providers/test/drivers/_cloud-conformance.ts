@@ -68,11 +68,26 @@ export function cloudConformance(o: ConformanceOptions): void {
   test('creates servers with user-data and tags, waits for their addresses, lists them by exact build and role', async (ctx) => {
     const c = ctx.c;
     if (!c) return;
-    const web = await c.compute.create({ name: serverName({ role: 'webserver', buildId }), role: 'webserver', buildId, userData: '#!/bin/sh\necho hello\n' });
+    const web = await c.compute.create({
+      name: serverName({ role: 'webserver', buildId }),
+      role: 'webserver',
+      buildId,
+      userData: '#!/bin/sh\necho hello\n',
+    });
     ctx.ids.push(web.id);
-    const db = await c.compute.create({ name: serverName({ role: 'database', buildId }), role: 'database', buildId, userData: '#!/bin/sh\n' });
+    const db = await c.compute.create({
+      name: serverName({ role: 'database', buildId }),
+      role: 'database',
+      buildId,
+      userData: '#!/bin/sh\n',
+    });
     ctx.ids.push(db.id);
-    const other = await c.compute.create({ name: serverName({ role: 'webserver', buildId: `${buildId}x` }), role: 'webserver', buildId: `${buildId}x`, userData: '#!/bin/sh\n' });
+    const other = await c.compute.create({
+      name: serverName({ role: 'webserver', buildId: `${buildId}x` }),
+      role: 'webserver',
+      buildId: `${buildId}x`,
+      userData: '#!/bin/sh\n',
+    });
     ctx.ids.push(other.id);
     const running = await c.compute.waitUntilRunning(web.id, wait);
     assert.is(running.state, 'running');
@@ -80,7 +95,10 @@ export function cloudConformance(o: ConformanceOptions): void {
     assert.ok(running.privateIp, 'a private address');
     assert.ok(running.tags.includes(`adt-build-${buildId}`), running.tags.join(','));
     assert.equal((await c.compute.list({ buildId })).map((s) => s.name).sort(), [web.name, db.name].sort());
-    assert.equal((await c.compute.list({ buildId, role: 'webserver' })).map((s) => s.id), [web.id]);
+    assert.equal(
+      (await c.compute.list({ buildId, role: 'webserver' })).map((s) => s.id),
+      [web.id],
+    );
     assert.is((await c.compute.get(web.id))?.name, web.name);
   });
 
@@ -88,10 +106,18 @@ export function cloudConformance(o: ConformanceOptions): void {
     const c = ctx.c;
     if (!c) return;
     const before = c.fake?.log.length ?? 0;
-    const e = await c.compute.create({ name: 'not-ours', role: 'webserver', buildId, userData: '#!/bin/sh\n' }).then(() => null, (x: { code?: string; exitCode?: number }) => x);
+    const e = await c.compute.create({ name: 'not-ours', role: 'webserver', buildId, userData: '#!/bin/sh\n' }).then(
+      () => null,
+      (x: { code?: string; exitCode?: number }) => x,
+    );
     assert.is(e?.code, 'BAD_NAME');
     assert.is(e?.exitCode, 2);
-    const e2 = await c.compute.create({ name: serverName({ role: 'webserver', buildId }), role: 'webserver', buildId, userData: 'no shebang' }).then(() => null, (x: { code?: string }) => x);
+    const e2 = await c.compute
+      .create({ name: serverName({ role: 'webserver', buildId }), role: 'webserver', buildId, userData: 'no shebang' })
+      .then(
+        () => null,
+        (x: { code?: string }) => x,
+      );
     assert.is(e2?.code, 'BAD_USER_DATA');
     if (c.fake) assert.is(c.fake.log.length, before, 'nothing was sent');
   });
@@ -112,7 +138,10 @@ export function cloudConformance(o: ConformanceOptions): void {
     if (!c?.fake) return;
     c.fake.fail({ match: o.createPath, status: 500 });
     const name = serverName({ role: 'webserver', buildId });
-    const e = await c.compute.create({ name, role: 'webserver', buildId, userData: '#!/bin/sh\n' }).then(() => null, (x: Error & { status?: number }) => x);
+    const e = await c.compute.create({ name, role: 'webserver', buildId, userData: '#!/bin/sh\n' }).then(
+      () => null,
+      (x: Error & { status?: number }) => x,
+    );
     // The fake failed before creating: the driver found nothing and reported the provider's error.
     assert.ok(e, 'the error is reported');
     assert.match(e!.message, /HTTP 500/);
@@ -128,11 +157,18 @@ export function cloudConformance(o: ConformanceOptions): void {
     ctx.ids = ctx.ids.filter((id) => id !== made.id);
   });
 
-  test('an API error carries the provider\'s message and never the credentials', async (ctx) => {
+  test("an API error carries the provider's message and never the credentials", async (ctx) => {
     const c = ctx.c;
     if (!c?.fake) return;
-    c.fake.fail({ match: o.listPath, status: 403, body: c.fake.options.errorBody(403, 'You do not have access for the attempted action.') });
-    const e = await c.compute.list({ buildId }).then(() => null, (x: Error) => x);
+    c.fake.fail({
+      match: o.listPath,
+      status: 403,
+      body: c.fake.options.errorBody(403, 'You do not have access for the attempted action.'),
+    });
+    const e = await c.compute.list({ buildId }).then(
+      () => null,
+      (x: Error) => x,
+    );
     assert.match(e?.message ?? '', /HTTP 403: You do not have access for the attempted action/);
     assert.match(e?.message ?? '', /check the API token/);
     assert.not.ok((e?.message ?? '').includes(c.secret));
@@ -142,7 +178,15 @@ export function cloudConformance(o: ConformanceOptions): void {
     const c = ctx.c;
     if (!c?.fake || o.paginated === false) return;
     const made: Server[] = [];
-    for (let i = 0; i < (o.pageSize ?? 2) + 1; i++) made.push(await c.compute.create({ name: serverName({ role: 'webserver', buildId, slot: 1 }), role: 'webserver', buildId, userData: '#!/bin/sh\n' }));
+    for (let i = 0; i < (o.pageSize ?? 2) + 1; i++)
+      made.push(
+        await c.compute.create({
+          name: serverName({ role: 'webserver', buildId, slot: 1 }),
+          role: 'webserver',
+          buildId,
+          userData: '#!/bin/sh\n',
+        }),
+      );
     ctx.ids.push(...made.map((s) => s.id));
     assert.is((await c.compute.list({ buildId })).length, 2 + made.length);
     const listed = c.fake.log.length;
@@ -157,12 +201,24 @@ export function cloudConformance(o: ConformanceOptions): void {
     const c = ctx.c;
     if (!c) return;
     assert.is(await c.firewall.get(buildId, 'database'), null);
-    await c.firewall.apply(buildId, 'database', [{ protocol: 'tcp', port: 3306, sources: ['198.51.100.7/32'] }, { protocol: 'tcp', port: 22, sources: ['203.0.113.5/32'] }]);
+    await c.firewall.apply(buildId, 'database', [
+      { protocol: 'tcp', port: 3306, sources: ['198.51.100.7/32'] },
+      { protocol: 'tcp', port: 22, sources: ['203.0.113.5/32'] },
+    ]);
     const got = await c.firewall.get(buildId, 'database');
-    assert.equal(got?.map((r) => `${r.protocol}/${r.port}<-${r.sources.join(',')}`).sort(), ['tcp/22<-203.0.113.5/32', 'tcp/3306<-198.51.100.7/32']);
+    assert.equal(got?.map((r) => `${r.protocol}/${r.port}<-${r.sources.join(',')}`).sort(), [
+      'tcp/22<-203.0.113.5/32',
+      'tcp/3306<-198.51.100.7/32',
+    ]);
     await c.firewall.apply(buildId, 'database', [{ protocol: 'tcp', port: 3306, sources: ['198.51.100.8/32'] }]);
-    assert.equal((await c.firewall.get(buildId, 'database'))?.map((r) => r.sources.join(',')), ['198.51.100.8/32']);
-    const bad = await c.firewall.apply(buildId, 'database', [{ protocol: 'tcp', port: 70000, sources: ['1.2.3.4'] }]).then(() => null, (x: { exitCode?: number }) => x);
+    assert.equal(
+      (await c.firewall.get(buildId, 'database'))?.map((r) => r.sources.join(',')),
+      ['198.51.100.8/32'],
+    );
+    const bad = await c.firewall.apply(buildId, 'database', [{ protocol: 'tcp', port: 70000, sources: ['1.2.3.4'] }]).then(
+      () => null,
+      (x: { exitCode?: number }) => x,
+    );
     assert.is(bad?.exitCode, 2);
     assert.equal((await c.firewall.get(buildId, 'database'))?.length, 1, 'the previous rules stay');
     await c.firewall.remove(buildId, 'database');
@@ -182,10 +238,16 @@ export function cloudConformance(o: ConformanceOptions): void {
     assert.equal((await c.dns.listA(name)).map((r) => r.content).sort(), ['198.51.100.10', '198.51.100.11']);
     await c.dns.removeA(name, '198.51.100.10');
     await c.dns.removeA(name, '198.51.100.10');
-    assert.equal((await c.dns.listA(name)).map((r) => r.content), ['198.51.100.11']);
+    assert.equal(
+      (await c.dns.listA(name)).map((r) => r.content),
+      ['198.51.100.11'],
+    );
     await c.dns.removeA(name, '198.51.100.11');
     assert.equal(await c.dns.listA(name), []);
-    const wrong = await c.dns.addA('www.elsewhere.invalid', '198.51.100.1').then(() => null, (x: { exitCode?: number }) => x);
+    const wrong = await c.dns.addA('www.elsewhere.invalid', '198.51.100.1').then(
+      () => null,
+      (x: { exitCode?: number }) => x,
+    );
     assert.is(wrong?.exitCode, 2);
   });
 
@@ -193,7 +255,10 @@ export function cloudConformance(o: ConformanceOptions): void {
     const c = ctx.c;
     if (!c) return;
     for (const allow of [['0.0.0.0/0'], [], ['::/0'], ['198.0.0.0/4']]) {
-      const e = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow }).then(() => null, (x: { exitCode?: number; message: string }) => x);
+      const e = await c.databases.create({ name: `adt-${buildId}-db`, buildId, engine: 'mysql', allow }).then(
+        () => null,
+        (x: { exitCode?: number; message: string }) => x,
+      );
       assert.is(e?.exitCode, 2, `allow ${JSON.stringify(allow)}: ${e?.message}`);
     }
     assert.is((await c.databases.list({ buildId })).length, 0, 'nothing was created');
@@ -206,7 +271,10 @@ export function cloudConformance(o: ConformanceOptions): void {
     assert.equal(await c.databases.getAllowList(db.id), ['198.18.128.0/20']);
     await c.databases.setAllowList(db.id, ['198.18.128.5', '198.18.128.6']);
     assert.equal((await c.databases.getAllowList(db.id)).map((x) => x.replace(/\/32$/, '')).sort(), ['198.18.128.5', '198.18.128.6']);
-    assert.equal((await c.databases.list({ buildId })).map((d) => d.id), [db.id]);
+    assert.equal(
+      (await c.databases.list({ buildId })).map((d) => d.id),
+      [db.id],
+    );
     await c.databases.destroy(db.id);
     await c.databases.destroy(db.id);
     assert.is(await c.databases.get(db.id), null);

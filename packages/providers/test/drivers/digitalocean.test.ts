@@ -17,9 +17,27 @@ cloudConformance({
   setup: async () => {
     const fake = digitaloceanFake({ token: TOKEN });
     const baseUrl = await fake.listen();
-    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's-1vcpu-2gb', perPage: 2, baseDelayMs: 5, maxDelayMs: 50 });
+    const cloud = digitaloceanDriver({
+      token: TOKEN,
+      baseUrl,
+      region: 'lon1',
+      size: 's-1vcpu-2gb',
+      perPage: 2,
+      baseDelayMs: 5,
+      maxDelayMs: 50,
+    });
     const zone = 'example.com';
-    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(zone), databases: cloud.databases, zone, fake, rateLimited: digitaloceanRateLimit(0), secret: TOKEN, close: () => fake.close() };
+    return {
+      compute: cloud,
+      firewall: cloud.firewall,
+      dns: cloud.dns(zone),
+      databases: cloud.databases,
+      zone,
+      fake,
+      rateLimited: digitaloceanRateLimit(0),
+      secret: TOKEN,
+      close: () => fake.close(),
+    };
   },
 });
 
@@ -31,11 +49,22 @@ cloudConformance({
   listPath: 'GET /droplets',
   waitMs: 600_000,
   intervalMs: 5_000,
-  skip: !realToken || !realZone ? 'set DIGITALOCEAN_TOKEN and DIGITALOCEAN_TEST_ZONE to run it against the real API (creates billed resources)' : false,
+  skip:
+    !realToken || !realZone
+      ? 'set DIGITALOCEAN_TOKEN and DIGITALOCEAN_TEST_ZONE to run it against the real API (creates billed resources)'
+      : false,
   setup: async () => {
     if (!realToken || !realZone) throw new Error('unreachable');
     const cloud = digitaloceanDriver({ token: realToken, region: process.env.DIGITALOCEAN_TEST_REGION ?? 'lon1', size: 's-1vcpu-1gb' });
-    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(realZone), databases: cloud.databases, zone: realZone, secret: realToken, close: async () => {} };
+    return {
+      compute: cloud,
+      firewall: cloud.firewall,
+      dns: cloud.dns(realZone),
+      databases: cloud.databases,
+      zone: realZone,
+      secret: realToken,
+      close: async () => {},
+    };
   },
 });
 
@@ -54,14 +83,24 @@ test('requests follow the documented shapes: droplet tags, firewall by tag, rela
     assert.is(post.region, 'ams3');
     assert.is(post.image, 'debian-12-x64');
     assert.is(post.vpc_uuid, 'vpc-1');
-    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['0.0.0.0/0', '::/0'] }, { protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] }]);
+    await cloud.firewall.apply('b7', 'webserver', [
+      { protocol: 'tcp', port: 443, sources: ['0.0.0.0/0', '::/0'] },
+      { protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] },
+    ]);
     const fw = [...fake.state.firewalls.values()][0]! as Record<string, unknown>;
     assert.equal(fw.tags, ['adt-b7-webserver']);
-    assert.equal((fw.inbound_rules as { ports: string }[]).map((r) => r.ports), ['443', '8000-8010']);
+    assert.equal(
+      (fw.inbound_rules as { ports: string }[]).map((r) => r.ports),
+      ['443', '8000-8010'],
+    );
     const dns = new DigitalOceanDns({ token: TOKEN, baseUrl, zone: 'example.com' });
     await dns.ensureZone('example.com');
     await dns.addA('www.example.com', '198.51.100.4', 5);
-    assert.equal(fake.state.domains.get('example.com'), [{ id: fake.state.domains.get('example.com')![0]!.id, type: 'A', name: 'www', data: '198.51.100.4', ttl: 30 }], 'relative name, TTL raised to the minimum of 30');
+    assert.equal(
+      fake.state.domains.get('example.com'),
+      [{ id: fake.state.domains.get('example.com')![0]!.id, type: 'A', name: 'www', data: '198.51.100.4', ttl: 30 }],
+      'relative name, TTL raised to the minimum of 30',
+    );
     await dns.addA('example.com', '198.51.100.5');
     assert.is(fake.state.domains.get('example.com')![1]!.name, '@');
   } finally {
@@ -74,7 +113,15 @@ test('a rate limit is waited out for the time the reset header asks', async () =
   const baseUrl = await fake.listen();
   try {
     const retries: number[] = [];
-    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's', baseDelayMs: 5, maxDelayMs: 5_000, onRetry: (i) => retries.push(i.delayMs) });
+    const cloud = digitaloceanDriver({
+      token: TOKEN,
+      baseUrl,
+      region: 'lon1',
+      size: 's',
+      baseDelayMs: 5,
+      maxDelayMs: 5_000,
+      onRetry: (i) => retries.push(i.delayMs),
+    });
     fake.fail({ match: 'GET /droplets', ...digitaloceanRateLimit(1) });
     assert.equal(await cloud.list(), []);
     assert.is(retries.length, 1);
@@ -97,12 +144,15 @@ test('a snapshot is taken and its id returned when the action completes', async 
   }
 });
 
-test('a wrong token is refused with the provider\'s message, never retried, never echoed', async () => {
+test("a wrong token is refused with the provider's message, never retried, never echoed", async () => {
   const fake = digitaloceanFake({ token: TOKEN });
   const baseUrl = await fake.listen();
   try {
     const cloud = digitaloceanDriver({ token: 'wrong-token-xyz', baseUrl, region: 'lon1', size: 's', baseDelayMs: 5 });
-    const e = await cloud.list().then(() => null, (x: Error & { code?: string }) => x);
+    const e = await cloud.list().then(
+      () => null,
+      (x: Error & { code?: string }) => x,
+    );
     assert.is(e?.code, 'UNAUTHORIZED');
     assert.match(e!.message, /HTTP 401: Unable to authenticate you/);
     assert.not.ok(e!.message.includes('wrong-token-xyz'));

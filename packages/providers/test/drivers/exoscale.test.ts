@@ -21,9 +21,27 @@ cloudConformance({
   setup: async () => {
     const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
     const baseUrl = await fake.listen();
-    const cloud = exoscaleDriver({ apiKey: KEY, apiSecret: SECRET, baseUrl, privateNetwork: EXOSCALE_FAKE_NETWORK, baseDelayMs: 5, maxDelayMs: 50, operationIntervalMs: 1 });
+    const cloud = exoscaleDriver({
+      apiKey: KEY,
+      apiSecret: SECRET,
+      baseUrl,
+      privateNetwork: EXOSCALE_FAKE_NETWORK,
+      baseDelayMs: 5,
+      maxDelayMs: 50,
+      operationIntervalMs: 1,
+    });
     const zone = 'example.com';
-    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(zone), databases: cloud.databases, zone, fake, rateLimited: exoscaleRateLimit(), secret: SECRET, close: () => fake.close() };
+    return {
+      compute: cloud,
+      firewall: cloud.firewall,
+      dns: cloud.dns(zone),
+      databases: cloud.databases,
+      zone,
+      fake,
+      rateLimited: exoscaleRateLimit(),
+      secret: SECRET,
+      close: () => fake.close(),
+    };
   },
 });
 
@@ -35,10 +53,26 @@ cloudConformance({
   paginated: false,
   waitMs: 600_000,
   intervalMs: 5_000,
-  skip: !real.key || !real.secret || !real.zone ? 'set EXOSCALE_API_KEY, EXOSCALE_API_SECRET and EXOSCALE_TEST_ZONE to run it against the real API (creates billed resources)' : false,
+  skip:
+    !real.key || !real.secret || !real.zone
+      ? 'set EXOSCALE_API_KEY, EXOSCALE_API_SECRET and EXOSCALE_TEST_ZONE to run it against the real API (creates billed resources)'
+      : false,
   setup: async () => {
-    const cloud = exoscaleDriver({ apiKey: real.key!, apiSecret: real.secret!, zone: process.env.EXOSCALE_TEST_REGION ?? 'ch-gva-2', privateNetwork: process.env.EXOSCALE_TEST_PRIVATE_NETWORK });
-    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(real.zone!), databases: cloud.databases, zone: real.zone!, secret: real.secret!, close: async () => {} };
+    const cloud = exoscaleDriver({
+      apiKey: real.key!,
+      apiSecret: real.secret!,
+      zone: process.env.EXOSCALE_TEST_REGION ?? 'ch-gva-2',
+      privateNetwork: process.env.EXOSCALE_TEST_PRIVATE_NETWORK,
+    });
+    return {
+      compute: cloud,
+      firewall: cloud.firewall,
+      dns: cloud.dns(real.zone!),
+      databases: cloud.databases,
+      zone: real.zone!,
+      secret: real.secret!,
+      close: async () => {},
+    };
   },
 });
 
@@ -49,10 +83,14 @@ const test = suite('exoscale specifics (fake API)');
 test('the request signature: query values signed in name order, a changed body or an expired signature is refused', () => {
   const req = { method: 'GET', url: 'https://api-ch-gva-2.exoscale.com/v2/template?visibility=public&family=debian', body: undefined };
   const header = exoscaleSignature({ apiKey: KEY, apiSecret: SECRET }, req, 2_000_000_000);
-  assert.match(header, /^EXO2-HMAC-SHA256 credential=EXOfakekey0123,signed-query-args=family;visibility,expires=2000000000,signature=[A-Za-z0-9+/]+=*$/);
+  assert.match(
+    header,
+    /^EXO2-HMAC-SHA256 credential=EXOfakekey0123,signed-query-args=family;visibility,expires=2000000000,signature=[A-Za-z0-9+/]+=*$/,
+  );
   assert.not.ok(header.includes(SECRET));
   const query = new URL(req.url).searchParams;
-  const check = (h: string, body = '', now = 1_999_999_000) => checkExoscaleSignature(h, { method: 'GET', fullPath: '/v2/template', query, rawBody: body }, KEY, SECRET, now);
+  const check = (h: string, body = '', now = 1_999_999_000) =>
+    checkExoscaleSignature(h, { method: 'GET', fullPath: '/v2/template', query, rawBody: body }, KEY, SECRET, now);
   assert.is(check(header), null);
   assert.is(check(header, '{"x":1}'), 'invalid request signature');
   assert.is(check(header, '', 2_000_000_001), 'request expired');
@@ -60,27 +98,53 @@ test('the request signature: query values signed in name order, a changed body o
 });
 
 test('the signature matches a known answer computed by an independent Exoscale client', () => {
-  const header = exoscaleSignature({ apiKey: 'EXO123', apiSecret: 'secret-value' }, { method: 'GET', url: 'https://api-ch-gva-2.exoscale.com/v2/instance?zone=ch-gva-2&name=sb-test', body: undefined }, 1_700_000_000);
-  assert.is(header, 'EXO2-HMAC-SHA256 credential=EXO123,signed-query-args=name;zone,expires=1700000000,signature=LdrDqX3RL8WKrHOSxqZ3ueR5PcwwEzjtwlOXWUThvUc=');
+  const header = exoscaleSignature(
+    { apiKey: 'EXO123', apiSecret: 'secret-value' },
+    { method: 'GET', url: 'https://api-ch-gva-2.exoscale.com/v2/instance?zone=ch-gva-2&name=sb-test', body: undefined },
+    1_700_000_000,
+  );
+  assert.is(
+    header,
+    'EXO2-HMAC-SHA256 credential=EXO123,signed-query-args=name;zone,expires=1700000000,signature=LdrDqX3RL8WKrHOSxqZ3ueR5PcwwEzjtwlOXWUThvUc=',
+  );
 });
 
 test('documented shapes: labels for tags, base64 user-data, the type and template resolved to ids, a security group per role, operations polled', async () => {
   const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
   const baseUrl = await fake.listen();
   try {
-    const cloud = exoscaleDriver({ apiKey: KEY, apiSecret: SECRET, baseUrl, privateNetwork: EXOSCALE_FAKE_NETWORK, baseDelayMs: 5, operationIntervalMs: 1 });
+    const cloud = exoscaleDriver({
+      apiKey: KEY,
+      apiSecret: SECRET,
+      baseUrl,
+      privateNetwork: EXOSCALE_FAKE_NETWORK,
+      baseDelayMs: 5,
+      operationIntervalMs: 1,
+    });
     const first = await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\necho hi\n' });
     const post = fake.log.find((l) => l.method === 'POST' && l.path === '/instance')!.body as Record<string, unknown>;
     assert.equal(post.labels, { adt: '1', 'adt-role-webserver': '1', 'adt-build-b7': '1', 'adt-b7-webserver': '1' });
     assert.is(Buffer.from(String(post['user-data']), 'base64').toString(), '#!/bin/sh\necho hi\n');
     assert.equal(post['instance-type'], { id: '21624abb-764e-4def-81d7-9fc54b5957fb' });
-    assert.ok(fake.log.some((l) => l.path.startsWith('/operation/')), 'the operation was polled');
+    assert.ok(
+      fake.log.some((l) => l.path.startsWith('/operation/')),
+      'the operation was polled',
+    );
     assert.match(first.privateIp ?? '', /^198\.18\.140\.\d+$/, 'the private network lease');
-    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] }, { protocol: 'icmp', sources: [] }]);
+    await cloud.firewall.apply('b7', 'webserver', [
+      { protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1'] },
+      { protocol: 'icmp', sources: [] },
+    ]);
     const g = [...fake.state.groups.values()][0]!;
     assert.is(g.name, 'adt-b7-webserver');
-    assert.equal(g.rules.map((r) => `${r['flow-direction']} ${r.protocol} ${r['start-port']}-${r['end-port']} ${r.network}`), ['ingress tcp 8000-8010 198.51.100.1/32', 'ingress icmp undefined-undefined 0.0.0.0/0', 'ingress icmpv6 undefined-undefined ::/0']);
-    assert.equal((await cloud.firewall.get('b7', 'webserver'))?.map((r) => `${r.protocol} ${r.sources.join(',')}`), ['tcp 198.51.100.1/32', 'icmp 0.0.0.0/0,::/0']);
+    assert.equal(
+      g.rules.map((r) => `${r['flow-direction']} ${r.protocol} ${r['start-port']}-${r['end-port']} ${r.network}`),
+      ['ingress tcp 8000-8010 198.51.100.1/32', 'ingress icmp undefined-undefined 0.0.0.0/0', 'ingress icmpv6 undefined-undefined ::/0'],
+    );
+    assert.equal(
+      (await cloud.firewall.get('b7', 'webserver'))?.map((r) => `${r.protocol} ${r.sources.join(',')}`),
+      ['tcp 198.51.100.1/32', 'icmp 0.0.0.0/0,::/0'],
+    );
     assert.equal(fake.state.instances.get(first.id)!['security-groups'], [{ id: g.id }], 'the existing webserver is attached');
     const second = await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
     assert.equal(fake.state.instances.get(second.id)!['security-groups'], [{ id: g.id }], 'a new one is created in the group');
@@ -88,29 +152,50 @@ test('documented shapes: labels for tags, base64 user-data, the type and templat
     await cloud.firewall.remove('b7', 'webserver');
     assert.is(fake.state.groups.size, 0);
     assert.equal(fake.state.instances.get(first.id)!['security-groups'], []);
-    const elsewhere = await cloud.create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', region: 'de-fra-1', userData: '#!/bin/sh\n' }).then(() => null, (x: { exitCode?: number }) => x);
+    const elsewhere = await cloud
+      .create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', region: 'de-fra-1', userData: '#!/bin/sh\n' })
+      .then(
+        () => null,
+        (x: { exitCode?: number }) => x,
+      );
     assert.is(elsewhere?.exitCode, 2, 'another zone needs another driver');
   } finally {
     await fake.close();
   }
 });
 
-test('a wrong secret is refused (403) with Exoscale\'s message and never shown; a 429 is backed off', async () => {
+test("a wrong secret is refused (403) with Exoscale's message and never shown; a 429 is backed off", async () => {
   const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
   const baseUrl = await fake.listen();
   try {
     const bad = exoscaleDriver({ apiKey: KEY, apiSecret: 'wrong-secret-77', baseUrl, baseDelayMs: 5 });
-    const e = await bad.list().then(() => null, (x: Error & { code?: string }) => x);
+    const e = await bad.list().then(
+      () => null,
+      (x: Error & { code?: string }) => x,
+    );
     assert.is(e?.code, 'UNAUTHORIZED');
     assert.match(e!.message, /HTTP 403: invalid request signature \(check the API token/);
     assert.not.ok(e!.message.includes('wrong-secret-77'));
     const retries: number[] = [];
-    const cloud = exoscaleDriver({ apiKey: KEY, apiSecret: SECRET, baseUrl, baseDelayMs: 5, maxDelayMs: 50, onRetry: (i) => retries.push(i.status ?? 0) });
+    const cloud = exoscaleDriver({
+      apiKey: KEY,
+      apiSecret: SECRET,
+      baseUrl,
+      baseDelayMs: 5,
+      maxDelayMs: 50,
+      onRetry: (i) => retries.push(i.status ?? 0),
+    });
     fake.fail({ match: 'GET /instance', ...exoscaleRateLimit() });
     assert.equal(await cloud.list(), []);
     assert.equal(retries, [429]);
     fake.fail({ match: 'GET /dns-domain', status: 400, body: { title: 'Bad Request', detail: 'unicode-name: invalid' } });
-    const detail = await cloud.dns('example.com').ensureZone('example.com').then(() => null, (x: Error) => x);
+    const detail = await cloud
+      .dns('example.com')
+      .ensureZone('example.com')
+      .then(
+        () => null,
+        (x: Error) => x,
+      );
     assert.match(detail!.message, /HTTP 400: unicode-name: invalid/);
   } finally {
     await fake.close();
@@ -130,16 +215,34 @@ test('a snapshot is promoted to a private template that later instances boot fro
     assert.equal(snap[0]!.instance.id, s.id);
     const promote = fake.log.find((l) => l.method === 'POST' && l.path.endsWith(':promote'))!;
     assert.is(promote.path, `/snapshot/${snap[0]!.id}:promote`);
-    assert.equal(promote.body, { name: 'adt-b7-webserver', description: `adt: snapshot ${snap[0]!.id} of instance ${s.id}`, 'default-user': 'debian', 'ssh-key-enabled': true, 'password-enabled': false });
-    assert.ok(fake.log.filter((l) => l.method === 'GET' && l.path === `/snapshot/${snap[0]!.id}`).length >= 3, 'promoted only once the snapshot was ready');
+    assert.equal(promote.body, {
+      name: 'adt-b7-webserver',
+      description: `adt: snapshot ${snap[0]!.id} of instance ${s.id}`,
+      'default-user': 'debian',
+      'ssh-key-enabled': true,
+      'password-enabled': false,
+    });
+    assert.ok(
+      fake.log.filter((l) => l.method === 'GET' && l.path === `/snapshot/${snap[0]!.id}`).length >= 3,
+      'promoted only once the snapshot was ready',
+    );
     assert.is(fake.state.templates.get(template)?.visibility, 'private');
     // A later instance boots from it, by id or by name.
     const byId = await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: template });
     assert.equal(fake.state.instances.get(byId.id)!.template, { id: template });
-    const byName = await cloud.create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'adt-b7-webserver' });
+    const byName = await cloud.create({
+      name: 'ws-b7-9abc',
+      role: 'webserver',
+      buildId: 'b7',
+      userData: '#!/bin/sh\n',
+      image: 'adt-b7-webserver',
+    });
     assert.equal(fake.state.instances.get(byName.id)!.template, { id: template });
     // The same name again is refused before anything is made.
-    const again = await cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 }).then(() => null, (e: Error & { exitCode?: number }) => e);
+    const again = await cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 }).then(
+      () => null,
+      (e: Error & { exitCode?: number }) => e,
+    );
     assert.is(again?.exitCode, 2);
     assert.match(again!.message, /template named "adt-b7-webserver" already exists/);
     assert.is(fake.state.snapshots.size, 1);
@@ -148,15 +251,29 @@ test('a snapshot is promoted to a private template that later instances boot fro
     fake.fail({ match: 'POST /snapshot/', status: 503, afterHandling: true });
     const second = await cloud.snapshot(s.id, 'adt-b7-webserver-2', { intervalMs: 1 });
     assert.is(fake.state.snapshots.size, 2);
-    assert.equal([...fake.state.templates.values()].filter((t) => t.visibility === 'private').map((t) => t.name).sort(), ['adt-b7-webserver', 'adt-b7-webserver-2']);
+    assert.equal(
+      [...fake.state.templates.values()]
+        .filter((t) => t.visibility === 'private')
+        .map((t) => t.name)
+        .sort(),
+      ['adt-b7-webserver', 'adt-b7-webserver-2'],
+    );
     assert.is(fake.state.templates.get(second)?.name, 'adt-b7-webserver-2');
     // A 503 before any work is reported, with nothing made.
     fake.fail({ match: 'POST /instance/', status: 503 });
-    const failed = await cloud.snapshot(s.id, 'adt-b7-webserver-3', { intervalMs: 1 }).then(() => null, (e: Error) => e);
+    const failed = await cloud.snapshot(s.id, 'adt-b7-webserver-3', { intervalMs: 1 }).then(
+      () => null,
+      (e: Error) => e,
+    );
     assert.match(failed!.message, /HTTP 503/);
     assert.is(fake.state.snapshots.size, 2);
     // An unknown template name is a clear error.
-    const unknown = await cloud.create({ name: 'ws-b7-0000', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'no-such-template' }).then(() => null, (e: Error & { exitCode?: number }) => e);
+    const unknown = await cloud
+      .create({ name: 'ws-b7-0000', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'no-such-template' })
+      .then(
+        () => null,
+        (e: Error & { exitCode?: number }) => e,
+      );
     assert.is(unknown?.exitCode, 2);
     assert.match(unknown!.message, /template "no-such-template" not found/);
   } finally {

@@ -11,7 +11,8 @@ const test = suite('local cloud without root');
 
 test('ensureNetwork says it needs root, with exit code 2, and creates nothing', async () => {
   const root = resolve(import.meta.dirname, '../../../..');
-  const script = `import localDriver from '${resolve(import.meta.dirname, '../../src/drivers/local.ts')}';\n` +
+  const script =
+    `import localDriver from '${resolve(import.meta.dirname, '../../src/drivers/local.ts')}';\n` +
     `try { await localDriver({ cloudId: 'tnr', stateDir: '/tmp/adt-notroot-state', publicCidr: '198.19.14.0/24', privateCidr: '198.19.15.0/24' }).ensureNetwork(); console.log('NO ERROR'); }\n` +
     `catch (e) { process.stdout.write(String(e.code) + ' ' + String(e.exitCode) + ' ' + e.message + '\\n'); }\n`;
   const dir = await mkdtemp(join(tmpdir(), 'adt-notroot-'));
@@ -20,7 +21,11 @@ test('ensureNetwork says it needs root, with exit code 2, and creates nothing', 
   await writeFile(file, script, { mode: 0o644 });
   const scratch = join(dir, 'tmp');
   await import('node:fs/promises').then((fs) => fs.mkdir(scratch, { mode: 0o1777 })).then(() => chmod(scratch, 0o1777));
-  const r = await execa('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', `${root}/node_modules/.bin/tsx`, file], { reject: false, env: { HOME: scratch, TMPDIR: scratch, PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 60_000 }).finally(() => rm(dir, { recursive: true, force: true }));
+  const r = await execa('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', `${root}/node_modules/.bin/tsx`, file], {
+    reject: false,
+    env: { HOME: scratch, TMPDIR: scratch, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    timeout: 60_000,
+  }).finally(() => rm(dir, { recursive: true, force: true }));
   assert.match(r.stdout, /^NOT_ROOT 2 .*needs root/m, r.stdout + r.stderr);
   const links = await execa('ip', ['-br', 'link']);
   assert.not.match(links.stdout, /tnr-/);

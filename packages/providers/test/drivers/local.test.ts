@@ -36,11 +36,17 @@ async function startIn(cloud: LocalCloud, id: string, argv: string[]): Promise<n
 
 /** A TCP connection attempt (bounded): true when it connects. */
 async function connects(argvPrefix: string[], ip: string, port: number): Promise<boolean> {
-  const r = await execa(argvPrefix[0]!, [...argvPrefix.slice(1), 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`], { reject: false });
+  const r = await execa(argvPrefix[0]!, [...argvPrefix.slice(1), 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/${port}`], {
+    reject: false,
+  });
   return r.exitCode === 0;
 }
 
-const TCP_LISTENER = (port: number) => ['python3', '-c', `import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', ${port}))\ns.listen(16)\nwhile True:\n  c,_=s.accept()\n  c.sendall(b'SSH-2.0-test\\r\\n')\n  c.close()\n`];
+const TCP_LISTENER = (port: number) => [
+  'python3',
+  '-c',
+  `import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', ${port}))\ns.listen(16)\nwhile True:\n  c,_=s.accept()\n  c.sendall(b'SSH-2.0-test\\r\\n')\n  c.close()\n`,
+];
 
 async function waitListening(cloud: LocalCloud, id: string, port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -65,7 +71,12 @@ test.after(async (ctx) => {
 test('three servers are created and run their user-data, each with its own name and two addresses', async (ctx) => {
   const mk = (role: 'webserver' | 'database') => {
     const buildId = 'tlc';
-    return ctx.cloud.create({ name: serverName({ role, buildId }), role, buildId, userData: '#!/bin/bash\nset -e\necho "booted as $(hostname)"\nip -4 -br addr show dev eth1\n' });
+    return ctx.cloud.create({
+      name: serverName({ role, buildId }),
+      role,
+      buildId,
+      userData: '#!/bin/bash\nset -e\necho "booted as $(hostname)"\nip -4 -br addr show dev eth1\n',
+    });
   };
   ctx.servers = await Promise.all([mk('webserver'), mk('webserver'), mk('database')]);
   for (const s of ctx.servers) {
@@ -81,7 +92,7 @@ test('three servers are created and run their user-data, each with its own name 
   assert.is(new Set(ctx.servers.map((s) => s.publicIp)).size, 3, 'distinct addresses');
 });
 
-test('list finds a build\'s servers by exact role and build, also from a fresh process\'s view', async (ctx) => {
+test("list finds a build's servers by exact role and build, also from a fresh process's view", async (ctx) => {
   const fresh = localDriver(options);
   assert.is((await fresh.list({ buildId: 'tlc' })).length, 3);
   assert.is((await fresh.list({ buildId: 'tlc', role: 'database' })).length, 1);
@@ -100,7 +111,7 @@ test('one server reaches an HTTP server on another over the VPC, and an ssh-styl
     page = (await ctx.cloud.exec(b.id, ['curl', '-s', '--max-time', '3', `http://${a.privateIp}:8080/`], { nothrow: true })).stdout;
     if (!page.includes('hostname')) await sleep(50);
   }
-  assert.match(page, /hostname/, 'a directory listing of the other server\'s /etc');
+  assert.match(page, /hostname/, "a directory listing of the other server's /etc");
   const banner = await ctx.cloud.exec(a.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${c.privateIp}/22; head -c 7 <&3`]);
   assert.is(banner.stdout, 'SSH-2.0');
 });
@@ -113,23 +124,41 @@ test('the outsider reaches public addresses but never the VPC', async (ctx) => {
   assert.not.ok(await connects(outsider, ctx.servers[0]!.privateIp!, 8080));
 });
 
-test('the native firewall blocks and allows as declared, and the server\'s own iptables -F does not open it', async (ctx) => {
+test("the native firewall blocks and allows as declared, and the server's own iptables -F does not open it", async (ctx) => {
   const c = ctx.servers[2]!; // the database server: its role gets the rules
   const outsider = ctx.cloud.outsiderArgv([]) as unknown as string[];
   const web = ctx.servers[0]!;
-  await ctx.cloud.firewall.apply('tlc', 'database', [{ protocol: 'tcp', port: 22, sources: [`${ctx.cloud.buildMachine.publicIp}/32`, `${web.privateIp}/32`], description: 'ssh from the build machine and webserver 1' }]);
+  await ctx.cloud.firewall.apply('tlc', 'database', [
+    {
+      protocol: 'tcp',
+      port: 22,
+      sources: [`${ctx.cloud.buildMachine.publicIp}/32`, `${web.privateIp}/32`],
+      description: 'ssh from the build machine and webserver 1',
+    },
+  ]);
   assert.equal((await ctx.cloud.firewall.get('tlc', 'database'))?.[0]?.port, 22);
   assert.not.ok(await connects(outsider, c.publicIp!, 22), 'the outsider is refused');
   assert.ok(await connects(['env'], c.publicIp!, 22), 'the build machine is allowed');
-  assert.ok(await connects(await ctx.cloud.execArgv(web.id, []) as unknown as string[], c.privateIp!, 22), 'webserver 1 is allowed');
+  assert.ok(await connects((await ctx.cloud.execArgv(web.id, [])) as unknown as string[], c.privateIp!, 22), 'webserver 1 is allowed');
   const other = ctx.servers[1]!;
-  assert.not.ok(await connects(await ctx.cloud.execArgv(other.id, []) as unknown as string[], c.privateIp!, 22), 'webserver 2 is refused');
+  assert.not.ok(
+    await connects((await ctx.cloud.execArgv(other.id, [])) as unknown as string[], c.privateIp!, 22),
+    'webserver 2 is refused',
+  );
   // Inside the server: flush everything and open up. The cloud's firewall is not there.
   await ctx.cloud.exec(c.id, ['iptables', '-F']);
   await ctx.cloud.exec(c.id, ['iptables', '-P', 'INPUT', 'ACCEPT']);
   assert.not.ok(await connects(outsider, c.publicIp!, 22), 'still refused after the server flushed its own rules');
   // A server cannot pretend to be another (its packets leave with its own address only).
-  const spoof = await ctx.cloud.exec(other.id, ['bash', '-c', `ip addr add ${web.privateIp}/32 dev eth1 && timeout 3 bash -c 'exec 3<>/dev/tcp/${c.privateIp}/22' ; r=$?; ip addr del ${web.privateIp}/32 dev eth1; exit $r`], { nothrow: true });
+  const spoof = await ctx.cloud.exec(
+    other.id,
+    [
+      'bash',
+      '-c',
+      `ip addr add ${web.privateIp}/32 dev eth1 && timeout 3 bash -c 'exec 3<>/dev/tcp/${c.privateIp}/22' ; r=$?; ip addr del ${web.privateIp}/32 dev eth1; exit $r`,
+    ],
+    { nothrow: true },
+  );
   assert.is.not(spoof.exitCode, 0, 'a spoofed source address does not get through');
   await ctx.cloud.firewall.remove('tlc', 'database');
   assert.ok(await connects(outsider, c.publicIp!, 22), 'open again once the rules are removed');
@@ -137,7 +166,11 @@ test('the native firewall blocks and allows as declared, and the server\'s own i
 
 test('files written under /etc by one server are invisible to the others and to the build machine', async (ctx) => {
   const [a, b] = ctx.servers as [Server, Server];
-  await ctx.cloud.exec(a.id, ['sh', '-c', 'mkdir -p /etc/adt-test && echo secret-of-a > /etc/adt-test/only-a.txt && echo db > /var/lib/adt-test-a']);
+  await ctx.cloud.exec(a.id, [
+    'sh',
+    '-c',
+    'mkdir -p /etc/adt-test && echo secret-of-a > /etc/adt-test/only-a.txt && echo db > /var/lib/adt-test-a',
+  ]);
   assert.is((await ctx.cloud.exec(a.id, ['cat', '/etc/adt-test/only-a.txt'])).stdout.trim(), 'secret-of-a');
   assert.is.not((await ctx.cloud.exec(b.id, ['test', '-e', '/etc/adt-test/only-a.txt'], { nothrow: true })).exitCode, 0);
   assert.not.ok(existsSync('/etc/adt-test/only-a.txt'));
@@ -153,12 +186,24 @@ test('bad input gives a clear error, exit code 2, and creates nothing', async (c
   const cases: [() => Promise<unknown>, string][] = [
     [() => ctx.cloud.create({ name, role: 'webserver', buildId: 'tlc', userData: '#!/bin/sh\n' }), 'NAME_TAKEN'],
     [() => ctx.cloud.create({ name: 'my-server', role: 'webserver', buildId: 'tlc', userData: '#!/bin/sh\n' }), 'BAD_NAME'],
-    [() => ctx.cloud.create({ name: serverName({ role: 'webserver', buildId: 'tlc' }), role: 'webserver', buildId: 'tlc', userData: 'echo no shebang' }), 'BAD_USER_DATA'],
+    [
+      () =>
+        ctx.cloud.create({
+          name: serverName({ role: 'webserver', buildId: 'tlc' }),
+          role: 'webserver',
+          buildId: 'tlc',
+          userData: 'echo no shebang',
+        }),
+      'BAD_USER_DATA',
+    ],
     [() => ctx.cloud.firewall.apply('tlc', 'webserver', [{ protocol: 'tcp', port: 70000, sources: ['198.19.10.1'] }]), 'BAD_RULE'],
     [() => ctx.cloud.firewall.apply('tlc', 'webserver', [{ protocol: 'tcp', port: 22, sources: ['not-an-ip'] }]), 'BAD_RULE'],
   ];
   for (const [fn, code] of cases) {
-    const e = await fn().then(() => null, (err) => err);
+    const e = await fn().then(
+      () => null,
+      (err) => err,
+    );
     assert.is(e?.code, code, String(e?.message ?? e));
     assert.is(e?.exitCode, 2);
   }
@@ -178,7 +223,12 @@ test('an exhausted address pool is reported clearly', async (ctx) => {
     }
   }
   try {
-    const e = await ctx.cloud.create({ name: serverName({ role: 'webserver', buildId: 'tlc' }), role: 'webserver', buildId: 'tlc', userData: '#!/bin/sh\n' }).then(() => null, (err) => err);
+    const e = await ctx.cloud
+      .create({ name: serverName({ role: 'webserver', buildId: 'tlc' }), role: 'webserver', buildId: 'tlc', userData: '#!/bin/sh\n' })
+      .then(
+        () => null,
+        (err) => err,
+      );
     assert.is(e?.code, 'POOL_EXHAUSTED');
   } finally {
     const { rmdir } = await import('node:fs/promises');

@@ -7,8 +7,18 @@ const test = suite('memory compute and firewall (for unit tests of the layers ab
 
 test('creates, lists by exact build and role, and destroys', async () => {
   const c = memoryDriver();
-  const a = await c.create({ name: serverName({ role: 'webserver', buildId: 'b1' }), role: 'webserver', buildId: 'b1', userData: '#!/bin/sh\n' });
-  const db = await c.create({ name: serverName({ role: 'database', buildId: 'b1' }), role: 'database', buildId: 'b1', userData: '#!/bin/sh\n' });
+  const a = await c.create({
+    name: serverName({ role: 'webserver', buildId: 'b1' }),
+    role: 'webserver',
+    buildId: 'b1',
+    userData: '#!/bin/sh\n',
+  });
+  const db = await c.create({
+    name: serverName({ role: 'database', buildId: 'b1' }),
+    role: 'database',
+    buildId: 'b1',
+    userData: '#!/bin/sh\n',
+  });
   await c.create({ name: serverName({ role: 'webserver', buildId: 'b12' }), role: 'webserver', buildId: 'b12', userData: '#!/bin/sh\n' });
   assert.is((await c.list({ buildId: 'b1' })).length, 2);
   assert.is((await c.list({ buildId: 'b1', role: 'webserver' })).length, 1);
@@ -16,9 +26,17 @@ test('creates, lists by exact build and role, and destroys', async () => {
   await c.destroy(a.id);
   assert.is(await c.get(a.id), null);
   await c.destroy(a.id);
-  const taken = await c.create({ name: db.name, role: 'database', buildId: 'b1', userData: '#!/bin/sh\n' }).then(() => null, (e) => e);
+  const taken = await c.create({ name: db.name, role: 'database', buildId: 'b1', userData: '#!/bin/sh\n' }).then(
+    () => null,
+    (e) => e,
+  );
   assert.is(taken?.code, 'NAME_TAKEN');
-  const noScript = await c.create({ name: serverName({ role: 'webserver', buildId: 'b1' }), role: 'webserver', buildId: 'b1', userData: 'echo' }).then(() => null, (e) => e);
+  const noScript = await c
+    .create({ name: serverName({ role: 'webserver', buildId: 'b1' }), role: 'webserver', buildId: 'b1', userData: 'echo' })
+    .then(
+      () => null,
+      (e) => e,
+    );
   assert.is(noScript?.code, 'BAD_USER_DATA');
 });
 
@@ -33,7 +51,10 @@ test('the firewall keeps rules per build and role', async () => {
 
 test('managed databases: created once per name, allow-lists validated (never the whole internet)', async () => {
   const m = new MemoryDatabases();
-  const bad = await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['0.0.0.0/0'] }).then(() => null, (e: { exitCode?: number }) => e);
+  const bad = await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['0.0.0.0/0'] }).then(
+    () => null,
+    (e: { exitCode?: number }) => e,
+  );
   assert.is(bad?.exitCode, 2);
   assert.is((await m.list()).length, 0);
   const a = await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['198.18.1.0/24'] });

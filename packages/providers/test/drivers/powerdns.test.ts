@@ -28,7 +28,14 @@ testDnsProvider('powerdns (real server)', async () => {
   const pdns = await startPowerDns({ dataDir: dir, dnsPort: 0 });
   const dns = powerdnsDriver({ apiUrl: pdns.apiUrl, apiKeyFile: pdns.apiKeyFile, zone: 'adt.test' });
   await dns.ensureZone('adt.test');
-  return { dns, zone: 'adt.test', close: async () => { await pdns.stop(); await rm(dir, { recursive: true, force: true }); } };
+  return {
+    dns,
+    zone: 'adt.test',
+    close: async () => {
+      await pdns.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 });
 
 // ---
@@ -48,7 +55,11 @@ real('three addA answer a real DNS query (dig) with all three; removeA removes e
   const dns = powerdnsDriver({ apiUrl: pdns.apiUrl, apiKeyFile: pdns.apiKeyFile, zone: 'site.test' });
   await dns.ensureZone('site.test');
   for (const ip of ['198.18.0.21', '198.18.0.22', '198.18.0.23']) await dns.addA('www.site.test', ip);
-  const dig = async () => (await execa('dig', [`@${pdns.dnsAddress}`, '-p', String(pdns.dnsPort), '+short', '+time=2', '+tries=2', 'www.site.test', 'A'])).stdout.split('\n').filter(Boolean).sort();
+  const dig = async () =>
+    (await execa('dig', [`@${pdns.dnsAddress}`, '-p', String(pdns.dnsPort), '+short', '+time=2', '+tries=2', 'www.site.test', 'A'])).stdout
+      .split('\n')
+      .filter(Boolean)
+      .sort();
   assert.equal(await dig(), ['198.18.0.21', '198.18.0.22', '198.18.0.23']);
   await dns.removeA('www.site.test', '198.18.0.22');
   assert.equal(await dig(), ['198.18.0.21', '198.18.0.23']);
@@ -62,7 +73,10 @@ real('the API key is in 0600 files only: not on the command line, not in errors'
   const cmdline = await readFile(`/proc/${pdns.pid}/cmdline`, 'utf8');
   assert.not.ok(cmdline.includes(key));
   const wrong = powerdnsDriver({ apiUrl: pdns.apiUrl, apiKey: 'wrong-key', zone: 'site.test' });
-  const e = await wrong.listA('www.site.test').then(() => null, (err) => err);
+  const e = await wrong.listA('www.site.test').then(
+    () => null,
+    (err) => err,
+  );
   assert.match(e?.message ?? '', /HTTP 401/);
   assert.not.ok(e.message.includes(key));
 });
@@ -81,7 +95,12 @@ real.run();
 const inCloud = suite<{ cloud: ReturnType<typeof localDriver>; pdns?: PowerDnsServer; dir: string }>('DNS inside the local cloud');
 
 inCloud.before(async (ctx) => {
-  ctx.cloud = localDriver({ cloudId: 'tdn', stateDir: '/var/lib/adt-local/test-tdn', publicCidr: '198.19.12.0/24', privateCidr: '198.19.13.0/24' });
+  ctx.cloud = localDriver({
+    cloudId: 'tdn',
+    stateDir: '/var/lib/adt-local/test-tdn',
+    publicCidr: '198.19.12.0/24',
+    privateCidr: '198.19.13.0/24',
+  });
   await ctx.cloud.teardown();
   await ctx.cloud.ensureNetwork();
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-pdns-cloud-'));
@@ -98,7 +117,12 @@ inCloud('a server resolves the site through its own resolver and gets every A re
   const dns = powerdnsDriver({ apiUrl: ctx.pdns.apiUrl, apiKeyFile: ctx.pdns.apiKeyFile, zone: 'adt.test' });
   await dns.ensureZone('adt.test');
   for (const ip of ['198.19.12.50', '198.19.12.51', '198.19.12.52']) await dns.addA('www.adt.test', ip);
-  const s = await ctx.cloud.create({ name: serverName({ role: 'webserver', buildId: 'tdn' }), role: 'webserver', buildId: 'tdn', userData: '#!/bin/sh\n' });
+  const s = await ctx.cloud.create({
+    name: serverName({ role: 'webserver', buildId: 'tdn' }),
+    role: 'webserver',
+    buildId: 'tdn',
+    userData: '#!/bin/sh\n',
+  });
   await ctx.cloud.waitUntilRunning(s.id);
   const r = await ctx.cloud.exec(s.id, ['dig', '+short', '+time=2', '+tries=2', 'www.adt.test', 'A']);
   assert.equal(r.stdout.split('\n').filter(Boolean).sort(), ['198.19.12.50', '198.19.12.51', '198.19.12.52']);

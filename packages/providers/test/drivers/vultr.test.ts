@@ -20,7 +20,17 @@ cloudConformance({
     const baseUrl = await fake.listen();
     const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'lhr', size: 'vc2-1c-2gb', perPage: 2, baseDelayMs: 5, maxDelayMs: 50 });
     const zone = 'example.com';
-    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(zone), databases: cloud.databases, zone, fake, rateLimited: vultrRateLimit(), secret: KEY, close: () => fake.close() };
+    return {
+      compute: cloud,
+      firewall: cloud.firewall,
+      dns: cloud.dns(zone),
+      databases: cloud.databases,
+      zone,
+      fake,
+      rateLimited: vultrRateLimit(),
+      secret: KEY,
+      close: () => fake.close(),
+    };
   },
 });
 
@@ -36,7 +46,15 @@ cloudConformance({
   setup: async () => {
     if (!realKey || !realZone) throw new Error('unreachable');
     const cloud = vultrDriver({ apiKey: realKey, region: process.env.VULTR_TEST_REGION ?? 'lhr', size: 'vc2-1c-1gb' });
-    return { compute: cloud, firewall: cloud.firewall, dns: cloud.dns(realZone), databases: cloud.databases, zone: realZone, secret: realKey, close: async () => {} };
+    return {
+      compute: cloud,
+      firewall: cloud.firewall,
+      dns: cloud.dns(realZone),
+      databases: cloud.databases,
+      zone: realZone,
+      secret: realKey,
+      close: async () => {},
+    };
   },
 });
 
@@ -44,7 +62,10 @@ cloudConformance({
 
 const test = suite('vultr specifics (fake API)');
 
-async function withFake(run: (fake: ReturnType<typeof vultrFake>, baseUrl: string) => Promise<void>, options: Parameters<typeof vultrFake>[0] = {}): Promise<void> {
+async function withFake(
+  run: (fake: ReturnType<typeof vultrFake>, baseUrl: string) => Promise<void>,
+  options: Parameters<typeof vultrFake>[0] = {},
+): Promise<void> {
   const fake = vultrFake({ apiKey: KEY, ...options });
   const baseUrl = await fake.listen();
   try {
@@ -55,9 +76,11 @@ async function withFake(run: (fake: ReturnType<typeof vultrFake>, baseUrl: strin
 }
 
 const bodies = (fake: ReturnType<typeof vultrFake>, method: string, path: string | RegExp) =>
-  fake.log.filter((l) => l.method === method && (typeof path === 'string' ? l.path === path : path.test(l.path))).map((l) => l.body as Record<string, unknown>);
+  fake.log
+    .filter((l) => l.method === method && (typeof path === 'string' ? l.path === path : path.test(l.path)))
+    .map((l) => l.body as Record<string, unknown>);
 
-test('an instance is created as documented: base64 user-data, Debian 12, tags, VPC, its role\'s firewall group, a snapshot image', async () => {
+test("an instance is created as documented: base64 user-data, Debian 12, tags, VPC, its role's firewall group, a snapshot image", async () => {
   await withFake(async (fake, baseUrl) => {
     const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'ams', size: 'vc2-1c-2gb', baseDelayMs: 5 });
     const first = await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\necho hi\n' });
@@ -79,12 +102,17 @@ test('an instance is created as documented: base64 user-data, Debian 12, tags, V
 
     await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['0.0.0.0/0'] }]);
     const group = [...fake.state.groups.values()][0]!;
-    await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: 'vpc-9', image: 'snap-1' }).then(() => assert.unreachable('unknown snapshot'), (e: Error) => assert.match(e.message, /HTTP 400: Invalid snapshot_id/));
+    await cloud
+      .create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: 'vpc-9', image: 'snap-1' })
+      .then(
+        () => assert.unreachable('unknown snapshot'),
+        (e: Error) => assert.match(e.message, /HTTP 400: Invalid snapshot_id/),
+      );
     const s = await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: 'vpc-9' });
     const second = bodies(fake, 'POST', '/instances').at(-1)!;
     assert.equal(second.attach_vpc, ['vpc-9']);
     assert.is(second.enable_vpc, undefined, 'attach_vpc or enable_vpc, never both');
-    assert.is(second.firewall_group_id, group.id, 'created in the role\'s group');
+    assert.is(second.firewall_group_id, group.id, "created in the role's group");
     const running = await cloud.waitUntilRunning(s.id, { intervalMs: 1 });
     assert.is(running.state, 'running');
     assert.match(running.publicIp ?? '', /^198\.51\.100\.\d+$/);
@@ -98,7 +126,7 @@ test('an instance is created as documented: base64 user-data, Debian 12, tags, V
   });
 });
 
-test('the role\'s firewall group: from:to ranges, v4 and v6, add before delete, existing instances moved in, removed', async () => {
+test("the role's firewall group: from:to ranges, v4 and v6, add before delete, existing instances moved in, removed", async () => {
   await withFake(async (fake, baseUrl) => {
     const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'lhr', size: 's', baseDelayMs: 5 });
     const web = await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
@@ -118,10 +146,17 @@ test('the role\'s firewall group: from:to ranges, v4 and v6, add before delete, 
       { ip_type: 'v4', protocol: 'icmp', subnet: '0.0.0.0', subnet_size: 0 },
       { ip_type: 'v6', protocol: 'icmp', subnet: '::', subnet_size: 0 },
     ]);
-    assert.equal(bodies(fake, 'PATCH', `/instances/${web.id}`), [{ firewall_group_id: group.id }], 'the existing webserver moved into the group');
+    assert.equal(
+      bodies(fake, 'PATCH', `/instances/${web.id}`),
+      [{ firewall_group_id: group.id }],
+      'the existing webserver moved into the group',
+    );
     assert.is(fake.state.instances.get(db.id)!.firewall_group_id, '', 'the database server is not the webserver role');
     const got = await cloud.firewall.get('b7', 'webserver');
-    assert.equal(got?.find((r) => r.port === 443), { protocol: 'tcp', port: 443, sources: ['0.0.0.0/0', '::/0'], description: 'HTTPS' });
+    assert.equal(
+      got?.find((r) => r.port === 443),
+      { protocol: 'tcp', port: 443, sources: ['0.0.0.0/0', '::/0'], description: 'HTTPS' },
+    );
     assert.equal(got?.find((r) => Array.isArray(r.port))?.port, [8000, 8010]);
 
     // Applying the same rules again changes nothing.
@@ -131,13 +166,20 @@ test('the role\'s firewall group: from:to ranges, v4 and v6, add before delete, 
       { protocol: 'tcp', port: [8000, 8010], sources: ['198.51.100.1/32', '198.51.100.0/24'] },
       { protocol: 'icmp', sources: [] },
     ]);
-    assert.equal(fake.log.filter((l) => l.method !== 'GET'), [], 'nothing written');
+    assert.equal(
+      fake.log.filter((l) => l.method !== 'GET'),
+      [],
+      'nothing written',
+    );
 
     // Replacing: the new rule is added before the old ones go.
     await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['2001:DB8:0:0::7/64'] }]);
     const writes = fake.log.filter((l) => l.method !== 'GET').map((l) => l.method);
     assert.equal(writes, ['POST', 'DELETE', 'DELETE', 'DELETE', 'DELETE', 'DELETE', 'DELETE']);
-    assert.equal(group.rules.map((r) => `${r.ip_type} ${r.protocol} ${r.port} ${r.subnet}/${r.subnet_size}`), ['v6 tcp 443 2001:db8::/64']);
+    assert.equal(
+      group.rules.map((r) => `${r.ip_type} ${r.protocol} ${r.port} ${r.subnet}/${r.subnet_size}`),
+      ['v6 tcp 443 2001:db8::/64'],
+    );
 
     await cloud.firewall.remove('b7', 'webserver');
     assert.is(fake.state.groups.size, 0);
@@ -146,20 +188,31 @@ test('the role\'s firewall group: from:to ranges, v4 and v6, add before delete, 
 });
 
 test('a group at its rule limit: as many rules added first as fit, the rest after the extra ones went; too many is refused', async () => {
-  await withFake(async (fake, baseUrl) => {
-    const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'lhr', size: 's', baseDelayMs: 5 });
-    const rules = (prefix: string, count: number) => [{ protocol: 'tcp' as const, port: 22, sources: Array.from({ length: count }, (_v, i) => `${prefix}.${i + 1}`) }];
-    await cloud.firewall.apply('b7', 'database', rules('198.51.100', 3));
-    fake.log.length = 0;
-    await cloud.firewall.apply('b7', 'database', rules('203.0.113', 3));
-    assert.equal(fake.log.filter((l) => l.method !== 'GET').map((l) => `${l.method} ${l.status}`), ['POST 201', 'DELETE 204', 'DELETE 204', 'DELETE 204', 'POST 201', 'POST 201']);
-    assert.equal((await cloud.firewall.get('b7', 'database'))?.[0]?.sources, ['203.0.113.1/32', '203.0.113.2/32', '203.0.113.3/32']);
-    const before = fake.log.length;
-    const e = await cloud.firewall.apply('b7', 'database', rules('198.18.0', 5)).then(() => null, (x: { exitCode?: number; message: string }) => x);
-    assert.is(e?.exitCode, 2);
-    assert.match(e!.message, /at most 4/);
-    assert.is(fake.log.slice(before).filter((l) => l.method !== 'GET').length, 0, 'nothing changed');
-  }, { maxRuleCount: 4 });
+  await withFake(
+    async (fake, baseUrl) => {
+      const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'lhr', size: 's', baseDelayMs: 5 });
+      const rules = (prefix: string, count: number) => [
+        { protocol: 'tcp' as const, port: 22, sources: Array.from({ length: count }, (_v, i) => `${prefix}.${i + 1}`) },
+      ];
+      await cloud.firewall.apply('b7', 'database', rules('198.51.100', 3));
+      fake.log.length = 0;
+      await cloud.firewall.apply('b7', 'database', rules('203.0.113', 3));
+      assert.equal(
+        fake.log.filter((l) => l.method !== 'GET').map((l) => `${l.method} ${l.status}`),
+        ['POST 201', 'DELETE 204', 'DELETE 204', 'DELETE 204', 'POST 201', 'POST 201'],
+      );
+      assert.equal((await cloud.firewall.get('b7', 'database'))?.[0]?.sources, ['203.0.113.1/32', '203.0.113.2/32', '203.0.113.3/32']);
+      const before = fake.log.length;
+      const e = await cloud.firewall.apply('b7', 'database', rules('198.18.0', 5)).then(
+        () => null,
+        (x: { exitCode?: number; message: string }) => x,
+      );
+      assert.is(e?.exitCode, 2);
+      assert.match(e!.message, /at most 4/);
+      assert.is(fake.log.slice(before).filter((l) => l.method !== 'GET').length, 0, 'nothing changed');
+    },
+    { maxRuleCount: 4 },
+  );
 });
 
 test('creates that fail with 5xx after the work was done are found, never repeated: rule, group, record, snapshot, database', async () => {
@@ -169,7 +222,10 @@ test('creates that fail with 5xx after the work was done are found, never repeat
     fake.fail({ match: 'POST /firewalls/', status: 502, afterHandling: true });
     await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['198.51.100.1', '198.51.100.2'] }]);
     assert.is(fake.state.groups.size, 1);
-    assert.equal([...fake.state.groups.values()][0]!.rules.map((r) => r.subnet), ['198.51.100.1', '198.51.100.2']);
+    assert.equal(
+      [...fake.state.groups.values()][0]!.rules.map((r) => r.subnet),
+      ['198.51.100.1', '198.51.100.2'],
+    );
 
     const dns = new VultrDns({ apiKey: KEY, baseUrl, zone: 'example.com', baseDelayMs: 5 });
     fake.fail({ match: 'POST /domains', status: 500, afterHandling: true, times: 2 });
@@ -190,12 +246,15 @@ test('creates that fail with 5xx after the work was done are found, never repeat
 
     // A 500 before anything was done is reported, with its outcome unknown.
     fake.fail({ match: 'POST /domains/example.com/records', status: 500 });
-    const e = await dns.addA('www.example.com', '198.51.100.5').then(() => null, (x: Error) => x);
+    const e = await dns.addA('www.example.com', '198.51.100.5').then(
+      () => null,
+      (x: Error) => x,
+    );
     assert.match(e?.message ?? '', /HTTP 500.*may or may not/);
   });
 });
 
-test('DNS records: relative names, \'\' for the apex, the TTL asked for; a second zone create is not attempted', async () => {
+test("DNS records: relative names, '' for the apex, the TTL asked for; a second zone create is not attempted", async () => {
   await withFake(async (fake, baseUrl) => {
     const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'lhr', size: 's', baseDelayMs: 5 });
     const dns = cloud.dns('Example.com.', 120);
@@ -215,10 +274,25 @@ test('DNS records: relative names, \'\' for the apex, the TTL asked for; a secon
 test('managed databases: documented create body, trusted IPs set on a second create, bad lists send nothing, pg and VPC hosts', async () => {
   await withFake(async (fake, baseUrl) => {
     const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'fra', size: 's', baseDelayMs: 5 });
-    const db = await cloud.databases.create({ name: 'adt-b7-db', buildId: 'b7', engine: 'postgres', vpc: 'vpc-3', allow: ['198.18.128.0/20'] });
-    assert.equal(bodies(fake, 'POST', '/databases'), [{
-      database_engine: 'pg', database_engine_version: '16', region: 'fra', plan: 'vultr-dbaas-hobbyist-cc-1-25-1', label: 'adt-b7-db', tag: 'adt-build-b7', vpc_id: 'vpc-3', trusted_ips: ['198.18.128.0/20'],
-    }]);
+    const db = await cloud.databases.create({
+      name: 'adt-b7-db',
+      buildId: 'b7',
+      engine: 'postgres',
+      vpc: 'vpc-3',
+      allow: ['198.18.128.0/20'],
+    });
+    assert.equal(bodies(fake, 'POST', '/databases'), [
+      {
+        database_engine: 'pg',
+        database_engine_version: '16',
+        region: 'fra',
+        plan: 'vultr-dbaas-hobbyist-cc-1-25-1',
+        label: 'adt-b7-db',
+        tag: 'adt-build-b7',
+        vpc_id: 'vpc-3',
+        trusted_ips: ['198.18.128.0/20'],
+      },
+    ]);
     assert.is(db.state, 'creating');
     const online = await cloud.databases.waitUntilOnline(db.id, { intervalMs: 1 });
     assert.is(online.engine, 'postgres');
@@ -232,26 +306,49 @@ test('managed databases: documented create body, trusted IPs set on a second cre
     assert.equal(await cloud.databases.getAllowList(db.id), ['198.18.128.9/32'], 'Vultr keeps CIDRs');
     const before = fake.log.length;
     for (const allow of [['0.0.0.0/0'], [], ['198.0.0.0/4']]) {
-      const e = await cloud.databases.setAllowList(db.id, allow).then(() => null, (x: { exitCode?: number }) => x);
+      const e = await cloud.databases.setAllowList(db.id, allow).then(
+        () => null,
+        (x: { exitCode?: number }) => x,
+      );
       assert.is(e?.exitCode, 2);
     }
     assert.is(fake.log.length, before, 'nothing sent');
-    assert.equal((await cloud.databases.list()).map((d) => d.buildId), ['b7']);
+    assert.equal(
+      (await cloud.databases.list()).map((d) => d.buildId),
+      ['b7'],
+    );
     assert.is(fake.log.at(-1)!.query, '', 'the database list is not paginated: no per_page or cursor');
   });
 });
 
-test('a 429 without a wait header is backed off and retried; a wrong key is refused with Vultr\'s message, never retried or echoed', async () => {
+test("a 429 without a wait header is backed off and retried; a wrong key is refused with Vultr's message, never retried or echoed", async () => {
   await withFake(async (fake, baseUrl) => {
     const retries: { status: number | null; delayMs: number }[] = [];
-    const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'lhr', size: 's', baseDelayMs: 5, maxDelayMs: 50, onRetry: (i) => retries.push({ status: i.status, delayMs: i.delayMs }) });
+    const cloud = vultrDriver({
+      apiKey: KEY,
+      baseUrl,
+      region: 'lhr',
+      size: 's',
+      baseDelayMs: 5,
+      maxDelayMs: 50,
+      onRetry: (i) => retries.push({ status: i.status, delayMs: i.delayMs }),
+    });
     fake.fail({ match: 'GET /instances', ...vultrRateLimit(), times: 2 });
     assert.equal(await cloud.list(), []);
-    assert.equal(retries.map((r) => r.status), [429, 429]);
-    assert.ok(retries.every((r) => r.delayMs <= 50), 'backoff capped by maxDelayMs');
+    assert.equal(
+      retries.map((r) => r.status),
+      [429, 429],
+    );
+    assert.ok(
+      retries.every((r) => r.delayMs <= 50),
+      'backoff capped by maxDelayMs',
+    );
     const bad = vultrDriver({ apiKey: 'wrong-key-xyz', baseUrl, region: 'lhr', size: 's', baseDelayMs: 5 });
     const before = fake.log.length;
-    const e = await bad.list().then(() => null, (x: Error & { code?: string }) => x);
+    const e = await bad.list().then(
+      () => null,
+      (x: Error & { code?: string }) => x,
+    );
     assert.is(e?.code, 'UNAUTHORIZED');
     assert.match(e!.message, /HTTP 401: Invalid API token\./);
     assert.not.ok(e!.message.includes('wrong-key-xyz'));

@@ -9,7 +9,11 @@ const o = JSON.parse(process.argv[2]);
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   // Names resolved as the cloud's DNS says; only the build's own certificates trusted (by key).
-  args: ['--no-sandbox', `--host-resolver-rules=${o.hosts.map(([n, ip]) => `MAP ${n} ${ip}`).join(',')}`, `--ignore-certificate-errors-spki-list=${o.spki.join(',')}`],
+  args: [
+    '--no-sandbox',
+    `--host-resolver-rules=${o.hosts.map(([n, ip]) => `MAP ${n} ${ip}`).join(',')}`,
+    `--ignore-certificate-errors-spki-list=${o.spki.join(',')}`,
+  ],
 });
 const seen = {};
 try {
