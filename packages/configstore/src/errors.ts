@@ -21,6 +21,8 @@ export const ErrorCodes = {
   UNREACHABLE: 'UNREACHABLE',
   /** Any other backend failure after retries. */
   BACKEND: 'BACKEND',
+  /** A key the caller needs is absent (`ConfigStore.require`): the message says who writes it. */
+  MISSING_KEY: 'MISSING_KEY',
   /** A secret key was read or written without the deployment's encryption key. */
   NO_SECRET_KEY: 'NO_SECRET_KEY',
   /** A secret could not be decrypted (wrong key, or tampered). */

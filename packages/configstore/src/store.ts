@@ -3,7 +3,7 @@
  * one bucket, secrets encrypted at rest, object ages, and leases (the original's lock files, done right).
  */
 import { randomBytes } from 'node:crypto';
-import { storeError, PreconditionFailed } from './errors.ts';
+import { ErrorCodes, storeError, PreconditionFailed } from './errors.ts';
 import { isAdtError } from '@adt/core';
 import { validateKey, validatePrefix } from './_validate.ts';
 import { decrypt, encrypt, isEncrypted } from './crypto.ts';
@@ -112,6 +112,33 @@ export class ConfigStore {
     const path = pathOf(key);
     const obj = await this.driver.read(path);
     return obj ? (this.#decode(path, obj) as T) : null;
+  }
+
+  /**
+   * The value at `key`, which must be there: absent, it throws `MISSING_KEY` naming the key and
+   * who writes it (`writtenBy`, e.g. "the build, before it creates servers").
+   */
+  async require<T = JsonValue>(key: Key<T> | string, writtenBy = 'the build'): Promise<T> {
+    const value = await this.get<T>(key);
+    if (value === null)
+      throw storeError(ErrorCodes.MISSING_KEY, `${pathOf(key)} is missing from the datastore (${this.bucket}): ${writtenBy} writes it`);
+    return value;
+  }
+
+  /** Several required keys at once; every missing one named in one error. */
+  async requireAll<const K extends readonly Key<unknown>[]>(
+    list: K,
+    writtenBy = 'the build',
+  ): Promise<{ [I in keyof K]: K[I] extends Key<infer T> ? T : never }> {
+    const values = await Promise.all(list.map((k) => this.get(k)));
+    const missing = list.filter((_, i) => values[i] === null).map((k) => k.path);
+    if (missing.length) {
+      throw storeError(
+        ErrorCodes.MISSING_KEY,
+        `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing from the datastore (${this.bucket}): ${writtenBy} writes ${missing.length > 1 ? 'them' : 'it'}`,
+      );
+    }
+    return values as { [I in keyof K]: K[I] extends Key<infer T> ? T : never };
   }
 
   async exists(key: Key<unknown> | string): Promise<boolean> {

@@ -5,3 +5,8 @@ export type { RetryOptions } from './retry.ts';
 export { execaRunner, recordingRunner, CommandError } from './runner.ts';
 export type { Argv, Runner, RunOptions, RunResult } from './runner.ts';
 export { processAlive, freePort, livePidFromFile, waitForPidFile, stopProcess } from './process.ts';
+export { pollUntil, timeoutError } from './poll.ts';
+export type { PollOptions } from './poll.ts';
+export { lastLines, outputTail } from './text.ts';
+export { startDaemon, stopDaemon, daemonPid, tailFile, commandLineOf } from './daemon.ts';
+export type { DaemonSpec, Daemon } from './daemon.ts';

@@ -3,6 +3,7 @@
  * them. The execa runner never goes through a shell, so no value is ever shell-interpreted.
  */
 import { execa } from 'execa';
+import { lastLines } from './text.ts';
 
 export type Argv = readonly [string, ...string[]];
 
@@ -32,7 +33,7 @@ export interface Runner {
 export class CommandError extends Error {
   readonly result: RunResult;
   constructor(result: RunResult) {
-    const detail = result.stderr.trim().split('\n').slice(-3).join(' | ') || `exit code ${result.exitCode}`;
+    const detail = lastLines(result.stderr) || `exit code ${result.exitCode}`;
     super(`command failed: ${result.argv.join(' ')}: ${detail}`);
     this.name = 'CommandError';
     this.result = result;

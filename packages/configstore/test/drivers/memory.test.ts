@@ -65,3 +65,26 @@ budget('a lease renewed at half its minimum TTL for a whole window stays within 
 });
 
 budget.run();
+
+// ---
+
+const required = suite('require and requireAll');
+
+required('a present key is returned; an absent one is MISSING_KEY naming the key and its writer', async () => {
+  const s = new ConfigStore({ driver: memoryDriver({ bucket: 'b1' }), writeBudget: null });
+  await s.put('config/site', { siteUrl: 'https://x.test/' });
+  assert.equal(await s.require('config/site'), { siteUrl: 'https://x.test/' });
+  const e = await expectCode(s.require('config/auth', 'the build, with WEB_FIREWALL=auth'), 'MISSING_KEY');
+  assert.match(e.message, /config\/auth is missing from the datastore \(b1\): the build, with WEB_FIREWALL=auth writes it/);
+});
+
+required('requireAll names every missing key in one error', async () => {
+  const s = new ConfigStore({ driver: memoryDriver(), writeBudget: null });
+  await s.put('config/a', 1);
+  const [a] = await s.requireAll([{ path: 'config/a' }] as const);
+  assert.is(a, 1);
+  const e = await expectCode(s.requireAll([{ path: 'config/a' }, { path: 'config/b' }, { path: 'config/c' }]), 'MISSING_KEY');
+  assert.match(e.message, /config\/b, config\/c are missing/);
+});
+
+required.run();
