@@ -20,9 +20,10 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execaRunner } from '@adt/core';
-import { startPowerDns, type PowerDnsServer } from '@adt/providers';
+import { startPowerDns, type PowerDnsServer } from '@adt/localcloud/services/powerdns';
+import { startPebble, type Pebble } from '@adt/localcloud/services/pebble';
 import powerdnsDriver from '@adt/providers/drivers/powerdns';
-import { legoArgv, legoEnv, obtainCertificate, startPebble, type ObtainOptions, type Pebble } from '../src/index.ts';
+import { legoArgv, legoEnv, obtainCertificate, type ObtainOptions } from '../src/index.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, json: { type: 'boolean' } } });
 const rounds = Math.max(1, Number(values.rounds));

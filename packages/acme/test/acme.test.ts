@@ -17,10 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { execaRunner, isAdtError, processAlive } from '@adt/core';
-import { startPowerDns, type PowerDnsServer } from '@adt/providers';
+import { startPowerDns, type PowerDnsServer } from '@adt/localcloud/services/powerdns';
+import { startPebble, type Pebble } from '@adt/localcloud/services/pebble';
 import powerdnsDriver from '@adt/providers/drivers/powerdns';
 import { digitaloceanFake } from '@adt/providers/fakes/digitalocean';
-import { certificateInfo, obtainCertificate, startPebble, type ObtainOptions, type Pebble } from '../src/index.ts';
+import { certificateInfo, obtainCertificate, type ObtainOptions } from '../src/index.ts';
 
 interface Ctx {
   dir: string;

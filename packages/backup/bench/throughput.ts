@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { execaRunner, freePort } from '@adt/core';
-import { startEmbeddedS3 } from '@adt/configstore/embedded-s3';
+import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
 import * as maria from '@adt/database/engines/mariadb';
 import { Backups } from '../src/index.ts';
 

@@ -10,7 +10,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client, List
 import { execaRunner, freePort } from '@adt/core';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
-import { startEmbeddedS3, type EmbeddedS3 } from '@adt/configstore/embedded-s3';
+import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import * as maria from '@adt/database/engines/mariadb';
 import { Backups, type Source } from '../src/index.ts';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { execaRunner, freePort } from '@adt/core';
-import { startEmbeddedS3, type EmbeddedS3 } from '@adt/configstore/embedded-s3';
+import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import * as maria from '@adt/database/engines/mariadb';
 import { Backups, BASELINE_HOST, publishBaseline, rewriteDump, scanTree, SecretsFound } from '../src/index.ts';
 

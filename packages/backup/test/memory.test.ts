@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { startEmbeddedS3 } from '@adt/configstore/embedded-s3';
+import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const MiB = 1024 * 1024;

@@ -12,7 +12,7 @@ import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command, DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { startEmbeddedS3 } from '../src/embedded-s3.ts';
+import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
 import s3Driver from '../src/drivers/s3.ts';
 import { ConfigStore } from '../src/index.ts';
 

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { sleep } from '@adt/core';
 import { ConfigStore, keys } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
-import { startEmbeddedS3 } from '@adt/configstore/embedded-s3';
+import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
 import localDriver from '@adt/providers/drivers/local';
 import { MemoryNativeFirewall } from '@adt/providers/drivers/memory';
 import { serverName } from '@adt/providers';

@@ -1,7 +1,6 @@
 /** Driver registry: name -> lazy import (backends are subpath exports, never in the root barrel). */
 export const computeDrivers = {
   local: () => import('./drivers/local.ts'),
-  'local-remote': () => import('./drivers/local-remote.ts'),
   memory: () => import('./drivers/memory.ts'),
   digitalocean: () => import('./drivers/digitalocean.ts'),
   linode: () => import('./drivers/linode.ts'),

@@ -44,6 +44,11 @@ export interface CreateServerOptions {
   image?: string;
   /** A script run once at first boot, as cloud-init would run it (a `#!` script). */
   userData: string;
+  /**
+   * OpenSSH public keys for root's authorized_keys (the build machine's key). Drivers register
+   * them with their cloud as it needs (by name, id or fingerprint) or pass them as they are.
+   */
+  sshKeys?: string[];
   /** Extra tags; drivers add `adt`, `role:<role>` and `build:<buildId>` themselves. */
   tags?: string[];
   /** VPC/private network to attach to, when the provider has several. */
@@ -67,6 +72,10 @@ export interface WaitOptions {
 export interface ComputeFlags {
   snapshots?: boolean;
   privateNetworking?: boolean;
+  /** Images can be listed and found by name (`findImage`), e.g. to reuse a prepared image. */
+  images?: boolean;
+  /** The cloud shows a server's boot output (`console`). */
+  console?: boolean;
 }
 
 /** Compute: create, list, inspect and destroy servers. */
@@ -85,6 +94,12 @@ export interface ComputeProvider {
   waitUntilRunning(id: string, options?: WaitOptions): Promise<Server>;
   /** Takes a snapshot usable as `image` for faster builds (when `flags.snapshots`). */
   snapshot?(id: string, name: string, options?: WaitOptions): Promise<string>;
+  /** Powers a server off (its disk stays, for a snapshot). */
+  powerOff?(id: string): Promise<void>;
+  /** An image by id or name (the newest of a name), or null (when `flags.images`). */
+  findImage?(ref: string): Promise<{ id: string; name: string } | null>;
+  /** The end of a server's boot output, and the user-data's exit code once it ended (when `flags.console`). */
+  console?(id: string): Promise<{ log: string; exitCode: number | null }>;
   dispose?(): Promise<void>;
 }
 

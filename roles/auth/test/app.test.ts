@@ -15,7 +15,8 @@ import { ConfigStore, keys } from '@adt/configstore';
 import memoryDriver from '@adt/configstore/drivers/memory';
 import { ensureCa, issueCertificate } from '@adt/webserver';
 import { createAuthApp, escapeHtml, RateLimiter } from '../src/app.ts';
-import { sendMail, startMailCatcher, type MailCatcher } from '../src/smtp.ts';
+import { startMailCatcher, type MailCatcher } from '@adt/localcloud/services/mail';
+import { sendMail } from '../src/smtp.ts';
 
 interface Res {
   status: number;

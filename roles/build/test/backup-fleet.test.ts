@@ -20,7 +20,7 @@ import { localEnv, openStore } from '../src/local-env.ts';
 import { gunzipSync } from 'node:zlib';
 import { Backups } from '@adt/backup';
 import s3Driver from '@adt/configstore/drivers/s3';
-import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
+import { EMBEDDED_CREDENTIALS } from '@adt/localcloud/services/s3';
 import { installWordPress, siteCurl } from './_site.ts';
 
 const root = resolve(import.meta.dirname, '../../..');

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { startEmbeddedS3, type EmbeddedS3 } from '@adt/configstore/embedded-s3';
+import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { ConfigStore, generateSecretKey, keys } from '@adt/configstore';
 

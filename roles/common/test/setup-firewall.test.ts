@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { freePort, sleep } from '@adt/core';
 import { ConfigStore, keys } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
-import { startEmbeddedS3, type EmbeddedS3 } from '@adt/configstore/embedded-s3';
+import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import localDriver, { type LocalCloud } from '@adt/providers/drivers/local';
 import { serverName, type Server } from '@adt/providers';
 import { firewallSettings } from '../src/setup-firewall.ts';

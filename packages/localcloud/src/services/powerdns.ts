@@ -4,14 +4,13 @@
  * choose, with the HTTP API on and a generated key. The key is only in the 0600 config file and a
  * 0600 key file: never on a command line, never in a message.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorFactory, execaRunner, freePort, processAlive, sleep, stopProcess } from '@adt/core';
+import { daemonPid, errorFactory, execaRunner, freePort, lastLines, startDaemon, stopDaemon, tailFile } from '@adt/core';
 
-const fail = errorFactory('providers', 'powerdns');
+const fail = errorFactory('localcloud', 'powerdns');
 const SCHEMA = '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql';
 
 export interface PowerDnsOptions {
@@ -27,8 +26,6 @@ export interface PowerDnsOptions {
   apiPort?: number;
   /** Networks allowed to use the API (default 127.0.0.0/8 only). */
   apiAllowFrom?: string[];
-  /** Keep running after this process exits (default false). */
-  detached?: boolean;
   /** How long to wait for the API to answer (default 15 000 ms). */
   startTimeoutMs?: number;
 }
@@ -104,36 +101,33 @@ export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDnsServer>
     '',
   ].join('\n');
   await writeFile(join(o.dataDir, 'pdns.conf'), config, { mode: 0o600 });
-  const log = await open(join(o.dataDir, 'pdns.log'), 'a', 0o600);
-  const child = spawn('/usr/sbin/pdns_server', [`--config-dir=${o.dataDir}`], {
-    detached: o.detached ?? false,
-    stdio: ['ignore', log.fd, log.fd],
-  });
-  await log.close();
-  if (o.detached) child.unref();
   const apiUrl = `http://${apiAddress}:${apiPort}`;
-  const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) break;
-    const ok = await fetch(`${apiUrl}/api/v1/servers/localhost`, { headers: { 'X-API-Key': key }, signal: AbortSignal.timeout(1000) }).then(
+  const up = () =>
+    fetch(`${apiUrl}/api/v1/servers/localhost`, { headers: { 'X-API-Key': key }, signal: AbortSignal.timeout(1000) }).then(
       (r) => r.ok,
       () => false,
     );
-    if (ok) {
-      const saved: Saved = { dnsAddress, dnsPort, apiUrl, pid: child.pid! };
-      await writeFile(join(o.dataDir, 'server.json'), JSON.stringify(saved), { mode: 0o600 });
-      return handle(saved, keyFile);
-    }
-    await sleep(100);
+  try {
+    const d = await startDaemon({
+      name: 'pdns',
+      dir: o.dataDir,
+      argv: ['/usr/sbin/pdns_server', `--config-dir=${o.dataDir}`],
+      up,
+      identify: identify(o.dataDir),
+      startTimeoutMs: o.startTimeoutMs,
+      conflictHint: `DNS port ${dnsPort} or API port ${apiPort} on ${dnsAddress}/${apiAddress} is taken`,
+    });
+    const saved: Saved = { dnsAddress, dnsPort, apiUrl, pid: d.pid };
+    await writeFile(join(o.dataDir, 'server.json'), JSON.stringify(saved), { mode: 0o600 });
+    return handle(saved, o.dataDir);
+  } catch (e) {
+    const tail = lastLines(tailFile(join(o.dataDir, 'pdns.log'), 5)).replace(key, '***');
+    const hint = /Address already in use|Unable to bind/i.test(tail) ? ` (port ${dnsPort} or ${apiPort} is taken)` : '';
+    throw fail('START_FAILED', `PowerDNS did not answer on ${apiUrl}${hint}: ${tail || (e as Error).message}`, { cause: e });
   }
-  if (child.exitCode === null) child.kill('SIGKILL');
-  const tail = (await readFile(join(o.dataDir, 'pdns.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
-  const hint = /Address already in use|Unable to bind/i.test(tail) ? ` (port ${dnsPort} or ${apiPort} is taken)` : '';
-  throw fail(
-    'START_FAILED',
-    `PowerDNS did not answer on ${apiUrl} within ${(o.startTimeoutMs ?? 15_000) / 1000} s${hint}: ${tail.replace(key, '***')}`,
-  );
 }
+
+const identify = (dataDir: string) => (cmdline: string) => cmdline.includes('pdns_server') && cmdline.includes(dataDir);
 
 /** The PowerDNS started earlier from `dataDir` (by another process too), or null when none runs. */
 export async function attachPowerDns(dataDir: string): Promise<PowerDnsServer | null> {
@@ -141,16 +135,16 @@ export async function attachPowerDns(dataDir: string): Promise<PowerDnsServer | 
     (t) => JSON.parse(t) as Saved,
     () => null,
   );
-  if (!saved || !processAlive(saved.pid)) return null;
-  return handle(saved, join(dataDir, 'api.key'));
+  if (!saved || daemonPid(dataDir, 'pdns', identify(dataDir)) !== saved.pid) return null;
+  return handle(saved, dataDir);
 }
 
-function handle(saved: Saved, apiKeyFile: string): PowerDnsServer {
+function handle(saved: Saved, dataDir: string): PowerDnsServer {
   return {
     ...saved,
-    apiKeyFile,
+    apiKeyFile: join(dataDir, 'api.key'),
     async stop() {
-      await stopProcess(saved.pid, { timeoutMs: 5000 });
+      await stopDaemon(dataDir, 'pdns', { timeoutMs: 5000, identify: identify(dataDir) });
     },
   };
 }

@@ -8,7 +8,7 @@
  * - The root that signs the certificates it issues is generated at every start and served on the
  *   management port (`/roots/0`): fetch it with `rootPem()` right after issuing and keep it;
  *   after a restart, earlier certificates chain to a root that no longer exists.
- * - Started detached when asked (it outlives the deploy), found again through `pebble.json` (its
+ * - Started detached (it outlives the deploy), found again through `pebble.json` (its
  *   PID, URLs and DNS server), stopped by PID. A running pebble that checks challenges through
  *   another DNS server than the one asked for is useless: it is stopped and started again (a new
  *   root, as at every start).
@@ -16,15 +16,14 @@
  *   PEBBLE_WFE_NONCEREJECT=0 (no 5 % of good nonces refused), PEBBLE_AUTHZREUSE=0 (every order
  *   runs its DNS-01 challenge again instead of reusing a valid authorization half of the time).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { errorFactory, execaRunner, freePort, processAlive, sleep, stopProcess } from '@adt/core';
+import { daemonPid, errorFactory, execaRunner, freePort, startDaemon, stopDaemon } from '@adt/core';
 import { ensureCa, issueCertificate } from '@adt/webserver';
 
-const fail = errorFactory('acme', 'pebble');
+const fail = errorFactory('localcloud', 'pebble');
 const PEBBLE = '/usr/bin/pebble';
 
 export interface PebbleOptions {
@@ -38,8 +37,6 @@ export interface PebbleOptions {
   port?: number;
   /** Management port: `/roots/0`, the root that signs issued certificates (default: a free one). */
   managementPort?: number;
-  /** Keep running after this process exits (default false). */
-  detached?: boolean;
   /** Bound of the wait for the directory to answer (default 15 000 ms). */
   startTimeoutMs?: number;
 }
@@ -95,10 +92,12 @@ function handle(dataDir: string, saved: Saved, ca: string): Pebble {
       return r.body;
     },
     async stop() {
-      if (processAlive(saved.pid)) await stopProcess(saved.pid, { timeoutMs: 5000 });
+      await stopDaemon(dataDir, 'pebble', { timeoutMs: 5000, identify: identify(dataDir) });
     },
   };
 }
+
+const identify = (dataDir: string) => (cmdline: string) => cmdline.includes('pebble') && cmdline.includes(dataDir);
 
 /** The pebble started earlier from `dataDir`, when it still runs and answers; else null. */
 export async function attachPebble(dataDir: string): Promise<Pebble | null> {
@@ -106,9 +105,7 @@ export async function attachPebble(dataDir: string): Promise<Pebble | null> {
     (t) => JSON.parse(t) as Saved,
     () => null,
   );
-  if (!saved || !processAlive(saved.pid)) return null;
-  const cmdline = await readFile(`/proc/${saved.pid}/cmdline`, 'utf8').catch(() => '');
-  if (!cmdline.includes('pebble')) return null;
+  if (!saved || daemonPid(dataDir, 'pebble', identify(dataDir)) !== saved.pid) return null;
   const ca = await readFile(join(dataDir, 'tls', 'ca', 'ca.crt'), 'utf8');
   const up = await httpsText(saved.directoryUrl, ca).then(
     (r) => r.status === 200,
@@ -153,42 +150,26 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
   };
   const configFile = join(o.dataDir, 'pebble-config.json');
   await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
-  const log = await open(join(o.dataDir, 'pebble.log'), 'a', 0o600);
+  const directoryUrl = `https://${address}:${port}/dir`;
+  const caPem = await readFile(tls.caFile, 'utf8');
   // https://github.com/letsencrypt/pebble#readme (flags -config, -dnsserver; the PEBBLE_* variables)
-  const child = spawn(PEBBLE, ['-config', configFile, '-dnsserver', o.dnsServer], {
-    detached: o.detached ?? false,
-    stdio: ['ignore', log.fd, log.fd],
+  const d = await startDaemon({
+    name: 'pebble',
+    dir: o.dataDir,
+    argv: [PEBBLE, '-config', configFile, '-dnsserver', o.dnsServer],
     // No random waits before validation, no random nonce refusals, no reused authorizations: a
     // test server that behaves the same at every run and checks every challenge.
-    env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
-  });
-  // A failed spawn is reported below (no PID, or no answer); without a listener it would crash us.
-  child.on('error', () => {});
-  await log.close();
-  if (o.detached) child.unref();
-  if (!child.pid) throw fail('NOT_STARTED', `${PEBBLE} could not be started`);
-  const saved: Saved = {
-    pid: child.pid,
-    directoryUrl: `https://${address}:${port}/dir`,
-    managementUrl: `https://${address}:${managementPort}`,
-    dnsServer: o.dnsServer,
-  };
-  const caPem = await readFile(tls.caFile, 'utf8');
-  const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || !processAlive(saved.pid)) break;
-    if (
-      await httpsText(saved.directoryUrl, caPem, 1000).then(
+    env: { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
+    up: () =>
+      httpsText(directoryUrl, caPem, 1000).then(
         (r) => r.status === 200,
         () => false,
-      )
-    ) {
-      await writeFile(join(o.dataDir, 'pebble.json'), JSON.stringify(saved), { mode: 0o600 });
-      return handle(o.dataDir, saved, caPem);
-    }
-    await sleep(100);
-  }
-  if (processAlive(saved.pid)) await stopProcess(saved.pid, { timeoutMs: 3000 });
-  const tail = (await readFile(join(o.dataDir, 'pebble.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
-  throw fail('NOT_STARTED', `pebble did not answer on ${saved.directoryUrl} within ${(o.startTimeoutMs ?? 15_000) / 1000} s:\n${tail}`);
+      ),
+    identify: identify(o.dataDir),
+    startTimeoutMs: o.startTimeoutMs,
+    conflictHint: `port ${port} or ${managementPort} on ${address} is taken`,
+  });
+  const saved: Saved = { pid: d.pid, directoryUrl, managementUrl: `https://${address}:${managementPort}`, dnsServer: o.dnsServer };
+  await writeFile(join(o.dataDir, 'pebble.json'), JSON.stringify(saved), { mode: 0o600 });
+  return handle(o.dataDir, saved, caPem);
 }

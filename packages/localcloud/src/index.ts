@@ -1,0 +1,13 @@
+export { LocalCloud, DRIVER_NAME } from './cloud.ts';
+export type { LocalCloudOptions, LocalServer } from './cloud.ts';
+export { LocalNativeFirewall } from './firewall.ts';
+export { ImageStore, STOCK_IMAGE, STOCK_RECIPE, DEFAULT_IMAGE_DIR } from './images.ts';
+export type { ImageRecord, ImageStoreOptions } from './images.ts';
+export { guestFiles, launcherScript, DROPPED_CAPABILITIES, USER_DATA_LOG } from './guest.ts';
+export type { GuestIdentity, GuestFile } from './guest.ts';
+export { localApiHandler, serveLocalApi } from './api.ts';
+export type { CloudServices, LocalApi, LocalApiOptions } from './api.ts';
+export { TokenStore, newAccountToken } from './tokens.ts';
+export type { Principal, TokenScope } from './tokens.ts';
+export { ensureLocalCloud, attachLocalCloud, stopLocalCloudDaemon, localCloudLogTail, apiUrl, codeVersion } from './daemon.ts';
+export type { LocalCloudConfig, LocalCloudAccess } from './daemon.ts';
