@@ -20,9 +20,13 @@ export type {
   ScalingEvent,
   AuthSettings,
   AuthSecrets,
+  BootStep,
+  BootFailure,
+  HostKey,
+  BundleRecord,
 } from './keys.ts';
 export { configBucketName, backupBucketName, validateBucketName, validateBuildId, siteHost } from './bucket-name.ts';
-export { generateSecretKey, parseSecretKey } from './crypto.ts';
+export { generateSecretKey, parseSecretKey, encrypt as encryptValue, decrypt as decryptValue } from './crypto.ts';
 export { validateKey } from './_validate.ts';
 export { ErrorCodes, PreconditionFailed } from './errors.ts';
 export type { ErrorCode } from './errors.ts';

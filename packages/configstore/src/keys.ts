@@ -20,6 +20,11 @@
  * | `authorised-ips/<ip>` | `Grant` | the authentication server |
  * | `build/<marker>` | `BuildMarker` | the build machine (e.g. `build/installed-successfully`) |
  * | `ready/<role>/<name>` | `Readiness` | each server when its role is configured |
+ * | `boot/<name>/<nnn>` | `BootStep` | each server, one object per bootstrap step (progress the build shows) |
+ * | `boot/<name>/failed` | `BootFailure` | a server whose bootstrap failed: the step, the error, its log's end |
+ * | `hostkeys/<name>` | `HostKey` | whoever created the server (its SSH host key, pinned by the build's helpers) |
+ * | `config/bundle` | `BundleRecord` | the build: the role bundle and Node runtime servers boot from |
+ * | `config/ssh-authorized-keys` | string[] | the build: the public keys of root on every server (its own) |
  *
  * Keys under `credentials/` and `secrets/` are secret: encrypted at rest, refused without the key.
  */
@@ -138,10 +143,14 @@ export interface WebserverImage {
   from: string;
   at: string;
 }
-/** How an autoscaler reaches the cloud's API and DNS (secrets). */
+/**
+ * How an autoscaler reaches the cloud's API and DNS: each a driver of the providers' registry and
+ * its options (a token scoped to the build where the cloud can scope it). Secrets: they reach the
+ * autoscaler in its envelope only, never the datastore.
+ */
 export interface ProviderAccess {
-  compute: { driver: string; url: string; token: string };
-  dns: { driver: string; apiUrl: string; apiKey: string; zone: string };
+  compute: { driver: string; options: Record<string, JsonValue> };
+  dns: { driver: string; options: Record<string, JsonValue> };
 }
 /** One thing an autoscaler did, for `status`. */
 export interface ScalingEvent {
@@ -171,6 +180,34 @@ export interface AuthSettings {
 export interface AuthSecrets {
   secret: string;
   tls: { chain: string; key: string };
+}
+/** One step of a server's bootstrap, as it happened (for the build's progress). */
+export interface BootStep {
+  at: string;
+  step: string;
+  /** Seconds since the bootstrap started. */
+  seconds: number;
+}
+/** Why a server's bootstrap stopped. */
+export interface BootFailure {
+  at: string;
+  /** The last step it finished. */
+  lastStep: string;
+  error: string;
+  /** The end of its bootstrap's output. */
+  log: string;
+}
+/** A server's SSH host key (public), recorded when it was created, so no one trusts it on first use. */
+export interface HostKey {
+  server: string;
+  publicKey: string;
+  at: string;
+}
+/** The role bundle and the Node runtime the deployment's servers boot from (objects in the config bucket). */
+export interface BundleRecord {
+  bundle: { key: string; sha256: string; bytes: number; version: string; inputs: string };
+  runtime: { key: string; sha256: string; bytes: number; node: string; dir: string };
+  publishedAt: string;
 }
 export interface Readiness {
   at: string;
@@ -244,8 +281,6 @@ export const keys = {
   backupKey: key<string>('secrets/backup-key'),
   /** Autoscaling settings (production mode). */
   scaling: key<ScalingSettings>('config/scaling'),
-  /** The provider API access autoscalers use (encrypted at rest). */
-  providerAccess: key<ProviderAccess>('secrets/provider-access'),
   /**
    * The image new webservers are built from (a snapshot of a configured webserver, on clouds that
    * have them), instead of the default OS image: faster builds. Absent: the OS image.
@@ -282,6 +317,21 @@ export const keys = {
     const m = /^scaling\/([1-9][0-9]?)\/desired$/.exec(path);
     return m ? Number(m[1]) : null;
   },
+  /** A server's bootstrap steps: `boot/<name>/<nnn>`, one object each (no object is written twice). */
+  bootStep(name: string, n: number): Key<BootStep> {
+    if (!Number.isInteger(n) || n < 0 || n > 999) throw storeError('INVALID_KEY', `invalid boot step number ${n}: 0-999`, { exitCode: 2 });
+    return key<BootStep>(`${nameFamily('boot/').key(name).path}/${String(n).padStart(3, '0')}`);
+  },
+  bootFailure(name: string): Key<BootFailure> {
+    return key<BootFailure>(`${nameFamily('boot/').key(name).path}/failed`);
+  },
+  /** Every key under a server's `boot/<name>/`. */
+  bootPrefix(name: string): string {
+    return `${nameFamily('boot/').key(name).path}/`;
+  },
+  hostKeys: nameFamily<HostKey>('hostkeys/'),
+  bundle: key<BundleRecord>('config/bundle'),
+  authorizedKeys: key<string[]>('config/ssh-authorized-keys'),
   ready(role: string, name: string): Key<Readiness> {
     if (!/^[a-z]+$/.test(role) || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) {
       throw storeError('INVALID_KEY', `invalid readiness key "${role}/${name}"`, { exitCode: 2 });

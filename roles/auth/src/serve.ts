@@ -11,7 +11,7 @@ import { openDatastore, runMain, whoAmI } from '@adt/role-common';
 import { createAuthApp } from './app.ts';
 import { sendMail } from './smtp.ts';
 
-async function main(): Promise<number> {
+export async function main(): Promise<number> {
   const store = openDatastore();
   const [settings, secrets] = await Promise.all([store.get(keys.auth), store.get(keys.authSecrets)]);
   if (!settings || !secrets)
@@ -67,5 +67,3 @@ async function main(): Promise<number> {
   clearInterval(follow);
   return 0;
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) void runMain(main);

@@ -25,8 +25,8 @@ export interface ScalerDeps {
   settings: ScalingSettings;
   /** True when the webserver at `privateIp` serves the site. */
   probe(privateIp: string): Promise<boolean>;
-  /** User-data of a new webserver (the same as the build's). */
-  userData(): string;
+  /** Creates a webserver of this build the way the build does (@adt/launch): its user-data, envelope, host key. */
+  launch(o: { name: string; image?: string }): Promise<Server>;
   log(line: string): void;
   now?: () => number;
 }
@@ -187,7 +187,7 @@ export class Scaler {
       let s: Server;
       let from = image;
       try {
-        s = await d.compute.create({ name, role: 'webserver', buildId: d.buildId, userData: d.userData(), ...(image ? { image } : {}) });
+        s = await d.launch({ name, ...(image ? { image } : {}) });
       } catch (error) {
         // An image the cloud refuses (deleted, another region) must not stop scaling: the OS image.
         const status = (error as { status?: number | null }).status;
@@ -199,7 +199,7 @@ export class Scaler {
           undefined,
           `image ${image}: ${(error as Error).message}; building from the OS image`,
         );
-        s = await d.compute.create({ name, role: 'webserver', buildId: d.buildId, userData: d.userData() });
+        s = await d.launch({ name });
         from = undefined;
       }
       await this.#event(slot, 'create', s.name, s.publicIp ?? undefined, from ? `${a.reason} (from image ${from})` : a.reason);

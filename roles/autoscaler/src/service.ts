@@ -6,9 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { sleep } from '@adt/core';
-import { keys } from '@adt/configstore';
+import { keys, type ProviderAccess } from '@adt/configstore';
 import { parseServerName, computeDrivers, dnsDrivers, type ComputeProvider, type DnsProvider } from '@adt/providers';
-import { datastoreSettings, httpsGet, openDatastore, runMain, userData, CODE_DIR } from '@adt/role-common';
+import { launchServer } from '@adt/launch';
+import { SECRETS_FILE, datastoreSettings, httpsGet, openDatastore, siblingBucket } from '@adt/role-common';
 import { Scaler } from './scaler.ts';
 
 /** True when the site answers over HTTPS at `ip` (any status below 500: the application ran). */
@@ -19,55 +20,36 @@ export function httpsProbe(ip: string, host: string, ca: string, timeoutMs: numb
   );
 }
 
-async function main(): Promise<number> {
+export async function main(): Promise<number> {
   const store = openDatastore();
-  const [settings, access, site, tls] = await Promise.all([
-    store.get(keys.scaling),
-    store.get(keys.providerAccess),
-    store.get(keys.site),
-    store.get(keys.siteTls),
-  ]);
-  if (!settings || !access || !site || !tls)
-    throw new Error(
-      `${[
-        [keys.scaling, settings],
-        [keys.providerAccess, access],
-        [keys.site, site],
-        [keys.siteTls, tls],
-      ]
-        .filter(([, v]) => !v)
-        .map(([k]) => (k as { path: string }).path)
-        .join(', ')} missing from the datastore: the build writes them in production mode`,
-    );
+  const [settings, site, tls] = await store.requireAll([keys.scaling, keys.site, keys.siteTls] as const, 'the build, in production mode,');
   const me = parseServerName(hostname());
   if (!me || me.role !== 'autoscaler' || !me.slot) throw new Error(`this server's name "${hostname()}" is not an autoscaler's with a slot`);
+  // The cloud's API and DNS, as the build handed them to this server in its envelope (a 0600 file).
+  const { providerAccess: access } = JSON.parse(readFileSync(SECRETS_FILE, 'utf8')) as { providerAccess: ProviderAccess };
   const computeName = access.compute.driver as keyof typeof computeDrivers;
   const dnsName = access.dns.driver as keyof typeof dnsDrivers;
   if (!(computeName in computeDrivers) || !(dnsName in dnsDrivers))
-    throw new Error(`unknown drivers ${access.compute.driver} / ${access.dns.driver}`);
-  const compute = ((await computeDrivers[computeName]()).default as (o: unknown) => ComputeProvider)({
-    url: access.compute.url,
-    token: access.compute.token,
-  });
-  const dns = ((await dnsDrivers[dnsName]()).default as (o: unknown) => DnsProvider)({
-    apiUrl: access.dns.apiUrl,
-    apiKey: access.dns.apiKey,
-    zone: access.dns.zone,
-  });
-  // New webservers get the same user-data as the build gives: this server's own datastore settings.
+    throw new Error(`unknown drivers ${access.compute.driver} / ${access.dns.driver} in ${SECRETS_FILE}`);
+  const compute = ((await computeDrivers[computeName]()).default as (o: unknown) => ComputeProvider)(access.compute.options);
+  const dns = ((await dnsDrivers[dnsName]()).default as (o: unknown) => DnsProvider)(access.dns.options);
+  // New webservers get what the build gives a webserver: this server's own datastore settings and key.
   const env = datastoreSettings();
-  const key = readFileSync(env.ADT_DATASTORE_KEY_FILE ?? '/etc/adt/datastore.key', 'utf8').trim();
-  const webUserData = userData({
-    role: 'webserver',
-    s3Endpoint: env.ADT_S3_ENDPOINT!,
-    s3AccessKeyId: env.ADT_S3_ACCESS_KEY_ID!,
-    s3SecretAccessKey: env.ADT_S3_SECRET_ACCESS_KEY!,
-    configBucket: env.ADT_CONFIG_BUCKET!,
-    datastoreKey: key,
-    webMode: site.webMode,
-    dbPort: (await store.get(keys.dbCredentials))?.port ?? 3306,
-    codeDir: CODE_DIR,
-  });
+  const datastoreEnv = Object.fromEntries(
+    Object.entries(env).filter(
+      (e): e is [string, string] =>
+        e[0].startsWith('ADT_') && e[0] !== 'ADT_DATASTORE_KEY_FILE' && e[0] !== 'ADT_DATASTORE_ENV' && e[1] !== undefined,
+    ),
+  );
+  const datastoreKey = readFileSync(env.ADT_DATASTORE_KEY_FILE ?? '/etc/adt/datastore.key', 'utf8').trim();
+  const authorizedKeys = (await store.get(keys.authorizedKeys)) ?? [];
+  const launchContext = {
+    compute,
+    store,
+    s3: siblingBucket(store.bucket).getInstance(),
+    linkSeconds: settings.buildTimeoutSeconds + 60,
+    authorizedKeys,
+  };
   const host = new URL(site.siteUrl).hostname;
   const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const scaler = new Scaler({
@@ -80,7 +62,9 @@ async function main(): Promise<number> {
     settings,
     log,
     probe: (ip) => httpsProbe(ip, host, tls.ca, settings.probeTimeoutSeconds * 1000),
-    userData: () => webUserData,
+    launch: async ({ name, image }) =>
+      (await launchServer(launchContext, { name, role: 'webserver', buildId: me.buildId, image, secrets: { datastoreEnv, datastoreKey } }))
+        .server,
   });
   let stopping = false;
   const stop = () => {
@@ -113,5 +97,3 @@ async function main(): Promise<number> {
   log('stopped; slot leases released');
   return 0;
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) void runMain(main);

@@ -42,7 +42,8 @@ function world(images?: string[]) {
       now: clock,
       self: { name: serverName({ role: 'autoscaler', buildId: 'p1', slot }), slot },
       probe: async () => true,
-      userData: () => '#!/bin/sh\n',
+      launch: ({ name, image }) =>
+        compute.create({ name, role: 'webserver', buildId: 'p1', userData: '#!/bin/sh\n', ...(image ? { image } : {}) }),
       log: () => {},
     });
   return { store, compute, dns, scaler, advance: (ms: number) => (now += ms) };

@@ -23,7 +23,7 @@ import { execaRunner } from '@adt/core';
 import { sqlString } from '@adt/database';
 import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
 import { DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
-import { runMain, usage } from './main.ts';
+import { usage } from './main.ts';
 
 export const BACKUP_PARTS = { webserver: 'webroot', database: 'database' } as const;
 type BackupRole = keyof typeof BACKUP_PARTS;
@@ -294,9 +294,4 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
   } finally {
     if (driver !== c.driver) await driver.dispose?.();
   }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const [role = '', command = '', ...rest] = process.argv.slice(2);
-  void runMain(() => backupMain(role, command, rest));
 }

@@ -17,7 +17,8 @@
 import { readFileSync } from 'node:fs';
 import { isSecretKey, keys, validateKey, type ConfigStore, type DbCredentials, type JsonValue } from '@adt/configstore';
 import { openDatastore } from './datastore.ts';
-import { runMain, usage } from './main.ts';
+import { usage } from './main.ts';
+import type { RawCommand } from './command.ts';
 
 export const COMMANDS = [
   'PutToConfigDatastore',
@@ -142,15 +143,15 @@ function parseValue(text: string): JsonValue {
   }
 }
 
-// Run as a program: `tsx configwrapper.ts <Command> [args...]` (what the dispatcher does).
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const [command = '', ...args] = process.argv.slice(2);
-  void runMain(() =>
-    configWrapper(command, args, () => openDatastore(), {
-      stdout: (s) => process.stdout.write(s),
-      stderr: (s) => process.stderr.write(s),
-      stdin: () => readFileSync(0, 'utf8'),
-      isTTY: Boolean(process.stdout.isTTY),
-    }),
-  );
+/** The command `name` of the programs (it parses its own arguments, as the original's did). */
+export function configWrapperCommand(name: Command): RawCommand {
+  return {
+    raw: (args) =>
+      configWrapper(name, args, () => openDatastore(), {
+        stdout: (s) => process.stdout.write(s),
+        stderr: (s) => process.stderr.write(s),
+        stdin: () => readFileSync(0, 'utf8'),
+        isTTY: Boolean(process.stdout.isTTY),
+      }),
+  };
 }

@@ -1,18 +1,17 @@
 /**
  * What a server's bootstrap needs to know about itself and to tell the fleet: its addresses and
- * name, step-by-step progress with times (the readiness pipeline), and bounded waits.
+ * name, its periodic jobs, and bounded waits.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import { execaRunner, retry, sleep } from '@adt/core';
+import { execaRunner, sleep } from '@adt/core';
 import { cronLine } from '@adt/firewall';
 import type { BackupSettings } from '@adt/configstore';
 import { BACKUP_PARTS, backupCronFile } from './backup.ts';
-import { keys, type ConfigStore, type Readiness } from '@adt/configstore';
+import { CODE_DIR } from './layout.ts';
 
 /** The IPv4 address of an interface (`eth0` public, `eth1` private in the local cloud). */
 export async function interfaceAddress(dev: string): Promise<string | null> {
@@ -32,23 +31,6 @@ export async function whoAmI(): Promise<Self> {
   return { name: hostname(), publicIp, privateIp };
 }
 
-/** Progress of a bootstrap: each step logged with its time, and recorded for the readiness key. */
-export function steps(role: string) {
-  const started = Date.now();
-  const done: Record<string, string> = {};
-  return {
-    step(name: string) {
-      done[name] = `${((Date.now() - started) / 1000).toFixed(1)}s`;
-      process.stdout.write(`${new Date().toISOString()} [${role}] ${name} (${done[name]})\n`);
-    },
-    async ready(store: ConfigStore, self: Self) {
-      this.step('ready');
-      const r: Readiness = { at: new Date().toISOString(), steps: done };
-      await store.put(keys.ready(role, self.name), r);
-    },
-  };
-}
-
 /** Polls `fn` until it returns a value (not null/false), at most `timeoutMs`; throws naming `what`. */
 export async function waitFor<T>(what: string, fn: () => Promise<T | null | false>, timeoutMs: number, intervalMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -60,36 +42,11 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | fals
   }
 }
 
-/** A command (looked up on PATH) or a file a role needs, and the Debian package that provides it. */
-export type Needed = { command: string; pkg: string } | { file: string; pkg: string };
-
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(join(d, command)));
-}
-
-/**
- * Installs the Debian packages whose commands are missing (a fresh cloud server); on the local
- * cloud they are there already (the build machine's /usr). Returns the packages installed.
- */
-export async function ensurePackages(needed: Needed[]): Promise<string[]> {
-  const missing = [...new Set(needed.filter((n) => ('command' in n ? !onPath(n.command) : !existsSync(n.file))).map((n) => n.pkg))];
-  if (!missing.length) return [];
-  const run = execaRunner({ timeoutMs: 900_000 });
-  const env = { DEBIAN_FRONTEND: 'noninteractive' };
-  await retry(() => run.run(['apt-get', 'update'], { env }), { attempts: 3, baseMs: 5000, maxMs: 20_000 });
-  await retry(() => run.run(['apt-get', 'install', '-y', '--no-install-recommends', ...missing], { env }), {
-    attempts: 3,
-    baseMs: 5000,
-    maxMs: 20_000,
-  });
-  return missing;
-}
-
 /**
  * The role's periodic jobs: an /etc/cron.d file (where cron runs, it also restarts the work if the
  * loop below died), and the firewall loop started now (the local cloud's servers run no cron daemon).
  */
-export async function startPeriodicJobs(role: string, backups: BackupSettings | null = null, codeDir = '/opt/adt'): Promise<void> {
+export async function startPeriodicJobs(role: string, backups: BackupSettings | null = null, codeDir = CODE_DIR): Promise<void> {
   // The database follows joining webservers fastest: a new webserver waits for it to let it in.
   const every = role === 'database' ? '5' : '10';
   const command = `${codeDir}/roles/${role}/security/SetupFirewall`;

@@ -1,7 +1,7 @@
 /** Where things are on a server of the fleet: shared by the bootstraps and the periodic jobs. */
 
-/** The toolkit's code on every server. */
-export const CODE_DIR = '/opt/adt';
+/** The toolkit's code on every server (where the user-data unpacks the role bundle). */
+export { CODE_DIR } from '@adt/launch';
 
 /** MariaDB on the database server: a data directory of its own (never a copy of another's). */
 export const DB_LAYOUT = {

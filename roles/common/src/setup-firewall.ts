@@ -28,7 +28,7 @@ import {
 import { iptablesBackend } from '@adt/firewall/backends/iptables';
 import { ufwBackend } from '@adt/firewall/backends/ufw';
 import { datastoreSettings, openDatastore } from './datastore.ts';
-import { runMain, usage } from './main.ts';
+import { usage } from './main.ts';
 
 /** Firewall settings from the environment/env file; every problem at once, exit 2. */
 export function firewallSettings(s: Record<string, string | undefined>): { options: PolicyOptions; backend: 'iptables' | 'ufw' } {
@@ -79,8 +79,8 @@ export function firewallSettings(s: Record<string, string | undefined>): { optio
   return { options, backend };
 }
 
-async function main(): Promise<number> {
-  const [role = '', ...rest] = process.argv.slice(2);
+/** `SetupFirewall [--dry-run] [--json] [--every SECONDS]` on a server of `role`. */
+export async function setupFirewallMain(role: string, rest: string[]): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, every: { type: 'string' } },
@@ -128,5 +128,3 @@ async function main(): Promise<number> {
     if (every === null) return 0;
   }
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) void runMain(main);

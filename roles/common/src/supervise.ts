@@ -1,34 +1,52 @@
 /**
- * Keeps a service of a role running: `tsx supervise.ts <script relative to the checkout>` starts it
- * and restarts it when it exits, with a growing pause (1 s doubling to 60 s, back to 1 s after it
- * ran 5 minutes). SIGTERM stops both. A "service restarted on failure" without systemd on the host
- * (the autoscaler's scaling service, the authentication app).
+ * `supervise <command> [args...]`: keeps another command of the same program running (the
+ * autoscaler's scaling service, the authentication app), restarting it when it exits, with a
+ * growing pause (1 s doubling to 60 s, back to 1 s after it ran 5 minutes). SIGTERM stops both.
+ * A "service restarted on failure" without systemd on the host.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { sleep } from '@adt/core';
+import { usage } from './main.ts';
 
-const root = join(import.meta.dirname, '../../..');
-let child: ChildProcess | null = null;
-let stopping = false;
-process.on('SIGTERM', () => {
-  stopping = true;
-  child?.kill('SIGTERM');
-});
-
-const script = process.argv[2] ?? '';
-if (!/^roles\/[a-z]+\/src\/[a-z-]+\.ts$/.test(script)) {
-  process.stderr.write('usage: supervise.ts roles/<role>/src/<service>.ts\n');
-  process.exit(2);
+export async function superviseMain(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (!command || !/^[A-Za-z][A-Za-z0-9-]*$/.test(command))
+    throw usage('usage: supervise <command> [args...]   (a command of this program)');
+  let child: ChildProcess | null = null;
+  let stopping = false;
+  process.on('SIGTERM', () => {
+    stopping = true;
+    child?.kill('SIGTERM');
+  });
+  let pause = 1000;
+  while (!stopping) {
+    const started = Date.now();
+    // The same program (process.argv[1], with the same loader flags) running the other command.
+    child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, command, ...rest], { stdio: 'inherit' });
+    const code = await new Promise<number | null>((resolve) => child!.on('exit', (c) => resolve(c)));
+    if (stopping) break;
+    if (Date.now() - started > 300_000) pause = 1000;
+    process.stdout.write(`${new Date().toISOString()} ${command} exited (${code}); restarting in ${pause / 1000} s\n`);
+    await sleep(pause);
+    pause = Math.min(pause * 2, 60_000);
+  }
+  return 0;
 }
-let pause = 1000;
-while (!stopping) {
-  const started = Date.now();
-  child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, script)], { stdio: 'inherit' });
-  const code = await new Promise<number | null>((resolve) => child!.on('exit', (c) => resolve(c)));
-  if (stopping) break;
-  if (Date.now() - started > 300_000) pause = 1000;
-  process.stdout.write(`${new Date().toISOString()} ${script} exited (${code}); restarting in ${pause / 1000} s\n`);
-  await sleep(pause);
-  pause = Math.min(pause * 2, 60_000);
+
+/**
+ * Starts `command` of this same program as a supervised service, detached (it outlives the
+ * bootstrap), its output appended to `logFile` (0600). Returns the supervisor's PID.
+ */
+export async function startService(command: string, logFile: string): Promise<number> {
+  const { closeSync, mkdirSync, openSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  mkdirSync(dirname(logFile), { recursive: true });
+  const log = openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'supervise', command], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  child.unref();
+  closeSync(log);
+  return child.pid!;
 }

@@ -1,73 +1,49 @@
 /**
- * The webserver's bootstrap, run once by its user-data: register (so the database's firewall lets it
- * in), wait for the database, install TLS and the application's config from the datastore, start
+ * The webserver's bootstrap, run once by its user-data (after its secrets and packages, see
+ * roles/common/src/boot.ts): register (so the database's firewall lets it in), wait for the database, install TLS and the application's config from the datastore, start
  * php-fpm and nginx, and publish `ready` only after a local HTTPS request returns the application.
  */
 import { mkdir } from 'node:fs/promises';
 import { execaRunner } from '@adt/core';
-import { keys } from '@adt/configstore';
+import { keys, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
 import { installCertificate } from './certificate.ts';
 import { APACHE, CHAIN_FILE, KEY_FILE, NGINX, startOrReloadWeb } from './stack.ts';
-import {
-  SITE_CONTENT_DIR,
-  ensurePackages,
-  httpsGet,
-  openDatastore,
-  runMain,
-  startPeriodicJobs,
-  steps,
-  waitFor,
-  whoAmI,
-} from '@adt/role-common';
+import { SITE_CONTENT_DIR, httpsGet, runBootstrap, startPeriodicJobs, waitFor, type BootContext } from '@adt/role-common';
 
-async function main() {
-  const progress = steps('webserver');
-  const store = openDatastore();
-  const self = await whoAmI();
-  progress.step(`bootstrap started on ${self.name} (${self.publicIp}, ${self.privateIp})`);
-  await store.put(keys.webserverIps.key(self.privateIp), {
-    name: self.name,
-    role: 'webserver',
-    privateIp: self.privateIp,
-    publicIp: self.publicIp,
-    at: new Date().toISOString(),
+export function main(argv: string[]): Promise<number> {
+  return runBootstrap('webserver', argv, async ({ store, self, step }) => {
+    await store.put(keys.webserverIps.key(self.privateIp), {
+      name: self.name,
+      role: 'webserver',
+      privateIp: self.privateIp,
+      publicIp: self.publicIp,
+      at: new Date().toISOString(),
+    });
+    await store.put(keys.webserverPublicIps.key(self.publicIp), {
+      name: self.name,
+      role: 'webserver',
+      privateIp: self.privateIp,
+      publicIp: self.publicIp,
+      at: new Date().toISOString(),
+    });
+    await step('registered');
+    const [site, tls, creds] = await store.requireAll(
+      [keys.site, keys.siteTls, keys.dbCredentials] as const,
+      'the build, before it creates servers,',
+    );
+    await configure({ store, self, step }, site, tls, creds);
   });
-  await store.put(keys.webserverPublicIps.key(self.publicIp), {
-    name: self.name,
-    role: 'webserver',
-    privateIp: self.privateIp,
-    publicIp: self.publicIp,
-    at: new Date().toISOString(),
-  });
-  progress.step('registered');
-  const [site, tls, creds] = await Promise.all([store.get(keys.site), store.get(keys.siteTls), store.get(keys.dbCredentials)]);
-  const missing = [
-    [keys.site, site],
-    [keys.siteTls, tls],
-    [keys.dbCredentials, creds],
-  ]
-    .filter(([, v]) => !v)
-    .map(([k]) => (k as { path: string }).path);
-  if (!site || !tls || !creds)
-    throw new Error(`${missing.join(', ')} missing from the datastore: the build writes them before creating servers`);
-  const installed = await ensurePackages([
-    site.webserver === 'apache' ? { command: 'apache2', pkg: 'apache2' } : { command: 'nginx', pkg: 'nginx' },
-    { command: 'php-fpm8.2', pkg: 'php8.2-fpm' },
-    { command: 'mariadb', pkg: 'mariadb-client' },
-    { command: 'iptables-restore', pkg: 'iptables' },
-    { file: '/etc/php/8.2/mods-available/mysqli.ini', pkg: 'php8.2-mysql' },
-    ...['xml', 'mbstring', 'curl', 'zip', 'intl'].map((ext) => ({ file: `/etc/php/8.2/mods-available/${ext}.ini`, pkg: `php8.2-${ext}` })),
-    { file: '/usr/share/wordpress/wp-settings.php', pkg: 'wordpress' },
-  ]);
-  progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
+}
+
+async function configure({ store, self, step }: BootContext, site: SiteSettings, tls: SiteTls, creds: DbCredentials): Promise<void> {
   const dbIp = await waitFor(
     'the database server to publish its address',
     async () => (await store.listOf(keys.databaseIps))[0] ?? null,
     180_000,
   );
-  progress.step(`database at ${dbIp}`);
+  await step(`database at ${dbIp}`);
   const runner = execaRunner({ timeoutMs: 60_000 });
   // Within about one firewall period, the database lets this webserver in.
   await waitFor(
@@ -83,7 +59,7 @@ async function main() {
     120_000,
     1000,
   );
-  progress.step('database reachable');
+  await step('database reachable');
 
   await installCertificate(tls);
   const host = new URL(site.siteUrl).hostname;
@@ -119,7 +95,7 @@ async function main() {
   if (site.webserver === 'apache') await web.writeApacheConfig(APACHE, siteOptions);
   else await web.writeNginxConfig(NGINX, siteOptions);
   await startOrReloadWeb(site.webserver);
-  progress.step(`${site.webserver} and php-fpm running`);
+  await step(`${site.webserver} and php-fpm running`);
   const status = await waitFor(
     'the site to answer over HTTPS',
     async () => {
@@ -128,10 +104,7 @@ async function main() {
     },
     60_000,
   );
-  progress.step(`the application answers (HTTP ${status})`);
+  await step(`the application answers (HTTP ${status})`);
   await startPeriodicJobs('webserver', await store.get(keys.backups));
-  progress.step('firewall following the fleet');
-  await progress.ready(store, self);
+  await step('firewall following the fleet');
 }
-
-if (import.meta.url === `file://${process.argv[1]}`) void runMain(main);

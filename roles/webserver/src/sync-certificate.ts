@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { sleep } from '@adt/core';
 import { keys } from '@adt/configstore';
-import { openDatastore, runMain, usage } from '@adt/role-common';
+import { openDatastore, usage } from '@adt/role-common';
 import { describe, installCertificate, isInstalled } from './certificate.ts';
 import { startOrReloadWeb } from './stack.ts';
 
@@ -22,8 +22,9 @@ async function syncOnce(store: ReturnType<typeof openDatastore>): Promise<string
   return `installed certificate ${d.serial} (valid until ${d.notAfter}); ${site.webserver} reloaded`;
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { every: { type: 'string' } }, strict: true });
+/** `SyncCertificate [--every SECONDS]`. */
+export async function syncCertificateMain(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { every: { type: 'string' } }, strict: true });
   const every = values.every === undefined ? null : Number(values.every);
   if (every !== null && (!Number.isInteger(every) || every < 5 || every > 86400)) throw usage(`--every ${values.every}: 5-86400 seconds`);
   const store = openDatastore();
@@ -47,5 +48,3 @@ async function main(): Promise<number> {
     await sleep(every * 1000);
   }
 }
-
-await runMain(main);
