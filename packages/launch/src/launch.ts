@@ -101,6 +101,8 @@ export interface LaunchRequest {
   vpc?: string;
   /** What the server needs to know and hold; null: an image builder (no secret, `--prepare-image`). */
   secrets: Pick<Envelope, 'datastoreEnv' | 'datastoreKey' | 'secrets'> | null;
+  /** An image builder's role: the one whose packages it installs before it powers off (its own role is `build`). */
+  imageFor?: Role;
 }
 
 export interface Launched {
@@ -122,6 +124,8 @@ export function signLink(s3: S3Client, bucket: string, key: string, method: 'GET
 
 /** Creates a server the way every server of the fleet is created (see the module's comment). */
 export async function launchServer(ctx: LaunchContext, r: LaunchRequest): Promise<Launched> {
+  if (!r.secrets && (!r.imageFor || r.role !== 'build'))
+    throw fail('BAD_LAUNCH', 'a server without secrets is an image builder: role build, imageFor its role', { exitCode: 2 });
   const artifacts = await ctx.store.get(keys.bundle);
   if (!artifacts) throw fail('NO_BUNDLE', `${keys.bundle.path} is missing from the datastore: the build publishes the role bundle first`);
   const bucket = ctx.store.bucket;
@@ -150,7 +154,7 @@ export async function launchServer(ctx: LaunchContext, r: LaunchRequest): Promis
     await ctx.store.put(keys.hostKeys.key(r.name), { server: r.name, publicKey: pair.publicKey, at: new Date().toISOString() });
   }
   const userData = userDataScript({
-    role: r.role,
+    role: r.imageFor ?? r.role,
     server: r.name,
     buildId: r.buildId,
     runtime: {

@@ -29,4 +29,5 @@ export const apiFakes = {
   vultr: () => import('./fakes/vultr.ts').then((m) => m.vultrFake),
   exoscale: () => import('./fakes/exoscale.ts').then((m) => m.exoscaleFake),
   cloudflare: () => import('./fakes/cloudflare.ts').then((m) => m.cloudflareFake),
+  local: () => import('./fakes/local.ts').then((m) => m.localFake),
 } as const;

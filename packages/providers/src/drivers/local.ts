@@ -118,6 +118,11 @@ export class LocalDriver implements ComputeProvider {
     };
   }
 
+  /** The API's base URL (what an autoscaler's access names). */
+  get url(): string {
+    return this.#o.url;
+  }
+
   // --- The cloud ---
 
   /** The cloud's networks, build machine, outsider and stock image. */
@@ -142,7 +147,7 @@ export class LocalDriver implements ComputeProvider {
     const get = async () => {
       if (!inner) {
         const s = await this.services();
-        inner = powerdnsDriver({ apiUrl: s.dns.apiUrl, apiKey: s.dns.apiKey, zone, defaultTtl: ttl });
+        inner = powerdnsDriver({ apiUrl: s.dns.apiUrl, apiKey: s.dns.apiKey, zone, defaultTtl: ttl, fetch: this.#o.fetch });
       }
       return inner;
     };

@@ -1,0 +1,102 @@
+/**
+ * destroy: removes everything one build made, on its provider: DNS records first (visitors stop
+ * being sent to servers that are going away), then the autoscalers and their cloud access (nothing
+ * rebuilds what is being destroyed), every server (and what the datastore says of it), the cloud's
+ * firewall rules, the config bucket (unless kept) and the build's files. The site's backup bucket
+ * is never deleted. When no server of any build is left on the local cloud, the cloud goes too.
+ */
+import { rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { forgetServer } from '@adt/configstore';
+import { AdtError } from '@adt/core';
+import { ROLES as FLEET_ROLES } from '@adt/firewall';
+import { removeEnvelope } from '@adt/launch';
+import type { Role, Server } from '@adt/providers';
+import type { Fleet } from './fleet.ts';
+
+export interface DestroySummary {
+  buildId: string;
+  servers: string[];
+  dnsRecords: string[];
+  bucket: string;
+  cloud: string;
+  seconds: number;
+}
+
+function inCidr24(ip: string, cidr: string): boolean {
+  return ip.startsWith(cidr.replace(/0\/24$/, ''));
+}
+
+export async function destroy(f: Fleet, o: { keepBucket: boolean; say(line: string): void }): Promise<DestroySummary> {
+  const started = Date.now();
+  const d = f.d;
+  const servers = await f.kit.compute.list({ buildId: d.buildId });
+  const removedRecords: string[] = [];
+  const dns = f.kit.dns(d.zone);
+  try {
+    const ours = new Set(servers.map((s) => s.publicIp));
+    const gone = (ip: string) => ours.has(ip) || (d.provider === 'local' && inCidr24(ip, d.local.publicCidr));
+    for (const name of [d.host, ...(d.auth ? [d.auth.host] : [])]) {
+      for (const r of await dns.listA(name).catch(() => [])) {
+        if (!gone(r.content)) continue;
+        await dns.removeA(name, r.content);
+        removedRecords.push(`${name} A ${r.content}`);
+      }
+    }
+  } finally {
+    await dns.dispose?.();
+  }
+  o.say(`  DNS records removed: ${removedRecords.length ? removedRecords.join(', ') : 'none'}`);
+  const reachable = await f.store.driver.bucketExists().catch(() => false);
+  const destroyAll = (list: Server[]) =>
+    Promise.all(
+      list.map(async (s) => {
+        await f.kit.compute.destroy(s.id);
+        if (reachable) {
+          await forgetServer(f.store, s).catch(() => {});
+          await removeEnvelope(f.s3, d.configBucket, s.name).catch(() => {});
+        }
+        o.say(`  server ${s.name} (${s.role}) destroyed`);
+      }),
+    );
+  await destroyAll(servers.filter((s) => s.role === 'autoscaler'));
+  if (f.kit.revokeAutoscalerAccess) {
+    await f.kit.revokeAutoscalerAccess(d.buildId);
+    o.say("  the autoscalers' cloud access revoked");
+  }
+  // What an autoscaler made meanwhile goes too.
+  await destroyAll(await f.kit.compute.list({ buildId: d.buildId }));
+  if (!servers.length) o.say('  no servers of this build');
+  for (const role of [...FLEET_ROLES, 'build']) await f.kit.firewall.remove(d.buildId, role as Role);
+
+  let bucket = 'kept';
+  if (!o.keepBucket) {
+    bucket = reachable ? `deleted (${await f.store.deleteBucket()} object(s))` : 'absent';
+    await f.state.remove();
+  }
+  o.say(`  config bucket ${d.configBucket}: ${bucket}`);
+
+  // The cloud itself, when no server of any build is left on it.
+  let cloud = 'kept';
+  if (f.kit.teardown) {
+    const remaining = await f.kit.compute.list();
+    if (remaining.length) cloud = `kept (servers of ${[...new Set(remaining.map((s) => s.buildId))].join(', ')} remain)`;
+    else cloud = await f.kit.teardown();
+  }
+  // Empty directories of the layout go too (rmdir refuses non-empty ones).
+  for (const dir of ['builds', 'cloud', 'dns', 's3', 'mail', 'acme', 'mirror', ''].map((p) => join(d.stateDir, p)))
+    await rmdir(dir).catch(() => {});
+  o.say(`  ${d.provider === 'local' ? `local cloud "${d.local.cloudId}"` : d.provider}: ${cloud}`);
+  return {
+    buildId: d.buildId,
+    servers: servers.map((s) => s.name),
+    dnsRecords: removedRecords,
+    bucket,
+    cloud,
+    seconds: Number(((Date.now() - started) / 1000).toFixed(1)),
+  };
+}
+
+export function nothingToDestroy(buildId: string): AdtError {
+  return new AdtError('NOTHING', `nothing of build ${buildId} on this machine`, { pkg: 'fleet', exitCode: 1 });
+}
