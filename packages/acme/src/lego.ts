@@ -195,7 +195,8 @@ export async function obtainCertificate(o: ObtainOptions): Promise<IssuedAcmeCer
     const what = info ? (action === 'run' ? 'replace the' : 'renew the') : 'obtain a';
     throw fail(
       'ACME_FAILED',
-      `lego could not ${what} certificate for ${o.domains.join(', ')} from ${o.server} (DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`,
+      `lego could not ${what} certificate for ${o.domains.join(', ')} from ${o.server} ` +
+        `(DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`,
     );
   }
   const [chain, key, issuer] = await Promise.all([

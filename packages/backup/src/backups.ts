@@ -337,7 +337,8 @@ export class Backups {
     if (size !== part.size || sha256 !== part.sha256) {
       throw fail(
         'VERIFY_FAILED',
-        `${part.key}: stored ${size} bytes with SHA-256 ${sha256.slice(0, 12)}..., the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`,
+        `${part.key}: stored ${size} bytes with SHA-256 ${sha256.slice(0, 12)}..., ` +
+          `the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`,
       );
     }
   }

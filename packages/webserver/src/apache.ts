@@ -42,7 +42,7 @@ const MODULES = [
   'proxy_fcgi',
 ];
 
-const PATH = /^\/[A-Za-z0-9._\/-]*$/;
+const PATH = /^\/[A-Za-z0-9._/-]*$/;
 
 /** The whole apache configuration for one site, as data. */
 export function apacheConfig(o: Omit<ApacheOptions, 'runner'>, site: SiteOptions): string {

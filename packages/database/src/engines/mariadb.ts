@@ -135,7 +135,8 @@ export async function start(o: MariaDbOptions, options: { timeoutMs?: number } =
   if (child.exitCode === null) child.kill('SIGKILL');
   throw fail(
     'START_FAILED',
-    `mariadbd did not become ready on ${o.bindAddress}:${o.port ?? 3306} within ${(options.timeoutMs ?? 60_000) / 1000} s; last lines of ${o.logFile}:\n  ${tail}`,
+    `mariadbd did not become ready on ${o.bindAddress}:${o.port ?? 3306} within ${(options.timeoutMs ?? 60_000) / 1000} s; ` +
+      `last lines of ${o.logFile}:\n  ${tail}`,
   );
 }
 
