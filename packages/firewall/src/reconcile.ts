@@ -1,10 +1,8 @@
 /**
  * Following the fleet: read it, compute this host's policy, compare fingerprints with what is
- * applied, apply only when different. Run it periodically on every host (cron every minute, or the
- * bounded loop below) and on demand; when a webserver joins or leaves, within one period the
- * database accepts or refuses it.
+ * applied, apply only when different. Run it periodically on every host (cron every minute) and on
+ * demand; when a webserver joins or leaves, within one period the database accepts or refuses it.
  */
-import { sleep } from '@adt/core';
 import { computePolicies, fingerprint } from './policy.ts';
 import type { FleetRole, FleetSource, HostFirewall, HostPolicy, PolicyOptions } from './types.ts';
 
@@ -29,28 +27,6 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   if ((await o.backend.applied()) === fp) return { changed: false, fingerprint: fp, policy };
   await o.backend.apply(policy, fp);
   return { changed: true, fingerprint: fp, policy };
-}
-
-/**
- * Reconciles every `intervalMs` until `signal` aborts (for hosts without cron). Errors are reported
- * through `onError` and the loop goes on: the previous rules stay in force meanwhile.
- */
-export async function reconcileLoop(
-  o: ReconcileOptions & {
-    intervalMs: number;
-    signal: AbortSignal;
-    onResult?: (r: ReconcileResult) => void;
-    onError?: (e: unknown) => void;
-  },
-): Promise<void> {
-  while (!o.signal.aborted) {
-    try {
-      o.onResult?.(await reconcile(o));
-    } catch (e) {
-      o.onError?.(e);
-    }
-    await sleep(o.intervalMs, o.signal).catch(() => {});
-  }
 }
 
 /** The /etc/cron.d line that runs a role's SetupFirewall every minute (log in /var/log/adt). */

@@ -85,15 +85,6 @@ export const PROVIDER_DEFAULTS: Record<Provider, { region: string; size: string;
   exoscale: { region: 'ch-gva-2', size: 'standard.small', dbSize: 'hobbyist-2' },
 };
 
-/** The environment variables holding each provider's API credentials (never in the deployment file). */
-export const CREDENTIAL_VARIABLES: Record<CloudProvider | 'cloudflare', string[]> = {
-  digitalocean: ['DIGITALOCEAN_TOKEN'],
-  linode: ['LINODE_TOKEN'],
-  vultr: ['VULTR_API_KEY'],
-  exoscale: ['EXOSCALE_API_KEY', 'EXOSCALE_API_SECRET'],
-  cloudflare: ['CLOUDFLARE_API_TOKEN'],
-};
-
 /** Variables, their defaults, and what is allowed (also the source of the example file's help). */
 export const VARIABLES = {
   PROVIDER: 'local',

@@ -5,7 +5,7 @@
  * or in 0600 files, never on a command line.
  */
 import { spawn } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
@@ -215,12 +215,4 @@ export async function tryConnect(runner: Runner, c: ConnectionCheck): Promise<st
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** For tests and status: whether a file exists and its mode. */
-export async function modeOf(path: string): Promise<number | null> {
-  return stat(path).then(
-    (s) => s.mode & 0o777,
-    () => null,
-  );
 }
