@@ -29,9 +29,24 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   return { changed: true, fingerprint: fp, policy };
 }
 
-/** The /etc/cron.d line that runs a role's SetupFirewall every minute (log in /var/log/adt). */
-export function cronLine(command: string, minutes = 1): string {
+/** Options of {@link cronLine}. */
+export interface CronLineOptions {
+  /** Where the job's output goes (appended, stderr too): an absolute path, e.g. `/var/log/adt/firewall.log`. */
+  logFile: string;
+  /** Run every this many minutes, 1-59 (default 1: every minute). */
+  minutes?: number;
+}
+
+const ABSOLUTE_PATH = /^\/[A-Za-z0-9._/-]+$/;
+
+/**
+ * The /etc/cron.d line that runs `command` as root every `minutes`, its output appended to
+ * `logFile`: a role's SetupFirewall every minute, or another periodic job of ours.
+ */
+export function cronLine(command: string, o: CronLineOptions): string {
+  const minutes = o.minutes ?? 1;
   if (!Number.isInteger(minutes) || minutes < 1 || minutes > 59) throw new RangeError('minutes: 1-59');
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(command)) throw new RangeError(`command "${command}": an absolute path of letters, digits, . _ / -`);
-  return `${minutes === 1 ? '*' : `*/${minutes}`} * * * * root ${command} >> /var/log/adt/firewall.log 2>&1`;
+  if (!ABSOLUTE_PATH.test(command)) throw new RangeError(`command "${command}": an absolute path of letters, digits, . _ / -`);
+  if (!ABSOLUTE_PATH.test(o.logFile)) throw new RangeError(`log file "${o.logFile}": an absolute path of letters, digits, . _ / -`);
+  return `${minutes === 1 ? '*' : `*/${minutes}`} * * * * root ${command} >> ${o.logFile} 2>&1`;
 }
