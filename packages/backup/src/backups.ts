@@ -23,7 +23,7 @@ import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObject
 import { Upload } from '@aws-sdk/lib-storage';
 import { AdtError, errorFactory } from '@adt/core';
 import { decryptStream, encryptStream } from './crypto-stream.ts';
-import { PERIODS, type Manifest, type PartInfo, type PartKind, type Period } from './types.ts';
+import { PERIODS, isPeriod, type Manifest, type PartInfo, type PartKind, type Period } from './types.ts';
 
 const fail = errorFactory('backup');
 
@@ -433,8 +433,7 @@ function hashMeter(): { stream: Transform; result(): { size: number; sha256: str
 }
 
 function checkPeriod(period: string): asserts period is Period {
-  if (!(PERIODS as readonly string[]).includes(period))
-    throw fail('BAD_PERIOD', `period "${period}": use one of ${PERIODS.join(', ')}`, { exitCode: 2 });
+  if (!isPeriod(period)) throw fail('BAD_PERIOD', `period "${period}": use one of ${PERIODS.join(', ')}`, { exitCode: 2 });
 }
 
 function idTime(id: string): number {

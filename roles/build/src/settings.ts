@@ -8,6 +8,7 @@ import { isIPv4 } from 'node:net';
 import { parse as parseEnv } from 'dotenv';
 import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId, type ScalingSettings } from '@adt/configstore';
 import { usage } from '@adt/role-common';
+import { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod, parseBaselineSpec } from '@adt/backup';
 import { parseScalingSchedule } from '@adt/role-autoscaler/schedule';
 
 export interface Deployment {
@@ -137,10 +138,6 @@ export const VARIABLES = {
 
 const EMAIL = /^[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,63}$/;
 
-/** `baseline:NAME` (this site's backup bucket) or `baseline:BUCKET/NAME` (another site's). */
-export const BASELINE_SPEC = /^baseline:((?:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/)?[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$/;
-export const BACKUP_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly', 'manual', 'shutdown'];
-const SCHEDULED_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly'];
 const CRON_FIELD = /^(\*|\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*)(\/\d{1,2})?$/;
 type Name = keyof typeof VARIABLES;
 
@@ -266,8 +263,8 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     .map((x) => x.trim())
     .filter(Boolean)) {
     const [period = '', n = ''] = item.split('=');
-    if (!BACKUP_PERIODS.includes(period) || !/^\d{1,4}$/.test(n) || Number(n) < 1)
-      problems.push(`BACKUP_KEEP item "${item}": <period>=<generations>, period one of ${BACKUP_PERIODS.join(', ')}, at least 1`);
+    if (!isPeriod(period) || !/^\d{1,4}$/.test(n) || Number(n) < 1)
+      problems.push(`BACKUP_KEEP item "${item}": <period>=<generations>, period one of ${PERIODS.join(', ')}, at least 1`);
     else backupKeep[period] = Number(n);
   }
   const backupSchedule: Record<string, string> = {};
@@ -282,7 +279,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
       .trim()
       .replace(/\s+/g, ' ');
     const fields = expr.split(' ');
-    if (i < 1 || !SCHEDULED_PERIODS.includes(period) || fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+    if (i < 1 || !isScheduledPeriod(period) || fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
       problems.push(
         `BACKUP_SCHEDULE item "${item}": <period>=<5 cron fields>, period one of ${SCHEDULED_PERIODS.join(', ')}, e.g. daily=30 3 * * *`,
       );
@@ -305,9 +302,10 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     }
   }
   const restoreFrom = get('RESTORE_FROM') || null;
-  if (restoreFrom && restoreFrom !== 'latest' && !BACKUP_PERIODS.includes(restoreFrom) && !BASELINE_SPEC.test(restoreFrom)) {
+  if (restoreFrom && restoreFrom !== 'latest' && !isPeriod(restoreFrom) && !parseBaselineSpec(restoreFrom)) {
     problems.push(
-      `RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", a period (${BACKUP_PERIODS.join(', ')}), or baseline:NAME / baseline:BUCKET/NAME`,
+      `RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", a period (${PERIODS.join(', ')}), ` +
+        'or baseline:NAME / baseline:BUCKET/NAME',
     );
   }
   const int = (name: Name, min: number, max: number, what: string) => {
