@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { parse as parseEnv } from 'dotenv';
+import { validateCronExpression } from '@adt/core';
 import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId, type ScalingSettings } from '@adt/configstore';
 import { usage } from '@adt/role-common';
 import { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod, parseBaselineSpec } from '@adt/backup';
@@ -138,7 +139,6 @@ export const VARIABLES = {
 
 const EMAIL = /^[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,63}$/;
 
-const CRON_FIELD = /^(\*|\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*)(\/\d{1,2})?$/;
 type Name = keyof typeof VARIABLES;
 
 const CIDR24 = /^198\.(18|19)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
@@ -278,12 +278,13 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
       .slice(i + 1)
       .trim()
       .replace(/\s+/g, ' ');
-    const fields = expr.split(' ');
-    if (i < 1 || !isScheduledPeriod(period) || fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+    const cron = validateCronExpression(expr);
+    if (i < 1 || !isScheduledPeriod(period)) {
       problems.push(
         `BACKUP_SCHEDULE item "${item}": <period>=<5 cron fields>, period one of ${SCHEDULED_PERIODS.join(', ')}, e.g. daily=30 3 * * *`,
       );
-    } else backupSchedule[period] = expr;
+    } else if (cron) problems.push(`BACKUP_SCHEDULE item "${item}": ${cron}`);
+    else backupSchedule[period] = expr;
   }
   const backupKeyFile = get('BACKUP_KEY_FILE') || null;
   if (backupKeyFile) {

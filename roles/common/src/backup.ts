@@ -14,7 +14,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError } from '@adt/core';
+import { AdtError, parseCronExpression, validateCronExpression } from '@adt/core';
 import { keys, type BackupSettings } from '@adt/configstore';
 import {
   BASELINE_HOST,
@@ -50,9 +50,10 @@ export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 
   const lines = ["# Written by the Agile Deployment Toolkit: scheduled backups of this server's part of the site.", 'SHELL=/bin/sh'];
   for (const [period, expr] of Object.entries(settings.schedule)) {
     if (!isPeriod(period)) throw fail('BAD_SCHEDULE', `backup schedule: unknown period "${period}"`, 2);
-    if (!/^(\S+\s+){4}\S+$/.test(expr.trim()) || !/^[0-9*/,\- ]+$/.test(expr))
-      throw fail('BAD_SCHEDULE', `backup schedule of ${period}: "${expr}" is not 5 cron fields`, 2);
-    lines.push(`${expr.trim()} root ${codeDir}/roles/${role}/backup/Backup ${period} >> /var/log/adt/backup.log 2>&1`);
+    const problem = validateCronExpression(expr);
+    if (problem) throw fail('BAD_SCHEDULE', `backup schedule of ${period}: ${problem}`, 2);
+    // The fields one space apart: nothing of the value but its 5 fields reaches the file.
+    lines.push(`${parseCronExpression(expr).text} root ${codeDir}/roles/${role}/backup/Backup ${period} >> /var/log/adt/backup.log 2>&1`);
   }
   return `${lines.join('\n')}\n`;
 }
