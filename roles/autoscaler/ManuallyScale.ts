@@ -8,7 +8,7 @@
  * configured maximum is refused (exit 2), and nothing changes.
  */
 import { openDatastore, runMain, usage } from '@adt/role-common';
-import { describeSplit, setDesiredWebservers } from './src/desired.ts';
+import { describeSplit, setDesiredWebservers } from '@adt/scaling';
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keys } from '@adt/configstore';
 import { CODE_DIR, JOB_LOG_DIR, ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, whoAmI } from '@adt/role-common';
-import { scalingCronFile } from './schedule.ts';
+import { scalingCronFile } from '@adt/scaling';
 
 async function main() {
   const progress = steps('autoscaler');

@@ -18,7 +18,7 @@ import { parseCommandLine } from './cli.ts';
 import { readDeployment } from './settings.ts';
 import { CODE_ON_SERVERS, localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
 import { Backups, PARTS, backupPrefix } from '@adt/backup';
-import { describeSplit, setDesiredWebservers } from '@adt/role-autoscaler/desired';
+import { describeSplit, setDesiredWebservers } from '@adt/scaling';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { attachS3Daemon } from './s3-daemon.ts';

@@ -10,7 +10,7 @@ import { validateCronExpression } from '@adt/core';
 import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId, type ScalingSettings } from '@adt/configstore';
 import { usage } from '@adt/role-common';
 import { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod, parseBaselineSpec } from '@adt/backup';
-import { parseScalingSchedule } from '@adt/role-autoscaler/schedule';
+import { parseScalingSchedule } from '@adt/scaling';
 
 export interface Deployment {
   /** The file it came from, for messages (or "defaults"). */
