@@ -34,7 +34,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { execaRunner } from '@adt/core';
-import { sqlString } from '@adt/database';
+import { wordpressFirstUserSql, wordpressSetPasswordSql } from '@adt/webserver';
 import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
 import { DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
 import { runMain, usage } from './main.ts';
@@ -286,13 +286,13 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
       const password = randomBytes(18).toString('base64url');
       const run = execaRunner({ timeoutMs: 60_000 });
       const who = await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, '--batch', '--skip-column-names', creds.name], {
-        input: 'SELECT user_login FROM wp_users ORDER BY ID LIMIT 1;',
+        input: wordpressFirstUserSql(),
       });
       admin = who.stdout.trim();
       if (admin) {
         // On stdin, never on a command line; WordPress upgrades an MD5 to its own hash at the first sign-in.
         await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, creds.name], {
-          input: `UPDATE wp_users SET user_pass = MD5(${sqlString(password)}) WHERE user_login = ${sqlString(admin)};`,
+          input: wordpressSetPasswordSql(admin, password),
         });
         await c.store.put(keys.credentials.key('app-admin'), { user: admin, password });
       }
