@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { keys } from '@adt/configstore';
+import { keys, registerServer } from '@adt/configstore';
 import { CODE_DIR, JOB_LOG_DIR, httpsGet, openDatastore, runMain, startPeriodicJobs, steps, waitFor, whoAmI } from '@adt/role-common';
 
 async function main() {
@@ -15,13 +15,7 @@ async function main() {
   const store = openDatastore();
   const self = await whoAmI();
   progress.step(`bootstrap started on ${self.name} (${self.publicIp})`);
-  await store.put(keys.authIps.key(self.privateIp), {
-    name: self.name,
-    role: 'auth',
-    privateIp: self.privateIp,
-    publicIp: self.publicIp,
-    at: new Date().toISOString(),
-  });
+  await registerServer(store, { ...self, role: 'auth' });
   progress.step('registered');
   // (This server's key decrypts its own secrets only: the site's certificate is the webservers' business.)
   const settings = await store.get(keys.auth);

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { keys } from '@adt/configstore';
+import { keys, registerServer } from '@adt/configstore';
 import { CODE_DIR, JOB_LOG_DIR, ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, whoAmI } from '@adt/role-common';
 import { scalingCronFile } from '@adt/scaling';
 
@@ -17,13 +17,7 @@ async function main() {
   progress.step(`bootstrap started on ${self.name} (${self.privateIp})`);
   const installed = await ensurePackages([{ command: 'iptables-restore', pkg: 'iptables' }]);
   progress.step(installed.length ? `installed ${installed.join(', ')}` : 'packages present');
-  await store.put(keys.autoscalerIps.key(self.privateIp), {
-    name: self.name,
-    role: 'autoscaler',
-    privateIp: self.privateIp,
-    publicIp: self.publicIp,
-    at: new Date().toISOString(),
-  });
+  await registerServer(store, { ...self, role: 'autoscaler' });
   progress.step('registered');
   const schedule = await store.get(keys.scalingSchedule);
   if (schedule && Object.keys(schedule).length) {

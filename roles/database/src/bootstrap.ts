@@ -4,7 +4,7 @@
  * datastore), its host firewall following the fleet, then its IP and readiness published.
  */
 import { execaRunner } from '@adt/core';
-import { keys, type DbCredentials } from '@adt/configstore';
+import { keys, registerServer, type DbCredentials } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import { DB_LAYOUT, ensurePackages, openDatastore, runMain, startPeriodicJobs, steps, whoAmI } from '@adt/role-common';
 
@@ -36,13 +36,7 @@ async function main() {
   // The host firewall follows the fleet from now on (webservers register as they come).
   await startPeriodicJobs('database', await store.get(keys.backups));
   progress.step('firewall following the fleet');
-  await store.put(keys.databaseIps.key(self.privateIp), {
-    name: self.name,
-    role: 'database',
-    privateIp: self.privateIp,
-    publicIp: self.publicIp,
-    at: new Date().toISOString(),
-  });
+  await registerServer(store, { ...self, role: 'database' });
   await progress.ready(store, self);
 }
 

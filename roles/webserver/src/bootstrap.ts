@@ -5,7 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { execaRunner } from '@adt/core';
-import { keys } from '@adt/configstore';
+import { keys, registerServer } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
 import { installCertificate } from './certificate.ts';
@@ -27,20 +27,7 @@ async function main() {
   const store = openDatastore();
   const self = await whoAmI();
   progress.step(`bootstrap started on ${self.name} (${self.publicIp}, ${self.privateIp})`);
-  await store.put(keys.webserverIps.key(self.privateIp), {
-    name: self.name,
-    role: 'webserver',
-    privateIp: self.privateIp,
-    publicIp: self.publicIp,
-    at: new Date().toISOString(),
-  });
-  await store.put(keys.webserverPublicIps.key(self.publicIp), {
-    name: self.name,
-    role: 'webserver',
-    privateIp: self.privateIp,
-    publicIp: self.publicIp,
-    at: new Date().toISOString(),
-  });
+  await registerServer(store, { ...self, role: 'webserver' });
   progress.step('registered');
   const [site, tls, creds] = await Promise.all([store.get(keys.site), store.get(keys.siteTls), store.get(keys.dbCredentials)]);
   const missing = [
