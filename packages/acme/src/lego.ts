@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorFactory, type Argv, type Runner } from '@adt/core';
+import { errorFactory, lastLines, type Argv, type Runner } from '@adt/core';
 
 const fail = errorFactory('acme', 'lego');
 
@@ -189,13 +189,14 @@ export async function obtainCertificate(o: ObtainOptions): Promise<IssuedAcmeCer
   const env = legoEnv(o.access, o.serverCaFile);
   const r = await o.runner.run(argv, { env, nothrow: true, timeoutMs: o.timeoutMs ?? 180_000 });
   if (r.exitCode !== 0) {
-    let tail = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-8).join('\n');
+    let tail = lastLines(`${r.stdout}\n${r.stderr}`, 8, '\n');
     // lego does not log credentials; removed anyway, should a provider's error ever echo one.
     for (const s of secretValues(o.access)) tail = tail.split(s).join('<secret>');
     const what = info ? (action === 'run' ? 'replace the' : 'renew the') : 'obtain a';
     throw fail(
       'ACME_FAILED',
-      `lego could not ${what} certificate for ${o.domains.join(', ')} from ${o.server} (DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`,
+      `lego could not ${what} certificate for ${o.domains.join(', ')} from ${o.server} ` +
+        `(DNS-01 via ${o.access.provider}), exit ${r.exitCode}:\n${tail}`,
     );
   }
   const [chain, key, issuer] = await Promise.all([

@@ -78,7 +78,9 @@ try {
   await maria.start(db);
   const sql = (s: string) => db.runner.run(maria.clientArgv(db), { input: s });
   await sql(
-    "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, title VARCHAR(100), body TEXT) ENGINE=InnoDB; INSERT INTO app.t (title, body) VALUES ('seed', REPEAT('lorem ipsum ', 10));",
+    'CREATE DATABASE app; ' +
+      'CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, title VARCHAR(100), body TEXT) ENGINE=InnoDB; ' +
+      "INSERT INTO app.t (title, body) VALUES ('seed', REPEAT('lorem ipsum ', 10));",
   );
   while (Number((await sql('SELECT COUNT(*) FROM app.t;')).stdout.trim()) < rows) {
     await sql(`INSERT INTO app.t (title, body) SELECT CONCAT('post ', id), body FROM app.t LIMIT ${rows};`);
@@ -88,7 +90,8 @@ try {
   const cfg = join(dir, 's3cfg');
   await writeFile(
     cfg,
-    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\nhost_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
+    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\n` +
+      `host_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
     { mode: 0o600 },
   );
   const s3cmd = (...a: string[]) => execa('s3cmd', ['-c', cfg, '--no-progress', '-q', ...a], { timeout: 1_800_000 });
@@ -160,7 +163,8 @@ try {
     for (const r of results) {
       const mb = (r.rawMiB * MiB) / 1e6;
       console.log(
-        `| ${r.what} | ${r.ours.toFixed(1)} | ${(mb / r.ours).toFixed(0)} | ${r.original.toFixed(1)} | ${(mb / r.original).toFixed(0)} | **${(r.original / r.ours).toFixed(2)}x** |`,
+        `| ${r.what} | ${r.ours.toFixed(1)} | ${(mb / r.ours).toFixed(0)} | ` +
+          `${r.original.toFixed(1)} | ${(mb / r.original).toFixed(0)} | **${(r.original / r.ours).toFixed(2)}x** |`,
       );
     }
   }

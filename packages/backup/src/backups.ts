@@ -21,9 +21,9 @@ import { parallelGzip } from './parallel-gzip.ts';
 import { execa } from 'execa';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { AdtError, errorFactory } from '@adt/core';
+import { AdtError, errorFactory, lastLines } from '@adt/core';
 import { decryptStream, encryptStream } from './crypto-stream.ts';
-import { PERIODS, type Manifest, type PartInfo, type PartKind, type Period } from './types.ts';
+import { PERIODS, isPeriod, type Manifest, type PartInfo, type PartKind, type Period } from './types.ts';
 
 const fail = errorFactory('backup');
 
@@ -285,11 +285,7 @@ export class Backups {
     }
     const result = await child;
     const what = kind === 'webroot' ? 'archiving the webroot' : 'dumping the database';
-    if (result.exitCode !== 0)
-      throw fail(
-        'SOURCE_FAILED',
-        `${what} failed (${argv[0]} exit ${result.exitCode}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
-      );
+    if (result.exitCode !== 0) throw fail('SOURCE_FAILED', `${what} failed (${argv[0]} exit ${result.exitCode}): ${lastLines(stderr, 2)}`);
     if (kind === 'database' && !DUMP_COMPLETED.test(tail))
       throw fail('DUMP_INCOMPLETE', 'the dump does not end with mariadb-dump\'s "-- Dump completed" line');
     return { kind, key, ...stored.result(), rawSize };
@@ -337,7 +333,8 @@ export class Backups {
     if (size !== part.size || sha256 !== part.sha256) {
       throw fail(
         'VERIFY_FAILED',
-        `${part.key}: stored ${size} bytes with SHA-256 ${sha256.slice(0, 12)}..., the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`,
+        `${part.key}: stored ${size} bytes with SHA-256 ${sha256.slice(0, 12)}..., ` +
+          `the manifest says ${part.size} bytes, ${part.sha256.slice(0, 12)}...`,
       );
     }
   }
@@ -365,11 +362,7 @@ export class Backups {
         // The staging tree may be on another filesystem (a mount point's parent): copy, keeping
         // owners, modes, links and times (and the top directory's own).
         const r = await execa('cp', ['-a', '--', `${staging}/.`, `${dir}/`], { reject: false });
-        if (r.exitCode !== 0)
-          throw fail(
-            'RESTORE_FAILED',
-            `copying the restored files into ${dir} failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
-          );
+        if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the restored files into ${dir} failed: ${lastLines(r.stderr, 2)}`);
         await rm(staging, { recursive: true, force: true });
       } else {
         await rename(staging, dir);
@@ -432,8 +425,7 @@ function hashMeter(): { stream: Transform; result(): { size: number; sha256: str
 }
 
 function checkPeriod(period: string): asserts period is Period {
-  if (!(PERIODS as readonly string[]).includes(period))
-    throw fail('BAD_PERIOD', `period "${period}": use one of ${PERIODS.join(', ')}`, { exitCode: 2 });
+  if (!isPeriod(period)) throw fail('BAD_PERIOD', `period "${period}": use one of ${PERIODS.join(', ')}`, { exitCode: 2 });
 }
 
 function idTime(id: string): number {
@@ -513,6 +505,5 @@ async function runWithStdin(argv: string[], input: Readable, discardStdout = fal
       throw e;
     }),
   ]);
-  if (r.exitCode !== 0)
-    throw fail('RESTORE_FAILED', `${argv[0]} failed (exit ${r.exitCode}): ${String(r.stderr).trim().split('\n').slice(-2).join(' | ')}`);
+  if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `${argv[0]} failed (exit ${r.exitCode}): ${lastLines(String(r.stderr), 2)}`);
 }

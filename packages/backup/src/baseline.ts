@@ -11,6 +11,7 @@ import { Backups, dumpArgv, type DatabaseSource } from './backups.ts';
 import { formatFindings, scanSqlDump, scanTree, type Finding } from './scan.ts';
 import { rewriteDump, type DumpRewrite, type RewriteStats } from './rewrite.ts';
 import { PassThrough } from 'node:stream';
+import { baselinePrefix, isBaselineName } from './layout.ts';
 import type { Manifest } from './types.ts';
 
 const fail = errorFactory('backup', 'baseline');
@@ -37,7 +38,7 @@ export interface PublishBaselineOptions {
   database?: DatabaseSource;
   /** The deployment's secrets (DB password, S3 keys...), searched for literally. */
   knownSecrets?: string[];
-  /** Where under the bucket (default `baselines/<name>/`). */
+  /** Where under the bucket (default `baselinePrefix(name)`: `baselines/<name>/`). */
   prefix?: string;
   /**
    * The dump's rewrite before the scan and upload: the deployment's domain replaced (by
@@ -65,13 +66,13 @@ export class SecretsFound extends Error {
 }
 
 export async function publishBaseline(o: PublishBaselineOptions): Promise<Manifest> {
-  if (!/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/.test(o.name))
+  if (!isBaselineName(o.name))
     throw fail('BAD_NAME', `baseline name "${o.name}": 1-64 lowercase letters, digits or hyphens`, { exitCode: 2 });
   if (!(o.app in CONFIG_FILES)) throw fail('BAD_APP', `app "${o.app}": one of ${Object.keys(CONFIG_FILES).join(', ')}`, { exitCode: 2 });
   if (!o.webroot && !o.database) throw fail('BAD_SOURCES', "a baseline needs the site's files, its database, or both", { exitCode: 2 });
   const exclude = [...ALWAYS_EXCLUDED, ...CONFIG_FILES[o.app]!, ...(o.webroot?.exclude ?? [])];
   const findings = o.webroot ? await scanTree(o.webroot.dir, { knownSecrets: o.knownSecrets, skip: exclude }) : [];
-  const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: o.prefix ?? `baselines/${o.name}/` });
+  const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: o.prefix ?? baselinePrefix(o.name) });
   const stats = o.rewriteStats ?? { domains: 0, serialisedFixed: 0, hashes: 0 };
   const rewrite = () => (o.rewrite ? rewriteDump(o.rewrite, stats) : new PassThrough());
   const dumpFindings: Finding[] = [];

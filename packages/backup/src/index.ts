@@ -1,7 +1,9 @@
 export { Backups, tarArgv, dumpArgv } from './backups.ts';
 export type { BackupsOptions, Source, WebrootSource, DatabaseSource, RestoreTargets, CreateMeta } from './backups.ts';
-export { PERIODS } from './types.ts';
-export type { Period, Manifest, PartInfo, PartKind } from './types.ts';
+export { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod } from './types.ts';
+export type { Period, ScheduledPeriod, Manifest, PartInfo } from './types.ts';
+export { PARTS, backupPrefix, baselinePrefix, isBaselineName, parseBaselineRef, parseBaselineSpec, formatBaselineRef } from './layout.ts';
+export type { PartKind, BaselineRef } from './layout.ts';
 export { encryptStream, decryptStream } from './crypto-stream.ts';
 export { scanTree, scanSqlDump, scanLines, formatFindings } from './scan.ts';
 export type { Finding, ScanOptions } from './scan.ts';

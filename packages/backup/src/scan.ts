@@ -36,6 +36,9 @@ export interface ScanOptions {
   maxFileBytes?: number;
 }
 
+// The words that name a secret in a configuration key (config-assignment below).
+const SECRET_WORDS = /(?:password|passwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|client[_-]?secret|private[_-]?key)/.source;
+
 const LINE_RULES: { rule: string; re: RegExp; files?: (name: string) => boolean }[] = [
   { rule: 'private-key', re: /-----BEGIN (?:RSA |DSA |EC |OPENSSH |ENCRYPTED )?PRIVATE KEY-----/ },
   { rule: 'cloud-access-key', re: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
@@ -49,7 +52,8 @@ const LINE_RULES: { rule: string; re: RegExp; files?: (name: string) => boolean 
   { rule: 'cms-db-password', re: /\$CFG->dbpass\s*=\s*['"][^'"]+['"]/ },
   {
     rule: 'config-assignment',
-    re: /(?:^|[\s"'{,])(?:[A-Za-z0-9_.-]*(?:password|passwd|secret|api[_-]?key|access[_-]?key|auth[_-]?token|client[_-]?secret|private[_-]?key))["']?\s*[:=]\s*["']?[^\s"'#,}]{6,}/i,
+    // A key whose name ends in a secret's word, then `:` or `=`, then a value of 6 characters or more.
+    re: new RegExp(String.raw`(?:^|[\s"'{,])(?:[A-Za-z0-9_.-]*${SECRET_WORDS})["']?\s*[:=]\s*["']?[^\s"'#,}]{6,}`, 'i'),
     files: (n) =>
       /^\.env(\..+)?$/.test(basename(n)) ||
       ['.ini', '.conf', '.cfg', '.yml', '.yaml', '.json', '.properties', '.toml'].includes(extname(n).toLowerCase()),

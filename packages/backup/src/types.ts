@@ -1,9 +1,26 @@
 /** Shapes of temporal backups: periods, parts, manifests. */
 
+import type { PartKind } from './layout.ts';
+
+export type { PartKind };
+
+/** Every period a backup can be of: the scheduled ones, then `manual` (on demand) and `shutdown` (taken by destroy). */
 export const PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly', 'manual', 'shutdown'] as const;
 export type Period = (typeof PERIODS)[number];
 
-export type PartKind = 'webroot' | 'database';
+/** The periods that cron runs (BACKUP_SCHEDULE); `manual` and `shutdown` backups are taken on demand. */
+export const SCHEDULED_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly'] as const satisfies readonly Period[];
+export type ScheduledPeriod = (typeof SCHEDULED_PERIODS)[number];
+
+/** Whether `s` is one of {@link PERIODS}. */
+export function isPeriod(s: string): s is Period {
+  return (PERIODS as readonly string[]).includes(s);
+}
+
+/** Whether `s` is one of {@link SCHEDULED_PERIODS}. */
+export function isScheduledPeriod(s: string): s is ScheduledPeriod {
+  return (SCHEDULED_PERIODS as readonly string[]).includes(s);
+}
 
 export interface PartInfo {
   kind: PartKind;

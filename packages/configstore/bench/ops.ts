@@ -41,7 +41,8 @@ try {
   const cfg = join(dir, 's3cfg');
   await writeFile(
     cfg,
-    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\nhost_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
+    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\n` +
+      `host_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
     { mode: 0o600 },
   );
   const value = { name: 'ws-ams3-prod1-1-init-1', role: 'webserver', privateIp: '198.18.1.5', at: new Date().toISOString() };
@@ -102,7 +103,8 @@ try {
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const r of rows) {
       console.log(
-        `| ${r.op} | ${r.ours.toFixed(2)} | ${r.bare.toFixed(2)} | ${r.s3cmd.toFixed(1)} | **${(r.s3cmd / r.ours).toFixed(0)}x** | ${(r.ours / r.bare).toFixed(2)} |`,
+        `| ${r.op} | ${r.ours.toFixed(2)} | ${r.bare.toFixed(2)} | ${r.s3cmd.toFixed(1)} | ` +
+          `**${(r.s3cmd / r.ours).toFixed(0)}x** | ${(r.ours / r.bare).toFixed(2)} |`,
       );
     }
   }

@@ -31,3 +31,5 @@ export { validateKey } from './_validate.ts';
 export { ErrorCodes, PreconditionFailed } from './errors.ts';
 export type { ErrorCode } from './errors.ts';
 export type { ObjectDriver, StoredObject, ObjectMeta, WriteOptions, DriverFlags } from './types.ts';
+export { registerServer, forgetServer } from './registry.ts';
+export type { RegisteredRole, ServerIdentity } from './registry.ts';

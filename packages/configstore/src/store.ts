@@ -135,7 +135,8 @@ export class ConfigStore {
     if (missing.length) {
       throw storeError(
         ErrorCodes.MISSING_KEY,
-        `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing from the datastore (${this.bucket}): ${writtenBy} writes ${missing.length > 1 ? 'them' : 'it'}`,
+        `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} missing from the datastore (${this.bucket}): ` +
+          `${writtenBy} writes ${missing.length > 1 ? 'them' : 'it'}`,
       );
     }
     return values as { [I in keyof K]: K[I] extends Key<infer T> ? T : never };
@@ -311,7 +312,8 @@ export class ConfigStore {
     if (!current || !held || held.state !== 'held' || held.token !== lease.token || held.owner !== lease.owner) {
       throw storeError(
         'LEASE_NOT_OWNED',
-        `lease "${lease.name}" is not held by "${lease.owner}"${held && held.state === 'held' ? ` (holder: "${held.owner}")` : ''}: not released`,
+        `lease "${lease.name}" is not held by "${lease.owner}"` +
+          `${held && held.state === 'held' ? ` (holder: "${held.owner}")` : ''}: not released`,
       );
     }
     const rec: LeaseRecord = { ...held, state: 'released' };
@@ -393,7 +395,8 @@ export class ConfigStore {
     if (log.length >= this.#budget.writes) {
       throw storeError(
         'WRITE_BUDGET_EXCEEDED',
-        `write to "${path}" refused: ${this.#budget.writes} writes per ${this.#budget.perSeconds} s per object is the configured budget (the backend would throttle); write on change, or lengthen lease TTLs`,
+        `write to "${path}" refused: ${this.#budget.writes} writes per ${this.#budget.perSeconds} s per object ` +
+          'is the configured budget (the backend would throttle); write on change, or lengthen lease TTLs',
       );
     }
     log.push(now);
@@ -475,7 +478,8 @@ export class ConfigStore {
     if (!Number.isFinite(ttlSeconds) || ttlSeconds < min || ttlSeconds > 86_400) {
       throw storeError(
         'INVALID_VALUE',
-        `lease ttl ${ttlSeconds} s: use ${min}-86400 s (the minimum follows the write budget of ${this.#budget ? `${this.#budget.writes} writes per ${this.#budget.perSeconds} s` : 'none'})`,
+        `lease ttl ${ttlSeconds} s: use ${min}-86400 s (the minimum follows the write budget of ` +
+          `${this.#budget ? `${this.#budget.writes} writes per ${this.#budget.perSeconds} s` : 'none'})`,
         { exitCode: 2 },
       );
     }

@@ -1,9 +1,9 @@
 /**
  * One way to run a daemon of ours: started detached (it outlives the command that started it),
- * its PID in `<dir>/<name>.pid`, its output appended to `<dir>/<name>.log`, found again by a later
- * process through the pid file (only while that PID still runs the same program: PIDs are
- * reused), and stopped by PID. Used for the local cloud's services (its API, PowerDNS, pebble, the
- * package mirror) and MariaDB.
+ * its PID in `<dir>/<name>.pid`, its output appended to `<dir>/<name>.log` (or to a log of its
+ * own), found again by a later process through the pid file (only while that PID still runs the
+ * same program: PIDs are reused), and stopped by PID. Used for the local cloud's services (its
+ * API, PowerDNS, pebble, the package mirror) and MariaDB.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, fstatSync, writeFileSync, rmSync } from 'node:fs';
@@ -20,6 +20,8 @@ export interface DaemonSpec {
   dir: string;
   /** The program and its arguments. No secrets here: command lines are visible to every user in `ps`. */
   argv: Argv;
+  /** The file its output is appended to (default `<dir>/<name>.log`): a daemon's own log, when it has one. */
+  log?: string;
   /** Extra environment (merged over this process's). */
   env?: Record<string, string>;
   cwd?: string;
@@ -99,7 +101,7 @@ export function tailFile(path: string, n = 15, maxBytes = 64 * 1024): string {
  */
 export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
   mkdirSync(spec.dir, { recursive: true, mode: 0o700 });
-  const log = join(spec.dir, `${spec.name}.log`);
+  const log = spec.log ?? join(spec.dir, `${spec.name}.log`);
   const program = spec.argv[0].split('/').pop()!;
   const identify = spec.identify ?? ((c: string) => c.includes(program));
   const running = daemonPid(spec.dir, spec.name, identify);

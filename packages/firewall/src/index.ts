@@ -1,6 +1,6 @@
 export { computePolicies, fingerprint, normaliseSource, ROLES } from './policy.ts';
-export { reconcile, reconcileLoop, cronLine } from './reconcile.ts';
-export type { ReconcileOptions, ReconcileResult } from './reconcile.ts';
+export { reconcile, cronLine } from './reconcile.ts';
+export type { CronLineOptions, ReconcileOptions, ReconcileResult } from './reconcile.ts';
 export { toInboundRules, applyNative } from './native.ts';
 export { datastoreFleetSource, staticFleetSource } from './sources.ts';
 export { BUNDLED_CLOUDFLARE, CLOUDFLARE_RANGES_DATE, refreshCloudflareRanges, parseRangeList } from './cloudflare.ts';

@@ -1,10 +1,8 @@
 /**
  * Following the fleet: read it, compute this host's policy, compare fingerprints with what is
- * applied, apply only when different. Run it periodically on every host (cron every minute, or the
- * bounded loop below) and on demand; when a webserver joins or leaves, within one period the
- * database accepts or refuses it.
+ * applied, apply only when different. Run it periodically on every host (cron every minute) and on
+ * demand; when a webserver joins or leaves, within one period the database accepts or refuses it.
  */
-import { sleep } from '@adt/core';
 import { computePolicies, fingerprint } from './policy.ts';
 import type { FleetRole, FleetSource, HostFirewall, HostPolicy, PolicyOptions } from './types.ts';
 
@@ -31,31 +29,24 @@ export async function reconcile(o: ReconcileOptions): Promise<ReconcileResult> {
   return { changed: true, fingerprint: fp, policy };
 }
 
-/**
- * Reconciles every `intervalMs` until `signal` aborts (for hosts without cron). Errors are reported
- * through `onError` and the loop goes on: the previous rules stay in force meanwhile.
- */
-export async function reconcileLoop(
-  o: ReconcileOptions & {
-    intervalMs: number;
-    signal: AbortSignal;
-    onResult?: (r: ReconcileResult) => void;
-    onError?: (e: unknown) => void;
-  },
-): Promise<void> {
-  while (!o.signal.aborted) {
-    try {
-      o.onResult?.(await reconcile(o));
-    } catch (e) {
-      o.onError?.(e);
-    }
-    await sleep(o.intervalMs, o.signal).catch(() => {});
-  }
+/** Options of {@link cronLine}. */
+export interface CronLineOptions {
+  /** Where the job's output goes (appended, stderr too): an absolute path, e.g. `/var/log/adt/firewall.log`. */
+  logFile: string;
+  /** Run every this many minutes, 1-59 (default 1: every minute). */
+  minutes?: number;
 }
 
-/** The /etc/cron.d line that runs a role's SetupFirewall every minute (log in /var/log/adt). */
-export function cronLine(command: string, minutes = 1): string {
+const ABSOLUTE_PATH = /^\/[A-Za-z0-9._/-]+$/;
+
+/**
+ * The /etc/cron.d line that runs `command` as root every `minutes`, its output appended to
+ * `logFile`: a role's SetupFirewall every minute, or another periodic job of ours.
+ */
+export function cronLine(command: string, o: CronLineOptions): string {
+  const minutes = o.minutes ?? 1;
   if (!Number.isInteger(minutes) || minutes < 1 || minutes > 59) throw new RangeError('minutes: 1-59');
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(command)) throw new RangeError(`command "${command}": an absolute path of letters, digits, . _ / -`);
-  return `${minutes === 1 ? '*' : `*/${minutes}`} * * * * root ${command} >> /var/log/adt/firewall.log 2>&1`;
+  if (!ABSOLUTE_PATH.test(command)) throw new RangeError(`command "${command}": an absolute path of letters, digits, . _ / -`);
+  if (!ABSOLUTE_PATH.test(o.logFile)) throw new RangeError(`log file "${o.logFile}": an absolute path of letters, digits, . _ / -`);
+  return `${minutes === 1 ? '*' : `*/${minutes}`} * * * * root ${command} >> ${o.logFile} 2>&1`;
 }

@@ -77,7 +77,10 @@ try {
   if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`);
   else
     process.stdout.write(
-      `${calls} API calls (${N} round-robin records, read back, a server list), best of 3:\n  ours (one client)        ${result.oursMs} ms\n  a process per call (curl) ${result.curlPerCallMs} ms\n  process per call / ours  ${result.ratio}x\n`,
+      `${calls} API calls (${N} round-robin records, read back, a server list), best of 3:\n` +
+        `  ours (one client)        ${result.oursMs} ms\n` +
+        `  a process per call (curl) ${result.curlPerCallMs} ms\n` +
+        `  process per call / ours  ${result.ratio}x\n`,
     );
 } finally {
   await fake.close();

@@ -116,7 +116,8 @@ export function createApiClient(o: ApiClientOptions) {
           throw new ApiError(
             o.provider,
             'API_UNREACHABLE',
-            `${method} ${redactUrl(url)}: ${reason}${idempotent ? ` (after ${attempt} attempts)` : ' (not retried: the request may or may not have been carried out)'}`,
+            `${method} ${redactUrl(url)}: ${reason}` +
+              (idempotent ? ` (after ${attempt} attempts)` : ' (not retried: the request may or may not have been carried out)'),
             { status: null, cause: error },
           );
         }

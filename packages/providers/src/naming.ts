@@ -42,7 +42,8 @@ export function serverName(parts: ServerNameParts): string {
   if (!BUILD_ID.test(parts.buildId)) {
     throw fail(
       'BAD_BUILD_ID',
-      `build identifier "${parts.buildId}" in a server name: 1-24 lowercase letters and digits (no hyphens: they separate the name's fields)`,
+      `build identifier "${parts.buildId}" in a server name: ` +
+        "1-24 lowercase letters and digits (no hyphens: they separate the name's fields)",
       { exitCode: 2 },
     );
   }

@@ -41,7 +41,8 @@ export function validateAllowList(sources: string[], field: string): void {
     if (prefix !== null && prefix < min)
       throw fail(
         'BAD_ALLOW_LIST',
-        `${field}: "${s}" would open the database to ${prefix === 0 ? 'the whole internet' : 'a large part of the internet'}; give the VPC's CIDR or the servers' addresses (prefix /${min} or longer)`,
+        `${field}: "${s}" would open the database to ${prefix === 0 ? 'the whole internet' : 'a large part of the internet'}; ` +
+          `give the VPC's CIDR or the servers' addresses (prefix /${min} or longer)`,
         { exitCode: 2 },
       );
   }

@@ -139,7 +139,8 @@ try {
     console.log(`Configure + start nginx for a site until it answers over HTTPS (median of ${rounds}, ${out.machine})`);
     console.log(`  ours (render in-process, nginx -t, start)             ${out.oursMs.toFixed(0).padStart(7)} ms`);
     console.log(
-      `  original's way (template, sed per placeholder,        ${out.originalMs.toFixed(0).padStart(7)} ms   ${out.ratio.toFixed(1)}x slower`,
+      "  original's way (template, sed per placeholder,        " +
+        `${out.originalMs.toFixed(0).padStart(7)} ms   ${out.ratio.toFixed(1)}x slower`,
     );
     console.log(`    openssl dhparam 2048, nginx -t, start)`);
     console.log(`      of which openssl dhparam 2048                     ${out.dhparamMs.toFixed(0).padStart(7)} ms`);

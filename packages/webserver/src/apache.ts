@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
+import { errorFactory, lastLines, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
 import { checkSite, type SiteOptions } from './site.ts';
 
 const fail = errorFactory('webserver', 'apache');
@@ -42,7 +42,7 @@ const MODULES = [
   'proxy_fcgi',
 ];
 
-const PATH = /^\/[A-Za-z0-9._\/-]*$/;
+const PATH = /^\/[A-Za-z0-9._/-]*$/;
 
 /** The whole apache configuration for one site, as data. */
 export function apacheConfig(o: Omit<ApacheOptions, 'runner'>, site: SiteOptions): string {
@@ -165,8 +165,7 @@ export async function writeApacheConfig(o: ApacheOptions, site: SiteOptions): Pr
   await mkdir(o.runDir, { recursive: true });
   await writeFile(o.confFile, apacheConfig(o, site), { mode: 0o644 });
   const test = await o.runner.run(['apache2', '-t', '-f', o.confFile], { nothrow: true });
-  if (test.exitCode !== 0)
-    throw fail('BAD_CONFIG', `apache rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  if (test.exitCode !== 0) throw fail('BAD_CONFIG', `apache rejects ${o.confFile}: ${lastLines(test.stderr, 2)}`);
 }
 
 /** Starts apache (it daemonizes), or reloads it gracefully when it runs already. Returns the parent PID. */

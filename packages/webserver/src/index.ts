@@ -6,7 +6,16 @@ export { checkSite } from './site.ts';
 export type { SiteOptions, CheckedSite } from './site.ts';
 export { phpFpmConfig, writePhpFpmConfig, startOrReloadPhpFpm, stopPhpFpm } from './phpfpm.ts';
 export type { PhpFpmOptions } from './phpfpm.ts';
-export { wordpressConfigPhp, writeWordPressConfig, configName, generateSalts, phpString, SALT_NAMES } from './wordpress.ts';
+export {
+  wordpressConfigPhp,
+  writeWordPressConfig,
+  configName,
+  generateSalts,
+  phpString,
+  SALT_NAMES,
+  wordpressFirstUserSql,
+  wordpressSetPasswordSql,
+} from './wordpress.ts';
 export type { WordPressConfig } from './wordpress.ts';
 export { apacheConfig, writeApacheConfig, startOrReloadApache, stopApache } from './apache.ts';
 export type { ApacheOptions } from './apache.ts';

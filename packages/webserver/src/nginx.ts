@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
+import { errorFactory, lastLines, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
 import { checkSite, type SiteOptions } from './site.ts';
 
 export type { SiteOptions } from './site.ts';
@@ -111,7 +111,7 @@ export async function writeNginxConfig(o: NginxOptions, site: SiteOptions): Prom
   await mkdir(o.logDir, { recursive: true });
   await writeFile(o.confFile, nginxConfig(o, site), { mode: 0o644 });
   const test = await o.runner.run(['nginx', '-t', '-q', '-c', o.confFile], { nothrow: true });
-  if (test.exitCode !== 0) throw fail('BAD_CONFIG', `nginx rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  if (test.exitCode !== 0) throw fail('BAD_CONFIG', `nginx rejects ${o.confFile}: ${lastLines(test.stderr, 2)}`);
 }
 
 /** Starts nginx (it daemonizes), or reloads it when it runs already. Returns the master PID. */

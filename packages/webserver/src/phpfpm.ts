@@ -4,7 +4,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { errorFactory, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
+import { errorFactory, lastLines, livePidFromFile, stopProcess, waitForPidFile, type Runner } from '@adt/core';
 
 const fail = errorFactory('webserver', 'php-fpm');
 
@@ -65,8 +65,7 @@ export async function writePhpFpmConfig(o: PhpFpmOptions): Promise<void> {
   await mkdir(dirname(o.pidFile), { recursive: true });
   await writeFile(o.confFile, phpFpmConfig(o), { mode: 0o644 });
   const test = await o.runner.run([o.binary ?? 'php-fpm8.2', '-t', '-y', o.confFile], { nothrow: true });
-  if (test.exitCode !== 0)
-    throw fail('BAD_CONFIG', `php-fpm rejects ${o.confFile}: ${test.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  if (test.exitCode !== 0) throw fail('BAD_CONFIG', `php-fpm rejects ${o.confFile}: ${lastLines(test.stderr, 2)}`);
 }
 
 /** Starts php-fpm (it daemonizes) or reloads it (SIGUSR2) when running. Returns the master PID. */

@@ -32,9 +32,9 @@ export interface SiteOptions {
 
 const NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const PARAM = /^[A-Z_][A-Z0-9_]{0,63}$/;
-const SAFE_VALUE = /^[A-Za-z0-9._\/:-]{0,200}$/;
+const SAFE_VALUE = /^[A-Za-z0-9._/:-]{0,200}$/;
 const ALIAS_PATH = /^\/[A-Za-z0-9._-]+\/$/;
-const ALIAS_DIR = /^\/[A-Za-z0-9._\/-]+\/$/;
+const ALIAS_DIR = /^\/[A-Za-z0-9._/-]+\/$/;
 
 export interface CheckedSite {
   /** `address:port` (IPv6 bracketed) of each HTTPS listener, and of each redirecting HTTP one. */

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errorFactory } from '@adt/core';
+import { sqlString } from '@adt/database';
 
 const fail = errorFactory('webserver', 'wordpress');
 
@@ -55,8 +56,7 @@ export function wordpressConfigPhp(c: WordPressConfig): string {
     throw fail('BAD_URL', `siteUrl "${c.siteUrl}" is not a URL`, { exitCode: 2 });
   }
   if (url.protocol !== 'https:') throw fail('BAD_URL', `siteUrl "${c.siteUrl}": the site is served over https`, { exitCode: 2 });
-  const prefix = c.tablePrefix ?? 'wp_';
-  if (!/^[A-Za-z0-9_]{1,20}$/.test(prefix)) throw fail('BAD_PREFIX', `tablePrefix "${prefix}": letters, digits and _`, { exitCode: 2 });
+  const prefix = checkPrefix(c.tablePrefix ?? 'wp_');
   const salts = c.salts ?? generateSalts();
   const origin = url.origin;
   const lines = [
@@ -89,4 +89,29 @@ export async function writeWordPressConfig(dir: string, c: WordPressConfig, owne
   const [, , uid, gid] = line.split(':');
   await chown(file, Number(uid), Number(gid));
   return file;
+}
+
+/**
+ * SQL that reads the login of WordPress's first user (the lowest ID: the administrator the install
+ * created), one line on the client's stdout. `tablePrefix` as in wp-config.php (default wp_).
+ */
+export function wordpressFirstUserSql(tablePrefix = 'wp_'): string {
+  return `SELECT user_login FROM ${checkPrefix(tablePrefix)}users ORDER BY ID LIMIT 1;`;
+}
+
+/**
+ * SQL that gives the WordPress user `login` a new password (for a site restored from a baseline,
+ * which carries none). Send it on the client's stdin, never on a command line: it holds the
+ * password. Stored as MD5, which WordPress accepts and replaces with its own hash at the first sign-in.
+ */
+export function wordpressSetPasswordSql(login: string, password: string, tablePrefix = 'wp_'): string {
+  return `UPDATE ${checkPrefix(tablePrefix)}users SET user_pass = MD5(${sqlString(password)}) WHERE user_login = ${sqlString(login)};`;
+}
+
+// --- Internal helpers ---
+
+/** A table prefix goes into SQL and PHP unquoted: letters, digits and _ only. */
+function checkPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9_]{1,20}$/.test(prefix)) throw fail('BAD_PREFIX', `tablePrefix "${prefix}": letters, digits and _`, { exitCode: 2 });
+  return prefix;
 }

@@ -5,18 +5,12 @@
  * sign in here), publish ready.
  */
 import { join } from 'node:path';
-import { keys } from '@adt/configstore';
+import { keys, registerServer } from '@adt/configstore';
 import { JOB_LOG_DIR, httpsGet, runBootstrap, startPeriodicJobs, startService, waitFor } from '@adt/role-common';
 
 export function main(argv: string[]): Promise<number> {
   return runBootstrap('auth', argv, async ({ store, self, step }) => {
-    await store.put(keys.authIps.key(self.privateIp), {
-      name: self.name,
-      role: 'auth',
-      privateIp: self.privateIp,
-      publicIp: self.publicIp,
-      at: new Date().toISOString(),
-    });
+    await registerServer(store, { ...self, role: 'auth' });
     await step('registered');
     // (This server's key decrypts its own secrets only: the site's certificate is the webservers' business.)
     const settings = await store.require(keys.auth, 'the build, with WEB_FIREWALL=auth,');

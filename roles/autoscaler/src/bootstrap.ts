@@ -5,19 +5,13 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { keys } from '@adt/configstore';
+import { keys, registerServer } from '@adt/configstore';
 import { CODE_DIR, JOB_LOG_DIR, runBootstrap, startPeriodicJobs, startService } from '@adt/role-common';
-import { scalingCronFile } from './schedule.ts';
+import { scalingCronFile } from '@adt/scaling';
 
 export function main(argv: string[]): Promise<number> {
   return runBootstrap('autoscaler', argv, async ({ store, self, step }) => {
-    await store.put(keys.autoscalerIps.key(self.privateIp), {
-      name: self.name,
-      role: 'autoscaler',
-      privateIp: self.privateIp,
-      publicIp: self.publicIp,
-      at: new Date().toISOString(),
-    });
+    await registerServer(store, { ...self, role: 'autoscaler' });
     await step('registered');
     const schedule = await store.get(keys.scalingSchedule);
     if (schedule && Object.keys(schedule).length) {

@@ -7,7 +7,7 @@
  * configured maximum is refused (exit 2), and nothing changes.
  */
 import { openDatastore, usage } from '@adt/role-common';
-import { describeSplit, setDesiredWebservers } from './desired.ts';
+import { describeSplit, setDesiredWebservers } from '@adt/scaling';
 
 /** `ManuallyScale.ts <webservers>`. */
 export async function manuallyScaleMain(args: string[]): Promise<number> {

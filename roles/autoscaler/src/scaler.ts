@@ -8,7 +8,7 @@
  * PowerDNS here, and against a real cloud's API later.
  */
 import type { ConfigStore, ScalingEvent, ScalingSettings } from '@adt/configstore';
-import { keys } from '@adt/configstore';
+import { forgetServer, keys } from '@adt/configstore';
 import { parseServerName, serverName, type ComputeProvider, type DnsProvider, type Server } from '@adt/providers';
 import { emptyMemory, plan, recordProbe, type Action, type ScalingPolicy, type SlotMemory } from '@adt/scaling';
 import type { Lease } from '@adt/configstore';
@@ -206,9 +206,7 @@ export class Scaler {
     } else if (a.type === 'destroy') {
       const s = byId(a.serverId);
       // Its registrations go first, so the database's firewall stops letting it in.
-      if (s?.privateIp) await d.store.delete(keys.webserverIps.key(s.privateIp));
-      if (s?.publicIp) await d.store.delete(keys.webserverPublicIps.key(s.publicIp));
-      await d.store.delete(keys.ready('webserver', a.name));
+      await forgetServer(d.store, { name: a.name, role: 'webserver', privateIp: s?.privateIp, publicIp: s?.publicIp });
       await d.compute.destroy(a.serverId);
       await this.#event(slot, 'destroy', a.name, s?.publicIp ?? undefined, a.reason);
     }

@@ -26,10 +26,10 @@ import { applyNative, computePolicies, datastoreFleetSource, type FleetRole } fr
 import { attachPowerDns, parseServerName, serverName, startPowerDns, type DnsProvider, type Server } from '@adt/providers';
 import { ensureDaemon, tcpAnswers } from './daemon.ts';
 import { splitDesired } from '@adt/scaling';
-import { Backups, type Manifest, type Period } from '@adt/backup';
+import { Backups, PARTS, backupPrefix, baselinePrefix, formatBaselineRef, parseBaselineSpec, type Period } from '@adt/backup';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { ensureS3Daemon } from './s3-daemon.ts';
-import { BASELINE_SPEC, readDeployment, type Deployment } from './settings.ts';
+import { readDeployment, type Deployment } from './settings.ts';
 import {
   CODE_ON_SERVERS,
   forgetServer,
@@ -451,14 +451,14 @@ async function chooseBackups(
   env: LocalEnv,
 ): Promise<{ part: 'database' | 'webroot'; id: string; period: string; createdAt: string; args: string[] }[]> {
   const d = env.d;
-  const baseline = BASELINE_SPEC.exec(d.restoreFrom ?? '')?.[1];
+  const baseline = parseBaselineSpec(d.restoreFrom ?? '');
   if (baseline) {
-    const [bucket, name] = baseline.includes('/') ? (baseline.split('/') as [string, string]) : [d.backupBucket, baseline];
+    const { bucket = d.backupBucket, name } = baseline;
     const driver = s3Driver({ bucket, endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
     try {
       const out = [];
-      for (const part of ['database', 'webroot'] as const) {
-        const b = new Backups({ client: driver.getInstance(), bucket, prefix: `baselines/${name}/${part}/`, hostname: 'build' });
+      for (const part of PARTS) {
+        const b = new Backups({ client: driver.getInstance(), bucket, prefix: baselinePrefix(name, part), hostname: 'build' });
         const [m] = (await driver.bucketExists()) ? await b.list('manual') : [];
         if (!m)
           throw fail(
@@ -466,7 +466,7 @@ async function chooseBackups(
             `RESTORE_FROM="${d.restoreFrom}": bucket ${bucket} has no baseline "${name}" with the site's ${part} (publish one with roles/build/PublishBaseline ${name})`,
             2,
           );
-        out.push({ part, id: m.id, period: `baseline ${name}`, createdAt: m.createdAt, args: ['--baseline', baseline] });
+        out.push({ part, id: m.id, period: `baseline ${name}`, createdAt: m.createdAt, args: ['--baseline', formatBaselineRef(baseline)] });
       }
       return out;
     } finally {
@@ -477,11 +477,11 @@ async function chooseBackups(
   const driver = s3Driver({ bucket: d.backupBucket, endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
   try {
     const out = [];
-    for (const part of ['database', 'webroot'] as const) {
+    for (const part of PARTS) {
       const backups = new Backups({
         client: driver.getInstance(),
         bucket: d.backupBucket,
-        prefix: `${part}/`,
+        prefix: backupPrefix(part),
         encryptionKey: key,
         hostname: 'build',
       });

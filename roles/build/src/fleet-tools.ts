@@ -17,8 +17,8 @@ import { httpsGet, usage } from '@adt/role-common';
 import { parseCommandLine } from './cli.ts';
 import { readDeployment } from './settings.ts';
 import { CODE_ON_SERVERS, localEnv, openDns, openStore, type LocalEnv } from './local-env.ts';
-import { Backups } from '@adt/backup';
-import { describeSplit, setDesiredWebservers } from '@adt/role-autoscaler/desired';
+import { Backups, PARTS, backupPrefix } from '@adt/backup';
+import { describeSplit, setDesiredWebservers } from '@adt/scaling';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import { attachS3Daemon } from './s3-daemon.ts';
@@ -339,9 +339,9 @@ export async function listBackups(args: string[]): Promise<number> {
   try {
     const rows = [];
     if (await driver.bucketExists()) {
-      for (const part of ['database', 'webroot'] as const) {
+      for (const part of PARTS) {
         // Listing reads manifests only: no key needed.
-        const b = new Backups({ client: driver.getInstance(), bucket: d.backupBucket, prefix: `${part}/`, hostname: 'build' });
+        const b = new Backups({ client: driver.getInstance(), bucket: d.backupBucket, prefix: backupPrefix(part), hostname: 'build' });
         for (const m of await b.list())
           rows.push({
             part,

@@ -10,12 +10,12 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigStore, keys, parseSecretKey, type Registration } from '@adt/configstore';
+import { ConfigStore, parseSecretKey, type Registration } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { EMBEDDED_CREDENTIALS } from '@adt/configstore/embedded-s3';
 import localDriver, { type LocalCloud, type LocalCloudOptions } from '@adt/providers/drivers/local';
 import powerdnsDriver from '@adt/providers/drivers/powerdns';
-import { attachPowerDns, type DnsProvider, type Server } from '@adt/providers';
+import { attachPowerDns, type DnsProvider } from '@adt/providers';
 import type { Deployment } from './settings.ts';
 import { zoneOf } from './settings.ts';
 
@@ -126,12 +126,7 @@ export async function openDns(env: LocalEnv): Promise<DnsProvider | null> {
   return powerdnsDriver({ apiUrl: server.apiUrl, apiKeyFile: server.apiKeyFile, zone: env.zone });
 }
 
-/** Forgets a server's registrations (IPs, readiness) so the fleet and its firewalls stop counting it. */
-export async function forgetServer(store: ConfigStore, s: Server): Promise<void> {
-  const paths: string[] = [keys.ready(s.role, s.name).path];
-  if (s.privateIp) paths.push(keys.webserverIps.key(s.privateIp).path, keys.databaseIps.key(s.privateIp).path);
-  if (s.publicIp) paths.push(keys.webserverPublicIps.key(s.publicIp).path);
-  for (const p of paths) await store.delete(p);
-}
+// Forgetting a server (its registrations in every family, its readiness) is the datastore's: deploy uses it from here.
+export { forgetServer } from '@adt/configstore';
 
 export type { Registration };

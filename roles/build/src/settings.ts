@@ -6,9 +6,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { parse as parseEnv } from 'dotenv';
+import { validateCronExpression } from '@adt/core';
 import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId, type ScalingSettings } from '@adt/configstore';
 import { usage } from '@adt/role-common';
-import { parseScalingSchedule } from '@adt/role-autoscaler/schedule';
+import { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod, parseBaselineSpec } from '@adt/backup';
+import { parseScalingSchedule } from '@adt/scaling';
 
 export interface Deployment {
   /** The file it came from, for messages (or "defaults"). */
@@ -85,15 +87,6 @@ export const PROVIDER_DEFAULTS: Record<Provider, { region: string; size: string;
   exoscale: { region: 'ch-gva-2', size: 'standard.small', dbSize: 'hobbyist-2' },
 };
 
-/** The environment variables holding each provider's API credentials (never in the deployment file). */
-export const CREDENTIAL_VARIABLES: Record<CloudProvider | 'cloudflare', string[]> = {
-  digitalocean: ['DIGITALOCEAN_TOKEN'],
-  linode: ['LINODE_TOKEN'],
-  vultr: ['VULTR_API_KEY'],
-  exoscale: ['EXOSCALE_API_KEY', 'EXOSCALE_API_SECRET'],
-  cloudflare: ['CLOUDFLARE_API_TOKEN'],
-};
-
 /** Variables, their defaults, and what is allowed (also the source of the example file's help). */
 export const VARIABLES = {
   PROVIDER: 'local',
@@ -146,11 +139,6 @@ export const VARIABLES = {
 
 const EMAIL = /^[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,63}$/;
 
-/** `baseline:NAME` (this site's backup bucket) or `baseline:BUCKET/NAME` (another site's). */
-export const BASELINE_SPEC = /^baseline:((?:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/)?[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$/;
-export const BACKUP_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly', 'manual', 'shutdown'];
-const SCHEDULED_PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'bimonthly'];
-const CRON_FIELD = /^(\*|\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*)(\/\d{1,2})?$/;
 type Name = keyof typeof VARIABLES;
 
 const CIDR24 = /^198\.(18|19)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
@@ -275,8 +263,8 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     .map((x) => x.trim())
     .filter(Boolean)) {
     const [period = '', n = ''] = item.split('=');
-    if (!BACKUP_PERIODS.includes(period) || !/^\d{1,4}$/.test(n) || Number(n) < 1)
-      problems.push(`BACKUP_KEEP item "${item}": <period>=<generations>, period one of ${BACKUP_PERIODS.join(', ')}, at least 1`);
+    if (!isPeriod(period) || !/^\d{1,4}$/.test(n) || Number(n) < 1)
+      problems.push(`BACKUP_KEEP item "${item}": <period>=<generations>, period one of ${PERIODS.join(', ')}, at least 1`);
     else backupKeep[period] = Number(n);
   }
   const backupSchedule: Record<string, string> = {};
@@ -290,12 +278,13 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
       .slice(i + 1)
       .trim()
       .replace(/\s+/g, ' ');
-    const fields = expr.split(' ');
-    if (i < 1 || !SCHEDULED_PERIODS.includes(period) || fields.length !== 5 || !fields.every((f) => CRON_FIELD.test(f))) {
+    const cron = validateCronExpression(expr);
+    if (i < 1 || !isScheduledPeriod(period)) {
       problems.push(
         `BACKUP_SCHEDULE item "${item}": <period>=<5 cron fields>, period one of ${SCHEDULED_PERIODS.join(', ')}, e.g. daily=30 3 * * *`,
       );
-    } else backupSchedule[period] = expr;
+    } else if (cron) problems.push(`BACKUP_SCHEDULE item "${item}": ${cron}`);
+    else backupSchedule[period] = expr;
   }
   const backupKeyFile = get('BACKUP_KEY_FILE') || null;
   if (backupKeyFile) {
@@ -314,9 +303,10 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     }
   }
   const restoreFrom = get('RESTORE_FROM') || null;
-  if (restoreFrom && restoreFrom !== 'latest' && !BACKUP_PERIODS.includes(restoreFrom) && !BASELINE_SPEC.test(restoreFrom)) {
+  if (restoreFrom && restoreFrom !== 'latest' && !isPeriod(restoreFrom) && !parseBaselineSpec(restoreFrom)) {
     problems.push(
-      `RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", a period (${BACKUP_PERIODS.join(', ')}), or baseline:NAME / baseline:BUCKET/NAME`,
+      `RESTORE_FROM="${restoreFrom}": empty (a virgin install), "latest", a period (${PERIODS.join(', ')}), ` +
+        'or baseline:NAME / baseline:BUCKET/NAME',
     );
   }
   const int = (name: Name, min: number, max: number, what: string) => {

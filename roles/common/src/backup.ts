@@ -14,13 +14,27 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError } from '@adt/core';
+import { AdtError, parseCronExpression, validateCronExpression } from '@adt/core';
 import { keys, type BackupSettings } from '@adt/configstore';
-import { BASELINE_HOST, Backups, PERIODS, publishBaseline, rewriteDump, type Manifest, type Period, type Source } from '@adt/backup';
+import {
+  BASELINE_HOST,
+  Backups,
+  PERIODS,
+  backupPrefix,
+  baselinePrefix,
+  isBaselineName,
+  isPeriod,
+  parseBaselineRef,
+  publishBaseline,
+  rewriteDump,
+  type Manifest,
+  type Period,
+  type Source,
+} from '@adt/backup';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { execaRunner } from '@adt/core';
-import { sqlString } from '@adt/database';
+import { wordpressFirstUserSql, wordpressSetPasswordSql } from '@adt/webserver';
 import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
 import { DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
 import { usage } from './main.ts';
@@ -35,10 +49,11 @@ const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
 export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 'schedule'>, codeDir = '/opt/adt'): string {
   const lines = ["# Written by the Agile Deployment Toolkit: scheduled backups of this server's part of the site.", 'SHELL=/bin/sh'];
   for (const [period, expr] of Object.entries(settings.schedule)) {
-    if (!(PERIODS as readonly string[]).includes(period)) throw fail('BAD_SCHEDULE', `backup schedule: unknown period "${period}"`, 2);
-    if (!/^(\S+\s+){4}\S+$/.test(expr.trim()) || !/^[0-9*/,\- ]+$/.test(expr))
-      throw fail('BAD_SCHEDULE', `backup schedule of ${period}: "${expr}" is not 5 cron fields`, 2);
-    lines.push(`${expr.trim()} root ${codeDir}/roles/${role}/backup/Backup ${period} >> /var/log/adt/backup.log 2>&1`);
+    if (!isPeriod(period)) throw fail('BAD_SCHEDULE', `backup schedule: unknown period "${period}"`, 2);
+    const problem = validateCronExpression(expr);
+    if (problem) throw fail('BAD_SCHEDULE', `backup schedule of ${period}: ${problem}`, 2);
+    // The fields one space apart: nothing of the value but its 5 fields reaches the file.
+    lines.push(`${parseCronExpression(expr).text} root ${codeDir}/roles/${role}/backup/Backup ${period} >> /var/log/adt/backup.log 2>&1`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -61,7 +76,7 @@ async function context(role: string) {
   const backups = new Backups({
     client: driver.getInstance(),
     bucket: settings.bucket,
-    prefix: `${part}/`,
+    prefix: backupPrefix(part),
     encryptionKey,
     hostname: hostname(),
   });
@@ -103,8 +118,7 @@ export async function backupMain(role: string, command: string, args: string[]):
     if (command === 'Restore') {
       if (!values.period === !values.id)
         throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
-      if (values.period && !(PERIODS as readonly string[]).includes(values.period))
-        throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
+      if (values.period && !isPeriod(values.period)) throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
       const manifest = await c.backups.find(values.id ? { id: values.id } : { period: values.period as Period });
       const creds = c.part === 'database' ? await c.store.get(keys.dbCredentials) : null;
       if (c.part === 'database' && !creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
@@ -118,9 +132,8 @@ export async function backupMain(role: string, command: string, args: string[]):
       return 0;
     }
     // Backup
-    const period = positionals[0] as Period | undefined;
-    if (!period || !(PERIODS as readonly string[]).includes(period))
-      throw usage(`Backup <period>: one of ${PERIODS.join(', ')} (got "${period ?? ''}")`);
+    const period = positionals[0];
+    if (!period || !isPeriod(period)) throw usage(`Backup <period>: one of ${PERIODS.join(', ')} (got "${period ?? ''}")`);
     const keep = values.keep === undefined ? (c.settings.keep[period] ?? 1) : Number(values.keep);
     if (!Number.isInteger(keep) || keep < 1 || keep > 1000) throw usage(`--keep "${values.keep}": a whole number from 1 to 1000`);
     if (!values.force && !(await c.store.exists(keys.installedSuccessfully))) {
@@ -196,8 +209,6 @@ async function knownSecrets(c: Context): Promise<string[]> {
   );
 }
 
-const BASELINE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
-
 /**
  * PublishBaseline <name>: this server's part of a shareable copy of the site, under
  * `baselines/<name>/<part>/` in the site's backup bucket, unencrypted (it is meant to be shared)
@@ -205,7 +216,7 @@ const BASELINE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
  * replaced by baseline.invalid and its password hashes removed.
  */
 async function publishPart(c: Context, name: string | undefined, out: Out): Promise<number> {
-  if (!name || !BASELINE_NAME.test(name))
+  if (!name || !isBaselineName(name))
     throw usage(`PublishBaseline <name>: 1-64 lowercase letters, digits or hyphens (got "${name ?? ''}")`);
   const site = await c.store.get(keys.site);
   if (!site) throw fail('NO_SITE', `${keys.site.path} is missing`);
@@ -217,7 +228,7 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
     hostname: hostname(),
     name,
     app: site.application as 'wordpress',
-    prefix: `baselines/${name}/${c.part}/`,
+    prefix: baselinePrefix(name, c.part),
     knownSecrets: await knownSecrets(c),
   };
   const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
@@ -247,13 +258,13 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
  * the first administrator gets a new one, kept in the datastore (credentials/app-admin).
  */
 async function restoreBaseline(c: Context, spec: string, out: Out): Promise<number> {
-  const m = /^(?:([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/)?([a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)$/.exec(spec);
-  if (!m) throw usage(`Restore --baseline "${spec}": NAME or BUCKET/NAME`);
-  const bucket = m[1] ?? c.settings.bucket;
-  const name = m[2]!;
+  const ref = parseBaselineRef(spec);
+  if (!ref) throw usage(`Restore --baseline "${spec}": NAME or BUCKET/NAME`);
+  const bucket = ref.bucket ?? c.settings.bucket;
+  const name = ref.name;
   const driver = bucket === c.settings.bucket ? c.driver : siblingBucket(bucket);
   try {
-    const from = new Backups({ client: driver.getInstance(), bucket, prefix: `baselines/${name}/${c.part}/`, hostname: hostname() });
+    const from = new Backups({ client: driver.getInstance(), bucket, prefix: baselinePrefix(name, c.part), hostname: hostname() });
     const [manifest] = await from.list('manual');
     if (!manifest) throw fail('NO_BASELINE', `no baseline "${name}" with a ${c.part} part in bucket ${bucket}`, 2);
     if (c.part === 'webroot') {
@@ -275,13 +286,13 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
       const password = randomBytes(18).toString('base64url');
       const run = execaRunner({ timeoutMs: 60_000 });
       const who = await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, '--batch', '--skip-column-names', creds.name], {
-        input: 'SELECT user_login FROM wp_users ORDER BY ID LIMIT 1;',
+        input: wordpressFirstUserSql(),
       });
       admin = who.stdout.trim();
       if (admin) {
         // On stdin, never on a command line; WordPress upgrades an MD5 to its own hash at the first sign-in.
         await run.run(['mariadb', `--defaults-file=${DB_LAYOUT.configFile}`, creds.name], {
-          input: `UPDATE wp_users SET user_pass = MD5(${sqlString(password)}) WHERE user_login = ${sqlString(admin)};`,
+          input: wordpressSetPasswordSql(admin, password),
         });
         await c.store.put(keys.credentials.key('app-admin'), { user: admin, password });
       }

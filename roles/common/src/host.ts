@@ -53,7 +53,8 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   await mkdir('/etc/cron.d', { recursive: true });
   await writeFile(
     `/etc/cron.d/adt-${role}`,
-    `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command)}\n`,
+    `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n` +
+      `${cronLine(command, { logFile: '/var/log/adt/firewall.log' })}\n`,
     { mode: 0o644 },
   );
   // Scheduled backups of this role's part of the site (cron runs them where a cron daemon runs).
@@ -75,7 +76,8 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
     const sync = `${codeDir}/roles/webserver/tls/SyncCertificate`;
     await writeFile(
       '/etc/cron.d/adt-webserver-tls',
-      `# Written by the Agile Deployment Toolkit (webserver role).\nSHELL=/bin/sh\n${cronLine(sync)}\n`,
+      `# Written by the Agile Deployment Toolkit (webserver role).\nSHELL=/bin/sh\n` +
+        `${cronLine(sync, { logFile: '/var/log/adt/certificate.log' })}\n`,
       { mode: 0o644 },
     );
     const tlsLog = openSync('/var/log/adt/certificate.log', 'a', 0o600);

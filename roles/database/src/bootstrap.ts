@@ -5,7 +5,7 @@
  * following the fleet, then its IP and readiness published.
  */
 import { execaRunner } from '@adt/core';
-import { keys } from '@adt/configstore';
+import { keys, registerServer } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import { DB_LAYOUT, runBootstrap, startPeriodicJobs } from '@adt/role-common';
 
@@ -27,12 +27,6 @@ export function main(argv: string[]): Promise<number> {
     // The host firewall follows the fleet from now on (webservers register as they come).
     await startPeriodicJobs('database', await store.get(keys.backups));
     await step('firewall following the fleet');
-    await store.put(keys.databaseIps.key(self.privateIp), {
-      name: self.name,
-      role: 'database',
-      privateIp: self.privateIp,
-      publicIp: self.publicIp,
-      at: new Date().toISOString(),
-    });
+    await registerServer(store, { ...self, role: 'database' });
   });
 }

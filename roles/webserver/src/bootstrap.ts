@@ -5,7 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { execaRunner } from '@adt/core';
-import { keys, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
+import { keys, registerServer, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
 import { installCertificate } from './certificate.ts';
@@ -14,20 +14,7 @@ import { SITE_CONTENT_DIR, httpsGet, runBootstrap, startPeriodicJobs, waitFor, t
 
 export function main(argv: string[]): Promise<number> {
   return runBootstrap('webserver', argv, async ({ store, self, step }) => {
-    await store.put(keys.webserverIps.key(self.privateIp), {
-      name: self.name,
-      role: 'webserver',
-      privateIp: self.privateIp,
-      publicIp: self.publicIp,
-      at: new Date().toISOString(),
-    });
-    await store.put(keys.webserverPublicIps.key(self.publicIp), {
-      name: self.name,
-      role: 'webserver',
-      privateIp: self.privateIp,
-      publicIp: self.publicIp,
-      at: new Date().toISOString(),
-    });
+    await registerServer(store, { ...self, role: 'webserver' });
     await step('registered');
     const [site, tls, creds] = await store.requireAll(
       [keys.site, keys.siteTls, keys.dbCredentials] as const,

@@ -192,7 +192,10 @@ export default function s3Driver(options: S3DriverOptions): ObjectDriver & { get
         if (failed.length) {
           throw s3Error(
             'BACKEND',
-            `delete in bucket "${bucket}" failed for ${failed.length} key(s), first "${failed[0]?.Key}": ${failed[0]?.Code} ${failed[0]?.Message ?? ''}`.trim(),
+            (
+              `delete in bucket "${bucket}" failed for ${failed.length} key(s), ` +
+              `first "${failed[0]?.Key}": ${failed[0]?.Code} ${failed[0]?.Message ?? ''}`
+            ).trim(),
           );
         }
       }

@@ -4,12 +4,11 @@
  * provisioning and stop. Commands are argv arrays run by the injected Runner; secrets travel on stdin
  * or in 0600 files, never on a command line.
  */
-import { spawn } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tmpdir, userInfo } from 'node:os';
-import { errorFactory, sleep, stopProcess, type Argv, type Runner } from '@adt/core';
+import { errorFactory, isAdtError, lastLines, startDaemon, stopProcess, tailFile, type Argv, type Runner } from '@adt/core';
 import { provisionSql, sqlString, type ProvisionSpec } from '../sql.ts';
 
 export const ENGINE_NAME = 'mariadb';
@@ -62,6 +61,8 @@ export function mariadbConfig(o: MariaDbOptions): string {
 
 const socketOf = (o: MariaDbOptions) => join(o.runDir, 'mysqld.sock');
 const pidFileOf = (o: MariaDbOptions) => join(o.runDir, 'mysqld.pid');
+/** The daemon's name for startDaemon: its pid file is `<runDir>/mariadbd.pid` (mariadbd writes its own mysqld.pid too). */
+const DAEMON = 'mariadbd';
 
 /** argv to create the system tables, as data. Root logs in over the socket as the OS root user only. */
 export function initialiseArgv(o: MariaDbOptions): Argv {
@@ -116,27 +117,32 @@ export async function isRunning(o: MariaDbOptions): Promise<boolean> {
 }
 
 /**
- * Starts mariadbd detached (it outlives this process, like a service) and waits until it answers.
- * Returns its PID. Already running: returns the PID from the pid file.
+ * Starts mariadbd detached (it outlives this process, like a service; core's startDaemon, its output
+ * appended to the error log) and waits until it answers. Returns its PID. Already running: returns
+ * the PID from the pid file.
  */
 export async function start(o: MariaDbOptions, options: { timeoutMs?: number } = {}): Promise<number> {
   if (await isRunning(o)) return readPid(o);
-  const log = await open(o.logFile, 'a', 0o640);
-  const child = spawn('mariadbd', [`--defaults-file=${o.configFile}`], { detached: true, stdio: ['ignore', log.fd, log.fd] });
-  await log.close();
-  child.unref();
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) break;
-    if (existsSync(socketOf(o)) && (await isRunning(o))) return child.pid!;
-    await sleep(200);
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  try {
+    const daemon = await startDaemon({
+      name: DAEMON,
+      dir: o.runDir,
+      log: o.logFile,
+      argv: ['mariadbd', `--defaults-file=${o.configFile}`],
+      up: async () => existsSync(socketOf(o)) && (await isRunning(o)),
+      startTimeoutMs: timeoutMs,
+    });
+    return daemon.pid;
+  } catch (e) {
+    if (!isAdtError(e) || e.code !== 'NOT_STARTED') throw e;
+    throw fail(
+      'START_FAILED',
+      `mariadbd did not become ready on ${o.bindAddress}:${o.port ?? 3306} within ${timeoutMs / 1000} s; ` +
+        `last lines of ${o.logFile}:\n  ${lastLines(tailFile(o.logFile, 5), 5, '\n  ')}`,
+      { cause: e },
+    );
   }
-  const tail = (await readFile(o.logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n  ');
-  if (child.exitCode === null) child.kill('SIGKILL');
-  throw fail(
-    'START_FAILED',
-    `mariadbd did not become ready on ${o.bindAddress}:${o.port ?? 3306} within ${(options.timeoutMs ?? 60_000) / 1000} s; last lines of ${o.logFile}:\n  ${tail}`,
-  );
 }
 
 async function readPid(o: MariaDbOptions): Promise<number> {
@@ -156,6 +162,7 @@ export async function stop(o: MariaDbOptions, options: { timeoutMs?: number } = 
   await o.runner.run(adminArgv(o, 'shutdown'), { nothrow: true, timeoutMs: 30_000 });
   // A clean shutdown was asked for; SIGTERM (also clean) then SIGKILL if it still runs.
   await stopProcess(pid, { timeoutMs: options.timeoutMs ?? 30_000 });
+  await rm(join(o.runDir, `${DAEMON}.pid`), { force: true });
 }
 
 /** The hosts from which `user` exists now. */
@@ -173,10 +180,7 @@ export async function provision(o: MariaDbOptions, spec: ProvisionSpec): Promise
   const r = await o.runner.run(clientArgv(o), { input: sql, nothrow: true });
   if (r.exitCode !== 0) {
     // The client's message names the statement's error, never our input (which holds the password).
-    throw fail(
-      'PROVISION_FAILED',
-      `provisioning database "${spec.database}" for user "${spec.user}" failed: ${r.stderr.trim().split('\n').pop()}`,
-    );
+    throw fail('PROVISION_FAILED', `provisioning database "${spec.database}" for user "${spec.user}" failed: ${lastLines(r.stderr, 1)}`);
   }
 }
 
@@ -214,12 +218,4 @@ export async function tryConnect(runner: Runner, c: ConnectionCheck): Promise<st
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** For tests and status: whether a file exists and its mode. */
-export async function modeOf(path: string): Promise<number | null> {
-  return stat(path).then(
-    (s) => s.mode & 0o777,
-    () => null,
-  );
 }

@@ -10,7 +10,7 @@
  * applied first and IPv4 (with the fingerprint) last: if either fails, the fingerprint still names
  * the old policy and the next reconcile applies again.
  */
-import { errorFactory, type Argv, type Runner } from '@adt/core';
+import { errorFactory, lastLines, type Argv, type Runner } from '@adt/core';
 import type { HostFirewall, HostPolicy } from '../types.ts';
 
 export const BACKEND_NAME = 'iptables';
@@ -65,10 +65,7 @@ export function iptablesBackend(o: IptablesBackendOptions): HostFirewall & { app
   async function restore(tool: 'iptables-restore' | 'ip6tables-restore', text: string) {
     const r = await o.runner.run([tool, '--noflush', '--wait'] as Argv, { input: text, nothrow: true });
     if (r.exitCode !== 0) {
-      throw fail(
-        'APPLY_FAILED',
-        `${tool} refused the rules (the previous rules stay in force): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
-      );
+      throw fail('APPLY_FAILED', `${tool} refused the rules (the previous rules stay in force): ${lastLines(r.stderr, 2)}`);
     }
   }
 

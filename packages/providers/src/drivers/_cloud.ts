@@ -1,5 +1,5 @@
 /** What the real-cloud drivers share: checks of create options, tags, polling. Internal. */
-import { errorFactory, sleep } from '@adt/core';
+import { errorFactory, isAdtError, pollUntil as poll } from '@adt/core';
 import { parseServerName } from '../naming.ts';
 import type { CreateServerOptions, ManagedDatabase, Role, Server, WaitOptions } from '../types.ts';
 
@@ -42,7 +42,7 @@ export function checkCreate(
   return { size, region };
 }
 
-/** Polls `probe` until it returns a value, bounded by `timeoutMs`. */
+/** Polls `probe` until it returns a value, bounded by `timeoutMs` (core's pollUntil, its timeout said as the drivers say it). */
 export async function pollUntil<T>(
   driver: string,
   what: string,
@@ -50,14 +50,18 @@ export async function pollUntil<T>(
   options: WaitOptions & { defaultTimeoutMs?: number; defaultIntervalMs?: number } = {},
 ): Promise<T> {
   const timeoutMs = options.timeoutMs ?? options.defaultTimeoutMs ?? 600_000;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    options.signal?.throwIfAborted();
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() >= deadline)
-      throw errorFactory('providers', driver)('TIMEOUT', `${what}: not done after ${Math.round(timeoutMs / 1000)} s`);
-    await sleep(options.intervalMs ?? options.defaultIntervalMs ?? 5_000, options.signal);
+  try {
+    return await poll(probe, {
+      timeoutMs,
+      intervalMs: options.intervalMs ?? options.defaultIntervalMs ?? 5_000,
+      what,
+      signal: options.signal,
+    });
+  } catch (e) {
+    // Only this wait's own timeout: an error of the probe (a nested wait's too) goes through as it is.
+    if (isAdtError(e) && e.pkg === 'core' && e.code === 'TIMEOUT' && e.message.endsWith(`waiting for ${what}`))
+      throw errorFactory('providers', driver)('TIMEOUT', `${what}: not done after ${Math.round(timeoutMs / 1000)} s`, { cause: e });
+    throw e;
   }
 }
 

@@ -485,7 +485,8 @@ export class VultrFirewall implements NativeFirewallProvider {
     if (max && wanted.length > max)
       throw fail(
         'TOO_MANY_RULES',
-        `firewall of ${role} in build ${buildId}: ${wanted.length} rules (one per source address), a Vultr firewall group holds at most ${max}`,
+        `firewall of ${role} in build ${buildId}: ${wanted.length} rules (one per source address), ` +
+          `a Vultr firewall group holds at most ${max}`,
         { exitCode: 2 },
       );
     const current = await this.#rules(group.id);

@@ -5,7 +5,7 @@
  */
 const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
-/** Parses `08:30=10;17:30=3` into { '08:30': 10, '17:30': 3 }; throws naming the bad item. */
+/** Parses `08:30=10;17:30=3` into { '08:30': 10, '17:30': 3 }; throws a RangeError naming the bad item. */
 export function parseScalingSchedule(text: string, max: number): Record<string, number> {
   const out: Record<string, number> = {};
   for (const item of text
@@ -20,6 +20,11 @@ export function parseScalingSchedule(text: string, max: number): Record<string, 
   return out;
 }
 
+/**
+ * The /etc/cron.d file of an autoscaler's scheduled scaling: at each HH:MM, ManuallyScale.ts (under
+ * `codeDir`) sets that many webservers, its output appended to /var/log/adt/scaling.log. Throws a
+ * RangeError for a time that is not HH:MM or a count that is not a whole number >= 0.
+ */
 export function scalingCronFile(schedule: Record<string, number>, codeDir = '/opt/adt'): string {
   const lines = ['# Written by the Agile Deployment Toolkit: scheduled scaling (SCALING_SCHEDULE).', 'SHELL=/bin/sh'];
   for (const [time, n] of Object.entries(schedule)) {
