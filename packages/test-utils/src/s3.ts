@@ -1,7 +1,8 @@
 /**
- * The AWS SDK as tests use it: a client for a local S3 server (the embedded s3rver, a proxy in
- * front of it), and a quiet SDK.
+ * S3 as tests use it: an SDK client for a local S3 server (the embedded s3rver, a proxy in front
+ * of it), a quiet SDK, and a config file for Debian's s3cmd (the original toolkit's client).
  */
+import { chmod, writeFile } from 'node:fs/promises';
 import { S3Client } from '@aws-sdk/client-s3';
 
 /** s3rver's default key pair, what the embedded S3 server accepts unless told otherwise. */
@@ -49,4 +50,31 @@ export function testS3Client(options: TestS3ClientOptions): S3Client {
  */
 export function quietAwsSdk(): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
+/**
+ * Writes an s3cmd config file (mode 0600: the key pair goes there, never on a command line) for
+ * the S3 server at `endpoint`, path-style, over http or https as the endpoint says. Use it as
+ * `s3cmd -c <path> ...`.
+ *
+ * https://s3tools.org/kb/item14.htm
+ */
+export async function writeS3cmdConfig(
+  path: string,
+  options: { endpoint: string; credentials?: { accessKeyId: string; secretAccessKey: string } },
+): Promise<void> {
+  const url = new URL(options.endpoint);
+  const credentials = options.credentials ?? S3RVER_CREDENTIALS;
+  const lines = [
+    '[default]',
+    `access_key = ${credentials.accessKeyId}`,
+    `secret_key = ${credentials.secretAccessKey}`,
+    `host_base = ${url.host}`,
+    // The bucket goes in the path, not in a subdomain (as forcePathStyle in the SDK).
+    `host_bucket = ${url.host}`,
+    `use_https = ${url.protocol === 'https:' ? 'True' : 'False'}`,
+  ];
+  await writeFile(path, lines.join('\n') + '\n', { mode: 0o600 });
+  // `mode` applies only to a new file: an existing one keeps its own.
+  await chmod(path, 0o600);
 }

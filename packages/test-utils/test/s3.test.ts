@@ -3,7 +3,9 @@ import * as assert from 'uvu/assert';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { quietAwsSdk, S3RVER_CREDENTIALS, testS3Client } from '../src/index.ts';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { quietAwsSdk, S3RVER_CREDENTIALS, testS3Client, withTempDir, writeS3cmdConfig } from '../src/index.ts';
 
 const VAR = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
 
@@ -86,3 +88,34 @@ client('addresses buckets by path and sends no checksum the API does not require
 });
 
 client.run();
+
+// ---
+
+const s3cmd = suite('writeS3cmdConfig');
+
+s3cmd('writes a private s3cmd config for the endpoint, path-style, http or https as the endpoint says', () =>
+  withTempDir('unit', async (dir) => {
+    const cfg = join(dir, 's3cfg');
+    await writeS3cmdConfig(cfg, { endpoint: 'http://127.0.0.1:4568', credentials: { accessKeyId: 'AK', secretAccessKey: 'SK' } });
+    assert.is((await stat(cfg)).mode & 0o777, 0o600);
+    assert.is(
+      await readFile(cfg, 'utf8'),
+      [
+        '[default]',
+        'access_key = AK',
+        'secret_key = SK',
+        'host_base = 127.0.0.1:4568',
+        'host_bucket = 127.0.0.1:4568',
+        'use_https = False',
+        '',
+      ].join('\n'),
+    );
+    await writeS3cmdConfig(cfg, { endpoint: 'https://s3.example.test' });
+    const text = await readFile(cfg, 'utf8');
+    assert.match(text, /^access_key = S3RVER$/m);
+    assert.match(text, /^host_base = s3\.example\.test$/m);
+    assert.match(text, /^use_https = True$/m);
+  }),
+);
+
+s3cmd.run();
