@@ -12,7 +12,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { PutObjectCommand, GetObjectCommand, ListObjectsV2Command, DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { quietAwsSdk, removeTempDir, tempDir, testS3Client } from '@adt/test-utils';
+import { quietAwsSdk, removeTempDir, tempDir, testS3Client, writeS3cmdConfig } from '@adt/test-utils';
 import { startEmbeddedS3 } from '../src/embedded-s3.ts';
 import s3Driver from '../src/drivers/s3.ts';
 import { ConfigStore } from '../src/index.ts';
@@ -33,15 +33,7 @@ try {
   await store.ensureBucket();
   const bare = testS3Client({ endpoint: s3.endpoint, credentials: s3.credentials });
   const cfg = join(dir, 's3cfg');
-  const s3cfg = [
-    '[default]',
-    `access_key = ${s3.credentials.accessKeyId}`,
-    `secret_key = ${s3.credentials.secretAccessKey}`,
-    `host_base = 127.0.0.1:${s3.port}`,
-    `host_bucket = 127.0.0.1:${s3.port}`,
-    'use_https = False',
-  ];
-  await writeFile(cfg, s3cfg.join('\n') + '\n', { mode: 0o600 });
+  await writeS3cmdConfig(cfg, s3);
   const value = { name: 'ws-ams3-prod1-1-init-1', role: 'webserver', privateIp: '198.18.1.5', at: new Date().toISOString() };
   const valueFile = join(dir, 'value.json');
   await writeFile(valueFile, JSON.stringify(value));
