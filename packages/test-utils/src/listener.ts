@@ -18,13 +18,17 @@ export function listenerArgv(ports: readonly number[], address = '0.0.0.0'): str
     '  s = socket.socket()',
     '  s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
     `  s.bind((${JSON.stringify(address)}, p))`,
-    '  s.listen(16)',
+    '  s.listen(64)',
     '  s.setblocking(False)',
     '  sel.register(s, selectors.EVENT_READ)',
     'while True:',
     '  for k, _ in sel.select():',
-    '    c, _ = k.fileobj.accept()',
-    '    c.close()',
+    '    try:',
+    '      c, _ = k.fileobj.accept()',
+    '      c.close()',
+    // A client that gave up between select and accept is no reason to stop listening.
+    '    except OSError:',
+    '      pass',
     '',
   ].join('\n');
   return ['python3', '-c', script];
