@@ -106,11 +106,12 @@ test('the signature matches a known answer computed by an independent Exoscale c
   );
   assert.is(
     header,
-    'EXO2-HMAC-SHA256 credential=EXO123,signed-query-args=name;zone,expires=1700000000,signature=LdrDqX3RL8WKrHOSxqZ3ueR5PcwwEzjtwlOXWUThvUc=',
+    'EXO2-HMAC-SHA256 credential=EXO123,signed-query-args=name;zone,expires=1700000000,' +
+      'signature=LdrDqX3RL8WKrHOSxqZ3ueR5PcwwEzjtwlOXWUThvUc=',
   );
 });
 
-test('documented shapes: labels for tags, base64 user-data, the type and template resolved to ids, a security group per role, operations polled', async () => {
+test('as documented: tags as labels, base64 user-data, type and template by id, a security group per role, polled operations', async () => {
   const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
   const baseUrl = await fake.listen();
   try {
@@ -189,7 +190,7 @@ test("a wrong secret is refused (403) with Exoscale's message and never shown; a
   }
 });
 
-test('a snapshot is promoted to a private template that later instances boot from; an unknown outcome is looked up, never repeated', async () => {
+test('a snapshot is promoted to a private template later servers boot from; an unknown outcome is looked up, never repeated', async () => {
   const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET, snapshotPolls: 2 });
   const baseUrl = await fake.listen();
   try {

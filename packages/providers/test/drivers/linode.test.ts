@@ -292,7 +292,7 @@ test("DNS: a master zone with an SOA email, relative record names ('' at the ape
     await rejects(noZone.addA('www.elsewhere.example', '198.51.100.6'), 'NO_ZONE');
   }));
 
-test('databases: documented create body, ids carrying the engine, the build from the label, convergence that sets the allow-list, a VPC subnet', () =>
+test('databases: documented create body, ids with the engine, build from the label, convergence sets the allow-list, a VPC subnet', () =>
   withFake(async (fake, baseUrl) => {
     const cloud = linodeDriver({ token: TOKEN, baseUrl, region: 'eu-west', size: 'g6-nanode-1', baseDelayMs: 5 });
     const before = fake.log.length;
@@ -382,7 +382,7 @@ test('a rate limit is waited out for the time Retry-After asks; an image is made
     assert.is(image.label, 'adt-b8-webserver');
   }));
 
-test("a wrong token is refused with the provider's message, never retried, never echoed; field errors are quoted; no secret in messages", () =>
+test("a wrong token is refused with the provider's message, not retried, not echoed; field errors are quoted; no secret in messages", () =>
   withFake(async (fake, baseUrl) => {
     const bad = linodeDriver({ token: 'wrong-token-xyz', baseUrl, region: 'eu-west', size: 'g6-nanode-1', baseDelayMs: 5 });
     const e = await rejects(bad.list(), { code: 'UNAUTHORIZED', message: /HTTP 401: Invalid Token/ });

@@ -81,7 +81,7 @@ const bodies = (fake: ReturnType<typeof vultrFake>, method: string, path: string
     .filter((l) => l.method === method && (typeof path === 'string' ? l.path === path : path.test(l.path)))
     .map((l) => l.body as Record<string, unknown>);
 
-test("an instance is created as documented: base64 user-data, Debian 12, tags, VPC, its role's firewall group, a snapshot image", async () => {
+test("an instance is made as documented: base64 user-data, Debian 12, tags, VPC, its role's firewall group, a snapshot image", async () => {
   await withFake(async (fake, baseUrl) => {
     const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'ams', size: 'vc2-1c-2gb', baseDelayMs: 5 });
     const first = await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\necho hi\n' });
@@ -263,7 +263,7 @@ test("DNS records: relative names, '' for the apex, the TTL asked for; a second 
   });
 });
 
-test('managed databases: documented create body, trusted IPs set on a second create, bad lists send nothing, pg and VPC hosts', async () => {
+test('managed databases: documented create body, trusted IPs set on a second create, bad lists send nothing, pg + VPC hosts', async () => {
   await withFake(async (fake, baseUrl) => {
     const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'fra', size: 's', baseDelayMs: 5 });
     const db = await cloud.databases.create({
@@ -309,7 +309,7 @@ test('managed databases: documented create body, trusted IPs set on a second cre
   });
 });
 
-test("a 429 without a wait header is backed off and retried; a wrong key is refused with Vultr's message, never retried or echoed", async () => {
+test("a 429 with no wait header is backed off and retried; a bad key is refused with Vultr's message, not retried or echoed", async () => {
   await withFake(async (fake, baseUrl) => {
     const retries: { status: number | null; delayMs: number }[] = [];
     const cloud = vultrDriver({
