@@ -103,12 +103,11 @@ test("an instance is made as documented: base64 user-data, Debian 12, tags, VPC,
 
     await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['0.0.0.0/0'] }]);
     const group = [...fake.state.groups.values()][0]!;
-    await cloud
-      .create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: 'vpc-9', image: 'snap-1' })
-      .then(
-        () => assert.unreachable('unknown snapshot'),
-        (e: Error) => assert.match(e.message, /HTTP 400: Invalid snapshot_id/),
-      );
+    await rejects(
+      cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: 'vpc-9', image: 'snap-1' }),
+      /HTTP 400: Invalid snapshot_id/,
+      'unknown snapshot',
+    );
     const s = await cloud.create({ name: 'ws-b7-5678', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: 'vpc-9' });
     const second = bodies(fake, 'POST', '/instances').at(-1)!;
     assert.equal(second.attach_vpc, ['vpc-9']);
