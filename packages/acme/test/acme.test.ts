@@ -11,12 +11,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { execaRunner, isAdtError, processAlive } from '@adt/core';
+import { execaRunner, processAlive } from '@adt/core';
+import { rejects, removeTempDir, tempDir } from '@adt/test-utils';
 import { startPowerDns, type PowerDnsServer } from '@adt/localcloud/services/powerdns';
 import { startPebble, type Pebble } from '@adt/localcloud/services/pebble';
 import powerdnsDriver from '@adt/providers/drivers/powerdns';
@@ -37,7 +37,7 @@ const test = suite<Ctx>('ACME with lego and pebble through PowerDNS (DNS-01, loo
 
 test.before(async (ctx) => {
   ctx.extra = [];
-  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-acme-'));
+  ctx.dir = await tempDir('acme');
   ctx.pdns = await startPowerDns({ dataDir: join(ctx.dir, 'pdns'), dnsPort: 0 });
   await powerdnsDriver({ apiUrl: ctx.pdns.apiUrl, apiKeyFile: ctx.pdns.apiKeyFile, zone: 'acme.test' }).ensureZone('acme.test');
   ctx.pebble = await startPebble({ dataDir: join(ctx.dir, 'pebble'), dnsServer: `${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}` });
@@ -61,7 +61,7 @@ test.after(async (ctx) => {
   await ctx.pebble?.stop();
   await ctx.pdns?.stop();
   for (const pid of pids) if (pid) assert.not.ok(processAlive(pid), `process ${pid} stopped`);
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+  await removeTempDir(ctx.dir);
 });
 
 /** Serves `chain`/`key` on 127.0.0.1 and connects as `servername` trusting only `ca` (or the system's). */
@@ -166,19 +166,18 @@ test("a wildcard certificate (lego's files are named _.acme.test) serves any nam
 
 test('a refused challenge (a wrong PowerDNS key) is a clear error naming the domain, never the key', async (ctx) => {
   const wrong = 'not-the-pdns-key-4f1e';
-  const e = await obtainCertificate({
+  const obtained = obtainCertificate({
     ...ctx.options,
     domains: ['new.acme.test'],
     access: { provider: 'pdns', apiUrl: ctx.pdns.apiUrl, apiKey: wrong },
     timeoutMs: 60_000,
-  }).then(
-    () => null,
-    (x: Error) => x,
+  });
+  const e = await rejects(
+    obtained,
+    { code: 'ACME_FAILED', message: /could not obtain a certificate for new\.acme\.test .*DNS-01 via pdns/ },
+    'it fails',
   );
-  assert.ok(e, 'it fails');
-  assert.ok(isAdtError(e) && e.code === 'ACME_FAILED', String(e));
-  assert.match(e!.message, /could not obtain a certificate for new\.acme\.test .*DNS-01 via pdns/);
-  assert.not.ok(e!.message.includes(wrong), e!.message);
+  assert.not.ok(e.message.includes(wrong), e.message);
 });
 
 /** Serves a fake DNS API's TXT records from PowerDNS (what pebble asks): one REPLACE or DELETE per name. */
@@ -209,56 +208,56 @@ function txtToPowerDns(apiUrl: string, apiKey: string) {
   };
 }
 
-test("lego's DigitalOcean DNS provider through the DigitalOcean fake (its records served by PowerDNS): issued, the record cleaned up, the token only in lego's environment", async (ctx) => {
-  const token = 'do-acme-token-5e1f9c';
-  const fake = digitaloceanFake({
-    token,
-    onRecordsChanged: txtToPowerDns(ctx.pdns.apiUrl, (await readFile(ctx.pdns.apiKeyFile, 'utf8')).trim()),
-  });
-  const base = await fake.listen();
-  fake.state.domains.set('acme.test', []);
-  const argvs: string[][] = [];
-  const runner = execaRunner();
-  try {
-    const c = await obtainCertificate({
-      ...ctx.options,
-      path: join(ctx.dir, 'lego-do'),
-      domains: ['do.acme.test'],
-      dns: 'digitalocean',
-      access: { provider: 'digitalocean', token, apiUrl: base.replace(/\/v2$/, '') },
-      runner: { run: (argv, o) => (argvs.push([...argv]), runner.run(argv, o)) },
+test(
+  "lego's DigitalOcean DNS provider through the DigitalOcean fake (its records served by PowerDNS): " +
+    "issued, the record cleaned up, the token only in lego's environment",
+  async (ctx) => {
+    const token = 'do-acme-token-5e1f9c';
+    const fake = digitaloceanFake({
+      token,
+      onRecordsChanged: txtToPowerDns(ctx.pdns.apiUrl, (await readFile(ctx.pdns.apiKeyFile, 'utf8')).trim()),
     });
-    assert.ok(c.renewed);
-    assert.equal(certificateInfo(c.chain).names, ['do.acme.test']);
-    assert.is(await handshake(c.chain, c.key, await ctx.pebble.rootPem(), 'do.acme.test'), 'hello');
-    const posted = fake.log
-      .filter((l) => l.method === 'POST' && l.path === '/domains/acme.test/records')
-      .map((l) => l.body as { type: string; name: string });
-    assert.equal(
-      posted.map((b) => `${b.type} ${b.name}`),
-      ['TXT _acme-challenge.do.acme.test.'],
-      'lego wrote its challenge through the API',
-    );
-    assert.ok(
-      fake.log.some((l) => l.method === 'DELETE' && l.path.startsWith('/domains/acme.test/records/')),
-      'and removed it',
-    );
-    assert.equal(fake.state.domains.get('acme.test'), []);
-    assert.ok(argvs.length > 0 && argvs.every((a) => !a.join(' ').includes(token)), "the token is never on lego's command line");
-  } finally {
-    await fake.close();
-  }
-});
+    const base = await fake.listen();
+    fake.state.domains.set('acme.test', []);
+    const argvs: string[][] = [];
+    const runner = execaRunner();
+    try {
+      const c = await obtainCertificate({
+        ...ctx.options,
+        path: join(ctx.dir, 'lego-do'),
+        domains: ['do.acme.test'],
+        dns: 'digitalocean',
+        access: { provider: 'digitalocean', token, apiUrl: base.replace(/\/v2$/, '') },
+        runner: { run: (argv, o) => (argvs.push([...argv]), runner.run(argv, o)) },
+      });
+      assert.ok(c.renewed);
+      assert.equal(certificateInfo(c.chain).names, ['do.acme.test']);
+      assert.is(await handshake(c.chain, c.key, await ctx.pebble.rootPem(), 'do.acme.test'), 'hello');
+      const posted = fake.log
+        .filter((l) => l.method === 'POST' && l.path === '/domains/acme.test/records')
+        .map((l) => l.body as { type: string; name: string });
+      assert.equal(
+        posted.map((b) => `${b.type} ${b.name}`),
+        ['TXT _acme-challenge.do.acme.test.'],
+        'lego wrote its challenge through the API',
+      );
+      assert.ok(
+        fake.log.some((l) => l.method === 'DELETE' && l.path.startsWith('/domains/acme.test/records/')),
+        'and removed it',
+      );
+      assert.equal(fake.state.domains.get('acme.test'), []);
+      assert.ok(argvs.length > 0 && argvs.every((a) => !a.join(' ').includes(token)), "the token is never on lego's command line");
+    } finally {
+      await fake.close();
+    }
+  },
+);
 
 test('pebble is found again from its data dir (no second server), and starts only with a DNS server given as host:port', async (ctx) => {
   const again = await startPebble({ dataDir: join(ctx.dir, 'pebble'), dnsServer: `${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}` });
   assert.is(again.pid, ctx.pebble.pid);
   assert.is(again.dnsServer, `${ctx.pdns.dnsAddress}:${ctx.pdns.dnsPort}`);
-  const bad = await startPebble({ dataDir: join(ctx.dir, 'other'), dnsServer: 'nowhere' }).then(
-    () => null,
-    (x: { exitCode?: number }) => x,
-  );
-  assert.is(bad?.exitCode, 2);
+  await rejects(startPebble({ dataDir: join(ctx.dir, 'other'), dnsServer: 'nowhere' }), { exitCode: 2 });
 });
 
 test('a pebble asked for another DNS server is stopped by PID and started again (with a new root)', async (ctx) => {

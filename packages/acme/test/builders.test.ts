@@ -1,10 +1,8 @@
 /** lego's command line and environment, as data: every provider's variables, no secret in argv. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { isAdtError, recordingRunner } from '@adt/core';
+import { recordingRunner } from '@adt/core';
+import { rejects, throws, withTempDir } from '@adt/test-utils';
 import { certificateFiles, legoArgv, legoEnv, obtainCertificate, type AcmeDnsAccess } from '../src/lego.ts';
 
 const test = suite('lego argv and environment');
@@ -31,10 +29,7 @@ test('run and renew command lines', () => {
 
 test('bad input is refused before lego runs', () => {
   for (const bad of [{ server: 'http://x/dir' }, { email: 'nobody' }, { domains: [] }, { domains: ['not a name'] }]) {
-    assert.throws(
-      () => legoArgv({ ...base, ...bad }, 'run'),
-      (e: { exitCode?: number }) => e.exitCode === 2,
-    );
+    throws(() => legoArgv({ ...base, ...bad }, 'run'), { exitCode: 2 }, JSON.stringify(bad));
   }
 });
 
@@ -71,43 +66,35 @@ test("each DNS provider's credentials go in lego's environment, never in its arg
   assert.not.ok(argv.includes('PDNS') || argv.includes('198.18.0.1:8081'), 'neither the key nor the API URL');
 });
 
-test("a failed run quotes lego's last lines with every credential value removed", async () => {
-  const path = await mkdtemp(join(tmpdir(), 'adt-acme-unit-'));
-  try {
+test("a failed run quotes lego's last lines with every credential value removed", () =>
+  withTempDir('acme-unit', async (path) => {
     // A real lego never prints the token; a fake one does, to prove the message would not.
     const runner = recordingRunner(() => ({
       exitCode: 1,
       stderr: 'acme: error presenting token\nCloudflare said: bad token sEcReT-tok3n (403)\n',
     }));
-    const e = await obtainCertificate({ ...base, path, access: { provider: 'cloudflare', apiToken: 'sEcReT-tok3n' }, runner }).then(
-      () => null,
-      (x: Error) => x,
-    );
-    assert.ok(isAdtError(e) && e.code === 'ACME_FAILED', String(e));
-    assert.match(e!.message, /could not obtain a certificate for www\.example\.com, auth\.example\.com .*exit 1/);
-    assert.match(e!.message, /bad token <secret> \(403\)/);
-    assert.not.ok(e!.message.includes('sEcReT-tok3n'));
+    const obtained = obtainCertificate({ ...base, path, access: { provider: 'cloudflare', apiToken: 'sEcReT-tok3n' }, runner });
+    const e = await rejects(obtained, {
+      code: 'ACME_FAILED',
+      message: /could not obtain a certificate for www\.example\.com, auth\.example\.com .*exit 1/,
+    });
+    assert.match(e.message, /bad token <secret> \(403\)/);
+    assert.not.ok(e.message.includes('sEcReT-tok3n'));
     assert.is(runner.calls.length, 1);
     assert.is(runner.calls[0]!.argv.at(-1), 'run', 'no certificate yet: lego run');
-  } finally {
-    await rm(path, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('obtainCertificate refuses bad input before lego runs', async () => {
   const runner = recordingRunner();
   for (const bad of [{ domains: ['../etc/x'] }, { trustedRoot: 'not a certificate' }]) {
-    const e = await obtainCertificate({
+    const obtained = obtainCertificate({
       ...base,
       path: '/nonexistent',
       access: { provider: 'cloudflare', apiToken: 't' },
       runner,
       ...bad,
-    }).then(
-      () => null,
-      (x: { exitCode?: number }) => x,
-    );
-    assert.is(e?.exitCode, 2);
+    });
+    await rejects(obtained, { exitCode: 2 }, JSON.stringify(bad));
   }
   assert.is(runner.calls.length, 0);
 });

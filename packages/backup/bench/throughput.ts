@@ -9,18 +9,19 @@
  *      npx tsx packages/backup/bench/throughput.ts --webroot-mib 256 --rows 200000 [--json]
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir, cpus } from 'node:os';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { execaRunner, freePort } from '@adt/core';
+import { quietAwsSdk, removeTempDir, tempDir, testS3Client, writeS3cmdConfig } from '@adt/test-utils';
 import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
 import * as maria from '@adt/database/engines/mariadb';
 import { Backups } from '../src/index.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const { values } = parseArgs({
   options: { 'webroot-mib': { type: 'string', default: '1024' }, rows: { type: 'string', default: '1000000' }, json: { type: 'boolean' } },
 });
@@ -28,17 +29,9 @@ const webrootMiB = Number(values['webroot-mib']);
 const rows = Number(values.rows);
 const MiB = 1024 * 1024;
 
-const dir = await mkdtemp(join(tmpdir(), 'adt-bench-backup-'));
-await chmod(dir, 0o755);
+const dir = await tempDir('bench-backup', { mode: 0o755 });
 const s3 = await startEmbeddedS3({ directory: join(dir, 's3') });
-const client = new S3Client({
-  endpoint: s3.endpoint,
-  region: 'us-east-1',
-  forcePathStyle: true,
-  credentials: s3.credentials,
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
+const client = testS3Client({ endpoint: s3.endpoint, credentials: s3.credentials });
 const db: maria.MariaDbOptions = {
   dataDir: join(dir, 'mysql'),
   runDir: join(dir, 'run'),
@@ -78,9 +71,11 @@ try {
   await maria.start(db);
   const sql = (s: string) => db.runner.run(maria.clientArgv(db), { input: s });
   await sql(
-    'CREATE DATABASE app; ' +
-      'CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, title VARCHAR(100), body TEXT) ENGINE=InnoDB; ' +
+    [
+      'CREATE DATABASE app;',
+      'CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, title VARCHAR(100), body TEXT) ENGINE=InnoDB;',
       "INSERT INTO app.t (title, body) VALUES ('seed', REPEAT('lorem ipsum ', 10));",
+    ].join(' '),
   );
   while (Number((await sql('SELECT COUNT(*) FROM app.t;')).stdout.trim()) < rows) {
     await sql(`INSERT INTO app.t (title, body) SELECT CONCAT('post ', id), body FROM app.t LIMIT ${rows};`);
@@ -88,12 +83,7 @@ try {
   await sql(`DELETE FROM app.t WHERE id > (SELECT id FROM (SELECT id FROM app.t ORDER BY id LIMIT 1 OFFSET ${rows - 1}) x);`);
 
   const cfg = join(dir, 's3cfg');
-  await writeFile(
-    cfg,
-    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\n` +
-      `host_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
-    { mode: 0o600 },
-  );
+  await writeS3cmdConfig(cfg, s3);
   const s3cmd = (...a: string[]) => execa('s3cmd', ['-c', cfg, '--no-progress', '-q', ...a], { timeout: 1_800_000 });
   const backups = new Backups({ client, bucket: 'adt-bench', hostname: 'bench' });
   const dbSource = { kind: 'database' as const, engine: 'mariadb' as const, defaultsFile: db.configFile, database: 'app' };
@@ -162,15 +152,20 @@ try {
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const r of results) {
       const mb = (r.rawMiB * MiB) / 1e6;
-      console.log(
-        `| ${r.what} | ${r.ours.toFixed(1)} | ${(mb / r.ours).toFixed(0)} | ` +
-          `${r.original.toFixed(1)} | ${(mb / r.original).toFixed(0)} | **${(r.original / r.ours).toFixed(2)}x** |`,
-      );
+      const cells = [
+        r.what,
+        r.ours.toFixed(1),
+        (mb / r.ours).toFixed(0),
+        r.original.toFixed(1),
+        (mb / r.original).toFixed(0),
+        `**${(r.original / r.ours).toFixed(2)}x**`,
+      ];
+      console.log(`| ${cells.join(' | ')} |`);
     }
   }
 } finally {
   client.destroy();
   await maria.stop(db).catch(() => {});
   await s3.stop();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 }

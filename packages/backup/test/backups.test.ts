@@ -2,19 +2,19 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile, readlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, symlink, writeFile, readlink } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { execaRunner, freePort } from '@adt/core';
+import { quietAwsSdk, rejects, removeTempDir, tempDir, testS3Client } from '@adt/test-utils';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import * as maria from '@adt/database/engines/mariadb';
 import { Backups, type Source } from '../src/index.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const BUCKET = 'adt-backups-test';
 const MiB = 1024 * 1024;
 
@@ -25,18 +25,6 @@ interface Ctx {
   db: maria.MariaDbOptions;
   webroot: string;
   sources: Source[];
-}
-
-function client(endpoint: string, credentials: { accessKeyId: string; secretAccessKey: string }, maxAttempts = 3) {
-  return new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials,
-    maxAttempts,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
 }
 
 /** path -> sha256 (files), 'link:' + target (symlinks), for every entry under dir. */
@@ -62,10 +50,9 @@ async function sql(ctx: Ctx, statements: string): Promise<string> {
 const test = suite<Ctx>('temporal backups (MariaDB + embedded S3)');
 
 test.before(async (ctx) => {
-  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-backup-'));
-  await chmod(ctx.dir, 0o755);
+  ctx.dir = await tempDir('backup', { mode: 0o755 });
   ctx.s3 = await startEmbeddedS3({ directory: join(ctx.dir, 's3') });
-  ctx.client = client(ctx.s3.endpoint, ctx.s3.credentials);
+  ctx.client = testS3Client({ endpoint: ctx.s3.endpoint, credentials: ctx.s3.credentials });
   await ctx.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   ctx.db = {
     dataDir: join(ctx.dir, 'mysql'),
@@ -83,11 +70,10 @@ test.before(async (ctx) => {
     [
       'CREATE DATABASE app;',
       'CREATE TABLE app.posts (id INT PRIMARY KEY AUTO_INCREMENT, title VARCHAR(200), body MEDIUMTEXT, data BLOB) ENGINE=InnoDB;',
-      ...Array.from(
-        { length: 50 },
-        (_, i) =>
-          `INSERT INTO app.posts (title, body, data) VALUES ('Post ${i} it''s', REPEAT('text ${i} ', 200), UNHEX('00FF${i.toString(16).padStart(2, '0')}'));`,
-      ),
+      ...Array.from({ length: 50 }, (_, i) => {
+        const hex = i.toString(16).padStart(2, '0');
+        return `INSERT INTO app.posts (title, body, data) VALUES ('Post ${i} it''s', REPEAT('text ${i} ', 200), UNHEX('00FF${hex}'));`;
+      }),
       'CREATE TABLE app.options (name VARCHAR(64) PRIMARY KEY, value TEXT);',
       "INSERT INTO app.options VALUES ('siteurl', 'https://www.adt.test'), ('blogname', 'ADT');",
     ].join('\n'),
@@ -109,7 +95,7 @@ test.after(async (ctx) => {
   ctx.client?.destroy();
   await maria.stop(ctx.db).catch(() => {});
   await ctx.s3?.stop();
-  await rm(ctx.dir, { recursive: true, force: true });
+  await removeTempDir(ctx.dir);
 });
 
 test('a backup is streamed, verified and manifested; the restore gives back the same files and rows', async (ctx) => {
@@ -166,15 +152,9 @@ test('encrypted backups hold no readable content and restore only with the key',
   const target = { defaultsFile: ctx.db.configFile, database: 'restored_enc' };
   await sql(ctx, 'CREATE DATABASE restored_enc;');
   const noKey = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'x', prefix: 'enc/' });
-  await noKey.restore(m, { database: target }).then(
-    () => assert.unreachable(),
-    (e) => assert.is(e.code, 'NO_KEY'),
-  );
+  await rejects(noKey.restore(m, { database: target }), 'NO_KEY');
   const wrongKey = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'x', prefix: 'enc/', encryptionKey: randomBytes(32) });
-  await wrongKey.restore(m, { database: target }).then(
-    () => assert.unreachable(),
-    (e) => assert.match(e.message, /decrypt|wrong backup key/),
-  );
+  await rejects(wrongKey.restore(m, { database: target }), /decrypt|wrong backup key/);
   assert.is(
     await sql(ctx, 'SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "restored_enc";'),
     '0',
@@ -187,15 +167,10 @@ test('encrypted backups hold no readable content and restore only with the key',
 test('a dump that fails leaves no backup and the previous one intact', async (ctx) => {
   const backups = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'db-1', prefix: 'fail/' });
   const good = await backups.create('hourly', [ctx.sources[1]!]);
-  const e = await backups
-    .create('hourly', [{ kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'no_such_db' }])
-    .then(
-      () => null,
-      (err) => err,
-    );
-  assert.ok(e);
-  assert.is(e.code, 'SOURCE_FAILED');
-  assert.match(e.message, /no_such_db|Unknown database/);
+  await rejects(
+    backups.create('hourly', [{ kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'no_such_db' }]),
+    { code: 'SOURCE_FAILED', message: /no_such_db|Unknown database/ },
+  );
   assert.equal(
     (await backups.list('hourly')).map((m) => m.id),
     [good.id],
@@ -242,14 +217,10 @@ test('an upload that fails midway is not listed, and the previous backup stays r
   // Enough data for several multipart parts; the proxy lets the first requests through, then fails.
   await writeFile(join(ctx.webroot, 'big.bin'), randomBytes(14 * MiB));
   const proxy = await failingAfter(ctx.s3.endpoint, 2);
-  const flaky = client(proxy.url, ctx.s3.credentials, 2);
+  const flaky = testS3Client({ endpoint: proxy.url, credentials: ctx.s3.credentials, maxAttempts: 2 });
   try {
     const viaProxy = new Backups({ client: flaky, bucket: BUCKET, hostname: 'ws-1', prefix, partSize: 5 * MiB });
-    const e = await viaProxy.create('daily', [ctx.sources[0]!]).then(
-      () => null,
-      (err) => err,
-    );
-    assert.ok(e, 'the backup fails');
+    await rejects(viaProxy.create('daily', [ctx.sources[0]!]), undefined, 'the backup fails');
   } finally {
     flaky.destroy();
     await proxy.close();
@@ -293,10 +264,7 @@ test('rotation keeps exactly N complete generations, newest first, and only afte
     (await backups.list('hourly')).map((m) => m.id),
     [ids[3]],
   );
-  await backups.rotate('hourly', 0).then(
-    () => assert.unreachable(),
-    (e) => assert.is(e.code, 'BAD_OPTION'),
-  );
+  await rejects(backups.rotate('hourly', 0), 'BAD_OPTION');
 });
 
 test('a tampered archive is refused at restore and the target is left as it was', async (ctx) => {
@@ -311,11 +279,7 @@ test('a tampered archive is refused at restore and the target is left as it was'
   const target = join(ctx.dir, 'tamper-target');
   await mkdir(target);
   await writeFile(join(target, 'keep.txt'), 'existing site');
-  const e = await backups.restore(m, { webroot: { dir: target } }).then(
-    () => null,
-    (err) => err,
-  );
-  assert.ok(e, 'restore refused');
+  await rejects(backups.restore(m, { webroot: { dir: target } }), undefined, 'restore refused');
   assert.is(await readFile(join(target, 'keep.txt'), 'utf8'), 'existing site');
   assert.equal(
     (await readdir(ctx.dir)).filter((n) => n.includes('.adt-restore-')),
@@ -327,10 +291,7 @@ test('a tampered archive is refused at restore and the target is left as it was'
 test('bad input is refused with exit code 2', async (ctx) => {
   const backups = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'x' });
   for (const p of [backups.create('yearly' as never, ctx.sources), backups.create('daily', []), backups.find({ id: 'nope' })]) {
-    await p.then(
-      () => assert.unreachable(),
-      (e) => assert.is(e.exitCode, 2, e.message),
-    );
+    await rejects(p, { exitCode: 2 });
   }
   assert.throws(() => new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'x', partSize: MiB }), /5 MiB/);
   assert.throws(() => new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'x', encryptionKey: randomBytes(16) }), /32 bytes/);

@@ -1,16 +1,16 @@
 /** Baselines and the secret scan, against a real MariaDB and the embedded S3 server. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { execaRunner, freePort } from '@adt/core';
+import { quietAwsSdk, rejects, removeTempDir, tempDir, testS3Client } from '@adt/test-utils';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import * as maria from '@adt/database/engines/mariadb';
 import { Backups, BASELINE_HOST, publishBaseline, rewriteDump, scanTree, SecretsFound } from '../src/index.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const BUCKET = 'adt-baselines-test';
 const DB_PASSWORD = 'Deployment-DB-Pa55word-7f3a';
 const S3_SECRET = 'S3secretKEYvalue0123456789abcdefXYZ';
@@ -30,17 +30,9 @@ async function sql(ctx: Ctx, statements: string) {
 }
 
 test.before(async (ctx) => {
-  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-baseline-'));
-  await chmod(ctx.dir, 0o755);
+  ctx.dir = await tempDir('baseline', { mode: 0o755 });
   ctx.s3 = await startEmbeddedS3({ directory: join(ctx.dir, 's3') });
-  ctx.client = new S3Client({
-    endpoint: ctx.s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: ctx.s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  ctx.client = testS3Client({ endpoint: ctx.s3.endpoint, credentials: ctx.s3.credentials });
   await ctx.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   ctx.db = {
     dataDir: join(ctx.dir, 'mysql'),
@@ -83,7 +75,7 @@ test.after(async (ctx) => {
   ctx.client?.destroy();
   await maria.stop(ctx.db).catch(() => {});
   await ctx.s3?.stop();
-  await rm(ctx.dir, { recursive: true, force: true });
+  await removeTempDir(ctx.dir);
 });
 
 test("a clean WordPress tree (Debian's package) has no findings", async () => {
@@ -91,7 +83,7 @@ test("a clean WordPress tree (Debian's package) has no findings", async () => {
 });
 
 test('planted secrets are all named, by file, line and rule, and nothing is published', async (ctx) => {
-  const e = await publishBaseline({
+  const published = publishBaseline({
     client: ctx.client,
     bucket: BUCKET,
     hostname: 'ws-1',
@@ -100,13 +92,10 @@ test('planted secrets are all named, by file, line and rule, and nothing is publ
     webroot: { dir: ctx.webroot },
     database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
     knownSecrets: [DB_PASSWORD, S3_SECRET],
-  }).then(
-    () => null,
-    (err) => err,
-  );
+  });
+  const e = await rejects<SecretsFound>(published, { exitCode: 2 });
   assert.instance(e, SecretsFound);
-  assert.is(e.exitCode, 2);
-  const where = (e as SecretsFound).findings.map((f) => `${f.file}:${f.line}:${f.rule}`);
+  const where = e.findings.map((f) => `${f.file}:${f.line}:${f.rule}`);
   for (const expected of [
     'wp-content/plugins/shop/.env:2:config-assignment',
     'wp-content/plugins/deploy/keys/id_ed25519:1:private-key',
@@ -118,7 +107,7 @@ test('planted secrets are all named, by file, line and rule, and nothing is publ
     assert.ok(where.includes(expected), `${expected} in ${where.join(' ')}`);
   }
   assert.ok(
-    (e as SecretsFound).findings.some((f) => f.file === 'database.sql' && f.rule === 'password-hash'),
+    e.findings.some((f) => f.file === 'database.sql' && f.rule === 'password-hash'),
     'the password hash in wp_users',
   );
   assert.not.ok(
@@ -136,7 +125,7 @@ test('a password hash only in the database is caught while streaming, and the up
   const clean = join(ctx.dir, 'clean-www');
   await mkdir(clean);
   await writeFile(join(clean, 'index.php'), '<?php echo 1;\n');
-  const e = await publishBaseline({
+  const published = publishBaseline({
     client: ctx.client,
     bucket: BUCKET,
     hostname: 'ws-1',
@@ -144,13 +133,11 @@ test('a password hash only in the database is caught while streaming, and the up
     app: 'wordpress',
     webroot: { dir: clean },
     database: { kind: 'database', engine: 'mariadb', defaultsFile: ctx.db.configFile, database: 'site' },
-  }).then(
-    () => null,
-    (err) => err,
-  );
+  });
+  const e = await rejects<SecretsFound>(published);
   assert.instance(e, SecretsFound);
   assert.equal(
-    (e as SecretsFound).findings.map((f) => f.rule),
+    e.findings.map((f) => f.rule),
     ['password-hash'],
   );
   const listed = await ctx.client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'baselines/' }));
@@ -233,18 +220,17 @@ test('a clean baseline is published without the config file, and restores', asyn
 });
 
 test('bad names are refused with exit code 2', async (ctx) => {
-  const e = await publishBaseline({
-    client: ctx.client,
-    bucket: BUCKET,
-    hostname: 'x',
-    name: 'Bad Name',
-    app: 'wordpress',
-    webroot: { dir: ctx.webroot },
-  }).then(
-    () => null,
-    (err) => err,
+  await rejects(
+    publishBaseline({
+      client: ctx.client,
+      bucket: BUCKET,
+      hostname: 'x',
+      name: 'Bad Name',
+      app: 'wordpress',
+      webroot: { dir: ctx.webroot },
+    }),
+    { exitCode: 2 },
   );
-  assert.is(e?.exitCode, 2);
 });
 
 test.run();

@@ -2,14 +2,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { quietAwsSdk, removeTempDir, tempDir, testS3Client } from '@adt/test-utils';
 import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const MiB = 1024 * 1024;
 
 /** 1 GiB of files: text-like content (varied lines) so gzip has real work, in 32 files of 32 MiB. */
@@ -37,17 +37,10 @@ async function makeWebroot(dir: string): Promise<void> {
 const test = suite('backup memory');
 
 test('a 1 GiB webroot is backed up with a peak RSS under 200 MB', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'adt-rss-'));
+  const dir = await tempDir('rss');
   const s3 = await startEmbeddedS3({ directory: join(dir, 's3') });
   try {
-    const client = new S3Client({
-      endpoint: s3.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: s3.credentials,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const client = testS3Client({ endpoint: s3.endpoint, credentials: s3.credentials });
     await client.send(new CreateBucketCommand({ Bucket: 'adt-rss' }));
     client.destroy();
     await makeWebroot(join(dir, 'www'));
@@ -57,13 +50,12 @@ test('a 1 GiB webroot is backed up with a peak RSS under 200 MB', async () => {
     });
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.ok(out.rawBytes >= 1024 * MiB, `raw ${out.rawBytes}`);
-    assert.ok(out.peakRssKb * 1024 < 200 * 1000 * 1000, `peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB`);
-    console.log(
-      `      1 GiB webroot: peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB, stored ${(out.storedBytes / MiB).toFixed(0)} MiB, ${out.seconds} s`,
-    );
+    const peak = `peak RSS ${(out.peakRssKb / 1024).toFixed(0)} MiB`;
+    assert.ok(out.peakRssKb * 1024 < 200 * 1000 * 1000, peak);
+    console.log(`      1 GiB webroot: ${peak}, stored ${(out.storedBytes / MiB).toFixed(0)} MiB, ${out.seconds} s`);
   } finally {
     await s3.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   }
 });
 

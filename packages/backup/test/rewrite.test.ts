@@ -42,7 +42,8 @@ test('the domain is replaced everywhere; serialised strings keep lengths PHP acc
 
 test('password hashes are removed, the rows stay', () => {
   const line =
-    "INSERT INTO `wp_users` VALUES (1,'admin','$P$BZlPX7NIx8MYpXokBW2AGsN7i.aUOt0','admin'),(2,'ed','$wp$2y$10$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0','ed');";
+    "INSERT INTO `wp_users` VALUES (1,'admin','$P$BZlPX7NIx8MYpXokBW2AGsN7i.aUOt0','admin')," +
+    "(2,'ed','$wp$2y$10$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0','ed');";
   const stats: RewriteStats = { domains: 0, serialisedFixed: 0, hashes: 0 };
   const out = rewriteLine(line, { scrubPasswordHashes: true }, stats);
   assert.is(out, "INSERT INTO `wp_users` VALUES (1,'admin','','admin'),(2,'ed','','ed');");

@@ -7,22 +7,23 @@
  *
  * Run: npm run bench -w @adt/configstore   (or: npx tsx packages/configstore/bench/ops.ts [--json])
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir, cpus } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command, DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, GetObjectCommand, ListObjectsV2Command, DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { quietAwsSdk, removeTempDir, tempDir, testS3Client, writeS3cmdConfig } from '@adt/test-utils';
 import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
 import s3Driver from '../src/drivers/s3.ts';
 import { ConfigStore } from '../src/index.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const json = process.argv.includes('--json');
 const OURS = 200; // iterations per op for in-process clients
 const S3CMD = 15; // iterations per op for s3cmd (about 0.1 s each)
 const BUCKET = 'adt-bench';
 
-const dir = await mkdtemp(join(tmpdir(), 'adt-bench-'));
+const dir = await tempDir('bench');
 const s3 = await startEmbeddedS3({ directory: join(dir, 'data') });
 try {
   const store = new ConfigStore({
@@ -30,21 +31,9 @@ try {
     writeBudget: null,
   });
   await store.ensureBucket();
-  const bare = new S3Client({
-    endpoint: s3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: s3.credentials,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const bare = testS3Client({ endpoint: s3.endpoint, credentials: s3.credentials });
   const cfg = join(dir, 's3cfg');
-  await writeFile(
-    cfg,
-    `[default]\naccess_key = ${s3.credentials.accessKeyId}\nsecret_key = ${s3.credentials.secretAccessKey}\n` +
-      `host_base = 127.0.0.1:${s3.port}\nhost_bucket = 127.0.0.1:${s3.port}\nuse_https = False\n`,
-    { mode: 0o600 },
-  );
+  await writeS3cmdConfig(cfg, s3);
   const value = { name: 'ws-ams3-prod1-1-init-1', role: 'webserver', privateIp: '198.18.1.5', at: new Date().toISOString() };
   const valueFile = join(dir, 'value.json');
   await writeFile(valueFile, JSON.stringify(value));
@@ -102,13 +91,18 @@ try {
     console.log('| operation | ConfigStore | bare SDK call | s3cmd process (original) | s3cmd / ours | ours / bare SDK |');
     console.log('|---|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(
-        `| ${r.op} | ${r.ours.toFixed(2)} | ${r.bare.toFixed(2)} | ${r.s3cmd.toFixed(1)} | ` +
-          `**${(r.s3cmd / r.ours).toFixed(0)}x** | ${(r.ours / r.bare).toFixed(2)} |`,
-      );
+      const cells = [
+        r.op,
+        r.ours.toFixed(2),
+        r.bare.toFixed(2),
+        r.s3cmd.toFixed(1),
+        `**${(r.s3cmd / r.ours).toFixed(0)}x**`,
+        (r.ours / r.bare).toFixed(2),
+      ];
+      console.log(`| ${cells.join(' | ')} |`);
     }
   }
 } finally {
   await s3.stop();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
 }

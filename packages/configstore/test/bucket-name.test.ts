@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throws } from '@adt/test-utils';
 import { backupBucketName, configBucketName, validateBuildId, siteHost } from '../src/index.ts';
 
 const naming = suite('configBucketName');
@@ -39,14 +40,11 @@ naming('refuses bad site URLs and build identifiers with exit code 2, naming the
     ['www.example.com', 'prod-1'],
     ['www.example.com', 'x'.repeat(25)],
   ]) {
-    try {
-      configBucketName(site!, build!);
-      assert.unreachable(`${site} ${build}`);
-    } catch (e) {
-      assert.is((e as { code: string }).code, 'INVALID_BUCKET_NAME');
-      assert.is((e as { exitCode: number }).exitCode, 2);
-      assert.match((e as Error).message, /site URL|build identifier/);
-    }
+    throws(
+      () => configBucketName(site!, build!),
+      { code: 'INVALID_BUCKET_NAME', exitCode: 2, message: /site URL|build identifier/ },
+      `${site} ${build}`,
+    );
   }
 });
 

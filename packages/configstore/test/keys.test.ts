@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throws } from '@adt/test-utils';
 import { keys, isSecretKey } from '../src/index.ts';
 
 const families = suite('typed keys');
@@ -15,11 +16,7 @@ families('IP families build and parse exactly, with no prefix collisions', () =>
 
 families('IP families refuse what is not an IP address', () => {
   for (const bad of ['', 'abc', '198.18.1', '198.18.1.256', '198.18.1.5/24', '../x']) {
-    assert.throws(
-      () => keys.webserverIps.key(bad),
-      (e: { code: string; exitCode: number }) => e.code === 'INVALID_KEY' && e.exitCode === 2,
-      bad,
-    );
+    throws(() => keys.webserverIps.key(bad), { code: 'INVALID_KEY', exitCode: 2 }, bad);
   }
 });
 

@@ -35,13 +35,15 @@ poll('times out with a TIMEOUT error naming what it waited for', async () => {
 });
 
 poll('errors end the wait unless ignoreErrors, which keeps the last one as the cause', async () => {
-  const thrown = await pollUntil(async () => Promise.reject(new Error('boom')), { timeoutMs: 1000 }).catch((x: Error) => x);
-  assert.is(thrown.message, 'boom');
+  const thrown = await pollUntil(async () => Promise.reject(new Error('boom')), { timeoutMs: 1000 }).catch((x: unknown) => x);
+  assert.instance(thrown, Error);
+  assert.is((thrown as Error).message, 'boom');
   const timedOut = await pollUntil(async () => Promise.reject(new Error('still down')), {
     timeoutMs: 30,
     intervalMs: 5,
     ignoreErrors: true,
-  }).catch((x: Error) => x);
+  }).catch((x: unknown) => x);
+  assert.ok(isAdtError(timedOut) && timedOut.code === 'TIMEOUT', String(timedOut));
   assert.is((timedOut.cause as Error).message, 'still down');
 });
 

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { execa } from 'execa';
 import { execaRunner, sleep, type Runner } from '@adt/core';
+import { listenerArgv, rejects } from '@adt/test-utils';
 import localDriver, { type LocalCloud } from '@adt/providers/drivers/local';
 import { serverName, type Server } from '@adt/providers';
 import { computePolicies, fingerprint, reconcile, staticFleetSource, type FleetSnapshot, type PolicyOptions } from '../src/index.ts';
@@ -32,22 +33,6 @@ function inServer(cloud: LocalCloud, id: string): Runner {
   const real = execaRunner({ timeoutMs: 30_000 });
   return { run: async (argv, o) => real.run(await cloud.execArgv(id, [...argv]), o) };
 }
-
-const LISTENER = `
-import selectors, socket
-sel = selectors.DefaultSelector()
-for port in (${PORTS.join(', ')}):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('0.0.0.0', port)); s.listen(64); s.setblocking(False)
-    sel.register(s, selectors.EVENT_READ)
-while True:
-    for key, _ in sel.select():
-        try:
-            c, _ = key.fileobj.accept(); c.close()
-        except OSError:
-            pass
-`;
 
 function fleetOf(ctx: Ctx, ws = [ctx.s.ws1, ctx.s.ws2]): FleetSnapshot {
   return {
@@ -140,7 +125,7 @@ test.before(async (ctx) => {
   for (const [k, s] of Object.entries(ctx.s)) {
     await ctx.cloud.waitUntilRunning(s.id);
     ctx.runners[k] = inServer(ctx.cloud, s.id);
-    const argv = await ctx.cloud.execArgv(s.id, ['setsid', 'python3', '-c', LISTENER]);
+    const argv = await ctx.cloud.execArgv(s.id, ['setsid', ...listenerArgv(PORTS)]);
     spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
   }
   // Bounded wait for the listeners.
@@ -238,11 +223,7 @@ test('a rule file that fails to apply leaves the old rules in force', async (ctx
     '-A ADT-INPUT -j DROP',
     '-A ADT-INPUT -p tcp --dport not-a-port -j ACCEPT\n-A ADT-INPUT -j DROP',
   );
-  const e = await backend.applyRendered(broken, null).then(
-    () => null,
-    (err) => err,
-  );
-  assert.is(e?.code, 'APPLY_FAILED');
+  await rejects(backend.applyRendered(broken, null), 'APPLY_FAILED');
   assert.is((await ctx.runners.db!.run(['iptables', '-S', 'ADT-INPUT'])).stdout, before, 'iptables-save of our chain unchanged');
   assert.is(await backend.applied(), fingerprint(p));
   assert.ok(await connects(ctx, 'build', 'db', 22), 'SSH from the build machine still works');
@@ -252,16 +233,13 @@ test('a rule file that fails to apply leaves the old rules in force', async (ctx
 test('bad input changes nothing: a policy that cannot be computed is never applied', async (ctx) => {
   const backend = iptablesBackend({ runner: ctx.runners.db! });
   const fp = await backend.applied();
-  const e = await reconcile({
+  const reconciled = reconcile({
     source: staticFleetSource(fleetOf(ctx)),
     role: 'database',
     backend,
     policy: { webMode: 'open', extraPorts: [{ role: 'database', port: 3306, protocol: 'tcp', source: '0.0.0.0/0' }] },
-  }).then(
-    () => null,
-    (err) => err,
-  );
-  assert.is(e?.exitCode, 2);
+  });
+  await rejects(reconciled, { exitCode: 2 });
   assert.is(await backend.applied(), fp);
 });
 

@@ -2,11 +2,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { execa } from 'execa';
 import { sleep } from '@adt/core';
+import { listenerArgv, quietAwsSdk, removeTempDir, tempDir } from '@adt/test-utils';
 import { ConfigStore, keys } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { startEmbeddedS3 } from '@adt/localcloud/services/s3';
@@ -15,7 +13,7 @@ import { MemoryNativeFirewall } from '@adt/providers/drivers/memory';
 import { serverName } from '@adt/providers';
 import { applyNative, computePolicies, datastoreFleetSource, toInboundRules } from '../src/index.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const test = suite('native layer and datastore source');
 
 test("every role's policy becomes the provider's inbound rules", async () => {
@@ -62,12 +60,7 @@ test("pushed to the local cloud's native firewall, the policy holds even with th
     });
     await cloud.waitUntilRunning(db.id);
     await cloud.waitUntilRunning(ws.id);
-    const argv = await cloud.execArgv(db.id, [
-      'setsid',
-      'python3',
-      '-c',
-      "import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',3306));s.listen(16)\nwhile True:\n  c,_=s.accept();c.close()\n",
-    ]);
+    const argv = await cloud.execArgv(db.id, ['setsid', ...listenerArgv([3306])]);
     spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
     for (
       let i = 0;
@@ -99,7 +92,7 @@ test("pushed to the local cloud's native firewall, the policy holds even with th
 });
 
 test('the datastore source reads what the machines published, and only live grants', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'adt-fw-src-'));
+  const dir = await tempDir('fw-src');
   const s3 = await startEmbeddedS3({ directory: dir });
   try {
     const store = new ConfigStore({
@@ -130,7 +123,7 @@ test('the datastore source reads what the machines published, and only live gran
     await store.driver.dispose?.();
   } finally {
     await s3.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   }
 });
 

@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throws } from '@adt/test-utils';
 import { computePolicies, fingerprint, normaliseSource, type FleetSnapshot } from '../src/index.ts';
 import { renderRestore } from '../src/backends/iptables.ts';
 import { ufwRuleArgvs } from '../src/backends/ufw.ts';
@@ -114,13 +115,7 @@ policy('bad input is refused with a clear error naming the field, exit code 2', 
     [() => computePolicies(fleet, { webMode: 'open', sshPort: 0 }), /sshPort/],
   ];
   for (const [fn, re] of cases) {
-    try {
-      fn();
-      assert.unreachable(String(re));
-    } catch (e) {
-      assert.match((e as Error).message, re);
-      assert.is((e as { exitCode: number }).exitCode, 2, (e as Error).message);
-    }
+    throws(fn, { message: re, exitCode: 2 }, String(re));
   }
 });
 
@@ -169,7 +164,8 @@ builders("ufw argv: one allow per (rule, source), in ufw's own syntax", () => {
   assert.ok(argvs.includes('ufw allow from 198.18.0.1 to any port 22 proto tcp comment ssh from the build machine and the fleet'));
   assert.ok(
     argvs.includes(
-      'ufw allow from 198.18.0.200 to any port 443 proto tcp comment https from authorised clients only; https from autoscalers and the build machine (health checks)',
+      'ufw allow from 198.18.0.200 to any port 443 proto tcp comment ' +
+        'https from authorised clients only; https from autoscalers and the build machine (health checks)',
     ),
     argvs.join('\n'),
   );

@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throws } from '@adt/test-utils';
 import { serverName, parseServerName, nameMatches } from '../src/index.ts';
 
 const naming = suite('server names');
@@ -45,11 +46,7 @@ naming('bad parts are refused with exit code 2', () => {
     { role: 'webserver', buildId: 'a', slot: 0 },
     { role: 'webserver', buildId: 'a', suffix: 'X!' },
   ]) {
-    assert.throws(
-      () => serverName(parts as never),
-      (e: { exitCode: number }) => e.exitCode === 2,
-      JSON.stringify(parts),
-    );
+    throws(() => serverName(parts as never), { exitCode: 2 }, JSON.stringify(parts));
   }
 });
 

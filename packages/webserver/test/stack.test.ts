@@ -1,17 +1,18 @@
 /**
  * The web tier for real, on loopback, once with nginx and once with apache: MariaDB (from
- * @adt/database), php-fpm and the web server with configs of their own in a temporary directory, a certificate from a fresh local CA, and Debian's WordPress.
+ * @adt/database), php-fpm and the web server with configs of their own in a temporary directory,
+ * a certificate from a fresh local CA, and Debian's WordPress.
  * The only file outside the temporary directory is WordPress's per-site config in /etc/wordpress
  * (where Debian's package looks), under a unique name, removed afterwards.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, readFile, rm, stat } from 'node:fs/promises';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execaRunner, freePort } from '@adt/core';
+import { removeTempDir, tempDir } from '@adt/test-utils';
 import * as maria from '@adt/database/engines/mariadb';
 import * as web from '../src/index.ts';
 
@@ -119,8 +120,7 @@ for (const kind of ['nginx', 'apache'] as const) {
   const test = suite<Ctx>(`web tier on loopback (${kind} + php-fpm + WordPress + MariaDB)`);
 
   test.before(async (ctx) => {
-    ctx.dir = await mkdtemp(join(tmpdir(), 'adt-web-'));
-    await chmod(ctx.dir, 0o755); // mysql and www-data reach their files inside
+    ctx.dir = await tempDir('web', { mode: 0o755 }); // mysql and www-data reach their files inside
     ctx.site = `wp-${randomBytes(3).toString('hex')}.adt.test`;
     ctx.port = await freePort();
     ctx.dbPassword = `${randomBytes(18).toString('base64')}'q\\`;
@@ -154,7 +154,7 @@ for (const kind of ['nginx', 'apache'] as const) {
     await web.stopPhpFpm(ctx.fpm).catch(() => {});
     await maria.stop(ctx.db).catch(() => {});
     if (ctx.wpConfig) await rm(ctx.wpConfig, { force: true });
-    await rm(ctx.dir, { recursive: true, force: true });
+    await removeTempDir(ctx.dir);
   });
 
   if (kind === 'apache')

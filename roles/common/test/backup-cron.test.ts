@@ -1,6 +1,7 @@
 /** The schedule of the roles' backups, as the cron.d file the bootstraps write. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { throws } from '@adt/test-utils';
 import { backupCronFile } from '../src/backup.ts';
 
 const test = suite('backup schedule (cron.d)');
@@ -16,12 +17,7 @@ test("one line per scheduled period, running the role's Backup command as root, 
 
 test('a schedule that is not 5 cron fields, or an unknown period, is refused (exit 2)', () => {
   for (const schedule of [{ daily: '30 3 * *' }, { daily: '30 3 * * * ; rm -rf /' }, { yearly: '0 0 1 1 *' }] as Record<string, string>[]) {
-    try {
-      backupCronFile('webserver', { schedule });
-      assert.unreachable(JSON.stringify(schedule));
-    } catch (e) {
-      assert.is((e as { exitCode: number }).exitCode, 2, JSON.stringify(schedule));
-    }
+    throws(() => backupCronFile('webserver', { schedule }), { exitCode: 2 }, JSON.stringify(schedule));
   }
 });
 

@@ -4,15 +4,15 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { ConfigStore, generateSecretKey, keys } from '@adt/configstore';
+import { quietAwsSdk, removeTempDir, tempDir } from '@adt/test-utils';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const root = resolve(import.meta.dirname, '../../..');
 const wrappers = (role: string) => join(root, 'roles', role, 'providerscripts/datastore/configwrapper');
 
@@ -25,25 +25,20 @@ interface Ctx {
 const test = suite<Ctx>('config wrapper commands');
 
 test.before(async (ctx) => {
-  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-wrappers-'));
+  ctx.dir = await tempDir('wrappers');
   ctx.s3 = await startEmbeddedS3({ directory: join(ctx.dir, 's3') });
   const key = generateSecretKey();
   const keyFile = join(ctx.dir, 'datastore.key');
   await writeFile(keyFile, key.toString('hex'), { mode: 0o600 });
   const envFile = join(ctx.dir, 'datastore.env');
-  await writeFile(
-    envFile,
-    [
-      `ADT_S3_ENDPOINT=${ctx.s3.endpoint}`,
-      `ADT_S3_ACCESS_KEY_ID=${ctx.s3.credentials.accessKeyId}`,
-      `ADT_S3_SECRET_ACCESS_KEY=${ctx.s3.credentials.secretAccessKey}`,
-      'ADT_CONFIG_BUCKET=www-example-com-config-t1',
-      `ADT_DATASTORE_KEY_FILE=${keyFile}`,
-      'ADT_WRITE_BUDGET=none',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
+  await writeEnvFile(envFile, {
+    ADT_S3_ENDPOINT: ctx.s3.endpoint,
+    ADT_S3_ACCESS_KEY_ID: ctx.s3.credentials.accessKeyId,
+    ADT_S3_SECRET_ACCESS_KEY: ctx.s3.credentials.secretAccessKey,
+    ADT_CONFIG_BUCKET: 'www-example-com-config-t1',
+    ADT_DATASTORE_KEY_FILE: keyFile,
+    ADT_WRITE_BUDGET: 'none',
+  });
   ctx.env = { ADT_DATASTORE_ENV: envFile };
   ctx.store = new ConfigStore({
     driver: s3Driver({ bucket: 'www-example-com-config-t1', endpoint: ctx.s3.endpoint, credentials: ctx.s3.credentials }),
@@ -55,8 +50,14 @@ test.before(async (ctx) => {
 
 test.after(async (ctx) => {
   await ctx.s3?.stop();
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+  await removeTempDir(ctx.dir);
 });
+
+/** Writes a datastore env file as a host has it (mode 0600), one `NAME=value` line per variable. */
+async function writeEnvFile(path: string, vars: Record<string, string>): Promise<void> {
+  const lines = Object.entries(vars).map(([name, value]) => `${name}=${value}`);
+  await writeFile(path, lines.join('\n') + '\n', { mode: 0o600 });
+}
 
 function run(ctx: Ctx, cmd: string, args: string[] = [], opts: { input?: string; role?: string; env?: Record<string, string> } = {}) {
   return execa(join(wrappers(opts.role ?? 'webserver'), cmd), args, {
@@ -155,11 +156,12 @@ test('secrets: written only from stdin, never printed by Get, GetDBCredential gi
 
 test('GetDBCredential without the deployment key fails clearly and prints nothing', async (ctx) => {
   const envFile = join(ctx.dir, 'nokey.env');
-  await writeFile(
-    envFile,
-    `ADT_S3_ENDPOINT=${ctx.s3.endpoint}\nADT_S3_ACCESS_KEY_ID=S3RVER\nADT_S3_SECRET_ACCESS_KEY=S3RVER\nADT_CONFIG_BUCKET=www-example-com-config-t1\n`,
-    { mode: 0o600 },
-  );
+  await writeEnvFile(envFile, {
+    ADT_S3_ENDPOINT: ctx.s3.endpoint,
+    ADT_S3_ACCESS_KEY_ID: 'S3RVER',
+    ADT_S3_SECRET_ACCESS_KEY: 'S3RVER',
+    ADT_CONFIG_BUCKET: 'www-example-com-config-t1',
+  });
   const r = await run(ctx, 'GetDBCredential', ['password'], { env: { ADT_DATASTORE_ENV: envFile } });
   assert.is(r.exitCode, 1);
   assert.is(r.stdout, '');
@@ -202,11 +204,12 @@ test('missing or unsafe settings exit 2, naming each problem', async (ctx) => {
 
 test('wrong credentials and a missing bucket are distinct failures (exit 1)', async (ctx) => {
   const wrong = join(ctx.dir, 'wrong.env');
-  await writeFile(
-    wrong,
-    `ADT_S3_ENDPOINT=${ctx.s3.endpoint}\nADT_S3_ACCESS_KEY_ID=NOPE\nADT_S3_SECRET_ACCESS_KEY=nope-secret\nADT_CONFIG_BUCKET=www-example-com-config-t1\n`,
-    { mode: 0o600 },
-  );
+  await writeEnvFile(wrong, {
+    ADT_S3_ENDPOINT: ctx.s3.endpoint,
+    ADT_S3_ACCESS_KEY_ID: 'NOPE',
+    ADT_S3_SECRET_ACCESS_KEY: 'nope-secret',
+    ADT_CONFIG_BUCKET: 'www-example-com-config-t1',
+  });
   const r1 = await run(ctx, 'CheckConfigDatastore', ['a'], { env: { ADT_DATASTORE_ENV: wrong } });
   assert.is(r1.exitCode, 1);
   assert.match(r1.stderr, /refused the credentials/);

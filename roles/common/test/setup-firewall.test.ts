@@ -6,11 +6,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { freePort, sleep } from '@adt/core';
+import { listenerArgv, quietAwsSdk, removeTempDir, tempDir } from '@adt/test-utils';
 import { ConfigStore, keys } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
@@ -18,7 +17,7 @@ import localDriver, { type LocalCloud } from '@adt/providers/drivers/local';
 import { serverName, type Server } from '@adt/providers';
 import { firewallSettings } from '../src/setup-firewall.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 const root = resolve(import.meta.dirname, '../../..');
 const BUCKET = 'www-adt-test-config-tsf';
 
@@ -59,7 +58,7 @@ test.before(async (ctx) => {
   });
   await ctx.cloud.teardown();
   await ctx.cloud.ensureNetwork();
-  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-setupfw-'));
+  ctx.dir = await tempDir('setupfw');
   // The datastore, where the servers can reach it: the build machine's VPC address.
   ctx.s3 = await startEmbeddedS3({
     directory: ctx.dir,
@@ -84,12 +83,7 @@ test.before(async (ctx) => {
     userData: '#!/bin/sh\n',
   });
   for (const s of [ctx.db, ctx.ws]) await ctx.cloud.waitUntilRunning(s.id);
-  const argv = await ctx.cloud.execArgv(ctx.db.id, [
-    'setsid',
-    'python3',
-    '-c',
-    "import socket,selectors\nsel=selectors.DefaultSelector()\nfor p in (22,3306):\n  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',p));s.listen(16);s.setblocking(False);sel.register(s,selectors.EVENT_READ)\nwhile True:\n  for k,_ in sel.select():\n    c,_=k.fileobj.accept();c.close()\n",
-  ]);
+  const argv = await ctx.cloud.execArgv(ctx.db.id, ['setsid', ...listenerArgv([22, 3306])]);
   spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
   for (
     let i = 0;
@@ -107,7 +101,7 @@ test.before(async (ctx) => {
 test.after(async (ctx) => {
   await ctx.cloud?.teardown();
   await ctx.s3?.stop();
-  if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
+  await removeTempDir(ctx.dir);
 });
 
 const wsReachesDb = async (ctx: Ctx) =>

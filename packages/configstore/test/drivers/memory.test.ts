@@ -2,7 +2,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import memoryDriver from '../../src/drivers/memory.ts';
 import { ConfigStore, SPACES_WRITE_BUDGET } from '../../src/index.ts';
-import { testConfigStore, expectCode } from '../fixtures/conformance.ts';
+import { rejects } from '@adt/test-utils';
+import { testConfigStore } from '../fixtures/conformance.ts';
 
 testConfigStore('memory driver', async () => ({
   async make(options = {}) {
@@ -24,7 +25,7 @@ budget('a write past the per-object budget is refused before it reaches the back
   await s.put('k', 1);
   await s.put('k', 2);
   await s.put('k', 3);
-  await expectCode(s.put('k', 4), 'WRITE_BUDGET_EXCEEDED');
+  await rejects(s.put('k', 4), 'WRITE_BUDGET_EXCEEDED');
   assert.is(await s.get('k'), 3, 'the refused write did not happen');
   await s.put('other', 1);
 });
@@ -37,7 +38,7 @@ budget("the default budget is DigitalOcean Spaces' (5 writes per object per 5 mi
 
 budget('lease TTLs shorter than the budget allows are refused with the minimum in the message', async () => {
   const s = new ConfigStore({ driver: memoryDriver() });
-  const e = await expectCode(s.acquire('x', 30, 'me'), 'INVALID_VALUE', 2);
+  const e = await rejects(s.acquire('x', 30, 'me'), { code: 'INVALID_VALUE', exitCode: 2 });
   assert.match(e.message, /150-86400/);
 });
 
@@ -74,7 +75,7 @@ required('a present key is returned; an absent one is MISSING_KEY naming the key
   const s = new ConfigStore({ driver: memoryDriver({ bucket: 'b1' }), writeBudget: null });
   await s.put('config/site', { siteUrl: 'https://x.test/' });
   assert.equal(await s.require('config/site'), { siteUrl: 'https://x.test/' });
-  const e = await expectCode(s.require('config/auth', 'the build, with WEB_FIREWALL=auth'), 'MISSING_KEY');
+  const e = await rejects(s.require('config/auth', 'the build, with WEB_FIREWALL=auth'), 'MISSING_KEY');
   assert.match(e.message, /config\/auth is missing from the datastore \(b1\): the build, with WEB_FIREWALL=auth writes it/);
 });
 
@@ -83,7 +84,7 @@ required('requireAll names every missing key in one error', async () => {
   await s.put('config/a', 1);
   const [a] = await s.requireAll([{ path: 'config/a' }] as const);
   assert.is(a, 1);
-  const e = await expectCode(s.requireAll([{ path: 'config/a' }, { path: 'config/b' }, { path: 'config/c' }]), 'MISSING_KEY');
+  const e = await rejects(s.requireAll([{ path: 'config/a' }, { path: 'config/b' }, { path: 'config/c' }]), 'MISSING_KEY');
   assert.match(e.message, /config\/b, config\/c are missing/);
 });
 

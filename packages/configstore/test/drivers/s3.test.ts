@@ -4,7 +4,8 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import s3Driver from '../../src/drivers/s3.ts';
 import { ConfigStore } from '../../src/index.ts';
-import { testConfigStore, expectCode } from '../fixtures/conformance.ts';
+import { rejects, throws } from '@adt/test-utils';
+import { testConfigStore } from '../fixtures/conformance.ts';
 import { s3Backend, uniqueBucket, type TestBackend } from '../fixtures/s3.ts';
 
 const target = process.env.ADT_TEST_S3_ENDPOINT ? `endpoint ${process.env.ADT_TEST_S3_ENDPOINT}` : 'embedded S3 (s3rver)';
@@ -106,7 +107,7 @@ errors('an unknown access key gives AUTH_FAILED', async () => {
     () => bad.age('k'),
     () => bad.ensureBucket(),
   ]) {
-    const e = await expectCode(op(), 'AUTH_FAILED');
+    const e = await rejects(op(), 'AUTH_FAILED');
     assert.not.ok(e.message.includes('nope'), 'the secret is not in the message');
   }
 });
@@ -123,7 +124,7 @@ errors('a missing bucket gives NO_SUCH_BUCKET for every operation', async () => 
     () => s.age('k'),
     () => s.deletePrefix('a/'),
   ]) {
-    const e = await expectCode(op(), 'NO_SUCH_BUCKET');
+    const e = await rejects(op(), 'NO_SUCH_BUCKET');
     assert.match(e.message, /does not exist/);
   }
 });
@@ -136,19 +137,13 @@ errors('an unreachable endpoint gives UNREACHABLE after retries', async () => {
   const s = new ConfigStore({
     driver: s3Driver({ bucket: 'adt-unreachable', endpoint: `http://127.0.0.1:${port}`, credentials: backend.credentials, maxAttempts: 2 }),
   });
-  const e = await expectCode(s.get('k'), 'UNREACHABLE');
+  const e = await rejects(s.get('k'), 'UNREACHABLE');
   assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
 });
 
 errors('an invalid bucket name is refused before any request', () => {
   for (const bad of ['UPPER', 'a', 'has_underscore', '-dash', '198.18.0.1', 'x'.repeat(64)]) {
-    try {
-      s3Driver({ bucket: bad });
-      assert.unreachable(bad);
-    } catch (e) {
-      assert.is((e as { code: string }).code, 'INVALID_BUCKET_NAME', bad);
-      assert.is((e as { exitCode: number }).exitCode, 2);
-    }
+    throws(() => s3Driver({ bucket: bad }), { code: 'INVALID_BUCKET_NAME', exitCode: 2 }, bad);
   }
 });
 
@@ -165,9 +160,8 @@ async function faultyProxy(
     if (count <= failures) {
       req.resume();
       res.writeHead(status, { 'content-type': 'application/xml' });
-      res.end(
-        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 503 ? 'SlowDown' : 'InternalError'}</Code><Message>injected</Message></Error>`,
-      );
+      const code = status === 503 ? 'SlowDown' : 'InternalError';
+      res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`);
       return;
     }
     const proxied = httpRequest({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
@@ -207,7 +201,7 @@ errors('a persistent 500 is reported as BACKEND with the status, after the confi
     const through = new ConfigStore({
       driver: s3Driver({ bucket: s.bucket, endpoint: proxy.url, credentials: backend.credentials, maxAttempts: 3 }),
     });
-    const e = await expectCode(through.put('k', 1), 'BACKEND');
+    const e = await rejects(through.put('k', 1), 'BACKEND');
     assert.match(e.message, /HTTP 500/);
     assert.is(proxy.seen(), 3);
   } finally {

@@ -1,11 +1,11 @@
 /** MariaDB for real: a server of its own on loopback, in a temporary directory. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, mkdtemp, rm, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execaRunner, freePort, type Runner } from '@adt/core';
+import { rejects, removeTempDir, tempDir } from '@adt/test-utils';
 import * as maria from '../../src/engines/mariadb.ts';
 
 /** The real runner, recording every argv so the test can prove no secret was on a command line. */
@@ -40,9 +40,8 @@ const test = suite<{ dir: string; o: maria.MariaDbOptions; runner: ReturnType<ty
 );
 
 test.before(async (ctx) => {
-  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-mariadb-'));
   // The server runs as the mysql user, which must be able to reach its data directory.
-  await chmod(ctx.dir, 0o755);
+  ctx.dir = await tempDir('mariadb', { mode: 0o755 });
   ctx.runner = recording();
   ctx.o = {
     dataDir: join(ctx.dir, 'lib/mysql'),
@@ -62,7 +61,7 @@ test.after(async (ctx) => {
       process.kill(ctx.pid, 'SIGKILL');
     } catch {}
   }
-  await rm(ctx.dir, { recursive: true, force: true });
+  await removeTempDir(ctx.dir);
 });
 
 test('the option file binds the given address and hardens the server', ({ o }) => {
@@ -139,12 +138,7 @@ test('a server that cannot start reports the log lines and exits the wait', asyn
   const busy = createServer();
   await new Promise<void>((r) => busy.listen(port, '127.0.0.1', r));
   try {
-    const e = await maria.start(ctx.o, { timeoutMs: 20_000 }).then(
-      () => null,
-      (err) => err as Error,
-    );
-    assert.ok(e, 'start fails while the port is taken');
-    assert.match(e!.message, /did not become ready/);
+    await rejects(maria.start(ctx.o, { timeoutMs: 20_000 }), /did not become ready/, 'start fails while the port is taken');
   } finally {
     await new Promise((r) => busy.close(r));
   }

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { execaRunner, sleep, type Runner } from '@adt/core';
+import { listenerArgv } from '@adt/test-utils';
 import localDriver, { type LocalCloud } from '@adt/providers/drivers/local';
 import { serverName, type Server } from '@adt/providers';
 import { computePolicies, fingerprint, reconcile, staticFleetSource, type FleetSnapshot } from '../../src/index.ts';
@@ -32,12 +33,7 @@ test.before(async (ctx) => {
   await ctx.cloud.waitUntilRunning(ctx.s.id);
   const real = execaRunner({ timeoutMs: 60_000 });
   ctx.runner = { run: async (argv, o) => real.run(await ctx.cloud.execArgv(ctx.s.id, [...argv]), o) };
-  const argv = await ctx.cloud.execArgv(ctx.s.id, [
-    'setsid',
-    'python3',
-    '-c',
-    "import socket,selectors\nsel=selectors.DefaultSelector()\nfor p in (22,443):\n  s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',p));s.listen(16);s.setblocking(False);sel.register(s,selectors.EVENT_READ)\nwhile True:\n  for k,_ in sel.select():\n    c,_=k.fileobj.accept();c.close()\n",
-  ]);
+  const argv = await ctx.cloud.execArgv(ctx.s.id, ['setsid', ...listenerArgv([22, 443])]);
   spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
   for (
     let i = 0;

@@ -4,6 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from '@adt/test-utils';
 import cloudflareDriver from '../../src/drivers/cloudflare.ts';
 import { cloudflareFake } from '../../src/fakes/cloudflare.ts';
 
@@ -76,33 +77,21 @@ test('a 429 and a 500 mid-operation are retried by the package; the record is ma
 
 test('a missing zone, a name outside it and a bad token are clear errors; the token never shows', async ({ fake, baseUrl }) => {
   const dns = cloudflareDriver({ apiToken: TOKEN, zone: 'example.com', baseUrl });
-  const noZone = await dns.addA('www.example.com', '198.51.100.1').then(
-    () => null,
-    (e: Error & { exitCode?: number }) => e,
-  );
-  assert.match(noZone!.message, /zone example\.com is not in this Cloudflare account/);
-  assert.is(noZone!.exitCode, 2);
-  const noAccount = await dns.ensureZone('example.com').then(
-    () => null,
-    (e: Error) => e,
-  );
-  assert.match(noAccount!.message, /no account id/);
+  await rejects(dns.addA('www.example.com', '198.51.100.1'), {
+    message: /zone example\.com is not in this Cloudflare account/,
+    exitCode: 2,
+  });
+  await rejects(dns.ensureZone('example.com'), /no account id/);
   const created = cloudflareDriver({ apiToken: TOKEN, zone: 'example.com', baseUrl, accountId: 'acc1' });
   await created.ensureZone('example.com');
   assert.is([...fake.state.zones.values()][0]!.name, 'example.com');
-  const wrong = await created.addA('www.elsewhere.org', '198.51.100.1').then(
-    () => null,
-    (e: Error & { exitCode?: number }) => e,
-  );
-  assert.is(wrong!.exitCode, 2);
+  await rejects(created.addA('www.elsewhere.org', '198.51.100.1'), { exitCode: 2 });
   const badToken = cloudflareDriver({ apiToken: 'not-the-token-5a', zone: 'example.com', baseUrl, maxRetries: 0 });
-  const e = await badToken.listA('www.example.com').then(
-    () => null,
-    (x: Error & { code?: string }) => x,
-  );
-  assert.is(e!.code, 'UNAUTHORIZED');
-  assert.match(e!.message, /HTTP 401: 10000 Authentication error \(check the API token/);
-  assert.not.ok(e!.message.includes('not-the-token-5a'));
+  const e = await rejects(badToken.listA('www.example.com'), {
+    code: 'UNAUTHORIZED',
+    message: /HTTP 401: 10000 Authentication error \(check the API token/,
+  });
+  assert.not.ok(e.message.includes('not-the-token-5a'));
 });
 
 test.run();

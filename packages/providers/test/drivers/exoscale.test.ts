@@ -6,6 +6,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from '@adt/test-utils';
 import exoscaleDriver, { exoscaleSignature } from '../../src/drivers/exoscale.ts';
 import { checkExoscaleSignature, EXOSCALE_FAKE_NETWORK, exoscaleFake, exoscaleRateLimit } from '../../src/fakes/exoscale.ts';
 import { cloudConformance } from './_cloud-conformance.ts';
@@ -105,11 +106,12 @@ test('the signature matches a known answer computed by an independent Exoscale c
   );
   assert.is(
     header,
-    'EXO2-HMAC-SHA256 credential=EXO123,signed-query-args=name;zone,expires=1700000000,signature=LdrDqX3RL8WKrHOSxqZ3ueR5PcwwEzjtwlOXWUThvUc=',
+    'EXO2-HMAC-SHA256 credential=EXO123,signed-query-args=name;zone,expires=1700000000,' +
+      'signature=LdrDqX3RL8WKrHOSxqZ3ueR5PcwwEzjtwlOXWUThvUc=',
   );
 });
 
-test('documented shapes: labels for tags, base64 user-data, the type and template resolved to ids, a security group per role, operations polled', async () => {
+test('as documented: tags as labels, base64 user-data, type and template by id, a security group per role, polled operations', async () => {
   const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
   const baseUrl = await fake.listen();
   try {
@@ -152,13 +154,11 @@ test('documented shapes: labels for tags, base64 user-data, the type and templat
     await cloud.firewall.remove('b7', 'webserver');
     assert.is(fake.state.groups.size, 0);
     assert.equal(fake.state.instances.get(first.id)!['security-groups'], []);
-    const elsewhere = await cloud
-      .create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', region: 'de-fra-1', userData: '#!/bin/sh\n' })
-      .then(
-        () => null,
-        (x: { exitCode?: number }) => x,
-      );
-    assert.is(elsewhere?.exitCode, 2, 'another zone needs another driver');
+    await rejects(
+      cloud.create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', region: 'de-fra-1', userData: '#!/bin/sh\n' }),
+      { exitCode: 2 },
+      'another zone needs another driver',
+    );
   } finally {
     await fake.close();
   }
@@ -169,13 +169,8 @@ test("a wrong secret is refused (403) with Exoscale's message and never shown; a
   const baseUrl = await fake.listen();
   try {
     const bad = exoscaleDriver({ apiKey: KEY, apiSecret: 'wrong-secret-77', baseUrl, baseDelayMs: 5 });
-    const e = await bad.list().then(
-      () => null,
-      (x: Error & { code?: string }) => x,
-    );
-    assert.is(e?.code, 'UNAUTHORIZED');
-    assert.match(e!.message, /HTTP 403: invalid request signature \(check the API token/);
-    assert.not.ok(e!.message.includes('wrong-secret-77'));
+    const e = await rejects(bad.list(), { code: 'UNAUTHORIZED', message: /HTTP 403: invalid request signature \(check the API token/ });
+    assert.not.ok(e.message.includes('wrong-secret-77'));
     const retries: number[] = [];
     const cloud = exoscaleDriver({
       apiKey: KEY,
@@ -189,20 +184,13 @@ test("a wrong secret is refused (403) with Exoscale's message and never shown; a
     assert.equal(await cloud.list(), []);
     assert.equal(retries, [429]);
     fake.fail({ match: 'GET /dns-domain', status: 400, body: { title: 'Bad Request', detail: 'unicode-name: invalid' } });
-    const detail = await cloud
-      .dns('example.com')
-      .ensureZone('example.com')
-      .then(
-        () => null,
-        (x: Error) => x,
-      );
-    assert.match(detail!.message, /HTTP 400: unicode-name: invalid/);
+    await rejects(cloud.dns('example.com').ensureZone('example.com'), /HTTP 400: unicode-name: invalid/);
   } finally {
     await fake.close();
   }
 });
 
-test('a snapshot is promoted to a private template that later instances boot from; an unknown outcome is looked up, never repeated', async () => {
+test('a snapshot is promoted to a private template later servers boot from; an unknown outcome is looked up, never repeated', async () => {
   const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET, snapshotPolls: 2 });
   const baseUrl = await fake.listen();
   try {
@@ -239,12 +227,10 @@ test('a snapshot is promoted to a private template that later instances boot fro
     });
     assert.equal(fake.state.instances.get(byName.id)!.template, { id: template });
     // The same name again is refused before anything is made.
-    const again = await cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 }).then(
-      () => null,
-      (e: Error & { exitCode?: number }) => e,
-    );
-    assert.is(again?.exitCode, 2);
-    assert.match(again!.message, /template named "adt-b7-webserver" already exists/);
+    await rejects(cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 }), {
+      exitCode: 2,
+      message: /template named "adt-b7-webserver" already exists/,
+    });
     assert.is(fake.state.snapshots.size, 1);
     // Both POSTs answer 503 after doing their work: the snapshot and the template are found, not made twice.
     fake.fail({ match: 'POST /instance/', status: 503, afterHandling: true });
@@ -261,21 +247,13 @@ test('a snapshot is promoted to a private template that later instances boot fro
     assert.is(fake.state.templates.get(second)?.name, 'adt-b7-webserver-2');
     // A 503 before any work is reported, with nothing made.
     fake.fail({ match: 'POST /instance/', status: 503 });
-    const failed = await cloud.snapshot(s.id, 'adt-b7-webserver-3', { intervalMs: 1 }).then(
-      () => null,
-      (e: Error) => e,
-    );
-    assert.match(failed!.message, /HTTP 503/);
+    await rejects(cloud.snapshot(s.id, 'adt-b7-webserver-3', { intervalMs: 1 }), /HTTP 503/);
     assert.is(fake.state.snapshots.size, 2);
     // An unknown template name is a clear error.
-    const unknown = await cloud
-      .create({ name: 'ws-b7-0000', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'no-such-template' })
-      .then(
-        () => null,
-        (e: Error & { exitCode?: number }) => e,
-      );
-    assert.is(unknown?.exitCode, 2);
-    assert.match(unknown!.message, /template "no-such-template" not found/);
+    await rejects(
+      cloud.create({ name: 'ws-b7-0000', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'no-such-template' }),
+      { exitCode: 2, message: /template "no-such-template" not found/ },
+    );
   } finally {
     await fake.close();
   }

@@ -4,6 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from '@adt/test-utils';
 import linodeDriver, { linodeTtl } from '../../src/drivers/linode.ts';
 import { linodeFake, linodeRateLimit } from '../../src/fakes/linode.ts';
 import { cloudConformance } from './_cloud-conformance.ts';
@@ -140,12 +141,10 @@ test('a VPC subnet gives a public and a VPC interface; the VPC address is read f
     });
     const subnetId = vpc.subnets[0]!.id;
     const before = fake.log.length;
-    const bad = await cloud.create({ name: 'db-b3-abcd', role: 'database', buildId: 'b3', userData: '#!/bin/sh\n', vpc: 'my-vpc' }).then(
-      () => null,
-      (e: { code?: string; exitCode?: number }) => e,
-    );
-    assert.is(bad?.code, 'BAD_VPC');
-    assert.is(bad?.exitCode, 2);
+    await rejects(cloud.create({ name: 'db-b3-abcd', role: 'database', buildId: 'b3', userData: '#!/bin/sh\n', vpc: 'my-vpc' }), {
+      code: 'BAD_VPC',
+      exitCode: 2,
+    });
     assert.is(fake.log.length, before, 'nothing sent for a bad subnet id');
     const s = await cloud.create({ name: 'db-b3-abcd', role: 'database', buildId: 'b3', userData: '#!/bin/sh\n', vpc: String(subnetId) });
     const post = fake.log.find((l) => l.method === 'POST' && l.path === '/linode/instances')!.body as Record<string, unknown>;
@@ -161,13 +160,10 @@ test('a VPC subnet gives a public and a VPC interface; the VPC address is read f
       fake.log.some((l) => l.path === '/vpcs/ips'),
       'one list of the VPC addresses, not one call per server',
     );
-    const missing = await cloud
-      .create({ name: 'db-b3-efgh', role: 'database', buildId: 'b3', userData: '#!/bin/sh\n', vpc: '999999' })
-      .then(
-        () => null,
-        (e: Error & { exitCode?: number }) => e,
-      );
-    assert.match(missing!.message, /HTTP 400: interfaces\[1\]\.subnet_id: Subnet not found/);
+    await rejects(
+      cloud.create({ name: 'db-b3-efgh', role: 'database', buildId: 'b3', userData: '#!/bin/sh\n', vpc: '999999' }),
+      /HTTP 400: interfaces\[1\]\.subnet_id: Subnet not found/,
+    );
   }));
 
 test('a filter the API refuses is dropped and the list is filtered here; other builds stay out', () =>
@@ -293,22 +289,14 @@ test("DNS: a master zone with an SOA email, relative record names ('' at the ape
     assert.ok(sent.some((s) => s.url.includes('/records?') && s.headers.get('x-filter') === JSON.stringify({ name: '' })));
     assert.equal([5, 30, 31, 120, 3000, 10_000_000].map(linodeTtl), [30, 30, 120, 120, 3600, 2419200]);
     const noZone = cloud.dns('elsewhere.example');
-    const e = await noZone.addA('www.elsewhere.example', '198.51.100.6').then(
-      () => null,
-      (x: { code?: string }) => x,
-    );
-    assert.is(e?.code, 'NO_ZONE');
+    await rejects(noZone.addA('www.elsewhere.example', '198.51.100.6'), 'NO_ZONE');
   }));
 
-test('databases: documented create body, ids carrying the engine, the build from the label, convergence that sets the allow-list, a VPC subnet', () =>
+test('databases: documented create body, ids with the engine, build from the label, convergence sets the allow-list, a VPC subnet', () =>
   withFake(async (fake, baseUrl) => {
     const cloud = linodeDriver({ token: TOKEN, baseUrl, region: 'eu-west', size: 'g6-nanode-1', baseDelayMs: 5 });
     const before = fake.log.length;
-    const refused = await cloud.databases.create({ name: 'adt-b5-db', buildId: 'b5', engine: 'postgres', allow: ['0.0.0.0/0'] }).then(
-      () => null,
-      (x: { exitCode?: number }) => x,
-    );
-    assert.is(refused?.exitCode, 2);
+    await rejects(cloud.databases.create({ name: 'adt-b5-db', buildId: 'b5', engine: 'postgres', allow: ['0.0.0.0/0'] }), { exitCode: 2 });
     assert.is(fake.log.length, before, 'nothing sent for an open allow-list');
     const vpc = await cloud.api.post<{ id: number; subnets: { id: number }[] }>('/vpcs', {
       label: 'adt-vpc',
@@ -343,11 +331,10 @@ test('databases: documented create body, ids carrying the engine, the build from
       'the allow-list of the existing database is set',
     );
     assert.is(fake.log.filter((l) => l.method === 'POST' && l.path.startsWith('/databases/')).length, 1, 'made once');
-    const wrongEngine = await cloud.databases.create({ name: 'adt-b5-db', buildId: 'b5', engine: 'mysql', allow: ['198.18.4.7'] }).then(
-      () => null,
-      (x: { code?: string }) => x,
+    await rejects(
+      cloud.databases.create({ name: 'adt-b5-db', buildId: 'b5', engine: 'mysql', allow: ['198.18.4.7'] }),
+      'DB_ENGINE_MISMATCH',
     );
-    assert.is(wrongEngine?.code, 'DB_ENGINE_MISMATCH');
     const online = await cloud.databases.waitUntilOnline(db.id, { intervalMs: 1 });
     assert.is(online.port, 5432);
     assert.is(online.user, 'akmadmin');
@@ -358,11 +345,7 @@ test('databases: documented create body, ids carrying the engine, the build from
       [db.id],
     );
     assert.equal(await cloud.databases.list({ buildId: 'b' }), [], 'builds compared exactly');
-    const badId = await cloud.databases.get('123').then(
-      () => null,
-      (x: { code?: string }) => x,
-    );
-    assert.is(badId?.code, 'BAD_ID');
+    await rejects(cloud.databases.get('123'), 'BAD_ID');
     // A 500 after the database was made: found by its label, not made twice.
     fake.fail({ match: 'POST /databases/mysql/instances', status: 500, afterHandling: true });
     const made = await cloud.databases.create({ name: 'adt-b6-db', buildId: 'b6', engine: 'mysql', allow: ['198.18.4.0/24'] });
@@ -399,32 +382,23 @@ test('a rate limit is waited out for the time Retry-After asks; an image is made
     assert.is(image.label, 'adt-b8-webserver');
   }));
 
-test("a wrong token is refused with the provider's message, never retried, never echoed; field errors are quoted; no secret in messages", () =>
+test("a wrong token is refused with the provider's message, not retried, not echoed; field errors are quoted; no secret in messages", () =>
   withFake(async (fake, baseUrl) => {
     const bad = linodeDriver({ token: 'wrong-token-xyz', baseUrl, region: 'eu-west', size: 'g6-nanode-1', baseDelayMs: 5 });
-    const e = await bad.list().then(
-      () => null,
-      (x: Error & { code?: string }) => x,
-    );
-    assert.is(e?.code, 'UNAUTHORIZED');
-    assert.match(e!.message, /HTTP 401: Invalid Token/);
-    assert.not.ok(e!.message.includes('wrong-token-xyz'));
+    const e = await rejects(bad.list(), { code: 'UNAUTHORIZED', message: /HTTP 401: Invalid Token/ });
+    assert.not.ok(e.message.includes('wrong-token-xyz'));
     assert.is(fake.log.length, 1);
     const cloud = linodeDriver({ token: TOKEN, baseUrl, region: 'eu-west', size: 'g6-nanode-1', baseDelayMs: 5 });
     await cloud.create({ name: 'ws-b9-abcd', role: 'webserver', buildId: 'b9', userData: '#!/bin/sh\necho s3cr3t-user-data\n' });
-    const dup = await cloud
-      .create({ name: 'ws-b9-abcd', role: 'webserver', buildId: 'b9', userData: '#!/bin/sh\necho s3cr3t-user-data\n' })
-      .then(
-        () => null,
-        (x: Error & { exitCode?: number }) => x,
-      );
-    assert.match(dup!.message, /HTTP 400: label: Label must be unique among your Linodes/);
-    assert.is(dup!.exitCode, 2);
+    const dup = await rejects(
+      cloud.create({ name: 'ws-b9-abcd', role: 'webserver', buildId: 'b9', userData: '#!/bin/sh\necho s3cr3t-user-data\n' }),
+      { message: /HTTP 400: label: Label must be unique among your Linodes/, exitCode: 2 },
+    );
     const rootPass = String(
       (fake.log.find((l) => l.method === 'POST' && l.path === '/linode/instances')!.body as { root_pass: string }).root_pass,
     );
     for (const secret of [TOKEN, rootPass, 's3cr3t', Buffer.from('#!/bin/sh\necho s3cr3t-user-data\n').toString('base64')])
-      assert.not.ok(dup!.message.includes(secret));
+      assert.not.ok(dup.message.includes(secret));
     assert.throws(() => linodeDriver({ token: '', region: 'eu-west' }), /LINODE_TOKEN/);
   }));
 

@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rejects } from '@adt/test-utils';
 import memoryDriver, { MemoryDatabases, MemoryNativeFirewall } from '../../src/drivers/memory.ts';
 import { serverName } from '../../src/naming.ts';
 
@@ -26,18 +27,11 @@ test('creates, lists by exact build and role, and destroys', async () => {
   await c.destroy(a.id);
   assert.is(await c.get(a.id), null);
   await c.destroy(a.id);
-  const taken = await c.create({ name: db.name, role: 'database', buildId: 'b1', userData: '#!/bin/sh\n' }).then(
-    () => null,
-    (e) => e,
+  await rejects(c.create({ name: db.name, role: 'database', buildId: 'b1', userData: '#!/bin/sh\n' }), 'NAME_TAKEN');
+  await rejects(
+    c.create({ name: serverName({ role: 'webserver', buildId: 'b1' }), role: 'webserver', buildId: 'b1', userData: 'echo' }),
+    'BAD_USER_DATA',
   );
-  assert.is(taken?.code, 'NAME_TAKEN');
-  const noScript = await c
-    .create({ name: serverName({ role: 'webserver', buildId: 'b1' }), role: 'webserver', buildId: 'b1', userData: 'echo' })
-    .then(
-      () => null,
-      (e) => e,
-    );
-  assert.is(noScript?.code, 'BAD_USER_DATA');
 });
 
 test('the firewall keeps rules per build and role', async () => {
@@ -51,11 +45,7 @@ test('the firewall keeps rules per build and role', async () => {
 
 test('managed databases: created once per name, allow-lists validated (never the whole internet)', async () => {
   const m = new MemoryDatabases();
-  const bad = await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['0.0.0.0/0'] }).then(
-    () => null,
-    (e: { exitCode?: number }) => e,
-  );
-  assert.is(bad?.exitCode, 2);
+  await rejects(m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['0.0.0.0/0'] }), { exitCode: 2 });
   assert.is((await m.list()).length, 0);
   const a = await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['198.18.1.0/24'] });
   assert.is((await m.create({ name: 'adt-b1-db', buildId: 'b1', engine: 'mysql', allow: ['198.18.1.5'] })).id, a.id);
