@@ -3,7 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import memoryDriver from '../src/drivers/memory.ts';
 import { ConfigStore, forgetServer, keys, registerServer, type Registration } from '../src/index.ts';
-import { expectCode } from './fixtures/conformance.ts';
+import { rejects } from '@adt/test-utils';
 
 const store = () => new ConfigStore({ driver: memoryDriver(), writeBudget: null });
 const ws = { name: 'adt-dev1-webserver-1', role: 'webserver', privateIp: '198.18.1.11', publicIp: '198.18.0.11' };
@@ -48,8 +48,8 @@ register('registering again replaces the registration (a re-run bootstrap)', asy
 
 register('a role that does not register, or a missing address, is refused before anything is written', async () => {
   const s = store();
-  await expectCode(registerServer(s, { name: 'build', role: 'build', privateIp: '198.18.0.1' }), 'INVALID_VALUE', 2);
-  await expectCode(registerServer(s, { name: 'x', role: 'toString', privateIp: '198.18.0.1' }), 'INVALID_VALUE', 2);
+  await rejects(registerServer(s, { name: 'build', role: 'build', privateIp: '198.18.0.1' }), { code: 'INVALID_VALUE', exitCode: 2 });
+  await rejects(registerServer(s, { name: 'x', role: 'toString', privateIp: '198.18.0.1' }), { code: 'INVALID_VALUE', exitCode: 2 });
   await expectCode(registerServer(s, { ...ws, publicIp: null }), 'INVALID_VALUE', 2);
   await expectCode(registerServer(s, { name: 'db', role: 'database' }), 'INVALID_VALUE', 2);
   await expectCode(registerServer(s, { ...ws, privateIp: 'not-an-ip' }), 'INVALID_KEY', 2);

@@ -22,15 +22,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { Backups, PARTS, backupPrefix, baselinePrefix, isPeriod, parseBaselineSpec, type Period } from '@adt/backup';
 import { buildBundle, buildRuntime } from '@adt/bundle';
-import {
-  keys,
-  parseSecretKey,
-  registerServer,
-  forgetServer,
-  type ConfigStore,
-  type DbCredentials,
-  type ProviderAccess,
-} from '@adt/configstore';
+import { keys, parseSecretKey, registerServer, forgetServer, type DbCredentials, type JsonValue } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { AdtError, outputTail } from '@adt/core';
 import { applyNative, computePolicies, type FleetRole, type FleetSnapshot } from '@adt/firewall';
@@ -372,8 +364,11 @@ async function ensureServers(ctx: Ctx, fresh: boolean, images: Map<FleetRole, st
     const created = await Promise.all(
       decision.create.map(async (w) => {
         const name = serverName({ role, buildId: d.buildId, slot: w.slot });
-        const secrets: Record<string, ProviderAccess> | undefined =
-          role === 'autoscaler' ? { providerAccess: await ctx.kit.autoscalerAccess(d.buildId, d.zone) } : undefined;
+        // An autoscaler's cloud access reaches it in its envelope only (a token scoped to the build's webservers where the cloud can scope one).
+        const secrets: Record<string, JsonValue> | undefined =
+          role === 'autoscaler'
+            ? { providerAccess: (await ctx.kit.autoscalerAccess(d.buildId, d.zone)) as unknown as JsonValue }
+            : undefined;
         return launchServer(launch, {
           name,
           role,

@@ -13,8 +13,15 @@ export type { WantedServer, FoundServer, ServerDecision } from './servers.ts';
 export { waitReady, bootFailure, booting } from './readiness.ts';
 export type { Booting } from './readiness.ts';
 export { preparedImageName, ensurePreparedImages, canPrepareImages } from './images.ts';
-export { ensureSiteCertificate, ensureAuthCertificate, trustAnchorFile, legoCertifier, recordingCertifier } from './tls.ts';
-export type { Certifier, TlsContext } from './tls.ts';
+export {
+  ensureSiteCertificate,
+  ensureAuthCertificate,
+  renewCertificates,
+  trustAnchorFile,
+  legoCertifier,
+  recordingCertifier,
+} from './tls.ts';
+export type { Certifier, TlsContext, RenewSummary } from './tls.ts';
 export { Ssh, shellQuote } from './ssh.ts';
 export { BuildState } from './state.ts';
 export type { BuildRecord } from './state.ts';

@@ -31,7 +31,9 @@ export interface BuildRecord {
 
 export class BuildState {
   readonly dir: string;
-  constructor(readonly d: Deployment) {
+  readonly d: Deployment;
+  constructor(d: Deployment) {
+    this.d = d;
     this.dir = join(d.stateDir, 'builds', d.buildId);
   }
 

@@ -17,8 +17,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { legoArgv, obtainCertificate, type IssuedAcmeCertificate, type ObtainOptions } from '@adt/acme';
 import { keys, type ConfigStore, type SiteTls } from '@adt/configstore';
-import { execaRunner, type Runner } from '@adt/core';
+import { AdtError, execaRunner, pollUntil, type Runner } from '@adt/core';
+import { connect as tlsConnect } from 'node:tls';
 import { ensureCa, issueCertificate } from '@adt/webserver';
+import type { Fleet } from './fleet.ts';
 import type { CloudKit } from './kit.ts';
 import type { Deployment } from './settings.ts';
 import type { BuildState } from './state.ts';
@@ -212,5 +214,107 @@ export async function ensureAuthCertificate(
     renewed: r.renewed,
     serial: r.serial,
     notAfter: r.notAfter,
+  };
+}
+
+export interface RenewSummary {
+  renewed: boolean;
+  serial: string;
+  notAfter: string;
+  webservers: { name: string; serving: string | null }[];
+  auth: { renewed: boolean; serial: string; notAfter: string; servers: { name: string; serving: string | null }[] } | null;
+}
+
+/** The serial of the certificate a server serves for `host` at `ip`:443 (bounded). */
+function servedSerial(ip: string, host: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: ip, port: 443, servername: host, rejectUnauthorized: false, timeout: timeoutMs }, () => {
+      const serial = s.getPeerX509Certificate()?.serialNumber ?? '';
+      s.destroy();
+      resolve(serial);
+    });
+    s.on('timeout', () => s.destroy(new Error(`no TLS answer from ${ip}:443 within ${timeoutMs} ms`)));
+    s.on('error', reject);
+  });
+}
+
+/** Waits (bounded: 120 s for all) until each server serves certificate `serial` for `host`; the serial each serves. */
+async function waitUntilServed(servers: { what: string; name: string; ip: string }[], host: string, serial: string, hint: string) {
+  const serving: Record<string, string> = {};
+  const deadline = Date.now() + 120_000;
+  for (const s of servers) {
+    await pollUntil(
+      async () => {
+        serving[s.name] = await servedSerial(s.ip, host).catch(() => '');
+        return serving[s.name] === serial;
+      },
+      { timeoutMs: Math.max(1, deadline - Date.now()), intervalMs: 500, what: `${s.what} to serve certificate ${serial}` },
+    ).catch(() => {
+      throw new AdtError(
+        'NOT_INSTALLED',
+        `${s.what} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${serial}: ${hint}`,
+        {
+          pkg: 'fleet',
+          driver: 'tls',
+        },
+      );
+    });
+  }
+  return serving;
+}
+
+/**
+ * Renews the site's certificate by ACME when due (or `force`d), stores it encrypted; every
+ * webserver installs it within about 10 s. With WEB_FIREWALL=auth, the sign-in host's too. With
+ * `wait`, returns once every webserver (and authentication server) serves the new one.
+ */
+export async function renewCertificates(f: Fleet, o: { force: boolean; wait: boolean }): Promise<RenewSummary> {
+  const d = f.d;
+  const c: TlsContext = { d, state: f.state, kit: f.kit, certifier: f.certifier };
+  const site = await ensureSiteCertificate(c, f.store, o.force);
+  const webservers = await f.kit.compute.list({ buildId: d.buildId, role: 'webserver' });
+  const at = (s: { privateIp: string | null; publicIp: string | null }) => (f.kit.privateCidr ? s.privateIp : s.publicIp) ?? s.publicIp!;
+  const serving =
+    o.wait && site.renewed
+      ? await waitUntilServed(
+          webservers.map((w) => ({ what: `webserver ${w.name}`, name: w.name, ip: at(w) })),
+          d.host,
+          site.serial,
+          'see /var/log/adt/certificate.log on it (roles/build/ExecuteOnWebserver -- cat /var/log/adt/certificate.log)',
+        )
+      : {};
+  let auth: RenewSummary['auth'] = null;
+  if (d.auth) {
+    const authStore = f.storeWithKey(await f.state.authKey());
+    try {
+      const cert = await ensureAuthCertificate(c, authStore, o.force);
+      const settings = await f.store.get(keys.auth);
+      if (settings && settings.ca !== cert.ca) await f.store.put(keys.auth, { ...settings, ca: cert.ca });
+      const servers = await f.kit.compute.list({ buildId: d.buildId, role: 'auth' });
+      const s =
+        o.wait && cert.renewed
+          ? await waitUntilServed(
+              servers.map((x) => ({ what: `authentication server ${x.name}`, name: x.name, ip: x.publicIp! })),
+              d.auth.host,
+              cert.serial,
+              'see /var/log/adt/auth.log on it (roles/build/ExecuteOnAuth -- cat /var/log/adt/auth.log)',
+            )
+          : {};
+      auth = {
+        renewed: cert.renewed,
+        serial: cert.serial,
+        notAfter: cert.notAfter.toISOString(),
+        servers: servers.map((x) => ({ name: x.name, serving: s[x.name] ?? null })),
+      };
+    } finally {
+      await authStore.driver.dispose?.();
+    }
+  }
+  return {
+    renewed: site.renewed,
+    serial: site.serial,
+    notAfter: site.notAfter.toISOString(),
+    webservers: webservers.map((w) => ({ name: w.name, serving: serving[w.name] ?? null })),
+    auth,
   };
 }
