@@ -174,11 +174,12 @@ servers('images: the stock image is listed and found by name and by id; an unkno
 servers("bad input is refused with the cloud's message (422, exit code 2) and creates nothing", async ({ driver }) => {
   const before = await driver.list();
   const name = serverName({ role: 'webserver', buildId: 'ta' });
-  for (const [body, message] of [
+  const cases: [{ userData: string; image?: string; sshKeys?: string[] }, RegExp][] = [
     [{ userData: 'echo no shebang' }, /must be a script starting with "#!"/],
     [{ userData: '#!/bin/sh\n', image: 'no-such-image' }, /image "no-such-image" is not in this cloud's images/],
     [{ userData: '#!/bin/sh\n', sshKeys: ['not a key'] }, /sshKeys\[0\]: an OpenSSH public key/],
-  ] as const) {
+  ];
+  for (const [body, message] of cases) {
     const e = await rejection(driver.create({ name, role: 'webserver', buildId: 'ta', ...body }));
     assert.is(e?.status, 422, e?.message);
     assert.is(e?.exitCode, 2);
@@ -316,7 +317,13 @@ tokens('revoked tokens are refused (401)', async ({ account, scoped, scopedToken
 });
 
 tokens('requests without a token, or with a wrong one, are 401', async () => {
-  for (const headers of [{}, { authorization: `Basic ${ACCOUNT_TOKEN}` }, { authorization: 'Bearer ' }, { authorization: 'Bearer x' }]) {
+  const headerSets: Record<string, string>[] = [
+    {},
+    { authorization: `Basic ${ACCOUNT_TOKEN}` },
+    { authorization: 'Bearer ' },
+    { authorization: 'Bearer x' },
+  ];
+  for (const headers of headerSets) {
     const r = await fetch(`${api!.url}/v1/servers`, { headers });
     assert.is(r.status, 401, JSON.stringify(headers));
     assert.equal(await r.json(), { id: 'unauthorized', message: 'a valid bearer token is required' });
