@@ -45,7 +45,7 @@ import {
 } from '@adt/providers';
 import { writeJsonAtomic } from './_files.ts';
 import { LocalNativeFirewall } from './firewall.ts';
-import { BOOT_STARTED, guestFiles, launcherScript, USER_DATA_EXIT, USER_DATA_LOG } from './guest.ts';
+import { BOOT_STARTED, DROPPED_CAPABILITIES, guestFiles, launcherScript, USER_DATA_EXIT, USER_DATA_LOG } from './guest.ts';
 import { ImageStore, STOCK_IMAGE, type ImageRecord } from './images.ts';
 
 export const DRIVER_NAME = 'local';
@@ -515,7 +515,7 @@ export class LocalCloud implements ComputeProvider {
     return this.#exec(await this.execArgv(id, argv), options);
   }
 
-  /** argv that runs `argv` inside a running server, in all its namespaces and its root. */
+  /** argv that runs `argv` inside a running server, in all its namespaces and its root, with a server's capabilities only. */
   async execArgv(id: string, argv: string[]): Promise<Argv> {
     const r = await this.#mustRecord(id);
     if (!r.initPid || (await this.get(id))?.state !== 'running') throw fail('NOT_RUNNING', `server ${id} is not running`, { exitCode: 2 });
@@ -524,6 +524,11 @@ export class LocalCloud implements ComputeProvider {
       '-t',
       String(r.initPid),
       '-a',
+      '--',
+      // Root inside the server and no more: what no process of a server may hold is dropped here too (nsenter keeps ours).
+      '/usr/bin/setpriv',
+      '--bounding-set',
+      DROPPED_CAPABILITIES.map((c) => `-${c}`).join(','),
       '--',
       'env',
       '-i',

@@ -62,6 +62,9 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
       `-A ${c.chain} -i ${c.privateBridge} -o ${c.publicBridge} -j DROP`,
     );
     lines.push(`-A ${c.chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN`);
+    // Every server's anti-spoofing rules come before any server's ACCEPT: a packet forged with an allowed
+    // source address would otherwise be accepted by its destination's rules before its sender's DROP is reached.
+    const accepts: string[] = [];
     for (const s of await c.list()) {
       // A server being destroyed at the same time may already be gone: it simply has no rules.
       const record = await readFile(join(c.stateDir, 'servers', s.id, 'server.json'), 'utf8')
@@ -84,13 +87,13 @@ export class LocalNativeFirewall implements NativeFirewallProvider {
             if (src.includes(':')) continue; // IPv4 only in the local cloud
             const port =
               rule.port === undefined ? [] : ['--dport', Array.isArray(rule.port) ? `${rule.port[0]}:${rule.port[1]}` : String(rule.port)];
-            lines.push([`-A ${c.chain}`, '-d', ip, '-s', src, '-p', rule.protocol, ...port, '-j ACCEPT'].join(' '));
+            accepts.push([`-A ${c.chain}`, '-d', ip, '-s', src, '-p', rule.protocol, ...port, '-j ACCEPT'].join(' '));
           }
         }
-        lines.push(`-A ${c.chain} -d ${ip} -j DROP`);
+        accepts.push(`-A ${c.chain} -d ${ip} -j DROP`);
       }
     }
-    lines.push('COMMIT', '');
+    lines.push(...accepts, 'COMMIT', '');
     return lines.join('\n');
   }
 

@@ -1,34 +1,70 @@
-/** The local cloud refuses to run without root, clearly (run as the `nobody` user). */
+/**
+ * The local cloud refuses to run without root, clearly: a probe run as the `nobody` user (this
+ * file itself runs as root, to switch). Cloud `tnr` (198.19.18.0/24 + 198.19.19.0/24) must never
+ * come into being.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { chmod, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { removeTempDir, tempDir } from '@adt/test-utils';
+import { cleanup } from './fixtures/helpers.ts';
 
-const test = suite('local cloud without root');
+const ROOT = resolve(import.meta.dirname, '../../..');
+const SRC = resolve(import.meta.dirname, '../src');
 
-test('ensureNetwork says it needs root, with exit code 2, and creates nothing', async () => {
-  const root = resolve(import.meta.dirname, '../../../..');
-  const options = { cloudId: 'tnr', stateDir: '/tmp/adt-notroot-state', publicCidr: '198.19.14.0/24', privateCidr: '198.19.15.0/24' };
-  const script =
-    `import localDriver from '${resolve(import.meta.dirname, '../../src/drivers/local.ts')}';\n` +
-    `try { await localDriver(${JSON.stringify(options)}).ensureNetwork(); console.log('NO ERROR'); }\n` +
-    `catch (e) { process.stdout.write(String(e.code) + ' ' + String(e.exitCode) + ' ' + e.message + '\\n'); }\n`;
-  const dir = await tempDir('notroot', { mode: 0o755 });
-  const file = join(dir, 'probe.mts');
+const test = suite<{ dir: string }>('local cloud without root');
+
+test.after(async (ctx) => {
+  await cleanup('the not-root probe', [() => ctx.dir && rm(ctx.dir, { recursive: true, force: true })]);
+});
+
+test('ensureNetwork and ensureLocalCloud say they need root, with exit code 2, and create nothing', async (ctx) => {
+  const state = join(tmpdir(), 'adt-test-tnr');
+  const config = {
+    cloudId: 'tnr',
+    stateDir: state,
+    publicCidr: '198.19.18.0/24',
+    privateCidr: '198.19.19.0/24',
+  };
+  const daemonConfig = {
+    ...config,
+    imageDir: join(state, 'images'),
+    ports: { api: 1, s3: 1, smtp: 1, mirror: 1, dns: 1 },
+    dirs: { s3: state, dns: state, acme: state, mail: state, mirror: state },
+  };
+  const script = [
+    `import { LocalCloud } from ${JSON.stringify(join(SRC, 'cloud.ts'))};`,
+    `import { ensureLocalCloud } from ${JSON.stringify(join(SRC, 'daemon.ts'))};`,
+    'const report = (what, e) => process.stdout.write(`${what} ${String(e.code)} ${String(e.exitCode)} ${e.message}\\n`);',
+    `try { await new LocalCloud(${JSON.stringify(config)}).ensureNetwork(); console.log('network NO ERROR'); }`,
+    "catch (e) { report('network', e); }",
+    `try { await ensureLocalCloud(${JSON.stringify(daemonConfig)}); console.log('daemon NO ERROR'); }`,
+    "catch (e) { report('daemon', e); }",
+    '',
+  ].join('\n');
+  ctx.dir = await mkdtemp(join(tmpdir(), 'adt-notroot-'));
+  await chmod(ctx.dir, 0o755);
+  const file = join(ctx.dir, 'probe.mts');
   await writeFile(file, script, { mode: 0o644 });
-  const scratch = join(dir, 'tmp');
-  await import('node:fs/promises').then((fs) => fs.mkdir(scratch, { mode: 0o1777 })).then(() => chmod(scratch, 0o1777));
-  const r = await execa('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', `${root}/node_modules/.bin/tsx`, file], {
+  const scratch = join(ctx.dir, 'tmp');
+  await mkdir(scratch);
+  await chmod(scratch, 0o1777);
+  const r = await execa('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', `${ROOT}/node_modules/.bin/tsx`, file], {
     reject: false,
     env: { HOME: scratch, TMPDIR: scratch, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    extendEnv: false,
     timeout: 60_000,
-  }).finally(() => removeTempDir(dir));
-  assert.match(r.stdout, /^NOT_ROOT 2 .*needs root/m, r.stdout + r.stderr);
-  const links = await execa('ip', ['-br', 'link']);
-  assert.not.match(links.stdout, /tnr-/);
+  });
+  const out = r.stdout + r.stderr;
+  assert.match(r.stdout, /^network NOT_ROOT 2 \[adt:localcloud\] \[local\] the local cloud needs root .*: run as root$/m, out);
+  assert.match(r.stdout, /^daemon NOT_ROOT 2 \[adt:localcloud\] \[daemon\] the local cloud needs root .*: run as root$/m, out);
+  assert.not.match((await execa('ip', ['-br', 'link'])).stdout, /^tnr/m, 'no link of the cloud');
+  assert.not.match((await execa('ip', ['netns', 'list'])).stdout, /^tnr-/m, 'no namespace of the cloud');
+  assert.not.match((await execa('iptables', ['-S'])).stdout, /ADT-tnr-FW/);
+  assert.not.ok(existsSync(state), 'no state');
 });
 
 test.run();

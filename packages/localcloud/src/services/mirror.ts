@@ -13,6 +13,8 @@ import { errorFactory, startDaemon, stopDaemon } from '@adt/core';
 
 const fail = errorFactory('localcloud', 'mirror');
 const ACNG = '/usr/sbin/apt-cacher-ng';
+/** The highest port apt-cacher-ng can listen on. */
+export const MAX_PORT = 32767;
 
 export interface MirrorOptions {
   /** Config, cache, logs and pid file (created 0700). */
@@ -41,6 +43,12 @@ const identify = (dataDir: string) => (cmdline: string) => cmdline.includes('apt
 export async function startMirror(o: MirrorOptions): Promise<Mirror> {
   if (!existsSync(ACNG))
     throw fail('NOT_INSTALLED', `${ACNG} is missing: install the Debian package apt-cacher-ng (scripts/setup.sh does)`, { exitCode: 2 });
+  // apt-cacher-ng 3.7 keeps its port in a signed 16-bit number: above 32767 it fails at start ("Error resolving address for binding").
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > MAX_PORT) {
+    throw fail('BAD_PORT', `port ${o.port}: apt-cacher-ng listens on ports 1-${MAX_PORT} only (set LOCAL_MIRROR_PORT to one)`, {
+      exitCode: 2,
+    });
+  }
   for (const d of ['conf', 'cache', 'log']) await mkdir(join(o.dataDir, d), { recursive: true, mode: 0o700 });
   // Our own configuration only: Debian's (/etc/apt-cacher-ng) remaps the archive to mirrors this machine may not reach.
   const conf = [
@@ -49,6 +57,8 @@ export async function startMirror(o: MirrorOptions): Promise<Mirror> {
     `LogDir: ${join(o.dataDir, 'log')}`,
     `Port: ${o.port}`,
     `BindAddress: ${o.address}`,
+    // Its own control socket: the default (/run/apt-cacher-ng/socket) is shared by every mirror of the machine.
+    `SocketPath: ${join(o.dataDir, 'socket')}`,
     'ExThreshold: 4',
     'ForeGround: 1',
     '',

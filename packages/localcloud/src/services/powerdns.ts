@@ -48,7 +48,7 @@ interface Saved {
   pid: number;
 }
 
-/** Starts PowerDNS, or returns the one already running from `dataDir`. */
+/** Starts PowerDNS, or returns the one already running from `dataDir` on the addresses and ports asked for. */
 export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDnsServer> {
   for (const bin of ['/usr/sbin/pdns_server', SCHEMA]) {
     if (!existsSync(bin))
@@ -57,11 +57,21 @@ export async function startPowerDns(o: PowerDnsOptions): Promise<PowerDnsServer>
         `${bin} is missing: install the Debian packages pdns-server and pdns-backend-sqlite3 (scripts/setup.sh does)`,
       );
   }
-  const running = await attachPowerDns(o.dataDir);
-  if (running) return running;
-  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   const dnsAddress = o.listenAddress ?? '127.0.0.1';
   const apiAddress = o.apiAddress ?? '127.0.0.1';
+  const running = await attachPowerDns(o.dataDir);
+  if (running) {
+    // Kept only when it serves where it is asked to (0: any port); else restarted, so a changed setting takes effect.
+    const api = new URL(running.apiUrl);
+    const serves =
+      running.dnsAddress === dnsAddress &&
+      (o.dnsPort === 0 || running.dnsPort === (o.dnsPort ?? 53)) &&
+      api.hostname === apiAddress &&
+      (!o.apiPort || Number(api.port) === o.apiPort);
+    if (serves) return running;
+    await running.stop();
+  }
+  await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   const dnsPort = o.dnsPort === 0 ? await freePort(dnsAddress) : (o.dnsPort ?? 53);
   const apiPort = o.apiPort ? o.apiPort : await freePort(apiAddress);
   const db = join(o.dataDir, 'pdns.sqlite3');

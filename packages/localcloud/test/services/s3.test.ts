@@ -1,3 +1,4 @@
+/** The embedded S3 server (s3rver with our fixes) of the local cloud and the tests, on loopback, through the AWS SDK and s3cmd. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm, writeFile, readFile, chmod } from 'node:fs/promises';
@@ -5,9 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { S3Client, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, CreateBucketCommand } from '@aws-sdk/client-s3';
-import { startEmbeddedS3, type EmbeddedS3 } from '../src/embedded-s3.ts';
-import s3Driver from '../src/drivers/s3.ts';
-import { ConfigStore } from '../src/index.ts';
+import { startEmbeddedS3, type EmbeddedS3 } from '../../src/services/s3.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -95,11 +94,7 @@ test('a read right after each write sees the whole object (no torn reads)', asyn
   }
 });
 
-test('objects are plain S3: s3cmd reads what the store wrote, and the store reads what s3cmd wrote', async ({ s3, dir }) => {
-  const store = new ConfigStore({
-    driver: s3Driver({ bucket: 'adt-embedded', endpoint: s3.endpoint, credentials: s3.credentials }),
-    writeBudget: null,
-  });
+test('objects are plain S3: s3cmd reads what the SDK wrote, and the SDK reads what s3cmd wrote', async ({ s3, dir, client }) => {
   const cfg = join(dir, 's3cfg');
   // Credentials go in a 0600 config file, never on the command line.
   await writeFile(
@@ -118,15 +113,17 @@ test('objects are plain S3: s3cmd reads what the store wrote, and the store read
   await chmod(cfg, 0o600);
   const s3cmd = (...args: string[]) => execa('s3cmd', ['-c', cfg, '--no-progress', ...args], { timeout: 30_000 });
 
-  await store.put('webserverips/198.18.1.5', { name: 'ws-1', role: 'webserver', at: '2026-11-24T00:00:00Z' });
+  const record = { name: 'ws-1', role: 'webserver', at: '2026-11-24T00:00:00Z' };
+  await client.send(new PutObjectCommand({ Bucket: 'adt-embedded', Key: 'webserverips/198.18.1.5', Body: JSON.stringify(record) }));
   const out = join(dir, 'got.json');
   await s3cmd('get', '--force', 's3://adt-embedded/webserverips/198.18.1.5', out);
-  assert.equal(JSON.parse(await readFile(out, 'utf8')), { name: 'ws-1', role: 'webserver', at: '2026-11-24T00:00:00Z' });
+  assert.equal(JSON.parse(await readFile(out, 'utf8')), record);
 
   const src = join(dir, 'from-s3cmd.json');
   await writeFile(src, JSON.stringify({ desired: 4 }));
   await s3cmd('put', src, 's3://adt-embedded/scaling/1/desired');
-  assert.equal(await store.get('scaling/1/desired'), { desired: 4 });
+  const got = await client.send(new GetObjectCommand({ Bucket: 'adt-embedded', Key: 'scaling/1/desired' }));
+  assert.equal(JSON.parse(await got.Body!.transformToString()), { desired: 4 });
   const ls = await s3cmd('ls', 's3://adt-embedded/webserverips/');
   assert.match(ls.stdout, /webserverips\/198\.18\.1\.5/);
 });
