@@ -1,10 +1,11 @@
 #!/usr/bin/env zx
 // The toolkit's main entry: `npx zx roles/build/deploy.mjs [--config FILE] [--dry-run] [--json]`.
-// A thin launcher: it lets Node load the TypeScript sources (tsx) and runs src/deploy.ts.
+// A thin launcher: it lets Node load the TypeScript sources (tsx) and runs the deploy command
+// (src/deploy.ts, over the pipeline of @adt/fleet).
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('./src/deploy.ts');
-const { scriptArgs } = await import('./src/cli.ts');
-const { runMain } = await import('@adt/role-common');
-await runMain(() => main(scriptArgs('deploy.mjs')));
+const { deployCommand } = await import('./src/deploy.ts');
+const { runMain, runCommand } = await import('@adt/role-common');
+const argv = process.argv.slice(process.argv.findIndex((a) => a.endsWith('deploy.mjs')) + 1);
+await runMain(() => runCommand(deployCommand, argv));

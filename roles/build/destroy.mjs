@@ -1,9 +1,9 @@
 #!/usr/bin/env zx
-// Tears down a build: `npx zx roles/build/destroy.mjs [--config FILE] [--keep-bucket] [--json]`.
+// Tears down a build: `npx zx roles/build/destroy.mjs [--config FILE] [--backup] [--keep-bucket] [--json]`.
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('./src/destroy.ts');
-const { scriptArgs } = await import('./src/cli.ts');
-const { runMain } = await import('@adt/role-common');
-await runMain(() => main(scriptArgs('destroy.mjs')));
+const { destroyCommand } = await import('./src/destroy.ts');
+const { runMain, runCommand } = await import('@adt/role-common');
+const argv = process.argv.slice(process.argv.findIndex((a) => a.endsWith('destroy.mjs')) + 1);
+await runMain(() => runCommand(destroyCommand, argv));

@@ -60,10 +60,8 @@ export async function destroy(f: Fleet, o: { keepBucket: boolean; say(line: stri
       }),
     );
   await destroyAll(servers.filter((s) => s.role === 'autoscaler'));
-  if (f.kit.revokeAutoscalerAccess) {
-    await f.kit.revokeAutoscalerAccess(d.buildId);
-    o.say("  the autoscalers' cloud access revoked");
-  }
+  const revoked = (await f.kit.revokeAutoscalerAccess?.(d.buildId)) ?? 0;
+  if (revoked) o.say(`  the autoscalers' cloud access revoked (${revoked} token(s))`);
   // What an autoscaler made meanwhile goes too.
   await destroyAll(await f.kit.compute.list({ buildId: d.buildId }));
   if (!servers.length) o.say('  no servers of this build');

@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { SPACES_WRITE_BUDGET, type ProviderAccess, type WriteBudget } from '@adt/configstore';
-import { AdtError } from '@adt/core';
+import { AdtError, pollUntil } from '@adt/core';
 import {
   apiFakes,
   dnsDrivers,
@@ -63,8 +63,8 @@ export interface CloudKit {
   smtp?(): Promise<{ host: string; port: number; mailDir: string }>;
   /** What an autoscaler gets to reach the cloud: a token scoped to the build's webservers where the cloud can scope one. */
   autoscalerAccess(buildId: string, zone: string): Promise<ProviderAccess>;
-  /** Revokes what autoscalerAccess made (destroy). */
-  revokeAutoscalerAccess?(buildId: string): Promise<void>;
+  /** Revokes what autoscalerAccess made (destroy); how many it revoked. */
+  revokeAutoscalerAccess?(buildId: string): Promise<number>;
   /** Removes the cloud itself once nothing is left on it (the local cloud's networks and services). */
   teardown?(): Promise<string>;
   /** A dry run's recorded calls. */
@@ -154,9 +154,16 @@ async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'
         },
       };
     },
-    revokeAutoscalerAccess: async (buildId) => void (await driver.revokeTokens(buildId)),
+    revokeAutoscalerAccess: (buildId) => driver.revokeTokens(buildId),
     async teardown() {
       await driver.teardown();
+      // The cloud answers at once and tears down after: done once its daemon has gone.
+      const { attachLocalCloud } = await import('@adt/localcloud');
+      await pollUntil(async () => (await attachLocalCloud(config)) === null, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        what: `the local cloud "${d.local.cloudId}" to tear down`,
+      });
       return `the local cloud "${d.local.cloudId}" was torn down (no server left on it): its networks and services stopped, its state removed`;
     },
     calls,

@@ -126,7 +126,9 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
   try {
     parsed = parseArgs({
       args: own,
-      options: Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type, multiple: o.multiple }])),
+      options: Object.fromEntries(
+        Object.entries(options).map(([k, o]) => [k, { type: o.type, ...(o.multiple ? { multiple: true } : {}) }]),
+      ),
       strict: true,
       allowPositionals: true,
     });
