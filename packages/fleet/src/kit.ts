@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { SPACES_WRITE_BUDGET, type ProviderAccess, type WriteBudget } from '@adt/configstore';
-import { AdtError, pollUntil } from '@adt/core';
+import { AdtError, pollUntil, processAlive } from '@adt/core';
 import {
   apiFakes,
   dnsDrivers,
@@ -100,6 +100,7 @@ async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'
   const config = localCloudConfig(d);
   let calls: ApiCall[] | null = null;
   let driver;
+  let daemon: number | null = null;
   if (transport === 'dry-run') {
     calls = [];
     const fake = (await apiFakes.local())({
@@ -119,6 +120,7 @@ async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'
     const { ensureLocalCloud, attachLocalCloud } = await import('@adt/localcloud');
     const access = transport === 'apply' ? await ensureLocalCloud(config) : await attachLocalCloud(config);
     if (!access) return null;
+    daemon = access.pid;
     driver = localDriver({ url: access.url, token: access.token });
   }
   const info = await driver.cloud();
