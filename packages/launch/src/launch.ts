@@ -103,6 +103,8 @@ export interface LaunchRequest {
   secrets: Pick<Envelope, 'datastoreEnv' | 'datastoreKey' | 'secrets'> | null;
   /** An image builder's role: the one whose packages it installs before it powers off (its own role is `build`). */
   imageFor?: Role;
+  /** Only the toolkit, unpacked, nothing run (no secrets): tests of the roles' commands, debugging. */
+  unpackOnly?: boolean;
 }
 
 export interface Launched {
@@ -165,7 +167,7 @@ export async function launchServer(ctx: LaunchContext, r: LaunchRequest): Promis
     bundle: { url: await signLink(ctx.s3, bucket, artifacts.bundle.key, 'GET', ctx.linkSeconds), sha256: artifacts.bundle.sha256 },
     envelope,
     expiresAt,
-    mode: r.secrets ? 'bootstrap' : 'prepare-image',
+    mode: r.secrets ? 'bootstrap' : r.unpackOnly ? 'unpack' : 'prepare-image',
   });
   const options: CreateServerOptions = {
     name: r.name,

@@ -24,8 +24,12 @@ export interface UserDataOptions {
   envelope: { url: string; deleteUrl: string; key: string } | null;
   /** When the links expire (ISO 8601), for the script's comment. */
   expiresAt: string;
-  /** bootstrap: configure the role; prepare-image: install its packages, clean up and power off. */
-  mode: 'bootstrap' | 'prepare-image';
+  /**
+   * bootstrap: configure the role; prepare-image: install its packages, clean up and power off;
+   * unpack: only fetch, check and unpack the bundle and Node (a server with the toolkit on it and
+   * nothing run: tests of the roles' commands, debugging).
+   */
+  mode: 'bootstrap' | 'prepare-image' | 'unpack';
 }
 
 // A presigned URL is letters, digits and URL punctuation; nothing a shell would interpret inside single quotes.
@@ -47,7 +51,7 @@ export function userDataScript(o: UserDataOptions): string {
   if (!/^node-v\d+\.\d+\.\d+-linux-x64$/.test(o.runtime.dir)) throw new Error('runtime.dir: node-vX.Y.Z-linux-x64');
   if (!/^[a-z0-9-]{1,64}$/.test(o.server) || !/^[a-z0-9]{1,24}$/.test(o.buildId)) throw new Error('server and buildId: names of ours');
   if (o.envelope && !SHA.test(o.envelope.key)) throw new Error('envelope.key: 64 hex digits');
-  if ((o.mode === 'bootstrap') !== Boolean(o.envelope)) throw new Error('a bootstrap gets an envelope; an image builder does not');
+  if ((o.mode === 'bootstrap') !== Boolean(o.envelope)) throw new Error('a bootstrap gets an envelope; nothing else does');
   const runtimeDir = `${CODE_DIR}/runtime/${o.runtime.sha256.slice(0, 16)}`;
   const lines = [
     '#!/bin/sh',
@@ -81,8 +85,10 @@ export function userDataScript(o: UserDataOptions): string {
       `  printf '{"url":"%s","deleteUrl":"%s","key":"%s"}\\n' ${quoted(o.envelope.url, 'envelope.url')} ${quoted(o.envelope.deleteUrl, 'envelope.deleteUrl')} '${o.envelope.key}' > ${ENVELOPE_FILE} )`,
       `exec ${CODE_DIR}/roles/${o.role}/bootstrap`,
     );
-  } else {
+  } else if (o.mode === 'prepare-image') {
     lines.push(`exec ${CODE_DIR}/roles/${o.role}/bootstrap --prepare-image`);
+  } else {
+    lines.push('log "unpacked; nothing run (unpack only)"');
   }
   return `${lines.join('\n')}\n`;
 }

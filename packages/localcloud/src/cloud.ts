@@ -17,7 +17,7 @@
  *   there and its init runs (`running`); `poweroff` inside it makes it `stopped`.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -37,6 +37,7 @@ import {
 import {
   nameMatches,
   parseServerName,
+  serverName,
   type ComputeProvider,
   type CreateServerOptions,
   type ListServersFilter,
@@ -508,6 +509,51 @@ export class LocalCloud implements ComputeProvider {
     }
     const image = await this.images.snapshot(join(this.#serverDir(id), 'upper'), name, r.image, r.name);
     return image.id;
+  }
+
+  /**
+   * An image of the stock one with Debian `packages` installed (through the cloud's package mirror),
+   * made once per machine: a server boots the stock image, installs them, powers off, and is
+   * snapshotted as `<prefix>-<hash of the list>`; later calls find it. For tests of what runs on a
+   * server (the firewall backends need iptables and ufw, which the stock image does not have).
+   */
+  async prepareImage(prefix: string, packages: string[], timeoutMs = 600_000): Promise<string> {
+    if (!/^[a-z][a-z0-9-]{0,40}$/.test(prefix)) throw fail('BAD_NAME', `image prefix "${prefix}"`, { exitCode: 2 });
+    for (const p of packages) if (!/^[a-z0-9][a-z0-9.+-]*$/.test(p)) throw fail('BAD_PACKAGE', `package "${p}"`, { exitCode: 2 });
+    const name = `${prefix}-${createHash('sha256').update(packages.join(' ')).digest('hex').slice(0, 10)}`;
+    const found = await this.images.get(name);
+    if (found) return found.id;
+    const builder = serverName({ role: 'build', buildId: 'img' });
+    const script = [
+      '#!/bin/sh',
+      'set -eu',
+      'export DEBIAN_FRONTEND=noninteractive',
+      "printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
+      'apt-get update -q',
+      `apt-get install -y -q --no-install-recommends ${packages.join(' ')}`,
+      'rm -f /usr/sbin/policy-rc.d; apt-get clean; rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* /var/lib/cloud/instance /var/lib/cloud/data',
+      ': > /etc/machine-id',
+      'poweroff',
+      '',
+    ].join('\n');
+    await this.create({ name: builder, role: 'build', buildId: 'img', userData: script });
+    try {
+      await pollUntil(
+        async () => {
+          const s = await this.get(builder);
+          const c = await this.console(builder, 12);
+          if (!s || s.state === 'error' || (c.exitCode !== null && c.exitCode !== 0)) {
+            throw fail('IMAGE_FAILED', `preparing image ${name} (${packages.join(' ')}) failed: ${c.log.replace(/\n/g, ' | ')}`);
+          }
+          return s.state === 'stopped';
+        },
+        { timeoutMs, intervalMs: 500, what: `the image builder of ${name} to power off` },
+      );
+      return (await this.images.snapshot(join(this.#serverDir(builder), 'upper'), name, (await this.#mustRecord(builder)).image, builder))
+        .id;
+    } finally {
+      await this.destroy(builder);
+    }
   }
 
   /** Runs a command inside a server as its root (the cloud's console; the fleet itself uses SSH). */

@@ -136,7 +136,8 @@ async function worker(): Promise<void> {
     await (await attachPebble(config.dirs.acme))?.stop();
     await (await attachPowerDns(config.dirs.dns))?.stop();
     await stopMirror(config.dirs.mirror);
-    for (const d of [config.dirs.dns, config.dirs.acme, config.dirs.mail, config.dirs.mirror]) await rm(d, { recursive: true, force: true });
+    for (const d of [config.dirs.dns, config.dirs.acme, config.dirs.mail, config.dirs.mirror])
+      await rm(d, { recursive: true, force: true });
     // Buckets that remain (backups, or config buckets kept by --keep-bucket) stay for the next start.
     const data = join(config.dirs.s3, 'data');
     if (!existsSync(data) || !readdirSync(data).length) await rm(config.dirs.s3, { recursive: true, force: true });
