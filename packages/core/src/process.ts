@@ -1,15 +1,25 @@
 /** Small process and port helpers shared by the roles, the local cloud and the tests. */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** Whether a process with this PID exists (signal 0 probes without signalling). */
+/**
+ * Whether a process with this PID runs (signal 0 probes without signalling). A zombie (ended, not
+ * yet reaped by its parent) does not: it runs nothing any more.
+ */
 export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it exists but belongs to someone else.
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    // No /proc (or it just went): the signal probe said it exists.
+    return true;
   }
 }
 

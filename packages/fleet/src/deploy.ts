@@ -485,6 +485,8 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
     o.say(`      zone ${d.zone} on ${d.provider === 'local' ? `the local cloud's PowerDNS (${ctx.kit.nameserver}:53)` : d.dnsProvider}`);
     o.say(`      ${(await ensureSiteCertificate({ d, state: ctx.state, kit: ctx.kit, certifier: ctx.certifier }, ctx.store)).line}`);
   });
+  // The cloud's firewall before any server of ours exists (image builders included).
+  await applyNativePolicy(ctx, []);
   const images = new Map<FleetRole, string>();
   const prepared: DeploySummary['images'] = [];
   const bundle = await timed(ctx, 'role bundle and images', async () => {
@@ -527,7 +529,6 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
   // Starting from a backup: found now, before any server is made.
   const restore = d.restoreFrom ? await chooseBackups(ctx) : null;
   if (restore) o.say(`      will restore ${restore.map((m) => `${m.part} ${m.id} (${m.period}, ${m.createdAt})`).join(' and ')}`);
-  await applyNativePolicy(ctx, []);
   if (d.mode === 'production') await prepareScaling(ctx);
   const auth = d.auth ? await prepareAuth(ctx) : null;
   const servers = await timed(ctx, 'servers', () => ensureServers(ctx, fresh, images));

@@ -116,14 +116,11 @@ async function openDryRun(d: Deployment): Promise<Fleet> {
   const storage = { ...kit.storage, endpoint: s3server.endpoint, region: s3server.region, credentials: s3server.credentials };
   const dryKit: CloudKit = { ...kit, storage };
   const state = new BuildState({ ...d, stateDir: join(dir, 'state') });
-  const make = (key?: Buffer) =>
-    new ConfigStore({
-      driver: s3Driver({ bucket: d.configBucket, endpoint: s3server.endpoint, credentials: s3server.credentials }),
-      secretKey: key,
-      writeBudget: null,
-    });
-  const store = make(state.key());
   const s3 = s3ClientFor(dryKit, s3Calls);
+  // The datastore's calls go through the same recording client.
+  const make = (key?: Buffer) =>
+    new ConfigStore({ driver: s3Driver({ bucket: d.configBucket, client: s3 }), secretKey: key, writeBudget: null });
+  const store = make(state.key());
   const runner = recordingRunner((argv) => {
     ssh.push(argv.join(' '));
     return { stdout: '{}\n' };

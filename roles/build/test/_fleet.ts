@@ -1,10 +1,12 @@
-/** Helpers of the production-mode tests and benchmark: a deployment of their own, DNS and HTTPS samplers. */
+/** Helpers of the build's tests and benchmarks: a deployment of their own, its fleet and cloud, DNS and HTTPS samplers. */
 import { Resolver } from 'node:dns/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { freePort, sleep } from '@adt/core';
+import { localCloudConfig, openFleet, readDeployment, type Deployment, type Fleet as FleetHandle } from '@adt/fleet';
+import { LocalCloud } from '@adt/localcloud';
 
 export const root = resolve(import.meta.dirname, '../../..');
 export const zx = (script: string, args: string[]) =>
@@ -131,4 +133,31 @@ export async function until(check: () => Promise<boolean>, timeoutMs: number): P
     await sleep(500);
   }
   return false;
+}
+
+/** The deployment a test's file describes (its variables only: the environment's ADT_* are not read). */
+export function deploymentOf(file: string): Deployment {
+  return readDeployment(file, {});
+}
+
+/** The test's fleet, as the helpers open it (the running local cloud; null when it does not run). Close it after use. */
+export async function openTestFleet(file: string): Promise<FleetHandle> {
+  const f = await openFleet(deploymentOf(file), 'attach');
+  if (!f) throw new Error(`the local cloud of ${file} is not running`);
+  return f;
+}
+
+/**
+ * The test's local cloud, in this process, as its administrator sees it (to kill a server as a
+ * crash would, or read what the cloud keeps of one); the fleet itself goes through the cloud's API.
+ */
+export function localCloudOf(file: string): LocalCloud {
+  const c = localCloudConfig(deploymentOf(file));
+  return new LocalCloud({
+    cloudId: c.cloudId,
+    stateDir: c.stateDir,
+    publicCidr: c.publicCidr,
+    privateCidr: c.privateCidr,
+    imageDir: c.imageDir,
+  });
 }

@@ -133,7 +133,10 @@ export function localFake(o: LocalFakeOptions = {}) {
     .route('GET', '/servers/:id', (_req, p) => {
       const s = servers.get(p.id!);
       if (!s) return api.error(404, `no server ${p.id}`);
-      if (++s.polls >= 2 && s.state === 'creating') s.state = 'running';
+      s.polls++;
+      if (s.polls >= 2 && s.state === 'creating') s.state = 'running';
+      // An image builder (role build) powers itself off once its packages are in.
+      if (s.polls >= 4 && s.role === 'build' && s.state === 'running') s.state = 'stopped';
       return { status: 200, body: { server: view(s) } };
     })
     .route('DELETE', '/servers/:id', (_req, p) => {
