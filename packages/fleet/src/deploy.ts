@@ -11,7 +11,9 @@
  *     and images         IMAGES=prepared, each role's prepared image (made once per package list)
  *  5. servers            kept, replaced or created (servers.ts), each launched with its user-data
  *                        and one-time envelope (@adt/launch); the cloud's firewall first
- *  6. waiting            each server's steps shown as it reports them, until all are ready
+ *  6. waiting            each server's steps shown as it reports them, until all are ready; then
+ *                        (DATABASE_SERVICE=managed) the cloud's managed database, allowed from
+ *                        the fleet's addresses
  *  7. restoring          (RESTORE_FROM) the chosen backups, restored over SSH
  *  8. DNS records        the site's A records: its webservers (round robin)
  *  9. checking the site  the name through the cloud's DNS, the site over HTTPS
@@ -30,6 +32,7 @@ import { launchServer, removeEnvelope, type LaunchContext } from '@adt/launch';
 import { serverName, type Server } from '@adt/providers';
 import { splitDesired } from '@adt/scaling';
 import type { Fleet } from './fleet.ts';
+import { PROVIDER_DEFAULTS } from './settings.ts';
 import { canPrepareImages, ensurePreparedImages, recordWebserverImage } from './images.ts';
 import { booting, bootFailure, waitReady, type Booting } from './readiness.ts';
 import { ROLE_ORDER, decideServers, wantedServers, type FoundServer } from './servers.ts';
@@ -396,6 +399,28 @@ async function ensureServers(ctx: Ctx, fresh: boolean, images: Map<FleetRole, st
   return out;
 }
 
+/**
+ * DATABASE_SERVICE=managed: the cloud's managed MySQL, allowed only from the fleet's addresses
+ * (private ones; a server without one, as on Exoscale, whose DBaaS is reached over the public
+ * network filtered by address, by its public one). The database server still runs, for backups.
+ */
+async function ensureManagedDatabase(ctx: Ctx, servers: Server[]): Promise<void> {
+  const { d } = ctx;
+  const dbs = ctx.kit.databases;
+  if (!dbs) throw fail('NO_MANAGED_DATABASE', `DATABASE_SERVICE=managed: no managed database on ${d.provider}`, 2);
+  const allow = servers.map((s) => s.privateIp ?? s.publicIp).filter((x): x is string => Boolean(x));
+  const name = `adt-${d.buildId}-db`;
+  const size = PROVIDER_DEFAULTS[d.provider].dbSize;
+  // A re-run converges: the build's database is kept, its allow-list set to the fleet's addresses now.
+  const found = (await dbs.list({ buildId: d.buildId })).find((x) => x.name === name);
+  if (found) await dbs.setAllowList(found.id, allow);
+  const db = found ?? (await dbs.create({ name, buildId: d.buildId, engine: 'mysql', region: d.region, size, allow }));
+  await dbs.waitUntilOnline(db.id, ctx.dryRun ? { intervalMs: 1, timeoutMs: 5_000 } : { timeoutMs: 1_800_000 });
+  ctx.o.say(
+    `      managed database ${name} (MySQL, ${size}) ${found ? 'kept' : 'created'}, allowed from ${allow.length} address(es) of the fleet`,
+  );
+}
+
 // --- 9. Checking the site ---
 
 /** One HTTPS request to the site at `ip` (SNI and Host `host`, trusting only `ca`): status and redirect. */
@@ -444,6 +469,8 @@ async function checkSite(ctx: Ctx, web: Server): Promise<{ addresses: string[]; 
 async function simulateServers(ctx: Ctx, servers: Booting[]): Promise<void> {
   for (const b of servers) {
     if (await ctx.store.exists(keys.ready(b.role, b.server.name))) continue;
+    // A server boots once its cloud runs it (with its addresses): the cloud's answers meanwhile are part of the plan.
+    b.server = await ctx.kit.compute.waitUntilRunning(b.server.id, { intervalMs: 1, timeoutMs: 60_000 });
     await ctx.store.put(keys.bootStep(b.server.name, 0), {
       at: new Date().toISOString(),
       step: '(dry run: its bootstrap would run here)',
@@ -544,6 +571,7 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
     const now = await Promise.all(servers.map(async (b) => (await ctx.kit.compute.get(b.server.id)) ?? b.server));
     for (const [i, s] of now.entries()) servers[i]!.server = s;
     if (!ctx.kit.privateCidr) await applyNativePolicy(ctx, now);
+    if (d.databaseService === 'managed') await ensureManagedDatabase(ctx, now);
   });
   const webservers = servers.filter((s) => s.role === 'webserver').map((s) => s.server);
   if (restore) {

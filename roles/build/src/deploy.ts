@@ -4,7 +4,7 @@
  * runs the pipeline, and prints its progress and a summary (or JSON).
  */
 import { join } from 'node:path';
-import { formatCalls } from '@adt/providers';
+import { formatCalls, redactBody } from '@adt/providers';
 import { defineCommand } from '@adt/role-common';
 import { deploy, wantedServers, type DeploySummary, type Fleet } from '@adt/fleet';
 import { AdtError } from '@adt/core';
@@ -130,7 +130,8 @@ export const deployCommand = defineCommand({
                 .map(() => `${d.host} A <webserver public IP>`),
             },
           },
-          apiCalls: f.kit.calls,
+          // User-data and passwords by size only, as in the readable list.
+          apiCalls: (f.kit.calls ?? []).map((c) => (c.body === undefined ? c : { ...c, body: redactBody(c.body) })),
           s3Calls: f.dryRun!.s3Calls,
           acme: f.dryRun!.lego,
           commands: f.dryRun!.ssh,
