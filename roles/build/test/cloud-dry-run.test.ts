@@ -1,9 +1,12 @@
 /**
  * `deploy --dry-run` on a real cloud: the exact API calls, in the deploy's order, answered by the
- * provider's fake (nothing sent); credentials and user-data never shown; a real deploy refused.
+ * provider's fake (nothing sent; the object storage played by a throwaway S3 server, nothing under
+ * STATE_DIR); credentials and user-data never shown; a real deploy refused. The JSON is
+ * { dryRun, provider, region, size, plan: { configBucket, servers, dns }, apiCalls, s3Calls, acme, commands }.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,18 +19,21 @@ async function dryRun(vars: Record<string, string>, extra: string[] = [], env: R
   const dir = await mkdtemp(join(tmpdir(), 'adt-dry-'));
   try {
     const file = join(dir, 'cloud.env');
+    const state = join(dir, 'state');
     await writeFile(
       file,
-      Object.entries(vars)
+      Object.entries({ STATE_DIR: state, ...vars })
         .map(([k, v]) => `${k}=${v}`)
         .join('\n'),
     );
-    return await execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build/deploy.mjs'), '--config', file, ...extra], {
+    const r = await execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build/deploy.mjs'), '--config', file, ...extra], {
       cwd: root,
       reject: false,
       timeout: 120_000,
       env,
     });
+    // A dry run keeps its build's files in a throwaway directory of its own: nothing under STATE_DIR.
+    return Object.assign(r, { stateLeft: existsSync(state) });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -89,22 +95,33 @@ for (const [provider, shape] of Object.entries(SHAPES)) {
       { DIGITALOCEAN_TOKEN: SECRET, LINODE_TOKEN: SECRET, VULTR_API_KEY: SECRET, EXOSCALE_API_SECRET: SECRET },
     );
     assert.is(r.exitCode, 0, r.stderr);
+    assert.not.ok(r.stateLeft, 'nothing under STATE_DIR');
     assert.not.ok(r.stdout.includes(SECRET) || r.stderr.includes(SECRET), 'no credential in the output');
     assert.not.match(r.stdout, /#!\/bin\/sh|ADT_S3_SECRET|datastore\.key|IyEvYmluL3No/, 'no user-data in the output (plain or base64)');
     const out = JSON.parse(r.stdout) as {
-      servers: { role: string }[];
+      dryRun: boolean;
+      provider: string;
+      plan: { configBucket: string; servers: { role: string }[]; dns: { zone: string; records: string[] } };
       apiCalls: { method: string; url: string; body?: Record<string, unknown> }[];
+      s3Calls: string[];
       acme: string[];
     };
+    assert.is(out.dryRun, true);
+    assert.is(out.provider, provider);
+    assert.is(out.plan.configBucket, 'www-example-com-config-prod1');
     assert.equal(
-      out.servers.map((s) => s.role),
+      out.plan.servers.map((s) => s.role),
       ['database', 'webserver', 'webserver', 'autoscaler'],
     );
-    const writes = out.apiCalls.filter((c) => c.method !== 'GET');
-    const kinds = writes.map(
-      (c) =>
-        `${c.method} ${new URL(c.url).pathname.replace(/^\/v[24]/, '').replace(/\/[0-9a-f]{8}-[0-9a-f-]{27,}|\/\d+|\/fw-\d+|\/db-\d+/g, '/ID')}`,
+    assert.equal(out.plan.dns, { zone: 'example.com', records: Array(2).fill('www.example.com A <webserver public IP>') });
+    assert.ok(
+      out.s3Calls.some((c) => c.startsWith('CreateBucketCommand www-example-com-config-prod1')),
+      'the config bucket, on the throwaway S3 server',
     );
+    const writes = out.apiCalls.filter((c) => c.method !== 'GET');
+    // Ids (numbers, UUIDs, fw-/db- ids) as ID, without the API's version.
+    const ID = /\/[0-9a-f]{8}-[0-9a-f-]{27,}|\/\d+|\/fw-\d+|\/db-\d+/g;
+    const kinds = writes.map((c) => `${c.method} ${new URL(c.url).pathname.replace(/^\/v[24]/, '').replace(ID, '/ID')}`);
     // Zone, firewalls, servers, firewalls again with addresses, the database and its allow-list, the records.
     const first = (prefix: string) => kinds.findIndex((k) => k.startsWith(prefix));
     const all = kinds.join('\n');
@@ -121,7 +138,8 @@ for (const [provider, shape] of Object.entries(SHAPES)) {
     assert.match(
       out.acme[0]!,
       new RegExp(
-        `lego --server https://acme-v02\\.api\\.letsencrypt\\.org/directory --email ops@example\\.com --accept-tos --dns ${provider} --domains www\\.example\\.com run`,
+        `lego --server https://acme-v02\\.api\\.letsencrypt\\.org/directory --email ops@example\\.com --accept-tos --path \\S+ --key-type ec256 ` +
+          `--dns ${provider} --domains www\\.example\\.com run`,
       ),
     );
   });
@@ -132,16 +150,22 @@ test('a readable list: numbered, polling collapsed, Cloudflare as the DNS', asyn
     CLOUDFLARE_API_TOKEN: SECRET,
   });
   assert.is(r.exitCode, 0, r.stderr);
-  assert.match(
+  assert.ok(
+    r.stdout.includes(
+      'Plan (dry run, nothing sent) for https://www.example.com/, build prod1, development mode, on digitalocean ' +
+        '(region lon1, size s-1vcpu-2gb), DNS cloudflare, web firewall cloudflare',
+    ),
     r.stdout,
-    /Plan \(dry run, nothing sent\) for https:\/\/www\.example\.com\/, build prod1, development mode, on digitalocean \(region lon1, size s-1vcpu-2gb\), DNS cloudflare, web firewall cloudflare/,
   );
   assert.match(r.stdout, /^ +1\. GET https:\/\/api\.cloudflare\.com\/client\/v4\/zones\?name=example\.com/m);
   assert.match(
     r.stdout,
-    /POST https:\/\/api\.cloudflare\.com\/client\/v4\/zones\/\w+\/dns_records \{"type":"A","name":"www\.example\.com","content":"[\d.]+","proxied":true,"ttl":1,/,
+    new RegExp(
+      'POST https://api\\.cloudflare\\.com/client/v4/zones/\\w+/dns_records ' +
+        '\\{"type":"A","name":"www\\.example\\.com","content":"[\\d.]+","proxied":true,"ttl":1,',
+    ),
   );
-  assert.match(r.stdout, /   \(x\d+\)$/m, 'repeated calls (polling) collapsed');
+  assert.match(r.stdout, / {3}\(x\d+\)$/m, 'repeated calls (polling) collapsed');
   assert.match(r.stdout, /"ports":"443","sources":\{"addresses":\["103\.21\.244\.0\/22"/, "HTTPS only from Cloudflare's ranges");
   assert.not.ok(r.stdout.includes(SECRET));
 });
