@@ -1,20 +1,22 @@
 /**
  * WEBSERVER=apache: the same development fleet with apache + php-fpm on the webserver (cloud `tda`,
- * 198.19.38.0/24 + 198.19.39.0/24), reached from the outsider, then destroyed.
+ * 198.19.38.0/24 + 198.19.39.0/24; the webserver's prepared image has both web servers), reached
+ * from the outsider, then destroyed: nothing of the cloud left.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { freePort } from '@adt/core';
 import { installWordPress, siteCurl } from './_site.ts';
+import { root } from './_fleet.ts';
 
-const root = resolve(import.meta.dirname, '../../..');
+// Bounded, generously: the machine is shared and a first deploy may prepare the role's image.
 const run = (script: string, args: string[]) =>
-  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
+  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 1_500_000 });
 
 const test = suite<{ dir: string; file: string }>('deploy with apache (development mode, local provider)');
 test.before(async (ctx) => {
@@ -31,6 +33,7 @@ test.before(async (ctx) => {
       'LOCAL_CLOUD_ID=tda',
       'LOCAL_PUBLIC_CIDR=198.19.38.0/24',
       'LOCAL_PRIVATE_CIDR=198.19.39.0/24',
+      'READY_TIMEOUT=600',
       '',
     ].join('\n'),
   );
@@ -57,8 +60,10 @@ test('apache serves WordPress over HTTPS, with its database, and destroy removes
   assert.is((await curl('-o', '/dev/null', '-w', '%{http_code}', 'https://blog.tda.test/.env')).stdout, '403', 'hidden files refused');
   const d = await run('destroy.mjs', ['--config', ctx.file]);
   assert.is(d.exitCode, 0, d.stderr);
-  assert.not.ok((await execa('ip', ['netns', 'list'])).stdout.includes('tda-'));
-  assert.not.ok(existsSync(join(ctx.dir, 'state')));
+  assert.not.ok((await execa('ip', ['netns', 'list'])).stdout.includes('tda-'), 'no namespace');
+  assert.not.ok((await execa('ip', ['-o', 'link', 'show'])).stdout.includes('tda'), 'no link');
+  assert.not.ok((await execa('iptables', ['-S'])).stdout.includes('ADT-tda-FW'), 'no firewall chain');
+  assert.not.ok(existsSync(join(ctx.dir, 'state')), 'no state left');
 });
 
 test.run();
