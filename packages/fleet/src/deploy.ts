@@ -505,6 +505,9 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
         `build machine ${k.buildMachine.publicIp}${k.buildMachine.privateIp ? ` / ${k.buildMachine.privateIp}` : ''}`,
     );
   });
+  // Starting from a backup: found now, before anything is made (no server, not even an image builder).
+  const restore = d.restoreFrom ? await chooseBackups(ctx) : null;
+  if (restore) o.say(`      will restore ${restore.map((m) => `${m.part} ${m.id} (${m.period}, ${m.createdAt})`).join(' and ')}`);
   const fresh = await timed(ctx, 'config datastore', () => prepareDatastore(ctx));
   const dns = ctx.kit.dns(d.zone);
   await timed(ctx, 'DNS', async () => {
@@ -553,9 +556,6 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
     } else o.say('      IMAGES=stock: servers boot from the stock Debian 12 image and install their packages at boot');
     return { b, rt };
   });
-  // Starting from a backup: found now, before any server is made.
-  const restore = d.restoreFrom ? await chooseBackups(ctx) : null;
-  if (restore) o.say(`      will restore ${restore.map((m) => `${m.part} ${m.id} (${m.period}, ${m.createdAt})`).join(' and ')}`);
   if (d.mode === 'production') await prepareScaling(ctx);
   const auth = d.auth ? await prepareAuth(ctx) : null;
   const servers = await timed(ctx, 'servers', () => ensureServers(ctx, fresh, images));
