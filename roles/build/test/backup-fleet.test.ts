@@ -2,34 +2,41 @@
  * Backups of a running fleet, end to end on the local provider (cloud `tbk`, 198.19.40.0/24 +
  * 198.19.41.0/24), encrypted with a key the user holds: content made through WordPress (a post and
  * an uploaded file, over XML-RPC from the outsider), a backup, a disaster, a restore that gives back
- * the same files and rows; then the build is destroyed with a shutdown backup and a new build starts
- * from it (RESTORE_FROM=latest).
+ * the same files and rows (the roles' commands over SSH); then the build is destroyed with a
+ * shutdown backup and a new build starts from it (RESTORE_FROM=latest); a baseline; and the
+ * servers' own cron taking the scheduled backups. The builds without a schedule have none
+ * (BACKUP_SCHEDULE empty), so the backups each case finds are the ones it made.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { execa } from 'execa';
-import { freePort } from '@adt/core';
-import { keys } from '@adt/configstore';
-import { readDeployment } from '../src/settings.ts';
-import { localEnv, openStore } from '../src/local-env.ts';
+import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { execa } from 'execa';
 import { Backups } from '@adt/backup';
+import { keys } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
-import { EMBEDDED_CREDENTIALS } from '@adt/localcloud/services/s3';
+import { freePort, sleep } from '@adt/core';
+import { quietAwsSdk } from '@adt/test-utils';
+import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
 import { installWordPress, siteCurl } from './_site.ts';
+import { localCloudOf, openTestFleet, root } from './_fleet.ts';
 
-const root = resolve(import.meta.dirname, '../../..');
+quietAwsSdk();
+// Bounded, generously: the machine is shared, and a first deploy may prepare the roles' images.
 const zx = (script: string, args: string[]) =>
-  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
+  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 1_500_000 });
 const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 300_000 });
 const HOST = 'www.tbk.test';
 const OTHER = 'blog.other.test';
+const CRON_HOST = 'cron.tbk.test';
 const PASSWORD = 'Correct-Horse-Battery-9';
+/** Every build of the file, with its site. */
+const BUILDS = { k1: HOST, k2: HOST, k3: HOST, k4: OTHER, k5: CRON_HOST } as const;
+type BuildId = keyof typeof BUILDS;
 
 interface Ctx {
   dir: string;
@@ -45,11 +52,11 @@ interface Ctx {
 }
 const test = suite<Ctx>('backups of a running fleet (local provider)');
 
-async function writeConfig(ctx: Ctx, buildId: string, extra: string[] = [], host = HOST) {
+async function writeConfig(ctx: Ctx, buildId: BuildId, extra: string[] = []) {
   await writeFile(
     ctx.file,
     [
-      `SITE_URL=${host}`,
+      `SITE_URL=${BUILDS[buildId]}`,
       `BUILD_ID=${buildId}`,
       `STATE_DIR=${join(ctx.dir, 'state')}`,
       `S3_PORT=${ctx.s3Port}`,
@@ -57,6 +64,9 @@ async function writeConfig(ctx: Ctx, buildId: string, extra: string[] = [], host
       'LOCAL_PUBLIC_CIDR=198.19.40.0/24',
       'LOCAL_PRIVATE_CIDR=198.19.41.0/24',
       `BACKUP_KEY_FILE=${join(ctx.dir, 'backup.key')}`,
+      'READY_TIMEOUT=600',
+      // No scheduled backups unless the case asks for them (the servers' cron runs them).
+      ...(extra.some((x) => x.startsWith('BACKUP_SCHEDULE=')) ? [] : ['BACKUP_SCHEDULE=']),
       ...extra,
       '',
     ].join('\n'),
@@ -76,7 +86,8 @@ const curl = (ctx: Ctx) => siteCurl('tbk', ctx.ca, HOST, ctx.ip);
 
 /** A WordPress XML-RPC call from the outsider; the response body. */
 async function xmlrpc(ctx: Ctx, method: string, params: string[]): Promise<string> {
-  const body = `<?xml version="1.0"?><methodCall><methodName>${method}</methodName><params>${params.map((p) => `<param><value>${p}</value></param>`).join('')}</params></methodCall>`;
+  const values = params.map((p) => `<param><value>${p}</value></param>`).join('');
+  const body = `<?xml version="1.0"?><methodCall><methodName>${method}</methodName><params>${values}</params></methodCall>`;
   return (await curl(ctx)('-H', 'Content-Type: text/xml', '--data-binary', body, `https://${HOST}/xmlrpc.php`)).stdout;
 }
 const str = (s: string) => `<string>${s}</string>`;
@@ -110,7 +121,13 @@ async function snapshot(ctx: Ctx) {
   return { files, rows };
 }
 
-test.before(async (ctx) => {
+/** Destroys a build of the file (idempotent); its result. */
+async function destroyBuild(ctx: Ctx, id: BuildId) {
+  await writeConfig(ctx, id);
+  return zx('destroy.mjs', ['--config', ctx.file]);
+}
+
+setup(test, async (ctx) => {
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-backup-fleet-'));
   ctx.file = join(ctx.dir, 'site.env');
   ctx.s3Port = await freePort();
@@ -119,14 +136,15 @@ test.before(async (ctx) => {
 });
 
 test.after(async (ctx) => {
-  if (ctx.file && existsSync(ctx.file)) {
-    for (const id of ['k1', 'k2', 'k4']) {
-      await writeConfig(ctx, id, [], id === 'k4' ? OTHER : HOST);
-      await zx('destroy.mjs', ['--config', ctx.file]);
-    }
-  }
-  if (ctx.dir)
-    await rm(ctx.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${ctx.dir} not removed: ${e.message}\n`));
+  // Whatever happened above, every build goes (destroy is idempotent; the last one tears the cloud down), then the files.
+  const builds = ctx.file && existsSync(ctx.file) ? (Object.keys(BUILDS) as BuildId[]) : [];
+  await cleanup('the backups suite', [
+    ...builds.map((id) => async () => {
+      const d = await destroyBuild(ctx, id);
+      if (d.exitCode !== 0) throw new Error(`destroy of ${id} failed: ${d.stderr}`);
+    }),
+    () => ctx.dir && rm(ctx.dir, { recursive: true, force: true }),
+  ]);
 });
 
 test('content made through WordPress: a post and an uploaded file', async (ctx) => {
@@ -137,7 +155,8 @@ test('content made through WordPress: a post and an uploaded file', async (ctx) 
     '<int>1</int>',
     str('admin'),
     str(PASSWORD),
-    `<struct>${member('post_title', str(ctx.title))}${member('post_content', str('Kept safe.'))}${member('post_status', str('publish'))}</struct>`,
+    `<struct>${member('post_title', str(ctx.title))}${member('post_content', str('Kept safe.'))}` +
+      `${member('post_status', str('publish'))}</struct>`,
   ]);
   assert.match(posted, /<string>\d+<\/string>/, posted);
   const bits = Buffer.from(`uploaded ${ctx.title}\n`).toString('base64');
@@ -150,10 +169,8 @@ test('content made through WordPress: a post and an uploaded file', async (ctx) 
   ctx.uploadUrl = /<name>url<\/name><value><string>([^<]+)<\/string>/.exec(uploaded)?.[1] ?? '';
   assert.match(ctx.uploadUrl, /^https:\/\/www\.tbk\.test\/wp-content\/uploads\/\d{4}\/\d{2}\/notes.*\.txt$/, uploaded);
   assert.is((await curl(ctx)(ctx.uploadUrl)).stdout, `uploaded ${ctx.title}`, 'the upload is served');
-  const env = localEnv(readDeployment(ctx.file, {}));
-  const store = openStore(env);
-  ctx.dbName = (await store.get(keys.dbCredentials))!.name;
-  await store.driver.dispose?.();
+  const f = await openTestFleet(ctx.file);
+  ctx.dbName = (await f.store.get(keys.dbCredentials).finally(() => f.close()))!.name;
   Object.assign(ctx, await snapshot(ctx));
   assert.match(ctx.files, /notes.*\.txt/);
 });
@@ -196,7 +213,7 @@ test('destroy --backup takes a shutdown backup; a new build starts from it', asy
   assert.match(d.stdout, /backup \S+ verified/);
   await writeConfig(ctx, 'k2', ['RESTORE_FROM=latest']);
   const r = await deploy(ctx);
-  assert.match(r.stderr, /\[6\/8\] restoring the backup/);
+  assert.match(r.stderr, /\[7\/9\] restoring the backup/);
   assert.match(r.stderr, /restored \d{8}T\d{6}Z-\w+ \(shutdown/);
   const front = await curl(ctx)(`https://${HOST}/`);
   assert.ok(front.stdout.includes(ctx.title), 'the new build serves the restored post');
@@ -209,11 +226,11 @@ test('a baseline carries no domain and no secret, and another site starts from i
   assert.is(p.exitCode, 0, p.stderr);
   assert.match(p.stdout, /mention\(s\) of the domain replaced, 1 password hash\(es\) removed/);
   // What was published: no mention of the site, no hash, no deployment secret.
-  const env = localEnv(readDeployment(ctx.file, {}));
-  const driver = s3Driver({ bucket: 'www-tbk-test-backups', endpoint: env.s3Endpoint, credentials: { ...EMBEDDED_CREDENTIALS } });
-  const store = openStore(env);
-  const password = (await store.get(keys.dbCredentials))!.password;
-  await store.driver.dispose?.();
+  const f = await openTestFleet(ctx.file);
+  const password = (await f.store.get(keys.dbCredentials))!.password;
+  const { endpoint, region, credentials } = f.kit.storage;
+  await f.close();
+  const driver = s3Driver({ bucket: 'www-tbk-test-backups', endpoint, region, credentials });
   const [m] = await new Backups({
     client: driver.getInstance(),
     bucket: 'www-tbk-test-backups',
@@ -226,7 +243,7 @@ test('a baseline carries no domain and no secret, and another site starts from i
   for (const bad of [HOST, '$P$', '$wp$', password]) assert.not.ok(dump.includes(bad), `${bad} in the baseline`);
 
   // Another site, another build, from the baseline.
-  await writeConfig(ctx, 'k4', ['RESTORE_FROM=baseline:www-tbk-test-backups/starter'], OTHER);
+  await writeConfig(ctx, 'k4', ['RESTORE_FROM=baseline:www-tbk-test-backups/starter']);
   const r = await zx('deploy.mjs', ['--config', ctx.file, '--json']);
   assert.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { caFile: string; servers: { role: string; publicIp: string }[] };
@@ -276,17 +293,69 @@ test('RESTORE_FROM a period with no backup is refused before any server is made'
   const r = await zx('deploy.mjs', ['--config', ctx.file]);
   assert.is(r.exitCode, 2, r.stderr);
   assert.match(r.stderr, /RESTORE_FROM="monthly": there is no complete monthly backup of the site's database/);
-  const env = localEnv(readDeployment(ctx.file, {}));
-  assert.is((await env.cloud.list({ buildId: 'k3' })).length, 0);
-  await zx('destroy.mjs', ['--config', ctx.file]);
+  // Before anything is made: no server (not even an image builder), no datastore; only the cloud was reached.
+  const progress = `${r.stdout}\n${r.stderr}`;
+  assert.match(progress, /\[1\/9\] cloud/);
+  assert.not.match(progress, /\[[2-9]\/9\]/, progress);
+  assert.not.ok(existsSync(join(ctx.dir, 'state/builds/k3')), 'no files of the build');
+  assert.is((await localCloudOf(ctx.file).list({ buildId: 'k3' })).length, 0);
+  assert.is((await destroyBuild(ctx, 'k3')).exitCode, 0);
 });
 
-test('destroying the builds leaves no process of theirs running', async (ctx) => {
-  for (const id of ['k1', 'k2', 'k4']) {
-    await writeConfig(ctx, id, [], id === 'k4' ? OTHER : HOST);
-    assert.is((await zx('destroy.mjs', ['--config', ctx.file])).exitCode, 0);
+test("scheduled backups run on the servers' own cron: a period due every minute is backed up, no one calling Backup", async (ctx) => {
+  await writeConfig(ctx, 'k5', ['BACKUP_SCHEDULE=hourly=* * * * *']);
+  const r = await zx('deploy.mjs', ['--config', ctx.file, '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  const servers = (JSON.parse(r.stdout) as { servers: { role: string; name: string }[] }).servers;
+  const cron = await helper('ExecuteOnDatabase', ['--config', ctx.file, '--', 'cat', '/etc/cron.d/adt-backup-database']);
+  assert.match(cron.stdout, /\* \* \* \* \* root \/opt\/adt\/roles\/database\/backup\/Backup hourly /, cron.stdout);
+  const f = await openTestFleet(ctx.file);
+  const installed = (await f.store.get(keys.installedSuccessfully).finally(() => f.close()))!.at;
+  // Within about 2 minutes of the deploy's end (cron starts them at the next minute); bounded: 5 minutes.
+  type Row = { part: string; period: string; createdAt: string; sourceHost: string; encrypted: boolean };
+  let hourly: Row[] = [];
+  for (let i = 0; i < 30; i++) {
+    const list = await helper('ListBackups', ['--config', ctx.file, '--json']);
+    assert.is(list.exitCode, 0, list.stderr);
+    hourly = (JSON.parse(list.stdout) as { backups: Row[] }).backups.filter((b) => b.period === 'hourly');
+    if (hourly.some((b) => b.part === 'database') && hourly.some((b) => b.part === 'webroot')) break;
+    await sleep(10_000);
   }
-  const { readdirSync, readFileSync } = await import('node:fs');
+  const log = await helper('ExecuteOnDatabase', ['--config', ctx.file, '--', 'tail', '-n', '5', '/var/log/adt/backup.log']);
+  assert.equal(
+    [...new Set(hourly.map((b) => b.part))].sort(),
+    ['database', 'webroot'],
+    `hourly backups: ${JSON.stringify(hourly)}\n${log.stdout}`,
+  );
+  for (const b of hourly) {
+    assert.is(
+      b.sourceHost,
+      servers.find((s) => s.role === (b.part === 'database' ? 'database' : 'webserver'))!.name,
+      'taken on its server',
+    );
+    assert.ok(b.encrypted, 'with the key the user holds');
+    // Runs before the deploy's last word found the build unfinished and took nothing.
+    assert.ok(b.createdAt >= installed, `${b.part} ${b.createdAt} after build/installed-successfully (${installed})`);
+  }
+});
+
+test('destroying the builds leaves nothing of theirs: no process, namespace, link or chain of the cloud', async (ctx) => {
+  for (const id of ['k1', 'k2', 'k4', 'k5'] as const) {
+    const d = await destroyBuild(ctx, id);
+    assert.is(d.exitCode, 0, d.stderr);
+  }
+  assert.not.ok((await execa('ip', ['netns', 'list'])).stdout.includes('tbk-'), 'no namespace');
+  assert.not.ok((await execa('ip', ['-o', 'link', 'show'])).stdout.includes('tbk'), 'no link');
+  assert.not.ok((await execa('iptables', ['-S'])).stdout.includes('ADT-tbk-FW'), 'no firewall chain');
+  // What is left of the state is the sites' backups (never deleted: a later deploy starts from them), nothing else.
+  const state = join(ctx.dir, 'state');
+  assert.equal(readdirSync(state), ['s3'], 'only the object storage');
+  const buckets = readdirSync(join(state, 's3', 'tbk', 'data'));
+  assert.ok(buckets.includes('www-tbk-test-backups'), buckets.join(', '));
+  assert.ok(
+    buckets.every((b) => b.endsWith('-backups')),
+    `only backup buckets: ${buckets.join(', ')}`,
+  );
   const left = readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
