@@ -82,7 +82,8 @@ export function userDataScript(o: UserDataOptions): string {
   if (o.envelope) {
     lines.push(
       '( umask 077',
-      `  printf '{"url":"%s","deleteUrl":"%s","key":"%s"}\\n' ${quoted(o.envelope.url, 'envelope.url')} ${quoted(o.envelope.deleteUrl, 'envelope.deleteUrl')} '${o.envelope.key}' > ${ENVELOPE_FILE} )`,
+      `  printf '{"url":"%s","deleteUrl":"%s","key":"%s"}\\n' ${quoted(o.envelope.url, 'envelope.url')} ` +
+        `${quoted(o.envelope.deleteUrl, 'envelope.deleteUrl')} '${o.envelope.key}' > ${ENVELOPE_FILE} )`,
       `exec ${CODE_DIR}/roles/${o.role}/bootstrap`,
     );
   } else if (o.mode === 'prepare-image') {
