@@ -27,6 +27,13 @@ import { testCloud } from './fixtures/cloud.ts';
 import { computePolicies, fingerprint, reconcile, staticFleetSource, type FleetSnapshot, type PolicyOptions } from '../src/index.ts';
 import { iptablesBackend, renderRestore } from '../src/backends/iptables.ts';
 
+/**
+ * Options of every probe run on this machine or in the outsider: stdin not a socket (execa's default
+ * pipe is one), else bash takes itself for a remote shell and reads root's ~/.bashrc, whose start-up
+ * (here pyenv's, with a lock) can outlast the probe's timeout and turn an accepted connection into a refusal.
+ */
+const PROBE = { reject: false, stdin: 'ignore' } as const;
+
 const PORTS = [22, 443, 3306, 8443];
 /** The listener's ports: sshd has 22. */
 const LISTENED = PORTS.filter((p) => p !== 22);
@@ -87,7 +94,7 @@ async function connects(ctx: Ctx, from: Who, to: keyof Ctx['s'], port: number, l
       : from === 'outsider'
         ? [...ctx.cloud.outsiderArgv(probe)]
         : [...(await ctx.cloud.execArgv(ctx.s[from].id, probe))];
-  return (await execa(argv[0]!, argv.slice(1), { reject: false })).exitCode === 0;
+  return (await execa(argv[0]!, argv.slice(1), PROBE)).exitCode === 0;
 }
 
 /** Every (source, destination, port) in parallel batches; returns the mismatches. */
@@ -151,7 +158,7 @@ setup(test, async (ctx) => {
     for (const port of PORTS) {
       let up = false;
       for (let i = 0; i < 100 && !up; i++) {
-        up = (await execa('timeout', ['1', 'bash', '-c', `exec 3<>/dev/tcp/${s.privateIp}/${port}`], { reject: false })).exitCode === 0;
+        up = (await execa('timeout', ['1', 'bash', '-c', `exec 3<>/dev/tcp/${s.privateIp}/${port}`], PROBE)).exitCode === 0;
         if (!up) await sleep(100);
       }
       if (!up) throw new Error(`nothing answers on ${s.name} (${s.privateIp}):${port}`);

@@ -17,6 +17,13 @@ import { MemoryNativeFirewall } from '@adt/providers/drivers/memory';
 import { serverName } from '@adt/providers';
 import { applyNative, computePolicies, datastoreFleetSource, toInboundRules } from '../src/index.ts';
 
+/**
+ * Options of every probe run on this machine or in the outsider: stdin not a socket (execa's default
+ * pipe is one), else bash takes itself for a remote shell and reads root's ~/.bashrc, whose start-up
+ * (here pyenv's, with a lock) can outlast the probe's timeout and turn an accepted connection into a refusal.
+ */
+const PROBE = { reject: false, stdin: 'ignore' } as const;
+
 quietAwsSdk();
 const test = suite('native layer');
 
@@ -73,8 +80,8 @@ setup(native, async (ctx) => {
   const probes = [
     () => ctx.cloud.exec(ctx.db.id, ['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/3306'], { nothrow: true }),
     () => ctx.cloud.exec(ctx.ws.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.privateIp}/3306`], { nothrow: true }),
-    () => execa(...outsiderProbe(ctx.cloud, ctx.db.publicIp!, 3306), { reject: false }),
-    () => execa('timeout', ['1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.privateIp}/3306`], { reject: false }),
+    () => execa(...outsiderProbe(ctx.cloud, ctx.db.publicIp!, 3306), PROBE),
+    () => execa('timeout', ['1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.privateIp}/3306`], PROBE),
   ];
   for (const [n, probe] of probes.entries()) {
     let up = false;
@@ -108,9 +115,8 @@ native("pushed to the local cloud's native firewall, the policy holds even with 
   await applyNative(cloud.firewall, 'tnf', computePolicies(fleet, { webMode: 'open' }));
   const fromWs =
     (await cloud.exec(ws.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], { nothrow: true })).exitCode === 0;
-  const fromOutside = (await execa(...outsiderProbe(cloud, db.publicIp!, 3306), { reject: false })).exitCode === 0;
-  const fromBuild =
-    (await execa('timeout', ['1.5', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], { reject: false })).exitCode === 0;
+  const fromOutside = (await execa(...outsiderProbe(cloud, db.publicIp!, 3306), PROBE)).exitCode === 0;
+  const fromBuild = (await execa('timeout', ['1.5', 'bash', '-c', `exec 3<>/dev/tcp/${db.privateIp}/3306`], PROBE)).exitCode === 0;
   assert.ok(fromWs, 'the webserver reaches the database');
   assert.not.ok(fromOutside, 'the outsider does not');
   assert.not.ok(fromBuild, 'nor does the build machine (the database port is for webservers and autoscalers)');

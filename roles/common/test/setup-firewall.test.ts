@@ -33,6 +33,13 @@ import { serverName, type Server } from '@adt/providers';
 import { cleanup, freeLowPort, killPids, listenerArgv, quietAwsSdk, setup, startDetached, testS3Client } from '@adt/test-utils';
 import { firewallSettings } from '../src/setup-firewall.ts';
 
+/**
+ * Options of every probe run on this machine or in the outsider: stdin not a socket (execa's default
+ * pipe is one), else bash takes itself for a remote shell and reads root's ~/.bashrc, whose start-up
+ * (here pyenv's, with a lock) can outlast the probe's timeout and turn an accepted connection into a refusal.
+ */
+const PROBE = { reject: false, stdin: 'ignore' } as const;
+
 quietAwsSdk();
 const root = resolve(import.meta.dirname, '../../..');
 const BUCKET = 'www-adt-test-config-tsf';
@@ -201,7 +208,7 @@ test('it applies the policy, then does nothing while nothing changes', async (ct
   assert.match(r1.stdout, /database: applied policy [0-9a-f]{16}/);
   assert.ok(await wsReachesDb(ctx));
   const outsider = ctx.cloud.outsiderArgv(['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.db.publicIp}/22`]);
-  assert.is.not((await execa(outsider[0], outsider.slice(1), { reject: false })).exitCode, 0, 'the outsider gets no SSH');
+  assert.is.not((await execa(outsider[0], outsider.slice(1), PROBE)).exitCode, 0, 'the outsider gets no SSH');
   const r2 = await setupFirewall(ctx, ctx.db, 'database');
   assert.match(r2.stdout, /unchanged/);
 });

@@ -19,6 +19,13 @@ import { computePolicies, fingerprint, reconcile, staticFleetSource, type FleetS
 import { ufwBackend } from '../../src/backends/ufw.ts';
 import { testCloud } from '../fixtures/cloud.ts';
 
+/**
+ * Options of every probe run on this machine or in the outsider: stdin not a socket (execa's default
+ * pipe is one), else bash takes itself for a remote shell and reads root's ~/.bashrc, whose start-up
+ * (here pyenv's, with a lock) can outlast the probe's timeout and turn an accepted connection into a refusal.
+ */
+const PROBE = { reject: false, stdin: 'ignore' } as const;
+
 const BASE = join(tmpdir(), 'adt-test-tuf');
 const MIRROR_DIR = join(BASE, 'mirror');
 const tc = await testCloud({
@@ -80,10 +87,10 @@ const fleet = (ctx: { cloud: LocalCloud; s: Server }): FleetSnapshot => ({
 
 async function outsiderConnects(ctx: { cloud: LocalCloud; s: Server }, port: number) {
   const argv = ctx.cloud.outsiderArgv(['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.publicIp}/${port}`]);
-  return (await execa(argv[0], argv.slice(1), { reject: false })).exitCode === 0;
+  return (await execa(argv[0], argv.slice(1), PROBE)).exitCode === 0;
 }
 async function buildConnects(ctx: { s: Server }, port: number) {
-  return (await execa('timeout', ['1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.publicIp}/${port}`], { reject: false })).exitCode === 0;
+  return (await execa('timeout', ['1.5', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.publicIp}/${port}`], PROBE)).exitCode === 0;
 }
 
 test('a policy applied with ufw shows in `ufw status` and is what the connections see', async (ctx) => {
