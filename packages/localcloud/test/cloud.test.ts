@@ -22,17 +22,14 @@ import { processAlive } from '@adt/core';
 import { serverName, type Role } from '@adt/providers';
 import { LocalCloud, type LocalServer } from '../src/cloud.ts';
 import { startMirror, stopMirror } from '../src/services/mirror.ts';
+import { cleanup, freeLowPort, killPids, setup } from '@adt/test-utils';
 import {
-  cleanup,
   connects,
   eventually,
   firstLine,
-  freeLowPort,
-  killPids,
   onThisMachine,
   rejection,
   run,
-  setup,
   startListener,
   waitListening,
   type Where,
