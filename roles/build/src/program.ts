@@ -3,7 +3,7 @@
  * named after its command), loaded when called.
  */
 import { FLEET_ROLES } from '@adt/fleet';
-import { commonCommands, runProgram, type CommandTable } from '@adt/role-common';
+import { commonCommands, quietAwsSdk, runProgram, type CommandTable } from '@adt/role-common';
 
 const capital = (r: string) => `${r[0]!.toUpperCase()}${r.slice(1)}`;
 const helpers = () => import('./helpers.ts');
@@ -27,7 +27,6 @@ for (const role of FLEET_ROLES) {
   table[`CopyTo${capital(role)}`] = async () => (await helpers()).copyCommand('to', role);
   table[`CopyFrom${capital(role)}`] = async () => (await helpers()).copyCommand('from', role);
 }
-// The SDK's notice about Node versions is not the operator's to act on.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+quietAwsSdk();
 const [name, ...argv] = process.argv.slice(2);
 await runProgram('build', table, name, argv);

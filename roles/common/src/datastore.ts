@@ -21,6 +21,15 @@ import s3Driver from '@adt/configstore/drivers/s3';
 
 export const DEFAULT_DATASTORE_ENV = '/etc/adt/datastore.env';
 
+/**
+ * Silences the AWS SDK's notice that this Node version will lose support (printed once per process
+ * when a client is made): it is not the operator's to act on. A value already set is kept. Roles
+ * only: packages never read or write the environment.
+ */
+export function quietAwsSdk(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
 const bad = (message: string) => new AdtError('BAD_SETTINGS', message, { pkg: 'roles', driver: 'datastore', exitCode: 2 });
 
 /** Reads the settings file (if any) under the process environment, which wins. */
@@ -56,7 +65,7 @@ function parseBudget(value: string | undefined): WriteBudget | null {
 export function siblingBucket(bucket: string, env: NodeJS.ProcessEnv = process.env) {
   const s = datastoreSettings(env);
   if (!s.ADT_S3_ACCESS_KEY_ID || !s.ADT_S3_SECRET_ACCESS_KEY) throw bad('ADT_S3_ACCESS_KEY_ID and ADT_S3_SECRET_ACCESS_KEY are needed');
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  quietAwsSdk();
   return s3Driver({
     bucket,
     endpoint: s.ADT_S3_ENDPOINT || undefined,
@@ -99,8 +108,7 @@ export function openDatastore(env: NodeJS.ProcessEnv = process.env): ConfigStore
     const file = env.ADT_DATASTORE_ENV ?? DEFAULT_DATASTORE_ENV;
     throw bad(`datastore settings (environment or ${file}):\n  - ${problems.join('\n  - ')}`);
   }
-  // Programs may read the environment: silence the SDK's Node-version notice, which is not ours to act on.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  quietAwsSdk();
   const driver = s3Driver({
     bucket: s.ADT_CONFIG_BUCKET!,
     endpoint: s.ADT_S3_ENDPOINT || undefined,

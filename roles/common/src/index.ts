@@ -7,7 +7,7 @@ export { whoAmI, interfaceAddress, waitFor, startPeriodicJobs, httpsGet } from '
 export type { Self } from './host.ts';
 export { DB_LAYOUT, SITE_CONTENT_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
 export { backupMain, backupCronFile, BACKUP_PARTS } from './backup.ts';
-export { siblingBucket } from './datastore.ts';
+export { siblingBucket, quietAwsSdk } from './datastore.ts';
 export { defineCommand, runCommand, runProgram, COMMON_OPTIONS } from './command.ts';
 export type { Command, CommandSpec, CommandContext, CommandTable, RawCommand, OptionSpec, Output } from './command.ts';
 export { commonCommands } from './commands.ts';
