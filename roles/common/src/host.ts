@@ -1,13 +1,13 @@
 /**
  * What a server's bootstrap needs to know about itself and to tell the fleet: its addresses and
- * name, its periodic jobs, and bounded waits.
+ * name, its periodic jobs, and an HTTPS check of the site (bounded waits are @adt/core's `pollUntil`).
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { hostname } from 'node:os';
-import { execaRunner, sleep } from '@adt/core';
+import { execaRunner } from '@adt/core';
 import { cronLine } from '@adt/firewall';
 import type { BackupSettings } from '@adt/configstore';
 import { BACKUP_PARTS, backupCronFile } from './backup.ts';
@@ -29,17 +29,6 @@ export async function whoAmI(): Promise<Self> {
   const [publicIp, privateIp] = await Promise.all([interfaceAddress('eth0'), interfaceAddress('eth1')]);
   if (!publicIp || !privateIp) throw new Error(`cannot find this server's addresses (eth0: ${publicIp}, eth1: ${privateIp})`);
   return { name: hostname(), publicIp, privateIp };
-}
-
-/** Polls `fn` until it returns a value (not null/false), at most `timeoutMs`; throws naming `what`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | false>, timeoutMs: number, intervalMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v !== null && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(intervalMs);
-  }
 }
 
 /**
