@@ -7,7 +7,7 @@ import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { hostname } from 'node:os';
-import { execaRunner } from '@adt/core';
+import { execaRunner, lastLines } from '@adt/core';
 import { cronLine } from '@adt/firewall';
 import type { BackupSettings } from '@adt/configstore';
 import { BACKUP_PARTS, backupCronFile } from './backup.ts';
@@ -55,9 +55,7 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   const first = await execaRunner({ timeoutMs: 120_000 }).run([command], { nothrow: true });
   appendFileSync('/var/log/adt/firewall.log', first.stdout + first.stderr);
   if (first.exitCode !== 0)
-    throw new Error(
-      `the first firewall reconcile failed (exit ${first.exitCode}): ${(first.stderr || first.stdout).trim().split('\n').slice(-2).join(' | ')}`,
-    );
+    throw new Error(`the first firewall reconcile failed (exit ${first.exitCode}): ${lastLines(first.stderr || first.stdout, 2)}`);
   spawn(command, ['--every', every], { detached: true, stdio: ['ignore', log, log] }).unref();
   closeSync(log);
   // Webservers keep the site's certificate equal to the datastore's (renewals reach them in one period).
