@@ -63,8 +63,7 @@ async function context(role: string) {
     throw usage(`backups: the ${role} role has no backup part (webserver: the site's files; database: the database)`);
   const part = BACKUP_PARTS[role as BackupRole];
   const store = openDatastore();
-  const settings = await store.get(keys.backups);
-  if (!settings) throw fail('NO_SETTINGS', `${keys.backups.path} is not in the datastore: the build writes it`);
+  const settings = await store.require(keys.backups);
   let encryptionKey: Buffer | undefined;
   if (settings.encrypted) {
     const hex = await store.get(keys.backupKey);
@@ -120,8 +119,7 @@ export async function backupMain(role: string, command: string, args: string[]):
         throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
       if (values.period && !isPeriod(values.period)) throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
       const manifest = await c.backups.find(values.id ? { id: values.id } : { period: values.period as Period });
-      const creds = c.part === 'database' ? await c.store.get(keys.dbCredentials) : null;
-      if (c.part === 'database' && !creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
+      const creds = c.part === 'database' ? await c.store.require(keys.dbCredentials) : null;
       await c.backups.restore(
         manifest,
         c.part === 'webroot'
@@ -147,8 +145,7 @@ export async function backupMain(role: string, command: string, args: string[]):
     let source: Source;
     if (c.part === 'webroot') source = { kind: 'webroot', dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] };
     else {
-      const creds = await c.store.get(keys.dbCredentials);
-      if (!creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
+      const creds = await c.store.require(keys.dbCredentials);
       source = { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name };
     }
     const site = await c.store.get(keys.site);
@@ -218,8 +215,7 @@ async function knownSecrets(c: Context): Promise<string[]> {
 async function publishPart(c: Context, name: string | undefined, out: Out): Promise<number> {
   if (!name || !isBaselineName(name))
     throw usage(`PublishBaseline <name>: 1-64 lowercase letters, digits or hyphens (got "${name ?? ''}")`);
-  const site = await c.store.get(keys.site);
-  if (!site) throw fail('NO_SITE', `${keys.site.path} is missing`);
+  const site = await c.store.require(keys.site);
   const host = new URL(site.siteUrl).hostname;
   await c.driver.ensureBucket();
   const common = {
@@ -236,8 +232,7 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
   if (c.part === 'webroot')
     manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] } });
   else {
-    const creds = await c.store.get(keys.dbCredentials);
-    if (!creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
+    const creds = await c.store.require(keys.dbCredentials);
     manifest = await publishBaseline({
       ...common,
       database: { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name },
@@ -272,9 +267,7 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
       out({ restored: manifest.id, baseline: name, part: c.part }, `webroot: baseline ${name} restored (${describe(manifest)})`);
       return 0;
     }
-    const site = await c.store.get(keys.site);
-    const creds = await c.store.get(keys.dbCredentials);
-    if (!site || !creds) throw fail('NO_SETTINGS', `${keys.site.path} or ${keys.dbCredentials.path} is missing`);
+    const [site, creds] = await c.store.requireAll([keys.site, keys.dbCredentials] as const);
     const host = new URL(site.siteUrl).hostname;
     await from.restore(
       manifest,
