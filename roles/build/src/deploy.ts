@@ -8,7 +8,7 @@ import { formatCalls } from '@adt/providers';
 import { defineCommand } from '@adt/role-common';
 import { deploy, wantedServers, type DeploySummary, type Fleet } from '@adt/fleet';
 import { AdtError } from '@adt/core';
-import { ROOT, cacheDir, deploymentOf, withFleet } from './open.ts';
+import { ROOT, cacheDir, deploymentOf, helperName, withFleet } from './open.ts';
 import { installRenewalCron } from './renewal-cron.ts';
 
 /** Consecutive identical lines (polling, repeated reads) collapsed with a count, numbered. */
@@ -112,7 +112,7 @@ export const deployCommand = defineCommand({
         cacheDir: join(cacheDir(), 'bundles'),
         bundleNote: process.env.ADT_BUNDLE_NOTE || undefined,
         say: out.say,
-        logHint: (role) => `roles/build/ExecuteOn${role[0]!.toUpperCase()}${role.slice(1)} -- tail -n 40 /var/log/cloud-init-output.log`,
+        logHint: (role) => `roles/build/${helperName('ExecuteOn', role)} -- tail -n 40 /var/log/cloud-init-output.log`,
       });
       if (dryRun) {
         out.result({

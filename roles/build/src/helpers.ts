@@ -18,14 +18,13 @@ import {
   type ServerRole,
 } from '@adt/fleet';
 import { defineCommand, usage, type Command } from '@adt/role-common';
-import { deploymentOf, withFleet } from './open.ts';
+import { deploymentOf, helperName, withFleet } from './open.ts';
 
-const capital = (r: string) => `${r[0]!.toUpperCase()}${r.slice(1)}`;
 const NAME = { name: { type: 'string', description: 'only the server of this name' } } as const;
 
 export function executeOnCommand(role: ServerRole): Command {
   return defineCommand({
-    name: `ExecuteOn${capital(role)}`,
+    name: helperName('ExecuteOn', role),
     usage: '[--config FILE] [--name SERVER] -- COMMAND [ARG...]',
     description: `Runs COMMAND on every ${role} of the build (or the one named), one after another, over SSH; its output prefixed by the server's name. Exits with the first non-zero exit code, else 0.`,
     common: ['config'],
@@ -34,7 +33,7 @@ export function executeOnCommand(role: ServerRole): Command {
     root: true,
     async run({ values, rest }) {
       return withFleet(deploymentOf(values), 'attach', async (f) => {
-        const servers = await serversOf(f, role, values.name, `ExecuteOn${capital(role)}`);
+        const servers = await serversOf(f, role, values.name, helperName('ExecuteOn', role));
         return executeOn(f, servers, rest, (s, r) => {
           const prefix = (text: string) =>
             text
@@ -52,7 +51,7 @@ export function executeOnCommand(role: ServerRole): Command {
 
 export function connectToCommand(role: ServerRole): Command {
   return defineCommand({
-    name: `ConnectTo${capital(role)}`,
+    name: helperName('ConnectTo', role),
     usage: '[--config FILE] [--name SERVER]',
     description: `Opens an interactive shell as root on the first ${role} of the build (or the one named), over SSH.`,
     common: ['config'],
@@ -60,7 +59,7 @@ export function connectToCommand(role: ServerRole): Command {
     root: true,
     async run({ values }) {
       return withFleet(deploymentOf(values), 'attach', async (f) => {
-        const [s] = await serversOf(f, role, values.name, `ConnectTo${capital(role)}`);
+        const [s] = await serversOf(f, role, values.name, helperName('ConnectTo', role));
         process.stderr.write(`connecting to ${s!.name} (${role}, ${s!.publicIp} / ${s!.privateIp}); exit the shell to come back\n`);
         return f.ssh.interactive(s!);
       });
@@ -69,7 +68,7 @@ export function connectToCommand(role: ServerRole): Command {
 }
 
 export function copyCommand(direction: 'to' | 'from', role: ServerRole): Command {
-  const name = `Copy${direction === 'to' ? 'To' : 'From'}${capital(role)}`;
+  const name = helperName(direction === 'to' ? 'CopyTo' : 'CopyFrom', role);
   return defineCommand({
     name,
     usage:
