@@ -5,6 +5,8 @@
  * A "service restarted on failure" without systemd on the host.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { sleep } from '@adt/core';
 import { usage } from './main.ts';
 
@@ -38,15 +40,18 @@ export async function superviseMain(args: string[]): Promise<number> {
  * bootstrap), its output appended to `logFile` (0600). Returns the supervisor's PID.
  */
 export async function startService(command: string, logFile: string): Promise<number> {
-  const { closeSync, mkdirSync, openSync } = await import('node:fs');
-  const { dirname } = await import('node:path');
+  return startDetached(process.execPath, [...process.execArgv, process.argv[1]!, 'supervise', command], logFile);
+}
+
+/** Starts `file` with `args`, detached (it outlives this process), its output appended to `logFile` (0600); returns its PID. */
+export function startDetached(file: string, args: string[], logFile: string): number {
   mkdirSync(dirname(logFile), { recursive: true });
   const log = openSync(logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'supervise', command], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
-  child.unref();
-  closeSync(log);
-  return child.pid!;
+  try {
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log] });
+    child.unref();
+    return child.pid!;
+  } finally {
+    closeSync(log);
+  }
 }
