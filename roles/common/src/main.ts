@@ -1,5 +1,13 @@
-/** The one top-level catch of every role program: known errors exit with their code, unknown ones print the stack and exit 1. */
+/**
+ * The one top-level catch of every role program (known errors exit with their code, unknown ones
+ * print the stack and exit 1), its usage errors, and the line format of its logs.
+ */
 import { AdtError, isAdtError } from '@adt/core';
+
+/** One line of a service's log on stdout, after the time (ISO 8601, UTC). */
+export function logLine(line: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+}
 
 export async function runMain(fn: () => Promise<number | void>): Promise<never> {
   try {

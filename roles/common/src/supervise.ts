@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { sleep } from '@adt/core';
-import { usage } from './main.ts';
+import { logLine, usage } from './main.ts';
 
 export async function superviseMain(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -28,7 +28,7 @@ export async function superviseMain(args: string[]): Promise<number> {
     const code = await new Promise<number | null>((resolve) => child!.on('exit', (c) => resolve(c)));
     if (stopping) break;
     if (Date.now() - started > 300_000) pause = 1000;
-    process.stdout.write(`${new Date().toISOString()} ${command} exited (${code}); restarting in ${pause / 1000} s\n`);
+    logLine(`${command} exited (${code}); restarting in ${pause / 1000} s`);
     await sleep(pause);
     pause = Math.min(pause * 2, 60_000);
   }

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { sleep } from '@adt/core';
 import { keys } from '@adt/configstore';
-import { openDatastore, usage } from '@adt/role-common';
+import { logLine as log, openDatastore, usage } from '@adt/role-common';
 import { describe, installCertificate, isInstalled } from './certificate.ts';
 import { startOrReloadWeb } from './stack.ts';
 
@@ -28,7 +28,6 @@ export async function syncCertificateMain(args: string[]): Promise<number> {
   const every = values.every === undefined ? null : Number(values.every);
   if (every !== null && (!Number.isInteger(every) || every < 5 || every > 86400)) throw usage(`--every ${values.every}: 5-86400 seconds`);
   const store = openDatastore();
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   if (every === null) {
     log(await syncOnce(store));
     return 0;
