@@ -81,7 +81,8 @@ export async function main(): Promise<number> {
         Object.entries(r.summary)
           .map(
             ([slot, s]) =>
-              `slot ${slot}: ${s.healthy}/${s.desired} healthy${s.building ? `, ${s.building} building` : ''}${s.unhealthy ? `, ${s.unhealthy} unhealthy` : ''}${s.draining ? `, ${s.draining} draining` : ''}`,
+              `slot ${slot}: ${s.healthy}/${s.desired} healthy${s.building ? `, ${s.building} building` : ''}` +
+              `${s.unhealthy ? `, ${s.unhealthy} unhealthy` : ''}${s.draining ? `, ${s.draining} draining` : ''}`,
           )
           .join('; ') || 'no slot held';
       if (line !== last) log(line);

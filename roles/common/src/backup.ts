@@ -84,7 +84,10 @@ async function context(role: string) {
 
 function describe(m: Manifest): string {
   const size = m.parts.reduce((n, p) => n + p.size, 0);
-  return `${m.id} (${m.period}, ${m.createdAt}, from ${m.sourceHost}, ${(size / 1e6).toFixed(1)} MB stored${m.encrypted ? ', encrypted' : ''})`;
+  return (
+    `${m.id} (${m.period}, ${m.createdAt}, from ${m.sourceHost}, ` +
+    `${(size / 1e6).toFixed(1)} MB stored${m.encrypted ? ', encrypted' : ''})`
+  );
 }
 
 export async function backupMain(role: string, command: string, args: string[]): Promise<number> {
@@ -177,7 +180,8 @@ export async function backupMain(role: string, command: string, args: string[]):
       const { manifest, deleted } = await c.backups.backupAndRotate(period, [source], keep, { app: site?.application });
       out(
         { part: c.part, manifest, deleted },
-        `${new Date().toISOString()} ${c.part}: backup ${describe(manifest)} verified; ${deleted.length} older ${period} backup(s) rotated away, ${keep} kept at most`,
+        `${new Date().toISOString()} ${c.part}: backup ${describe(manifest)} verified; ` +
+          `${deleted.length} older ${period} backup(s) rotated away, ${keep} kept at most`,
       );
     } finally {
       if (lease) await c.store.release(lease);
@@ -240,9 +244,13 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
       rewriteStats: stats,
     });
   }
+  const rewritten =
+    c.part === 'database'
+      ? `; ${stats.domains} mention(s) of ${host} replaced (${stats.serialisedFixed} serialised), ${stats.hashes} password hash(es) removed`
+      : '';
   out(
     { baseline: name, part: c.part, manifest, rewrite: stats },
-    `${c.part}: baseline ${name} published as ${describe(manifest)}${c.part === 'database' ? `; ${stats.domains} mention(s) of ${host} replaced (${stats.serialisedFixed} serialised), ${stats.hashes} password hash(es) removed` : ''}`,
+    `${c.part}: baseline ${name} published as ${describe(manifest)}${rewritten}`,
   );
   return 0;
 }
@@ -290,9 +298,10 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
         await c.store.put(keys.credentials.key('app-admin'), { user: admin, password });
       }
     }
+    const newPassword = admin ? `; the administrator "${admin}" has a new password (roles/build/AppAdmin shows it)` : '';
     out(
       { restored: manifest.id, baseline: name, part: c.part, admin: admin || null },
-      `database: baseline ${name} restored (${describe(manifest)}) with ${host} as its domain${admin ? `; the administrator "${admin}" has a new password (roles/build/AppAdmin shows it)` : ''}`,
+      `database: baseline ${name} restored (${describe(manifest)}) with ${host} as its domain${newPassword}`,
     );
     return 0;
   } finally {

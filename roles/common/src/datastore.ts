@@ -40,7 +40,8 @@ export function datastoreSettings(env: NodeJS.ProcessEnv = process.env): Record<
     const mode = statSync(file).mode & 0o777;
     if (mode & 0o077)
       throw bad(
-        `${file}: holds credentials, so it must be readable by its owner only (mode 0600, found ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
+        `${file}: holds credentials, so it must be readable by its owner only ` +
+          `(mode 0600, found ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
       );
     fromFile = parse(readFileSync(file));
   } else if (env.ADT_DATASTORE_ENV) {

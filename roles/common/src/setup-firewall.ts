@@ -99,9 +99,12 @@ export async function setupFirewallMain(role: string, rest: string[]): Promise<n
   const say = (o: unknown, text: string) => process.stdout.write(values.json ? `${JSON.stringify(o)}\n` : `${text}\n`);
   if (values['dry-run']) {
     const policy = computePolicies(await source.snapshot(), options)[role as FleetRole];
+    const rules = policy.rules.map(
+      (r) => `  allow ${r.protocol}/${Array.isArray(r.port) ? r.port.join('-') : r.port} from ${r.sources.join(', ')}  # ${r.comment}`,
+    );
     say(
       { dryRun: true, role, fingerprint: fingerprint(policy), policy },
-      `${role} policy ${fingerprint(policy)} (dry run, nothing applied):\n${policy.rules.map((r) => `  allow ${r.protocol}/${Array.isArray(r.port) ? r.port.join('-') : r.port} from ${r.sources.join(', ')}  # ${r.comment}`).join('\n')}`,
+      `${role} policy ${fingerprint(policy)} (dry run, nothing applied):\n${rules.join('\n')}`,
     );
     return 0;
   }
@@ -117,7 +120,8 @@ export async function setupFirewallMain(role: string, rest: string[]): Promise<n
       if (!r.changed) quietSince = Date.now();
       say(
         { role, changed: r.changed, fingerprint: r.fingerprint, rules: r.policy.rules.length, at: new Date().toISOString() },
-        `${new Date().toISOString()} ${role}: ${r.changed ? 'applied' : 'unchanged'} policy ${r.fingerprint} (${r.policy.rules.length} rules)`,
+        `${new Date().toISOString()} ${role}: ${r.changed ? 'applied' : 'unchanged'} ` +
+          `policy ${r.fingerprint} (${r.policy.rules.length} rules)`,
       );
     } catch (e) {
       if (every === null) throw e;

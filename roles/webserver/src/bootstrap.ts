@@ -1,7 +1,8 @@
 /**
  * The webserver's bootstrap, run once by its user-data (after its secrets and packages, see
- * roles/common/src/boot.ts): register (so the database's firewall lets it in), wait for the database, install TLS and the application's config from the datastore, start
- * php-fpm and nginx, and publish `ready` only after a local HTTPS request returns the application.
+ * roles/common/src/boot.ts): register (so the database's firewall lets it in), wait for the
+ * database, install TLS and the application's config from the datastore, start php-fpm and nginx,
+ * and publish `ready` only after a local HTTPS request returns the application.
  */
 import { mkdir } from 'node:fs/promises';
 import { execaRunner, pollUntil } from '@adt/core';
