@@ -1,5 +1,5 @@
 export { openDatastore, datastoreSettings, DEFAULT_DATASTORE_ENV } from './datastore.ts';
-export { logLine, runMain, usage } from './main.ts';
+export { everySeconds, logLine, runMain, usage } from './main.ts';
 export { configWrapper, COMMANDS } from './configwrapper.ts';
 export type { Command as ConfigCommand, Io } from './configwrapper.ts';
 export { firewallSettings } from './setup-firewall.ts';

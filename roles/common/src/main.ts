@@ -27,3 +27,11 @@ export async function runMain(fn: () => Promise<number | void>): Promise<never> 
 export function usage(message: string): AdtError {
   return new AdtError('USAGE', message, { pkg: 'roles', exitCode: 2 });
 }
+
+/** The period of a loop command's `--every SECONDS` (from 5 to `maxSeconds`), or null when not given (run once). */
+export function everySeconds(value: string | undefined, maxSeconds: number): number | null {
+  if (value === undefined) return null;
+  const every = Number(value);
+  if (!Number.isInteger(every) || every < 5 || every > maxSeconds) throw usage(`--every ${value}: 5-${maxSeconds} seconds`);
+  return every;
+}

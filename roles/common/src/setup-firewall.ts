@@ -28,7 +28,7 @@ import {
 import { iptablesBackend } from '@adt/firewall/backends/iptables';
 import { ufwBackend } from '@adt/firewall/backends/ufw';
 import { datastoreSettings, openDatastore } from './datastore.ts';
-import { usage } from './main.ts';
+import { everySeconds, usage } from './main.ts';
 
 /** Firewall settings from the environment/env file; every problem at once, exit 2. */
 export function firewallSettings(s: Record<string, string | undefined>): { options: PolicyOptions; backend: 'iptables' | 'ufw' } {
@@ -91,8 +91,7 @@ export async function setupFirewallMain(role: string, rest: string[]): Promise<n
       "SetupFirewall: the build machine's own firewall is not managed by the toolkit (it is the user's, with the cloud's firewall)",
     );
   if (!(ROLES as string[]).includes(role)) throw usage(`SetupFirewall: unknown role "${role}": one of ${ROLES.join(', ')}`);
-  const every = values.every === undefined ? null : Number(values.every);
-  if (every !== null && (!Number.isInteger(every) || every < 5 || every > 3600)) throw usage(`--every ${values.every}: 5-3600 seconds`);
+  const every = everySeconds(values.every, 3600);
   const { options, backend: backendName } = firewallSettings(datastoreSettings());
   const store = openDatastore();
   const source = datastoreFleetSource(store);
