@@ -82,7 +82,8 @@ export async function receiveSecrets(say: (line: string) => void): Promise<'rece
     { attempts: 6, baseMs: 1000, maxMs: 10_000, retryable: (e) => !(e as { final?: boolean }).final },
   ).catch((e: Error) => {
     throw new Error(
-      `this server's envelope could not be fetched (${e.message}): its link expired or it was taken already; the server must be created again`,
+      `this server's envelope could not be fetched (${e.message}): ` +
+        'its link expired or it was taken already; the server must be created again',
     );
   });
   const e = openEnvelope(body, key, hostname());
