@@ -12,9 +12,11 @@
  * (`mariadb-dump --single-transaction`). Both go to the site's backup bucket (config/backups), under
  * `webroot/` and `database/`, encrypted when the user gave a backup key.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError, parseCronExpression, validateCronExpression } from '@adt/core';
+import { AdtError, execaRunner, parseCronExpression, validateCronExpression } from '@adt/core';
 import { keys, type BackupSettings } from '@adt/configstore';
 import {
   BASELINE_HOST,
@@ -31,12 +33,9 @@ import {
   type Period,
   type Source,
 } from '@adt/backup';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { execaRunner } from '@adt/core';
 import { wordpressFirstUserSql, wordpressSetPasswordSql } from '@adt/webserver';
 import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
-import { DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
+import { CODE_DIR, DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
 import { usage } from './main.ts';
 
 export const BACKUP_PARTS = { webserver: 'webroot', database: 'database' } as const;
@@ -46,7 +45,7 @@ const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
   new AdtError(code, message, { pkg: 'roles', driver: 'backup', exitCode });
 
 /** The /etc/cron.d file that runs a role's scheduled backups. */
-export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 'schedule'>, codeDir = '/opt/adt'): string {
+export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 'schedule'>, codeDir = CODE_DIR): string {
   const lines = ["# Written by the Agile Deployment Toolkit: scheduled backups of this server's part of the site.", 'SHELL=/bin/sh'];
   for (const [period, expr] of Object.entries(settings.schedule)) {
     if (!isPeriod(period)) throw fail('BAD_SCHEDULE', `backup schedule: unknown period "${period}"`, 2);

@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { execaRunner, outputTail, retry, tailFile } from '@adt/core';
 import { keys, type ConfigStore } from '@adt/configstore';
-import { ENVELOPE_FILE, openEnvelope, rolePackages } from '@adt/launch';
+import { CODE_DIR, ENVELOPE_FILE, openEnvelope, rolePackages } from '@adt/launch';
 import type { Role } from '@adt/providers';
 import { DEFAULT_DATASTORE_ENV, openDatastore } from './datastore.ts';
 import { whoAmI, type Self } from './host.ts';
@@ -173,7 +173,7 @@ export async function generaliseAndPowerOff(say: (line: string) => void): Promis
     '/root/.ssh/authorized_keys',
     '/etc/adt',
     // The bundle: a server made from the image unpacks its own. The runtime stays (it is the same Node).
-    ...(await readdir('/opt/adt').catch(() => [] as string[])).filter((n) => n !== 'runtime').map((n) => `/opt/adt/${n}`),
+    ...(await readdir(CODE_DIR).catch(() => [] as string[])).filter((n) => n !== 'runtime').map((n) => `${CODE_DIR}/${n}`),
   ];
   for (const p of gone) await rm(p, { recursive: true, force: true });
   await mkdir('/var/lib/apt/lists/partial', { recursive: true });

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { S3Client, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, CreateBucketCommand } from '@aws-sdk/client-s3';
-import { rejects } from '@adt/test-utils';
+import { quietAwsSdk, rejects } from '@adt/test-utils';
 import { startEmbeddedS3, type EmbeddedS3 } from '../../src/services/s3.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 
 const test = suite<{ s3: EmbeddedS3; dir: string; client: S3Client }>('embedded S3');
 
