@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # Debian packages, and why each is here.
 packages=(
   iproute2          # ip netns / veth / bridge: the local cloud
+  mmdebstrap        # the local cloud's stock Debian 12 image, built once from Debian's archive
+  apt-cacher-ng     # the local cloud's package mirror (its servers' apt goes through it)
+  openssh-client    # the build machine's SSH onto the servers (ssh, scp, ssh-keygen)
   iptables          # host firewall backend + the local cloud's native firewall
   nftables          # nft backend
   ufw               # ufw backend (users who want `ufw status`)
@@ -18,12 +21,12 @@ packages=(
   lego pebble                         # certificates by ACME (DNS-01), and a local ACME test server
   bind9-dnsutils    # dig, for DNS tests
   curl ca-certificates openssl
-  mariadb-server mariadb-client   # the database role (MariaDB), and real-database tests
-  nginx php8.2-fpm php8.2-mysql   # the webserver role (nginx)
+  mariadb-server mariadb-client   # real-database tests of packages/database and packages/backup
+  nginx php8.2-fpm php8.2-mysql   # real-stack tests of packages/webserver (servers install their own)
   php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-intl   # PHP extensions WordPress needs or recommends (XML-RPC, feeds, uploads...)
   php8.2-cli        # php itself: tests check rewritten serialised data with PHP's own unserialize
-  apache2           # the webserver role (apache), PHP through php-fpm (mod_proxy_fcgi)
-  wordpress wordpress-theme-twentytwentythree   # the local "virgin" application, with its default theme
+  apache2           # the apache tests of packages/webserver (PHP through php-fpm, mod_proxy_fcgi)
+  wordpress wordpress-theme-twentytwentythree   # the application of packages/webserver's tests
   chromium          # a real browser for the authentication server's end-to-end test (driven by playwright-core)
 )
 

@@ -1,4 +1,7 @@
-/** The role bundle and the runtime, built from this checkout: reproducible, cached by their inputs, every command a link to the launcher. */
+/**
+ * The role bundle and the runtime, built from this checkout: reproducible, cached by their inputs, every command a link to
+ * the launcher.
+ */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lstatSync, readlinkSync, readFileSync } from 'node:fs';

@@ -4,35 +4,60 @@
  * an autoscaler and a database; for every (source, destination, port) the TCP connection is accepted
  * or refused exactly as the policy says, in each web mode. The native layer is left open here, so
  * what is tested is the host layer alone.
+ *
+ * The servers boot from a test image with iptables (the stock image has none), made once per machine
+ * (see fixtures/cloud.ts). On each server sshd answers on 22 and a Perl listener on 443, 3306 and 8443.
+ * The cloud's state is /var/lib/adt-local/test-tfw and its mirror's <tmp>/adt-test-tfw: fixed places,
+ * so a run that died is cleaned up by the next one; `after` tears it all down.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
-import { execaRunner, sleep, type Runner } from '@adt/core';
-import { listenerArgv, rejects } from '@adt/test-utils';
-import localDriver, { type LocalCloud } from '@adt/providers/drivers/local';
-import { serverName, type Server } from '@adt/providers';
+import { sleep, type Runner } from '@adt/core';
+import type { LocalCloud } from '@adt/localcloud';
+import { stopMirror } from '@adt/localcloud/services/mirror';
+import type { Server } from '@adt/providers';
+import { cleanup, killPids, listenerArgv, rejects, setup, startDetached } from '@adt/test-utils';
+import { testCloud } from './fixtures/cloud.ts';
 import { computePolicies, fingerprint, reconcile, staticFleetSource, type FleetSnapshot, type PolicyOptions } from '../src/index.ts';
 import { iptablesBackend, renderRestore } from '../src/backends/iptables.ts';
 
+/**
+ * Options of every probe run on this machine or in the outsider: stdin not a socket (execa's default
+ * pipe is one), else bash takes itself for a remote shell and reads root's ~/.bashrc, whose start-up
+ * (here pyenv's, with a lock) can outlast the probe's timeout and turn an accepted connection into a refusal.
+ */
+const PROBE = { reject: false, stdin: 'ignore' } as const;
+
 const PORTS = [22, 443, 3306, 8443];
+/** The listener's ports: sshd has 22. */
+const LISTENED = PORTS.filter((p) => p !== 22);
 type Who = 'build' | 'outsider' | 'ws1' | 'ws2' | 'as' | 'db';
+
+const BASE = join(tmpdir(), 'adt-test-tfw');
+const MIRROR_DIR = join(BASE, 'mirror');
+const tc = await testCloud({
+  cloudId: 'tfw',
+  stateDir: '/var/lib/adt-local/test-tfw',
+  publicCidr: '198.19.16.0/24',
+  privateCidr: '198.19.17.0/24',
+  mirrorDir: MIRROR_DIR,
+});
 
 interface Ctx {
   cloud: LocalCloud;
+  image: string;
   s: Record<'ws1' | 'ws2' | 'as' | 'db', Server>;
   runners: Record<string, Runner>;
+  pids: number[];
 }
 
 const test = suite<Ctx>('host firewall matrix (iptables in the local cloud)');
-
-/** A Runner whose commands run inside a server. */
-function inServer(cloud: LocalCloud, id: string): Runner {
-  const real = execaRunner({ timeoutMs: 30_000 });
-  return { run: async (argv, o) => real.run(await cloud.execArgv(id, [...argv]), o) };
-}
 
 function fleetOf(ctx: Ctx, ws = [ctx.s.ws1, ctx.s.ws2]): FleetSnapshot {
   return {
@@ -69,7 +94,7 @@ async function connects(ctx: Ctx, from: Who, to: keyof Ctx['s'], port: number, l
       : from === 'outsider'
         ? [...ctx.cloud.outsiderArgv(probe)]
         : [...(await ctx.cloud.execArgv(ctx.s[from].id, probe))];
-  return (await execa(argv[0]!, argv.slice(1), { reject: false })).exitCode === 0;
+  return (await execa(argv[0]!, argv.slice(1), PROBE)).exitCode === 0;
 }
 
 /** Every (source, destination, port) in parallel batches; returns the mismatches. */
@@ -108,37 +133,54 @@ function expectedFor(webFrom: (from: Who) => boolean) {
 
 const extraPorts = [{ role: 'webserver' as const, port: 8443, protocol: 'tcp' as const, source: '0.0.0.0/0' }];
 
-test.before(async (ctx) => {
-  ctx.cloud = localDriver({
-    cloudId: 'tfw',
-    stateDir: '/var/lib/adt-local/test-tfw',
-    publicCidr: '198.19.16.0/24',
-    privateCidr: '198.19.17.0/24',
-  });
+setup(test, async (ctx) => {
+  ctx.cloud = tc.cloud;
+  ctx.pids = [];
+  // A run that died leaves nothing in the way (this cloud id, state and mirror dir are this file's own).
+  await stopMirror(MIRROR_DIR);
   await ctx.cloud.teardown();
   await ctx.cloud.ensureNetwork();
-  const mk = (role: 'webserver' | 'database' | 'autoscaler') =>
-    ctx.cloud.create({ name: serverName({ role, buildId: 'tfw' }), role, buildId: 'tfw', userData: '#!/bin/sh\n' });
-  const [ws1, ws2, as, db] = await Promise.all([mk('webserver'), mk('webserver'), mk('autoscaler'), mk('database')]);
-  ctx.s = { ws1: ws1!, ws2: ws2!, as: as!, db: db! };
+  ctx.image = await tc.image(['iptables']);
+  const [ws1, ws2, as, db] = await Promise.all([
+    tc.server('webserver', ctx.image),
+    tc.server('webserver', ctx.image),
+    tc.server('autoscaler', ctx.image),
+    tc.server('database', ctx.image),
+  ]);
+  ctx.s = { ws1, ws2, as, db };
   ctx.runners = {};
   for (const [k, s] of Object.entries(ctx.s)) {
-    await ctx.cloud.waitUntilRunning(s.id);
-    ctx.runners[k] = inServer(ctx.cloud, s.id);
-    const argv = await ctx.cloud.execArgv(s.id, ['setsid', ...listenerArgv(PORTS)]);
-    spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' }).unref();
+    ctx.runners[k] = tc.runner(s.id);
+    ctx.pids.push(startDetached(await ctx.cloud.execArgv(s.id, ['setsid', ...listenerArgv(LISTENED)])));
   }
-  // Bounded wait for the listeners.
+  // Bounded wait for the listeners (and sshd): every port of every server answers the build machine before any rule.
   for (const s of Object.values(ctx.s)) {
-    for (let i = 0; i < 100; i++) {
-      if ((await execa('timeout', ['1', 'bash', '-c', `exec 3<>/dev/tcp/${s.privateIp}/8443`], { reject: false })).exitCode === 0) break;
-      await sleep(50);
+    for (const port of PORTS) {
+      let up = false;
+      for (let i = 0; i < 100 && !up; i++) {
+        up = (await execa('timeout', ['1', 'bash', '-c', `exec 3<>/dev/tcp/${s.privateIp}/${port}`], PROBE)).exitCode === 0;
+        if (!up) await sleep(100);
+      }
+      if (!up) throw new Error(`nothing answers on ${s.name} (${s.privateIp}):${port}`);
     }
   }
 });
 
 test.after(async (ctx) => {
-  await ctx.cloud?.teardown();
+  await cleanup('the firewall matrix', [
+    () => killPids(ctx.pids ?? []),
+    () => tc.cloud.teardown(),
+    () => stopMirror(MIRROR_DIR),
+    () => rm(BASE, { recursive: true, force: true }),
+  ]);
+});
+
+test("the servers run the test image, and the iptables the policy goes into is each server's own", async (ctx) => {
+  for (const s of Object.values(ctx.s)) assert.is((await ctx.cloud.get(s.id))?.image, ctx.image);
+  assert.is((await ctx.cloud.images.get(ctx.image))?.parent, ctx.cloud.images.stockId);
+  for (const r of Object.values(ctx.runners)) assert.match((await r.run(['iptables', '-S', 'INPUT'])).stdout, /^-P INPUT ACCEPT/);
+  const stockRoot = join(ctx.cloud.images.dir, ctx.cloud.images.stockId, 'rootfs');
+  assert.not.ok(existsSync(join(stockRoot, 'usr/sbin/iptables')), 'the stock image has no iptables: it is the test image that brings it');
 });
 
 test('web mode open: the matrix is exactly the policy', async (ctx) => {
@@ -189,29 +231,36 @@ test('web mode auth: 443 only for an authorised client until its grant expires',
 });
 
 test('following the fleet: a new webserver is let into the database, a withdrawn one is shut out', async (ctx) => {
-  const ws3 = await ctx.cloud.create({
-    name: serverName({ role: 'webserver', buildId: 'tfw' }),
-    role: 'webserver',
-    buildId: 'tfw',
-    userData: '#!/bin/sh\n',
-  });
-  await ctx.cloud.waitUntilRunning(ws3.id);
-  const options: PolicyOptions = { webMode: 'open', extraPorts };
-  const backend = iptablesBackend({ runner: ctx.runners.db! });
-  const before = await reconcile({ source: staticFleetSource(fleetOf(ctx)), role: 'database', backend, policy: options });
-  const probe = async (s: Server) =>
-    (await ctx.cloud.exec(s.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.db.privateIp}/3306`], { nothrow: true }))
-      .exitCode === 0;
-  assert.not.ok(await probe(ws3), 'not yet in the fleet: refused');
-  assert.ok(await probe(ctx.s.ws2));
-  const after = await reconcile({ source: staticFleetSource(fleetOf(ctx, [ctx.s.ws1, ws3])), role: 'database', backend, policy: options });
-  assert.ok(after.changed);
-  assert.is.not(after.fingerprint, before.fingerprint);
-  assert.ok(await probe(ws3), 'joined: accepted');
-  assert.not.ok(await probe(ctx.s.ws2), 'withdrawn: refused');
-  const again = await reconcile({ source: staticFleetSource(fleetOf(ctx, [ctx.s.ws1, ws3])), role: 'database', backend, policy: options });
-  assert.not.ok(again.changed, 'nothing changed: nothing applied');
-  await ctx.cloud.destroy(ws3.id);
+  const ws3 = await tc.server('webserver', ctx.image);
+  try {
+    const options: PolicyOptions = { webMode: 'open', extraPorts };
+    const backend = iptablesBackend({ runner: ctx.runners.db! });
+    const before = await reconcile({ source: staticFleetSource(fleetOf(ctx)), role: 'database', backend, policy: options });
+    const probe = async (s: Server) =>
+      (await ctx.cloud.exec(s.id, ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${ctx.s.db.privateIp}/3306`], { nothrow: true }))
+        .exitCode === 0;
+    assert.not.ok(await probe(ws3), 'not yet in the fleet: refused');
+    assert.ok(await probe(ctx.s.ws2));
+    const after = await reconcile({
+      source: staticFleetSource(fleetOf(ctx, [ctx.s.ws1, ws3])),
+      role: 'database',
+      backend,
+      policy: options,
+    });
+    assert.ok(after.changed);
+    assert.is.not(after.fingerprint, before.fingerprint);
+    assert.ok(await probe(ws3), 'joined: accepted');
+    assert.not.ok(await probe(ctx.s.ws2), 'withdrawn: refused');
+    const again = await reconcile({
+      source: staticFleetSource(fleetOf(ctx, [ctx.s.ws1, ws3])),
+      role: 'database',
+      backend,
+      policy: options,
+    });
+    assert.not.ok(again.changed, 'nothing changed: nothing applied');
+  } finally {
+    await ctx.cloud.destroy(ws3.id);
+  }
 });
 
 test('a rule file that fails to apply leaves the old rules in force', async (ctx) => {

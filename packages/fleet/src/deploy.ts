@@ -122,7 +122,8 @@ async function prepareDatastore(ctx: Ctx): Promise<boolean> {
   if (fresh) {
     const emptied = await store.emptyBucket();
     o.say(
-      `      bucket ${d.configBucket} ready for a new build${emptied ? ` (emptied ${emptied} object(s) of an earlier one)` : ''}; key ${state.keyFile} (mode 0600)`,
+      `      bucket ${d.configBucket} ready for a new build${emptied ? ` (emptied ${emptied} object(s) of an earlier one)` : ''}; ` +
+        `key ${state.keyFile} (mode 0600)`,
     );
   } else o.say(`      bucket ${d.configBucket} of this build kept (re-run: converging)`);
   await store.put(keys.buildMarkers.key('started'), { at: new Date().toISOString(), by: 'deploy' });
@@ -215,7 +216,8 @@ async function prepareScaling(ctx: Ctx): Promise<void> {
     if ((await store.get(keys.desiredWebservers(i + 1))) === null) await store.put(keys.desiredWebservers(i + 1), n);
   }
   ctx.o.say(
-    `      ${d.scaling.autoscalers} autoscaler(s); desired webservers ${split.join(' + ')} (first deploy; a re-run keeps the current scaling)`,
+    `      ${d.scaling.autoscalers} autoscaler(s); desired webservers ${split.join(' + ')} ` +
+      '(first deploy; a re-run keeps the current scaling)',
   );
 }
 
@@ -277,7 +279,8 @@ async function chooseBackups(ctx: Ctx): Promise<ChosenBackup[]> {
         if (!m) {
           throw fail(
             'NO_BASELINE',
-            `RESTORE_FROM="${d.restoreFrom}": bucket ${bucket} has no baseline "${baseline.name}" with the site's ${part} (publish one with roles/build/PublishBaseline ${baseline.name})`,
+            `RESTORE_FROM="${d.restoreFrom}": bucket ${bucket} has no baseline "${baseline.name}" with the site's ${part} ` +
+              `(publish one with roles/build/PublishBaseline ${baseline.name})`,
             2,
           );
         }
@@ -304,7 +307,8 @@ async function chooseBackups(ctx: Ctx): Promise<ChosenBackup[]> {
       if (!newest) {
         throw fail(
           'NO_BACKUP',
-          `RESTORE_FROM="${d.restoreFrom}": there is no complete ${period ? `${period} ` : ''}backup of the site's ${part} in bucket ${bucket}`,
+          `RESTORE_FROM="${d.restoreFrom}": there is no complete ${period ? `${period} ` : ''}backup of the site's ${part} ` +
+            `in bucket ${bucket}`,
           2,
         );
       }
@@ -367,7 +371,8 @@ async function ensureServers(ctx: Ctx, fresh: boolean, images: Map<FleetRole, st
     const created = await Promise.all(
       decision.create.map(async (w) => {
         const name = serverName({ role, buildId: d.buildId, slot: w.slot });
-        // An autoscaler's cloud access reaches it in its envelope only (a token scoped to the build's webservers where the cloud can scope one).
+        // An autoscaler's cloud access reaches it in its envelope only (a token scoped to the
+        // build's webservers where the cloud can scope one).
         const secrets: Record<string, JsonValue> | undefined =
           role === 'autoscaler'
             ? { providerAccess: (await ctx.kit.autoscalerAccess(d.buildId, d.zone)) as unknown as JsonValue }
@@ -491,7 +496,8 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
   if (record && record.siteUrl !== d.siteUrl) {
     throw fail(
       'BUILD_CLASH',
-      `BUILD_ID="${d.buildId}" is already deployed for ${record.siteUrl} (${fleet.state.recordFile}): destroy it first (npx zx roles/build/destroy.mjs) or choose another BUILD_ID`,
+      `BUILD_ID="${d.buildId}" is already deployed for ${record.siteUrl} (${fleet.state.recordFile}): ` +
+        'destroy it first (npx zx roles/build/destroy.mjs) or choose another BUILD_ID',
       2,
     );
   }
@@ -501,8 +507,11 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
   await timed(ctx, 'cloud', async () => {
     const k = ctx.kit;
     o.say(
-      `      ${d.provider === 'local' ? `the local cloud "${d.local.cloudId}": public ${d.local.publicCidr}, private ${d.local.privateCidr}; ` : `${d.provider}, region ${d.region}; `}` +
-        `build machine ${k.buildMachine.publicIp}${k.buildMachine.privateIp ? ` / ${k.buildMachine.privateIp}` : ''}`,
+      `      ${
+        d.provider === 'local'
+          ? `the local cloud "${d.local.cloudId}": public ${d.local.publicCidr}, private ${d.local.privateCidr}; `
+          : `${d.provider}, region ${d.region}; `
+      }` + `build machine ${k.buildMachine.publicIp}${k.buildMachine.privateIp ? ` / ${k.buildMachine.privateIp}` : ''}`,
     );
   });
   // Starting from a backup: found now, before anything is made (no server, not even an image builder).
@@ -525,8 +534,9 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
     const rt = await buildRuntime({ cacheDir: o.cacheDir });
     const p = await publishArtifacts(ctx.store, ctx.s3, { bundle: b, runtime: rt });
     o.say(
-      `      role bundle ${b.sha256.slice(0, 12)} (${(b.bytes / 1e6).toFixed(1)} MB, ${b.cached ? 'unchanged since it was built' : `built in ${b.seconds} s`}), ` +
-        `Node ${rt.node} (${(rt.bytes / 1e6).toFixed(0)} MB): ${p.uploaded.length ? `published to ${d.configBucket}` : 'already in the bucket'}` +
+      `      role bundle ${b.sha256.slice(0, 12)} (${(b.bytes / 1e6).toFixed(1)} MB, ` +
+        `${b.cached ? 'unchanged since it was built' : `built in ${b.seconds} s`}), Node ${rt.node} (${(rt.bytes / 1e6).toFixed(0)} MB): ` +
+        `${p.uploaded.length ? `published to ${d.configBucket}` : 'already in the bucket'}` +
         `${p.changed && !fresh ? '; servers running an older bundle keep it, servers made from now on get this one' : ''}`,
     );
     const roles = [...new Set(wantedServers(d).map((w) => w.role))];

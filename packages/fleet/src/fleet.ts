@@ -67,7 +67,6 @@ function s3ClientFor(kit: CloudKit, record?: string[]): S3Client {
  * it does not run).
  */
 export async function openFleet(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'): Promise<Fleet | null> {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   if (transport === 'dry-run') return openDryRun(d);
   const kit = await openKit(d, transport);
   if (!kit) return null;

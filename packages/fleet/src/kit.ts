@@ -159,14 +159,13 @@ async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'
     revokeAutoscalerAccess: (buildId) => driver.revokeTokens(buildId),
     async teardown() {
       await driver.teardown();
-      // The cloud answers at once and tears down after: done once its daemon has gone.
-      const { attachLocalCloud } = await import('@adt/localcloud');
-      await pollUntil(async () => (await attachLocalCloud(config)) === null, {
+      // The cloud answers at once and tears down after: done once its daemon (by PID) has gone.
+      await pollUntil(async () => daemon !== null && !processAlive(daemon), {
         timeoutMs: 60_000,
         intervalMs: 200,
         what: `the local cloud "${d.local.cloudId}" to tear down`,
       });
-      return `the local cloud "${d.local.cloudId}" was torn down (no server left on it): its networks and services stopped, its state removed`;
+      return 'torn down (no server left on it): its networks and services stopped, its state removed';
     },
     calls,
     dispose: async () => {},

@@ -27,7 +27,8 @@ export async function serversOf(f: Fleet, role: Role, name: string | undefined, 
   if (!chosen.length) {
     throw fail(
       'NO_SERVER',
-      `${command}: no ${role} server${name ? ` named ${name}` : ''} in build ${f.d.buildId} (have: ${all.map((s) => s.name).join(', ') || 'none'}); roles/build/status lists them`,
+      `${command}: no ${role} server${name ? ` named ${name}` : ''} in build ${f.d.buildId} ` +
+        `(have: ${all.map((s) => s.name).join(', ') || 'none'}); roles/build/status lists them`,
       2,
     );
   }

@@ -106,7 +106,8 @@ export async function waitReady(store: ConfigStore, compute: ComputeProvider, se
       if (failure) {
         throw fail(
           'SERVER_FAILED',
-          `the ${b.role} server ${b.server.name} stopped before it was ready: ${failure.error}; last step it finished: "${failure.lastStep === '(unknown)' ? b.lastStep : failure.lastStep}".\n` +
+          `the ${b.role} server ${b.server.name} stopped before it was ready: ${failure.error}; ` +
+            `last step it finished: "${failure.lastStep === '(unknown)' ? b.lastStep : failure.lastStep}".\n` +
             `Last lines of its log (${o.logHint(b.role)}):\n${indent(failure.log) || '    (none)'}`,
         );
       }
@@ -115,7 +116,8 @@ export async function waitReady(store: ConfigStore, compute: ComputeProvider, se
         throw fail(
           'SERVER_TIMEOUT',
           `the ${b.role} server ${b.server.name} was not ready in time (READY_TIMEOUT); last step it finished: "${b.lastStep}".\n` +
-            `Last lines of its log (${o.logHint(b.role)}):\n${indent(log) || '    (not available from the cloud: connect to it and read /var/log/cloud-init-output.log)'}`,
+            `Last lines of its log (${o.logHint(b.role)}):\n` +
+            (indent(log) || '    (not available from the cloud: connect to it and read /var/log/cloud-init-output.log)'),
         );
       }
     }

@@ -20,7 +20,10 @@ export interface WantedServer {
   slot?: number;
 }
 
-/** The servers a deployment wants: development one of each; production the autoscalers (a slot each) and the initial webservers split between their slots. */
+/**
+ * The servers a deployment wants: development one of each; production the autoscalers (a slot
+ * each) and the initial webservers split between their slots.
+ */
 export function wantedServers(d: Pick<Deployment, 'mode' | 'scaling' | 'auth'>): WantedServer[] {
   const auth = d.auth ? [{ role: 'auth' as const }] : [];
   if (d.mode === 'development') return [{ role: 'database' }, { role: 'webserver' }, ...auth];

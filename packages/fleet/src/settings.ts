@@ -528,11 +528,13 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   const buildMachineIp = r.raw('BUILD_MACHINE_IP') || null;
   if (cloud && !buildMachineIp) {
     r.problem(
-      `BUILD_MACHINE_IP="": with PROVIDER=${provider}, this machine's public IPv4 address (the servers allow SSH and health checks from it)`,
+      `BUILD_MACHINE_IP="": with PROVIDER=${provider}, this machine's public IPv4 address ` +
+        '(the servers allow SSH and health checks from it)',
     );
   } else if (buildMachineIp && (!isIPv4(buildMachineIp) || !cloud)) {
     r.problem(
-      `BUILD_MACHINE_IP="${buildMachineIp}": ${cloud ? 'an IPv4 address such as 203.0.113.10' : 'only for a cloud PROVIDER (the local cloud knows its build machine)'}`,
+      `BUILD_MACHINE_IP="${buildMachineIp}": ` +
+        (cloud ? 'an IPv4 address such as 203.0.113.10' : 'only for a cloud PROVIDER (the local cloud knows its build machine)'),
     );
   }
   if (!r.raw('IMAGES')) vars.IMAGES = cloud ? 'stock' : 'prepared';

@@ -35,7 +35,8 @@ export const legoCertifier: Certifier = (o) => obtainCertificate({ ...o, runner:
 export function recordingCertifier(lines: string[], scratch: string): Certifier {
   return async (o) => {
     lines.push(
-      `${legoArgv({ ...o }, 'run').join(' ')}   (DNS-01: a TXT record _acme-challenge.${o.domains[0]} through ${o.access.provider}, removed after)`,
+      `${legoArgv({ ...o }, 'run').join(' ')}   ` +
+        `(DNS-01: a TXT record _acme-challenge.${o.domains[0]} through ${o.access.provider}, removed after)`,
     );
     const runner = execaRunner({ timeoutMs: 60_000 });
     const ca = await ensureCa(runner, join(scratch, 'ca'), 'dry-run CA');
@@ -159,7 +160,9 @@ export async function ensureSiteCertificate(
   // A re-run that renewed nothing but finds another certificate stored (local-ca before) installs lego's.
   if (r.renewed || !current || current.chain !== r.tls.chain) await store.put(keys.siteTls, r.tls);
   return {
-    line: `TLS certificate for ${d.host} by ACME from ${r.server} (DNS-01): ${r.renewed ? 'issued' : 'kept'}, serial ${r.serial}, valid until ${r.notAfter.toISOString()}`,
+    line:
+      `TLS certificate for ${d.host} by ACME from ${r.server} (DNS-01): ${r.renewed ? 'issued' : 'kept'}, ` +
+      `serial ${r.serial}, valid until ${r.notAfter.toISOString()}`,
     renewed: r.renewed,
     serial: r.serial,
     notAfter: r.notAfter,

@@ -126,8 +126,12 @@ export function signLink(s3: S3Client, bucket: string, key: string, method: 'GET
 
 /** Creates a server the way every server of the fleet is created (see the module's comment). */
 export async function launchServer(ctx: LaunchContext, r: LaunchRequest): Promise<Launched> {
-  if (!r.secrets && (!r.imageFor || r.role !== 'build'))
-    throw fail('BAD_LAUNCH', 'a server without secrets is an image builder: role build, imageFor its role', { exitCode: 2 });
+  if (r.unpackOnly && (r.secrets || r.imageFor))
+    throw fail('BAD_LAUNCH', 'an unpack-only server runs nothing: it gets no secrets and builds no image', { exitCode: 2 });
+  if (!r.secrets && !r.unpackOnly && (!r.imageFor || r.role !== 'build'))
+    throw fail('BAD_LAUNCH', 'a server without secrets is an image builder (role build, imageFor its role) or unpack-only', {
+      exitCode: 2,
+    });
   const artifacts = await ctx.store.get(keys.bundle);
   if (!artifacts) throw fail('NO_BUNDLE', `${keys.bundle.path} is missing from the datastore: the build publishes the role bundle first`);
   const bucket = ctx.store.bucket;

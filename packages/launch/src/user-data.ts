@@ -58,7 +58,9 @@ export function userDataScript(o: UserDataOptions): string {
     `# First boot of ${o.server}, a ${o.role} of build ${o.buildId} (Agile Deployment Toolkit).`,
     o.envelope
       ? `# No secret in here: the links expire at ${o.expiresAt}, and the server deletes its envelope once it read it.`
-      : "# An image builder: no secret at all. It installs the role's packages, cleans up and powers off.",
+      : o.mode === 'prepare-image'
+        ? "# An image builder: no secret at all. It installs the role's packages, cleans up and powers off."
+        : '# Unpack only: no secret at all. It fetches, checks and unpacks the toolkit, and runs nothing.',
     'set -eu',
     'umask 022',
     'log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) [boot] $*"; }',
@@ -80,9 +82,10 @@ export function userDataScript(o: UserDataOptions): string {
     `log "role bundle ${o.bundle.sha256.slice(0, 12)} checked and unpacked"`,
   ];
   if (o.envelope) {
+    const [url, deleteUrl] = [quoted(o.envelope.url, 'envelope.url'), quoted(o.envelope.deleteUrl, 'envelope.deleteUrl')];
     lines.push(
       '( umask 077',
-      `  printf '{"url":"%s","deleteUrl":"%s","key":"%s"}\\n' ${quoted(o.envelope.url, 'envelope.url')} ${quoted(o.envelope.deleteUrl, 'envelope.deleteUrl')} '${o.envelope.key}' > ${ENVELOPE_FILE} )`,
+      `  printf '{"url":"%s","deleteUrl":"%s","key":"%s"}\\n' ${url} ${deleteUrl} '${o.envelope.key}' > ${ENVELOPE_FILE} )`,
       `exec ${CODE_DIR}/roles/${o.role}/bootstrap`,
     );
   } else if (o.mode === 'prepare-image') {

@@ -531,7 +531,10 @@ export class LocalCloud implements ComputeProvider {
       "printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
       'apt-get update -q',
       `apt-get install -y -q --no-install-recommends ${packages.join(' ')}`,
-      'rm -f /usr/sbin/policy-rc.d; apt-get clean; rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* /var/lib/cloud/instance /var/lib/cloud/data',
+      'rm -f /usr/sbin/policy-rc.d; apt-get clean',
+      'rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* /var/lib/cloud/instance /var/lib/cloud/data',
+      // The mirror is this cloud's only: the image is the machine's, and each server gets its own cloud's (or none).
+      'rm -f /etc/apt/apt.conf.d/00adt-local-mirror',
       ': > /etc/machine-id',
       'poweroff',
       '',

@@ -182,7 +182,8 @@ export class ImageStore {
       await rm(work, { recursive: true, force: true });
       throw fail(
         'IMAGE_BUILD_FAILED',
-        `building the stock image ${STOCK_IMAGE} with mmdebstrap failed (it downloads Debian 12 through the cloud's package mirror from deb.debian.org, which must be reachable once): ${outputTail(r, 6)}`,
+        `building the stock image ${STOCK_IMAGE} with mmdebstrap failed (it downloads Debian 12 through the cloud's package mirror ` +
+          `from deb.debian.org, which must be reachable once): ${outputTail(r, 6)}`,
       );
     }
     const record = await this.#read(id);

@@ -39,6 +39,11 @@ function same(a: string, b: string): boolean {
 export class TokenStore {
   readonly #accountDigest: string;
   readonly #file: string;
+  /**
+   * Changes of the file, one at a time: two creates at once (a deploy making its autoscalers in
+   * parallel) would otherwise each write the list without the other's token.
+   */
+  #changes: Promise<unknown> = Promise.resolve();
 
   /** `accountToken`: the account token itself (read from its 0600 file by the daemon). `file`: the scoped tokens. */
   constructor(accountToken: string, file: string) {
@@ -69,19 +74,30 @@ export class TokenStore {
   async create(scope: TokenScope, description?: string): Promise<{ id: string; token: string }> {
     const token = `adtl_${randomBytes(32).toString('base64url')}`;
     const id = `tok-${randomBytes(6).toString('hex')}`;
-    const all = this.#load();
-    all.push({ id, sha256: digest(token), buildId: scope.buildId, roles: scope.roles, createdAt: new Date().toISOString(), description });
-    await mkdir(dirname(this.#file), { recursive: true, mode: 0o700 });
-    await writeJsonAtomic(this.#file, all);
+    await this.#change(async () => {
+      const all = this.#load();
+      all.push({ id, sha256: digest(token), buildId: scope.buildId, roles: scope.roles, createdAt: new Date().toISOString(), description });
+      await mkdir(dirname(this.#file), { recursive: true, mode: 0o700 });
+      await writeJsonAtomic(this.#file, all);
+    });
     return { id, token };
   }
 
   /** Revokes every scoped token of a build (at destroy). Returns how many. */
-  async revokeBuild(buildId: string): Promise<number> {
-    const all = this.#load();
-    const kept = all.filter((t) => t.buildId !== buildId);
-    if (kept.length !== all.length) await writeJsonAtomic(this.#file, kept);
-    return all.length - kept.length;
+  revokeBuild(buildId: string): Promise<number> {
+    return this.#change(async () => {
+      const all = this.#load();
+      const kept = all.filter((t) => t.buildId !== buildId);
+      if (kept.length !== all.length) await writeJsonAtomic(this.#file, kept);
+      return all.length - kept.length;
+    });
+  }
+
+  /** Runs a read-modify-write of the file after the ones before it (a failed one does not stop the next). */
+  #change<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#changes.then(fn, fn);
+    this.#changes = next.catch(() => {});
+    return next;
   }
 
   list(): Omit<StoredToken, 'sha256'>[] {

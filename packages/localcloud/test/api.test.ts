@@ -19,7 +19,8 @@ import localDriver, { type LocalDriver } from '@adt/providers/drivers/local';
 import { serveLocalApi, type CloudServices, type LocalApi } from '../src/api.ts';
 import { LocalCloud } from '../src/cloud.ts';
 import { newAccountToken, TokenStore } from '../src/tokens.ts';
-import { cleanup, connects, eventually, onThisMachine, rejection, setup, type Where } from './fixtures/helpers.ts';
+import { cleanup, setup } from '@adt/test-utils';
+import { connects, eventually, onThisMachine, rejection, type Where } from './fixtures/helpers.ts';
 
 const BASE = join(tmpdir(), 'adt-test-tla');
 const STATE = join(BASE, 'state');

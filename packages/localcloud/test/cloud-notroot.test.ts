@@ -10,7 +10,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { cleanup } from './fixtures/helpers.ts';
+import { cleanup } from '@adt/test-utils';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const SRC = resolve(import.meta.dirname, '../src');

@@ -22,17 +22,14 @@ import { processAlive } from '@adt/core';
 import { serverName, type Role } from '@adt/providers';
 import { LocalCloud, type LocalServer } from '../src/cloud.ts';
 import { startMirror, stopMirror } from '../src/services/mirror.ts';
+import { cleanup, freeLowPort, killPids, setup, throws } from '@adt/test-utils';
 import {
-  cleanup,
   connects,
   eventually,
   firstLine,
-  freeLowPort,
-  killPids,
   onThisMachine,
   rejection,
   run,
-  setup,
   startListener,
   waitListening,
   type Where,
@@ -703,16 +700,8 @@ input('bad names, user-data without #!, an unknown image and a bad ssh key: clea
 });
 
 input('bad cloud options are refused with exit code 2', () => {
-  const refused = (o: ConstructorParameters<typeof LocalCloud>[0], re: RegExp) => {
-    try {
-      new LocalCloud(o);
-    } catch (e) {
-      assert.match((e as Error).message, re);
-      assert.is((e as { exitCode?: number }).exitCode, 2);
-      return;
-    }
-    assert.unreachable(`${JSON.stringify(o)} was accepted`);
-  };
+  const refused = (o: ConstructorParameters<typeof LocalCloud>[0], re: RegExp) =>
+    throws(() => new LocalCloud(o), { message: re, exitCode: 2 }, JSON.stringify(o));
   refused({ cloudId: 'tlc', publicCidr: '198.20.0.0/24' }, /publicCidr "198\.20\.0\.0\/24": a \/24 inside 198\.18\.0\.0\/15/);
   refused({ cloudId: 'tlc', privateCidr: '198.19.11.0/16' }, /privateCidr "198\.19\.11\.0\/16": a \/24 inside/);
   refused({ cloudId: 'tlc', publicCidr: '198.19.10.0/24', privateCidr: '198.19.10.0/24' }, /must differ/);

@@ -31,9 +31,10 @@ import { DEFAULT_IMAGE_DIR } from '../src/images.ts';
 import { stopMirror } from '../src/services/mirror.ts';
 import { attachPebble } from '../src/services/pebble.ts';
 import { attachPowerDns } from '../src/services/powerdns.ts';
-import { cleanup, eventually, freeLowPort, rejection, setup } from './fixtures/helpers.ts';
+import { cleanup, freeLowPort, quietAwsSdk, setup } from '@adt/test-utils';
+import { eventually, rejection } from './fixtures/helpers.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 
 const BASE = join(tmpdir(), 'adt-test-tld');
 const BUCKET = 'adt-tld-test';

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isAdtError } from '@adt/core';
+import { rejects } from '@adt/test-utils';
 import { ConfigStore, keys, type ScalingSettings } from '@adt/configstore';
 import memoryDriver from '@adt/configstore/drivers/memory';
 import { describeSplit, setDesiredWebservers } from '../src/index.ts';
@@ -20,16 +20,7 @@ const SETTINGS: ScalingSettings = {
 const store = () => new ConfigStore({ driver: memoryDriver(), writeBudget: null });
 
 async function usageError(p: Promise<unknown>) {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isAdtError(e), String(e));
-    assert.is(e.code, 'USAGE');
-    assert.is(e.exitCode, 2);
-    return e.message;
-  }
-  assert.unreachable('no error');
-  return '';
+  return (await rejects(p, { code: 'USAGE', exitCode: 2 })).message;
 }
 
 const desired = suite('setDesiredWebservers');

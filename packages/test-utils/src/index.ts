@@ -5,3 +5,5 @@ export type { TestS3ClientOptions } from './s3.ts';
 export { tempDir, removeTempDir, withTempDir } from './temp.ts';
 export type { TempDirOptions } from './temp.ts';
 export { listenerArgv } from './listener.ts';
+export { setup, cleanup } from './hooks.ts';
+export { killPids, freeLowPort, startDetached } from './processes.ts';

@@ -4,32 +4,32 @@
  */
 
 /**
- * The argv of a process (Debian's python3, no packages) that listens on every one of `ports` on
- * `address` and accepts and closes each connection, until it is killed. Run it detached where the
- * ports should be (e.g. `cloud.execArgv(id, ['setsid', ...listenerArgv([22, 443])])`).
+ * The argv of a process that listens on every one of `ports` on `address` and accepts and closes
+ * each connection, until it is killed. It is Perl with perl-base's modules only (IO::Socket::INET,
+ * IO::Select): what every Debian system has, the local cloud's stock image included (which has no
+ * python3). It exits non-zero, saying which port, when one cannot be listened on (e.g. one that
+ * sshd already has). Run it detached where the ports should be
+ * (e.g. `cloud.execArgv(id, ['setsid', ...listenerArgv([443, 3306])])`).
  */
 export function listenerArgv(ports: readonly number[], address = '0.0.0.0'): string[] {
   for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new RangeError(`listenerArgv: bad port ${p}`);
   if (ports.length === 0) throw new RangeError('listenerArgv: no ports');
   const script = [
-    'import socket, selectors',
-    'sel = selectors.DefaultSelector()',
-    `for p in (${ports.join(', ')},):`,
-    '  s = socket.socket()',
-    '  s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
-    `  s.bind((${JSON.stringify(address)}, p))`,
-    '  s.listen(64)',
-    '  s.setblocking(False)',
-    '  sel.register(s, selectors.EVENT_READ)',
-    'while True:',
-    '  for k, _ in sel.select():',
-    '    try:',
-    '      c, _ = k.fileobj.accept()',
-    '      c.close()',
-    // A client that gave up between select and accept is no reason to stop listening.
-    '    except OSError:',
-    '      pass',
-    '',
+    'my ($address, @ports) = @ARGV;',
+    'my $sel = IO::Select->new;',
+    'for my $p (@ports) {',
+    '  my $s = IO::Socket::INET->new(LocalAddr => $address, LocalPort => $p, Proto => "tcp", Listen => 64, ReuseAddr => 1)',
+    '    or die "listener: cannot listen on $address:$p: $@\\n";',
+    '  $s->blocking(0);',
+    '  $sel->add($s);',
+    '}',
+    'while (1) {',
+    '  for my $s ($sel->can_read) {',
+    // Non-blocking: a client that gave up between select and accept gives undef, no reason to stop listening.
+    '    my $c = $s->accept;',
+    '    close $c if $c;',
+    '  }',
+    '}',
   ].join('\n');
-  return ['python3', '-c', script];
+  return ['perl', '-MIO::Socket::INET', '-MIO::Select', '-e', script, address, ...ports.map(String)];
 }

@@ -1,7 +1,7 @@
 /** WordPress's config file and SQL, as data (the real stack is in stack.test.ts). */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isAdtError } from '@adt/core';
+import { throws } from '@adt/test-utils';
 import { wordpressFirstUserSql, wordpressSetPasswordSql } from '../src/index.ts';
 
 const sql = suite('WordPress administrator SQL');
@@ -27,14 +27,7 @@ sql('quotes and backslashes in the login or the password stay inside their strin
 sql('a table prefix that is not letters, digits and _ is refused (exit 2)', () => {
   for (const bad of ['', 'wp-', 'wp_; DROP TABLE x; --', 'a'.repeat(21)]) {
     for (const f of [() => wordpressFirstUserSql(bad), () => wordpressSetPasswordSql('admin', 'x', bad)]) {
-      try {
-        f();
-        assert.unreachable(bad);
-      } catch (e) {
-        assert.ok(isAdtError(e), String(e));
-        assert.is(e.code, 'BAD_PREFIX');
-        assert.is(e.exitCode, 2);
-      }
+      throws(f, { code: 'BAD_PREFIX', exitCode: 2 }, bad);
     }
   }
 });

@@ -76,11 +76,17 @@ export function clientAddress(req: IncomingMessage): string {
   return v4 ?? a;
 }
 
+/** The pages' only style, inline (the content security policy allows no other source). */
+const STYLE =
+  'body{font:1.1rem/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}' +
+  'label{display:block;margin:.5rem 0 .25rem}input,button{font:inherit;padding:.5rem}button{cursor:pointer}' +
+  ':focus{outline:3px solid #1d4ed8;outline-offset:2px}table{border-collapse:collapse}td,th{padding:.25rem .75rem;text-align:left}';
+
 function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(title)}</title>
-<style>body{font:1.1rem/1.5 system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}label{display:block;margin:.5rem 0 .25rem}input,button{font:inherit;padding:.5rem}button{cursor:pointer}:focus{outline:3px solid #1d4ed8;outline-offset:2px}table{border-collapse:collapse}td,th{padding:.25rem .75rem;text-align:left}</style></head>
+<style>${STYLE}</style></head>
 <body><main>
 <h1>${escapeHtml(title)}</h1>
 ${body}
@@ -93,6 +99,7 @@ export function createAuthApp(o: AuthAppOptions) {
   const allow = new Set(o.allowList.map((e) => e.toLowerCase()));
   const admins = new Set(o.admins.map((e) => e.toLowerCase()));
   const grantMs = (o.grantMinutes ?? 480) * 60_000;
+  const grantHours = Math.round((grantMs / 3_600_000) * 10) / 10;
   const linkMs = (o.linkMinutes ?? 15) * 60_000;
   const byAddress = new RateLimiter(o.limits?.perAddress ?? 10, 600_000);
   const byEmail = new RateLimiter(o.limits?.perEmail ?? 5, 600_000);
@@ -160,7 +167,7 @@ export function createAuthApp(o: AuthAppOptions) {
     page(
       `Sign in to reach ${o.siteName}`,
       `${note}
-<p>Enter your email address. If it may reach the site, you get a link that opens it from this device for ${Math.round((grantMs / 3_600_000) * 10) / 10} hours.</p>
+<p>Enter your email address. If it may reach the site, you get a link that opens it from this device for ${grantHours} hours.</p>
 <form method="post" action="/sign-in">
 <input type="hidden" name="csrf" value="${escapeHtml(token)}">
 <label for="email">Email address</label>
@@ -187,7 +194,9 @@ export function createAuthApp(o: AuthAppOptions) {
         await o.sendMail(
           email,
           `Your sign-in link for ${o.siteName}`,
-          `Open this link on the device that should reach ${o.siteName} (valid ${Math.round(linkMs / 60_000)} minutes, once):\n\n${o.baseUrl}/verify?token=${token}\n\nIf you did not ask for it, ignore this message.\n`,
+          `Open this link on the device that should reach ${o.siteName} (valid ${Math.round(linkMs / 60_000)} minutes, once):\n\n` +
+            `${o.baseUrl}/verify?token=${token}\n\n` +
+            'If you did not ask for it, ignore this message.\n',
         );
         o.log(`sign-in link sent to ${email} (asked from ${ip})`);
       } else {
@@ -199,7 +208,8 @@ export function createAuthApp(o: AuthAppOptions) {
         200,
         page(
           'Check your email',
-          `<p>If <strong>${escapeHtml(email)}</strong> may reach ${escapeHtml(o.siteName)}, a sign-in link is on its way. Open it on the device that should reach the site.</p>`,
+          `<p>If <strong>${escapeHtml(email)}</strong> may reach ${escapeHtml(o.siteName)}, a sign-in link is on its way. ` +
+            'Open it on the device that should reach the site.</p>',
         ),
       );
     }
@@ -258,13 +268,12 @@ export function createAuthApp(o: AuthAppOptions) {
           `adt_admin=${email64}.${exp}.${sign(`admin:${email64}.${exp}`)}; Path=/; Secure; HttpOnly; SameSite=Strict`,
         );
       }
+      const until = escapeHtml(new Date(grant.expiresAt).toUTCString());
+      const manage = admins.has(link.email) ? '<p><a href="/admin">Manage access</a></p>' : '';
       return send(
         res,
         200,
-        page(
-          'Access granted',
-          `<p>This device (${escapeHtml(ip)}) may reach ${escapeHtml(o.siteName)} until ${escapeHtml(new Date(grant.expiresAt).toUTCString())}.</p>${admins.has(link.email) ? '<p><a href="/admin">Manage access</a></p>' : ''}`,
-        ),
+        page('Access granted', `<p>This device (${escapeHtml(ip)}) may reach ${escapeHtml(o.siteName)} until ${until}.</p>${manage}`),
       );
     }
     if (url.pathname === '/admin' || url.pathname === '/admin/revoke') {
@@ -284,9 +293,12 @@ export function createAuthApp(o: AuthAppOptions) {
       for (const gip of await o.store.listOf(keys.authorisedIps)) {
         const g = await o.store.get(keys.authorisedIps.key(gip));
         if (!g || Date.parse(g.expiresAt) <= now()) continue;
-        rows.push(
-          `<tr><td>${escapeHtml(gip)}</td><td>${escapeHtml(g.subject ?? '')}</td><td>${escapeHtml(g.expiresAt)}</td><td><form method="post" action="/admin/revoke"><input type="hidden" name="csrf" value="${escapeHtml(token)}"><input type="hidden" name="ip" value="${escapeHtml(gip)}"><button type="submit">Revoke ${escapeHtml(gip)}</button></form></td></tr>`,
-        );
+        const revoke =
+          '<form method="post" action="/admin/revoke">' +
+          `<input type="hidden" name="csrf" value="${escapeHtml(token)}"><input type="hidden" name="ip" value="${escapeHtml(gip)}">` +
+          `<button type="submit">Revoke ${escapeHtml(gip)}</button></form>`;
+        const cells = [gip, g.subject ?? '', g.expiresAt].map((text) => `<td>${escapeHtml(text)}</td>`).join('');
+        rows.push(`<tr>${cells}<td>${revoke}</td></tr>`);
       }
       return send(
         res,
@@ -294,7 +306,9 @@ export function createAuthApp(o: AuthAppOptions) {
         page(
           'Who may reach the site',
           rows.length
-            ? `<table><caption>Current grants</caption><thead><tr><th scope="col">Address</th><th scope="col">Person</th><th scope="col">Until</th><th scope="col">Action</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+            ? '<table><caption>Current grants</caption><thead><tr>' +
+                '<th scope="col">Address</th><th scope="col">Person</th><th scope="col">Until</th><th scope="col">Action</th>' +
+                `</tr></thead><tbody>${rows.join('')}</tbody></table>`
             : '<p>No current grants.</p>',
         ),
       );

@@ -5,8 +5,9 @@
  * sign in here), publish ready.
  */
 import { join } from 'node:path';
+import { pollUntil } from '@adt/core';
 import { keys, registerServer } from '@adt/configstore';
-import { JOB_LOG_DIR, httpsGet, runBootstrap, startPeriodicJobs, startService, waitFor } from '@adt/role-common';
+import { JOB_LOG_DIR, httpsGet, runBootstrap, startPeriodicJobs, startService } from '@adt/role-common';
 
 export function main(argv: string[]): Promise<number> {
   return runBootstrap('auth', argv, async ({ store, self, step }) => {
@@ -16,11 +17,11 @@ export function main(argv: string[]): Promise<number> {
     const settings = await store.require(keys.auth, 'the build, with WEB_FIREWALL=auth,');
     await startService('sign-in-service', join(JOB_LOG_DIR, 'auth.log'));
     const host = new URL(settings.baseUrl).hostname;
-    const status = await waitFor(
-      'the sign-in app to answer over HTTPS',
-      async () => ((await httpsGet(self.publicIp, host, settings.ca, 5000)).status === 200 ? 200 : null),
-      60_000,
-    );
+    const status = await pollUntil(async () => ((await httpsGet(self.publicIp, host, settings.ca, 5000)).status === 200 ? 200 : null), {
+      what: 'the sign-in app to answer over HTTPS',
+      timeoutMs: 60_000,
+      ignoreErrors: true,
+    });
     await step(`sign-in app answers (HTTP ${status})`);
     await startPeriodicJobs('auth');
     await step('firewall following the fleet');

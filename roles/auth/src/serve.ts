@@ -7,19 +7,14 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createServer } from 'node:https';
 import { keys } from '@adt/configstore';
-import { openDatastore, runMain, whoAmI } from '@adt/role-common';
+import { logLine as log, openDatastore, whoAmI } from '@adt/role-common';
 import { createAuthApp } from './app.ts';
 import { sendMail } from './smtp.ts';
 
 export async function main(): Promise<number> {
   const store = openDatastore();
-  const [settings, secrets] = await Promise.all([store.get(keys.auth), store.get(keys.authSecrets)]);
-  if (!settings || !secrets)
-    throw new Error(
-      `${keys.auth.path} or ${keys.authSecrets.path} missing from the datastore: the build writes them with WEB_FIREWALL=auth`,
-    );
+  const [settings, secrets] = await store.requireAll([keys.auth, keys.authSecrets] as const, 'the build, with WEB_FIREWALL=auth,');
   const self = await whoAmI();
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const app = createAuthApp({
     store,
     allowList: settings.allowList,

@@ -6,7 +6,7 @@
  * The scaling loops follow within a tick. A count that is not a whole number from 0 to the
  * configured maximum is refused (exit 2), and nothing changes.
  */
-import { openDatastore, usage } from '@adt/role-common';
+import { logLine, openDatastore, usage } from '@adt/role-common';
 import { describeSplit, setDesiredWebservers } from '@adt/scaling';
 
 /** `ManuallyScale.ts <webservers>`. */
@@ -15,6 +15,6 @@ export async function manuallyScaleMain(args: string[]): Promise<number> {
     throw usage('usage: roles/autoscaler/ManuallyScale.ts <webservers>   (a whole number from 0 to the configured maximum)');
   const store = openDatastore();
   const { total, split } = await setDesiredWebservers(store, args[0]!, 'ManuallyScale');
-  process.stdout.write(`${new Date().toISOString()} desired webservers: ${total} (${describeSplit(split)})\n`);
+  logLine(`desired webservers: ${total} (${describeSplit(split)})`);
   return 0;
 }

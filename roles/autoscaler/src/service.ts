@@ -9,7 +9,7 @@ import { sleep } from '@adt/core';
 import { keys, type ProviderAccess } from '@adt/configstore';
 import { parseServerName, computeDrivers, dnsDrivers, type ComputeProvider, type DnsProvider } from '@adt/providers';
 import { launchServer } from '@adt/launch';
-import { SECRETS_FILE, datastoreSettings, httpsGet, openDatastore, siblingBucket } from '@adt/role-common';
+import { SECRETS_FILE, datastoreSettings, httpsGet, logLine as log, openDatastore, siblingBucket } from '@adt/role-common';
 import { Scaler } from './scaler.ts';
 
 /** True when the site answers over HTTPS at `ip` (any status below 500: the application ran). */
@@ -51,7 +51,6 @@ export async function main(): Promise<number> {
     authorizedKeys,
   };
   const host = new URL(site.siteUrl).hostname;
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const scaler = new Scaler({
     store,
     compute,
@@ -82,7 +81,8 @@ export async function main(): Promise<number> {
         Object.entries(r.summary)
           .map(
             ([slot, s]) =>
-              `slot ${slot}: ${s.healthy}/${s.desired} healthy${s.building ? `, ${s.building} building` : ''}${s.unhealthy ? `, ${s.unhealthy} unhealthy` : ''}${s.draining ? `, ${s.draining} draining` : ''}`,
+              `slot ${slot}: ${s.healthy}/${s.desired} healthy${s.building ? `, ${s.building} building` : ''}` +
+              `${s.unhealthy ? `, ${s.unhealthy} unhealthy` : ''}${s.draining ? `, ${s.draining} draining` : ''}`,
           )
           .join('; ') || 'no slot held';
       if (line !== last) log(line);

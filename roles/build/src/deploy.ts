@@ -8,7 +8,7 @@ import { formatCalls, redactBody } from '@adt/providers';
 import { defineCommand } from '@adt/role-common';
 import { deploy, wantedServers, type DeploySummary, type Fleet } from '@adt/fleet';
 import { AdtError } from '@adt/core';
-import { ROOT, cacheDir, deploymentOf, withFleet } from './open.ts';
+import { ROOT, cacheDir, deploymentOf, helperName, withFleet } from './open.ts';
 import { installRenewalCron } from './renewal-cron.ts';
 
 /** Consecutive identical lines (polling, repeated reads) collapsed with a count, numbered. */
@@ -29,26 +29,29 @@ function printSummary(f: Fleet, s: DeploySummary, say: (line: string) => void): 
   say(`Done in ${s.seconds} s: ${d.siteUrl} is served.`);
   for (const x of s.servers)
     say(`  ${x.role.padEnd(10)} ${x.name}  public ${x.publicIp}  private ${x.privateIp}${x.kept ? '  (kept)' : ''}`);
-  say(
-    `  DNS        ${d.host} A ${s.dns.records.map((r) => r.value).join(', ') || '(none: no webservers wanted)'}${s.dns.server ? ` (on ${s.dns.server})` : ''}`,
-  );
+  const records = s.dns.records.map((r) => r.value).join(', ') || '(none: no webservers wanted)';
+  say(`  DNS        ${d.host} A ${records}${s.dns.server ? ` (on ${s.dns.server})` : ''}`);
   if (d.auth)
     say(
       `  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${s.mailDir ? `; mails in ${s.mailDir}` : ''}`,
     );
   if (d.mode === 'production')
     say(
-      `  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: roles/build/AdjustScaling <n>, roles/build/status`,
+      `  Scaling    ${d.scaling.autoscalers} autoscaler(s) keep the desired webservers healthy: ` +
+        'roles/build/AdjustScaling <n>, roles/build/status',
     );
-  say(
-    `  TLS        ${d.tls.mode === 'acme' ? `certificate by ACME (${d.tls.acmeServer ?? "the local cloud's pebble"}); its root: ${s.caFile}; renewal: roles/build/RenewCertificate` : `certificate from the local CA ${s.caFile}`}`,
-  );
+  const certificate =
+    d.tls.mode === 'acme'
+      ? `certificate by ACME (${d.tls.acmeServer ?? "the local cloud's pebble"}); its root: ${s.caFile}; ` +
+        'renewal: roles/build/RenewCertificate'
+      : `certificate from the local CA ${s.caFile}`;
+  say(`  TLS        ${certificate}`);
   if (s.application.location?.includes('install.php'))
     say(`  WordPress  a virgin install: finish it at https://${d.host}/wp-admin/install.php`);
   if (s.tryIt) say(`  Try it     ${s.tryIt}`);
-  say(
-    `  Servers    role bundle ${s.bundle.sha256.slice(0, 12)} (${(s.bundle.bytes / 1e6).toFixed(1)} MB) on Node ${s.bundle.runtime}${s.images.length ? `; images ${s.images.map((i) => `${i.role} ${i.image}`).join(', ')}` : ''}`,
-  );
+  const images = s.images.length ? `; images ${s.images.map((i) => `${i.role} ${i.image}`).join(', ')}` : '';
+  const bundle = `role bundle ${s.bundle.sha256.slice(0, 12)} (${(s.bundle.bytes / 1e6).toFixed(1)} MB) on Node ${s.bundle.runtime}`;
+  say(`  Servers    ${bundle}${images}`);
   say(
     `  SSH        key ${s.sshKeyFile}; host keys pinned: roles/build/ConnectToWebserver, ExecuteOnDatabase -- <command>, CopyToWebserver`,
   );
@@ -59,7 +62,8 @@ function printSummary(f: Fleet, s: DeploySummary, say: (line: string) => void): 
       .join(', ')}`,
   );
   say(
-    '  Next       roles/build/status, roles/build/ExecuteOnWebserver -- <command>, roles/build/ConnectToDatabase, npx zx roles/build/destroy.mjs',
+    '  Next       roles/build/status, roles/build/ExecuteOnWebserver -- <command>, roles/build/ConnectToDatabase, ' +
+      'npx zx roles/build/destroy.mjs',
   );
 }
 
@@ -67,9 +71,10 @@ function printDryRun(f: Fleet, say: (line: string) => void): void {
   const d = f.d;
   const r = f.dryRun!;
   say('');
+  const where = d.provider === 'local' ? ` (the local cloud "${d.local.cloudId}")` : ` (region ${d.region}, size ${d.serverSize})`;
   say(
     `Plan (dry run, nothing sent) for ${d.siteUrl}, build ${d.buildId}, ${d.mode} mode, on ${d.provider}` +
-      `${d.provider === 'local' ? ` (the local cloud "${d.local.cloudId}")` : ` (region ${d.region}, size ${d.serverSize})`}, DNS ${d.dnsProvider}, web firewall ${d.webMode}` +
+      `${where}, DNS ${d.dnsProvider}, web firewall ${d.webMode}` +
       `${d.databaseService === 'managed' ? ', managed database' : ''}:`,
   );
   say(`API calls, in order, as a fresh account would answer them (user-data and passwords shown by size only):`);
@@ -90,8 +95,9 @@ export const deployCommand = defineCommand({
   name: 'npx zx roles/build/deploy.mjs',
   usage: '[--config FILE] [--dry-run] [--json]',
   description:
-    'Builds (or converges) the fleet the deployment file describes. --dry-run runs the same pipeline over transports that record instead of ' +
-    'sending, and prints every call it would make. Every variable of the file may also be given as ADT_<NAME> in the environment.',
+    'Builds (or converges) the fleet the deployment file describes. --dry-run runs the same pipeline over transports that record ' +
+    'instead of sending, and prints every call it would make. Every variable of the file may also be given as ADT_<NAME> in the ' +
+    'environment.',
   common: ['config', 'json'],
   options: { 'dry-run': { type: 'boolean', description: 'print every call a deploy would make, change nothing' } },
   async run({ values, out }) {
@@ -103,16 +109,15 @@ export const deployCommand = defineCommand({
         exitCode: 2,
       });
     }
-    out.say(
-      `${dryRun ? 'Dry run of the deploy of' : 'Deploying'} ${d.siteUrl} (build ${d.buildId}, ${d.mode} mode) on ${d.provider === 'local' ? `the local cloud "${d.local.cloudId}"` : d.provider}`,
-    );
+    const where = d.provider === 'local' ? `the local cloud "${d.local.cloudId}"` : d.provider;
+    out.say(`${dryRun ? 'Dry run of the deploy of' : 'Deploying'} ${d.siteUrl} (build ${d.buildId}, ${d.mode} mode) on ${where}`);
     return withFleet(d, dryRun ? 'dry-run' : 'apply', async (f) => {
       const summary = await deploy(f, {
         root: ROOT,
         cacheDir: join(cacheDir(), 'bundles'),
         bundleNote: process.env.ADT_BUNDLE_NOTE || undefined,
         say: out.say,
-        logHint: (role) => `roles/build/ExecuteOn${role[0]!.toUpperCase()}${role.slice(1)} -- tail -n 40 /var/log/cloud-init-output.log`,
+        logHint: (role) => `roles/build/${helperName('ExecuteOn', role)} -- tail -n 40 /var/log/cloud-init-output.log`,
       });
       if (dryRun) {
         out.result({

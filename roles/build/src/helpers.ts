@@ -18,23 +18,24 @@ import {
   type ServerRole,
 } from '@adt/fleet';
 import { defineCommand, usage, type Command } from '@adt/role-common';
-import { deploymentOf, withFleet } from './open.ts';
+import { deploymentOf, helperName, withFleet } from './open.ts';
 
-const capital = (r: string) => `${r[0]!.toUpperCase()}${r.slice(1)}`;
 const NAME = { name: { type: 'string', description: 'only the server of this name' } } as const;
 
 export function executeOnCommand(role: ServerRole): Command {
   return defineCommand({
-    name: `ExecuteOn${capital(role)}`,
+    name: helperName('ExecuteOn', role),
     usage: '[--config FILE] [--name SERVER] -- COMMAND [ARG...]',
-    description: `Runs COMMAND on every ${role} of the build (or the one named), one after another, over SSH; its output prefixed by the server's name. Exits with the first non-zero exit code, else 0.`,
+    description:
+      `Runs COMMAND on every ${role} of the build (or the one named), one after another, over SSH; its output prefixed by the ` +
+      "server's name. Exits with the first non-zero exit code, else 0.",
     common: ['config'],
     options: NAME,
     rest: { required: true },
     root: true,
     async run({ values, rest }) {
       return withFleet(deploymentOf(values), 'attach', async (f) => {
-        const servers = await serversOf(f, role, values.name, `ExecuteOn${capital(role)}`);
+        const servers = await serversOf(f, role, values.name, helperName('ExecuteOn', role));
         return executeOn(f, servers, rest, (s, r) => {
           const prefix = (text: string) =>
             text
@@ -52,7 +53,7 @@ export function executeOnCommand(role: ServerRole): Command {
 
 export function connectToCommand(role: ServerRole): Command {
   return defineCommand({
-    name: `ConnectTo${capital(role)}`,
+    name: helperName('ConnectTo', role),
     usage: '[--config FILE] [--name SERVER]',
     description: `Opens an interactive shell as root on the first ${role} of the build (or the one named), over SSH.`,
     common: ['config'],
@@ -60,7 +61,7 @@ export function connectToCommand(role: ServerRole): Command {
     root: true,
     async run({ values }) {
       return withFleet(deploymentOf(values), 'attach', async (f) => {
-        const [s] = await serversOf(f, role, values.name, `ConnectTo${capital(role)}`);
+        const [s] = await serversOf(f, role, values.name, helperName('ConnectTo', role));
         process.stderr.write(`connecting to ${s!.name} (${role}, ${s!.publicIp} / ${s!.privateIp}); exit the shell to come back\n`);
         return f.ssh.interactive(s!);
       });
@@ -69,7 +70,7 @@ export function connectToCommand(role: ServerRole): Command {
 }
 
 export function copyCommand(direction: 'to' | 'from', role: ServerRole): Command {
-  const name = `Copy${direction === 'to' ? 'To' : 'From'}${capital(role)}`;
+  const name = helperName(direction === 'to' ? 'CopyTo' : 'CopyFrom', role);
   return defineCommand({
     name,
     usage:
@@ -78,7 +79,8 @@ export function copyCommand(direction: 'to' | 'from', role: ServerRole): Command
         : '[--config FILE] [--name SERVER] REMOTE_PATH... LOCAL_DIR',
     description:
       direction === 'to'
-        ? `Copies files or directories of this machine to REMOTE_DIR on every ${role} of the build (or the one named), over SSH (scp: modes and times kept).`
+        ? `Copies files or directories of this machine to REMOTE_DIR on every ${role} of the build (or the one named), over SSH ` +
+          '(scp: modes and times kept).'
         : `Copies files or directories of the first ${role} of the build (or the one named) to LOCAL_DIR here, over SSH.`,
     common: ['config'],
     options: NAME,
@@ -109,8 +111,9 @@ export const statusCommand = defineCommand({
   name: 'status',
   usage: '[--config FILE] [--json]',
   description:
-    "The build's servers with role, addresses, state, age, readiness (from the datastore), health (webservers: HTTPS as a visitor sees it; " +
-    'the database server and autoscalers, over SSH) and the role bundle each runs, its DNS records, certificate and scaling.',
+    "The build's servers with role, addresses, state, age, readiness (from the datastore), health (webservers: HTTPS as a visitor " +
+    'sees it; the database server and autoscalers, over SSH) and the role bundle each runs, its DNS records, certificate and ' +
+    'scaling.',
   common: ['config', 'json'],
   root: true,
   async run({ values, out }) {
@@ -124,7 +127,8 @@ export const statusCommand = defineCommand({
       const c = s.certificate;
       if (c) {
         lines.push(
-          `  TLS certificate ${c.serial} (${c.mode === 'acme' ? 'ACME' : 'local CA'}, ${c.issuer}) valid until ${c.notAfter}, ${c.daysLeft} days left` +
+          `  TLS certificate ${c.serial} (${c.mode === 'acme' ? 'ACME' : 'local CA'}, ${c.issuer}) ` +
+            `valid until ${c.notAfter}, ${c.daysLeft} days left` +
             `${c.mode === 'acme' && c.daysLeft < d.tls.renewDays ? ': due for renewal (roles/build/RenewCertificate)' : ''}`,
         );
       }
@@ -154,7 +158,9 @@ const PERIODS_HELP = 'hourly, daily, weekly, monthly, bimonthly, manual, shutdow
 export const backupCommand = defineCommand({
   name: 'Backup',
   usage: '[--config FILE] [--json] <period>',
-  description: `Backs up the site now: the database on the database server and the site's files on one webserver, each verified and rotated (period: ${PERIODS_HELP}).`,
+  description:
+    "Backs up the site now: the database on the database server and the site's files on one webserver, each verified and rotated " +
+    `(period: ${PERIODS_HELP}).`,
   common: ['config', 'json'],
   positionals: { min: 1, max: 1 },
   root: true,
@@ -166,7 +172,8 @@ export const backupCommand = defineCommand({
         results
           .map((r) =>
             r.manifest
-              ? `${r.role} ${r.server}: backup ${r.manifest.id} verified (${(r.manifest.parts.reduce((n, p) => n + p.size, 0) / 1e6).toFixed(1)} MB stored)` +
+              ? `${r.role} ${r.server}: backup ${r.manifest.id} verified ` +
+                `(${(r.manifest.parts.reduce((n, p) => n + p.size, 0) / 1e6).toFixed(1)} MB stored)` +
                 `${r.deleted?.length ? `; rotated away ${r.deleted.join(', ')}` : ''}`
               : `${r.role} ${r.server}: skipped (${String(r.skipped)})`,
           )
@@ -181,8 +188,9 @@ export const restoreCommand = defineCommand({
   name: 'Restore',
   usage: '[--config FILE] [--json] (--period P | --database-id ID --webroot-id ID | --baseline [BUCKET/]NAME)',
   description:
-    "Restores the database (on the database server) and the site's files (on every webserver) from the newest backup of a period, from the " +
-    'named backups (roles/build/ListBackups shows them), or from a baseline. Each part is checked against its SHA-256 before anything is replaced.',
+    "Restores the database (on the database server) and the site's files (on every webserver) from the newest backup of a period, " +
+    'from the named backups (roles/build/ListBackups shows them), or from a baseline. Each part is checked against its SHA-256 ' +
+    'before anything is replaced.',
   common: ['config', 'json'],
   options: {
     period: { type: 'string', description: `the newest backup of this period (${PERIODS_HELP})` },
@@ -227,7 +235,8 @@ export const listBackupsCommand = defineCommand({
           ...(rows.length ? [] : ['  none']),
           ...rows.map(
             (r) =>
-              `  ${r.part.padEnd(8)} ${r.id}  ${r.period.padEnd(9)} ${r.createdAt}  ${(r.bytes / 1e6).toFixed(1)} MB  from ${r.sourceHost}${r.encrypted ? '  encrypted' : ''}`,
+              `  ${r.part.padEnd(8)} ${r.id}  ${r.period.padEnd(9)} ${r.createdAt}  ` +
+              `${(r.bytes / 1e6).toFixed(1)} MB  from ${r.sourceHost}${r.encrypted ? '  encrypted' : ''}`,
           ),
         ].join('\n'),
       );
@@ -240,8 +249,9 @@ export const adjustScalingCommand = defineCommand({
   name: 'AdjustScaling',
   usage: '[--config FILE] [--json] <webservers>',
   description:
-    'Sets the desired number of webservers of the fleet (production mode), split between the autoscalers; they follow within a tick. The same as ' +
-    'roles/autoscaler/ManuallyScale.ts on an autoscaler. A count that is not a whole number from 0 to MAX_WEBSERVERS is refused (exit 2).',
+    'Sets the desired number of webservers of the fleet (production mode), split between the autoscalers; they follow within a ' +
+    'tick. The same as roles/autoscaler/ManuallyScale.ts on an autoscaler. A count that is not a whole number from 0 to ' +
+    'MAX_WEBSERVERS is refused (exit 2).',
   common: ['config', 'json'],
   positionals: { min: 1, max: 1 },
   root: true,
@@ -261,9 +271,10 @@ export const publishBaselineCommand = defineCommand({
   name: 'PublishBaseline',
   usage: '[--config FILE] [--json] <name>',
   description:
-    "Publishes a shareable baseline of the site under baselines/<name>/ in its backup bucket: the database (the site's domain replaced by " +
-    "baseline.invalid, password hashes removed) and the site's files (config files never included), each scanned for secrets first and refused, " +
-    'naming file and line, when anything is found. Deploy from it with RESTORE_FROM=baseline:<name> (or baseline:<bucket>/<name>).',
+    "Publishes a shareable baseline of the site under baselines/<name>/ in its backup bucket: the database (the site's domain " +
+    "replaced by baseline.invalid, password hashes removed) and the site's files (config files never included), each scanned " +
+    'for secrets first and refused, naming file and line, when anything is found. Deploy from it with ' +
+    'RESTORE_FROM=baseline:<name> (or baseline:<bucket>/<name>).',
   common: ['config', 'json'],
   positionals: { min: 1, max: 1 },
   root: true,
@@ -278,7 +289,9 @@ export const publishBaselineCommand = defineCommand({
             const rw = r.rewrite as { domains: number; hashes: number } | undefined;
             return (
               `${String(r.role)} ${String(r.server)}: ${String(r.part)} part of baseline ${positionals[0]} published (${m?.id})` +
-              `${r.role === 'database' && rw ? `; ${rw.domains} mention(s) of the domain replaced, ${rw.hashes} password hash(es) removed` : ''}`
+              (r.role === 'database' && rw
+                ? `; ${rw.domains} mention(s) of the domain replaced, ${rw.hashes} password hash(es) removed`
+                : '')
             );
           })
           .join('\n'),
@@ -292,8 +305,8 @@ export const appAdminCommand = defineCommand({
   name: 'AppAdmin',
   usage: '[--config FILE] [--reveal]',
   description:
-    "The application administrator's sign-in set when the site was deployed from a baseline (baselines carry no passwords): the user name, and " +
-    'the password only with --reveal or when the output is not a terminal (for scripts).',
+    "The application administrator's sign-in set when the site was deployed from a baseline (baselines carry no passwords): " +
+    'the user name, and the password only with --reveal or when the output is not a terminal (for scripts).',
   common: ['config'],
   options: { reveal: { type: 'boolean', description: 'print the password on a terminal too' } },
   root: true,
@@ -313,9 +326,10 @@ export const renewCertificateCommand = defineCommand({
   name: 'RenewCertificate',
   usage: '[--config FILE] [--force] [--wait] [--json]',
   description:
-    "Renews the site's certificate by ACME when it expires within TLS_RENEW_DAYS days (--force: now) and stores it encrypted in the datastore; " +
-    "every webserver installs it within about 10 s. With WEB_FIREWALL=auth, the sign-in host's certificate too. With --wait, returns once every " +
-    'webserver (and authentication server) serves the new certificate (bounded: 120 s). Only with TLS=acme.',
+    "Renews the site's certificate by ACME when it expires within TLS_RENEW_DAYS days (--force: now) and stores it encrypted in " +
+    "the datastore; every webserver installs it within about 10 s. With WEB_FIREWALL=auth, the sign-in host's certificate too. " +
+    'With --wait, returns once every webserver (and authentication server) serves the new certificate (bounded: 120 s). ' +
+    'Only with TLS=acme.',
   common: ['config', 'json'],
   options: {
     force: { type: 'boolean', description: 'renew now, whatever the expiry' },
@@ -326,7 +340,8 @@ export const renewCertificateCommand = defineCommand({
     const d = deploymentOf(values);
     if (d.tls.mode !== 'acme') {
       throw usage(
-        `RenewCertificate: TLS="${d.tls.mode}" in ${d.source}: renewal is for TLS=acme (a local-ca certificate lasts 397 days; a deploy re-run issues a new one when it is gone)`,
+        `RenewCertificate: TLS="${d.tls.mode}" in ${d.source}: renewal is for TLS=acme ` +
+          '(a local-ca certificate lasts 397 days; a deploy re-run issues a new one when it is gone)',
       );
     }
     return withFleet(d, 'attach', async (f) => {

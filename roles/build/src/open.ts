@@ -16,6 +16,11 @@ export function cacheDir(): string {
   return process.env.ADT_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'adt');
 }
 
+/** The name of a role's helper: `helperName('ExecuteOn', 'webserver')` is `ExecuteOnWebserver`. */
+export function helperName(verb: 'ExecuteOn' | 'ConnectTo' | 'CopyTo' | 'CopyFrom', role: string): string {
+  return `${verb}${role[0]!.toUpperCase()}${role.slice(1)}`;
+}
+
 export function deploymentOf(values: { config?: string }): Deployment {
   return readDeployment(values.config, process.env);
 }

@@ -3,9 +3,9 @@
  * named after its command), loaded when called.
  */
 import { FLEET_ROLES } from '@adt/fleet';
-import { commonCommands, runProgram, type CommandTable } from '@adt/role-common';
+import { commonCommands, quietAwsSdk, runProgram, type CommandTable } from '@adt/role-common';
+import { helperName } from './open.ts';
 
-const capital = (r: string) => `${r[0]!.toUpperCase()}${r.slice(1)}`;
 const helpers = () => import('./helpers.ts');
 
 const table: CommandTable = {
@@ -22,12 +22,11 @@ const table: CommandTable = {
   destroy: async () => (await import('./destroy.ts')).destroyCommand,
 };
 for (const role of FLEET_ROLES) {
-  table[`ExecuteOn${capital(role)}`] = async () => (await helpers()).executeOnCommand(role);
-  table[`ConnectTo${capital(role)}`] = async () => (await helpers()).connectToCommand(role);
-  table[`CopyTo${capital(role)}`] = async () => (await helpers()).copyCommand('to', role);
-  table[`CopyFrom${capital(role)}`] = async () => (await helpers()).copyCommand('from', role);
+  table[helperName('ExecuteOn', role)] = async () => (await helpers()).executeOnCommand(role);
+  table[helperName('ConnectTo', role)] = async () => (await helpers()).connectToCommand(role);
+  table[helperName('CopyTo', role)] = async () => (await helpers()).copyCommand('to', role);
+  table[helperName('CopyFrom', role)] = async () => (await helpers()).copyCommand('from', role);
 }
-// The SDK's notice about Node versions is not the operator's to act on.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+quietAwsSdk();
 const [name, ...argv] = process.argv.slice(2);
 await runProgram('build', table, name, argv);

@@ -9,8 +9,15 @@ import { localCloudConfig, openFleet, readDeployment, type Deployment, type Flee
 import { LocalCloud } from '@adt/localcloud';
 
 export const root = resolve(import.meta.dirname, '../../..');
-export const zx = (script: string, args: string[]) =>
-  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], { cwd: root, reject: false, timeout: 300_000 });
+/** A script of roles/build through zx, as a user runs it; `env` is added to this process's (e.g. ADT_BUNDLE_NOTE). */
+export const zx = (script: string, args: string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}) =>
+  execa(join(root, 'node_modules/.bin/zx'), [join(root, 'roles/build', script), ...args], {
+    cwd: root,
+    env: o.env,
+    reject: false,
+    // A deploy on a shared 2-core machine, making a prepared image first, takes minutes.
+    timeout: o.timeoutMs ?? 900_000,
+  });
 export const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 120_000 });
 
 export interface Fleet {
@@ -56,8 +63,15 @@ export async function productionFleet(cloudId: string, net: number, extra: strin
 /** Destroys the fleet and its files; never throws (it runs in `after`, where a throw would stop every later suite). */
 export async function removeFleet(f: Fleet | undefined) {
   if (!f) return;
-  const d = await zx('destroy.mjs', ['--config', f.file]);
-  if (d.exitCode !== 0) process.stderr.write(`destroy of ${f.cloudId} failed: ${d.stderr}\n`);
+  // destroy is idempotent: a second try finishes what a first one left (a server still starting).
+  let destroyed = false;
+  for (let attempt = 1; attempt <= 2 && !destroyed; attempt++) {
+    const d = await zx('destroy.mjs', ['--config', f.file], { timeoutMs: 300_000 });
+    destroyed = d.exitCode === 0;
+    if (!destroyed) process.stderr.write(`destroy of ${f.cloudId} failed (attempt ${attempt}): ${d.stderr}\n`);
+  }
+  // (uvu sets the exit code once every suite ran: a failed cleanup still makes the run fail.)
+  if (!destroyed) process.once('exit', () => (process.exitCode = 1));
   await rm(f.dir, { recursive: true, force: true }).catch((e: Error) => process.stderr.write(`${f.dir} not removed: ${e.message}\n`));
 }
 

@@ -10,15 +10,22 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
 import { fetchFromOutsider, helper, productionFleet, removeFleet, root, until, zx, type Fleet } from './_fleet.ts';
 
 const test = suite<{ f: Fleet; web: string; auth: string; link: string }>('authentication server (local cloud, real browser)');
 
-test.before(async (ctx) => {
+setup(test, async (ctx) => {
   // A development fleet with the authentication server (productionFleet writes the common settings).
-  ctx.f = await productionFleet('tau', 48, ['MODE=development', 'WEB_FIREWALL=auth', 'AUTH_ALLOW=ann@tau.test', 'AUTH_GRANT_MINUTES=1']);
+  ctx.f = await productionFleet('tau', 48, [
+    'MODE=development',
+    'WEB_FIREWALL=auth',
+    'AUTH_ALLOW=ann@tau.test',
+    'AUTH_GRANT_MINUTES=1',
+    'READY_TIMEOUT=600',
+  ]);
 });
-test.after(async (ctx) => removeFleet(ctx.f));
+test.after(async (ctx) => cleanup('the tau fleet', [() => removeFleet(ctx.f)]));
 
 const spki = (pemFile: string) =>
   createHash('sha256')

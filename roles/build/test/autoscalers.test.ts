@@ -8,23 +8,23 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sleep } from '@adt/core';
 import { parseServerName } from '@adt/providers';
-import { readDeployment } from '../src/settings.ts';
-import { localEnv } from '../src/local-env.ts';
-import { aRecords, helper, productionFleet, removeFleet, until, zx, type Fleet } from './_fleet.ts';
+import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { aRecords, helper, localCloudOf, productionFleet, removeFleet, until, zx, type Fleet } from './_fleet.ts';
 
 const test = suite<{ f: Fleet }>('two autoscalers: a split total, and a take-over');
 
-test.before(async (ctx) => {
-  ctx.f = await productionFleet('tp2', 44, ['WEBSERVERS=4', 'AUTOSCALERS=2', 'MAX_WEBSERVERS=8']);
+setup(test, async (ctx) => {
+  ctx.f = await productionFleet('tp2', 44, ['WEBSERVERS=4', 'AUTOSCALERS=2', 'MAX_WEBSERVERS=8', 'READY_TIMEOUT=600']);
 });
-test.after(async (ctx) => removeFleet(ctx.f));
+test.after(async (ctx) => cleanup('the tp2 fleet', [() => removeFleet(ctx.f)]));
 
 test("4 webservers split 2 + 2; never more than 4; the survivor takes the dead autoscaler's slot over", async ({ f }) => {
-  const cloud = localEnv(readDeployment(f.file, {})).cloud;
+  // The cloud as its administrator sees it: to count what exists, and to kill an autoscaler as a crash would.
+  const cloud = localCloudOf(f.file);
   const counts: number[] = [];
   let sampling = true;
   const sampler = (async () => {
-    for (let i = 0; i < 3000 && sampling; i++) {
+    for (let i = 0; i < 12_000 && sampling; i++) {
       counts.push((await cloud.list({ role: 'webserver' })).length);
       await sleep(250);
     }
@@ -36,22 +36,29 @@ test("4 webservers split 2 + 2; never more than 4; the survivor takes the dead a
     assert.equal(await slots(), [1, 1, 2, 2]);
     assert.is((await aRecords(f)).length, 4);
     // Both autoscalers act: a scale to 6 (3 + 3) lands on both slots.
-    assert.is((await helper('AdjustScaling', ['--config', f.file, '6'])).exitCode, 0);
-    assert.ok(await until(async () => (await aRecords(f)).length === 6, 90_000), 'six in DNS');
+    const six = await helper('AdjustScaling', ['--config', f.file, '6']);
+    assert.is(six.exitCode, 0, six.stderr);
+    assert.ok(await until(async () => (await aRecords(f)).length === 6, 600_000), 'six in DNS');
     assert.equal(await slots(), [1, 1, 1, 2, 2, 2]);
-    assert.is((await helper('AdjustScaling', ['--config', f.file, '4'])).exitCode, 0);
-    assert.ok(await until(async () => (await cloud.list({ role: 'webserver' })).length === 4, 60_000), 'back to four');
+    const four = await helper('AdjustScaling', ['--config', f.file, '4']);
+    assert.is(four.exitCode, 0, four.stderr);
+    assert.ok(await until(async () => (await cloud.list({ role: 'webserver' })).length === 4, 120_000), 'back to four');
 
     // Autoscaler 1 dies without giving its lease back.
-    const dead = (await cloud.list({ role: 'autoscaler' })).find((s) => parseServerName(s.name)?.slot === 1)!;
-    await cloud.destroy(dead.id);
+    const dead = (await cloud.list({ role: 'autoscaler' })).find((s) => parseServerName(s.name)?.slot === 1);
+    assert.ok(dead, 'the autoscaler of slot 1');
+    await cloud.destroy(dead!.id);
+    assert.is(await cloud.get(dead!.id), null, 'it is gone');
     // Slot 1 now changes: only a live autoscaler acting on slot 1 can follow it.
-    assert.is((await helper('AdjustScaling', ['--config', f.file, '2'])).exitCode, 0);
+    const two = await helper('AdjustScaling', ['--config', f.file, '2']);
+    assert.is(two.exitCode, 0, two.stderr);
     assert.ok(
-      await until(async () => JSON.stringify(await slots()) === JSON.stringify([1, 2]), 90_000),
+      await until(async () => JSON.stringify(await slots()) === JSON.stringify([1, 2]), 180_000),
       `slot 1 followed by the survivor (slots now ${(await slots()).join(',')})`,
     );
-    const st = JSON.parse((await helper('status', ['--config', f.file, '--json'])).stdout) as {
+    const status = await helper('status', ['--config', f.file, '--json']);
+    assert.is(status.exitCode, 0, status.stderr);
+    const st = JSON.parse(status.stdout) as {
       events: { action: string; slot: number; autoscaler: string }[];
     };
     const takeOvers = st.events.filter((e) => e.action === 'take-over');

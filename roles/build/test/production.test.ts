@@ -1,38 +1,72 @@
 /**
  * Production mode on the local provider (cloud `tpr`, 198.19.42.0/24 + 198.19.43.0/24): an
  * autoscaler keeps the desired number of healthy webservers behind DNS round robin. Scale out and
- * in with ManuallyScale.ts while the outsider keeps loading the site, then a webserver dies.
+ * in with ManuallyScale.ts (on the autoscaler, over SSH) while the outsider keeps loading the site,
+ * then a webserver dies. A webserver the autoscaler made got no secret in its user-data; a changed
+ * bundle reaches only the webservers made after it.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readDeployment } from '../src/settings.ts';
-import { localEnv } from '../src/local-env.ts';
-import { aRecords, fetchFromOutsider, helper, productionFleet, removeFleet, sampleSite, until, zx, type Fleet } from './_fleet.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { keys } from '@adt/configstore';
+import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import {
+  aRecords,
+  fetchFromOutsider,
+  helper,
+  localCloudOf,
+  openTestFleet,
+  productionFleet,
+  removeFleet,
+  sampleSite,
+  until,
+  zx,
+  type Fleet,
+} from './_fleet.ts';
 
-const test = suite<{ f: Fleet }>('production mode: autoscaling behind DNS round robin (local provider)');
+interface Summary {
+  servers: { role: string; name: string; publicIp: string }[];
+  bundle: { sha256: string };
+}
+interface StatusJson {
+  bundle: { sha256: string } | null;
+  servers: { role: string; name: string; bundle: string | null; health: string }[];
+  events: { action: string; reason: string; server?: string }[];
+}
 
-test.before(async (ctx) => {
-  ctx.f = await productionFleet('tpr', 42, ['WEBSERVERS=2', 'AUTOSCALERS=1', 'MAX_WEBSERVERS=6']);
+const test = suite<{ f: Fleet; summary: Summary }>('production mode: autoscaling behind DNS round robin (local provider)');
+
+setup(test, async (ctx) => {
+  ctx.f = await productionFleet('tpr', 42, ['WEBSERVERS=2', 'AUTOSCALERS=1', 'MAX_WEBSERVERS=6', 'READY_TIMEOUT=600']);
 });
-test.after(async (ctx) => removeFleet(ctx.f));
+test.after(async (ctx) => cleanup('the tpr fleet', [() => removeFleet(ctx.f)]));
 
 const webservers = async (f: Fleet) =>
-  (await localEnv(readDeployment(f.file, {})).cloud.list({ role: 'webserver' })).filter((s) => s.state === 'running');
+  (await localCloudOf(f.file).list({ buildId: 'tpr1', role: 'webserver' })).filter((s) => s.state === 'running');
 const manuallyScale = (f: Fleet, n: string) =>
   helper('ExecuteOnAutoscaler', ['--config', f.file, '--', '/opt/adt/roles/autoscaler/ManuallyScale.ts', n]);
+const statusOf = async (f: Fleet): Promise<StatusJson> => {
+  const st = await helper('status', ['--config', f.file, '--json']);
+  assert.is(st.exitCode, 0, st.stderr);
+  return JSON.parse(st.stdout) as StatusJson;
+};
 
-test('deploy builds an autoscaler, the database and 2 webservers, both in DNS', async ({ f }) => {
+test('deploy builds an autoscaler, the database and 2 webservers, both in DNS', async (ctx) => {
+  const { f } = ctx;
   const r = await zx('deploy.mjs', ['--config', f.file, '--json']);
   assert.is(r.exitCode, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { servers: { role: string; publicIp: string }[] };
+  const out = JSON.parse(r.stdout) as Summary;
+  ctx.summary = out;
   assert.equal(out.servers.map((s) => s.role).sort(), ['autoscaler', 'database', 'webserver', 'webserver']);
   const ips = out.servers
     .filter((s) => s.role === 'webserver')
     .map((s) => s.publicIp)
     .sort();
   assert.equal(await aRecords(f), ips);
-  const st = await helper('status', ['--config', f.file, '--json']);
-  assert.match(JSON.parse(st.stdout).servers.find((s: { role: string }) => s.role === 'autoscaler').health, /scaling service running/);
+  const st = await statusOf(f);
+  assert.match(st.servers.find((s) => s.role === 'autoscaler')!.health, /scaling service running/);
 });
 
 test('ManuallyScale.ts refuses a bad count and changes nothing', async ({ f }) => {
@@ -47,14 +81,16 @@ test('ManuallyScale.ts refuses a bad count and changes nothing', async ({ f }) =
 test('scale to 4 then to 1: the outsider always gets a page; DNS ends with exactly the servers there', async ({ f }) => {
   const sampler = sampleSite(f);
   try {
-    assert.is((await manuallyScale(f, '4')).exitCode, 0);
+    const up = await manuallyScale(f, '4');
+    assert.is(up.exitCode, 0, up.stderr);
     assert.ok(
-      await until(async () => (await aRecords(f)).length === 4 && (await webservers(f)).length === 4, 90_000),
+      await until(async () => (await aRecords(f)).length === 4 && (await webservers(f)).length === 4, 600_000),
       `4 webservers in DNS (have ${(await aRecords(f)).join(', ')})`,
     );
     for (const ip of await aRecords(f)) assert.ok([200, 302].includes(await fetchFromOutsider(f, ip)), `${ip} serves`);
-    assert.is((await manuallyScale(f, '1')).exitCode, 0);
-    assert.ok(await until(async () => (await webservers(f)).length === 1, 90_000), 'one webserver left');
+    const down = await manuallyScale(f, '1');
+    assert.is(down.exitCode, 0, down.stderr);
+    assert.ok(await until(async () => (await webservers(f)).length === 1, 180_000), 'one webserver left');
     const [last] = await webservers(f);
     assert.equal(await aRecords(f), [last!.publicIp], 'DNS has exactly its address');
   } finally {
@@ -71,17 +107,24 @@ test('scale to 4 then to 1: the outsider always gets a page; DNS ends with exact
 
 test('a webserver that dies leaves DNS within the detection time and is replaced', async ({ f }) => {
   const [dying] = await webservers(f);
+  assert.ok(dying, 'a webserver to kill');
   const sampler = sampleSite(f, 300);
-  const killedAt = Date.now();
+  let killedAt = Date.now();
   try {
-    await helper('ExecuteOnWebserver', [
+    // The moment of death is the server's own (its clock is this machine's): not the helper's start-up over SSH.
+    const kill = await helper('ExecuteOnWebserver', [
       '--config',
       f.file,
+      '--name',
+      dying!.name,
       '--',
       'sh',
       '-c',
-      'kill $(cat /run/nginx-adt.pid) $(cat /run/php/adt-fpm.pid)',
+      'date +%s%3N; kill $(cat /run/nginx-adt.pid) $(cat /run/php/adt-fpm.pid)',
     ]);
+    assert.is(kill.exitCode, 0, kill.stderr);
+    killedAt = Number(/: (\d{13})$/m.exec(kill.stdout)?.[1]);
+    assert.ok(killedAt > 0, `the time of the kill: ${kill.stdout}`);
     assert.ok(await until(async () => !(await aRecords(f)).includes(dying!.publicIp!), 30_000), 'its record goes');
     const gone = (Date.now() - killedAt) / 1000;
     // Probes every 1 s, 2 failures, 2 s probe timeout: well under 10 s.
@@ -90,7 +133,7 @@ test('a webserver that dies leaves DNS within the detection time and is replaced
       await until(async () => {
         const ips = await aRecords(f);
         return ips.length === 1 && ips[0] !== dying!.publicIp && [200, 302].includes(await fetchFromOutsider(f, ips[0]!));
-      }, 90_000),
+      }, 600_000),
       'a replacement serves, alone in DNS',
     );
     assert.ok(await until(async () => !(await webservers(f)).some((s) => s.id === dying!.id), 60_000), 'the dead one is destroyed');
@@ -112,15 +155,99 @@ test('a webserver that dies leaves DNS within the detection time and is replaced
     .filter((x) => x.ip && x.status === 0)
     .map((x) => `${(x.at - killedAt) / 1000}s ${x.ip} (A: ${x.ips.join(' ')})`);
   assert.ok(worst < 10_000, `a dead server stayed in DNS for ${worst} ms (dead ${dying!.publicIp}):\n${bad.join('\n')}`);
-  const ev = await helper('status', ['--config', f.file, '--json']);
-  const actions = (JSON.parse(ev.stdout).events as { action: string; reason: string }[]).map((e) => `${e.action}: ${e.reason}`);
+  const actions = (await statusOf(f)).events.map((e) => `${e.action}: ${e.reason}`);
   assert.ok(
     actions.some((a) => /^remove-dns: .* is unhealthy/.test(a)),
     actions.join('\n'),
   );
   assert.ok(
-    actions.some((a) => a === 'create: replace'),
+    actions.some((a) => a === 'create: replace' || a.startsWith('create: replace (from image ')),
     actions.join('\n'),
+  );
+});
+
+test("a webserver the autoscaler made: no secret of the deployment in its user-data; its envelope's link is dead once it is ready", async ({
+  f,
+  summary,
+}) => {
+  const byAutoscaler = async () => (await webservers(f)).filter((s) => !summary.servers.some((d) => d.name === s.name));
+  assert.ok(await until(async () => (await byAutoscaler()).length > 0, 600_000), 'a webserver the autoscaler made (the replacement)');
+  const made = await byAutoscaler();
+  const fleet = await openTestFleet(f.file);
+  let creds;
+  let tls;
+  try {
+    creds = await fleet.store.get(keys.dbCredentials);
+    tls = await fleet.store.get(keys.siteTls);
+    for (const s of made) {
+      assert.ok(await until(() => fleet.store.exists(keys.ready('webserver', s.name)), 600_000), `${s.name} is ready`);
+    }
+  } finally {
+    await fleet.close();
+  }
+  const cloud = localCloudOf(f.file);
+  for (const s of made) {
+    const secrets: Record<string, string> = {
+      'datastore key': readFileSync(join(f.dir, 'state/builds/tpr1/datastore.key'), 'utf8').trim(),
+      'DB password': creds!.password,
+      'TLS key': tls!.key.split('\n')[1]!,
+      // Its own SSH host key (made by the autoscaler, delivered in its envelope only).
+      'its SSH host key': (await cloud.exec(s.name, ['cat', '/etc/ssh/ssh_host_ed25519_key'])).stdout.split('\n')[1]!,
+    };
+    const ud = (await cloud.exec(s.name, ['cat', '/var/lib/cloud/instance/scripts/part-001'])).stdout;
+    assert.match(ud, /^#!\/bin\/sh\n# First boot of .*, a webserver of build tpr1/, `${s.name}'s user-data`);
+    for (const [what, secret] of Object.entries(secrets)) {
+      assert.ok(secret && secret.length >= 20, what);
+      assert.not.ok(ud.includes(secret), `${what} in the user-data of ${s.name}`);
+    }
+    const url = /printf '[^']*' '([^']+)'/.exec(ud)?.[1];
+    assert.ok(url?.includes('/bootstrap/'), `the envelope link in ${s.name}'s user-data`);
+    const r = await execa('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', url!], { reject: false });
+    assert.ok(['403', '404'].includes(r.stdout), `${s.name}'s envelope link answers ${r.stdout}`);
+  }
+});
+
+test('a re-run with a changed bundle publishes it: running servers keep theirs, a webserver the autoscaler builds after runs it', async ({
+  f,
+  summary,
+}) => {
+  const r = await zx('deploy.mjs', ['--config', f.file, '--json'], { env: { ADT_BUNDLE_NOTE: `changed ${process.pid}` } });
+  assert.is(r.exitCode, 0, r.stderr);
+  const again = JSON.parse(r.stdout) as Summary;
+  assert.is.not(again.bundle.sha256, summary.bundle.sha256, 'a new bundle');
+  assert.match(r.stderr, /servers running an older bundle keep it, servers made from now on get this one/);
+  const before = await statusOf(f);
+  assert.is(before.bundle?.sha256, again.bundle.sha256, 'the datastore names the new one');
+  for (const s of before.servers) assert.is(s.bundle, summary.bundle.sha256.slice(0, 12), `${s.name} runs the bundle it booted with`);
+  const running = before.servers.filter((s) => s.role === 'webserver').map((s) => s.name);
+  assert.ok(running.length > 0, 'webservers run');
+  const up = await helper('AdjustScaling', ['--config', f.file, String(running.length + 1)]);
+  assert.is(up.exitCode, 0, up.stderr);
+  const fleet = await openTestFleet(f.file);
+  let added: string | undefined;
+  try {
+    assert.ok(
+      await until(async () => {
+        added = (await webservers(f)).find((s) => !running.includes(s.name))?.name;
+        return Boolean(added) && (await fleet.store.exists(keys.ready('webserver', added!)));
+      }, 600_000),
+      'the autoscaler built a webserver, and it is ready',
+    );
+  } finally {
+    await fleet.close();
+  }
+  const after = await statusOf(f);
+  for (const s of after.servers) {
+    const expected = s.name === added ? again.bundle.sha256 : summary.bundle.sha256;
+    assert.is(
+      s.bundle,
+      expected.slice(0, 12),
+      `${s.name} runs the bundle ${s.name === added ? 'published before it was made' : 'it booted with'}`,
+    );
+  }
+  assert.ok(
+    after.events.some((e) => e.action === 'create' && e.server === added),
+    `the autoscaler's create event names ${added}`,
   );
 });
 

@@ -12,9 +12,11 @@
  * (`mariadb-dump --single-transaction`). Both go to the site's backup bucket (config/backups), under
  * `webroot/` and `database/`, encrypted when the user gave a backup key.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError, parseCronExpression, validateCronExpression } from '@adt/core';
+import { AdtError, execaRunner, parseCronExpression, validateCronExpression } from '@adt/core';
 import { keys, type BackupSettings } from '@adt/configstore';
 import {
   BASELINE_HOST,
@@ -31,12 +33,9 @@ import {
   type Period,
   type Source,
 } from '@adt/backup';
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { execaRunner } from '@adt/core';
 import { wordpressFirstUserSql, wordpressSetPasswordSql } from '@adt/webserver';
 import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
-import { DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
+import { CODE_DIR, DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
 import { usage } from './main.ts';
 
 export const BACKUP_PARTS = { webserver: 'webroot', database: 'database' } as const;
@@ -46,7 +45,7 @@ const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
   new AdtError(code, message, { pkg: 'roles', driver: 'backup', exitCode });
 
 /** The /etc/cron.d file that runs a role's scheduled backups. */
-export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 'schedule'>, codeDir = '/opt/adt'): string {
+export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 'schedule'>, codeDir = CODE_DIR): string {
   const lines = ["# Written by the Agile Deployment Toolkit: scheduled backups of this server's part of the site.", 'SHELL=/bin/sh'];
   for (const [period, expr] of Object.entries(settings.schedule)) {
     if (!isPeriod(period)) throw fail('BAD_SCHEDULE', `backup schedule: unknown period "${period}"`, 2);
@@ -63,8 +62,7 @@ async function context(role: string) {
     throw usage(`backups: the ${role} role has no backup part (webserver: the site's files; database: the database)`);
   const part = BACKUP_PARTS[role as BackupRole];
   const store = openDatastore();
-  const settings = await store.get(keys.backups);
-  if (!settings) throw fail('NO_SETTINGS', `${keys.backups.path} is not in the datastore: the build writes it`);
+  const settings = await store.require(keys.backups);
   let encryptionKey: Buffer | undefined;
   if (settings.encrypted) {
     const hex = await store.get(keys.backupKey);
@@ -85,7 +83,10 @@ async function context(role: string) {
 
 function describe(m: Manifest): string {
   const size = m.parts.reduce((n, p) => n + p.size, 0);
-  return `${m.id} (${m.period}, ${m.createdAt}, from ${m.sourceHost}, ${(size / 1e6).toFixed(1)} MB stored${m.encrypted ? ', encrypted' : ''})`;
+  return (
+    `${m.id} (${m.period}, ${m.createdAt}, from ${m.sourceHost}, ` +
+    `${(size / 1e6).toFixed(1)} MB stored${m.encrypted ? ', encrypted' : ''})`
+  );
 }
 
 export async function backupMain(role: string, command: string, args: string[]): Promise<number> {
@@ -120,8 +121,7 @@ export async function backupMain(role: string, command: string, args: string[]):
         throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
       if (values.period && !isPeriod(values.period)) throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
       const manifest = await c.backups.find(values.id ? { id: values.id } : { period: values.period as Period });
-      const creds = c.part === 'database' ? await c.store.get(keys.dbCredentials) : null;
-      if (c.part === 'database' && !creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
+      const creds = c.part === 'database' ? await c.store.require(keys.dbCredentials) : null;
       await c.backups.restore(
         manifest,
         c.part === 'webroot'
@@ -147,8 +147,7 @@ export async function backupMain(role: string, command: string, args: string[]):
     let source: Source;
     if (c.part === 'webroot') source = { kind: 'webroot', dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] };
     else {
-      const creds = await c.store.get(keys.dbCredentials);
-      if (!creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
+      const creds = await c.store.require(keys.dbCredentials);
       source = { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name };
     }
     const site = await c.store.get(keys.site);
@@ -180,7 +179,8 @@ export async function backupMain(role: string, command: string, args: string[]):
       const { manifest, deleted } = await c.backups.backupAndRotate(period, [source], keep, { app: site?.application });
       out(
         { part: c.part, manifest, deleted },
-        `${new Date().toISOString()} ${c.part}: backup ${describe(manifest)} verified; ${deleted.length} older ${period} backup(s) rotated away, ${keep} kept at most`,
+        `${new Date().toISOString()} ${c.part}: backup ${describe(manifest)} verified; ` +
+          `${deleted.length} older ${period} backup(s) rotated away, ${keep} kept at most`,
       );
     } finally {
       if (lease) await c.store.release(lease);
@@ -218,8 +218,7 @@ async function knownSecrets(c: Context): Promise<string[]> {
 async function publishPart(c: Context, name: string | undefined, out: Out): Promise<number> {
   if (!name || !isBaselineName(name))
     throw usage(`PublishBaseline <name>: 1-64 lowercase letters, digits or hyphens (got "${name ?? ''}")`);
-  const site = await c.store.get(keys.site);
-  if (!site) throw fail('NO_SITE', `${keys.site.path} is missing`);
+  const site = await c.store.require(keys.site);
   const host = new URL(site.siteUrl).hostname;
   await c.driver.ensureBucket();
   const common = {
@@ -236,8 +235,7 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
   if (c.part === 'webroot')
     manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] } });
   else {
-    const creds = await c.store.get(keys.dbCredentials);
-    if (!creds) throw fail('NO_CREDENTIALS', `${keys.dbCredentials.path} is missing`);
+    const creds = await c.store.require(keys.dbCredentials);
     manifest = await publishBaseline({
       ...common,
       database: { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name },
@@ -245,9 +243,13 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
       rewriteStats: stats,
     });
   }
+  const rewritten =
+    c.part === 'database'
+      ? `; ${stats.domains} mention(s) of ${host} replaced (${stats.serialisedFixed} serialised), ${stats.hashes} password hash(es) removed`
+      : '';
   out(
     { baseline: name, part: c.part, manifest, rewrite: stats },
-    `${c.part}: baseline ${name} published as ${describe(manifest)}${c.part === 'database' ? `; ${stats.domains} mention(s) of ${host} replaced (${stats.serialisedFixed} serialised), ${stats.hashes} password hash(es) removed` : ''}`,
+    `${c.part}: baseline ${name} published as ${describe(manifest)}${rewritten}`,
   );
   return 0;
 }
@@ -272,9 +274,7 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
       out({ restored: manifest.id, baseline: name, part: c.part }, `webroot: baseline ${name} restored (${describe(manifest)})`);
       return 0;
     }
-    const site = await c.store.get(keys.site);
-    const creds = await c.store.get(keys.dbCredentials);
-    if (!site || !creds) throw fail('NO_SETTINGS', `${keys.site.path} or ${keys.dbCredentials.path} is missing`);
+    const [site, creds] = await c.store.requireAll([keys.site, keys.dbCredentials] as const);
     const host = new URL(site.siteUrl).hostname;
     await from.restore(
       manifest,
@@ -297,9 +297,10 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
         await c.store.put(keys.credentials.key('app-admin'), { user: admin, password });
       }
     }
+    const newPassword = admin ? `; the administrator "${admin}" has a new password (roles/build/AppAdmin shows it)` : '';
     out(
       { restored: manifest.id, baseline: name, part: c.part, admin: admin || null },
-      `database: baseline ${name} restored (${describe(manifest)}) with ${host} as its domain${admin ? `; the administrator "${admin}" has a new password (roles/build/AppAdmin shows it)` : ''}`,
+      `database: baseline ${name} restored (${describe(manifest)}) with ${host} as its domain${newPassword}`,
     );
     return 0;
   } finally {

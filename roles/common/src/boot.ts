@@ -23,7 +23,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { execaRunner, outputTail, retry, tailFile } from '@adt/core';
 import { keys, type ConfigStore } from '@adt/configstore';
-import { ENVELOPE_FILE, openEnvelope, rolePackages } from '@adt/launch';
+import { CODE_DIR, ENVELOPE_FILE, openEnvelope, rolePackages } from '@adt/launch';
 import type { Role } from '@adt/providers';
 import { DEFAULT_DATASTORE_ENV, openDatastore } from './datastore.ts';
 import { whoAmI, type Self } from './host.ts';
@@ -82,7 +82,8 @@ export async function receiveSecrets(say: (line: string) => void): Promise<'rece
     { attempts: 6, baseMs: 1000, maxMs: 10_000, retryable: (e) => !(e as { final?: boolean }).final },
   ).catch((e: Error) => {
     throw new Error(
-      `this server's envelope could not be fetched (${e.message}): its link expired or it was taken already; the server must be created again`,
+      `this server's envelope could not be fetched (${e.message}): ` +
+        'its link expired or it was taken already; the server must be created again',
     );
   });
   const e = openEnvelope(body, key, hostname());
@@ -172,7 +173,7 @@ export async function generaliseAndPowerOff(say: (line: string) => void): Promis
     '/root/.ssh/authorized_keys',
     '/etc/adt',
     // The bundle: a server made from the image unpacks its own. The runtime stays (it is the same Node).
-    ...(await readdir('/opt/adt').catch(() => [] as string[])).filter((n) => n !== 'runtime').map((n) => `/opt/adt/${n}`),
+    ...(await readdir(CODE_DIR).catch(() => [] as string[])).filter((n) => n !== 'runtime').map((n) => `${CODE_DIR}/${n}`),
   ];
   for (const p of gone) await rm(p, { recursive: true, force: true });
   await mkdir('/var/lib/apt/lists/partial', { recursive: true });

@@ -73,10 +73,10 @@ export async function configWrapper(command: string, args: string[], open: () =>
     }
     case 'GetFromConfigDatastore': {
       validateKey(first);
-      if (isSecretKey(first))
-        throw usage(
-          `${cmd}: "${first}" is a secret and is not printed${first === keys.dbCredentials.path ? ': use GetDBCredential <field> in scripts' : ''}`,
-        );
+      if (isSecretKey(first)) {
+        const hint = first === keys.dbCredentials.path ? ': use GetDBCredential <field> in scripts' : '';
+        throw usage(`${cmd}: "${first}" is a secret and is not printed${hint}`);
+      }
       const value = await open().get(first);
       if (value === null) {
         io.stderr(`${first}: not in the datastore\n`);

@@ -21,6 +21,15 @@ import s3Driver from '@adt/configstore/drivers/s3';
 
 export const DEFAULT_DATASTORE_ENV = '/etc/adt/datastore.env';
 
+/**
+ * Silences the AWS SDK's notice that this Node version will lose support (printed once per process
+ * when a client is made): it is not the operator's to act on. A value already set is kept. Roles
+ * only: packages never read or write the environment.
+ */
+export function quietAwsSdk(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
 const bad = (message: string) => new AdtError('BAD_SETTINGS', message, { pkg: 'roles', driver: 'datastore', exitCode: 2 });
 
 /** Reads the settings file (if any) under the process environment, which wins. */
@@ -31,7 +40,8 @@ export function datastoreSettings(env: NodeJS.ProcessEnv = process.env): Record<
     const mode = statSync(file).mode & 0o777;
     if (mode & 0o077)
       throw bad(
-        `${file}: holds credentials, so it must be readable by its owner only (mode 0600, found ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
+        `${file}: holds credentials, so it must be readable by its owner only ` +
+          `(mode 0600, found ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${file}`,
       );
     fromFile = parse(readFileSync(file));
   } else if (env.ADT_DATASTORE_ENV) {
@@ -56,7 +66,7 @@ function parseBudget(value: string | undefined): WriteBudget | null {
 export function siblingBucket(bucket: string, env: NodeJS.ProcessEnv = process.env) {
   const s = datastoreSettings(env);
   if (!s.ADT_S3_ACCESS_KEY_ID || !s.ADT_S3_SECRET_ACCESS_KEY) throw bad('ADT_S3_ACCESS_KEY_ID and ADT_S3_SECRET_ACCESS_KEY are needed');
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  quietAwsSdk();
   return s3Driver({
     bucket,
     endpoint: s.ADT_S3_ENDPOINT || undefined,
@@ -99,8 +109,7 @@ export function openDatastore(env: NodeJS.ProcessEnv = process.env): ConfigStore
     const file = env.ADT_DATASTORE_ENV ?? DEFAULT_DATASTORE_ENV;
     throw bad(`datastore settings (environment or ${file}):\n  - ${problems.join('\n  - ')}`);
   }
-  // Programs may read the environment: silence the SDK's Node-version notice, which is not ours to act on.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  quietAwsSdk();
   const driver = s3Driver({
     bucket: s.ADT_CONFIG_BUCKET!,
     endpoint: s.ADT_S3_ENDPOINT || undefined,

@@ -1,17 +1,17 @@
 /**
  * What a server's bootstrap needs to know about itself and to tell the fleet: its addresses and
- * name, its periodic jobs, and bounded waits.
+ * name, its periodic jobs, and an HTTPS check of the site (bounded waits are @adt/core's `pollUntil`).
  */
-import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, openSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { hostname } from 'node:os';
-import { execaRunner, sleep } from '@adt/core';
+import { execaRunner, lastLines } from '@adt/core';
 import { cronLine } from '@adt/firewall';
 import type { BackupSettings } from '@adt/configstore';
 import { BACKUP_PARTS, backupCronFile } from './backup.ts';
 import { CODE_DIR } from './layout.ts';
+import { startDetached } from './supervise.ts';
 
 /** The IPv4 address of an interface (`eth0` public, `eth1` private in the local cloud). */
 export async function interfaceAddress(dev: string): Promise<string | null> {
@@ -31,15 +31,12 @@ export async function whoAmI(): Promise<Self> {
   return { name: hostname(), publicIp, privateIp };
 }
 
-/** Polls `fn` until it returns a value (not null/false), at most `timeoutMs`; throws naming `what`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | false>, timeoutMs: number, intervalMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v !== null && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(intervalMs);
-  }
+const FIREWALL_LOG = '/var/log/adt/firewall.log';
+const CERTIFICATE_LOG = '/var/log/adt/certificate.log';
+
+/** An /etc/cron.d file of `role` that runs `command` (every minute), its output appended to `logFile`. */
+function cronFile(role: string, command: string, logFile: string): string {
+  return `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command, { logFile })}\n`;
 }
 
 /**
@@ -51,38 +48,22 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   const every = role === 'database' ? '5' : '10';
   const command = `${codeDir}/roles/${role}/security/SetupFirewall`;
   await mkdir('/etc/cron.d', { recursive: true });
-  await writeFile(
-    `/etc/cron.d/adt-${role}`,
-    `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n` +
-      `${cronLine(command, { logFile: '/var/log/adt/firewall.log' })}\n`,
-    { mode: 0o644 },
-  );
+  await writeFile(`/etc/cron.d/adt-${role}`, cronFile(role, command, FIREWALL_LOG), { mode: 0o644 });
   // Scheduled backups of this role's part of the site (cron runs them where a cron daemon runs).
   if (backups && role in BACKUP_PARTS)
     await writeFile(`/etc/cron.d/adt-backup-${role}`, backupCronFile(role as keyof typeof BACKUP_PARTS, backups, codeDir), { mode: 0o644 });
   await mkdir('/var/log/adt', { recursive: true });
-  const log = openSync('/var/log/adt/firewall.log', 'a', 0o600);
   // The first reconcile before anything else: a server is not ready while its firewall is not applied.
   const first = await execaRunner({ timeoutMs: 120_000 }).run([command], { nothrow: true });
-  appendFileSync('/var/log/adt/firewall.log', first.stdout + first.stderr);
+  appendFileSync(FIREWALL_LOG, first.stdout + first.stderr, { mode: 0o600 });
   if (first.exitCode !== 0)
-    throw new Error(
-      `the first firewall reconcile failed (exit ${first.exitCode}): ${(first.stderr || first.stdout).trim().split('\n').slice(-2).join(' | ')}`,
-    );
-  spawn(command, ['--every', every], { detached: true, stdio: ['ignore', log, log] }).unref();
-  closeSync(log);
+    throw new Error(`the first firewall reconcile failed (exit ${first.exitCode}): ${lastLines(first.stderr || first.stdout, 2)}`);
+  startDetached(command, ['--every', every], FIREWALL_LOG);
   // Webservers keep the site's certificate equal to the datastore's (renewals reach them in one period).
   if (role === 'webserver') {
     const sync = `${codeDir}/roles/webserver/tls/SyncCertificate`;
-    await writeFile(
-      '/etc/cron.d/adt-webserver-tls',
-      `# Written by the Agile Deployment Toolkit (webserver role).\nSHELL=/bin/sh\n` +
-        `${cronLine(sync, { logFile: '/var/log/adt/certificate.log' })}\n`,
-      { mode: 0o644 },
-    );
-    const tlsLog = openSync('/var/log/adt/certificate.log', 'a', 0o600);
-    spawn(sync, ['--every', '10'], { detached: true, stdio: ['ignore', tlsLog, tlsLog] }).unref();
-    closeSync(tlsLog);
+    await writeFile('/etc/cron.d/adt-webserver-tls', cronFile('webserver', sync, CERTIFICATE_LOG), { mode: 0o644 });
+    startDetached(sync, ['--every', '10'], CERTIFICATE_LOG);
   }
 }
 

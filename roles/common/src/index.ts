@@ -1,13 +1,13 @@
 export { openDatastore, datastoreSettings, DEFAULT_DATASTORE_ENV } from './datastore.ts';
-export { runMain, usage } from './main.ts';
+export { everySeconds, logLine, runMain, usage } from './main.ts';
 export { configWrapper, COMMANDS } from './configwrapper.ts';
 export type { Command as ConfigCommand, Io } from './configwrapper.ts';
 export { firewallSettings } from './setup-firewall.ts';
-export { whoAmI, interfaceAddress, waitFor, startPeriodicJobs, httpsGet } from './host.ts';
+export { whoAmI, interfaceAddress, startPeriodicJobs, httpsGet } from './host.ts';
 export type { Self } from './host.ts';
 export { DB_LAYOUT, SITE_CONTENT_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
 export { backupMain, backupCronFile, BACKUP_PARTS } from './backup.ts';
-export { siblingBucket } from './datastore.ts';
+export { siblingBucket, quietAwsSdk } from './datastore.ts';
 export { defineCommand, runCommand, runProgram, COMMON_OPTIONS } from './command.ts';
 export type { Command, CommandSpec, CommandContext, CommandTable, RawCommand, OptionSpec, Output } from './command.ts';
 export { commonCommands } from './commands.ts';

@@ -28,7 +28,7 @@ import {
 import { iptablesBackend } from '@adt/firewall/backends/iptables';
 import { ufwBackend } from '@adt/firewall/backends/ufw';
 import { datastoreSettings, openDatastore } from './datastore.ts';
-import { usage } from './main.ts';
+import { everySeconds, usage } from './main.ts';
 
 /** Firewall settings from the environment/env file; every problem at once, exit 2. */
 export function firewallSettings(s: Record<string, string | undefined>): { options: PolicyOptions; backend: 'iptables' | 'ufw' } {
@@ -91,17 +91,19 @@ export async function setupFirewallMain(role: string, rest: string[]): Promise<n
       "SetupFirewall: the build machine's own firewall is not managed by the toolkit (it is the user's, with the cloud's firewall)",
     );
   if (!(ROLES as string[]).includes(role)) throw usage(`SetupFirewall: unknown role "${role}": one of ${ROLES.join(', ')}`);
-  const every = values.every === undefined ? null : Number(values.every);
-  if (every !== null && (!Number.isInteger(every) || every < 5 || every > 3600)) throw usage(`--every ${values.every}: 5-3600 seconds`);
+  const every = everySeconds(values.every, 3600);
   const { options, backend: backendName } = firewallSettings(datastoreSettings());
   const store = openDatastore();
   const source = datastoreFleetSource(store);
   const say = (o: unknown, text: string) => process.stdout.write(values.json ? `${JSON.stringify(o)}\n` : `${text}\n`);
   if (values['dry-run']) {
     const policy = computePolicies(await source.snapshot(), options)[role as FleetRole];
+    const rules = policy.rules.map(
+      (r) => `  allow ${r.protocol}/${Array.isArray(r.port) ? r.port.join('-') : r.port} from ${r.sources.join(', ')}  # ${r.comment}`,
+    );
     say(
       { dryRun: true, role, fingerprint: fingerprint(policy), policy },
-      `${role} policy ${fingerprint(policy)} (dry run, nothing applied):\n${policy.rules.map((r) => `  allow ${r.protocol}/${Array.isArray(r.port) ? r.port.join('-') : r.port} from ${r.sources.join(', ')}  # ${r.comment}`).join('\n')}`,
+      `${role} policy ${fingerprint(policy)} (dry run, nothing applied):\n${rules.join('\n')}`,
     );
     return 0;
   }
@@ -117,7 +119,8 @@ export async function setupFirewallMain(role: string, rest: string[]): Promise<n
       if (!r.changed) quietSince = Date.now();
       say(
         { role, changed: r.changed, fingerprint: r.fingerprint, rules: r.policy.rules.length, at: new Date().toISOString() },
-        `${new Date().toISOString()} ${role}: ${r.changed ? 'applied' : 'unchanged'} policy ${r.fingerprint} (${r.policy.rules.length} rules)`,
+        `${new Date().toISOString()} ${role}: ${r.changed ? 'applied' : 'unchanged'} ` +
+          `policy ${r.fingerprint} (${r.policy.rules.length} rules)`,
       );
     } catch (e) {
       if (every === null) throw e;

@@ -5,8 +5,10 @@
  * A "service restarted on failure" without systemd on the host.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { sleep } from '@adt/core';
-import { usage } from './main.ts';
+import { logLine, usage } from './main.ts';
 
 export async function superviseMain(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -26,7 +28,7 @@ export async function superviseMain(args: string[]): Promise<number> {
     const code = await new Promise<number | null>((resolve) => child!.on('exit', (c) => resolve(c)));
     if (stopping) break;
     if (Date.now() - started > 300_000) pause = 1000;
-    process.stdout.write(`${new Date().toISOString()} ${command} exited (${code}); restarting in ${pause / 1000} s\n`);
+    logLine(`${command} exited (${code}); restarting in ${pause / 1000} s`);
     await sleep(pause);
     pause = Math.min(pause * 2, 60_000);
   }
@@ -38,15 +40,18 @@ export async function superviseMain(args: string[]): Promise<number> {
  * bootstrap), its output appended to `logFile` (0600). Returns the supervisor's PID.
  */
 export async function startService(command: string, logFile: string): Promise<number> {
-  const { closeSync, mkdirSync, openSync } = await import('node:fs');
-  const { dirname } = await import('node:path');
+  return startDetached(process.execPath, [...process.execArgv, process.argv[1]!, 'supervise', command], logFile);
+}
+
+/** Starts `file` with `args`, detached (it outlives this process), its output appended to `logFile` (0600); returns its PID. */
+export function startDetached(file: string, args: string[], logFile: string): number {
   mkdirSync(dirname(logFile), { recursive: true });
   const log = openSync(logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'supervise', command], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
-  child.unref();
-  closeSync(log);
-  return child.pid!;
+  try {
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log] });
+    child.unref();
+    return child.pid!;
+  } finally {
+    closeSync(log);
+  }
 }

@@ -79,7 +79,7 @@ test('every role has the same six commands, one implementation', async () => {
       'GetDBCredential',
     ]) {
       const r = await execa('readlink', ['-f', join(wrappers(role), cmd)]);
-      assert.is(r.stdout, join(root, 'roles/common/configwrapper/configwrapper.sh'), `${role}/${cmd}`);
+      assert.is(r.stdout, join(root, 'roles/common/bin/adt-run'), `${role}/${cmd}`);
     }
   }
 });

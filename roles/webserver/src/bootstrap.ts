@@ -1,16 +1,17 @@
 /**
  * The webserver's bootstrap, run once by its user-data (after its secrets and packages, see
- * roles/common/src/boot.ts): register (so the database's firewall lets it in), wait for the database, install TLS and the application's config from the datastore, start
- * php-fpm and nginx, and publish `ready` only after a local HTTPS request returns the application.
+ * roles/common/src/boot.ts): register (so the database's firewall lets it in), wait for the
+ * database, install TLS and the application's config from the datastore, start php-fpm and nginx,
+ * and publish `ready` only after a local HTTPS request returns the application.
  */
 import { mkdir } from 'node:fs/promises';
-import { execaRunner } from '@adt/core';
+import { execaRunner, pollUntil } from '@adt/core';
 import { keys, registerServer, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
 import { installCertificate } from './certificate.ts';
 import { APACHE, CHAIN_FILE, KEY_FILE, NGINX, startOrReloadWeb } from './stack.ts';
-import { SITE_CONTENT_DIR, httpsGet, runBootstrap, startPeriodicJobs, waitFor, type BootContext } from '@adt/role-common';
+import { SITE_CONTENT_DIR, httpsGet, runBootstrap, startPeriodicJobs, type BootContext } from '@adt/role-common';
 
 export function main(argv: string[]): Promise<number> {
   return runBootstrap('webserver', argv, async ({ store, self, step }) => {
@@ -25,16 +26,15 @@ export function main(argv: string[]): Promise<number> {
 }
 
 async function configure({ store, self, step }: BootContext, site: SiteSettings, tls: SiteTls, creds: DbCredentials): Promise<void> {
-  const dbIp = await waitFor(
-    'the database server to publish its address',
-    async () => (await store.listOf(keys.databaseIps))[0] ?? null,
-    180_000,
-  );
+  const dbIp = await pollUntil(async () => (await store.listOf(keys.databaseIps))[0] ?? null, {
+    what: 'the database server to publish its address',
+    timeoutMs: 180_000,
+    ignoreErrors: true,
+  });
   await step(`database at ${dbIp}`);
   const runner = execaRunner({ timeoutMs: 60_000 });
   // Within about one firewall period, the database lets this webserver in.
-  await waitFor(
-    `the database (${dbIp}) to accept this webserver`,
+  await pollUntil(
     async () =>
       (await mariadb.tryConnect(runner, {
         host: dbIp,
@@ -43,8 +43,7 @@ async function configure({ store, self, step }: BootContext, site: SiteSettings,
         password: creds.password,
         database: creds.name,
       })) === null,
-    120_000,
-    1000,
+    { what: `the database (${dbIp}) to accept this webserver`, timeoutMs: 120_000, intervalMs: 1000, ignoreErrors: true },
   );
   await step('database reachable');
 
@@ -83,13 +82,12 @@ async function configure({ store, self, step }: BootContext, site: SiteSettings,
   else await web.writeNginxConfig(NGINX, siteOptions);
   await startOrReloadWeb(site.webserver);
   await step(`${site.webserver} and php-fpm running`);
-  const status = await waitFor(
-    'the site to answer over HTTPS',
+  const status = await pollUntil(
     async () => {
       const s = (await httpsGet(self.privateIp, host, tls.ca)).status;
       return s === 200 || s === 302 ? s : null;
     },
-    60_000,
+    { what: 'the site to answer over HTTPS', timeoutMs: 60_000, ignoreErrors: true },
   );
   await step(`the application answers (HTTP ${status})`);
   await startPeriodicJobs('webserver', await store.get(keys.backups));

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { sleep } from '@adt/core';
 import { keys } from '@adt/configstore';
-import { openDatastore, usage } from '@adt/role-common';
+import { everySeconds, logLine as log, openDatastore } from '@adt/role-common';
 import { describe, installCertificate, isInstalled } from './certificate.ts';
 import { startOrReloadWeb } from './stack.ts';
 
@@ -25,10 +25,8 @@ async function syncOnce(store: ReturnType<typeof openDatastore>): Promise<string
 /** `SyncCertificate [--every SECONDS]`. */
 export async function syncCertificateMain(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { every: { type: 'string' } }, strict: true });
-  const every = values.every === undefined ? null : Number(values.every);
-  if (every !== null && (!Number.isInteger(every) || every < 5 || every > 86400)) throw usage(`--every ${values.every}: 5-86400 seconds`);
+  const every = everySeconds(values.every, 86400);
   const store = openDatastore();
-  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   if (every === null) {
     log(await syncOnce(store));
     return 0;

@@ -1,4 +1,4 @@
-// Minimal types for s3rver 3.x (it ships none): only what embedded-s3.ts uses.
+// Minimal types for s3rver 3.x (it ships none): only what s3.ts uses.
 declare module 's3rver' {
   import type { Server } from 'node:http';
   interface S3rverOptions {

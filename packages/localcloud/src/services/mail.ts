@@ -59,10 +59,16 @@ export async function startMailCatcher(
         buffer = buffer.slice(i + 2);
         const verb = line.slice(0, 4).toUpperCase();
         if (verb === 'EHLO' || verb === 'HELO') socket.write('250 adt-mail-catcher\r\n');
-        else if (verb === 'MAIL') ((from = /<([^>]*)>/.exec(line)?.[1] ?? ''), socket.write('250 ok\r\n'));
-        else if (verb === 'RCPT') ((to = /<([^>]*)>/.exec(line)?.[1] ?? ''), socket.write('250 ok\r\n'));
-        else if (verb === 'DATA') ((inData = true), socket.write('354 go on\r\n'));
-        else if (verb === 'QUIT') socket.end('221 bye\r\n');
+        else if (verb === 'MAIL') {
+          from = /<([^>]*)>/.exec(line)?.[1] ?? '';
+          socket.write('250 ok\r\n');
+        } else if (verb === 'RCPT') {
+          to = /<([^>]*)>/.exec(line)?.[1] ?? '';
+          socket.write('250 ok\r\n');
+        } else if (verb === 'DATA') {
+          inData = true;
+          socket.write('354 go on\r\n');
+        } else if (verb === 'QUIT') socket.end('221 bye\r\n');
         else socket.write('502 not here\r\n');
       }
     });

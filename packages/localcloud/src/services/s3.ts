@@ -1,3 +1,5 @@
+// s3rver ships no types: this reference brings ours to every package that imports this file.
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference
 /// <reference path="./_s3rver.d.ts" />
 /**
  * The embedded S3 server of the local provider and the tests: `s3rver` (filesystem backed) on an
@@ -198,7 +200,8 @@ async function listObjectsV2(ctx: Ctx, bucket: string) {
 function s3ErrorBody(ctx: Ctx, status: number, code: string, message: string, condition?: string) {
   ctx.status = status;
   ctx.type = 'application/xml';
-  ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>${condition ? `<Condition>${condition}</Condition>` : ''}</Error>`;
+  const cond = condition ? `<Condition>${condition}</Condition>` : '';
+  ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>${cond}</Error>`;
 }
 
 function unquote(etag: string): string {

@@ -19,7 +19,7 @@ import powerdnsDriver from '@adt/providers/drivers/powerdns';
 import { testDnsProvider } from '../../../providers/test/fixtures/dns-conformance.ts';
 import { LocalCloud } from '../../src/cloud.ts';
 import { startPowerDns, type PowerDnsServer } from '../../src/services/powerdns.ts';
-import { cleanup, setup } from '../fixtures/helpers.ts';
+import { cleanup, setup } from '@adt/test-utils';
 
 testDnsProvider('memory', async () => {
   const dns = memoryDnsDriver();

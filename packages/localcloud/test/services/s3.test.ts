@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { S3Client, ListObjectsV2Command, PutObjectCommand, GetObjectCommand, CreateBucketCommand } from '@aws-sdk/client-s3';
+import { quietAwsSdk, rejects } from '@adt/test-utils';
 import { startEmbeddedS3, type EmbeddedS3 } from '../../src/services/s3.ts';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+quietAwsSdk();
 
 const test = suite<{ s3: EmbeddedS3; dir: string; client: S3Client }>('embedded S3');
 
@@ -59,12 +60,10 @@ test('paginates ListObjectsV2 with MaxKeys and continuation tokens (s3rver answe
 });
 
 test('rejects a forged continuation token', async ({ client }) => {
-  try {
-    await client.send(new ListObjectsV2Command({ Bucket: 'adt-embedded', ContinuationToken: 'bm90LW91cnM' }));
-    assert.unreachable();
-  } catch (e) {
-    assert.is((e as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode, 400);
-  }
+  const e = await rejects<{ $metadata: { httpStatusCode: number } }>(
+    client.send(new ListObjectsV2Command({ Bucket: 'adt-embedded', ContinuationToken: 'bm90LW91cnM' })),
+  );
+  assert.is(e.$metadata.httpStatusCode, 400);
 });
 
 test('honours If-None-Match: * and If-Match like AWS S3', async ({ client }) => {

@@ -26,13 +26,15 @@ try {
   await page.getByRole('button', { name: 'Send me a sign-in link' }).click();
   seen.afterAsk = await page.locator('h1').textContent();
   let link = null;
-  for (let i = 0; i < 100 && !link; i++) {
+  // The mail goes from the authentication server through the cloud's mail catcher: bounded, 30 s.
+  for (let i = 0; i < 300 && !link; i++) {
     for (const f of readdirSync(o.mailDir).filter((f) => !before.has(f))) {
       link = /https:\/\/\S+\/verify\?token=[A-Za-z0-9_-]+/.exec(readFileSync(join(o.mailDir, f), 'utf8'))?.[0] ?? link;
     }
     if (!link) await new Promise((r) => setTimeout(r, 100));
   }
   seen.gotMail = Boolean(link);
+  if (!link) throw new Error(`no sign-in mail with a link in ${o.mailDir} within 30 s (saw: ${JSON.stringify(seen)})`);
   await page.goto(link);
   await page.getByRole('button', { name: 'Give this device access' }).click();
   seen.afterVerify = await page.locator('h1').textContent();
