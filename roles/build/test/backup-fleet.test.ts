@@ -20,8 +20,7 @@ import { Backups } from '@adt/backup';
 import { keys } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { freePort, sleep } from '@adt/core';
-import { quietAwsSdk } from '@adt/test-utils';
-import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { cleanup, quietAwsSdk, setup } from '@adt/test-utils';
 import { installWordPress, siteCurl } from './_site.ts';
 import { localCloudOf, openTestFleet, root } from './_fleet.ts';
 

@@ -22,8 +22,8 @@ import { booting, waitReady } from '@adt/fleet';
 import { LocalCloud } from '@adt/localcloud';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import { serverName, type Server } from '@adt/providers';
-import { quietAwsSdk } from '@adt/test-utils';
-import { cleanup, eventually, rejection, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { cleanup, quietAwsSdk, setup } from '@adt/test-utils';
+import { eventually, rejection } from '../../../packages/localcloud/test/fixtures/helpers.ts';
 
 quietAwsSdk();
 const BASE = join(tmpdir(), 'adt-test-trd');
