@@ -7,6 +7,10 @@ import { execa } from 'execa';
 import { freePort, sleep } from '@adt/core';
 import { localCloudConfig, openFleet, readDeployment, type Deployment, type Fleet as FleetHandle } from '@adt/fleet';
 import { LocalCloud } from '@adt/localcloud';
+import { quietAwsSdk } from '@adt/test-utils';
+
+// The fleet opened in this process (openTestFleet) talks to S3: no SDK notice in the tests' output.
+quietAwsSdk();
 
 export const root = resolve(import.meta.dirname, '../../..');
 /** A script of roles/build through zx, as a user runs it; `env` is added to this process's (e.g. ADT_BUNDLE_NOTE). */

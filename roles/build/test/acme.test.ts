@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { processAlive } from '@adt/core';
 import { servedSerial } from '@adt/fleet';
-import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { cleanup, setup } from '@adt/test-utils';
 import { aRecords, helper, productionFleet, removeFleet, until, zx, type Fleet } from './_fleet.ts';
 
 const test = suite<{ f: Fleet; root: string; serial: string; pebblePid: number }>(

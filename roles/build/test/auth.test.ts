@@ -10,7 +10,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { cleanup, setup } from '@adt/test-utils';
 import { fetchFromOutsider, helper, productionFleet, removeFleet, root, until, zx, type Fleet } from './_fleet.ts';
 
 const test = suite<{ f: Fleet; web: string; auth: string; link: string }>('authentication server (local cloud, real browser)');

@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sleep } from '@adt/core';
 import { parseServerName } from '@adt/providers';
-import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { cleanup, setup } from '@adt/test-utils';
 import { aRecords, helper, localCloudOf, productionFleet, removeFleet, until, zx, type Fleet } from './_fleet.ts';
 
 const test = suite<{ f: Fleet }>('two autoscalers: a split total, and a take-over');

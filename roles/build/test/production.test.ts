@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { keys } from '@adt/configstore';
-import { cleanup, setup } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { cleanup, setup } from '@adt/test-utils';
 import {
   aRecords,
   fetchFromOutsider,

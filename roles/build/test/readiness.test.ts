@@ -15,15 +15,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { isAdtError } from '@adt/core';
+import { isAdtError, pollUntil } from '@adt/core';
 import { ConfigStore, keys } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { booting, waitReady } from '@adt/fleet';
 import { LocalCloud } from '@adt/localcloud';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import { serverName, type Server } from '@adt/providers';
-import { cleanup, quietAwsSdk, setup } from '@adt/test-utils';
-import { eventually, rejection } from '../../../packages/localcloud/test/fixtures/helpers.ts';
+import { cleanup, quietAwsSdk, rejects, setup } from '@adt/test-utils';
 
 quietAwsSdk();
 const BASE = join(tmpdir(), 'adt-test-trd');
@@ -112,8 +111,8 @@ test('a server whose user-data fails before its bootstrap stops the wait: its na
     'exit 22',
   ]);
   try {
-    const e = await rejection(waitReady(t.store, cloud, [booting('webserver', s, 300)], { say: (l) => t.said.push(l), logHint }));
-    assert.ok(e && isAdtError(e), String(e));
+    const e = await rejects(waitReady(t.store, cloud, [booting('webserver', s, 300)], { say: (l) => t.said.push(l), logHint }));
+    assert.ok(isAdtError(e), String(e));
     assert.is(e.code, 'SERVER_FAILED', e.message);
     assert.ok(
       e.message.includes(`the webserver server ${s.name} stopped before it was ready: its user-data exited with code 22`),
@@ -145,8 +144,8 @@ test('a bootstrap that records boot/<name>/failed stops the wait with the record
   ];
   const s = await boot(name, lines);
   try {
-    const e = await rejection(waitReady(t.store, cloud, [booting('database', s, 300)], { say: (l) => t.said.push(l), logHint }));
-    assert.ok(e && isAdtError(e), String(e));
+    const e = await rejects(waitReady(t.store, cloud, [booting('database', s, 300)], { say: (l) => t.said.push(l), logHint }));
+    assert.ok(isAdtError(e), String(e));
     assert.is(e.code, 'SERVER_FAILED', e.message);
     assert.ok(e.message.includes(`the database server ${s.name} stopped before it was ready: the datastore refused the key`), e.message);
     assert.ok(e.message.includes('last step it finished: "installed mariadb-server"'), e.message);
@@ -170,10 +169,10 @@ test('a server that is never ready times out (READY_TIMEOUT), naming its last st
   const s = await boot(name, lines);
   try {
     // Its steps are in the datastore before its (short) deadline starts: the timeout names the last one.
-    await eventually('the second step', () => t.store.exists(keys.bootStep(name, 1)), 600, 200);
+    await pollUntil(() => t.store.exists(keys.bootStep(name, 1)), { timeoutMs: 120_000, intervalMs: 200, what: 'the second step' });
     const t0 = Date.now();
-    const e = await rejection(waitReady(t.store, cloud, [booting('database', s, 3)], { say: (l) => t.said.push(l), logHint }));
-    assert.ok(e && isAdtError(e), String(e));
+    const e = await rejects(waitReady(t.store, cloud, [booting('database', s, 3)], { say: (l) => t.said.push(l), logHint }));
+    assert.ok(isAdtError(e), String(e));
     assert.is(e.code, 'SERVER_TIMEOUT', e.message);
     assert.ok(e.message.includes(`the database server ${s.name} was not ready in time (READY_TIMEOUT)`), e.message);
     assert.ok(e.message.includes('last step it finished: "waiting for the package mirror"'), e.message);
