@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { httpsGet } from '@adt/webserver';
 import { Backups, PARTS, backupPrefix, baselinePrefix, isPeriod, parseBaselineSpec, type Period } from '@adt/backup';
 import { buildBundle, buildRuntime } from '@adt/bundle';
 import { keys, parseSecretKey, registerServer, forgetServer, type DbCredentials, type JsonValue } from '@adt/configstore';
@@ -427,22 +427,6 @@ async function ensureManagedDatabase(ctx: Ctx, servers: Server[]): Promise<void>
 }
 
 // --- 9. Checking the site ---
-
-/** One HTTPS request to the site at `ip` (SNI and Host `host`, trusting only `ca`): status and redirect. */
-export function httpsGet(ip: string, host: string, ca: string, timeoutMs = 10_000): Promise<{ status: number; location?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: ip, port: 443, path: '/', servername: host, ca, headers: { host, 'user-agent': 'adt' }, timeout: timeoutMs },
-      (res) => {
-        res.resume();
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer from https://${host}/ at ${ip} within ${timeoutMs / 1000} s`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function checkSite(ctx: Ctx, web: Server): Promise<{ addresses: string[]; status: number; location?: string }> {
   const ip = web.publicIp!;

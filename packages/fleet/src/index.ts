@@ -4,7 +4,7 @@ export { openFleet, requireCloud } from './fleet.ts';
 export type { Fleet } from './fleet.ts';
 export { openKit, localCloudConfig, objectStorageEndpoint } from './kit.ts';
 export type { CloudKit, ObjectStorage, AcmeService } from './kit.ts';
-export { deploy, stepTitles, httpsGet, DB_PORT } from './deploy.ts';
+export { deploy, stepTitles, DB_PORT } from './deploy.ts';
 export type { DeployOptions, DeploySummary } from './deploy.ts';
 export { destroy } from './destroy.ts';
 export type { DestroySummary } from './destroy.ts';

@@ -11,7 +11,7 @@ import s3Driver from '@adt/configstore/drivers/s3';
 import { AdtError, outputTail, type RunResult } from '@adt/core';
 import type { Role, Server } from '@adt/providers';
 import { describeSplit, setDesiredWebservers } from '@adt/scaling';
-import { httpsGet } from './deploy.ts';
+import { httpsGet } from '@adt/webserver';
 import type { Fleet } from './fleet.ts';
 
 const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>

@@ -19,3 +19,4 @@ export {
 export type { WordPressConfig } from './wordpress.ts';
 export { apacheConfig, writeApacheConfig, startOrReloadApache, stopApache } from './apache.ts';
 export type { ApacheOptions } from './apache.ts';
+export { httpsGet } from './probe.ts';

@@ -1,10 +1,10 @@
 /**
  * What a server's bootstrap needs to know about itself and to tell the fleet: its addresses and
- * name, its periodic jobs, and an HTTPS check of the site (bounded waits are @adt/core's `pollUntil`).
+ * name and its periodic jobs (the HTTPS check of the site is @adt/webserver's `httpsGet`; bounded waits
+ * are @adt/core's `pollUntil`).
  */
 import { appendFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { hostname } from 'node:os';
 import { execaRunner, lastLines } from '@adt/core';
 import { cronLine } from '@adt/firewall';
@@ -65,23 +65,4 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
     await writeFile('/etc/cron.d/adt-webserver-tls', cronFile('webserver', sync, CERTIFICATE_LOG), { mode: 0o644 });
     startDetached(sync, ['--every', '10'], CERTIFICATE_LOG);
   }
-}
-
-/**
- * One HTTPS request to the site at `ip` (SNI and Host `host`, trusting only `ca`): its status and
- * redirect target; rejects when nothing answers within `timeoutMs`.
- */
-export function httpsGet(ip: string, host: string, ca: string, timeoutMs = 10_000): Promise<{ status: number; location?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: ip, port: 443, path: '/', servername: host, ca, headers: { host, 'user-agent': 'adt' }, timeout: timeoutMs },
-      (res) => {
-        res.resume();
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer from https://${host}/ at ${ip} within ${timeoutMs / 1000} s`)));
-    req.on('error', reject);
-    req.end();
-  });
 }
