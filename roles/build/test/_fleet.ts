@@ -8,6 +8,7 @@ import { freePort, sleep } from '@adt/core';
 import { localCloudConfig, openFleet, readDeployment, type Deployment, type Fleet as FleetHandle } from '@adt/fleet';
 import { LocalCloud } from '@adt/localcloud';
 import { quietAwsSdk } from '@adt/test-utils';
+import { outsiderStatus } from './_site.ts';
 
 // The fleet opened in this process (openTestFleet) talks to S3: no SDK notice in the tests' output.
 quietAwsSdk();
@@ -87,29 +88,7 @@ export async function aRecords(f: Fleet): Promise<string[]> {
 
 /** HTTPS from the outsider to the site at `ip`: the status code, or 0 when nothing answered. */
 export async function fetchFromOutsider(f: Fleet, ip: string): Promise<number> {
-  const r = await execa(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `${f.cloudId}-outsider`,
-      'curl',
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '--max-time',
-      '3',
-      '--cacert',
-      f.caFile,
-      '--resolve',
-      `${f.host}:443:${ip}`,
-      `https://${f.host}/`,
-    ],
-    { reject: false },
-  );
-  return Number(r.stdout) || 0;
+  return Number((await outsiderStatus(f.cloudId, f.host, ip, f.caFile, 3)).stdout) || 0;
 }
 
 export interface Sample {

@@ -10,6 +10,29 @@ export function siteCurl(cloudId: string, caFile: string, host: string, ip: stri
     outsider(cloudId, ['curl', '-sS', '--max-time', '20', '--cacert', caFile, '--resolve', `${host}:443:${ip}`, ...args]);
 }
 
+/**
+ * The HTTP status of https://<host>/ at `ip` from the outsider (curl's `%{http_code}` on stdout,
+ * `000` when nothing answered; its exit code, e.g. 60 for an untrusted certificate), trusting only
+ * `cacert` (null: the outsider's system CAs).
+ */
+export function outsiderStatus(cloudId: string, host: string, ip: string, cacert: string | null, maxTimeSeconds = 5) {
+  const trust = cacert ? ['--cacert', cacert] : [];
+  return outsider(cloudId, [
+    'curl',
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '--max-time',
+    String(maxTimeSeconds),
+    ...trust,
+    '--resolve',
+    `${host}:443:${ip}`,
+    `https://${host}/`,
+  ]);
+}
+
 /** Finishes WordPress's install through its form (the database is written); returns the HTTP status. */
 export async function installWordPress(curl: ReturnType<typeof siteCurl>, host: string, title: string): Promise<string> {
   const form = {

@@ -9,11 +9,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { processAlive } from '@adt/core';
 import { servedSerial } from '@adt/fleet';
 import { cleanup, setup } from '@adt/test-utils';
 import { aRecords, helper, productionFleet, removeFleet, until, zx, type Fleet } from './_fleet.ts';
+import { outsiderStatus } from './_site.ts';
 
 const test = suite<{ f: Fleet; root: string; serial: string; pebblePid: number }>(
   'TLS by ACME: pebble, lego and PowerDNS on the local cloud',
@@ -28,29 +28,7 @@ setup(test, async (ctx) => {
 
 test.after(async (ctx) => cleanup('the tac fleet', [() => removeFleet(ctx.f)]));
 
-async function outsiderCurl(f: Fleet, ip: string, cacert: string | null) {
-  return execa(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `${f.cloudId}-outsider`,
-      'curl',
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '--max-time',
-      '5',
-      ...(cacert ? ['--cacert', cacert] : []),
-      '--resolve',
-      `${f.host}:443:${ip}`,
-      `https://${f.host}/`,
-    ],
-    { reject: false },
-  );
-}
+const outsiderCurl = (f: Fleet, ip: string, cacert: string | null) => outsiderStatus(f.cloudId, f.host, ip, cacert);
 
 test("deploy gets the certificate by ACME; every webserver serves it, trusted through pebble's root only", async (ctx) => {
   const r = await zx('deploy.mjs', ['--config', ctx.f.file]);
@@ -137,29 +115,7 @@ setup(auth, async (ctx) => {
 
 auth.after(async (ctx) => cleanup('the taa fleet', [() => removeFleet(ctx.f)]));
 
-function authCurl(f: Fleet, ip: string, cacert: string | null) {
-  return execa(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `${f.cloudId}-outsider`,
-      'curl',
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '--max-time',
-      '5',
-      ...(cacert ? ['--cacert', cacert] : []),
-      '--resolve',
-      `auth.${f.cloudId}.test:443:${ip}`,
-      `https://auth.${f.cloudId}.test/`,
-    ],
-    { reject: false },
-  );
-}
+const authCurl = (f: Fleet, ip: string, cacert: string | null) => outsiderStatus(f.cloudId, `auth.${f.cloudId}.test`, ip, cacert);
 
 auth("deploy gets the sign-in host's certificate by ACME: trusted through pebble's root only", async (ctx) => {
   const r = await zx('deploy.mjs', ['--config', ctx.f.file, '--json']);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cleanup, setup } from '@adt/test-utils';
 import { fetchFromOutsider, helper, productionFleet, removeFleet, root, until, zx, type Fleet } from './_fleet.ts';
+import { outsiderStatus, siteCurl } from './_site.ts';
 
 const test = suite<{ f: Fleet; web: string; auth: string; link: string }>('authentication server (local cloud, real browser)');
 
@@ -41,28 +42,7 @@ test('before sign-in the site refuses the outsider; the auth server answers it',
   ctx.web = out.servers.find((s) => s.role === 'webserver')!.publicIp;
   ctx.auth = out.servers.find((s) => s.role === 'auth')!.publicIp;
   assert.ok(await refused(ctx.f, ctx.web), 'port 443 of the webserver is closed to the outsider');
-  const page = await execa(
-    'ip',
-    [
-      'netns',
-      'exec',
-      'tau-outsider',
-      'curl',
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '--max-time',
-      '5',
-      '--cacert',
-      ctx.f.caFile,
-      '--resolve',
-      `auth.tau.test:443:${ctx.auth}`,
-      'https://auth.tau.test/',
-    ],
-    { reject: false },
-  );
+  const page = await outsiderStatus('tau', 'auth.tau.test', ctx.auth, ctx.f.caFile);
   assert.is(page.stdout, '200');
   // It holds only what it needs: its own key decrypts its secrets, not the deployment's.
   const creds = await helper('ExecuteOnAuth', [
@@ -116,29 +96,8 @@ test("signing in with a real browser opens the site to that browser's address; a
 
 test('the used link is refused when used again', async (ctx) => {
   const token = new URL(ctx.link).searchParams.get('token')!;
-  const curl = (...a: string[]) =>
-    execa(
-      'ip',
-      [
-        'netns',
-        'exec',
-        'tau-outsider',
-        'curl',
-        '-s',
-        '--max-time',
-        '5',
-        '--cacert',
-        ctx.f.caFile,
-        '--resolve',
-        `auth.tau.test:443:${ctx.auth}`,
-        '-c',
-        join(ctx.f.dir, 'jar'),
-        '-b',
-        join(ctx.f.dir, 'jar'),
-        ...a,
-      ],
-      { reject: false },
-    );
+  const jar = join(ctx.f.dir, 'jar');
+  const curl = (...a: string[]) => siteCurl('tau', ctx.f.caFile, 'auth.tau.test', ctx.auth)('-c', jar, '-b', jar, ...a);
   const confirm = (await curl(`https://auth.tau.test/verify?token=${token}`)).stdout;
   const csrf = /name="csrf" value="([^"]+)"/.exec(confirm)![1]!;
   const again = await curl(
