@@ -292,7 +292,7 @@ export class LocalCloud implements ComputeProvider {
     }
     const imageRef = o.image ?? STOCK_IMAGE;
     const known = await this.images.get(imageRef);
-    if (!known && imageRef !== STOCK_IMAGE) {
+    if (!known && imageRef !== STOCK_IMAGE && imageRef !== this.images.stockId) {
       throw fail(
         'NO_SUCH_IMAGE',
         `image "${imageRef}" is not in this cloud's images (${this.images.dir}): list them, or use ${STOCK_IMAGE}`,
@@ -326,7 +326,8 @@ export class LocalCloud implements ComputeProvider {
         createdAt: new Date().toISOString(),
         n,
         netns: `${this.cloudId}-${n}`,
-        image: known?.id ?? imageRef,
+        // Always an image's id: the stock one's is known before it is built (its recipe's hash).
+        image: known?.id ?? (imageRef === STOCK_IMAGE ? this.images.stockId : imageRef),
         pid: null,
         initPid: null,
       };
@@ -404,7 +405,7 @@ export class LocalCloud implements ComputeProvider {
     const dir = this.#serverDir(r.name);
     try {
       let image: ImageRecord | null = await this.images.get(r.image);
-      if (!image && r.image === STOCK_IMAGE) image = await this.images.ensureStock(this.aptProxy);
+      if (!image && (r.image === STOCK_IMAGE || r.image === this.images.stockId)) image = await this.images.ensureStock(this.aptProxy);
       if (!image) throw new Error(`image ${r.image} is gone`);
       const lower = await this.images.layers(image.id);
       const current = await this.#record(r.id);

@@ -1,18 +1,20 @@
 /**
  * The local cloud refuses to run without root, clearly: a probe run as the `nobody` user (this
  * file itself runs as root, to switch). Cloud `tnr` (198.19.18.0/24 + 198.19.19.0/24) must never
- * come into being.
+ * come into being. The probe is bundled by esbuild into one file of its own directory (0755), so
+ * `nobody` needs to read neither the checkout (a clone in a 0700 directory is fine) nor its
+ * node_modules; Node itself is copied there too when `nobody` cannot run this one.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
 import { execa } from 'execa';
 import { cleanup } from '@adt/test-utils';
 
-const ROOT = resolve(import.meta.dirname, '../../..');
 const SRC = resolve(import.meta.dirname, '../src');
 
 const test = suite<{ dir: string }>('local cloud without root');
@@ -47,12 +49,31 @@ test('ensureNetwork and ensureLocalCloud say they need root, with exit code 2, a
   ].join('\n');
   ctx.dir = await mkdtemp(join(tmpdir(), 'adt-notroot-'));
   await chmod(ctx.dir, 0o755);
-  const file = join(ctx.dir, 'probe.mts');
-  await writeFile(file, script, { mode: 0o644 });
+  const source = join(ctx.dir, 'probe.mts');
+  await writeFile(source, script, { mode: 0o600 });
+  const file = join(ctx.dir, 'probe.mjs');
+  await build({
+    entryPoints: [source],
+    outfile: file,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'silent',
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  });
+  await chmod(file, 0o644);
   const scratch = join(ctx.dir, 'tmp');
   await mkdir(scratch);
   await chmod(scratch, 0o1777);
-  const r = await execa('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', `${ROOT}/node_modules/.bin/tsx`, file], {
+  const asNobody = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+  let node = process.execPath;
+  if ((await execa(asNobody[0]!, [...asNobody.slice(1), node, '--version'], { reject: false })).exitCode !== 0) {
+    node = join(ctx.dir, 'node');
+    await copyFile(process.execPath, node);
+    await chmod(node, 0o755);
+  }
+  const r = await execa(asNobody[0]!, [...asNobody.slice(1), node, file], {
     reject: false,
     env: { HOME: scratch, TMPDIR: scratch, PATH: process.env.PATH ?? '/usr/bin:/bin' },
     extendEnv: false,
