@@ -29,7 +29,7 @@ import { validateAllowList, validateRule } from '../rules.ts';
 import {
   checkCreate,
   createOnce,
-  outcomeUnknown,
+  createOrFind,
   pollUntil,
   relativeName,
   roleTag,
@@ -185,18 +185,6 @@ async function listAll<T>(
     seen.add(cursor);
   }
   return out;
-}
-
-/** Runs a create; when it fails with an unknown outcome (5xx, lost connection), looks for its result before rethrowing. */
-async function createOrFind<T>(create: () => Promise<T>, find: () => Promise<T | null>): Promise<T> {
-  try {
-    return await create();
-  } catch (error) {
-    if (!outcomeUnknown(error)) throw error;
-    const found = await find();
-    if (found !== null) return found;
-    throw error;
-  }
 }
 
 function stateOf(i: Instance): ServerState {
