@@ -1,4 +1,5 @@
-/** What the real-cloud drivers share: checks of create options, tags, polling. Internal. */
+/** What the real-cloud drivers share: checks of create options, SSH public keys, tags, polling. Internal. */
+import { createHash } from 'node:crypto';
 import { errorFactory, isAdtError, pollUntil as poll } from '@adt/core';
 import { parseServerName } from '../naming.ts';
 import type { CreateServerOptions, ManagedDatabase, Role, Server, WaitOptions } from '../types.ts';
@@ -21,12 +22,84 @@ export function serverTags(o: CreateServerOptions): string[] {
   return adtTags(o.role, o.buildId, [roleTag(o.buildId, o.role), ...(o.tags ?? [])]);
 }
 
-/** Create options every driver refuses the same way (exit 2, nothing created). */
+/** An OpenSSH public key of `sshKeys`, checked, with what the clouds identify it by. */
+export interface PublicKey {
+  /** `<type> <base64>[ <comment>]`, as sent (one line, single spaces). */
+  line: string;
+  type: string;
+  /** The key blob (the base64 field, decoded). */
+  blob: Buffer;
+  /** MD5 of the blob as colon-separated hex pairs (DigitalOcean's fingerprint, `ssh-keygen -E md5 -l`). */
+  md5: string;
+  /** `SHA256:<unpadded base64>` of the blob (`ssh-keygen -l`). */
+  sha256: string;
+  /** A stable name for clouds that register keys by name: `adt-<first 12 hex of SHA-256 of the blob>`. */
+  name: string;
+}
+
+const KEY_TYPES = ['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521'];
+
+/**
+ * Checks `sshKeys` (exit 2, naming `sshKeys[i]`, before any API call) and returns them parsed, the
+ * same key given twice once. A key is one line `<type> <base64 blob> [comment]` whose blob starts
+ * with its type (as OpenSSH writes it); anything else (a private key pasted by mistake, two keys on
+ * one line, a truncated blob) is refused, and its text is never quoted back.
+ */
+export function parsePublicKeys(driver: string, keys: readonly string[] | undefined): PublicKey[] {
+  const fail = errorFactory('providers', driver);
+  const out: PublicKey[] = [];
+  for (const [i, raw] of (keys ?? []).entries()) {
+    const bad = (why: string) =>
+      fail('BAD_SSH_KEY', `sshKeys[${i}]: ${why}; expected an OpenSSH public key on one line (ssh-ed25519 AAAA... comment)`, {
+        exitCode: 2,
+      });
+    if (typeof raw !== 'string') throw bad('not a string');
+    if (/PRIVATE KEY/.test(raw)) throw bad('this is a private key (it is never sent anywhere): give its .pub');
+    const text = raw.trim();
+    if (/[\r\n]/.test(text)) throw bad('more than one line');
+    const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?:\s+(\S.*))?$/.exec(text.replace(/[ \t]+/g, ' '));
+    if (!m) throw bad('not "<type> <base64>[ comment]"');
+    const [, type, b64, comment] = m as unknown as [string, string, string, string | undefined];
+    if (!KEY_TYPES.includes(type)) throw bad(`its type is not one of ${KEY_TYPES.join(', ')}`);
+    const blob = Buffer.from(b64, 'base64');
+    if (blob.toString('base64') !== b64) throw bad('the key is not valid base64');
+    const nameLength = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
+    if (nameLength !== type.length || blob.subarray(4, 4 + nameLength).toString('latin1') !== type || blob.length <= 4 + nameLength)
+      throw bad(`the key's data is not a ${type} key`);
+    if (out.some((k) => k.blob.equals(blob))) continue;
+    const sha = createHash('sha256').update(blob).digest();
+    out.push({
+      line: `${type} ${b64}${comment ? ` ${comment}` : ''}`,
+      type,
+      blob,
+      md5: createHash('md5')
+        .update(blob)
+        .digest('hex')
+        .replace(/(..)(?!$)/g, '$1:'),
+      sha256: `SHA256:${sha.toString('base64').replace(/=+$/, '')}`,
+      name: `adt-${sha.toString('hex').slice(0, 12)}`,
+    });
+  }
+  return out;
+}
+
+/** Whether two public key lines hold the same key (comments and spacing aside). */
+export function sameKey(a: string, k: PublicKey): boolean {
+  const b64 = /^\S+\s+([A-Za-z0-9+/]+={0,2})/.exec(a.trim())?.[1];
+  return b64 !== undefined && Buffer.from(b64, 'base64').equals(k.blob);
+}
+
+/** `items` without repeats, in their first order. */
+export function unique<T>(items: readonly T[]): T[] {
+  return [...new Set(items)];
+}
+
+/** Create options every driver refuses the same way (exit 2, nothing created); the SSH keys parsed. */
 export function checkCreate(
   driver: string,
   o: CreateServerOptions,
   defaults: { size?: string; region?: string },
-): { size: string; region: string } {
+): { size: string; region: string; keys: PublicKey[] } {
   const fail = errorFactory('providers', driver);
   const parsed = parseServerName(o.name);
   if (!parsed || parsed.role !== o.role || parsed.buildId !== o.buildId)
@@ -39,7 +112,7 @@ export function checkCreate(
   const region = o.region ?? defaults.region;
   if (!size) throw fail('NO_SIZE', `${o.name}: a size (plan) is required for ${driver}`, { exitCode: 2 });
   if (!region) throw fail('NO_REGION', `${o.name}: a region is required for ${driver}`, { exitCode: 2 });
-  return { size, region };
+  return { size, region, keys: parsePublicKeys(driver, o.sshKeys) };
 }
 
 /** Polls `probe` until it returns a value, bounded by `timeoutMs` (core's pollUntil, its timeout said as the drivers say it). */
@@ -131,6 +204,23 @@ export function waitForDatabase(
     },
     { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 15_000 },
   );
+}
+
+/**
+ * Runs a create; when it fails with an unknown outcome (5xx, lost connection), or with one of the
+ * statuses in `taken` (the cloud says it exists already: made meanwhile by another deploy), looks
+ * for its result before rethrowing.
+ */
+export async function createOrFind<T>(create: () => Promise<T>, find: () => Promise<T | null>, taken: number[] = []): Promise<T> {
+  try {
+    return await create();
+  } catch (error) {
+    const status = (error as { status?: number | null }).status;
+    if (!outcomeUnknown(error) && !(typeof status === 'number' && taken.includes(status))) throw error;
+    const found = await find();
+    if (found !== null) return found;
+    throw error;
+  }
 }
 
 /**

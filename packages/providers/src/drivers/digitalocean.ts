@@ -11,6 +11,9 @@
  *   attached by tag, so servers created later are covered at once.
  * - Pagination: `page`/`per_page` with `links.pages.next`, followed to the end.
  * - Rate limits: 429 with `ratelimit-reset` (epoch seconds) is waited out (see `http.ts`).
+ * - SSH keys of `create` (`sshKeys`) are account keys: looked up by their MD5 fingerprint
+ *   (`GET /account/keys/{fingerprint}`, 404 when absent), registered when absent (`POST
+ *   /account/keys`, named `adt-<sha256 prefix>`), and put on the droplet by id.
  */
 import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
@@ -20,6 +23,9 @@ import {
   adtTags,
   checkCreate,
   createOnce,
+  createOrFind,
+  unique,
+  type PublicKey,
   waitForDatabase,
   waitForServer,
   parsePort,
@@ -58,7 +64,7 @@ export interface DigitalOceanOptions {
   size?: string;
   /** Image slug or snapshot id for new droplets (default `debian-12-x64`). */
   image?: string;
-  /** SSH key ids or fingerprints to put on new droplets. */
+  /** SSH key ids or fingerprints (keys already in the account) to put on new droplets, besides those of `create`'s `sshKeys`. */
   sshKeys?: string[];
   /** Page size for lists (default 200, the API's maximum). */
   perPage?: number;
@@ -81,6 +87,12 @@ interface Droplet {
 }
 interface Links {
   pages?: { next?: string };
+}
+interface SshKey {
+  id: number;
+  fingerprint: string;
+  public_key: string;
+  name: string;
 }
 interface Firewall {
   id: string;
@@ -165,15 +177,41 @@ export class DigitalOceanCompute implements ComputeProvider {
     this.api = api;
   }
 
+  /**
+   * The account key's id of each key, registered once: looked up by fingerprint first; a 422 on
+   * registering ("SSH Key is already in use on your account": made meanwhile) or an unknown outcome
+   * is looked up again rather than failed or repeated.
+   */
+  async #keyIds(keys: PublicKey[]): Promise<number[]> {
+    const ids: number[] = [];
+    for (const k of keys) {
+      // https://docs.digitalocean.com/reference/api/digitalocean/#operation/sshKeys_get (by id or fingerprint;
+      // a fingerprint is hex and colons, sent as they are, as the reference's examples do)
+      const find = async () =>
+        (await this.api.get<{ ssh_key: SshKey } | null>(`/account/keys/${k.md5}`, { accept: [404] }))?.ssh_key ?? null;
+      const key =
+        (await find()) ??
+        // https://docs.digitalocean.com/reference/api/digitalocean/#operation/sshKeys_create (201 {ssh_key})
+        (await createOrFind(
+          async () => (await this.api.post<{ ssh_key: SshKey }>('/account/keys', { name: k.name, public_key: k.line })).ssh_key,
+          find,
+          [422],
+        ));
+      ids.push(key.id);
+    }
+    return ids;
+  }
+
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_create
   async create(o: CreateServerOptions): Promise<Server> {
-    const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
+    const { size, region, keys } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
     const body = {
       name: o.name,
       region,
       size,
       image: o.image ?? this.#o.image ?? 'debian-12-x64',
-      ssh_keys: this.#o.sshKeys ?? [],
+      // "IDs or fingerprints of the SSH keys that you wish to embed in the Droplet's root account".
+      ssh_keys: unique([...(this.#o.sshKeys ?? []), ...(await this.#keyIds(keys)).map(String)]),
       ipv6: false,
       monitoring: true,
       tags: serverTags(o),

@@ -20,6 +20,10 @@
  * - Snapshots for faster builds: a snapshot of the instance's disk, promoted to a private template
  *   (what `exo compute instance-template register --from-snapshot` does); the template's id is the
  *   image of later instances.
+ * - SSH keys of `create` (`sshKeys`) are account keys, referenced by name: found in `GET /ssh-key`
+ *   (by our name `adt-<sha256 prefix>`, or by fingerprint), registered when absent (`POST /ssh-key`
+ *   `{name, public-key}`, an operation waited for), and given to the instance in `ssh-keys` (the
+ *   `sshKey` option's name first; `ssh-key`, one key, is deprecated in the API).
  */
 import { createHmac } from 'node:crypto';
 import { errorFactory, sleep } from '@adt/core';
@@ -30,12 +34,15 @@ import {
   checkCreate,
   createOnce,
   outcomeUnknown,
+  createOrFind,
   pollUntil,
   waitForDatabase,
   waitForServer,
   relativeName,
   roleTag,
   serverTags,
+  unique,
+  type PublicKey,
 } from './_cloud.ts';
 import type {
   ComputeProvider,
@@ -72,7 +79,7 @@ export interface ExoscaleOptions {
   diskSize?: number;
   /** A managed private network every new instance joins (its private address). */
   privateNetwork?: string;
-  /** SSH key name registered at Exoscale. */
+  /** SSH key name registered at Exoscale, for every new instance besides those of `create`'s `sshKeys`. */
   sshKey?: string;
   fetch?: typeof fetch;
   baseDelayMs?: number;
@@ -138,6 +145,10 @@ interface DnsRecordApi {
   type: string;
   content: string;
   ttl: number;
+}
+interface SshKey {
+  name: string;
+  fingerprint?: string;
 }
 interface DbService {
   name: string;
@@ -302,9 +313,47 @@ export class ExoscaleCompute implements ComputeProvider {
     };
   }
 
+  /**
+   * The registered name of each key, registered once. Exoscale documents neither the fingerprint's
+   * format nor the answer to registering a name or key twice: a key is ours by name, or by an MD5
+   * or SHA-256 fingerprint in either spelling; a 4xx on registering, like an unknown outcome, is
+   * looked up again and only reported when the key is still not there.
+   */
+  async #keyNames(keys: PublicKey[]): Promise<string[]> {
+    if (!keys.length) return [];
+    // https://openapi-v2.exoscale.com/operation/operation-list-ssh-keys
+    const registered = async () => (await this.api.get<{ 'ssh-keys'?: SshKey[] }>('/ssh-key'))['ssh-keys'] ?? [];
+    const ours = (x: SshKey, k: PublicKey) => {
+      const fp = (x.fingerprint ?? '').replace(/^(MD5|SHA256):/i, '');
+      return x.name === k.name || fp.toLowerCase() === k.md5 || fp === k.sha256.slice('SHA256:'.length);
+    };
+    const match = (all: SshKey[], k: PublicKey) => all.find((x) => ours(x, k)) ?? null;
+    const known = await registered();
+    const names: string[] = [];
+    for (const k of keys) {
+      const key =
+        match(known, k) ??
+        // https://openapi-v2.exoscale.com/operation/operation-register-ssh-key (an operation)
+        (await createOrFind(
+          async () => {
+            const op = await this.api.post<Operation>('/ssh-key', { name: k.name, 'public-key': k.line });
+            await settle(this.api, op, `register SSH key ${k.name}`, this.#o.operationIntervalMs);
+            return { name: k.name };
+          },
+          async () => match(await registered(), k),
+          [400, 409],
+        ));
+      names.push(key.name);
+    }
+    return names;
+  }
+
   // https://openapi-v2.exoscale.com/operation/operation-create-instance
   async create(o: CreateServerOptions): Promise<Server> {
-    const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size ?? 'standard.small', region: this.#o.zone ?? 'ch-gva-2' });
+    const { size, region, keys } = checkCreate(DRIVER_NAME, o, {
+      size: this.#o.size ?? 'standard.small',
+      region: this.#o.zone ?? 'ch-gva-2',
+    });
     if (region !== (this.#o.zone ?? 'ch-gva-2'))
       throw fail(
         'BAD_REGION',
@@ -316,6 +365,8 @@ export class ExoscaleCompute implements ComputeProvider {
       this.#templateId(o.image ?? this.#o.template ?? 'Linux Debian 12 (Bookworm) 64-bit'),
       findGroup(this.api, o.buildId, o.role),
     ]);
+    // After the type and template are known good: nothing is registered for a create refused on them.
+    const sshKeys = unique([...(this.#o.sshKey ? [this.#o.sshKey] : []), ...(await this.#keyNames(keys))]);
     const body = {
       name: o.name,
       'instance-type': { id: typeId },
@@ -324,7 +375,7 @@ export class ExoscaleCompute implements ComputeProvider {
       'user-data': Buffer.from(o.userData).toString('base64'),
       labels: labelsOf(serverTags(o)),
       ...(group ? { 'security-groups': [{ id: group.id }] } : {}),
-      ...(this.#o.sshKey ? { 'ssh-key': { name: this.#o.sshKey } } : {}),
+      ...(sshKeys.length ? { 'ssh-keys': sshKeys.map((name) => ({ name })) } : {}),
     };
     const id = await createOnce(
       o,

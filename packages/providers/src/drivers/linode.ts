@@ -19,6 +19,8 @@
  *   (`adt-<build>-<ws|db|as|au|bm>`: Linode allows 32 characters and a build id has up to 24),
  *   new instances of the role are created in it (`firewall_id`), `apply` attaches existing ones.
  * - Managed databases: ids carry the engine (`mysql/123`, `postgresql/45`), as the paths do.
+ * - SSH keys of `create` (`sshKeys`) go inline, in `authorized_keys` (appended to root's
+ *   authorized_keys when deploying from an image): nothing is registered with the account.
  */
 import { randomBytes } from 'node:crypto';
 import { errorFactory } from '@adt/core';
@@ -34,6 +36,7 @@ import {
   pollUntil,
   portText,
   relativeName,
+  sameKey,
   serverTags,
   waitForServer,
 } from './_cloud.ts';
@@ -66,7 +69,7 @@ export interface LinodeOptions {
   size?: string;
   /** Image for new instances (default `linode/debian12`), or a private image from `snapshot` (`private/123`). */
   image?: string;
-  /** Public SSH keys for root. */
+  /** Public SSH keys for root on every new instance, besides those of `create`'s `sshKeys`. */
   authorizedKeys?: string[];
   /** Page size for lists (default 500; the API accepts 25-500, so it is kept in that range). */
   pageSize?: number;
@@ -281,7 +284,7 @@ export class LinodeCompute implements ComputeProvider {
 
   // https://techdocs.akamai.com/linode-api/reference/post-linode-instance
   async create(o: CreateServerOptions): Promise<Server> {
-    const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
+    const { size, region, keys } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
     const subnetId = o.vpc === undefined ? undefined : Number(o.vpc);
     if (subnetId !== undefined && (!Number.isInteger(subnetId) || subnetId <= 0))
       throw fail('BAD_VPC', `${o.name}: vpc "${o.vpc}" must be a Linode VPC subnet id (a number)`, { exitCode: 2 });
@@ -293,7 +296,12 @@ export class LinodeCompute implements ComputeProvider {
       image: o.image ?? this.#o.image ?? 'linode/debian12',
       // Required with an image; random and never kept: access is by SSH key (root_pass is redacted in dry runs).
       root_pass: `${randomBytes(24).toString('base64url')}aA1!`,
-      authorized_keys: this.#o.authorizedKeys ?? [],
+      // "public SSH keys that will be automatically appended to the root user's ~/.ssh/authorized_keys file
+      // when deploying from an Image": the option's, then create's (a key already there is not repeated).
+      authorized_keys: [
+        ...(this.#o.authorizedKeys ?? []),
+        ...keys.filter((k) => !(this.#o.authorizedKeys ?? []).some((a) => sameKey(a, k))).map((k) => k.line),
+      ],
       tags: serverTags(o),
       booted: true,
       // Metadata service user-data (cloud-init reads it at first boot), base64.

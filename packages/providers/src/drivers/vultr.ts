@@ -20,7 +20,10 @@
  *   the new rules allow, nor closed to both, in between.
  * - Creates that fail with an unknown outcome (5xx, lost connection) look for what they meant to
  *   make before giving up, so nothing is made twice: instances (by name), firewall groups and
- *   rules, snapshots (by description), DNS zones and records, databases (by tag and label).
+ *   rules, snapshots (by description), DNS zones and records, databases (by tag and label), SSH keys.
+ * - SSH keys of `create` (`sshKeys`) are account keys: found in `GET /ssh-keys` (by our name
+ *   `adt-<sha256 prefix>` or by the key itself), registered when absent (`POST /ssh-keys`), and
+ *   given to the instance by id (`sshkey_id`), after the `sshKeyIds` option's.
  */
 import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
@@ -29,13 +32,16 @@ import { validateAllowList, validateRule } from '../rules.ts';
 import {
   checkCreate,
   createOnce,
-  outcomeUnknown,
+  createOrFind,
   pollUntil,
   relativeName,
   roleTag,
+  sameKey,
   serverTags,
+  unique,
   waitForDatabase,
   waitForServer,
+  type PublicKey,
 } from './_cloud.ts';
 import type {
   ComputeProvider,
@@ -71,7 +77,7 @@ export interface VultrOptions {
   size?: string;
   /** Operating system id of new instances when no `image` (snapshot) is given (default 2136, Debian 12 x64). */
   osId?: number;
-  /** SSH key ids (`GET /ssh-keys`) to install on new instances. */
+  /** SSH key ids (`GET /ssh-keys`) to install on new instances, besides those of `create`'s `sshKeys`. */
   sshKeyIds?: string[];
   /** Page size of lists (default 500, the API's maximum). */
   perPage?: number;
@@ -99,6 +105,12 @@ interface Instance {
 }
 interface Meta {
   meta?: { total?: number; links?: { next?: string; prev?: string } };
+}
+interface SshKey {
+  id: string;
+  name: string;
+  ssh_key: string;
+  date_created: string;
 }
 interface FirewallGroup {
   id: string;
@@ -187,18 +199,6 @@ async function listAll<T>(
   return out;
 }
 
-/** Runs a create; when it fails with an unknown outcome (5xx, lost connection), looks for its result before rethrowing. */
-async function createOrFind<T>(create: () => Promise<T>, find: () => Promise<T | null>): Promise<T> {
-  try {
-    return await create();
-  } catch (error) {
-    if (!outcomeUnknown(error)) throw error;
-    const found = await find();
-    if (found !== null) return found;
-    throw error;
-  }
-}
-
 function stateOf(i: Instance): ServerState {
   switch (i.status) {
     case 'pending':
@@ -251,9 +251,36 @@ export class VultrCompute implements ComputeProvider {
     this.api = api;
   }
 
+  /**
+   * The account key's id of each key, registered once. Vultr documents no answer for a key that is
+   * there already (nor whether it refuses one): a 4xx on registering, like an unknown outcome, is
+   * looked up again, and only reported when the key is still not there.
+   */
+  async #keyIds(keys: PublicKey[]): Promise<string[]> {
+    if (!keys.length) return [];
+    // https://www.vultr.com/api/#tag/ssh/operation/list-ssh-keys (cursor pages)
+    const registered = () => listAll<SshKey>(this.api, '/ssh-keys', 'ssh_keys', {}, this.#o.perPage);
+    const match = (all: SshKey[], k: PublicKey) => all.find((x) => x.name === k.name || sameKey(x.ssh_key, k)) ?? null;
+    const known = await registered();
+    const ids: string[] = [];
+    for (const k of keys) {
+      const key =
+        match(known, k) ??
+        // https://www.vultr.com/api/#tag/ssh/operation/create-ssh-key (201 {ssh_key})
+        (await createOrFind(
+          async () => (await this.api.post<{ ssh_key: SshKey }>('/ssh-keys', { name: k.name, ssh_key: k.line })).ssh_key,
+          async () => match(await registered(), k),
+          [400, 409, 422],
+        ));
+      ids.push(key.id);
+    }
+    return ids;
+  }
+
   // https://www.vultr.com/api/#tag/instances/operation/create-instance
   async create(o: CreateServerOptions): Promise<Server> {
-    const { size, region } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
+    const { size, region, keys } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
+    const sshKeyIds = unique([...(this.#o.sshKeyIds ?? []), ...(await this.#keyIds(keys))]);
     // The role's firewall group, when `apply` made one: the instance is protected from its first packet.
     const group = await findGroup(this.api, o.buildId, o.role, this.#o.perPage);
     const body = {
@@ -267,7 +294,7 @@ export class VultrCompute implements ComputeProvider {
       user_data: Buffer.from(o.userData, 'utf8').toString('base64'),
       // `attach_vpc` takes precedence over `enable_vpc` (which attaches the region's only VPC, made when absent): send one.
       ...(o.vpc ? { attach_vpc: [o.vpc] } : { enable_vpc: true }),
-      ...(this.#o.sshKeyIds?.length ? { sshkey_id: this.#o.sshKeyIds } : {}),
+      ...(sshKeyIds.length ? { sshkey_id: sshKeyIds } : {}),
       backups: 'disabled',
       activation_email: false,
       ...(group ? { firewall_group_id: group.id } : {}),

@@ -3,7 +3,12 @@
  * (https://docs.digitalocean.com/reference/api/digitalocean/): bearer token, `{id, message}` error
  * bodies, 202 on droplet create with status `new` then `active` with its networks, `links.pages.next`
  * pagination with `meta.total`, 204 on deletes, rate-limit headers on every answer and on 429.
+ * Account SSH keys: found by id or MD5 fingerprint, 201 on create, 422 "SSH Key is already in use on
+ * your account" for a key registered before (as the API answers, under any name), and droplets
+ * refuse key identifiers that are not the account's ("... are invalid key identifiers for Droplet
+ * creation.", 422). Guessed: the message of a malformed public key.
  */
+import { createHash } from 'node:crypto';
 import { bearer, FakeApi, pageOf, type FakeRequest } from './harness.ts';
 
 interface Droplet {
@@ -18,7 +23,28 @@ interface Droplet {
   vpc_uuid: string | null;
   networks: { v4: { ip_address: string; netmask: string; gateway: string; type: string }[]; v6: unknown[] };
   user_data: string;
+  /** The account keys it was given (by id), in root's authorized_keys: not in the API's droplet object. */
+  ssh_keys: number[];
   polls: number;
+}
+
+export interface FakeSshKey {
+  id: number;
+  fingerprint: string;
+  public_key: string;
+  name: string;
+}
+
+/** The MD5 fingerprint DigitalOcean gives a public key line (colon-separated hex of the key blob), or null when malformed. */
+export function digitaloceanFingerprint(publicKey: string): string | null {
+  const m = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(publicKey.trim());
+  if (!m) return null;
+  const blob = Buffer.from(m[2]!, 'base64');
+  if (blob.toString('base64') !== m[2] || blob.length < 4 + m[1]!.length) return null;
+  return createHash('md5')
+    .update(blob)
+    .digest('hex')
+    .replace(/(..)(?!$)/g, '$1:');
 }
 
 export interface DigitalOceanFakeOptions {
@@ -58,6 +84,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
   >();
   const actions = new Map<number, { id: number; status: string; polls: number; dropletId: number; name: string }>();
   const snapshots: { id: number; name: string; dropletId: number }[] = [];
+  const sshKeys = new Map<number, FakeSshKey>();
   let n = 0;
 
   /** Paginated list in DigitalOcean's shape. */
@@ -81,9 +108,33 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
   }
 
   function dropletView(d: Droplet) {
-    const { polls: _p, user_data: _u, ...view } = d;
+    const { polls: _p, user_data: _u, ssh_keys: _k, ...view } = d;
     return view;
   }
+
+  // Account SSH keys: https://docs.digitalocean.com/reference/api/digitalocean/#tag/SSH-Keys
+  const keyOf = (ref: string | number) =>
+    [...sshKeys.values()].find((k) => String(k.id) === String(ref) || k.fingerprint === String(ref)) ?? null;
+  api.route('GET', '/account/keys', (req) => list(req, 'ssh_keys', [...sshKeys.values()]));
+  api.route('GET', '/account/keys/:ref', (_req, p) => {
+    const k = keyOf(p.ref!);
+    return k ? { status: 200, body: { ssh_key: k } } : api.error(404, 'The resource you were accessing could not be found.');
+  });
+  api.route('POST', '/account/keys', (req) => {
+    const b = req.body as { name?: unknown; public_key?: unknown };
+    if (typeof b?.name !== 'string' || !b.name) return api.error(422, 'Name is required');
+    if (typeof b.public_key !== 'string' || !b.public_key) return api.error(422, 'Public Key is required');
+    const fingerprint = digitaloceanFingerprint(b.public_key);
+    if (!fingerprint) return api.error(422, 'Key invalid, key should be of the format `type key [comment]`');
+    if (keyOf(fingerprint)) return api.error(422, 'SSH Key is already in use on your account');
+    const k = { id: api.nextId(), fingerprint, public_key: b.public_key, name: b.name };
+    sshKeys.set(k.id, k);
+    return { status: 201, body: { ssh_key: k } };
+  });
+  api.route('DELETE', '/account/keys/:ref', (_req, p) => {
+    const k = keyOf(p.ref!);
+    return k && sshKeys.delete(k.id) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.');
+  });
 
   api.route('POST', '/droplets', (req) => {
     const b = req.body as Record<string, unknown>;
@@ -93,6 +144,10 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       if (!/^[a-zA-Z0-9_:-]{1,255}$/.test(t))
         return api.error(422, `tag "${t}" may only contain letters, numbers, colons, dashes and underscores`);
     if (typeof b.user_data === 'string' && b.user_data.length > 64 * 1024) return api.error(422, 'user_data must be at most 64 KiB');
+    const refs = (b.ssh_keys as (string | number)[] | undefined) ?? [];
+    if (!Array.isArray(refs)) return api.error(422, 'ssh_keys must be an array of SSH key ids or fingerprints');
+    const unknown = refs.filter((r) => !keyOf(r));
+    if (unknown.length) return api.error(422, `${unknown.join(', ')} are invalid key identifiers for Droplet creation.`);
     const id = api.nextId();
     const d: Droplet = {
       id,
@@ -106,6 +161,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       vpc_uuid: (b.vpc_uuid as string) ?? 'default-vpc',
       networks: { v4: [], v6: [] },
       user_data: (b.user_data as string) ?? '',
+      ssh_keys: [...new Set(refs.map((r) => keyOf(r)!.id))],
       polls: 0,
     };
     droplets.set(id, d);
@@ -325,7 +381,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     databases.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.'),
   );
 
-  return Object.assign(api, { state: { droplets, firewalls, domains, databases } });
+  return Object.assign(api, { state: { droplets, firewalls, domains, databases, sshKeys } });
 }
 
 /** What a 429 from DigitalOcean carries (documented rate-limit headers). */

@@ -6,10 +6,14 @@
  * without pagination, instances `starting` then `running` with a public address, a managed private
  * network with leases, security groups and rules, DNS domains and records, DBaaS MySQL/PostgreSQL
  * with `ip-filter`, instance snapshots (`snapshotting` then `ready`) promoted to private templates
- * that new instances can use. Exoscale documents no header on its 429; the fake sends none unless told.
+ * that new instances can use, SSH keys (`{name, fingerprint}`, registered by an operation, given to
+ * instances by name in `ssh-keys` or the deprecated `ssh-key`). Exoscale documents no header on its
+ * 429; the fake sends none unless told. Guessed (undocumented): a key's fingerprint is the MD5 of its
+ * blob in colon-separated hex; registering a name that exists is a 409, a malformed key a 400, an
+ * instance with an unknown key name a 400.
  * Addresses are strings in answers, never used.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { FakeApi, type FakeRequest, type FakeResponse } from './harness.ts';
 
 type Obj = Record<string, unknown>;
@@ -100,6 +104,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     Obj & { id: string; name: string; state: string; polls: number; instance: { id: string; name: string } }
   >();
   const services = new Map<string, Obj & { name: string; type: string; state: string; polls: number; 'ip-filter': string[] }>();
+  const sshKeys = new Map<string, { name: string; fingerprint: string; publicKey: string }>();
   let n = 0;
   const uuid = () => `${api.nextId().toString(16).padStart(8, '0')}-0000-4000-8000-${String(++n).padStart(12, '0')}`;
 
@@ -179,6 +184,32 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
   api.route('DELETE', '/snapshot/:id', (_req, p) =>
     snapshots.delete(p.id!) ? operation(p.id!, 'snapshot') : api.error(404, `Snapshot ${p.id} not found`),
   );
+  // SSH keys: https://openapi-v2.exoscale.com/operation/operation-register-ssh-key and list/get/delete.
+  const keyView = (k: { name: string; fingerprint: string }) => ({ name: k.name, fingerprint: k.fingerprint });
+  api.route('GET', '/ssh-key', () => ({ status: 200, body: { 'ssh-keys': [...sshKeys.values()].map(keyView) } }));
+  api.route('GET', '/ssh-key/:name', (_req, p) =>
+    sshKeys.has(p.name!) ? { status: 200, body: keyView(sshKeys.get(p.name!)!) } : api.error(404, `SSH key ${p.name} not found`),
+  );
+  api.route('POST', '/ssh-key', (req) => {
+    const b = req.body as { name?: unknown; 'public-key'?: unknown };
+    if (typeof b?.name !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$/.test(b.name))
+      return api.error(400, 'name: required, ^[a-zA-Z0-9]{1}[a-zA-Z0-9._-]{0,254}$');
+    const m = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(
+      typeof b['public-key'] === 'string' ? b['public-key'].trim() : '',
+    );
+    if (!m) return api.error(400, 'public-key: an OpenSSH public key is required');
+    if (sshKeys.has(b.name)) return api.error(409, `SSH key ${b.name} already exists`);
+    const fingerprint = createHash('md5')
+      .update(Buffer.from(m[2]!, 'base64'))
+      .digest('hex')
+      .replace(/(..)(?!$)/g, '$1:');
+    sshKeys.set(b.name, { name: b.name, fingerprint, publicKey: b['public-key'] as string });
+    return operation(b.name, 'ssh-key');
+  });
+  api.route('DELETE', '/ssh-key/:name', (_req, p) =>
+    sshKeys.delete(p.name!) ? operation(p.name!, 'ssh-key') : api.error(404, `SSH key ${p.name} not found`),
+  );
+
   api.route('POST', '/instance', (req) => {
     const b = req.body as Obj;
     if (!b?.name || !(b['instance-type'] as Obj)?.id || !(b.template as Obj)?.id)
@@ -189,6 +220,11 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
       return api.error(400, 'user-data must be base64 encoded');
     for (const g of (b['security-groups'] as { id: string }[]) ?? [])
       if (!groups.has(g.id)) return api.error(400, `Security group ${g.id} not found`);
+    const keyRefs = [
+      ...((b['ssh-keys'] as { name?: string }[] | undefined) ?? []),
+      ...(b['ssh-key'] ? [b['ssh-key'] as { name?: string }] : []),
+    ];
+    for (const k of keyRefs) if (!sshKeys.has(k?.name ?? '')) return api.error(400, `SSH key ${k?.name} not found`);
     const i = {
       id: uuid(),
       name: b.name as string,
@@ -197,6 +233,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
       'instance-type': b['instance-type'],
       template: b.template,
       'security-groups': [...((b['security-groups'] as { id: string }[]) ?? [])],
+      'ssh-keys': [...new Set(keyRefs.map((k) => k.name!))].map((name) => keyView(sshKeys.get(name)!)),
       'created-at': new Date().toISOString(),
       polls: 0,
     };
@@ -387,7 +424,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     services.delete(p.name!) ? operation(p.name!, 'dbaas-service') : api.error(404, `Service ${p.name} not found`),
   );
 
-  return Object.assign(api, { state: { instances, groups, domains, services, leases, operations, snapshots, templates } });
+  return Object.assign(api, { state: { instances, groups, domains, services, leases, operations, snapshots, templates, sshKeys } });
 }
 
 /** Exoscale's documented 429 body: `{error, retry_after}`; no rate-limit headers are documented. */

@@ -18,6 +18,8 @@
  * - A database answers `updating` for one GET after its allow-list changes; its private host is
  *   `hosts.secondary` when it is in a VPC; credentials are refused until it is active.
  * - Deleting a firewall detaches its devices; a device can be in one firewall at a time.
+ * - `authorized_keys` (write-only, never in an answer) must be public keys on one line each: the
+ *   reason of the 400 for one that is not is ours.
  */
 import { bearer, FakeApi, pageOf, type FakeRequest, type FakeResponse } from './harness.ts';
 
@@ -37,6 +39,8 @@ interface FakeInstance extends Obj {
   polls: number;
   private_ip: boolean;
   vpc: { subnet_id: number; vpc_id: number; address: string | null } | null;
+  /** The keys root was given (write-only in the API: kept here for tests). */
+  authorized_keys: string[];
 }
 interface FakeFirewall extends Obj {
   id: number;
@@ -126,7 +130,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     return { status: 200, body: { data, page, pages, results: filtered.length } };
   }
 
-  const instanceView = ({ polls: _p, vpc: _v, private_ip: _pi, user_data: _u, ...rest }: FakeInstance) => rest;
+  const instanceView = ({ polls: _p, vpc: _v, private_ip: _pi, user_data: _u, authorized_keys: _k, ...rest }: FakeInstance) => rest;
 
   // --- Instances: https://techdocs.akamai.com/linode-api/reference/post-linode-instance
 
@@ -147,6 +151,11 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     if (b.interface_generation !== undefined && !['legacy_config', 'linode'].includes(b.interface_generation as string))
       return fieldError('interface_generation', 'Must be legacy_config or linode');
     if (b.firewall_id !== undefined && !firewalls.has(b.firewall_id as number)) return fieldError('firewall_id', 'Firewall not found');
+    const keys = b.authorized_keys ?? [];
+    if (!Array.isArray(keys)) return fieldError('authorized_keys', 'Must be a list of public SSH keys');
+    for (const [i, k] of keys.entries())
+      if (typeof k !== 'string' || !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/.test(k))
+        return fieldError(`authorized_keys[${i}]`, 'Must be a public SSH key on one line');
     let vpc: FakeInstance['vpc'] = null;
     const ifaces = b.interfaces as { purpose?: string; subnet_id?: number }[] | undefined;
     if (ifaces !== undefined) {
@@ -188,6 +197,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       private_ip: b.private_ip === true,
       vpc,
       user_data: ud,
+      authorized_keys: keys as string[],
     };
     instances.set(id, i);
     if (typeof b.firewall_id === 'number') firewalls.get(b.firewall_id)!.devices.push(id);

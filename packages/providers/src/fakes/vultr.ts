@@ -15,6 +15,8 @@
  * - DNS domains (200 on create) and records (201; names relative, '' for the apex);
  * - managed databases: 202 on create with status Rebuilding, then Running; PUT (202) replaces
  *   `trusted_ips`; 204 on delete.
+ * - SSH keys: cursor-paged list `{ssh_keys: [{id, date_created, name, ssh_key}], meta}`, 201
+ *   `{ssh_key}` on create, 204 on delete; instances take their ids in `sshkey_id`.
  *
  * Guessed where the documentation says nothing (kept plausible, said here):
  * - the exact messages of 4xx errors (e.g. 401 "Invalid API token.", 404 "Invalid instance-id.");
@@ -25,6 +27,9 @@
  *   adding a rule that exists already is a 400;
  * - deleting a firewall group that instances are in takes them out of it;
  * - the VPC address appears when the instance turns active.
+ * - registering a key that is registered already (the same key, whatever its name or comment) is a
+ *   400 "SSH key already exists."; a malformed key a 400 "Invalid SSH key."; an unknown id in
+ *   `sshkey_id` a 400 "Invalid SSH key id.".
  * Addresses are strings only (documentation ranges and 198.18/15), never used on the network.
  */
 import { randomBytes } from 'node:crypto';
@@ -55,6 +60,8 @@ interface FakeInstance extends Obj {
   polls: number;
   vpcIp: string;
   vpcId: string;
+  /** The SSH keys (ids) root was given: not in the API's instance object. */
+  sshKeyIds: string[];
 }
 interface FakeRule extends Obj {
   id: number;
@@ -99,6 +106,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     string,
     { id: string; description: string; status: string; date_created: string; polls: number; instanceId: string }
   >();
+  const sshKeys = new Map<string, { id: string; date_created: string; name: string; ssh_key: string }>();
   const maxRules = o.maxRuleCount ?? 50;
   let n = 0;
   const uuid = () => `${api.nextId().toString(16).padStart(8, '0')}-0000-4000-8000-${String(++n).padStart(12, '0')}`;
@@ -128,7 +136,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     };
   }
   const instanceView = (
-    { polls: _p, vpcIp: _v, vpcId: _i, user_data: _u, default_password: pw, ...rest }: FakeInstance,
+    { polls: _p, vpcIp: _v, vpcId: _i, user_data: _u, default_password: pw, sshKeyIds: _k, ...rest }: FakeInstance,
     withPassword = false,
   ) => ({ ...rest, ...(withPassword ? { default_password: pw } : {}) });
   const isBase64 = (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0;
@@ -146,6 +154,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     if (b.tags !== undefined && !isStrings(b.tags)) return api.error(400, 'tags must be an array of strings');
     if (b.attach_vpc !== undefined && !isStrings(b.attach_vpc)) return api.error(400, 'attach_vpc must be an array of VPC ids');
     if (b.sshkey_id !== undefined && !isStrings(b.sshkey_id)) return api.error(400, 'sshkey_id must be an array of SSH key ids');
+    if ((b.sshkey_id as string[] | undefined)?.some((id) => !sshKeys.has(id))) return api.error(400, 'Invalid SSH key id.');
     if (b.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$/.test(String(b.hostname)))
       return api.error(400, 'Invalid hostname');
     if (b.firewall_group_id && !groups.has(b.firewall_group_id as string)) return api.error(400, 'Invalid firewall group');
@@ -185,6 +194,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
       polls: 0,
       vpcIp: '',
       vpcId: vpc,
+      sshKeyIds: [...((b.sshkey_id as string[] | undefined) ?? [])],
     };
     instances.set(i.id, i);
     return { status: 202, body: { instance: instanceView(i, true) } };
@@ -235,6 +245,25 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     return { status: 202, body: { instance: instanceView(i) } };
   });
   api.route('DELETE', '/instances/:id', (_req, p) => (instances.delete(p.id!) ? { status: 204 } : api.error(404, NOT_FOUND.instance)));
+
+  // --- SSH keys ---
+  const keyBlob = (line: string) =>
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) ([A-Za-z0-9+/]+={0,2})( [^\r\n]*)?$/.exec(line.trim())?.[3] ?? null;
+  api.route('GET', '/ssh-keys', (req) => list(req, 'ssh_keys', [...sshKeys.values()]));
+  api.route('GET', '/ssh-keys/:id', (_req, p) =>
+    sshKeys.has(p.id!) ? { status: 200, body: { ssh_key: sshKeys.get(p.id!) } } : api.error(404, 'Invalid SSH key id.'),
+  );
+  api.route('POST', '/ssh-keys', (req) => {
+    const b = req.body as { name?: unknown; ssh_key?: unknown };
+    if (typeof b?.name !== 'string' || !b.name || typeof b.ssh_key !== 'string') return api.error(400, 'name and ssh_key are required');
+    const blob = keyBlob(b.ssh_key);
+    if (!blob) return api.error(400, 'Invalid SSH key.');
+    if ([...sshKeys.values()].some((k) => keyBlob(k.ssh_key) === blob)) return api.error(400, 'SSH key already exists.');
+    const k = { id: uuid(), date_created: now(), name: b.name, ssh_key: b.ssh_key };
+    sshKeys.set(k.id, k);
+    return { status: 201, body: { ssh_key: k } };
+  });
+  api.route('DELETE', '/ssh-keys/:id', (_req, p) => (sshKeys.delete(p.id!) ? { status: 204 } : api.error(404, 'Invalid SSH key id.')));
 
   // --- Snapshots ---
   const snapshotView = (s: { id: string; description: string; status: string; date_created: string }) => ({
@@ -459,7 +488,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   });
   api.route('DELETE', '/databases/:id', (_req, p) => (databases.delete(p.id!) ? { status: 204 } : api.error(404, NOT_FOUND.database)));
 
-  return Object.assign(api, { state: { instances, groups, domains, databases, snapshots } });
+  return Object.assign(api, { state: { instances, groups, domains, databases, snapshots, sshKeys } });
 }
 
 /**

@@ -9,6 +9,7 @@ import { rejects } from '@adt/test-utils';
 import { serverName } from '../../src/naming.ts';
 import type { ComputeProvider, DnsProvider, ManagedDatabaseProvider, NativeFirewallProvider, Server } from '../../src/types.ts';
 import type { FakeApi, InjectedFailure } from '../../src/fakes/harness.ts';
+import { freshKeyPair, TEST_KEY } from './_keys.ts';
 
 export interface CloudUnderTest {
   compute: ComputeProvider;
@@ -23,6 +24,8 @@ export interface CloudUnderTest {
   rateLimited?: Omit<InjectedFailure, 'match' | 'times'>;
   /** A secret that must never appear in error messages. */
   secret: string;
+  /** Present for the fake: the public key lines root of this server was given (as the fake stored them). */
+  installedKeys?(serverId: string): string[];
   close(): Promise<void>;
 }
 
@@ -45,6 +48,8 @@ export interface ConformanceOptions {
   pageSize?: number;
   /** False for APIs whose lists come in one answer (Exoscale v2): no pagination test. */
   paginated?: boolean;
+  /** The call that registers an SSH key with the account, e.g. `POST /account/keys`; absent: keys go inline (Linode). */
+  keyPath?: string;
 }
 
 export function cloudConformance(o: ConformanceOptions): void {
@@ -116,6 +121,59 @@ export function cloudConformance(o: ConformanceOptions): void {
       'BAD_USER_DATA',
     );
     if (c.fake) assert.is(c.fake.log.length, before, 'nothing was sent');
+  });
+
+  test('sshKeys of create: on the server, registered once, malformed ones refused before any call, nothing private sent', async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    // Another build: the other tests count this build's servers. The fixed key: a real account gets it once, ever.
+    const b = `${buildId}k`;
+    const make = (sshKeys: string[]) =>
+      c.compute.create({
+        name: serverName({ role: 'webserver', buildId: b }),
+        role: 'webserver',
+        buildId: b,
+        userData: '#!/bin/sh\n',
+        sshKeys,
+      });
+    const pair = freshKeyPair();
+    const before = c.fake?.log.length ?? 0;
+    const bad: [string, RegExp][] = [
+      ['no-spaces-here', /sshKeys\[1\]: not "<type> <base64>/],
+      ['not a key', /sshKeys\[1\]: its type is not one of/],
+      [pair.privateKey, /sshKeys\[1\]: this is a private key/],
+      [pair.privateBase64, /sshKeys\[1\]/],
+      [`${TEST_KEY.line}\n${pair.publicKey}`, /sshKeys\[1\]: more than one line/],
+      ['ssh-dss AAAAB3NzaC1kc3MAAACBAP', /sshKeys\[1\]: its type is not one of/],
+      ['ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAAAgQC8 rsa-blob', /sshKeys\[1\]: the key's data is not a ssh-ed25519 key/],
+      ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICoVop2J/kCD9quxkxz+8k/Vs366bT4zrhRbwiEgUL7', /sshKeys\[1\]: the key is not valid base64/],
+    ];
+    for (const [key, message] of bad) {
+      const e = await rejects(make([TEST_KEY.line, key]), { code: 'BAD_SSH_KEY', exitCode: 2, message }, key.slice(0, 30));
+      assert.not.ok(e.message.includes(pair.privateBase64.slice(0, 20)), 'the key is not quoted back');
+    }
+    if (c.fake) assert.is(c.fake.log.length, before, 'nothing was sent');
+    const first = await make([TEST_KEY.line]);
+    ctx.ids.push(first.id);
+    const registered = c.fake?.log.length ?? 0;
+    // The same key again (twice in the list, with another comment), and a key root gets besides.
+    const second = await make([TEST_KEY.line, TEST_KEY.line.replace(/ \S+$/, ' other-comment'), pair.publicKey]);
+    ctx.ids.push(second.id);
+    if (c.fake) {
+      const posts = (from: number, to: number) =>
+        c.fake!.log.slice(from, to).filter((l) => `${l.method} ${l.path}` === o.keyPath && l.status < 300).length;
+      assert.is(posts(before, registered), o.keyPath ? 1 : 0, 'the key was registered once');
+      assert.is(posts(registered, c.fake.log.length), o.keyPath ? 1 : 0, 'the second create registered only the new key');
+      const sent = JSON.stringify(c.fake.log.map((l) => l.body));
+      assert.not.ok(/PRIVATE KEY/.test(sent) || sent.includes(pair.privateBase64.slice(0, 20)), 'no private material was sent');
+    }
+    if (c.installedKeys) {
+      const blob = (line: string) => line.split(/\s+/)[1];
+      assert.equal(c.installedKeys(first.id).map(blob), [blob(TEST_KEY.line)]);
+      assert.equal(c.installedKeys(second.id).map(blob).sort(), [blob(TEST_KEY.line), blob(pair.publicKey)].sort());
+    }
+    for (const s of [first, second]) await c.compute.destroy(s.id);
+    ctx.ids = ctx.ids.filter((id) => id !== first.id && id !== second.id);
   });
 
   test('a 429 and a 500 in the middle of listing are retried; the list is whole', async (ctx) => {

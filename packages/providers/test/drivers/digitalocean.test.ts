@@ -6,8 +6,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects } from '@adt/test-utils';
 import digitaloceanDriver, { DigitalOceanDns } from '../../src/drivers/digitalocean.ts';
-import { digitaloceanFake, digitaloceanRateLimit } from '../../src/fakes/digitalocean.ts';
+import { digitaloceanFake, digitaloceanFingerprint, digitaloceanRateLimit } from '../../src/fakes/digitalocean.ts';
 import { cloudConformance } from './_cloud-conformance.ts';
+import { freshKeyPair, TEST_KEY } from './_keys.ts';
 
 const TOKEN = 'do-test-token-7f3a9c';
 
@@ -15,6 +16,7 @@ cloudConformance({
   title: 'digitalocean drivers (fake API)',
   createPath: 'POST /droplets',
   listPath: 'GET /droplets',
+  keyPath: 'POST /account/keys',
   setup: async () => {
     const fake = digitaloceanFake({ token: TOKEN });
     const baseUrl = await fake.listen();
@@ -37,6 +39,7 @@ cloudConformance({
       fake,
       rateLimited: digitaloceanRateLimit(0),
       secret: TOKEN,
+      installedKeys: (id) => fake.state.droplets.get(Number(id))!.ssh_keys.map((k) => fake.state.sshKeys.get(k)!.public_key),
       close: () => fake.close(),
     };
   },
@@ -48,6 +51,7 @@ cloudConformance({
   title: 'digitalocean drivers (real API)',
   createPath: 'POST /droplets',
   listPath: 'GET /droplets',
+  keyPath: 'POST /account/keys',
   waitMs: 600_000,
   intervalMs: 5_000,
   skip:
@@ -104,6 +108,55 @@ test('requests follow the documented shapes: droplet tags, firewall by tag, rela
     );
     await dns.addA('example.com', '198.51.100.5');
     assert.is(fake.state.domains.get('example.com')![1]!.name, '@');
+  } finally {
+    await fake.close();
+  }
+});
+
+test('SSH keys: found by MD5 fingerprint, registered once by a stable name, put on the droplet by id with the option keys', async () => {
+  const fake = digitaloceanFake({ token: TOKEN });
+  const baseUrl = await fake.listen();
+  try {
+    // A key a person put in the account under a name of theirs: found by its fingerprint, reused.
+    const own = freshKeyPair('laptop');
+    fake.state.sshKeys.set(7, { id: 7, fingerprint: digitaloceanFingerprint(own.publicKey)!, public_key: own.publicKey, name: 'laptop' });
+    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's', baseDelayMs: 5, sshKeys: ['7'] });
+    const base = { role: 'webserver', buildId: 'b9', userData: '#!/bin/sh\n' } as const;
+    const a = await cloud.create({ ...base, name: 'ws-b9-aaaa', sshKeys: [own.publicKey, TEST_KEY.line] });
+    const key = [...fake.state.sshKeys.values()].find((k) => k.fingerprint === TEST_KEY.md5)!;
+    assert.ok(key, 'registered with the fingerprint DigitalOcean computes');
+    assert.match(key.name, /^adt-[0-9a-f]{12}$/);
+    assert.is(key.public_key, TEST_KEY.line);
+    assert.is(fake.state.sshKeys.size, 2, 'the known key was not registered again');
+    assert.equal(fake.state.droplets.get(Number(a.id))!.ssh_keys, [7, key.id], "the option's key (the same as the first) and the new one");
+    const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/droplets').at(-1)!.body as { ssh_keys: unknown[] };
+    assert.equal(post.ssh_keys, ['7', String(key.id)], 'each once');
+    assert.ok(fake.log.some((l) => l.method === 'GET' && l.path === `/account/keys/${TEST_KEY.md5}` && l.status === 404));
+
+    // Registered meanwhile by another deploy: the 422 "already in use" is looked up, not fatal.
+    const other = freshKeyPair();
+    fake.fail({
+      match: 'POST /account/keys',
+      status: 422,
+      afterHandling: true,
+      body: fake.options.errorBody(422, 'SSH Key is already in use on your account'),
+    });
+    const b = await cloud.create({ ...base, name: 'ws-b9-bbbb', sshKeys: [other.publicKey] });
+    const otherKey = [...fake.state.sshKeys.values()].find((k) => k.public_key === other.publicKey)!;
+    assert.equal(fake.state.droplets.get(Number(b.id))!.ssh_keys, [7, otherKey.id]);
+
+    // An unknown outcome (500 after it was made): found, never made twice.
+    const third = freshKeyPair();
+    fake.fail({ match: 'POST /account/keys', status: 500, afterHandling: true });
+    await cloud.create({ ...base, name: 'ws-b9-cccc', sshKeys: [third.publicKey, TEST_KEY.line] });
+    assert.is([...fake.state.sshKeys.values()].filter((k) => k.public_key === third.publicKey).length, 1);
+    assert.is(fake.state.sshKeys.size, 4);
+    // A key identifier the account does not have is DigitalOcean's 422, quoted.
+    const stale = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's', baseDelayMs: 5, sshKeys: ['99'] });
+    await rejects(stale.create({ ...base, name: 'ws-b9-dddd' }), {
+      exitCode: 2,
+      message: /99 are invalid key identifiers for Droplet creation/,
+    });
   } finally {
     await fake.close();
   }

@@ -10,14 +10,20 @@ import { rejects } from '@adt/test-utils';
 import exoscaleDriver, { exoscaleSignature } from '../../src/drivers/exoscale.ts';
 import { checkExoscaleSignature, EXOSCALE_FAKE_NETWORK, exoscaleFake, exoscaleRateLimit } from '../../src/fakes/exoscale.ts';
 import { cloudConformance } from './_cloud-conformance.ts';
+import { freshKeyPair, TEST_KEY } from './_keys.ts';
 
 const KEY = 'EXOfakekey0123';
+
+/** The keys an instance of the fake holds (`ssh-keys`, as the API shows them). */
+const keysOf = (fake: ReturnType<typeof exoscaleFake>, id: string) =>
+  fake.state.instances.get(id)!['ssh-keys'] as { name: string; fingerprint: string }[];
 const SECRET = 'exo-secret-9a7c-do-not-log';
 
 cloudConformance({
   title: 'exoscale drivers (fake API)',
   createPath: 'POST /instance',
   listPath: 'GET /instance',
+  keyPath: 'POST /ssh-key',
   paginated: false,
   setup: async () => {
     const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
@@ -41,6 +47,7 @@ cloudConformance({
       fake,
       rateLimited: exoscaleRateLimit(),
       secret: SECRET,
+      installedKeys: (id) => keysOf(fake, id).map((k) => fake.state.sshKeys.get(k.name)!.publicKey),
       close: () => fake.close(),
     };
   },
@@ -51,6 +58,7 @@ cloudConformance({
   title: 'exoscale drivers (real API)',
   createPath: 'POST /instance',
   listPath: 'GET /instance',
+  keyPath: 'POST /ssh-key',
   paginated: false,
   waitMs: 600_000,
   intervalMs: 5_000,
@@ -159,6 +167,59 @@ test('as documented: tags as labels, base64 user-data, type and template by id, 
       { exitCode: 2 },
       'another zone needs another driver',
     );
+  } finally {
+    await fake.close();
+  }
+});
+
+test("SSH keys: found by name or fingerprint, registered once (an operation), given by name in ssh-keys after the option's", async () => {
+  const fake = exoscaleFake({ apiKey: KEY, apiSecret: SECRET });
+  const baseUrl = await fake.listen();
+  try {
+    // A key a person registered under a name of theirs: found by its fingerprint, reused.
+    const own = freshKeyPair('laptop');
+    const options = { apiKey: KEY, apiSecret: SECRET, baseUrl, baseDelayMs: 5, operationIntervalMs: 1 };
+    const seed = exoscaleDriver(options);
+    await seed.api.post('/ssh-key', { name: 'laptop', 'public-key': own.publicKey });
+    await seed.api.post('/ssh-key', { name: 'ops', 'public-key': freshKeyPair().publicKey });
+    const cloud = exoscaleDriver({ ...options, sshKey: 'ops' });
+    const base = { role: 'webserver', buildId: 'b5', userData: '#!/bin/sh\n' } as const;
+    const a = await cloud.create({ ...base, name: 'ws-b5-aaaa', sshKeys: [TEST_KEY.line, own.publicKey] });
+    const registers = () => fake.log.filter((l) => l.method === 'POST' && l.path === '/ssh-key').map((l) => l.body);
+    const name = (registers().at(-1) as { name: string }).name;
+    assert.match(name, /^adt-[0-9a-f]{12}$/);
+    assert.equal(registers().slice(2), [{ name, 'public-key': TEST_KEY.line }], 'only the new key');
+    assert.is(fake.state.sshKeys.get(name)!.fingerprint, TEST_KEY.md5);
+    const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/instance').at(-1)!.body as Record<string, unknown>;
+    assert.equal(post['ssh-keys'], [{ name: 'ops' }, { name }, { name: 'laptop' }]);
+    assert.is(post['ssh-key'], undefined, 'not the deprecated single key');
+    assert.equal(
+      keysOf(fake, a.id).map((k) => k.name),
+      ['ops', name, 'laptop'],
+    );
+    const registerAt = fake.log.findIndex(
+      (l) => l.method === 'POST' && l.path === '/ssh-key' && (l.body as { name: string }).name === name,
+    );
+    assert.ok(
+      fake.log.slice(registerAt).some((l) => l.path.startsWith('/operation/')),
+      'the registration was waited for',
+    );
+
+    // The same key again: nothing registered; registered meanwhile (a 409): looked up, not fatal.
+    await cloud.create({ ...base, name: 'ws-b5-bbbb', sshKeys: [TEST_KEY.line] });
+    assert.is(registers().length, 3);
+    const other = freshKeyPair();
+    fake.fail({ match: 'POST /ssh-key', status: 409, afterHandling: true, body: { message: 'SSH key already exists' } });
+    const c = await cloud.create({ ...base, name: 'ws-b5-cccc', sshKeys: [other.publicKey] });
+    assert.is(keysOf(fake, c.id).length, 2);
+    assert.is(fake.state.sshKeys.size, 4);
+    // A bad size is refused before any key is registered.
+    const third = freshKeyPair();
+    await rejects(cloud.create({ ...base, name: 'ws-b5-dddd', size: 'standard.huge', sshKeys: [third.publicKey] }), 'BAD_SIZE');
+    assert.is(fake.state.sshKeys.size, 4);
+    // An option name the account does not have: the API's answer, quoted.
+    const stale = exoscaleDriver({ ...options, sshKey: 'gone' });
+    await rejects(stale.create({ ...base, name: 'ws-b5-eeee' }), { exitCode: 2, message: /HTTP 400: SSH key gone not found/ });
   } finally {
     await fake.close();
   }

@@ -8,6 +8,7 @@ import { rejects } from '@adt/test-utils';
 import linodeDriver, { linodeTtl } from '../../src/drivers/linode.ts';
 import { linodeFake, linodeRateLimit } from '../../src/fakes/linode.ts';
 import { cloudConformance } from './_cloud-conformance.ts';
+import { freshKeyPair, TEST_KEY } from './_keys.ts';
 
 const TOKEN = 'linode-test-token-e81b';
 
@@ -39,6 +40,7 @@ cloudConformance({
       fake,
       rateLimited: linodeRateLimit(0),
       secret: TOKEN,
+      installedKeys: (id) => fake.state.instances.get(Number(id))!.authorized_keys,
       close: () => fake.close(),
     };
   },
@@ -129,6 +131,33 @@ test('instances: base64 user-data, a random root password, legacy interfaces wit
       assert.match(s.url, /page=1&page_size=500/);
     }
     assert.is(sent[0]!.headers.get('authorization'), `Bearer ${TOKEN}`);
+  }));
+
+test("SSH keys go inline in authorized_keys after the option's, each once; nothing is registered; a bad one is Linode's 400", () =>
+  withFake(async (fake, baseUrl) => {
+    const laptop = freshKeyPair('laptop').publicKey;
+    const cloud = linodeDriver({
+      token: TOKEN,
+      baseUrl,
+      region: 'eu-west',
+      size: 'g6-standard-1',
+      baseDelayMs: 5,
+      authorizedKeys: [laptop],
+    });
+    const base = { role: 'webserver', buildId: 'b4', userData: '#!/bin/sh\n' } as const;
+    const a = await cloud.create({ ...base, name: 'ws-b4-aaaa', sshKeys: [TEST_KEY.line, laptop.replace(/laptop$/, 'again')] });
+    assert.equal(fake.state.instances.get(Number(a.id))!.authorized_keys, [laptop, TEST_KEY.line]);
+    const post = fake.log.find((l) => l.method === 'POST' && l.path === '/linode/instances')!.body as Record<string, unknown>;
+    assert.equal(post.authorized_keys, [laptop, TEST_KEY.line]);
+    assert.not.ok(
+      fake.log.some((l) => l.method !== 'GET' && l.path !== '/linode/instances'),
+      'no other write (no /profile/sshkeys)',
+    );
+    const plain = linodeDriver({ token: TOKEN, baseUrl, region: 'eu-west', size: 'g6-standard-1', baseDelayMs: 5 });
+    const b = await plain.create({ ...base, name: 'ws-b4-bbbb' });
+    assert.equal(fake.state.instances.get(Number(b.id))!.authorized_keys, [], 'none given, none installed');
+    const odd = linodeDriver({ token: TOKEN, baseUrl, region: 'eu-west', size: 's', baseDelayMs: 5, authorizedKeys: ['not a key'] });
+    await rejects(odd.create({ ...base, name: 'ws-b4-cccc' }), /HTTP 400: authorized_keys\[0\]: Must be a public SSH key/);
   }));
 
 test('a VPC subnet gives a public and a VPC interface; the VPC address is read from /ips and /vpcs/ips', () =>

@@ -8,6 +8,7 @@ import { rejects } from '@adt/test-utils';
 import vultrDriver, { ruleSource, VultrDns } from '../../src/drivers/vultr.ts';
 import { vultrFake, vultrRateLimit } from '../../src/fakes/vultr.ts';
 import { cloudConformance } from './_cloud-conformance.ts';
+import { freshKeyPair, TEST_KEY } from './_keys.ts';
 
 const KEY = 'vultr-test-key-5d20c3';
 
@@ -15,6 +16,7 @@ cloudConformance({
   title: 'vultr drivers (fake API)',
   createPath: 'POST /instances',
   listPath: 'GET /instances',
+  keyPath: 'POST /ssh-keys',
   pageSize: 2,
   setup: async () => {
     const fake = vultrFake({ apiKey: KEY });
@@ -30,6 +32,7 @@ cloudConformance({
       fake,
       rateLimited: vultrRateLimit(),
       secret: KEY,
+      installedKeys: (id) => fake.state.instances.get(id)!.sshKeyIds.map((k) => fake.state.sshKeys.get(k)!.ssh_key),
       close: () => fake.close(),
     };
   },
@@ -41,6 +44,7 @@ cloudConformance({
   title: 'vultr drivers (real API)',
   createPath: 'POST /instances',
   listPath: 'GET /instances',
+  keyPath: 'POST /ssh-keys',
   waitMs: 600_000,
   intervalMs: 5_000,
   skip: !realKey || !realZone ? 'set VULTR_API_KEY and VULTR_TEST_ZONE to run it against the real API (creates billed resources)' : false,
@@ -123,6 +127,44 @@ test("an instance is made as documented: base64 user-data, Debian 12, tags, VPC,
     const third = bodies(fake, 'POST', '/instances').at(-1)!;
     assert.is(third.snapshot_id, snap);
     assert.is(third.os_id, undefined, 'snapshot_id instead of os_id');
+  });
+});
+
+test('SSH keys: found in the paged list (by name or key), registered once, given by id after the option ids', async () => {
+  await withFake(async (fake, baseUrl) => {
+    // Keys a person registered under names of theirs (more than a page of them): found by the key itself.
+    const own = freshKeyPair('laptop');
+    for (let i = 0; i < 3; i++)
+      fake.state.sshKeys.set(`k${i}`, { id: `k${i}`, date_created: '', name: `n${i}`, ssh_key: freshKeyPair().publicKey });
+    fake.state.sshKeys.set('mine', { id: 'mine', date_created: '', name: 'laptop', ssh_key: own.publicKey.replace(/laptop$/, 'x') });
+    const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'ams', size: 'vc2-1c-2gb', baseDelayMs: 5, perPage: 2, sshKeyIds: ['k0'] });
+    const base = { role: 'webserver', buildId: 'b6', userData: '#!/bin/sh\n' } as const;
+    const a = await cloud.create({ ...base, name: 'ws-b6-aaaa', sshKeys: [TEST_KEY.line, own.publicKey] });
+    const made = [...fake.state.sshKeys.values()].find((k) => k.ssh_key === TEST_KEY.line)!;
+    assert.match(made.name, /^adt-[0-9a-f]{12}$/);
+    assert.equal(bodies(fake, 'POST', '/ssh-keys'), [{ name: made.name, ssh_key: TEST_KEY.line }], 'only the new key');
+    assert.equal(bodies(fake, 'POST', '/instances').at(-1)!.sshkey_id, ['k0', made.id, 'mine']);
+    assert.equal(fake.state.instances.get(a.id)!.sshKeyIds, ['k0', made.id, 'mine']);
+    assert.ok(fake.log.filter((l) => l.path === '/ssh-keys' && l.method === 'GET').length > 1, 'every page of keys read');
+
+    // Registered meanwhile (Vultr's 400 for a key it has): looked up again, not fatal; an unknown outcome too.
+    const other = freshKeyPair();
+    fake.fail({ match: 'POST /ssh-keys', status: 400, afterHandling: true, body: fake.options.errorBody(400, 'SSH key already exists.') });
+    const b = await cloud.create({ ...base, name: 'ws-b6-bbbb', sshKeys: [other.publicKey] });
+    const third = freshKeyPair();
+    fake.fail({ match: 'POST /ssh-keys', status: 500, afterHandling: true });
+    await cloud.create({ ...base, name: 'ws-b6-cccc', sshKeys: [third.publicKey] });
+    assert.is(fake.state.sshKeys.size, 7, 'each key once');
+    assert.is(fake.state.instances.get(b.id)!.sshKeyIds.length, 2);
+    // An id the account does not have (the option's ids are sent as they are): Vultr's 400, quoted.
+    const stale = vultrDriver({ apiKey: KEY, baseUrl, region: 'ams', size: 'vc2-1c-2gb', baseDelayMs: 5, sshKeyIds: ['gone'] });
+    await rejects(stale.create({ ...base, name: 'ws-b6-dddd' }), { exitCode: 2, message: /HTTP 400: Invalid SSH key id/ });
+    // Without keys the instance body has no sshkey_id, as before.
+    const plain = vultrDriver({ apiKey: KEY, baseUrl, region: 'ams', size: 'vc2-1c-2gb', baseDelayMs: 5 });
+    const lists = fake.log.filter((l) => l.path === '/ssh-keys').length;
+    await plain.create({ ...base, name: 'ws-b6-eeee' });
+    assert.is(bodies(fake, 'POST', '/instances').at(-1)!.sshkey_id, undefined);
+    assert.is(fake.log.filter((l) => l.path === '/ssh-keys').length, lists, 'no key call without keys');
   });
 });
 
