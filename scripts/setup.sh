@@ -23,7 +23,7 @@ packages=(
   curl ca-certificates openssl
   mariadb-server mariadb-client   # real-database tests of packages/database and packages/backup
   nginx php8.2-fpm php8.2-mysql   # real-stack tests of packages/webserver (servers install their own)
-  php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-intl   # PHP extensions WordPress needs or recommends (XML-RPC, feeds, uploads...)
+  php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-intl   # PHP extensions WordPress needs or recommends
   php8.2-cli        # php itself: tests check rewritten serialised data with PHP's own unserialize
   apache2           # the apache tests of packages/webserver (PHP through php-fpm, mod_proxy_fcgi)
   wordpress wordpress-theme-twentytwentythree   # the application of packages/webserver's tests

@@ -17,7 +17,8 @@ const base = {
 test('run and renew command lines', () => {
   assert.is(
     legoArgv(base, 'run').join(' '),
-    'lego --server https://acme-v02.api.letsencrypt.org/directory --email ops@example.com --accept-tos --path /var/lib/adt/lego --key-type ec256 --dns cloudflare --domains www.example.com --domains auth.example.com run',
+    'lego --server https://acme-v02.api.letsencrypt.org/directory --email ops@example.com --accept-tos --path /var/lib/adt/lego ' +
+      '--key-type ec256 --dns cloudflare --domains www.example.com --domains auth.example.com run',
   );
   assert.is(
     legoArgv({ ...base, dns: 'pdns', resolvers: ['198.18.0.1:53'], disablePropagationCheck: true }, 'renew', { days: 20 })

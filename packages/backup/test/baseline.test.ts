@@ -150,7 +150,9 @@ test("with the rewrite, the site's domain and password hashes leave the dump; a 
   await writeFile(join(clean, 'index.php'), '<?php echo 1;\n');
   await sql(
     ctx,
-    "CREATE TABLE site.wp_options (name VARCHAR(64) PRIMARY KEY, value TEXT); INSERT INTO site.wp_options VALUES ('siteurl', 'https://www.shop.example'), ('widget', 'a:1:{s:4:\\\"link\\\";s:26:\\\"https://www.shop.example/x\\\";}');",
+    'CREATE TABLE site.wp_options (name VARCHAR(64) PRIMARY KEY, value TEXT); ' +
+      "INSERT INTO site.wp_options VALUES ('siteurl', 'https://www.shop.example'), " +
+      '(\'widget\', \'a:1:{s:4:\\"link\\";s:26:\\"https://www.shop.example/x\\";}\');',
   );
   const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
   const m = await publishBaseline({

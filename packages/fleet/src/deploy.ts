@@ -603,9 +603,8 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
     let r: Awaited<ReturnType<typeof checkSite>> | null = null;
     for (const w of webservers) {
       r = await checkSite(ctx, w);
-      o.say(
-        `      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ at ${w.publicIp} answers HTTP ${r.status}${r.location ? ` (${r.location})` : ''}`,
-      );
+      const moved = r.location ? ` (${r.location})` : '';
+      o.say(`      ${d.host} -> ${r.addresses.join(', ')}; https://${d.host}/ at ${w.publicIp} answers HTTP ${r.status}${moved}`);
     }
     return r ?? { addresses: [], status: 0 };
   });

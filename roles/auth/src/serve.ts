@@ -32,9 +32,8 @@ export async function main(): Promise<number> {
     server.once('error', reject);
     server.listen(443, self.publicIp, () => resolve());
   });
-  log(
-    `authentication app on https://${self.publicIp}:443 for ${settings.baseUrl}, certificate ${new X509Certificate(secrets.tls.chain).serialNumber}`,
-  );
+  const serial = new X509Certificate(secrets.tls.chain).serialNumber;
+  log(`authentication app on https://${self.publicIp}:443 for ${settings.baseUrl}, certificate ${serial}`);
   let served = secrets.tls.chain;
   let checking = false;
   const follow = setInterval(() => {

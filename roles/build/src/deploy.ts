@@ -33,7 +33,8 @@ function printSummary(f: Fleet, s: DeploySummary, say: (line: string) => void): 
   say(`  DNS        ${d.host} A ${records}${s.dns.server ? ` (on ${s.dns.server})` : ''}`);
   if (d.auth)
     say(
-      `  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)${s.mailDir ? `; mails in ${s.mailDir}` : ''}`,
+      `  Sign in    https://${d.auth.host}/ (port 443 of the webservers is open only to signed-in people)` +
+        (s.mailDir ? `; mails in ${s.mailDir}` : ''),
     );
   if (d.mode === 'production')
     say(

@@ -138,7 +138,8 @@ for (const [provider, shape] of Object.entries(SHAPES)) {
     assert.match(
       out.acme[0]!,
       new RegExp(
-        `lego --server https://acme-v02\\.api\\.letsencrypt\\.org/directory --email ops@example\\.com --accept-tos --path \\S+ --key-type ec256 ` +
+        `lego --server https://acme-v02\\.api\\.letsencrypt\\.org/directory --email ops@example\\.com --accept-tos ` +
+          `--path \\S+ --key-type ec256 ` +
           `--dns ${provider} --domains www\\.example\\.com run`,
       ),
     );
