@@ -6,7 +6,11 @@
  * that needs one makes it; later ones reuse it, as on a cloud). Its own cloud `tbd` on
  * 198.19.34.0/24 + 198.19.35.0/24 and its own state directory, removed at the end.
  *
- * Run: npm run bench -w @adt/role-build   (or: npx tsx roles/build/bench/deploy.ts [--json])
+ * With --first: one round as on a fresh machine, with an empty image directory and bundle cache of
+ * its own (the stock image built by mmdebstrap through the cloud's package mirror, whose cache starts
+ * empty too, the bundle and Node runtime made, each role's image prepared from its first server).
+ *
+ * Run: npm run bench -w @adt/role-build   (or: npx tsx roles/build/bench/deploy.ts [--first] [--json])
  */
 import { cpus } from 'node:os';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,8 +22,11 @@ import type { DeploySummary } from '@adt/fleet';
 import { root } from '../test/_fleet.ts';
 
 const zx = join(root, 'node_modules/.bin/zx');
+const first = process.argv.includes('--first');
 const dir = await mkdtemp(join(tmpdir(), 'adt-bench-deploy-'));
 const file = join(dir, 'bench.env');
+// A fresh machine's: nothing built yet (images, bundle, Node runtime) and an empty package mirror.
+const fresh = first ? { images: join(dir, 'images'), cache: join(dir, 'cache') } : null;
 await writeFile(
   file,
   [
@@ -31,12 +38,18 @@ await writeFile(
     'LOCAL_PUBLIC_CIDR=198.19.34.0/24',
     'LOCAL_PRIVATE_CIDR=198.19.35.0/24',
     'READY_TIMEOUT=600',
+    ...(fresh ? [`LOCAL_IMAGE_DIR=${fresh.images}`] : []),
     '',
   ].join('\n'),
 );
 // Bounded, generously: a first deploy may prepare the roles' images.
 const run = (script: string) =>
-  execa(zx, [join(root, 'roles/build', script), '--config', file, '--json'], { cwd: root, timeout: 1_500_000 });
+  execa(zx, [join(root, 'roles/build', script), '--config', file, '--json'], {
+    cwd: root,
+    timeout: 1_500_000,
+    env: fresh ? { ADT_CACHE_DIR: fresh.cache } : {},
+  });
+const roundCount = first ? 1 : 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Round {
@@ -50,7 +63,7 @@ interface Round {
 const rounds: Round[] = [];
 try {
   await run('destroy.mjs');
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < roundCount; i++) {
     const t0 = Date.now();
     const out = JSON.parse((await run('deploy.mjs')).stdout) as DeploySummary;
     const total = (Date.now() - t0) / 1000;
@@ -65,7 +78,12 @@ try {
     });
   }
 } finally {
-  await execa(zx, [join(root, 'roles/build/destroy.mjs'), '--config', file], { cwd: root, reject: false, timeout: 600_000 });
+  await execa(zx, [join(root, 'roles/build/destroy.mjs'), '--config', file], {
+    cwd: root,
+    reject: false,
+    timeout: 600_000,
+    env: fresh ? { ADT_CACHE_DIR: fresh.cache } : {},
+  });
   await rm(dir, { recursive: true, force: true });
 }
 
@@ -79,7 +97,8 @@ const result = {
 };
 if (process.argv.includes('--json')) console.log(JSON.stringify(result, null, 2));
 else {
-  console.log(`Cold development-mode deploy, local provider, median of 3 rounds; ${result.machine}\n`);
+  const what = first ? 'first deploy on a fresh machine (images, bundle and runtime made), 1 round' : 'median of 3 rounds';
+  console.log(`Cold development-mode deploy, local provider, ${what}; ${result.machine}\n`);
   console.log('| step | seconds |\n|---|---:|');
   for (const [s, v] of Object.entries(result.steps)) console.log(`| ${s} | ${v.toFixed(1)} |`);
   // Outside the pipeline's steps: zx and tsx starting, opening the fleet (the cloud's daemon started), the summary.
@@ -92,5 +111,5 @@ else {
       `round ${i + 1}: ${r.total.toFixed(1)} s, destroy ${r.destroy.toFixed(1)} s, bundle ${r.bundleBuilt ? 'built' : 'found'}, ` +
       `images ${r.imagesPrepared.join(', ') || 'found'}`,
   );
-  console.log(`\nRounds (the bundle and images are kept by the machine): ${made.join('; ')}`);
+  console.log(`\nRounds (${first ? 'from nothing' : 'the bundle and images are kept by the machine'}): ${made.join('; ')}`);
 }
