@@ -59,6 +59,9 @@ interface Round {
   /** Whether this round made the role bundle and images (false: found on the machine). */
   bundleBuilt: boolean;
   imagesPrepared: string[];
+  /** Seconds each prepared image took (its builder booted from the stock image, which a fresh machine builds first). */
+  imageSeconds: Record<string, number>;
+  bundle: { bytes: number; seconds: number; runtimeBytes: number };
 }
 const rounds: Round[] = [];
 try {
@@ -75,6 +78,8 @@ try {
       destroy: (Date.now() - t1) / 1000,
       bundleBuilt: !out.bundle.cached,
       imagesPrepared: out.images.filter((x) => x.prepared).map((x) => x.role),
+      imageSeconds: Object.fromEntries(out.images.filter((x) => x.seconds !== null).map((x) => [x.role, x.seconds!])),
+      bundle: { bytes: out.bundle.bytes, seconds: out.bundle.seconds, runtimeBytes: out.bundle.runtimeBytes },
     });
   }
 } finally {
@@ -109,7 +114,13 @@ else {
   const made = rounds.map(
     (r, i) =>
       `round ${i + 1}: ${r.total.toFixed(1)} s, destroy ${r.destroy.toFixed(1)} s, bundle ${r.bundleBuilt ? 'built' : 'found'}, ` +
-      `images ${r.imagesPrepared.join(', ') || 'found'}`,
+      `images ${
+        Object.entries(r.imageSeconds)
+          .map(([role, t]) => `${role} ${t} s`)
+          .join(', ') || 'found'
+      }` +
+      (r.bundleBuilt ? `, bundle ${(r.bundle.bytes / 1e6).toFixed(2)} MB in ${r.bundle.seconds} s` : '') +
+      `, Node runtime ${(r.bundle.runtimeBytes / 1e6).toFixed(0)} MB`,
   );
   console.log(`\nRounds (${first ? 'from nothing' : 'the bundle and images are kept by the machine'}): ${made.join('; ')}`);
 }
