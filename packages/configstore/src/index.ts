@@ -24,6 +24,7 @@ export type {
   BootFailure,
   HostKey,
   BundleRecord,
+  ApplicationSecrets,
 } from './keys.ts';
 export { configBucketName, backupBucketName, validateBucketName, validateBuildId, siteHost } from './bucket-name.ts';
 export { generateSecretKey, parseSecretKey, encrypt as encryptValue, decrypt as decryptValue } from './crypto.ts';

@@ -214,6 +214,15 @@ export interface Readiness {
   steps?: Record<string, string>;
 }
 
+/**
+ * The application's own secrets, made once per deployment by the build and the same on every
+ * webserver, present and future. WordPress: its eight authentication keys and salts (AUTH_KEY ...
+ * NONCE_SALT), so a session started through one webserver is valid on the others.
+ */
+export interface ApplicationSecrets {
+  wordpressSalts: Record<string, string>;
+}
+
 const SECRET_PREFIXES = ['credentials/', 'secrets/'];
 
 /** True for keys whose values must be encrypted at rest. */
@@ -277,6 +286,8 @@ export const keys = {
   siteTls: key<SiteTls>('secrets/tls'),
   /** Backup bucket, retention and schedule. */
   backups: key<BackupSettings>('config/backups'),
+  /** The application's keys and salts, shared by every webserver (encrypted at rest). */
+  applicationSecrets: key<ApplicationSecrets>('secrets/application'),
   /** The user's backup encryption key, hex (encrypted at rest with the deployment key). */
   backupKey: key<string>('secrets/backup-key'),
   /** Autoscaling settings (production mode). */

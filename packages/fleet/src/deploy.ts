@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
-import { httpsGet } from '@adt/webserver';
+import { generateSalts, httpsGet } from '@adt/webserver';
 import { Backups, PARTS, backupPrefix, baselinePrefix, isPeriod, parseBaselineSpec, type Period } from '@adt/backup';
 import { buildBundle, buildRuntime } from '@adt/bundle';
 import { keys, parseSecretKey, registerServer, forgetServer, type DbCredentials, type JsonValue } from '@adt/configstore';
@@ -137,6 +137,12 @@ async function prepareDatastore(ctx: Ctx): Promise<boolean> {
     };
     await store.put(keys.dbCredentials, creds);
     o.say('      database credentials generated (stored encrypted; never shown)');
+  }
+  // One application configuration for the whole fleet: its keys and salts made once, so a session
+  // started through one webserver is valid on every other, present and future.
+  if (!(await store.get(keys.applicationSecrets))) {
+    await store.put(keys.applicationSecrets, { wordpressSalts: generateSalts() });
+    o.say("      the application's keys and salts generated, one set for every webserver (stored encrypted; never shown)");
   }
   await store.putIfChanged(keys.backups, {
     bucket: d.backupBucket,

@@ -11,6 +11,7 @@ export {
   writeWordPressConfig,
   configName,
   generateSalts,
+  checkSalts,
   phpString,
   SALT_NAMES,
   wordpressFirstUserSql,

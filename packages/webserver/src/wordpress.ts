@@ -18,8 +18,11 @@ export interface WordPressConfig {
   db: { host: string; port: number; name: string; user: string; password: string };
   /** Table prefix (default wp_). */
   tablePrefix?: string;
-  /** The eight authentication keys and salts; generated when absent (keep them across rebuilds to keep sessions). */
-  salts?: Record<(typeof SALT_NAMES)[number], string>;
+  /**
+   * The eight authentication keys and salts (SALT_NAMES, checked by checkSalts); generated when
+   * absent. A fleet gives every webserver the same ones, so a session is valid whichever answers.
+   */
+  salts?: Record<string, string>;
 }
 
 export const SALT_NAMES = [
@@ -42,6 +45,19 @@ export function generateSalts(): Record<(typeof SALT_NAMES)[number], string> {
   return Object.fromEntries(SALT_NAMES.map((n) => [n, randomBytes(48).toString('base64')])) as Record<(typeof SALT_NAMES)[number], string>;
 }
 
+/**
+ * The salts given to the config, checked: all eight names, each a string of at least 32 printable
+ * characters (WordPress's generator makes 64). Never quoted back: they are secrets.
+ */
+export function checkSalts(salts: Record<string, string>): Record<(typeof SALT_NAMES)[number], string> {
+  for (const n of SALT_NAMES) {
+    const v = salts[n];
+    if (typeof v !== 'string' || v.length < 32 || !/^[\x20-\x7e]+$/.test(v))
+      throw fail('BAD_SALTS', `salt ${n}: a string of at least 32 printable ASCII characters (${SALT_NAMES.join(', ')})`, { exitCode: 2 });
+  }
+  return salts as Record<(typeof SALT_NAMES)[number], string>;
+}
+
 /** The name Debian's wrapper looks up (`config-<name>.php`), from the site's host. */
 export function configName(siteUrl: string): string {
   const host = new URL(siteUrl).hostname.toLowerCase();
@@ -57,7 +73,7 @@ export function wordpressConfigPhp(c: WordPressConfig): string {
   }
   if (url.protocol !== 'https:') throw fail('BAD_URL', `siteUrl "${c.siteUrl}": the site is served over https`, { exitCode: 2 });
   const prefix = checkPrefix(c.tablePrefix ?? 'wp_');
-  const salts = c.salts ?? generateSalts();
+  const salts = c.salts ? checkSalts(c.salts) : generateSalts();
   const origin = url.origin;
   const lines = [
     '<?php',

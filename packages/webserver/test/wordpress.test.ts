@@ -2,7 +2,38 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { throws } from '@adt/test-utils';
-import { wordpressFirstUserSql, wordpressSetPasswordSql } from '../src/index.ts';
+import { generateSalts, SALT_NAMES, wordpressConfigPhp, wordpressFirstUserSql, wordpressSetPasswordSql } from '../src/index.ts';
+
+const config = suite("WordPress's config file");
+const base = { siteUrl: 'https://www.shop.example', db: { host: '198.18.1.2', port: 3306, name: 'app', user: 'app', password: 'pw' } };
+const defined = (php: string, name: string) => new RegExp(`define\\('${name}', '([^']*)'\\);`).exec(php)?.[1];
+
+config('given salts are written as they are: every webserver given the same ones writes the same keys', () => {
+  const salts = generateSalts();
+  const a = wordpressConfigPhp({ ...base, salts });
+  const b = wordpressConfigPhp({ ...base, db: { ...base.db, host: '198.18.1.9' }, salts });
+  for (const n of SALT_NAMES) {
+    assert.is(defined(a, n), salts[n], n);
+    assert.is(defined(b, n), salts[n], n);
+  }
+});
+
+config('without salts, each config gets fresh random ones (one server alone)', () => {
+  const [a, b] = [wordpressConfigPhp(base), wordpressConfigPhp(base)];
+  for (const n of SALT_NAMES) {
+    assert.ok((defined(a, n) ?? '').length >= 32, n);
+    assert.is.not(defined(a, n), defined(b, n), n);
+  }
+});
+
+config('salts that are missing, short or not printable are refused (exit 2), never quoted back', () => {
+  const good = generateSalts();
+  const { NONCE_SALT: _, ...missing } = good;
+  for (const bad of [missing, { ...good, AUTH_KEY: 'short' }, { ...good, LOGGED_IN_SALT: `${'x'.repeat(40)}\n` }]) {
+    const e = throws(() => wordpressConfigPhp({ ...base, salts: bad }), { code: 'BAD_SALTS', exitCode: 2 });
+    for (const v of Object.values(good)) assert.not.ok(e.message.includes(v));
+  }
+});
 
 const sql = suite('WordPress administrator SQL');
 
@@ -32,4 +63,5 @@ sql('a table prefix that is not letters, digits and _ is refused (exit 2)', () =
   }
 });
 
+config.run();
 sql.run();

@@ -230,10 +230,12 @@ test('no secret in any user-data, output, log or command line of the run', async
   const f = await openTestFleet(ctx.file);
   const creds = await f.store.get(keys.dbCredentials);
   const tls = await f.store.get(keys.siteTls);
+  const app = await f.store.get(keys.applicationSecrets);
   await f.close();
   const cloud = localCloudOf(ctx.file);
   const secrets: Record<string, string> = {
     'DB password': creds!.password,
+    "the application's AUTH_KEY": app!.wordpressSalts.AUTH_KEY!,
     'datastore key': readFileSync(ctx.summary.keyFile, 'utf8').trim(),
     'TLS key': tls!.key.split('\n')[1]!,
   };

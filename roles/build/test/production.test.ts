@@ -1,6 +1,7 @@
 /**
  * Production mode on the local provider (cloud `tpr`, 198.19.42.0/24 + 198.19.43.0/24): an
- * autoscaler keeps the desired number of healthy webservers behind DNS round robin. Scale out and
+ * autoscaler keeps the desired number of healthy webservers behind DNS round robin. A session signed
+ * in through one webserver is valid on the other (one set of WordPress keys and salts). Scale out and
  * in with ManuallyScale.ts (on the autoscaler, over SSH) while the outsider keeps loading the site,
  * then a webserver dies. A webserver the autoscaler made got no secret in its user-data; a changed
  * bundle reaches only the webservers made after it.
@@ -25,6 +26,7 @@ import {
   zx,
   type Fleet,
 } from './_fleet.ts';
+import { installWordPress, siteCurl } from './_site.ts';
 
 interface Summary {
   servers: { role: string; name: string; publicIp: string }[];
@@ -67,6 +69,34 @@ test('deploy builds an autoscaler, the database and 2 webservers, both in DNS', 
   assert.equal(await aRecords(f), ips);
   const st = await statusOf(f);
   assert.match(st.servers.find((s) => s.role === 'autoscaler')!.health, /scaling service running/);
+});
+
+test('one application configuration: a session signed in through one webserver is valid on the other', async ({ f, summary }) => {
+  const [a, b] = summary.servers.filter((s) => s.role === 'webserver');
+  const jar = join(f.dir, 'session.cookies');
+  const visitor = (ip: string) => siteCurl(f.cloudId, f.caFile, f.host, ip);
+  const withSession =
+    (ip: string) =>
+    (...args: string[]) =>
+      visitor(ip)('-c', jar, '-b', jar, ...args);
+  const statusAndTarget = ['-o', '/dev/null', '-w', '%{http_code} %{redirect_url}'];
+  assert.is(await installWordPress(visitor(a!.publicIp), f.host, 'Production test'), '200');
+  // WordPress's login form sets its test cookie first, as a browser would get it.
+  await withSession(a!.publicIp)('-o', '/dev/null', `https://${f.host}/wp-login.php`);
+  const form = { log: 'admin', pwd: 'Correct-Horse-Battery-9', testcookie: '1', 'wp-submit': 'Log In' };
+  const login = await withSession(a!.publicIp)(
+    ...statusAndTarget,
+    ...Object.entries(form).flatMap(([k, v]) => ['--data-urlencode', `${k}=${v}`]),
+    `https://${f.host}/wp-login.php`,
+  );
+  assert.is(login.stdout.trim(), `302 https://${f.host}/wp-admin/`, `signed in through ${a!.name}`);
+  for (const w of [a!, b!]) {
+    const r = await withSession(w.publicIp)(...statusAndTarget, `https://${f.host}/wp-admin/`);
+    assert.is(r.stdout.trim(), '200', `${w.name} (${w.publicIp}) takes the session made through ${a!.name}`);
+  }
+  // Without the session the same page sends a visitor to sign in: the 200s above are the session's.
+  const anonymous = await visitor(b!.publicIp)(...statusAndTarget, `https://${f.host}/wp-admin/`);
+  assert.match(anonymous.stdout, /^302 https:\/\/[^ ]+\/wp-login\.php/);
 });
 
 test('ManuallyScale.ts refuses a bad count and changes nothing', async ({ f }) => {
@@ -176,9 +206,11 @@ test("a webserver the autoscaler made: no secret of the deployment in its user-d
   const fleet = await openTestFleet(f.file);
   let creds;
   let tls;
+  let app;
   try {
     creds = await fleet.store.get(keys.dbCredentials);
     tls = await fleet.store.get(keys.siteTls);
+    app = await fleet.store.get(keys.applicationSecrets);
     for (const s of made) {
       assert.ok(await until(() => fleet.store.exists(keys.ready('webserver', s.name)), 600_000), `${s.name} is ready`);
     }
@@ -191,11 +223,16 @@ test("a webserver the autoscaler made: no secret of the deployment in its user-d
       'datastore key': readFileSync(join(f.dir, 'state/builds/tpr1/datastore.key'), 'utf8').trim(),
       'DB password': creds!.password,
       'TLS key': tls!.key.split('\n')[1]!,
+      "the application's AUTH_KEY": app!.wordpressSalts.AUTH_KEY!,
       // Its own SSH host key (made by the autoscaler, delivered in its envelope only).
       'its SSH host key': (await cloud.exec(s.name, ['cat', '/etc/ssh/ssh_host_ed25519_key'])).stdout.split('\n')[1]!,
     };
     const ud = (await cloud.exec(s.name, ['cat', '/var/lib/cloud/instance/scripts/part-001'])).stdout;
     assert.match(ud, /^#!\/bin\/sh\n# First boot of .*, a webserver of build tpr1/, `${s.name}'s user-data`);
+    // The fleet's one set of keys and salts, as on the webservers the deploy made.
+    const config = (await cloud.exec(s.name, ['cat', '/etc/wordpress/config-www-tpr-test.php'])).stdout;
+    for (const [name, salt] of Object.entries(app!.wordpressSalts))
+      assert.ok(config.includes(`define('${name}', '${salt}');`), `${s.name}'s WordPress config has the fleet's ${name}`);
     for (const [what, secret] of Object.entries(secrets)) {
       assert.ok(secret && secret.length >= 20, what);
       assert.not.ok(ud.includes(secret), `${what} in the user-data of ${s.name}`);

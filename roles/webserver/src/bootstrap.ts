@@ -6,7 +6,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { execaRunner, pollUntil } from '@adt/core';
-import { keys, registerServer, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
+import { keys, registerServer, type ApplicationSecrets, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
 import { installCertificate } from './certificate.ts';
@@ -17,15 +17,21 @@ export function main(argv: string[]): Promise<number> {
   return runBootstrap('webserver', argv, async ({ store, self, step }) => {
     await registerServer(store, { ...self, role: 'webserver' });
     await step('registered');
-    const [site, tls, creds] = await store.requireAll(
-      [keys.site, keys.siteTls, keys.dbCredentials] as const,
+    const [site, tls, creds, app] = await store.requireAll(
+      [keys.site, keys.siteTls, keys.dbCredentials, keys.applicationSecrets] as const,
       'the build, before it creates servers,',
     );
-    await configure({ store, self, step }, site, tls, creds);
+    await configure({ store, self, step }, site, tls, creds, app);
   });
 }
 
-async function configure({ store, self, step }: BootContext, site: SiteSettings, tls: SiteTls, creds: DbCredentials): Promise<void> {
+async function configure(
+  { store, self, step }: BootContext,
+  site: SiteSettings,
+  tls: SiteTls,
+  creds: DbCredentials,
+  app: ApplicationSecrets,
+): Promise<void> {
   const dbIp = await pollUntil(async () => (await store.listOf(keys.databaseIps))[0] ?? null, {
     what: 'the database server to publish its address',
     timeoutMs: 180_000,
@@ -52,6 +58,8 @@ async function configure({ store, self, step }: BootContext, site: SiteSettings,
   await web.writeWordPressConfig('/etc/wordpress', {
     siteUrl: site.siteUrl,
     db: { host: dbIp, port: creds.port, name: creds.name, user: creds.user, password: creds.password },
+    // The fleet's one set (the build made it): a session is valid whichever webserver answers.
+    salts: app.wordpressSalts,
   });
   const fpm: web.PhpFpmOptions = {
     confFile: '/etc/php/8.2/fpm/adt-fpm.conf',
