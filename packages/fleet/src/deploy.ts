@@ -142,7 +142,10 @@ async function prepareDatastore(ctx: Ctx): Promise<boolean> {
   // started through one webserver is valid on every other, present and future.
   if (!(await store.get(keys.applicationSecrets))) {
     await store.put(keys.applicationSecrets, { wordpressSalts: generateSalts() });
-    o.say("      the application's keys and salts generated, one set for every webserver (stored encrypted; never shown)");
+    o.say(
+      "      the application's keys and salts generated, one set for every webserver (stored encrypted; never shown)" +
+        (fresh ? '' : ': webservers kept from before keep their own until they are replaced'),
+    );
   }
   await store.putIfChanged(keys.backups, {
     bucket: d.backupBucket,

@@ -207,6 +207,23 @@ export function waitForDatabase(
 }
 
 /**
+ * One registration of each SSH key at a time, per driver instance: creates run in parallel with the
+ * same new key (a deploy creates a role's servers together) share the lookup-or-register in flight
+ * instead of each registering the key. Nothing is remembered once it settled (a later create looks
+ * the key up again, so a key removed from the account meanwhile is registered again).
+ */
+export class KeyRegistrations<T> {
+  #inFlight = new Map<string, Promise<T>>();
+  once(key: PublicKey, lookupOrRegister: () => Promise<T>): Promise<T> {
+    const pending = this.#inFlight.get(key.name);
+    if (pending) return pending;
+    const p = lookupOrRegister().finally(() => this.#inFlight.delete(key.name));
+    this.#inFlight.set(key.name, p);
+    return p;
+  }
+}
+
+/**
  * Runs a create; when it fails with an unknown outcome (5xx, lost connection), or with one of the
  * statuses in `taken` (the cloud says it exists already: made meanwhile by another deploy), looks
  * for its result before rethrowing.

@@ -24,6 +24,7 @@ import {
   checkCreate,
   createOnce,
   createOrFind,
+  KeyRegistrations,
   unique,
   type PublicKey,
   waitForDatabase,
@@ -171,6 +172,7 @@ export class DigitalOceanCompute implements ComputeProvider {
   readonly flags = { snapshots: true, privateNetworking: true };
   readonly api: ApiClient;
   readonly #o: DigitalOceanOptions;
+  readonly #keys = new KeyRegistrations<number>();
 
   constructor(o: DigitalOceanOptions, api = digitaloceanClient(o)) {
     this.#o = o;
@@ -180,38 +182,42 @@ export class DigitalOceanCompute implements ComputeProvider {
   /**
    * The account key's id of each key, registered once: looked up by fingerprint first; a 422 on
    * registering ("SSH Key is already in use on your account": made meanwhile) or an unknown outcome
-   * is looked up again rather than failed or repeated.
+   * is looked up again rather than failed or repeated. Parallel creates share one lookup per key.
    */
   async #keyIds(keys: PublicKey[]): Promise<number[]> {
     const ids: number[] = [];
-    for (const k of keys) {
-      // https://docs.digitalocean.com/reference/api/digitalocean/#operation/sshKeys_get (by id or fingerprint;
-      // a fingerprint is hex and colons, sent as they are, as the reference's examples do)
-      const find = async () =>
-        (await this.api.get<{ ssh_key: SshKey } | null>(`/account/keys/${k.md5}`, { accept: [404] }))?.ssh_key ?? null;
-      const key =
-        (await find()) ??
-        // https://docs.digitalocean.com/reference/api/digitalocean/#operation/sshKeys_create (201 {ssh_key})
-        (await createOrFind(
-          async () => (await this.api.post<{ ssh_key: SshKey }>('/account/keys', { name: k.name, public_key: k.line })).ssh_key,
-          find,
-          [422],
-        ));
-      ids.push(key.id);
-    }
+    for (const k of keys) ids.push(await this.#keys.once(k, () => this.#keyId(k)));
     return ids;
+  }
+
+  async #keyId(k: PublicKey): Promise<number> {
+    // https://docs.digitalocean.com/reference/api/digitalocean/#operation/sshKeys_get (by id or fingerprint;
+    // a fingerprint is hex and colons, sent as they are, as the reference's examples do)
+    const find = async () => (await this.api.get<{ ssh_key: SshKey } | null>(`/account/keys/${k.md5}`, { accept: [404] }))?.ssh_key ?? null;
+    const key =
+      (await find()) ??
+      // https://docs.digitalocean.com/reference/api/digitalocean/#operation/sshKeys_create (201 {ssh_key})
+      (await createOrFind(
+        async () => (await this.api.post<{ ssh_key: SshKey }>('/account/keys', { name: k.name, public_key: k.line })).ssh_key,
+        find,
+        [422],
+      ));
+    return key.id;
   }
 
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_create
   async create(o: CreateServerOptions): Promise<Server> {
     const { size, region, keys } = checkCreate(DRIVER_NAME, o, { size: this.#o.size, region: this.#o.region });
+    // The option's references as given (ids or fingerprints), then our keys' ids, integers as the API gives them.
+    const given = unique(this.#o.sshKeys ?? []);
+    const ours = (await this.#keyIds(keys)).filter((id) => !given.includes(String(id)));
     const body = {
       name: o.name,
       region,
       size,
       image: o.image ?? this.#o.image ?? 'debian-12-x64',
       // "IDs or fingerprints of the SSH keys that you wish to embed in the Droplet's root account".
-      ssh_keys: unique([...(this.#o.sshKeys ?? []), ...(await this.#keyIds(keys)).map(String)]),
+      ssh_keys: [...given, ...ours],
       ipv6: false,
       monitoring: true,
       tags: serverTags(o),

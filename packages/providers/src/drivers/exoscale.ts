@@ -35,6 +35,7 @@ import {
   createOnce,
   outcomeUnknown,
   createOrFind,
+  KeyRegistrations,
   pollUntil,
   waitForDatabase,
   waitForServer,
@@ -225,6 +226,7 @@ export class ExoscaleCompute implements ComputeProvider {
   readonly flags = { snapshots: true, privateNetworking: true };
   readonly api: ApiClient;
   readonly #o: ExoscaleOptions;
+  readonly #keys = new KeyRegistrations<string>();
   #typeIds = new Map<string, string>();
   /** Servers created here on a private network: running means having its address too. */
   #wantsPrivate = new Set<string>();
@@ -320,32 +322,39 @@ export class ExoscaleCompute implements ComputeProvider {
    * looked up again and only reported when the key is still not there.
    */
   async #keyNames(keys: PublicKey[]): Promise<string[]> {
-    if (!keys.length) return [];
-    // https://openapi-v2.exoscale.com/operation/operation-list-ssh-keys
-    const registered = async () => (await this.api.get<{ 'ssh-keys'?: SshKey[] }>('/ssh-key'))['ssh-keys'] ?? [];
-    const ours = (x: SshKey, k: PublicKey) => {
+    const names: string[] = [];
+    // Parallel creates share one lookup-or-register per key.
+    for (const k of keys) names.push(await this.#keys.once(k, () => this.#keyName(k)));
+    return names;
+  }
+
+  async #keyName(k: PublicKey): Promise<string> {
+    const ours = (x: SshKey) => {
       const fp = (x.fingerprint ?? '').replace(/^(MD5|SHA256):/i, '');
       return x.name === k.name || fp.toLowerCase() === k.md5 || fp === k.sha256.slice('SHA256:'.length);
     };
-    const match = (all: SshKey[], k: PublicKey) => all.find((x) => ours(x, k)) ?? null;
-    const known = await registered();
-    const names: string[] = [];
-    for (const k of keys) {
-      const key =
-        match(known, k) ??
-        // https://openapi-v2.exoscale.com/operation/operation-register-ssh-key (an operation)
-        (await createOrFind(
-          async () => {
-            const op = await this.api.post<Operation>('/ssh-key', { name: k.name, 'public-key': k.line });
+    // https://openapi-v2.exoscale.com/operation/operation-list-ssh-keys
+    const find = async () => ((await this.api.get<{ 'ssh-keys'?: SshKey[] }>('/ssh-key'))['ssh-keys'] ?? []).find(ours) ?? null;
+    const key =
+      (await find()) ??
+      // https://openapi-v2.exoscale.com/operation/operation-register-ssh-key (an operation)
+      (await createOrFind(
+        async () => {
+          const op = await this.api.post<Operation>('/ssh-key', { name: k.name, 'public-key': k.line });
+          try {
             await settle(this.api, op, `register SSH key ${k.name}`, this.#o.operationIntervalMs);
-            return { name: k.name };
-          },
-          async () => match(await registered(), k),
-          [400, 409],
-        ));
-      names.push(key.name);
-    }
-    return names;
+          } catch (error) {
+            // An operation that failed or did not end may still have made the key (or found it there).
+            const found = await find();
+            if (found) return found;
+            throw error;
+          }
+          return { name: k.name };
+        },
+        find,
+        [400, 409],
+      ));
+    return key.name;
   }
 
   // https://openapi-v2.exoscale.com/operation/operation-create-instance

@@ -33,6 +33,7 @@ import {
   checkCreate,
   createOnce,
   createOrFind,
+  KeyRegistrations,
   pollUntil,
   relativeName,
   roleTag,
@@ -245,6 +246,7 @@ export class VultrCompute implements ComputeProvider {
   readonly flags = { snapshots: true, privateNetworking: true };
   readonly api: ApiClient;
   readonly #o: VultrOptions;
+  readonly #keys = new KeyRegistrations<string>();
 
   constructor(o: VultrOptions, api = vultrClient(o)) {
     this.#o = o;
@@ -257,24 +259,27 @@ export class VultrCompute implements ComputeProvider {
    * looked up again, and only reported when the key is still not there.
    */
   async #keyIds(keys: PublicKey[]): Promise<string[]> {
-    if (!keys.length) return [];
-    // https://www.vultr.com/api/#tag/ssh/operation/list-ssh-keys (cursor pages)
-    const registered = () => listAll<SshKey>(this.api, '/ssh-keys', 'ssh_keys', {}, this.#o.perPage);
-    const match = (all: SshKey[], k: PublicKey) => all.find((x) => x.name === k.name || sameKey(x.ssh_key, k)) ?? null;
-    const known = await registered();
     const ids: string[] = [];
-    for (const k of keys) {
-      const key =
-        match(known, k) ??
-        // https://www.vultr.com/api/#tag/ssh/operation/create-ssh-key (201 {ssh_key})
-        (await createOrFind(
-          async () => (await this.api.post<{ ssh_key: SshKey }>('/ssh-keys', { name: k.name, ssh_key: k.line })).ssh_key,
-          async () => match(await registered(), k),
-          [400, 409, 422],
-        ));
-      ids.push(key.id);
-    }
+    // Parallel creates share one lookup-or-register per key.
+    for (const k of keys) ids.push(await this.#keys.once(k, () => this.#keyId(k)));
     return ids;
+  }
+
+  async #keyId(k: PublicKey): Promise<string> {
+    // https://www.vultr.com/api/#tag/ssh/operation/list-ssh-keys (cursor pages)
+    const find = async () =>
+      (await listAll<SshKey>(this.api, '/ssh-keys', 'ssh_keys', {}, this.#o.perPage)).find(
+        (x) => x.name === k.name || sameKey(x.ssh_key, k),
+      ) ?? null;
+    const key =
+      (await find()) ??
+      // https://www.vultr.com/api/#tag/ssh/operation/create-ssh-key (201 {ssh_key})
+      (await createOrFind(
+        async () => (await this.api.post<{ ssh_key: SshKey }>('/ssh-keys', { name: k.name, ssh_key: k.line })).ssh_key,
+        find,
+        [400, 409, 422],
+      ));
+    return key.id;
   }
 
   // https://www.vultr.com/api/#tag/instances/operation/create-instance

@@ -176,6 +176,36 @@ export function cloudConformance(o: ConformanceOptions): void {
     ctx.ids = ctx.ids.filter((id) => id !== first.id && id !== second.id);
   });
 
+  test("creates in parallel with the same new key register it once (a deploy creates a role's servers together)", async (ctx) => {
+    const c = ctx.c;
+    if (!c) return;
+    const b = `${buildId}p`;
+    const key = freshKeyPair('adt-parallel').publicKey;
+    const before = c.fake?.log.length ?? 0;
+    const made = await Promise.all(
+      [1, 2, 3].map(() =>
+        c.compute.create({
+          name: serverName({ role: 'webserver', buildId: b }),
+          role: 'webserver',
+          buildId: b,
+          userData: '#!/bin/sh\n',
+          sshKeys: [key],
+        }),
+      ),
+    );
+    ctx.ids.push(...made.map((s) => s.id));
+    if (c.fake) {
+      const tries = c.fake.log.slice(before).filter((l) => `${l.method} ${l.path}` === o.keyPath);
+      assert.is(tries.length, o.keyPath ? 1 : 0, `one registration, not one per create: ${tries.map((l) => l.status).join(', ')}`);
+    }
+    if (c.installedKeys) {
+      const blob = (line: string) => line.split(/\s+/)[1];
+      for (const s of made) assert.equal(c.installedKeys(s.id).map(blob), [blob(key)], `${s.name} has the key`);
+    }
+    for (const s of made) await c.compute.destroy(s.id);
+    ctx.ids = ctx.ids.filter((id) => !made.some((s) => s.id === id));
+  });
+
   test('a 429 and a 500 in the middle of listing are retried; the list is whole', async (ctx) => {
     const c = ctx.c;
     if (!c?.fake) return;

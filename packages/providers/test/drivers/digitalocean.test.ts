@@ -130,7 +130,7 @@ test('SSH keys: found by MD5 fingerprint, registered once by a stable name, put 
     assert.is(fake.state.sshKeys.size, 2, 'the known key was not registered again');
     assert.equal(fake.state.droplets.get(Number(a.id))!.ssh_keys, [7, key.id], "the option's key (the same as the first) and the new one");
     const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/droplets').at(-1)!.body as { ssh_keys: unknown[] };
-    assert.equal(post.ssh_keys, ['7', String(key.id)], 'each once');
+    assert.equal(post.ssh_keys, ['7', key.id], 'each once: the option as given, ours by integer id');
     assert.ok(fake.log.some((l) => l.method === 'GET' && l.path === `/account/keys/${TEST_KEY.md5}` && l.status === 404));
 
     // Registered meanwhile by another deploy: the 422 "already in use" is looked up, not fatal.
