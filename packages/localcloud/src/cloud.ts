@@ -530,8 +530,10 @@ export class LocalCloud implements ComputeProvider {
       'set -eu',
       'export DEBIAN_FRONTEND=noninteractive',
       "printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
-      'apt-get update -q',
-      `apt-get install -y -q --no-install-recommends ${packages.join(' ')}`,
+      // A stuck apt-get (an answer lost between the mirror and apt once hung an update for minutes) is stopped and tried again.
+      'for i in 1 2 3; do timeout 240 apt-get update -q && break; [ "$i" = 3 ] && exit 1; sleep 5; done',
+      `for i in 1 2 3; do timeout 900 apt-get install -y -q --no-install-recommends ${packages.join(' ')} && break; ` +
+        '[ "$i" = 3 ] && exit 1; sleep 5; done',
       'rm -f /usr/sbin/policy-rc.d; apt-get clean',
       'rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* /var/lib/cloud/instance /var/lib/cloud/data',
       // The mirror is this cloud's only: the image is the machine's, and each server gets its own cloud's (or none).

@@ -135,16 +135,23 @@ export async function installRolePackages(role: Role): Promise<string[]> {
       mode: 0o755,
     });
   try {
-    const apt = execaRunner({ timeoutMs: 1_200_000 });
+    const apt = execaRunner();
     const env = { DEBIAN_FRONTEND: 'noninteractive', NEEDRESTART_MODE: 'l' };
-    await retry(() => apt.run(['apt-get', 'update', '-q'], { env }), { attempts: 3, baseMs: 5000, maxMs: 20_000 });
-    await retry(
-      () =>
-        apt.run(['apt-get', 'install', '-y', '-q', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...missing], {
-          env,
-        }),
-      { attempts: 3, baseMs: 5000, maxMs: 20_000 },
-    ).catch((e: { result?: { stdout: string; stderr: string } }) => {
+    // Each try bounded: an answer lost between a mirror and apt can hang apt-get with nothing to read
+    // (seen on the local cloud's mirror: an update stuck for 15 minutes); a stopped try is tried again.
+    const network = ['-o', 'Acquire::http::Timeout=60', '-o', 'Acquire::Retries=2'];
+    await retry(() => apt.run(['apt-get', 'update', '-q', ...network], { env, timeoutMs: 240_000 }), {
+      attempts: 3,
+      baseMs: 5000,
+      maxMs: 20_000,
+    });
+    const install = ['install', '-y', '-q', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...network, ...missing];
+    const tryInstall = async () => {
+      // A try stopped in the middle may have left dpkg with packages to configure.
+      await apt.run(['dpkg', '--configure', '-a'], { env, nothrow: true, timeoutMs: 600_000 });
+      return apt.run(['apt-get', ...install], { env, timeoutMs: 900_000 });
+    };
+    await retry(tryInstall, { attempts: 3, baseMs: 5000, maxMs: 20_000 }).catch((e: { result?: { stdout: string; stderr: string } }) => {
       throw new Error(`apt-get install ${missing.join(' ')} failed: ${e.result ? outputTail(e.result, 4) : String(e)}`);
     });
   } finally {
