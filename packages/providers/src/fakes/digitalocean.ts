@@ -8,8 +8,7 @@
  * refuse key identifiers that are not the account's ("... are invalid key identifiers for Droplet
  * creation.", 422). Guessed: the message of a malformed public key.
  */
-import { createHash } from 'node:crypto';
-import { bearer, FakeApi, pageOf, type FakeRequest } from './harness.ts';
+import { bearer, FakeApi, md5Fingerprint, pageOf, publicKeyBlob, type FakeRequest } from './harness.ts';
 
 interface Droplet {
   id: number;
@@ -37,14 +36,13 @@ export interface FakeSshKey {
 
 /** The MD5 fingerprint DigitalOcean gives a public key line (colon-separated hex of the key blob), or null when malformed. */
 export function digitaloceanFingerprint(publicKey: string): string | null {
-  const m = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(publicKey.trim());
-  if (!m) return null;
-  const blob = Buffer.from(m[2]!, 'base64');
-  if (blob.toString('base64') !== m[2] || blob.length < 4 + m[1]!.length) return null;
-  return createHash('md5')
-    .update(blob)
-    .digest('hex')
-    .replace(/(..)(?!$)/g, '$1:');
+  const text = publicKey.trim();
+  const blob = publicKeyBlob(text);
+  if (!blob) return null;
+  const type = text.split(' ')[0]!;
+  const bytes = Buffer.from(blob, 'base64');
+  if (bytes.toString('base64') !== blob || bytes.length < 4 + type.length) return null;
+  return md5Fingerprint(blob);
 }
 
 export interface DigitalOceanFakeOptions {

@@ -13,8 +13,8 @@
  * instance with an unknown key name a 400.
  * Addresses are strings in answers, never used.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { FakeApi, type FakeRequest, type FakeResponse } from './harness.ts';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { FakeApi, md5Fingerprint, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -194,15 +194,10 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
     const b = req.body as { name?: unknown; 'public-key'?: unknown };
     if (typeof b?.name !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,254}$/.test(b.name))
       return api.error(400, 'name: required, ^[a-zA-Z0-9]{1}[a-zA-Z0-9._-]{0,254}$');
-    const m = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(
-      typeof b['public-key'] === 'string' ? b['public-key'].trim() : '',
-    );
-    if (!m) return api.error(400, 'public-key: an OpenSSH public key is required');
+    const blob = publicKeyBlob(typeof b['public-key'] === 'string' ? b['public-key'].trim() : '');
+    if (!blob) return api.error(400, 'public-key: an OpenSSH public key is required');
     if (sshKeys.has(b.name)) return api.error(409, `SSH key ${b.name} already exists`);
-    const fingerprint = createHash('md5')
-      .update(Buffer.from(m[2]!, 'base64'))
-      .digest('hex')
-      .replace(/(..)(?!$)/g, '$1:');
+    const fingerprint = md5Fingerprint(blob);
     sshKeys.set(b.name, { name: b.name, fingerprint, publicKey: b['public-key'] as string });
     return operation(b.name, 'ssh-key');
   });

@@ -8,6 +8,7 @@
  * The same handler answers dry runs in-process (`dryRunFetch`), so `deploy --dry-run` shows what a
  * fresh account would be asked, without sending anything.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -221,4 +222,21 @@ export function bearer(token: string, unauthorized: (message: string) => FakeRes
 export function pageOf<T>(items: T[], page: number, perPage: number): { items: T[]; pages: number } {
   const pages = Math.max(1, Math.ceil(items.length / perPage));
   return { items: items.slice((page - 1) * perPage, page * perPage), pages };
+}
+
+/**
+ * The base64 blob of an OpenSSH public key line as the clouds take one (`<type> <base64>[ comment]`,
+ * one line), or null: the fakes' own check, independent of the drivers' (callers trim, or not, as
+ * their API does).
+ */
+export function publicKeyBlob(line: string): string | null {
+  return /^(?:ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(line)?.[1] ?? null;
+}
+
+/** The MD5 of a key blob (base64) in colon-separated hex: the fingerprint DigitalOcean and Exoscale show. */
+export function md5Fingerprint(blob: string): string {
+  return createHash('md5')
+    .update(Buffer.from(blob, 'base64'))
+    .digest('hex')
+    .replace(/(..)(?!$)/g, '$1:');
 }

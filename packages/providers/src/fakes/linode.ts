@@ -21,7 +21,7 @@
  * - `authorized_keys` (write-only, never in an answer) must be public keys on one line each: the
  *   reason of the 400 for one that is not is ours.
  */
-import { bearer, FakeApi, pageOf, type FakeRequest, type FakeResponse } from './harness.ts';
+import { bearer, FakeApi, pageOf, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 export interface LinodeFakeOptions {
   token?: string;
@@ -154,8 +154,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     const keys = b.authorized_keys ?? [];
     if (!Array.isArray(keys)) return fieldError('authorized_keys', 'Must be a list of public SSH keys');
     for (const [i, k] of keys.entries())
-      if (typeof k !== 'string' || !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/.test(k))
-        return fieldError(`authorized_keys[${i}]`, 'Must be a public SSH key on one line');
+      if (typeof k !== 'string' || !publicKeyBlob(k)) return fieldError(`authorized_keys[${i}]`, 'Must be a public SSH key on one line');
     let vpc: FakeInstance['vpc'] = null;
     const ifaces = b.interfaces as { purpose?: string; subnet_id?: number }[] | undefined;
     if (ifaces !== undefined) {

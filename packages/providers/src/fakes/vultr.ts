@@ -33,7 +33,7 @@
  * Addresses are strings only (documentation ranges and 198.18/15), never used on the network.
  */
 import { randomBytes } from 'node:crypto';
-import { bearer, FakeApi, type FakeRequest } from './harness.ts';
+import { bearer, FakeApi, publicKeyBlob, type FakeRequest } from './harness.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -247,8 +247,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   api.route('DELETE', '/instances/:id', (_req, p) => (instances.delete(p.id!) ? { status: 204 } : api.error(404, NOT_FOUND.instance)));
 
   // --- SSH keys ---
-  const keyBlob = (line: string) =>
-    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) ([A-Za-z0-9+/]+={0,2})( [^\r\n]*)?$/.exec(line.trim())?.[3] ?? null;
+  const keyBlob = (line: string) => publicKeyBlob(line.trim());
   api.route('GET', '/ssh-keys', (req) => list(req, 'ssh_keys', [...sshKeys.values()]));
   api.route('GET', '/ssh-keys/:id', (_req, p) =>
     sshKeys.has(p.id!) ? { status: 200, body: { ssh_key: sshKeys.get(p.id!) } } : api.error(404, 'Invalid SSH key id.'),
