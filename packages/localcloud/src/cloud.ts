@@ -292,7 +292,7 @@ export class LocalCloud implements ComputeProvider {
     }
     const imageRef = o.image ?? STOCK_IMAGE;
     const known = await this.images.get(imageRef);
-    if (!known && imageRef !== STOCK_IMAGE && imageRef !== this.images.stockId) {
+    if (!known && !this.images.isStock(imageRef)) {
       throw fail(
         'NO_SUCH_IMAGE',
         `image "${imageRef}" is not in this cloud's images (${this.images.dir}): list them, or use ${STOCK_IMAGE}`,
@@ -327,7 +327,7 @@ export class LocalCloud implements ComputeProvider {
         n,
         netns: `${this.cloudId}-${n}`,
         // Always an image's id: the stock one's is known before it is built (its recipe's hash).
-        image: known?.id ?? (imageRef === STOCK_IMAGE ? this.images.stockId : imageRef),
+        image: known?.id ?? (this.images.isStock(imageRef) ? this.images.stockId : imageRef),
         pid: null,
         initPid: null,
       };
@@ -405,7 +405,7 @@ export class LocalCloud implements ComputeProvider {
     const dir = this.#serverDir(r.name);
     try {
       let image: ImageRecord | null = await this.images.get(r.image);
-      if (!image && (r.image === STOCK_IMAGE || r.image === this.images.stockId)) image = await this.images.ensureStock(this.aptProxy);
+      if (!image && this.images.isStock(r.image)) image = await this.images.ensureStock(this.aptProxy);
       if (!image) throw new Error(`image ${r.image} is gone`);
       const lower = await this.images.layers(image.id);
       const current = await this.#record(r.id);

@@ -99,6 +99,11 @@ export class ImageStore {
     return `${STOCK_IMAGE}-${recipeHash()}`;
   }
 
+  /** Whether `ref` names the stock image (its name, or its id, known before it is built). */
+  isStock(ref: string): boolean {
+    return ref === STOCK_IMAGE || ref === this.stockId;
+  }
+
   async list(): Promise<ImageRecord[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const out: ImageRecord[] = [];
