@@ -23,7 +23,9 @@ export const zx = (script: string, args: string[], o: { env?: Record<string, str
     // A deploy on a shared 2-core machine, making a prepared image first, takes minutes.
     timeout: o.timeoutMs ?? 900_000,
   });
-export const helper = (name: string, args: string[]) => execa(join(root, 'roles/build', name), args, { reject: false, timeout: 120_000 });
+/** A helper of roles/build, bounded (default 120 s; RenewCertificate --wait waits up to 120 s per kind of server by itself). */
+export const helper = (name: string, args: string[], timeoutMs = 120_000) =>
+  execa(join(root, 'roles/build', name), args, { reject: false, timeout: timeoutMs });
 
 export interface Fleet {
   dir: string;

@@ -64,7 +64,7 @@ test("deploy gets the certificate by ACME; every webserver serves it, trusted th
 });
 
 test('a forced renewal reaches every webserver; the site stays trusted; a second one without --force is not due', async (ctx) => {
-  const r = await helper('RenewCertificate', ['--config', ctx.f.file, '--force', '--wait', '--json']);
+  const r = await helper('RenewCertificate', ['--config', ctx.f.file, '--force', '--wait', '--json'], 420_000);
   assert.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { renewed: boolean; serial: string; webservers: { name: string; serving: string }[] };
   assert.ok(out.renewed);
@@ -132,7 +132,7 @@ auth("deploy gets the sign-in host's certificate by ACME: trusted through pebble
 });
 
 auth('a forced renewal reaches the authentication server without a restart; a second one is not due', async (ctx) => {
-  const r = await helper('RenewCertificate', ['--config', ctx.f.file, '--force', '--wait', '--json']);
+  const r = await helper('RenewCertificate', ['--config', ctx.f.file, '--force', '--wait', '--json'], 420_000);
   assert.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { auth: { renewed: boolean; serial: string; servers: { name: string; serving: string }[] } };
   assert.ok(out.auth.renewed);
