@@ -1,7 +1,7 @@
 /**
  * The `local` cloud: this Linux machine as a small cloud, so a whole fleet runs with no account.
  *
- * - A **server** is a host of its own: its own network, mount, PID, UTS and IPC namespaces, a root
+ * - A **server** is a host of its own: its own user, network, mount, PID, UTS and IPC namespaces, a root
  *   file system that is an overlay of its image (`images.ts`) under its own upper directory, and
  *   its own init (tini + the local init: sshd, cron, the user-data once; `guest.ts`). Nothing of
  *   the build machine is in its view: not its files, not its processes. It gets what a cloud VM
@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   commandLineOf,
@@ -106,6 +106,10 @@ function parentOf(pid: number): number | null {
     return null;
   }
 }
+
+/** Where the servers' user namespaces are kept (bind mounts of their nsfs files), by network namespace name. */
+const USERNS_DIR = '/run/adt-local/userns';
+const usernsFile = (netns: string) => `${USERNS_DIR}/${netns}`;
 
 async function childOf(pid: number): Promise<number | null> {
   const all = await readdir('/proc').catch(() => [] as string[]);
@@ -347,8 +351,48 @@ export class LocalCloud implements ComputeProvider {
     }
   }
 
+  /**
+   * The server's user namespace (every uid and gid mapped to itself) and the network namespace it
+   * owns, kept by bind mounts: a short-lived process makes both, this machine writes its id maps,
+   * and `ip netns attach` names its network namespace as `ip netns add` would.
+   */
+  async #createNamespaces(netns: string): Promise<void> {
+    await mkdir(USERNS_DIR, { recursive: true, mode: 0o700 });
+    const file = usernsFile(netns);
+    await writeFile(file, '', { mode: 0o600 });
+    const holder = spawn('unshare', ['--user', '--net', '--', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const pid = holder.pid!;
+      const ours = await readlink('/proc/self/ns/user');
+      await pollUntil(async () => ((await readlink(`/proc/${pid}/ns/user`).catch(() => ours)) !== ours ? true : null), {
+        what: 'the new user namespace',
+        timeoutMs: 10_000,
+        intervalMs: 10,
+      });
+      await writeFile(`/proc/${pid}/uid_map`, '0 0 4294967295\n');
+      await writeFile(`/proc/${pid}/gid_map`, '0 0 4294967295\n');
+      await this.#exec(['mount', '--bind', `/proc/${pid}/ns/user`, file]);
+      await this.#exec(['ip', 'netns', 'attach', netns, String(pid)]);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  }
+
+  /** Drops the server's namespaces (what is left of them once its processes are gone). */
+  async #removeNamespaces(netns: string): Promise<void> {
+    if (existsSync(`/run/netns/${netns}`)) {
+      await this.#killNetnsProcesses(netns);
+      await this.#exec(['ip', 'netns', 'del', netns], { nothrow: true });
+    }
+    const file = usernsFile(netns);
+    if (existsSync(file)) {
+      await this.#exec(['umount', file], { nothrow: true });
+      await rm(file, { force: true });
+    }
+  }
+
   async #createNetwork(r: ServerRecord): Promise<void> {
-    await this.#exec(['ip', 'netns', 'add', r.netns]);
+    await this.#createNamespaces(r.netns);
     const inNs = (...a: string[]) => this.#exec(['ip', '-n', r.netns, ...a] as unknown as Argv);
     for (const [tag, bridge, ip, dev] of [
       ['p', this.publicBridge, r.publicIp!, 'eth0'],
@@ -410,7 +454,10 @@ export class LocalCloud implements ComputeProvider {
       const lower = await this.images.layers(image.id);
       const current = await this.#record(r.id);
       if (!current || current.state !== 'creating') return; // destroyed meanwhile
-      const script = launcherScript({ lower, upper: join(dir, 'upper'), work: join(dir, 'work'), root: join(dir, 'root') }, r.name);
+      const script = launcherScript(
+        { lower, upper: join(dir, 'upper'), work: join(dir, 'work'), root: join(dir, 'root'), userns: usernsFile(r.netns) },
+        r.name,
+      );
       const consoleFd = openSync(join(dir, 'console.log'), 'a', 0o600);
       const child = spawn(
         'nsenter',
@@ -692,10 +739,7 @@ export class LocalCloud implements ComputeProvider {
         process.kill(r.initPid, 'SIGKILL');
       } catch {}
     }
-    if (existsSync(`/run/netns/${r.netns}`)) {
-      await this.#killNetnsProcesses(r.netns);
-      await this.#exec(['ip', 'netns', 'del', r.netns], { nothrow: true });
-    }
+    await this.#removeNamespaces(r.netns);
     for (const pid of [r.initPid, r.pid]) for (let i = 0; pid && i < 100 && processAlive(pid); i++) await sleep(20);
     for (const tag of ['p', 'v']) await this.#exec(['ip', 'link', 'del', `${this.cloudId}${tag}${r.n}`], { nothrow: true });
     await rm(dir, { recursive: true, force: true });

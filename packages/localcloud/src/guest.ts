@@ -4,17 +4,22 @@
  * seed: meta-data and user-data), the init that stands in for systemd and cloud-init, and the
  * launcher that makes a server's root filesystem its own.
  *
- * A server runs in its own network, mount, PID, UTS and IPC namespaces. Its root is an overlay of
- * its image's layers under its own upper directory; the launcher pivots into it and unmounts the
- * machine's root, so nothing of the build machine is left in the server's view. Its processes
- * never hold the capabilities that would reach past that (mounting file systems or device nodes,
- * loading modules, raw I/O, reading files by handle): they are dropped from the bounding set
- * before its PID 1 (tini) starts.
+ * A server runs in its own user, network, mount, PID, UTS and IPC namespaces. Its root is an
+ * overlay of its image's layers under its own upper directory; the launcher pivots into it and
+ * unmounts the machine's root, so nothing of the build machine is left in the server's view.
+ *
+ * Its processes live in a user namespace of their own (uids mapped one to one, so files keep their
+ * owners), which owns its network namespace and its final mount namespace: root inside holds
+ * CAP_NET_ADMIN for its own firewall and CAP_SYS_ADMIN for its own mounts (FUSE, as s3fs needs on a
+ * cloud VM), and no capability over the machine. The PID, UTS and IPC namespaces and the mounts the
+ * launcher made (its root, a read-only /sys, /proc with /proc/sys read-only but its network part)
+ * belong to the machine's user namespace, so the server can neither undo them nor mount a proc,
+ * a devtmpfs or a writable sysfs. The capabilities that would reach past that are also dropped
+ * from the bounding set before its PID 1 (tini) starts.
  */
 
 /** Capabilities no process of a server can ever hold (setpriv --bounding-set). */
 export const DROPPED_CAPABILITIES = [
-  'sys_admin',
   'sys_module',
   'sys_rawio',
   'sys_boot',
@@ -142,6 +147,8 @@ export interface LauncherPaths {
   work: string;
   /** The mount point of the server's root. */
   root: string;
+  /** The server's user namespace (a bind mount of its nsfs file, see createServerNamespaces). */
+  userns: string;
 }
 
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]+$/;
@@ -153,23 +160,35 @@ const SAFE_PATH = /^\/[A-Za-z0-9._/-]+$/;
  * and becomes tini (PID 1) running the init.
  */
 export function launcherScript(p: LauncherPaths, hostname: string): string {
-  for (const path of [...p.lower, p.upper, p.work, p.root]) {
+  for (const path of [...p.lower, p.upper, p.work, p.root, p.userns]) {
     if (!SAFE_PATH.test(path) || path.includes('..')) throw new Error(`launcher path "${path}": letters, digits, . _ / - only`);
   }
   if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(hostname)) throw new Error(`hostname "${hostname}"`);
   const r = p.root;
+  // In the server's root: leave the machine's root, enter the server's user namespace (fd 3, opened
+  // before the pivot), make the mount namespace it owns, drop the bounding set, become tini.
+  const bounding = DROPPED_CAPABILITIES.map((c) => `-${c}`).join(',');
+  const owned = [
+    'exec 3<&-',
+    `exec /usr/bin/unshare --mount -- /usr/bin/setpriv --bounding-set ${bounding} -- /usr/bin/tini -- ${INIT_PATH}`,
+  ].join(' && ');
   const inner = [
     'umount -l /.adt-oldroot',
     'rmdir /.adt-oldroot',
-    `exec /usr/bin/setpriv --bounding-set ${DROPPED_CAPABILITIES.map((c) => `-${c}`).join(',')} -- /usr/bin/tini -- ${INIT_PATH}`,
+    `exec /usr/bin/nsenter --user=/proc/self/fd/3 -- /bin/sh -c "${owned}"`,
   ].join(' && ');
   return [
     'set -eu',
     `mount -t overlay overlay -o lowerdir=${p.lower.join(':')},upperdir=${p.upper},workdir=${p.work} ${r}`,
     `mount -t proc -o nosuid,nodev,noexec proc ${r}/proc`,
+    // The kernel's settings stay the machine's; the server's own network's settings are its own.
+    `mount --bind ${r}/proc/sys ${r}/proc/sys && mount -o remount,bind,ro ${r}/proc/sys`,
+    `mount --bind ${r}/proc/sys/net ${r}/proc/sys/net && mount -o remount,bind,rw ${r}/proc/sys/net`,
     `mount -t sysfs -o ro,nosuid,nodev,noexec sysfs ${r}/sys`,
     `mount -t tmpfs -o mode=0755,size=1m,nosuid tmpfs ${r}/dev`,
     `for d in null zero full random urandom tty; do : > ${r}/dev/$d; mount --bind /dev/$d ${r}/dev/$d; done`,
+    // FUSE, as on a cloud VM (s3fs mounts the site's shared files), where the machine has it.
+    `if [ -c /dev/fuse ]; then : > ${r}/dev/fuse; mount --bind /dev/fuse ${r}/dev/fuse; fi`,
     `mkdir ${r}/dev/pts ${r}/dev/shm`,
     `mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts ${r}/dev/pts`,
     `ln -s pts/ptmx ${r}/dev/ptmx`,
@@ -181,6 +200,7 @@ export function launcherScript(p: LauncherPaths, hostname: string): string {
     // What the kernel exposes about the whole machine stays out of reach.
     `for f in kcore sysrq-trigger kmsg; do if [ -e ${r}/proc/$f ]; then mount --bind /dev/null ${r}/proc/$f; fi; done`,
     `hostname ${hostname}`,
+    `exec 3< ${p.userns}`,
     `mkdir -p ${r}/.adt-oldroot`,
     `cd ${r}`,
     'pivot_root . .adt-oldroot',
