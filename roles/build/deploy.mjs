@@ -6,6 +6,7 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { deployCommand } = await import('./src/deploy.ts');
-const { runMain, runCommand } = await import('@adt/role-common');
+const { quietAwsSdk, runMain, runCommand } = await import('@adt/role-common');
+quietAwsSdk();
 const argv = process.argv.slice(process.argv.findIndex((a) => a.endsWith('deploy.mjs')) + 1);
 await runMain(() => runCommand(deployCommand, argv));

@@ -4,6 +4,7 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { destroyCommand } = await import('./src/destroy.ts');
-const { runMain, runCommand } = await import('@adt/role-common');
+const { quietAwsSdk, runMain, runCommand } = await import('@adt/role-common');
+quietAwsSdk();
 const argv = process.argv.slice(process.argv.findIndex((a) => a.endsWith('destroy.mjs')) + 1);
 await runMain(() => runCommand(destroyCommand, argv));

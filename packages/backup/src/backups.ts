@@ -53,6 +53,8 @@ export interface WebrootSource {
   dir: string;
   /** tar --exclude patterns, relative to the webroot (e.g. `wp-config.php`, `wp-content/cache`). */
   exclude?: string[];
+  /** Follow links (tar --dereference): a link to a mounted store (shared uploads) is archived as its content. */
+  dereference?: boolean;
 }
 
 export interface DatabaseSource {
@@ -443,6 +445,7 @@ export function tarArgv(s: WebrootSource): string[] {
     '--directory',
     s.dir,
     '--numeric-owner',
+    ...(s.dereference ? ['--dereference'] : []),
     ...(s.exclude ?? []).map((p) => `--exclude=./${p.replace(/^\.?\//, '')}`),
     '.',
   ];

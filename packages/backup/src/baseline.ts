@@ -11,6 +11,8 @@ import { Backups, dumpArgv, type DatabaseSource } from './backups.ts';
 import { formatFindings, scanSqlDump, scanTree, type Finding } from './scan.ts';
 import { rewriteDump, type DumpRewrite, type RewriteStats } from './rewrite.ts';
 import { PassThrough } from 'node:stream';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { baselinePrefix, isBaselineName } from './layout.ts';
 import type { Manifest } from './types.ts';
 
@@ -34,7 +36,11 @@ export interface PublishBaselineOptions {
   name: string;
   app: keyof typeof CONFIG_FILES;
   /** The site's files and/or its database (at least one: in a fleet they are on different servers). */
-  webroot?: { dir: string; exclude?: string[] };
+  webroot?: {
+    dir: string;
+    exclude?: string[];
+    /** Links to directories (the shared uploads) are followed: scanned and archived. */ dereference?: boolean;
+  };
   database?: DatabaseSource;
   /** The deployment's secrets (DB password, S3 keys...), searched for literally. */
   knownSecrets?: string[];
@@ -72,6 +78,14 @@ export async function publishBaseline(o: PublishBaselineOptions): Promise<Manife
   if (!o.webroot && !o.database) throw fail('BAD_SOURCES', "a baseline needs the site's files, its database, or both", { exitCode: 2 });
   const exclude = [...ALWAYS_EXCLUDED, ...CONFIG_FILES[o.app]!, ...(o.webroot?.exclude ?? [])];
   const findings = o.webroot ? await scanTree(o.webroot.dir, { knownSecrets: o.knownSecrets, skip: exclude }) : [];
+  if (o.webroot?.dereference) {
+    // scanTree does not follow links: the directories they lead to (the shared uploads) are scanned as theirs.
+    for (const e of await readdir(o.webroot.dir, { withFileTypes: true })) {
+      const dir = join(o.webroot.dir, e.name);
+      if (!e.isSymbolicLink() || exclude.includes(e.name) || !(await stat(dir).catch(() => null))?.isDirectory()) continue;
+      for (const f of await scanTree(dir, { knownSecrets: o.knownSecrets })) findings.push({ ...f, file: `${e.name}/${f.file}` });
+    }
+  }
   const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: o.prefix ?? baselinePrefix(o.name) });
   const stats = o.rewriteStats ?? { domains: 0, serialisedFixed: 0, hashes: 0 };
   const rewrite = () => (o.rewrite ? rewriteDump(o.rewrite, stats) : new PassThrough());
@@ -89,7 +103,10 @@ export async function publishBaseline(o: PublishBaselineOptions): Promise<Manife
   try {
     return await backups.create(
       'manual',
-      [...(o.webroot ? [{ kind: 'webroot' as const, dir: o.webroot.dir, exclude }] : []), ...(o.database ? [o.database] : [])],
+      [
+        ...(o.webroot ? [{ kind: 'webroot' as const, dir: o.webroot.dir, exclude, dereference: o.webroot.dereference }] : []),
+        ...(o.database ? [o.database] : []),
+      ],
       {
         app: o.app,
         transform: { database: rewrite },

@@ -56,6 +56,16 @@ export function configBucketName(siteUrl: string, buildId: string): string {
 }
 
 /**
+ * The bucket of a deployment's shared files (the application's uploads, mounted by every
+ * webserver): `<site with dots as hyphens>-files-<buildId>`. It belongs to the build, as the
+ * database does: a new build starts from a backup (RESTORE_FROM), not from another build's files.
+ */
+export function filesBucketName(siteUrl: string, buildId: string): string {
+  validateBuildId(buildId);
+  return siteBucketName(siteUrl, `-files-${buildId}`);
+}
+
+/**
  * The backup bucket of a site: `<site with dots as hyphens>-backups`. It belongs to the site, not
  * to a build, so that a new build can start from the backups of an earlier one.
  */

@@ -13,6 +13,9 @@ export type {
   Readiness,
   SiteSettings,
   SiteTls,
+  SharedFiles,
+  Release,
+  Releases,
   BackupSettings,
   ScalingSettings,
   WebserverImage,
@@ -26,7 +29,7 @@ export type {
   BundleRecord,
   ApplicationSecrets,
 } from './keys.ts';
-export { configBucketName, backupBucketName, validateBucketName, validateBuildId, siteHost } from './bucket-name.ts';
+export { configBucketName, filesBucketName, backupBucketName, validateBucketName, validateBuildId, siteHost } from './bucket-name.ts';
 export { generateSecretKey, parseSecretKey, encrypt as encryptValue, decrypt as decryptValue } from './crypto.ts';
 export { validateKey } from './_validate.ts';
 export { ErrorCodes, PreconditionFailed } from './errors.ts';

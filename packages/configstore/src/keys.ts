@@ -25,6 +25,9 @@
  * | `hostkeys/<name>` | `HostKey` | whoever created the server (its SSH host key, pinned by the build's helpers) |
  * | `config/bundle` | `BundleRecord` | the build: the role bundle and Node runtime servers boot from |
  * | `config/ssh-authorized-keys` | string[] | the build: the public keys of root on every server (its own) |
+ * | `config/shared-files` | `SharedFiles` | the build: the bucket every webserver mounts as the site's uploads |
+ * | `config/releases` | `Releases` | whoever publishes a release (the first webserver, roles/build/Release) |
+ * | `releases/<id>.tar.gz` | a release's code (not JSON) | the same, before it names the release in `config/releases` |
  *
  * Keys under `credentials/` and `secrets/` are secret: encrypted at rest, refused without the key.
  */
@@ -93,6 +96,32 @@ export interface SiteSettings {
   webserver: 'nginx' | 'apache';
   /** The web firewall mode the deployment chose. */
   webMode: 'open' | 'cloudflare' | 'auth';
+  /** Development (the code is changed on the webserver) or production (the code comes in releases). Absent: development. */
+  mode?: 'development' | 'production';
+}
+/** The site's shared files: one bucket, mounted by every webserver (s3fs) as the application's uploads. */
+export interface SharedFiles {
+  bucket: string;
+}
+/** One release of the site's code: an archive `releases/<id>.tar.gz` in the config bucket. */
+export interface Release {
+  /** `r<yyyymmddThhmmss>-<6 hex>`: sorts by time. */
+  id: string;
+  sha256: string;
+  bytes: number;
+  createdAt: string;
+  /** What it was made from (`stock wordpress 6.1.1`, `webserver w-1`, `directory ./site`, `backup <id>`...). */
+  source: string;
+}
+/** The site's releases: the one every webserver serves, and the ones before it (newest first, for rollbacks). */
+export interface Releases {
+  current: Release;
+  previous: Release[];
+  /**
+   * While a rollout replaces it: the release webservers served before (still healthy until each is
+   * switched). Cleared when the rollout ends.
+   */
+  replacing?: string;
 }
 /** The site's TLS certificate (a secret: the key). */
 export interface SiteTls {
@@ -286,6 +315,10 @@ export const keys = {
   siteTls: key<SiteTls>('secrets/tls'),
   /** Backup bucket, retention and schedule. */
   backups: key<BackupSettings>('config/backups'),
+  /** The bucket of the site's shared files (uploads), mounted by every webserver. */
+  sharedFiles: key<SharedFiles>('config/shared-files'),
+  /** The release of the site's code every webserver serves, and the earlier ones. */
+  releases: key<Releases>('config/releases'),
   /** The application's keys and salts, shared by every webserver (encrypted at rest). */
   applicationSecrets: key<ApplicationSecrets>('secrets/application'),
   /** The user's backup encryption key, hex (encrypted at rest with the deployment key). */

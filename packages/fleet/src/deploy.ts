@@ -27,6 +27,7 @@ import { buildBundle, buildRuntime } from '@adt/bundle';
 import { keys, parseSecretKey, registerServer, forgetServer, type DbCredentials, type JsonValue } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { AdtError, outputTail } from '@adt/core';
+import { rollOut } from './operations.ts';
 import { applyNative, computePolicies, type FleetRole, type FleetSnapshot } from '@adt/firewall';
 import { launchServer, removeEnvelope, type LaunchContext } from '@adt/launch';
 import { serverName, type Server } from '@adt/providers';
@@ -155,7 +156,16 @@ async function prepareDatastore(ctx: Ctx): Promise<boolean> {
   });
   if (d.backupKeyFile)
     await store.putIfChanged(keys.backupKey, parseSecretKey(readFileSync(d.backupKeyFile, 'utf8'), 'BACKUP_KEY_FILE').toString('hex'));
-  await store.putIfChanged(keys.site, { siteUrl: d.siteUrl, application: d.application, webserver: d.webserver, webMode: d.webMode });
+  await store.putIfChanged(keys.site, {
+    siteUrl: d.siteUrl,
+    application: d.application,
+    webserver: d.webserver,
+    webMode: d.webMode,
+    mode: d.mode,
+  });
+  // The site's shared files (uploads): one bucket every webserver mounts.
+  await s3Driver({ bucket: d.filesBucket, client: ctx.s3 }).ensureBucket();
+  await store.putIfChanged(keys.sharedFiles, { bucket: d.filesBucket });
   const at = new Date().toISOString();
   for (const ip of [ctx.kit.buildMachine.publicIp, ctx.kit.buildMachine.privateIp]) {
     if (ip && !(await store.exists(keys.buildMachineIps.key(ip))))
@@ -586,11 +596,18 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
         made.map((b) => b.server),
       );
       for (const m of restore) {
-        for (const b of made.filter((s) => s.role === (m.part === 'database' ? 'database' : 'webserver'))) {
+        // The site's files go back once, into the shared files and a new release of the code, which
+        // every webserver then serves (those built later boot with it).
+        const targets = made.filter((s) => s.role === (m.part === 'database' ? 'database' : 'webserver')).slice(0, 1);
+        for (const b of targets) {
           const r = await ctx.ssh.exec(b.server, [`/opt/adt/roles/${b.role}/backup/Restore`, ...m.args], { timeoutMs: 3_600_000 });
           if (r.exitCode !== 0)
             throw fail('RESTORE_FAILED', `restoring ${m.part} backup ${m.id} on ${b.server.name} failed: ${outputTail(r)}`);
           o.say(`      ${b.server.name}: ${r.stdout.trim()}`);
+        }
+        if (m.part === 'webroot' && targets.length) {
+          const record = await ctx.store.require(keys.releases);
+          await rollOut(ctx, record.current.id, (line) => o.say(`    ${line}`));
         }
       }
     });

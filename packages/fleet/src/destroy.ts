@@ -8,6 +8,7 @@
 import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { forgetServer } from '@adt/configstore';
+import s3Driver from '@adt/configstore/drivers/s3';
 import { AdtError } from '@adt/core';
 import { ROLES as FLEET_ROLES } from '@adt/firewall';
 import { removeEnvelope } from '@adt/launch';
@@ -68,11 +69,14 @@ export async function destroy(f: Fleet, o: { keepBucket: boolean; say(line: stri
   for (const role of [...FLEET_ROLES, 'build']) await f.kit.firewall.remove(d.buildId, role as Role);
 
   let bucket = 'kept';
+  let files = 'kept';
   if (!o.keepBucket) {
     bucket = reachable ? `deleted (${await f.store.deleteBucket()} object(s))` : 'absent';
+    files = await deleteFilesBucket(f);
     await f.state.remove();
   }
   o.say(`  config bucket ${d.configBucket}: ${bucket}`);
+  o.say(`  shared files bucket ${d.filesBucket}: ${files}`);
 
   // The cloud itself, when no server of any build is left on it.
   let cloud = 'kept';
@@ -93,6 +97,16 @@ export async function destroy(f: Fleet, o: { keepBucket: boolean; say(line: stri
     cloud,
     seconds: Number(((Date.now() - started) / 1000).toFixed(1)),
   };
+}
+
+/** Deletes the bucket of the site's shared files with what is in it (the site's backups keep them). */
+async function deleteFilesBucket(f: Fleet): Promise<string> {
+  const files = s3Driver({ bucket: f.d.filesBucket, client: f.s3 });
+  if (!(await files.bucketExists().catch(() => false))) return 'absent';
+  const all = await files.list('');
+  await files.remove(all);
+  await files.deleteBucket();
+  return `deleted (${all.length} object(s))`;
 }
 
 export function nothingToDestroy(buildId: string): AdtError {

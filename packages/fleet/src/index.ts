@@ -38,5 +38,9 @@ export {
   servedSerial,
   status,
   FLEET_ROLES,
+  listReleases,
+  publishRelease,
+  rollBack,
+  rollOut,
 } from './operations.ts';
-export type { StatusRow, BackupResult, ServerRole } from './operations.ts';
+export type { StatusRow, BackupResult, ServerRole, RolloutStep } from './operations.ts';

@@ -4,14 +4,19 @@
  * SSH with the build's key and each server's pinned host key (ssh.ts), and through the datastore.
  */
 import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
 import { Backups, PARTS, backupPrefix } from '@adt/backup';
-import { keys, type ConfigStore } from '@adt/configstore';
+import { keys, type ConfigStore, type Release } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { AdtError, outputTail, type RunResult } from '@adt/core';
 import type { Role, Server } from '@adt/providers';
 import { describeSplit, setDesiredWebservers } from '@adt/scaling';
-import { httpsGet } from '@adt/webserver';
+import { endRollout, makeReleaseCurrent, rollBackRelease, uploadRelease } from '@adt/launch';
+import { httpsGet, packRelease } from '@adt/webserver';
 import type { Fleet } from './fleet.ts';
 
 const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
@@ -54,7 +59,10 @@ export async function runRoleCommand(f: Fleet, s: Server, command: string, args:
     const name = command.split('/').pop();
     throw fail('JOB_FAILED', `${name} on ${s.name} (${s.role}) failed (exit ${r.exitCode}): ${outputTail(r)}`, r.exitCode === 2 ? 2 : 1);
   }
-  return JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as Record<string, unknown>;
+  // Its JSON is the last line (the backup commands), or the whole output (commands that print it indented).
+  const text = r.stdout.trim();
+  const last = text.split('\n').pop() || '{}';
+  return JSON.parse(last.startsWith('{') ? last : text) as Record<string, unknown>;
 }
 
 export interface BackupResult {
@@ -85,9 +93,16 @@ export async function restoreFleet(f: Fleet, select: { period?: string; database
       : select.period
         ? ['--period', select.period]
         : ['--id', (role === 'database' ? select.databaseId : select.webrootId)!];
-    for (const s of await serversOf(f, role, undefined, 'Restore')) {
+    // The site's files are restored once (into the shared files and a new release), then served everywhere.
+    const servers = await serversOf(f, role, undefined, 'Restore');
+    for (const s of role === 'webserver' ? servers.slice(0, 1) : servers) {
       const r = await runRoleCommand(f, s, 'backup/Restore', args);
       out.push({ server: s.name, role, ...r });
+    }
+    if (role === 'webserver') {
+      const record = await f.store.require(keys.releases);
+      for (const step of await rollOut(f, record.current.id, () => {}))
+        out.push({ server: step.server, role, restored: `release ${step.release}`, before: step.before });
     }
   }
   return out;
@@ -285,4 +300,91 @@ export async function status(f: Fleet) {
     ...(desired ? { desiredWebservers: desired } : {}),
     events,
   };
+}
+
+// --- Releases of the site's code ---
+
+export interface RolloutStep {
+  server: string;
+  release: string;
+  before: string | null;
+  seconds: number;
+}
+
+/**
+ * Serves release `id` on every webserver, one after another (each a graceful reload checked by a
+ * request that WordPress answered with it): the others keep serving meanwhile. Webservers made
+ * during the rollout boot with the site's current release already.
+ */
+export async function rollOut(f: Fleet, id: string, say: (line: string) => void): Promise<RolloutStep[]> {
+  const out: RolloutStep[] = [];
+  const running = (await serversOf(f, 'webserver', undefined, 'Release')).filter((s) => s.state === 'running');
+  // A webserver still booting reads the site's record itself when it installs its release.
+  const ready = await Promise.all(running.map((s) => f.store.exists(keys.ready('webserver', s.name))));
+  const servers = running.filter((_, i) => ready[i]);
+  const booting = running.filter((_, i) => !ready[i]);
+  if (booting.length) say(`  ${booting.map((s) => s.name).join(', ')}: still booting, they install the current release themselves`);
+  for (const [i, s] of servers.entries()) {
+    const r = (await runRoleCommand(f, s, 'release/SwitchRelease', [id])) as unknown as Omit<RolloutStep, 'server'>;
+    out.push({ server: s.name, release: r.release, before: r.before, seconds: r.seconds });
+    say(`  [${i + 1}/${servers.length}] ${s.name}: release ${r.release} served (was ${r.before ?? 'none'}; ${r.seconds} s)`);
+  }
+  await endRollout(f.store, id);
+  return out;
+}
+
+/**
+ * Publishes a new release of the site's code and rolls it out. `from`: `webserver` (the first
+ * webserver: in development mode, where the code is made) or `webserver:NAME`, or a directory on
+ * this machine holding a WordPress webroot (wp-load.php, wp-content).
+ */
+export async function publishRelease(
+  f: Fleet,
+  from: string,
+  say: (line: string) => void,
+): Promise<{ release: Release; rollout: RolloutStep[] }> {
+  let release: Release;
+  if (from === 'webserver' || from.startsWith('webserver:')) {
+    const [s] = await serversOf(f, 'webserver', from.slice('webserver:'.length) || undefined, 'Release');
+    say(`packing the code of ${s!.name}`);
+    release = ((await runRoleCommand(f, s!, 'release/PackRelease', [])) as { release: Release }).release;
+  } else {
+    const dir = resolve(from);
+    if (!existsSync(dir))
+      throw fail('BAD_SOURCE', `Release --from "${from}": no such directory; give webserver, webserver:NAME or a directory`, 2);
+    const tmp = await mkdtemp(join(tmpdir(), 'adt-release-'));
+    try {
+      say(`packing ${dir}`);
+      const packed = await packRelease(dir, join(tmp, 'release.tar.gz'));
+      release = await uploadRelease(f.s3, f.d.configBucket, packed, `directory ${dir} (build machine)`);
+      await makeReleaseCurrent(f.store, release);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+  say(`release ${release.id} published (${(release.bytes / 1e6).toFixed(1)} MB, SHA-256 ${release.sha256.slice(0, 12)}...): rolling out`);
+  return { release, rollout: await rollOut(f, release.id, say) };
+}
+
+/** Makes the release before the current one (or `to`) current again and rolls it out. */
+export async function rollBack(f: Fleet, to: string | undefined, say: (line: string) => void) {
+  const { record, from } = await rollBackRelease(f.store, to);
+  say(`release ${record.current.id} is current again (instead of ${from.id}): rolling out`);
+  return { release: record.current, from: from.id, rollout: await rollOut(f, record.current.id, say) };
+}
+
+/** The site's releases and the one each webserver serves (from the header of its answer). */
+export async function listReleases(f: Fleet) {
+  const [record, tls] = await Promise.all([f.store.get(keys.releases), f.store.get(keys.siteTls)]);
+  const servers = await f.kit.compute.list({ buildId: f.d.buildId, role: 'webserver' });
+  const serving = await Promise.all(
+    servers.map(async (s) => ({
+      server: s.name,
+      release:
+        tls && s.publicIp && s.state === 'running'
+          ? ((await httpsGet(s.publicIp, f.d.host, tls.ca, 5000).catch(() => null))?.release ?? null)
+          : null,
+    })),
+  );
+  return { current: record?.current ?? null, previous: record?.previous ?? [], serving };
 }

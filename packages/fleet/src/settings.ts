@@ -10,7 +10,15 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { parse as parseEnv } from 'dotenv';
 import { AdtError, validateCronExpression } from '@adt/core';
-import { backupBucketName, configBucketName, parseSecretKey, siteHost, validateBuildId, type ScalingSettings } from '@adt/configstore';
+import {
+  backupBucketName,
+  configBucketName,
+  filesBucketName,
+  parseSecretKey,
+  siteHost,
+  validateBuildId,
+  type ScalingSettings,
+} from '@adt/configstore';
 import { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod, parseBaselineSpec } from '@adt/backup';
 import { parseScalingSchedule } from '@adt/scaling';
 
@@ -64,6 +72,8 @@ export interface Deployment {
   stateDir: string;
   readyTimeout: number;
   configBucket: string;
+  /** The bucket of the site's shared files (uploads), mounted by every webserver. */
+  filesBucket: string;
   backupBucket: string;
   backupKeep: Record<string, number>;
   backupSchedule: Record<string, string>;
@@ -649,6 +659,7 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     stateDir,
     readyTimeout,
     configBucket: configBucketName(host, buildId),
+    filesBucket: filesBucketName(host, buildId),
     backupBucket: backupBucketName(host),
     backupKeep,
     backupSchedule,

@@ -7,3 +7,12 @@ export type { KeyPair } from './host-key.ts';
 export { launchServer, publishArtifacts, removeEnvelope, signLink } from './launch.ts';
 export type { LaunchContext, LaunchRequest, Launched, LocalArtifacts } from './launch.ts';
 export { ROLE_PACKAGES, rolePackages } from './packages.ts';
+export {
+  KEPT_RELEASES,
+  downloadRelease,
+  endRollout,
+  makeReleaseCurrent,
+  releaseObject,
+  rollBackRelease,
+  uploadRelease,
+} from './releases.ts';

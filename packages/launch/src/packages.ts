@@ -23,6 +23,9 @@ export const ROLE_PACKAGES: Record<Exclude<Role, 'build'>, readonly string[]> = 
     'php8.2-intl',
     // The client checks the database lets this webserver in.
     'mariadb-client',
+    // The site's shared files (uploads): the deployment's bucket mounted over FUSE; rsync restores into it.
+    's3fs',
+    'rsync',
     // The virgin application (Debian's WordPress and its default theme).
     'wordpress',
     'wordpress-theme-twentytwentythree',

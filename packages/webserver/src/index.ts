@@ -21,3 +21,21 @@ export type { WordPressConfig } from './wordpress.ts';
 export { apacheConfig, writeApacheConfig, startOrReloadApache, stopApache } from './apache.ts';
 export type { ApacheOptions } from './apache.ts';
 export { httpsGet } from './probe.ts';
+export {
+  RELEASE_ID,
+  checkId as checkReleaseId,
+  codeDir,
+  currentLink,
+  currentRelease,
+  fileDigest,
+  installRelease,
+  makeCurrent,
+  newReleaseId,
+  packRelease,
+  pruneReleases,
+  releaseDir,
+  releasesDir,
+  stockCode,
+  uploadsDir,
+} from './release.ts';
+export type { SiteLayout, PackedRelease, InstallOptions } from './release.ts';

@@ -23,6 +23,17 @@ export interface WordPressConfig {
    * absent. A fleet gives every webserver the same ones, so a session is valid whichever answers.
    */
   salts?: Record<string, string>;
+  /**
+   * The site's code comes in releases (release.ts): the code a request runs is its web server's
+   * document root (a release's own directory), named in an `X-ADT-Release` response header. In
+   * production WordPress's own changes to its files (installing or updating plugins, themes, core)
+   * are switched off, and wp-admin says how the code changes instead (`releaseCommand`).
+   */
+  releases?: {
+    production: boolean;
+    releaseCommand: string;
+    /** The current release's code, for PHP run without a document root (CLI). */ currentCode: string;
+  };
 }
 
 export const SALT_NAMES = [
@@ -90,6 +101,7 @@ export function wordpressConfigPhp(c: WordPressConfig): string {
     "define('DISALLOW_FILE_EDIT', true);",
     ...SALT_NAMES.map((n) => `define('${n}', ${phpString(salts[n])});`),
     `$table_prefix = ${phpString(prefix)};`,
+    ...(c.releases ? releaseLines(c.releases) : []),
     '',
   ];
   return lines.join('\n');
@@ -125,6 +137,33 @@ export function wordpressSetPasswordSql(login: string, password: string, tablePr
 }
 
 // --- Internal helpers ---
+
+/** The release a request runs, from its document root (`<site>/releases/<id>/code`); file changes off in production. */
+function releaseLines(r: NonNullable<WordPressConfig['releases']>): string[] {
+  const notice =
+    'This site runs in production: its code (WordPress, themes, plugins) changes only as a release, made in development ' +
+    `and published with ${r.releaseCommand}. Media uploads work as usual.`;
+  return [
+    "$adt_code = isset($_SERVER['DOCUMENT_ROOT']) ? realpath($_SERVER['DOCUMENT_ROOT']) : false;",
+    `if ($adt_code === false || !file_exists($adt_code . '/wp-load.php')) $adt_code = realpath(${phpString(r.currentCode)});`,
+    "define('ABSPATH', $adt_code . '/');",
+    "define('WP_CONTENT_DIR', $adt_code . '/wp-content');",
+    "define('ADT_RELEASE', basename(dirname($adt_code)));",
+    "if (PHP_SAPI !== 'cli' && !headers_sent()) header('X-ADT-Release: ' . ADT_RELEASE);",
+    ...(r.production
+      ? [
+          "define('DISALLOW_FILE_MODS', true);",
+          "define('AUTOMATIC_UPDATER_DISABLED', true);",
+          // Hooked before WordPress loads (WP_Hook::build_preinitialized_hooks reads $wp_filter).
+          "$GLOBALS['wp_filter']['admin_notices'][10][] = array('function' => 'adt_release_notice', 'accepted_args' => 0);",
+          'function adt_release_notice() {',
+          "  if (current_user_can('manage_options'))",
+          `    echo '<div class="notice notice-info"><p>' . esc_html(${phpString(notice)}) . '</p></div>';`,
+          '}',
+        ]
+      : []),
+  ];
+}
 
 /** A table prefix goes into SQL and PHP unquoted: letters, digits and _ only. */
 function checkPrefix(prefix: string): string {

@@ -6,18 +6,34 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { sleep } from '@adt/core';
-import { keys, type ProviderAccess } from '@adt/configstore';
+import { keys, type ConfigStore, type ProviderAccess } from '@adt/configstore';
 import { parseServerName, computeDrivers, dnsDrivers, type ComputeProvider, type DnsProvider } from '@adt/providers';
 import { launchServer } from '@adt/launch';
 import { SECRETS_FILE, datastoreSettings, httpsGet, logLine as log, openDatastore, siblingBucket } from '@adt/role-common';
 import { Scaler } from './scaler.ts';
 
-/** True when the site answers over HTTPS at `ip` (any status below 500: the application ran). */
-export function httpsProbe(ip: string, host: string, ca: string, timeoutMs: number): Promise<boolean> {
+/**
+ * True when the webserver at `ip` serves this site: WordPress answered its home page over HTTPS
+ * (200, or 302 to its installer: it read the database) from one of the `releases` (the site's
+ * current one, or the one a rollout is replacing), named in its X-ADT-Release header.
+ */
+export function httpsProbe(ip: string, host: string, ca: string, timeoutMs: number, releases: ReadonlySet<string>): Promise<boolean> {
   return httpsGet(ip, host, ca, timeoutMs).then(
-    (r) => r.status < 500,
+    (r) => (r.status === 200 || r.status === 302) && r.release !== null && releases.has(r.release),
     () => false,
   );
+}
+
+/** What a healthy webserver may serve: the current release, and the one before while a rollout replaces it (read every 5 s at most). */
+function servableReleases(store: ConfigStore): () => Promise<ReadonlySet<string>> {
+  let cached: { at: number; ids: ReadonlySet<string> } | null = null;
+  return async () => {
+    if (cached && Date.now() - cached.at < 5000) return cached.ids;
+    const r = await store.get(keys.releases).catch(() => null);
+    const ids = new Set(r ? [r.current.id, ...(r.replacing ? [r.replacing] : [])] : []);
+    cached = { at: Date.now(), ids };
+    return ids;
+  };
 }
 
 export async function main(): Promise<number> {
@@ -51,6 +67,7 @@ export async function main(): Promise<number> {
     authorizedKeys,
   };
   const host = new URL(site.siteUrl).hostname;
+  const releases = servableReleases(store);
   const scaler = new Scaler({
     store,
     compute,
@@ -60,7 +77,7 @@ export async function main(): Promise<number> {
     self: { name: hostname(), slot: me.slot },
     settings,
     log,
-    probe: (ip) => httpsProbe(ip, host, tls.ca, settings.probeTimeoutSeconds * 1000),
+    probe: async (ip) => httpsProbe(ip, host, tls.ca, settings.probeTimeoutSeconds * 1000, await releases()),
     launch: async ({ name, image }) =>
       (await launchServer(launchContext, { name, role: 'webserver', buildId: me.buildId, image, secrets: { datastoreEnv, datastoreKey } }))
         .server,

@@ -10,9 +10,12 @@ import {
   backupNow,
   executeOn,
   listBackups,
+  listReleases,
   publishBaseline,
+  publishRelease,
   renewCertificates,
   restoreFleet,
+  rollBack,
   serversOf,
   status,
   type ServerRole,
@@ -371,3 +374,49 @@ export const renewCertificateCommand = defineCommand({
 export function unknownRole(role: string): AdtError {
   return usage(`the role must be one of webserver, database, autoscaler, auth, not "${role}"`);
 }
+
+export const releaseCommand = defineCommand({
+  name: 'Release',
+  usage: '[--config FILE] [--json] (publish --from SOURCE | rollback [--to ID] | list)',
+  description:
+    "The site's code as releases (WordPress core, themes, plugins, mu-plugins; never the uploads, which are shared): " +
+    "`publish` packs a new release from SOURCE, stores it in the deployment's bucket and rolls it out to every webserver, one " +
+    'after another, each switched by a graceful reload and checked (WordPress answers with it), with no failed request; ' +
+    'webservers built later boot with it. SOURCE: `webserver` (the development webserver, where plugins and themes are ' +
+    "installed: the seed's workflow is develop in development mode, then publish), `webserver:NAME`, or a directory on this " +
+    'machine holding a WordPress webroot (wp-load.php, wp-content). `rollback` makes the release before the current one (or ' +
+    '--to ID) current again and rolls it out. `list` shows the releases and the one each webserver serves.',
+  common: ['config', 'json'],
+  options: {
+    from: { type: 'string', description: 'publish: webserver, webserver:NAME or a directory' },
+    to: { type: 'string', description: 'rollback: this earlier release instead of the one before the current' },
+  },
+  positionals: { min: 1, max: 1 },
+  root: true,
+  async run({ values, positionals, out }) {
+    const action = positionals[0];
+    if (action === 'publish' && !values.from)
+      throw usage(`Release publish: give --from webserver|webserver:NAME|DIR\n\n${releaseCommand.help()}`);
+    if (!['publish', 'rollback', 'list'].includes(action!))
+      throw usage(`Release: publish, rollback or list, not "${action}"\n\n${releaseCommand.help()}`);
+    return withFleet(deploymentOf(values), 'attach', async (f) => {
+      if (action === 'list') {
+        const r = await listReleases(f);
+        out.result(
+          r,
+          [
+            `current:  ${r.current ? `${r.current.id}  ${r.current.createdAt}  ${r.current.source}` : 'none yet'}`,
+            ...r.previous.map((p) => `earlier:  ${p.id}  ${p.createdAt}  ${p.source}`),
+            ...r.serving.map((s) => `${s.server} serves ${s.release ?? '(no release answered)'}`),
+          ].join('\n'),
+        );
+        return 0;
+      }
+      const t = Date.now();
+      const r = action === 'publish' ? await publishRelease(f, values.from!, out.say) : await rollBack(f, values.to, out.say);
+      const seconds = Number(((Date.now() - t) / 1000).toFixed(1));
+      out.result({ ...r, seconds }, `release ${r.release.id} served by ${r.rollout.length} webserver(s) in ${seconds} s`);
+      return 0;
+    });
+  },
+});

@@ -18,6 +18,7 @@ const table: CommandTable = {
   PublishBaseline: async () => (await helpers()).publishBaselineCommand,
   AppAdmin: async () => (await helpers()).appAdminCommand,
   RenewCertificate: async () => (await helpers()).renewCertificateCommand,
+  Release: async () => (await helpers()).releaseCommand,
   deploy: async () => (await import('./deploy.ts')).deployCommand,
   destroy: async () => (await import('./destroy.ts')).destroyCommand,
 };

@@ -47,3 +47,39 @@ export async function installWordPress(curl: ReturnType<typeof siteCurl>, host: 
   const args = Object.entries(form).flatMap(([k, v]) => ['--data-urlencode', `${k}=${v}`]);
   return (await curl('-o', '/dev/null', '-w', '%{http_code}', ...args, `https://${host}/wp-admin/install.php?step=2`)).stdout;
 }
+
+/** The nonce WordPress's media uploader posts with, from its page (the session in `jar` must be an editor's). */
+export async function mediaNonce(curl: ReturnType<typeof siteCurl>, host: string, jar: string): Promise<string> {
+  const page = await curl('-b', jar, '-c', jar, `https://${host}/wp-admin/media-new.php`);
+  const nonce = /"_wpnonce":"([0-9a-f]+)"/.exec(page.stdout)?.[1];
+  if (!nonce) throw new Error(`no upload nonce on media-new.php (HTTP exit ${page.exitCode}): ${page.stdout.slice(0, 200)}`);
+  return nonce;
+}
+
+/**
+ * Uploads `file` through WordPress's media uploader (async-upload.php, as the browser's uploader
+ * does) with the session in `jar`; the URL WordPress answered with, or null when it did not
+ * acknowledge the upload (no answer, an error, no success in its JSON).
+ */
+export async function uploadMedia(curl: ReturnType<typeof siteCurl>, host: string, jar: string, nonce: string, file: string, name: string) {
+  const r = await curl(
+    '-b',
+    jar,
+    '-F',
+    `async-upload=@${file};filename=${name}`,
+    '-F',
+    `name=${name}`,
+    '-F',
+    'action=upload-attachment',
+    '-F',
+    `_wpnonce=${nonce}`,
+    `https://${host}/wp-admin/async-upload.php`,
+  );
+  if (r.exitCode !== 0) return null;
+  try {
+    const j = JSON.parse(r.stdout) as { success?: boolean; data?: { url?: string } };
+    return j.success && j.data?.url ? j.data.url : null;
+  } catch {
+    return null;
+  }
+}

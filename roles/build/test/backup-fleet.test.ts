@@ -101,7 +101,7 @@ async function snapshot(ctx: Ctx) {
       '--',
       'sh',
       '-c',
-      'cd /var/lib/wordpress/wp-content/uploads && find . -type f -exec sha256sum {} + | sort',
+      'cd /var/lib/adt/site/uploads && find . -type f -exec sha256sum {} + | sort',
     ])
   ).stdout;
   const rows = (
@@ -194,7 +194,8 @@ test('backup, disaster, restore: the same files and rows, the site whole again',
     '-e',
     `DROP DATABASE ${ctx.dbName}; CREATE DATABASE ${ctx.dbName};`,
   ]);
-  await helper('ExecuteOnWebserver', ['--config', ctx.file, '--', 'rm', '-rf', '/var/lib/wordpress/wp-content/uploads']);
+  // The shared files' store emptied (through the mount: the bucket loses them).
+  await helper('ExecuteOnWebserver', ['--config', ctx.file, '--', 'sh', '-c', 'rm -rf /var/lib/adt/site/uploads/*']);
   assert.is.not((await curl(ctx)('-o', '/dev/null', '-w', '%{http_code}', ctx.uploadUrl)).stdout, '200');
 
   const r = await helper('Restore', ['--config', ctx.file, '--period', 'daily']);

@@ -7,17 +7,21 @@
  *   PublishBaseline <name> [--json]                 this role's part of a shareable baseline
  *   Restore --baseline [BUCKET/]NAME                this role's part of a baseline
  *
- * The webserver's part is the site's own files (SITE_CONTENT_DIR), taken by one webserver at a
- * time (a datastore lease per period); the database server's part is the application's database
+ * The webserver's part is the site's own files (SITE_CONTENT_DIR: the current release's wp-content
+ * with the shared uploads), taken by one webserver at a time (a datastore lease per period), and
+ * restored once for the fleet: the uploads into the shared files, the rest as a new release that
+ * this webserver serves at once and the build rolls out to the others; the database server's part is the application's database
  * (`mariadb-dump --single-transaction`). Both go to the site's backup bucket (config/backups), under
  * `webroot/` and `database/`, encrypted when the user gave a backup key.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { AdtError, execaRunner, parseCronExpression, validateCronExpression } from '@adt/core';
-import { keys, type BackupSettings } from '@adt/configstore';
+import { keys, type BackupSettings, type ConfigStore } from '@adt/configstore';
 import {
   BASELINE_HOST,
   Backups,
@@ -33,9 +37,10 @@ import {
   type Period,
   type Source,
 } from '@adt/backup';
-import { wordpressFirstUserSql, wordpressSetPasswordSql } from '@adt/webserver';
+import { codeDir, currentRelease, uploadsDir, wordpressFirstUserSql, wordpressSetPasswordSql } from '@adt/webserver';
 import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
-import { CODE_DIR, DB_LAYOUT, SITE_CONTENT_DIR } from './layout.ts';
+import { CODE_DIR, DB_LAYOUT, SITE_CONTENT_DIR, SITE_DIR } from './layout.ts';
+import { SITE, publishCode, sharedFilesMounted } from './site.ts';
 import { usage } from './main.ts';
 
 export const BACKUP_PARTS = { webserver: 'webroot', database: 'database' } as const;
@@ -121,13 +126,16 @@ export async function backupMain(role: string, command: string, args: string[]):
         throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
       if (values.period && !isPeriod(values.period)) throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
       const manifest = await c.backups.find(values.id ? { id: values.id } : { period: values.period as Period });
-      const creds = c.part === 'database' ? await c.store.require(keys.dbCredentials) : null;
-      await c.backups.restore(
-        manifest,
-        c.part === 'webroot'
-          ? { webroot: { dir: SITE_CONTENT_DIR } }
-          : { database: { defaultsFile: DB_LAYOUT.configFile, database: creds!.name } },
-      );
+      if (c.part === 'webroot') {
+        const release = await restoreWebroot(c.store, c.backups, manifest, `backup ${manifest.id} (${manifest.period})`);
+        out(
+          { restored: manifest.id, part: c.part, period: manifest.period, release },
+          `${c.part}: restored ${describe(manifest)}: shared files put back, release ${release} served here`,
+        );
+        return 0;
+      }
+      const creds = await c.store.require(keys.dbCredentials);
+      await c.backups.restore(manifest, { database: { defaultsFile: DB_LAYOUT.configFile, database: creds.name } });
       out({ restored: manifest.id, part: c.part, period: manifest.period }, `${c.part}: restored ${describe(manifest)}`);
       return 0;
     }
@@ -145,7 +153,7 @@ export async function backupMain(role: string, command: string, args: string[]):
     }
     await c.driver.ensureBucket();
     let source: Source;
-    if (c.part === 'webroot') source = { kind: 'webroot', dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] };
+    if (c.part === 'webroot') source = { kind: 'webroot', dir: SITE_CONTENT_DIR, exclude: CONTENT_EXCLUDED, dereference: true };
     else {
       const creds = await c.store.require(keys.dbCredentials);
       source = { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name };
@@ -193,6 +201,53 @@ export async function backupMain(role: string, command: string, args: string[]):
 }
 
 type Context = Awaited<ReturnType<typeof context>>;
+
+/** Left out of the site's files in backups and baselines: the application's caches. */
+const CONTENT_EXCLUDED = ['./cache', './upgrade'];
+
+/**
+ * Puts a webroot backup back for the whole fleet: its `uploads` replace the shared files (rsync
+ * into the mount, files not in the backup removed), and the rest of it, on top of the current
+ * release's core, becomes a new release, served here at once (the build rolls it out to the
+ * other webservers). Everything is read and checked before anything is replaced. Returns the
+ * new release's id.
+ */
+async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manifest, source: string): Promise<string> {
+  const tmp = join(SITE_DIR, 'tmp');
+  await mkdir(tmp, { recursive: true, mode: 0o700 });
+  const staging = join(tmp, `restore-${randomBytes(4).toString('hex')}`);
+  const code = join(tmp, `code-${randomBytes(4).toString('hex')}`);
+  const run = execaRunner({ timeoutMs: 3_600_000 });
+  try {
+    await from.restore(manifest, { webroot: { dir: staging } });
+    const current = await currentRelease(SITE);
+    if (!current) throw fail('NO_RELEASE', 'this webserver serves no release yet: restore after its bootstrap');
+    if (existsSync(join(staging, 'uploads'))) {
+      if (!(await sharedFilesMounted())) throw fail('NO_SHARED_FILES', 'the shared files are not mounted here: nothing restored');
+      const r = await run.run(
+        ['rsync', '-rlt', '--delete', '--no-perms', '--no-owner', '--no-group', `${staging}/uploads/`, `${uploadsDir(SITE)}/`],
+        {
+          nothrow: true,
+        },
+      );
+      if (r.exitCode !== 0)
+        throw fail('RESTORE_FAILED', `putting the shared files back failed: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`);
+    }
+    await rm(join(staging, 'uploads'), { recursive: true, force: true });
+    await mkdir(code, { recursive: true });
+    const cp = await run.run(['cp', '-a', `${codeDir(SITE, current)}/.`, `${code}/`], { nothrow: true });
+    if (cp.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the current release's core failed: ${cp.stderr.trim()}`);
+    await rm(join(code, 'wp-content'), { recursive: true, force: true });
+    await rename(staging, join(code, 'wp-content'));
+    const { release } = await publishCode(store, code, source);
+    const sw = await run.run([join(CODE_DIR, 'roles/webserver/release/SwitchRelease'), release.id], { nothrow: true });
+    if (sw.exitCode !== 0) throw fail('RESTORE_FAILED', `release ${release.id} was published but not served here: ${sw.stderr.trim()}`);
+    return release.id;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+    await rm(code, { recursive: true, force: true });
+  }
+}
 type Out = (o: unknown, text: string) => void;
 
 /** The deployment's secrets a baseline must not contain, searched for literally. */
@@ -233,7 +288,7 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
   const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
   let manifest: Manifest;
   if (c.part === 'webroot')
-    manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: ['./cache', './upgrade'] } });
+    manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: CONTENT_EXCLUDED, dereference: true } });
   else {
     const creds = await c.store.require(keys.dbCredentials);
     manifest = await publishBaseline({
@@ -270,8 +325,11 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
     const [manifest] = await from.list('manual');
     if (!manifest) throw fail('NO_BASELINE', `no baseline "${name}" with a ${c.part} part in bucket ${bucket}`, 2);
     if (c.part === 'webroot') {
-      await from.restore(manifest, { webroot: { dir: SITE_CONTENT_DIR } });
-      out({ restored: manifest.id, baseline: name, part: c.part }, `webroot: baseline ${name} restored (${describe(manifest)})`);
+      const release = await restoreWebroot(c.store, from, manifest, `baseline ${name}`);
+      out(
+        { restored: manifest.id, baseline: name, part: c.part, release },
+        `webroot: baseline ${name} restored (${describe(manifest)}): shared files put back, release ${release} served here`,
+      );
       return 0;
     }
     const [site, creds] = await c.store.requireAll([keys.site, keys.dbCredentials] as const);

@@ -6,7 +6,7 @@ export { firewallSettings } from './setup-firewall.ts';
 export { whoAmI, interfaceAddress, startPeriodicJobs } from './host.ts';
 export { httpsGet } from '@adt/webserver';
 export type { Self } from './host.ts';
-export { DB_LAYOUT, SITE_CONTENT_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
+export { DB_LAYOUT, SITE_CONTENT_DIR, SITE_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
 export { backupMain, backupCronFile, BACKUP_PARTS } from './backup.ts';
 export { siblingBucket, quietAwsSdk } from './datastore.ts';
 export { defineCommand, runCommand, runProgram, COMMON_OPTIONS } from './command.ts';
@@ -15,3 +15,18 @@ export { commonCommands } from './commands.ts';
 export { startService } from './supervise.ts';
 export { runBootstrap, receiveSecrets, installRolePackages, bootProgress, SECRETS_FILE } from './boot.ts';
 export type { BootContext } from './boot.ts';
+export {
+  SITE,
+  STOCK_CORE_DIR,
+  STOCK_CONTENT_DIR,
+  S3FS_PASSWD,
+  WEB_UID,
+  configBucketClient,
+  currentOrFirstRelease,
+  installReleaseHere,
+  publishCode,
+  s3fsArgv,
+  sharedFilesMounted,
+  sharedFilesService,
+  waitForSharedFiles,
+} from './site.ts';

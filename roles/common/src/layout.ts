@@ -11,11 +11,16 @@ export const DB_LAYOUT = {
   logFile: '/var/log/mysql/adt-error.log',
 } as const;
 
+/** Where a webserver keeps the site: its releases, the current one, the shared files' mount point (site.ts). */
+export const SITE_DIR = '/var/lib/adt/site';
+
 /**
- * The site's own files on a webserver: Debian's WordPress keeps uploads, themes and plugins in
- * WP_CONTENT_DIR (the core is the package's, in /usr/share/wordpress). What webroot backups hold.
+ * What webroot backups and baselines hold: the current release's wp-content (themes, plugins,
+ * mu-plugins, languages) with the site's shared files in it (its `uploads` is a link to their
+ * mount, followed). The core is the release's too; a restore puts the files back in the shared
+ * store and the rest in a new release on top of the current core.
  */
-export const SITE_CONTENT_DIR = '/var/lib/wordpress/wp-content';
+export const SITE_CONTENT_DIR = `${SITE_DIR}/current/code/wp-content`;
 
 /** Logs of the periodic jobs. */
 export const JOB_LOG_DIR = '/var/log/adt';

@@ -1,17 +1,30 @@
 /**
  * The webserver's bootstrap, run once by its user-data (after its secrets and packages, see
  * roles/common/src/boot.ts): register (so the database's firewall lets it in), wait for the
- * database, install TLS and the application's config from the datastore, start php-fpm and nginx,
- * and publish `ready` only after a local HTTPS request returns the application.
+ * database, install TLS, mount the site's shared files (s3fs), install the site's current release
+ * of the code (this webserver makes the first one when there is none) and the application's config
+ * from the datastore, start php-fpm and nginx, and publish `ready` only after a local HTTPS request
+ * returns the application from that release.
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execaRunner, pollUntil } from '@adt/core';
 import { keys, registerServer, type ApplicationSecrets, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
 import { installCertificate } from './certificate.ts';
-import { APACHE, CHAIN_FILE, KEY_FILE, NGINX, startOrReloadWeb } from './stack.ts';
-import { SITE_CONTENT_DIR, httpsGet, runBootstrap, startPeriodicJobs, type BootContext } from '@adt/role-common';
+import { FPM_SOCKET, serveRelease, waitServing } from './serve.ts';
+import {
+  JOB_LOG_DIR,
+  SITE,
+  currentOrFirstRelease,
+  installReleaseHere,
+  runBootstrap,
+  startPeriodicJobs,
+  startService,
+  waitForSharedFiles,
+  type BootContext,
+} from '@adt/role-common';
 
 export function main(argv: string[]): Promise<number> {
   return runBootstrap('webserver', argv, async ({ store, self, step }) => {
@@ -55,49 +68,36 @@ async function configure(
 
   await installCertificate(tls);
   const host = new URL(site.siteUrl).hostname;
+  // The site's shared files first: the release links its uploads to them.
+  await startService('SharedFiles', join(JOB_LOG_DIR, 'shared-files.log'));
+  await waitForSharedFiles();
+  await step(`shared files mounted (bucket ${(await store.require(keys.sharedFiles)).bucket}, s3fs)`);
+  const release = await currentOrFirstRelease(store, step);
+  const production = site.mode === 'production';
+  await installReleaseHere(store, release, !production);
+  await step(`release ${release.id} installed (${release.source})`);
   await web.writeWordPressConfig('/etc/wordpress', {
     siteUrl: site.siteUrl,
     db: { host: dbIp, port: creds.port, name: creds.name, user: creds.user, password: creds.password },
     // The fleet's one set (the build made it): a session is valid whichever webserver answers.
     salts: app.wordpressSalts,
+    releases: { production, releaseCommand: 'roles/build/Release publish', currentCode: `${web.currentLink(SITE)}/code` },
   });
   const fpm: web.PhpFpmOptions = {
     confFile: '/etc/php/8.2/fpm/adt-fpm.conf',
     pidFile: '/run/php/adt-fpm.pid',
     logFile: '/var/log/adt/php-fpm.log',
-    socket: '/run/php/adt-fpm.sock',
+    socket: FPM_SOCKET,
     runner,
   };
   await mkdir('/var/log/adt', { recursive: true });
   await web.writePhpFpmConfig(fpm);
   await web.startOrReloadPhpFpm(fpm);
-  const siteOptions: web.SiteOptions = {
-    serverNames: [host],
-    https: [
-      { address: self.publicIp, port: 443 },
-      { address: self.privateIp, port: 443 },
-    ],
-    httpRedirect: [{ address: self.publicIp, port: 80 }],
-    webroot: '/usr/share/wordpress',
-    certChainFile: CHAIN_FILE,
-    keyFile: KEY_FILE,
-    phpSocket: fpm.socket,
-    fastcgiParams: { WORDPRESS_CONFIG: web.configName(site.siteUrl) },
-    // Debian's WordPress keeps the site's own files (uploads, themes, plugins) there (WP_CONTENT_DIR).
-    contentAlias: { urlPath: '/wp-content/', dir: `${SITE_CONTENT_DIR}/` },
-  };
-  if (site.webserver === 'apache') await web.writeApacheConfig(APACHE, siteOptions);
-  else await web.writeNginxConfig(NGINX, siteOptions);
-  await startOrReloadWeb(site.webserver);
+  await serveRelease(site, self, release);
   await step(`${site.webserver} and php-fpm running`);
-  const status = await pollUntil(
-    async () => {
-      const s = (await httpsGet(self.privateIp, host, tls.ca)).status;
-      return s === 200 || s === 302 ? s : null;
-    },
-    { what: 'the site to answer over HTTPS', timeoutMs: 60_000, ignoreErrors: true },
-  );
-  await step(`the application answers (HTTP ${status})`);
+  // Only a complete webserver is ready: WordPress answers (it read the database) from this release.
+  const status = await waitServing(self.privateIp, host, tls, release);
+  await step(`the application answers (HTTP ${status}, release ${release.id})`);
   await startPeriodicJobs('webserver', await store.get(keys.backups));
   await step('firewall following the fleet');
 }
