@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:tls';
-import { Backups, PARTS, backupPrefix } from '@adt/backup';
+import { Backups, PARTS, backupPrefix, isPeriod } from '@adt/backup';
 import { keys, type ConfigStore, type Release } from '@adt/configstore';
 import s3Driver from '@adt/configstore/drivers/s3';
 import { AdtError, outputTail, type RunResult } from '@adt/core';
@@ -193,7 +193,7 @@ async function health(f: Fleet, s: Server, tls: { ca: string } | null, auth: { c
   if (s.state !== 'running') return s.state;
   if (s.role === 'webserver' && tls && s.publicIp) {
     return httpsGet(s.publicIp, d.host, tls.ca, 5000).then(
-      (r) => `HTTPS ${r.status}`,
+      (r) => `HTTPS ${r.status}${r.release ? `, release ${r.release}` : ', no release'}`,
       (e: Error) => `HTTPS failed: ${e.message}`,
     );
   }
@@ -335,8 +335,10 @@ export async function rollOut(f: Fleet, id: string, say: (line: string) => void)
 
 /**
  * Publishes a new release of the site's code and rolls it out. `from`: `webserver` (the first
- * webserver: in development mode, where the code is made) or `webserver:NAME`, or a directory on
- * this machine holding a WordPress webroot (wp-load.php, wp-content).
+ * webserver: in development mode, where the code is made) or `webserver:NAME`; `backup:ID` or
+ * `backup:PERIOD` (its newest) or `baseline:NAME`: the site's files of that backup without their
+ * uploads, on the current core; or a directory on this machine holding a WordPress webroot
+ * (wp-load.php, wp-content).
  */
 export async function publishRelease(
   f: Fleet,
@@ -344,7 +346,17 @@ export async function publishRelease(
   say: (line: string) => void,
 ): Promise<{ release: Release; rollout: RolloutStep[] }> {
   let release: Release;
-  if (from === 'webserver' || from.startsWith('webserver:')) {
+  const backup = /^(backup|baseline):(.+)$/.exec(from);
+  if (backup) {
+    // The code of a backup or a baseline, on top of the current core; the shared files stay as they are.
+    const [s] = await serversOf(f, 'webserver', undefined, 'Release');
+    const args =
+      backup[1] === 'baseline' ? ['--baseline', backup[2]!] : isPeriod(backup[2]!) ? ['--period', backup[2]!] : ['--id', backup[2]!];
+    say(`making a release of the code of ${from} on ${s!.name}`);
+    const r = (await runRoleCommand(f, s!, 'backup/Restore', [...args, '--code-only'])) as { release: string };
+    release = (await f.store.require(keys.releases)).current;
+    if (release.id !== r.release) throw fail('RELEASE_RACE', `another release (${release.id}) was published meanwhile: nothing rolled out`);
+  } else if (from === 'webserver' || from.startsWith('webserver:')) {
     const [s] = await serversOf(f, 'webserver', from.slice('webserver:'.length) || undefined, 'Release');
     say(`packing the code of ${s!.name}`);
     release = ((await runRoleCommand(f, s!, 'release/PackRelease', [])) as { release: Release }).release;

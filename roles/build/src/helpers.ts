@@ -388,7 +388,7 @@ export const releaseCommand = defineCommand({
     '--to ID) current again and rolls it out. `list` shows the releases and the one each webserver serves.',
   common: ['config', 'json'],
   options: {
-    from: { type: 'string', description: 'publish: webserver, webserver:NAME or a directory' },
+    from: { type: 'string', description: 'publish: webserver, webserver:NAME, backup:ID|PERIOD, baseline:NAME or a directory' },
     to: { type: 'string', description: 'rollback: this earlier release instead of the one before the current' },
   },
   positionals: { min: 1, max: 1 },
@@ -396,7 +396,7 @@ export const releaseCommand = defineCommand({
   async run({ values, positionals, out }) {
     const action = positionals[0];
     if (action === 'publish' && !values.from)
-      throw usage(`Release publish: give --from webserver|webserver:NAME|DIR\n\n${releaseCommand.help()}`);
+      throw usage(`Release publish: give --from webserver|webserver:NAME|backup:ID|baseline:NAME|DIR\n\n${releaseCommand.help()}`);
     if (!['publish', 'rollback', 'list'].includes(action!))
       throw usage(`Release: publish, rollback or list, not "${action}"\n\n${releaseCommand.help()}`);
     return withFleet(deploymentOf(values), 'attach', async (f) => {

@@ -166,6 +166,18 @@ test('content made through WordPress: a post and an uploaded file', async (ctx) 
     `<struct>${member('name', str('notes.txt'))}${member('type', str('text/plain'))}${member('bits', `<base64>${bits}</base64>`)}</struct>`,
   ]);
   ctx.uploadUrl = /<name>url<\/name><value><string>([^<]+)<\/string>/.exec(uploaded)?.[1] ?? '';
+  if (!ctx.uploadUrl) {
+    // What the webserver's shared files looked like (the mount, its service's log), for the report.
+    const seen = await helper('ExecuteOnWebserver', [
+      '--config',
+      ctx.file,
+      '--',
+      'sh',
+      '-c',
+      'grep uploads /proc/self/mountinfo; ls -la /var/lib/adt/site/uploads; tail -20 /var/log/adt/shared-files.log',
+    ]);
+    assert.unreachable(`${uploaded}\non the webserver:\n${seen.stdout}${seen.stderr}`);
+  }
   assert.match(ctx.uploadUrl, /^https:\/\/www\.tbk\.test\/wp-content\/uploads\/\d{4}\/\d{2}\/notes.*\.txt$/, uploaded);
   assert.is((await curl(ctx)(ctx.uploadUrl)).stdout, `uploaded ${ctx.title}`, 'the upload is served');
   const f = await openTestFleet(ctx.file);

@@ -291,7 +291,8 @@ test('status shows the servers ready and healthy; ExecuteOn<Role> runs a command
   const web = summary.servers.find((s) => s.role === 'webserver')!;
   assert.equal(out.dns.a, [web.publicIp]);
   for (const s of out.servers) assert.ok(s.ready, `${s.name} ready`);
-  assert.match(out.servers.find((s: { role: string }) => s.role === 'webserver').health, /^HTTPS (200|302)$/);
+  const release = /^HTTPS (200|302), release r\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+  assert.match(out.servers.find((s: { role: string }) => s.role === 'webserver').health, release);
   assert.is(out.servers.find((s: { role: string }) => s.role === 'database').health, 'MariaDB answers');
   const ex = await helper('ExecuteOnDatabase', ['--config', file, '--', 'hostname']);
   assert.is(ex.exitCode, 0, ex.stderr);

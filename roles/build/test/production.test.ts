@@ -182,6 +182,36 @@ test('one store for the files: an upload through one webserver is served by ever
   assert.match(onDisk.stdout, / - fuse\.s3fs /, 'the uploads are the s3fs mount of the files bucket');
 });
 
+test('s3fs killed on a webserver: its supervisor mounts the shared files again, and the webserver serves new uploads', async (ctx) => {
+  const { f, summary } = ctx;
+  const [a, b] = summary.servers.filter((s) => s.role === 'webserver');
+  const cloud = localCloudOf(f.file);
+  const killed = await cloud.exec(b!.name, ['sh', '-c', 'pkill -KILL -x s3fs && echo killed'], { nothrow: true });
+  assert.is(killed.stdout.trim(), 'killed', killed.stderr);
+  const mounted = async () =>
+    (
+      await cloud.exec(
+        b!.name,
+        ['sh', '-c', 'grep -q " /var/lib/adt/site/uploads .* fuse.s3fs " /proc/self/mountinfo && ls /var/lib/adt/site/uploads'],
+        {
+          nothrow: true,
+        },
+      )
+    ).exitCode === 0;
+  assert.ok(await until(mounted, 30_000), 'mounted again');
+  const up = await newFile(f, 'remounted');
+  const url = await uploadMedia(visitor(f, a!.publicIp), f.host, ctx.jar, ctx.nonce, up.file, up.name);
+  assert.ok(url, 'an upload acknowledged');
+  assert.ok(
+    await until(async () => sha256((await fetchBody(f, b!.publicIp, url!)) ?? '') === up.sha256, 5000),
+    `${b!.name} serves the new upload`,
+  );
+  for (const u of ctx.uploads) assert.is(sha256((await fetchBody(f, b!.publicIp, u.url)) ?? ''), u.sha256, `and ${u.url}`);
+  ctx.uploads.push({ url: url!, sha256: up.sha256, via: a!.name });
+  const log = (await cloud.exec(b!.name, ['cat', '/var/log/adt/shared-files.log'])).stdout;
+  assert.match(log, /SharedFiles exited \(137\); restarting/, 'the supervisor restarted it');
+});
+
 test('ManuallyScale.ts refuses a bad count and changes nothing', async ({ f }) => {
   for (const bad of ['-1', 'four', '7']) {
     const r = await manuallyScale(f, bad);
@@ -497,6 +527,31 @@ test('a re-run with a changed bundle publishes it: running servers keep theirs, 
     after.events.some((e) => e.action === 'create' && e.server === added),
     `the autoscaler's create event names ${added}`,
   );
+});
+
+test('destroy --backup, then a new build from it (RESTORE_FROM=latest): every webserver serves every upload, restored', async (ctx) => {
+  const { f } = ctx;
+  const d = await zx('destroy.mjs', ['--config', f.file, '--backup']);
+  assert.is(d.exitCode, 0, d.stderr);
+  assert.match(d.stdout, /backup \S+ verified/);
+  const text = await readFile(f.file, 'utf8');
+  await writeFile(f.file, `${text.replace('BUILD_ID=tpr1', 'BUILD_ID=tpr2').replace('WEBSERVERS=3', 'WEBSERVERS=2')}RESTORE_FROM=latest\n`);
+  ctx.f = { ...f, caFile: join(f.dir, 'state/builds/tpr2/ca/ca.crt') };
+  const r = await zx('deploy.mjs', ['--config', f.file, '--json']);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.match(r.stderr, /restoring the backup/);
+  assert.match(r.stderr, /shared files put back, release \S+ served here/);
+  const out = JSON.parse(r.stdout) as Summary;
+  const ips = out.servers.filter((s) => s.role === 'webserver').map((s) => s.publicIp);
+  assert.is(ips.length, 2);
+  const fleet = await openTestFleet(f.file);
+  const current = (await fleet.store.get(keys.releases))?.current;
+  await fleet.close();
+  assert.match(current?.source ?? '', /^backup \S+ \(shutdown\)$/, 'the new build serves a release made of the backup');
+  for (const ip of ips) {
+    assert.is((await servedRelease(ctx.f, ip)).release, current!.id, `${ip} serves it`);
+    for (const u of ctx.uploads) assert.is(sha256((await fetchBody(ctx.f, ip, u.url)) ?? ''), u.sha256, `${ip} serves ${u.url}`);
+  }
 });
 
 test.run();

@@ -6,6 +6,8 @@
  *   ListBackups [--json]                            complete backups of this role's part
  *   PublishBaseline <name> [--json]                 this role's part of a shareable baseline
  *   Restore --baseline [BUCKET/]NAME                this role's part of a baseline
+ *   Restore ... --code-only                         (webserver) a new release from the backup's code only,
+ *                                                   the shared files left as they are
  *
  * The webserver's part is the site's own files (SITE_CONTENT_DIR: the current release's wp-content
  * with the shared uploads), taken by one webserver at a time (a datastore lease per period), and
@@ -102,6 +104,7 @@ export async function backupMain(role: string, command: string, args: string[]):
       period: { type: 'string' },
       id: { type: 'string' },
       baseline: { type: 'string' },
+      'code-only': { type: 'boolean' },
       force: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -120,17 +123,19 @@ export async function backupMain(role: string, command: string, args: string[]):
       return 0;
     }
     if (command === 'PublishBaseline') return await publishPart(c, positionals[0], out);
-    if (command === 'Restore' && values.baseline) return await restoreBaseline(c, values.baseline, out);
+    const codeOnly = Boolean(values['code-only']);
+    if (codeOnly && c.part !== 'webroot') throw usage("Restore --code-only: for the site's files (a webserver's part) only");
+    if (command === 'Restore' && values.baseline) return await restoreBaseline(c, values.baseline, out, codeOnly);
     if (command === 'Restore') {
       if (!values.period === !values.id)
         throw usage('Restore: give exactly one of --period P (its newest backup), --id ID, or --baseline [BUCKET/]NAME');
       if (values.period && !isPeriod(values.period)) throw usage(`Restore --period "${values.period}": one of ${PERIODS.join(', ')}`);
       const manifest = await c.backups.find(values.id ? { id: values.id } : { period: values.period as Period });
       if (c.part === 'webroot') {
-        const release = await restoreWebroot(c.store, c.backups, manifest, `backup ${manifest.id} (${manifest.period})`);
+        const release = await restoreWebroot(c.store, c.backups, manifest, `backup ${manifest.id} (${manifest.period})`, codeOnly);
         out(
-          { restored: manifest.id, part: c.part, period: manifest.period, release },
-          `${c.part}: restored ${describe(manifest)}: shared files put back, release ${release} served here`,
+          { restored: manifest.id, part: c.part, period: manifest.period, release, codeOnly },
+          `${c.part}: restored ${describe(manifest)}: ${codeOnly ? '' : 'shared files put back, '}release ${release} served here`,
         );
         return 0;
       }
@@ -209,10 +214,11 @@ const CONTENT_EXCLUDED = ['./cache', './upgrade'];
  * Puts a webroot backup back for the whole fleet: its `uploads` replace the shared files (rsync
  * into the mount, files not in the backup removed), and the rest of it, on top of the current
  * release's core, becomes a new release, served here at once (the build rolls it out to the
- * other webservers). Everything is read and checked before anything is replaced. Returns the
- * new release's id.
+ * other webservers). Everything is read and checked before anything is replaced. `codeOnly`: the
+ * shared files are left as they are (a release made from a backup's code). Returns the new
+ * release's id.
  */
-async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manifest, source: string): Promise<string> {
+async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manifest, source: string, codeOnly = false): Promise<string> {
   const tmp = join(SITE_DIR, 'tmp');
   await mkdir(tmp, { recursive: true, mode: 0o700 });
   const staging = join(tmp, `restore-${randomBytes(4).toString('hex')}`);
@@ -222,7 +228,7 @@ async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manif
     await from.restore(manifest, { webroot: { dir: staging } });
     const current = await currentRelease(SITE);
     if (!current) throw fail('NO_RELEASE', 'this webserver serves no release yet: restore after its bootstrap');
-    if (existsSync(join(staging, 'uploads'))) {
+    if (!codeOnly && existsSync(join(staging, 'uploads'))) {
       if (!(await sharedFilesMounted())) throw fail('NO_SHARED_FILES', 'the shared files are not mounted here: nothing restored');
       const r = await run.run(
         ['rsync', '-rlt', '--delete', '--no-perms', '--no-owner', '--no-group', `${staging}/uploads/`, `${uploadsDir(SITE)}/`],
@@ -314,7 +320,7 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
  * or another's). The database gets this site's domain back; as the baseline carries no password,
  * the first administrator gets a new one, kept in the datastore (credentials/app-admin).
  */
-async function restoreBaseline(c: Context, spec: string, out: Out): Promise<number> {
+async function restoreBaseline(c: Context, spec: string, out: Out, codeOnly = false): Promise<number> {
   const ref = parseBaselineRef(spec);
   if (!ref) throw usage(`Restore --baseline "${spec}": NAME or BUCKET/NAME`);
   const bucket = ref.bucket ?? c.settings.bucket;
@@ -325,10 +331,11 @@ async function restoreBaseline(c: Context, spec: string, out: Out): Promise<numb
     const [manifest] = await from.list('manual');
     if (!manifest) throw fail('NO_BASELINE', `no baseline "${name}" with a ${c.part} part in bucket ${bucket}`, 2);
     if (c.part === 'webroot') {
-      const release = await restoreWebroot(c.store, from, manifest, `baseline ${name}`);
+      const release = await restoreWebroot(c.store, from, manifest, `baseline ${name}`, codeOnly);
       out(
-        { restored: manifest.id, baseline: name, part: c.part, release },
-        `webroot: baseline ${name} restored (${describe(manifest)}): shared files put back, release ${release} served here`,
+        { restored: manifest.id, baseline: name, part: c.part, release, codeOnly },
+        `webroot: baseline ${name} restored (${describe(manifest)}): ` +
+          `${codeOnly ? '' : 'shared files put back, '}release ${release} served here`,
       );
       return 0;
     }

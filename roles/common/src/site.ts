@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { constants, hostname } from 'node:os';
 import { join } from 'node:path';
 import { keys, type ConfigStore, type Release, type Releases, type SharedFiles } from '@adt/configstore';
 import { AdtError, execaRunner, pollUntil, sleep } from '@adt/core';
@@ -17,6 +17,7 @@ import { downloadRelease, makeReleaseCurrent, uploadRelease } from '@adt/launch'
 import * as web from '@adt/webserver';
 import { datastoreSettings, siblingBucket } from './datastore.ts';
 import { JOB_LOG_DIR, SITE_DIR } from './layout.ts';
+import { logLine } from './main.ts';
 
 /** Where the site lives on a webserver. */
 export const SITE: web.SiteLayout = { siteDir: SITE_DIR };
@@ -87,15 +88,19 @@ export async function sharedFilesService(store: ConfigStore): Promise<number> {
   await writeFile(S3FS_PASSWD, `${env.ADT_S3_ACCESS_KEY_ID}:${env.ADT_S3_SECRET_ACCESS_KEY}\n`, { mode: 0o600 });
   const mp = web.uploadsDir(SITE);
   const info = await readFile('/proc/self/mountinfo', 'utf8');
-  if (info.split('\n').some((l) => l.split(' ')[4] === mp)) await runner.run(['umount', '-l', mp], { nothrow: true });
+  if (info.split('\n').some((l) => l.split(' ')[4] === mp)) {
+    logLine(`${mp}: a mount left by an s3fs that ended ("Transport endpoint is not connected"): unmounted`);
+    await runner.run(['umount', '-l', mp], { nothrow: true });
+  }
   await mkdir(mp, { recursive: true });
+  logLine(`mounting bucket ${files.bucket} at ${mp} (s3fs)`);
   const [file, ...args] = s3fsArgv(files, env);
   const child = spawn(file!, args, { stdio: 'inherit' });
   const stop = () => child.kill('SIGTERM');
   process.on('SIGTERM', stop);
   const code = await new Promise<number>((resolve) => {
     child.on('error', () => resolve(127));
-    child.on('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+    child.on('exit', (c, signal) => resolve(c ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
   });
   process.off('SIGTERM', stop);
   // s3fs in the foreground ends only when something is wrong, or when it was told to stop.

@@ -9,9 +9,9 @@
  * - `SharedFiles`: the supervised service that keeps the shared files mounted (s3fs).
  */
 import { hostname } from 'node:os';
-import { defineCommand, openDatastore, publishCode, SITE, sharedFilesService } from '@adt/role-common';
+import { defineCommand, openDatastore, publishCode, SITE, sharedFilesService, whoAmI } from '@adt/role-common';
 import * as web from '@adt/webserver';
-import { servedAddresses, switchTo } from './serve.ts';
+import { switchTo } from './serve.ts';
 
 export const switchReleaseCommand = defineCommand({
   name: 'SwitchRelease',
@@ -24,7 +24,8 @@ export const switchReleaseCommand = defineCommand({
   positionals: { min: 0, max: 1 },
   root: true,
   async run({ positionals, out }) {
-    const r = await switchTo(openDatastore(), await servedAddresses(), positionals[0] ?? null);
+    if (!(await web.currentRelease(SITE))) throw new Error('this webserver serves no release yet: its bootstrap did not finish');
+    const r = await switchTo(openDatastore(), await whoAmI(), positionals[0] ?? null);
     out.result(r, `release ${r.release} served (was ${r.before ?? 'none'}; HTTP ${r.status}; ${r.seconds} s)`);
     return 0;
   },

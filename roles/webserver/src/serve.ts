@@ -4,7 +4,6 @@
  * it: a request to this webserver that WordPress answered (it read the database: 200 or 302) with
  * the release's id in its `X-ADT-Release` header.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { keys, type ConfigStore, type Release, type SiteSettings, type SiteTls } from '@adt/configstore';
 import { AdtError, pollUntil } from '@adt/core';
 import * as web from '@adt/webserver';
@@ -13,13 +12,8 @@ import type { Self } from '@adt/role-common';
 import { APACHE, CHAIN_FILE, KEY_FILE, NGINX, startOrReloadWeb } from './stack.ts';
 
 export const FPM_SOCKET = '/run/php/adt-fpm.sock';
-/** What this webserver was last configured with (for SwitchRelease, which runs later in another process). */
-const SERVED_FILE = '/etc/adt/served.json';
 
-interface Served {
-  privateIp: string;
-  publicIp: string;
-}
+type Served = Pick<Self, 'privateIp' | 'publicIp'>;
 
 const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
   new AdtError(code, message, { pkg: 'roles', driver: 'webserver', exitCode });
@@ -48,15 +42,6 @@ export async function serveRelease(site: SiteSettings, self: Served, release: Re
   else await web.writeNginxConfig(NGINX, siteOptions);
   await startOrReloadWeb(site.webserver);
   await web.makeCurrent(SITE, release.id);
-  await writeFile(SERVED_FILE, `${JSON.stringify({ privateIp: self.privateIp, publicIp: self.publicIp })}\n`, { mode: 0o600 });
-}
-
-/** The addresses this webserver's site listens on (written when it was first configured). */
-export async function servedAddresses(): Promise<Served> {
-  const text = await readFile(SERVED_FILE, 'utf8').catch(() => null);
-  if (!text)
-    throw fail('NOT_CONFIGURED', `this webserver has not been configured yet (${SERVED_FILE} is absent): its bootstrap did not finish`);
-  return JSON.parse(text) as Served;
 }
 
 /** Waits until this webserver serves `release` (WordPress answered with its id); returns the status. */
@@ -80,7 +65,7 @@ export async function waitServing(ip: string, host: string, tls: SiteTls, releas
  * Installs and serves `id` (the site's current release, or an earlier one named in its record):
  * download, check, unpack, reconfigure, reload, and the check that it answers with it.
  */
-export async function switchTo(store: ConfigStore, self: Pick<Self, 'privateIp' | 'publicIp'>, id: string | null) {
+export async function switchTo(store: ConfigStore, self: Served, id: string | null) {
   const [site, tls, record] = await store.requireAll([keys.site, keys.siteTls, keys.releases] as const, 'the build');
   const release = id ? [record.current, ...record.previous].find((r) => r.id === id) : record.current;
   if (!release)
