@@ -360,6 +360,25 @@ test('a backup after the scale-out holds every upload', async ({ f, uploads }) =
   }
 });
 
+test('Release publish --from backup:manual: the code of that backup rolled out; bad sources are refused (exit 2)', async ({ f }) => {
+  const r = await helper('Release', ['--config', f.file, '--json', 'publish', '--from', 'backup:manual'], 600_000);
+  assert.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as ReleaseJson;
+  assert.ok(out.rollout.length >= 4, `${out.rollout.length} webservers`);
+  for (const ip of await aRecords(f)) assert.is((await servedRelease(f, ip)).release, out.release.id, `${ip} serves it`);
+  const list = await helper('Release', ['--config', f.file, 'list']);
+  assert.match(list.stdout, new RegExp(`^current:  ${out.release.id} .* backup \\S+ \\(manual\\)$`, 'm'), list.stdout);
+  for (const [args, message] of [
+    [['publish'], /give --from/],
+    [['publish', '--from', '/nonexistent/site'], /no such directory/],
+    [['frobnicate'], /publish, rollback or list/],
+  ] as const) {
+    const bad = await helper('Release', ['--config', f.file, ...args]);
+    assert.is(bad.exitCode, 2, `${args.join(' ')}: ${bad.stderr}`);
+    assert.match(bad.stderr, message);
+  }
+});
+
 test('scale to 1: the outsider always gets a page; DNS ends with exactly the server there', async ({ f }) => {
   const sampler = sampleSite(f);
   try {
