@@ -12,7 +12,7 @@ import { formatFindings, scanSqlDump, scanTree, type Finding } from './scan.ts';
 import { rewriteDump, type DumpRewrite, type RewriteStats } from './rewrite.ts';
 import { PassThrough } from 'node:stream';
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { baselinePrefix, isBaselineName } from './layout.ts';
 import type { Manifest } from './types.ts';
 
@@ -80,10 +80,12 @@ export async function publishBaseline(o: PublishBaselineOptions): Promise<Manife
   const findings = o.webroot ? await scanTree(o.webroot.dir, { knownSecrets: o.knownSecrets, skip: exclude }) : [];
   if (o.webroot?.dereference) {
     // scanTree does not follow links: the directories they lead to (the shared uploads) are scanned as theirs.
-    for (const e of await readdir(o.webroot.dir, { withFileTypes: true })) {
-      const dir = join(o.webroot.dir, e.name);
-      if (!e.isSymbolicLink() || exclude.includes(e.name) || !(await stat(dir).catch(() => null))?.isDirectory()) continue;
-      for (const f of await scanTree(dir, { knownSecrets: o.knownSecrets })) findings.push({ ...f, file: `${e.name}/${f.file}` });
+    for (const e of await readdir(o.webroot.dir, { recursive: true, withFileTypes: true })) {
+      if (!e.isSymbolicLink()) continue;
+      const path = join(e.parentPath, e.name);
+      const rel = relative(o.webroot.dir, path);
+      if (exclude.some((x) => rel === x.replace(/^\.?\//, '')) || !(await stat(path).catch(() => null))?.isDirectory()) continue;
+      for (const f of await scanTree(path, { knownSecrets: o.knownSecrets })) findings.push({ ...f, file: `${rel}/${f.file}` });
     }
   }
   const backups = new Backups({ client: o.client, bucket: o.bucket, hostname: o.hostname, prefix: o.prefix ?? baselinePrefix(o.name) });

@@ -1,7 +1,7 @@
 /** Baselines and the secret scan, against a real MariaDB and the embedded S3 server. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { execaRunner, freePort } from '@adt/core';
@@ -185,6 +185,38 @@ test("with the rewrite, the site's domain and password hashes leave the dump; a 
   );
   assert.is(await sql(ctx, 'SELECT user_pass FROM other.wp_users;'), '', 'no password hash came along');
   await sql(ctx, 'DROP TABLE site.wp_options;');
+});
+
+test("with dereference, the shared files behind a link are scanned and archived as the site's own", async (ctx) => {
+  const site = join(ctx.dir, 'release-code');
+  const shared = join(ctx.dir, 'shared-uploads');
+  await mkdir(join(site, 'wp-content'), { recursive: true });
+  await mkdir(join(shared, '2026/12'), { recursive: true });
+  await writeFile(join(site, 'index.php'), '<?php echo 1;\n');
+  await writeFile(join(shared, '2026/12/photo.txt'), 'a photo\n');
+  await symlink(shared, join(site, 'wp-content/uploads'));
+  await writeFile(join(shared, '2026/12/leak.txt'), `db ${DB_PASSWORD}\n`);
+  const options = {
+    client: ctx.client,
+    bucket: BUCKET,
+    hostname: 'ws-1',
+    name: 'linked',
+    app: 'wordpress' as const,
+    webroot: { dir: site, dereference: true },
+    knownSecrets: [DB_PASSWORD],
+  };
+  const e = await rejects<SecretsFound>(publishBaseline(options));
+  assert.equal(
+    e.findings.map((f) => `${f.file}:${f.rule}`),
+    ['wp-content/uploads/2026/12/leak.txt:known-secret'],
+    'found behind the link, named by its path in the site',
+  );
+  await rm(join(shared, '2026/12/leak.txt'));
+  const m = await publishBaseline(options);
+  const back = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'ws-2', prefix: 'baselines/linked/' });
+  const out = join(ctx.dir, 'linked-restored');
+  await back.restore(m, { webroot: { dir: out } });
+  assert.is(await readFile(join(out, 'wp-content/uploads/2026/12/photo.txt'), 'utf8'), 'a photo\n', 'the shared file, as a file');
 });
 
 test('a clean baseline is published without the config file, and restores', async (ctx) => {

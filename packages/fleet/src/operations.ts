@@ -336,8 +336,8 @@ export async function rollOut(f: Fleet, id: string, say: (line: string) => void)
 /**
  * Publishes a new release of the site's code and rolls it out. `from`: `webserver` (the first
  * webserver: in development mode, where the code is made) or `webserver:NAME`; `backup:ID` or
- * `backup:PERIOD` (its newest) or `baseline:NAME`: the site's files of that backup without their
- * uploads, on the current core; or a directory on this machine holding a WordPress webroot
+ * `backup:PERIOD` (its newest) or `baseline:NAME`: the release that backup holds, without its
+ * uploads; or a directory on this machine holding a WordPress webroot
  * (wp-load.php, wp-content).
  */
 export async function publishRelease(
@@ -348,7 +348,7 @@ export async function publishRelease(
   let release: Release;
   const backup = /^(backup|baseline):(.+)$/.exec(from);
   if (backup) {
-    // The code of a backup or a baseline, on top of the current core; the shared files stay as they are.
+    // The release a backup or a baseline holds; the shared files stay as they are.
     const [s] = await serversOf(f, 'webserver', undefined, 'Release');
     const args =
       backup[1] === 'baseline' ? ['--baseline', backup[2]!] : isPeriod(backup[2]!) ? ['--period', backup[2]!] : ['--id', backup[2]!];

@@ -383,9 +383,10 @@ export const releaseCommand = defineCommand({
     "`publish` packs a new release from SOURCE, stores it in the deployment's bucket and rolls it out to every webserver, one " +
     'after another, each switched by a graceful reload and checked (WordPress answers with it), with no failed request; ' +
     'webservers built later boot with it. SOURCE: `webserver` (the development webserver, where plugins and themes are ' +
-    "installed: the seed's workflow is develop in development mode, then publish), `webserver:NAME`, or a directory on this " +
-    'machine holding a WordPress webroot (wp-load.php, wp-content). `rollback` makes the release before the current one (or ' +
-    '--to ID) current again and rolls it out. `list` shows the releases and the one each webserver serves.',
+    "installed: the seed's workflow is develop in development mode, then publish), `webserver:NAME`, `backup:ID`, " +
+    '`backup:PERIOD` (its newest) or `baseline:NAME` (the release it holds; the shared files are left as they are), or a ' +
+    'directory on this machine holding a WordPress webroot (wp-load.php, wp-content). `rollback` makes the release before ' +
+    'the current one (or --to ID) current again and rolls it out. `list` shows the releases and the one each webserver serves.',
   common: ['config', 'json'],
   options: {
     from: { type: 'string', description: 'publish: webserver, webserver:NAME, backup:ID|PERIOD, baseline:NAME or a directory' },

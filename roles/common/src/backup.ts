@@ -9,8 +9,8 @@
  *   Restore ... --code-only                         (webserver) a new release from the backup's code only,
  *                                                   the shared files left as they are
  *
- * The webserver's part is the site's own files (SITE_CONTENT_DIR: the current release's wp-content
- * with the shared uploads), taken by one webserver at a time (a datastore lease per period), and
+ * The webserver's part is the site's own files (SITE_BACKUP_DIR: the current release with the
+ * shared uploads in it), taken by one webserver at a time (a datastore lease per period), and
  * restored once for the fleet: the uploads into the shared files, the rest as a new release that
  * this webserver serves at once and the build rolls out to the others; the database server's part is the application's database
  * (`mariadb-dump --single-transaction`). Both go to the site's backup bucket (config/backups), under
@@ -18,11 +18,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { copyFile as cpFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError, execaRunner, parseCronExpression, validateCronExpression } from '@adt/core';
+import { AdtError, execaRunner, parseCronExpression, validateCronExpression, type Argv } from '@adt/core';
 import { keys, type BackupSettings, type ConfigStore } from '@adt/configstore';
 import {
   BASELINE_HOST,
@@ -41,7 +41,7 @@ import {
 } from '@adt/backup';
 import { codeDir, currentRelease, uploadsDir, wordpressFirstUserSql, wordpressSetPasswordSql } from '@adt/webserver';
 import { datastoreSettings, openDatastore, siblingBucket } from './datastore.ts';
-import { CODE_DIR, DB_LAYOUT, SITE_CONTENT_DIR, SITE_DIR } from './layout.ts';
+import { CODE_DIR, DB_LAYOUT, SITE_BACKUP_DIR, SITE_DIR } from './layout.ts';
 import { SITE, publishCode, sharedFilesMounted } from './site.ts';
 import { usage } from './main.ts';
 
@@ -158,7 +158,7 @@ export async function backupMain(role: string, command: string, args: string[]):
     }
     await c.driver.ensureBucket();
     let source: Source;
-    if (c.part === 'webroot') source = { kind: 'webroot', dir: SITE_CONTENT_DIR, exclude: CONTENT_EXCLUDED, dereference: true };
+    if (c.part === 'webroot') source = { kind: 'webroot', dir: SITE_BACKUP_DIR, exclude: CONTENT_EXCLUDED, dereference: true };
     else {
       const creds = await c.store.require(keys.dbCredentials);
       source = { kind: 'database', engine: 'mariadb', defaultsFile: DB_LAYOUT.configFile, database: creds.name };
@@ -208,15 +208,14 @@ export async function backupMain(role: string, command: string, args: string[]):
 type Context = Awaited<ReturnType<typeof context>>;
 
 /** Left out of the site's files in backups and baselines: the application's caches. */
-const CONTENT_EXCLUDED = ['./cache', './upgrade'];
+const CONTENT_EXCLUDED = ['./wp-content/cache', './wp-content/upgrade'];
 
 /**
- * Puts a webroot backup back for the whole fleet: its `uploads` replace the shared files (rsync
- * into the mount, files not in the backup removed), and the rest of it, on top of the current
- * release's core, becomes a new release, served here at once (the build rolls it out to the
- * other webservers). Everything is read and checked before anything is replaced. `codeOnly`: the
- * shared files are left as they are (a release made from a backup's code). Returns the new
- * release's id.
+ * Puts a webroot backup back for the whole fleet: its uploads replace the shared files (rsync
+ * into the mount, files not in the backup removed), and the rest of it becomes a new release,
+ * served here at once (the build rolls it out to the other webservers). Everything is read and
+ * checked before anything is replaced. `codeOnly`: the shared files are left as they are (a
+ * release made from a backup's code). Returns the new release's id.
  */
 async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manifest, source: string, codeOnly = false): Promise<string> {
   const tmp = join(SITE_DIR, 'tmp');
@@ -228,23 +227,31 @@ async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manif
     await from.restore(manifest, { webroot: { dir: staging } });
     const current = await currentRelease(SITE);
     if (!current) throw fail('NO_RELEASE', 'this webserver serves no release yet: restore after its bootstrap');
-    if (!codeOnly && existsSync(join(staging, 'uploads'))) {
+    // A backup is a whole release (wp-load.php at its top) with the uploads in its wp-content; one
+    // taken before releases is a wp-content alone, put on the current release's core.
+    const whole = existsSync(join(staging, 'wp-load.php'));
+    const content = whole ? join(staging, 'wp-content') : staging;
+    const uploads = join(content, 'uploads');
+    if (!codeOnly && existsSync(uploads)) {
       if (!(await sharedFilesMounted())) throw fail('NO_SHARED_FILES', 'the shared files are not mounted here: nothing restored');
-      const r = await run.run(
-        ['rsync', '-rlt', '--delete', '--no-perms', '--no-owner', '--no-group', `${staging}/uploads/`, `${uploadsDir(SITE)}/`],
-        {
-          nothrow: true,
-        },
-      );
+      const argv: Argv = ['rsync', '-rlt', '--delete', '--no-perms', '--no-owner', '--no-group', `${uploads}/`, `${uploadsDir(SITE)}/`];
+      const r = await run.run(argv, { nothrow: true });
       if (r.exitCode !== 0)
         throw fail('RESTORE_FAILED', `putting the shared files back failed: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`);
     }
-    await rm(join(staging, 'uploads'), { recursive: true, force: true });
-    await mkdir(code, { recursive: true });
-    const cp = await run.run(['cp', '-a', `${codeDir(SITE, current)}/.`, `${code}/`], { nothrow: true });
-    if (cp.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the current release's core failed: ${cp.stderr.trim()}`);
-    await rm(join(code, 'wp-content'), { recursive: true, force: true });
-    await rename(staging, join(code, 'wp-content'));
+    await rm(uploads, { recursive: true, force: true });
+    if (whole) {
+      await rename(staging, code);
+      // A baseline leaves the application's config files out: the current release's (Debian's dispatcher, no secret) fills in.
+      if (!existsSync(join(code, 'wp-config.php')))
+        await cpFile(join(codeDir(SITE, current), 'wp-config.php'), join(code, 'wp-config.php'));
+    } else {
+      await mkdir(code, { recursive: true });
+      const cp = await run.run(['cp', '-a', `${codeDir(SITE, current)}/.`, `${code}/`], { nothrow: true });
+      if (cp.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the current release's core failed: ${cp.stderr.trim()}`);
+      await rm(join(code, 'wp-content'), { recursive: true, force: true });
+      await rename(staging, join(code, 'wp-content'));
+    }
     const { release } = await publishCode(store, code, source);
     const sw = await run.run([join(CODE_DIR, 'roles/webserver/release/SwitchRelease'), release.id], { nothrow: true });
     if (sw.exitCode !== 0) throw fail('RESTORE_FAILED', `release ${release.id} was published but not served here: ${sw.stderr.trim()}`);
@@ -294,7 +301,7 @@ async function publishPart(c: Context, name: string | undefined, out: Out): Prom
   const stats = { domains: 0, serialisedFixed: 0, hashes: 0 };
   let manifest: Manifest;
   if (c.part === 'webroot')
-    manifest = await publishBaseline({ ...common, webroot: { dir: SITE_CONTENT_DIR, exclude: CONTENT_EXCLUDED, dereference: true } });
+    manifest = await publishBaseline({ ...common, webroot: { dir: SITE_BACKUP_DIR, exclude: CONTENT_EXCLUDED, dereference: true } });
   else {
     const creds = await c.store.require(keys.dbCredentials);
     manifest = await publishBaseline({

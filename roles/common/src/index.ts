@@ -6,7 +6,7 @@ export { firewallSettings } from './setup-firewall.ts';
 export { whoAmI, interfaceAddress, startPeriodicJobs } from './host.ts';
 export { httpsGet } from '@adt/webserver';
 export type { Self } from './host.ts';
-export { DB_LAYOUT, SITE_CONTENT_DIR, SITE_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
+export { DB_LAYOUT, SITE_BACKUP_DIR, SITE_DIR, CODE_DIR, JOB_LOG_DIR } from './layout.ts';
 export { backupMain, backupCronFile, BACKUP_PARTS } from './backup.ts';
 export { siblingBucket, quietAwsSdk } from './datastore.ts';
 export { defineCommand, runCommand, runProgram, COMMON_OPTIONS } from './command.ts';

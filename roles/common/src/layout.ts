@@ -15,12 +15,12 @@ export const DB_LAYOUT = {
 export const SITE_DIR = '/var/lib/adt/site';
 
 /**
- * What webroot backups and baselines hold: the current release's wp-content (themes, plugins,
- * mu-plugins, languages) with the site's shared files in it (its `uploads` is a link to their
- * mount, followed). The core is the release's too; a restore puts the files back in the shared
- * store and the rest in a new release on top of the current core.
+ * What webroot backups and baselines hold: the current release (its core, themes, plugins,
+ * mu-plugins, languages) with the site's shared files in it (its `wp-content/uploads` is a link to
+ * their mount, followed). A restore puts the shared files back in the store and the rest in a new
+ * release.
  */
-export const SITE_CONTENT_DIR = `${SITE_DIR}/current/code/wp-content`;
+export const SITE_BACKUP_DIR = `${SITE_DIR}/current/code`;
 
 /** Logs of the periodic jobs. */
 export const JOB_LOG_DIR = '/var/log/adt';

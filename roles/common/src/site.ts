@@ -3,7 +3,7 @@
  * release.ts for the layout): the current release of its code, from the deployment's config
  * bucket, and its shared files, the deployment's files bucket mounted with s3fs (Debian's package,
  * over FUSE) at SITE.siteDir/uploads. Used by the webserver's bootstrap and commands and by the
- * webserver's backup part (a webroot backup is the current release's wp-content with the shared
+ * webserver's backup part (a webroot backup is the current release with the shared
  * files in it).
  */
 import { spawn } from 'node:child_process';
