@@ -242,7 +242,13 @@ function servedSerial(ip: string, host: string, timeoutMs = 5000): Promise<strin
 }
 
 /** Waits (bounded: 120 s for all) until each server serves certificate `serial` for `host`; the serial each serves. */
-async function waitUntilServed(servers: { what: string; name: string; ip: string }[], host: string, serial: string, hint: string) {
+async function waitUntilServed(
+  servers: { what: string; name: string; ip: string }[],
+  host: string,
+  serial: string,
+  hint: string,
+  logOf: (name: string) => Promise<string> = async () => '',
+) {
   const serving: Record<string, string> = {};
   const deadline = Date.now() + 120_000;
   for (const s of servers) {
@@ -252,10 +258,13 @@ async function waitUntilServed(servers: { what: string; name: string; ip: string
         return serving[s.name] === serial;
       },
       { timeoutMs: Math.max(1, deadline - Date.now()), intervalMs: 500, what: `${s.what} to serve certificate ${serial}` },
-    ).catch(() => {
+    ).catch(async () => {
+      // What the server says about it (the end of its sync's log), when it can be read.
+      const log = await logOf(s.name).catch(() => '');
       throw new AdtError(
         'NOT_INSTALLED',
-        `${s.what} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${serial}: ${hint}`,
+        `${s.what} still serves certificate ${serving[s.name] || '(none)'} after 120 s, not ${serial}: ${hint}` +
+          (log ? `; its log ends:\n${log}` : ''),
         {
           pkg: 'fleet',
           driver: 'tls',
@@ -284,6 +293,12 @@ export async function renewCertificates(f: Fleet, o: { force: boolean; wait: boo
           d.host,
           site.serial,
           'see /var/log/adt/certificate.log on it (roles/build/ExecuteOnWebserver -- cat /var/log/adt/certificate.log)',
+          async (name) => {
+            const w = webservers.filter((x) => x.name === name);
+            await f.ssh.pin(f.store, w);
+            const r = await f.ssh.exec(w[0]!, ['tail', '-n', '8', '/var/log/adt/certificate.log'], { timeoutMs: 20_000 });
+            return r.stdout.trim();
+          },
         )
       : {};
   let auth: RenewSummary['auth'] = null;

@@ -174,7 +174,8 @@ test('content made through WordPress: a post and an uploaded file', async (ctx) 
       '--',
       'sh',
       '-c',
-      'grep uploads /proc/self/mountinfo; ls -la /var/lib/adt/site/uploads; tail -20 /var/log/adt/shared-files.log',
+      '(date; grep -E "uploads|fuse" /proc/self/mountinfo; ls -la /var/lib/adt/site /var/lib/adt/site/uploads; ' +
+        'ps -eo pid,etime,args | grep -E "s3fs|Shared" | grep -v grep; tail -20 /var/log/adt/shared-files.log) 2>&1',
     ]);
     assert.unreachable(`${uploaded}\non the webserver:\n${seen.stdout}${seen.stderr}`);
   }

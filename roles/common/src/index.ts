@@ -23,6 +23,7 @@ export {
   WEB_UID,
   configBucketClient,
   currentOrFirstRelease,
+  ensureUploadFolders,
   installReleaseHere,
   publishCode,
   s3fsArgv,

@@ -96,6 +96,12 @@ export async function sharedFilesService(store: ConfigStore): Promise<number> {
   logLine(`mounting bucket ${files.bucket} at ${mp} (s3fs)`);
   const [file, ...args] = s3fsArgv(files, env);
   const child = spawn(file!, args, { stdio: 'inherit' });
+  // Every hour while mounted: the coming month's upload folder exists before its first upload.
+  const folders = setInterval(() => {
+    void sharedFilesMounted().then((up) =>
+      up ? ensureUploadFolders().catch((e: Error) => logLine(`upload folders not made: ${e.message}`)) : undefined,
+    );
+  }, 3_600_000);
   const stop = () => child.kill('SIGTERM');
   process.on('SIGTERM', stop);
   const code = await new Promise<number>((resolve) => {
@@ -103,8 +109,27 @@ export async function sharedFilesService(store: ConfigStore): Promise<number> {
     child.on('exit', (c, signal) => resolve(c ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
   });
   process.off('SIGTERM', stop);
+  clearInterval(folders);
   // s3fs in the foreground ends only when something is wrong, or when it was told to stop.
   return code === 0 ? 1 : code;
+}
+
+/**
+ * The folders WordPress puts this month's and next month's uploads in (`uploads/YYYY/MM`, UTC),
+ * made ahead of time. WordPress makes a month's folder on its first upload with a check-then-mkdir
+ * that fails ("Unable to create directory") when another request makes the same folder at the same
+ * moment: on a shared store that is another webserver, or WP-Cron's own request (its privacy-export
+ * cleanup asks for the upload folder too), and s3fs's round trips widen the window.
+ */
+export async function ensureUploadFolders(now = new Date()): Promise<string[]> {
+  const made: string[] = [];
+  for (const offset of [0, 1]) {
+    const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+    const dir = join(web.uploadsDir(SITE), String(d.getUTCFullYear()), String(d.getUTCMonth() + 1).padStart(2, '0'));
+    await mkdir(dir, { recursive: true });
+    made.push(dir);
+  }
+  return made;
 }
 
 /**
@@ -125,6 +150,7 @@ export async function waitForSharedFiles(timeoutMs = 60_000): Promise<void> {
   await rm(probe, { force: true });
   if (back !== token)
     throw fail('SHARED_FILES_BROKEN', `the shared files at ${web.uploadsDir(SITE)} gave back another content than written`);
+  await ensureUploadFolders();
 }
 
 // --- Releases ---

@@ -6,7 +6,7 @@
  *
  *   roles/webserver/tls/SyncCertificate [--every SECONDS]
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { SiteTls } from '@adt/configstore';
@@ -35,9 +35,12 @@ export async function installCertificate(tls: SiteTls): Promise<boolean> {
   if (!new X509Certificate(tls.chain).checkPrivateKey(createPrivateKey(tls.key)))
     throw new Error('the certificate in the datastore does not match its key: not installed');
   await mkdir(TLS_DIR, { recursive: true, mode: 0o700 });
-  await writeFile(`${CHAIN_FILE}.new`, tls.chain, { mode: 0o644 });
-  await writeFile(`${KEY_FILE}.new`, tls.key, { mode: 0o600 });
-  await rename(`${KEY_FILE}.new`, KEY_FILE);
-  await rename(`${CHAIN_FILE}.new`, CHAIN_FILE);
+  // Temporary names of this process's own: the loop and cron's run of SyncCertificate may install
+  // at the same moment, and neither may rename the other's half-written file (or fail on it).
+  const tmp = `.new-${process.pid}-${randomBytes(3).toString('hex')}`;
+  await writeFile(`${CHAIN_FILE}${tmp}`, tls.chain, { mode: 0o644 });
+  await writeFile(`${KEY_FILE}${tmp}`, tls.key, { mode: 0o600 });
+  await rename(`${KEY_FILE}${tmp}`, KEY_FILE);
+  await rename(`${CHAIN_FILE}${tmp}`, CHAIN_FILE);
   return true;
 }
