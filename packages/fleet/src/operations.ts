@@ -363,7 +363,11 @@ export async function publishRelease(
   } else {
     const dir = resolve(from);
     if (!existsSync(dir))
-      throw fail('BAD_SOURCE', `Release --from "${from}": no such directory; give webserver, webserver:NAME or a directory`, 2);
+      throw fail(
+        'BAD_SOURCE',
+        `Release --from "${from}": no such directory; give webserver, webserver:NAME, backup:ID|PERIOD, baseline:NAME or a directory`,
+        2,
+      );
     const tmp = await mkdtemp(join(tmpdir(), 'adt-release-'));
     try {
       say(`packing ${dir}`);

@@ -22,15 +22,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { execa } from 'execa';
 import { keys } from '@adt/configstore';
 import { freePort, sleep } from '@adt/core';
 import { writeS3cmdConfig } from '@adt/test-utils';
+import { stockCode } from '@adt/webserver';
 import { aRecords, helper, localCloudOf, openTestFleet, removeFleet, until, zx, type Fleet } from '../test/_fleet.ts';
-import { outsider } from '../test/_site.ts';
+import { outsiderStatus } from '../test/_site.ts';
 
 const dir = await mkdtemp(join(tmpdir(), 'adt-bench-one-site-'));
 const f: Fleet = {
@@ -77,24 +78,7 @@ function prng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const status = async (ip: string, path: string) =>
-  (
-    await outsider(f.cloudId, [
-      'curl',
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '--max-time',
-      '3',
-      '--cacert',
-      f.caFile,
-      '--resolve',
-      `${f.host}:443:${ip}`,
-      `https://${f.host}${path}`,
-    ])
-  ).stdout;
+const status = async (ip: string, path: string) => (await outsiderStatus(f.cloudId, f.host, ip, f.caFile, 3, path)).stdout;
 
 const result: Record<string, unknown> = { machine: `${cpus().length} x ${cpus()[0]?.model.trim()}` };
 try {
@@ -148,9 +132,7 @@ try {
 
   // --- 3. Release rollout across the 4 webservers ---
   const code = join(dir, 'code');
-  await cp('/usr/share/wordpress', code, { recursive: true, dereference: true });
-  await rm(join(code, 'wp-content'), { recursive: true, force: true });
-  await cp('/var/lib/wordpress/wp-content', join(code, 'wp-content'), { recursive: true, dereference: true });
+  await stockCode('/usr/share/wordpress', '/var/lib/wordpress/wp-content', code);
   const rollouts: number[] = [];
   for (let round = 0; round < 3; round++) {
     await mkdir(join(code, 'wp-content/mu-plugins'), { recursive: true });

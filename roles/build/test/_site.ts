@@ -11,11 +11,11 @@ export function siteCurl(cloudId: string, caFile: string, host: string, ip: stri
 }
 
 /**
- * The HTTP status of https://<host>/ at `ip` from the outsider (curl's `%{http_code}` on stdout,
- * `000` when nothing answered; its exit code, e.g. 60 for an untrusted certificate), trusting only
- * `cacert` (null: the outsider's system CAs).
+ * The HTTP status of https://<host><path> at `ip` from the outsider (curl's `%{http_code}` on
+ * stdout, `000` when nothing answered; its exit code, e.g. 60 for an untrusted certificate),
+ * trusting only `cacert` (null: the outsider's system CAs).
  */
-export function outsiderStatus(cloudId: string, host: string, ip: string, cacert: string | null, maxTimeSeconds = 5) {
+export function outsiderStatus(cloudId: string, host: string, ip: string, cacert: string | null, maxTimeSeconds = 5, path = '/') {
   const trust = cacert ? ['--cacert', cacert] : [];
   return outsider(cloudId, [
     'curl',
@@ -29,7 +29,7 @@ export function outsiderStatus(cloudId: string, host: string, ip: string, cacert
     ...trust,
     '--resolve',
     `${host}:443:${ip}`,
-    `https://${host}/`,
+    `https://${host}${path}`,
   ]);
 }
 

@@ -14,12 +14,13 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { Backups, backupPrefix } from '@adt/backup';
 import { keys } from '@adt/configstore';
+import { stockCode } from '@adt/webserver';
 import { cleanup, setup } from '@adt/test-utils';
 import {
   aRecords,
@@ -262,9 +263,7 @@ test('a release rolls out to every webserver under a request loop with no failed
   // A release made on this machine: the stock application with a must-use plugin that marks its pages.
   const dir = await mkdtemp(join(tmpdir(), 'adt-tpr-release-'));
   try {
-    await cp('/usr/share/wordpress', dir, { recursive: true, dereference: true });
-    await rm(join(dir, 'wp-content'), { recursive: true, force: true });
-    await cp('/var/lib/wordpress/wp-content', join(dir, 'wp-content'), { recursive: true, dereference: true });
+    await stockCode('/usr/share/wordpress', '/var/lib/wordpress/wp-content', dir);
     await mkdir(join(dir, 'wp-content/mu-plugins'), { recursive: true });
     await writeFile(join(dir, 'wp-content/mu-plugins/adt-test-marker.php'), "<?php\nheader('X-Test-Marker: two');\n");
     const fleet = await openTestFleet(f.file);

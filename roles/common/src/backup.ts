@@ -22,7 +22,7 @@ import { copyFile as cpFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError, execaRunner, parseCronExpression, validateCronExpression, type Argv } from '@adt/core';
+import { AdtError, execaRunner, outputTail, parseCronExpression, validateCronExpression, type Argv } from '@adt/core';
 import { keys, type BackupSettings, type ConfigStore } from '@adt/configstore';
 import {
   BASELINE_HOST,
@@ -236,8 +236,7 @@ async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manif
       if (!(await sharedFilesMounted())) throw fail('NO_SHARED_FILES', 'the shared files are not mounted here: nothing restored');
       const argv: Argv = ['rsync', '-rlt', '--delete', '--no-perms', '--no-owner', '--no-group', `${uploads}/`, `${uploadsDir(SITE)}/`];
       const r = await run.run(argv, { nothrow: true });
-      if (r.exitCode !== 0)
-        throw fail('RESTORE_FAILED', `putting the shared files back failed: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`);
+      if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `putting the shared files back failed: ${outputTail(r, 2)}`);
     }
     await rm(uploads, { recursive: true, force: true });
     if (whole) {
@@ -248,13 +247,13 @@ async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manif
     } else {
       await mkdir(code, { recursive: true });
       const cp = await run.run(['cp', '-a', `${codeDir(SITE, current)}/.`, `${code}/`], { nothrow: true });
-      if (cp.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the current release's core failed: ${cp.stderr.trim()}`);
+      if (cp.exitCode !== 0) throw fail('RESTORE_FAILED', `copying the current release's core failed: ${outputTail(cp, 2)}`);
       await rm(join(code, 'wp-content'), { recursive: true, force: true });
       await rename(staging, join(code, 'wp-content'));
     }
     const { release } = await publishCode(store, code, source);
     const sw = await run.run([join(CODE_DIR, 'roles/webserver/release/SwitchRelease'), release.id], { nothrow: true });
-    if (sw.exitCode !== 0) throw fail('RESTORE_FAILED', `release ${release.id} was published but not served here: ${sw.stderr.trim()}`);
+    if (sw.exitCode !== 0) throw fail('RESTORE_FAILED', `release ${release.id} was published but not served here: ${outputTail(sw, 2)}`);
     return release.id;
   } finally {
     await rm(staging, { recursive: true, force: true });

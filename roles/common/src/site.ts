@@ -12,7 +12,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants, hostname } from 'node:os';
 import { join } from 'node:path';
 import { keys, type ConfigStore, type Release, type Releases, type SharedFiles } from '@adt/configstore';
-import { AdtError, execaRunner, pollUntil, sleep } from '@adt/core';
+import { AdtError, execaRunner, pollUntil, retry } from '@adt/core';
 import { downloadRelease, makeReleaseCurrent, uploadRelease } from '@adt/launch';
 import * as web from '@adt/webserver';
 import { datastoreSettings, siblingBucket } from './datastore.ts';
@@ -63,10 +63,15 @@ export function s3fsArgv(files: SharedFiles, env: Record<string, string | undefi
   return ['s3fs', files.bucket, web.uploadsDir(SITE), '-f', '-o', options.join(',')];
 }
 
+/** The mount at the shared files' mount point, as /proc/self/mountinfo lists it (null: none). */
+async function sharedFilesMount(): Promise<string | null> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  return info.split('\n').find((l) => l.split(' ')[4] === web.uploadsDir(SITE)) ?? null;
+}
+
 /** Whether the shared files are mounted (s3fs at the mount point, answering). */
 export async function sharedFilesMounted(): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const line = info.split('\n').find((l) => l.split(' ')[4] === web.uploadsDir(SITE));
+  const line = await sharedFilesMount();
   if (!line || !line.includes(' - fuse.s3fs ')) return false;
   return stat(web.uploadsDir(SITE)).then(
     () => true,
@@ -87,8 +92,7 @@ export async function sharedFilesService(store: ConfigStore): Promise<number> {
   await mkdir('/etc/adt', { recursive: true, mode: 0o700 });
   await writeFile(S3FS_PASSWD, `${env.ADT_S3_ACCESS_KEY_ID}:${env.ADT_S3_SECRET_ACCESS_KEY}\n`, { mode: 0o600 });
   const mp = web.uploadsDir(SITE);
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  if (info.split('\n').some((l) => l.split(' ')[4] === mp)) {
+  if (await sharedFilesMount()) {
     logLine(`${mp}: a mount left by an s3fs that ended ("Transport endpoint is not connected"): unmounted`);
     await runner.run(['umount', '-l', mp], { nothrow: true });
   }
@@ -205,15 +209,13 @@ export async function installReleaseHere(store: ConfigStore, release: Release, w
   await mkdir(web.releasesDir(SITE), { recursive: true, mode: 0o755 });
   const archive = join(web.releasesDir(SITE), `${release.id}.tar.gz.download`);
   try {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await downloadRelease(configBucketClient(store), store.bucket, release, archive);
-        break;
-      } catch (e) {
-        if (attempt >= 3 || (e as AdtError).code === 'RELEASE_MISMATCH') throw e;
-        await sleep(2000 * attempt);
-      }
-    }
+    // A download that failed is tried again; an archive that is not the release's is not.
+    await retry(() => downloadRelease(configBucketClient(store), store.bucket, release, archive), {
+      attempts: 3,
+      baseMs: 2000,
+      maxMs: 8000,
+      retryable: (e) => (e as AdtError).code !== 'RELEASE_MISMATCH',
+    });
     return await web.installRelease(SITE, release.id, archive, { writable, owner: { uid: WEB_UID, gid: WEB_UID }, runner });
   } finally {
     await rm(archive, { force: true });
