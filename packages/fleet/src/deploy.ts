@@ -33,7 +33,7 @@ import { launchServer, removeEnvelope, type LaunchContext } from '@adt/launch';
 import { serverName, type Server } from '@adt/providers';
 import { splitDesired } from '@adt/scaling';
 import type { Fleet } from './fleet.ts';
-import { PROVIDER_DEFAULTS } from './settings.ts';
+import { PROVIDER_DEFAULTS, onLocalCloud, whereIs } from './settings.ts';
 import { canPrepareImages, ensurePreparedImages, recordWebserverImage } from './images.ts';
 import { booting, bootFailure, waitReady, type Booting } from './readiness.ts';
 import { ROLE_ORDER, decideServers, wantedServers, type FoundServer } from './servers.ts';
@@ -511,8 +511,8 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
     const k = ctx.kit;
     o.say(
       `      ${
-        d.provider === 'local'
-          ? `the local cloud "${d.local.cloudId}": public ${d.local.publicCidr}, private ${d.local.privateCidr}; `
+        onLocalCloud(d)
+          ? `${whereIs(d)}: public ${d.local.publicCidr}, private ${d.local.privateCidr}; `
           : `${d.provider}, region ${d.region}; `
       }` + `build machine ${k.buildMachine.publicIp}${k.buildMachine.privateIp ? ` / ${k.buildMachine.privateIp}` : ''}`,
     );
@@ -524,7 +524,10 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
   const dns = ctx.kit.dns(d.zone);
   await timed(ctx, 'DNS', async () => {
     await dns.ensureZone(d.zone);
-    o.say(`      zone ${d.zone} on ${d.provider === 'local' ? `the local cloud's PowerDNS (${ctx.kit.nameserver}:53)` : d.dnsProvider}`);
+    o.say(
+      `      zone ${d.zone} on ${d.provider === 'local' ? `the local cloud's PowerDNS (${ctx.kit.nameserver}:53)` : d.dnsProvider}` +
+        `${d.emulator ? ` (emulated: served by the local cloud's PowerDNS, ${ctx.kit.nameserver}:53)` : ''}`,
+    );
     o.say(`      ${(await ensureSiteCertificate({ d, state: ctx.state, kit: ctx.kit, certifier: ctx.certifier }, ctx.store)).line}`);
   });
   // The cloud's firewall before any server of ours exists (image builders included).

@@ -14,6 +14,7 @@ import { ROLES as FLEET_ROLES } from '@adt/firewall';
 import { removeEnvelope } from '@adt/launch';
 import type { Role, Server } from '@adt/providers';
 import type { Fleet } from './fleet.ts';
+import { onLocalCloud, whereIs } from './settings.ts';
 
 export interface DestroySummary {
   buildId: string;
@@ -36,7 +37,7 @@ export async function destroy(f: Fleet, o: { keepBucket: boolean; say(line: stri
   const dns = f.kit.dns(d.zone);
   try {
     const ours = new Set(servers.map((s) => s.publicIp));
-    const gone = (ip: string) => ours.has(ip) || (d.provider === 'local' && inCidr24(ip, d.local.publicCidr));
+    const gone = (ip: string) => ours.has(ip) || (onLocalCloud(d) && inCidr24(ip, d.local.publicCidr));
     for (const name of [d.host, ...(d.auth ? [d.auth.host] : [])]) {
       for (const r of await dns.listA(name).catch(() => [])) {
         if (!gone(r.content)) continue;
@@ -66,7 +67,19 @@ export async function destroy(f: Fleet, o: { keepBucket: boolean; say(line: stri
   // What an autoscaler made meanwhile goes too.
   await destroyAll(await f.kit.compute.list({ buildId: d.buildId }));
   if (!servers.length) o.say('  no servers of this build');
-  for (const role of [...FLEET_ROLES, 'build']) await f.kit.firewall.remove(d.buildId, role as Role);
+  const firewalls: string[] = [];
+  for (const role of [...FLEET_ROLES, 'build'] as Role[]) {
+    if ((await f.kit.firewall.get(d.buildId, role)) === null) continue;
+    await f.kit.firewall.remove(d.buildId, role);
+    firewalls.push(role);
+  }
+  o.say(`  the cloud's firewall rules removed: ${firewalls.length ? firewalls.join(', ') : 'none'}`);
+  if (f.kit.databases) {
+    for (const db of await f.kit.databases.list({ buildId: d.buildId })) {
+      await f.kit.databases.destroy(db.id);
+      o.say(`  managed database ${db.name} destroyed`);
+    }
+  }
 
   let bucket = 'kept';
   let files = 'kept';
@@ -88,7 +101,7 @@ export async function destroy(f: Fleet, o: { keepBucket: boolean; say(line: stri
   // Empty directories of the layout go too (rmdir refuses non-empty ones).
   for (const dir of ['builds', 'cloud', 'dns', 's3', 'mail', 'acme', 'mirror', ''].map((p) => join(d.stateDir, p)))
     await rmdir(dir).catch(() => {});
-  o.say(`  ${d.provider === 'local' ? `local cloud "${d.local.cloudId}"` : d.provider}: ${cloud}`);
+  o.say(`  ${whereIs(d)}: ${cloud}`);
   return {
     buildId: d.buildId,
     servers: servers.map((s) => s.name),

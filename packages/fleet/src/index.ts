@@ -1,8 +1,18 @@
-export { readDeployment, exampleFile, zoneOf, SETTINGS, VARIABLE_NAMES, CLOUD_PROVIDERS, PROVIDER_DEFAULTS } from './settings.ts';
+export {
+  readDeployment,
+  exampleFile,
+  zoneOf,
+  SETTINGS,
+  VARIABLE_NAMES,
+  CLOUD_PROVIDERS,
+  PROVIDER_DEFAULTS,
+  onLocalCloud,
+  whereIs,
+} from './settings.ts';
 export type { Deployment, Setting, Provider, CloudProvider } from './settings.ts';
 export { openFleet, requireCloud } from './fleet.ts';
 export type { Fleet } from './fleet.ts';
-export { openKit, localCloudConfig, objectStorageEndpoint } from './kit.ts';
+export { openKit, localCloudConfig, objectStorageEndpoint, CREDENTIAL_VARIABLES } from './kit.ts';
 export type { CloudKit, ObjectStorage, AcmeService } from './kit.ts';
 export { deploy, stepTitles, DB_PORT } from './deploy.ts';
 export type { DeployOptions, DeploySummary } from './deploy.ts';

@@ -94,37 +94,45 @@ export function localCloudConfig(d: Deployment) {
   };
 }
 
+/** The running local cloud (started for `apply` when it does not run; null for `attach` when it does not run). */
+async function openLocal(d: Deployment, transport: 'apply' | 'attach') {
+  const { default: localDriver } = await import('@adt/providers/drivers/local');
+  const { ensureLocalCloud, attachLocalCloud } = await import('@adt/localcloud');
+  const config = localCloudConfig(d);
+  const access = transport === 'apply' ? await ensureLocalCloud(config) : await attachLocalCloud(config);
+  if (!access) return null;
+  const driver = localDriver({ url: access.url, token: access.token });
+  const daemon = access.pid;
+  return {
+    url: access.url,
+    token: access.token,
+    driver,
+    info: await driver.cloud(),
+    services: await driver.services(),
+    async acme(): Promise<AcmeService> {
+      const a = await driver.acme();
+      return { directoryUrl: a.directoryUrl, httpsCaPem: a.httpsCaPem, rootPem: a.rootPem, resolver: a.dnsServer };
+    },
+    smtp: async () => (await driver.services()).smtp,
+    async teardown() {
+      await driver.teardown();
+      // The cloud answers at once and tears down after: done once its daemon (by PID) has gone.
+      await pollUntil(async () => !processAlive(daemon), {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        what: `the local cloud "${d.local.cloudId}" to tear down`,
+      });
+      return 'torn down (no server left on it): its networks and services stopped, its state removed';
+    },
+  };
+}
+
 /** The local cloud: its API (started when it is not running), or, for a dry run, its fake. */
 async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'): Promise<CloudKit | null> {
-  const { default: localDriver } = await import('@adt/providers/drivers/local');
-  const config = localCloudConfig(d);
-  let calls: ApiCall[] | null = null;
-  let driver;
-  let daemon: number | null = null;
-  if (transport === 'dry-run') {
-    calls = [];
-    const fake = (await apiFakes.local())({
-      publicCidr: d.local.publicCidr,
-      privateCidr: d.local.privateCidr,
-      cloudId: d.local.cloudId,
-      s3Port: d.local.ports.s3,
-      smtpPort: d.local.ports.smtp,
-      mirrorPort: d.local.ports.mirror,
-    });
-    driver = localDriver({
-      url: `http://${d.local.privateCidr.replace(/\.0\/24$/, '.1')}:${d.local.ports.api}`,
-      token: 'dry-run',
-      fetch: fake.dryRunFetch(calls),
-    });
-  } else {
-    const { ensureLocalCloud, attachLocalCloud } = await import('@adt/localcloud');
-    const access = transport === 'apply' ? await ensureLocalCloud(config) : await attachLocalCloud(config);
-    if (!access) return null;
-    daemon = access.pid;
-    driver = localDriver({ url: access.url, token: access.token });
-  }
-  const info = await driver.cloud();
-  const services = await driver.services();
+  if (transport === 'dry-run') return localDryRunKit(d);
+  const local = await openLocal(d, transport);
+  if (!local) return null;
+  const { driver, services, info } = local;
   return {
     provider: 'local',
     compute: driver,
@@ -141,30 +149,78 @@ async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'
     privateCidr: info.privateCidr,
     nameserver: info.nameserver,
     acmeDns: async () => ({ provider: 'pdns', apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey }),
+    acme: local.acme,
+    smtp: local.smtp,
+    autoscalerAccess: (buildId, zone) => localAutoscalerAccess(d, driver, services, buildId, zone),
+    revokeAutoscalerAccess: (buildId) => driver.revokeTokens(buildId),
+    teardown: local.teardown,
+    calls: null,
+    dispose: async () => {},
+  };
+}
+
+type LocalDriver = ReturnType<(typeof import('@adt/providers/drivers/local'))['default']>;
+
+async function localAutoscalerAccess(
+  d: Deployment,
+  driver: LocalDriver,
+  services: Awaited<ReturnType<LocalDriver['services']>>,
+  buildId: string,
+  zone: string,
+): Promise<ProviderAccess> {
+  const t = await driver.createScopedToken(buildId, ['webserver'], `autoscaler of build ${buildId}`);
+  return {
+    compute: { driver: 'local', options: { url: driver.url, token: t.token } },
+    dns: {
+      driver: 'powerdns',
+      options: { apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey, zone, defaultTtl: d.scaling.dnsTtlSeconds },
+    },
+  };
+}
+
+/** The local cloud's fake: a dry run's calls recorded, nothing started. */
+async function localDryRunKit(d: Deployment): Promise<CloudKit> {
+  const { default: localDriver } = await import('@adt/providers/drivers/local');
+  const calls: ApiCall[] = [];
+  const fake = (await apiFakes.local())({
+    publicCidr: d.local.publicCidr,
+    privateCidr: d.local.privateCidr,
+    cloudId: d.local.cloudId,
+    s3Port: d.local.ports.s3,
+    smtpPort: d.local.ports.smtp,
+    mirrorPort: d.local.ports.mirror,
+  });
+  const driver = localDriver({
+    url: `http://${d.local.privateCidr.replace(/\.0\/24$/, '.1')}:${d.local.ports.api}`,
+    token: 'dry-run',
+    fetch: fake.dryRunFetch(calls),
+  });
+  const info = await driver.cloud();
+  const services = await driver.services();
+  return {
+    provider: 'local',
+    compute: driver,
+    firewall: driver.firewall,
+    dns: (zone) => driver.dns(zone, d.scaling.dnsTtlSeconds),
+    storage: {
+      endpoint: services.s3.endpoint,
+      region: services.s3.region,
+      credentials: { accessKeyId: services.s3.accessKeyId, secretAccessKey: services.s3.secretAccessKey },
+      writeBudget: null,
+    },
+    buildMachine: info.buildMachine,
+    privateCidr: info.privateCidr,
+    nameserver: info.nameserver,
+    acmeDns: async () => ({ provider: 'pdns', apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey }),
     async acme() {
       const a = await driver.acme();
       return { directoryUrl: a.directoryUrl, httpsCaPem: a.httpsCaPem, rootPem: a.rootPem, resolver: a.dnsServer };
     },
     smtp: async () => services.smtp,
-    async autoscalerAccess(buildId, zone) {
-      const t = await driver.createScopedToken(buildId, ['webserver'], `autoscaler of build ${buildId}`);
-      return {
-        compute: { driver: 'local', options: { url: driver.url, token: t.token } },
-        dns: {
-          driver: 'powerdns',
-          options: { apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey, zone, defaultTtl: d.scaling.dnsTtlSeconds },
-        },
-      };
-    },
+    autoscalerAccess: (buildId, zone) => localAutoscalerAccess(d, driver, services, buildId, zone),
     revokeAutoscalerAccess: (buildId) => driver.revokeTokens(buildId),
     async teardown() {
       await driver.teardown();
-      // The cloud answers at once and tears down after: done once its daemon (by PID) has gone.
-      await pollUntil(async () => daemon !== null && !processAlive(daemon), {
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        what: `the local cloud "${d.local.cloudId}" to tear down`,
-      });
       return 'torn down (no server left on it): its networks and services stopped, its state removed';
     },
     calls,
@@ -190,28 +246,51 @@ type CloudDriver = ComputeProvider & {
   firewall: NativeFirewallProvider;
   databases: ManagedDatabaseProvider;
   dns(zone: string, ttl?: number): DnsProvider;
+  defaultVpcCidr?(region?: string): Promise<string | null>;
 };
 
-/** Each cloud's driver, made with placeholder credentials and a given fetch (a dry run sends nothing). */
-const DRY_RUN_DRIVERS: Record<CloudProvider, (d: Deployment, fetch: typeof globalThis.fetch) => Promise<CloudDriver>> = {
-  digitalocean: async (d, fetch) =>
-    (await import('@adt/providers/drivers/digitalocean')).default({ token: 'dry-run', region: d.region, size: d.serverSize, fetch }),
-  linode: async (d, fetch) =>
-    (await import('@adt/providers/drivers/linode')).default({ token: 'dry-run', region: d.region, size: d.serverSize, fetch }),
-  vultr: async (d, fetch) =>
-    (await import('@adt/providers/drivers/vultr')).default({ apiKey: 'dry-run', region: d.region, size: d.serverSize, fetch }),
-  exoscale: async (d, fetch) =>
+/** A cloud driver's credentials (and its API's base URL when not the real one), as its options name them. */
+type Credentials = Record<string, string>;
+
+/** The environment variables of each cloud's API credentials, by the driver option each fills. */
+export const CREDENTIAL_VARIABLES: Record<CloudProvider, Record<string, string>> = {
+  digitalocean: { token: 'DIGITALOCEAN_TOKEN' },
+  linode: { token: 'LINODE_TOKEN' },
+  vultr: { apiKey: 'VULTR_API_KEY' },
+  exoscale: { apiKey: 'EXOSCALE_API_KEY', apiSecret: 'EXOSCALE_API_SECRET' },
+};
+
+/** Each cloud's driver, from its credentials and a fetch (a dry run's sends nothing). */
+const CLOUD_DRIVERS: Record<CloudProvider, (d: Deployment, creds: Credentials, fetch?: typeof globalThis.fetch) => Promise<CloudDriver>> = {
+  digitalocean: async (d, creds, fetch) =>
+    (await import('@adt/providers/drivers/digitalocean')).default({ token: '', ...creds, region: d.region, size: d.serverSize, fetch }),
+  linode: async (d, creds, fetch) =>
+    (await import('@adt/providers/drivers/linode')).default({ token: '', ...creds, region: d.region, size: d.serverSize, fetch }),
+  vultr: async (d, creds, fetch) =>
+    (await import('@adt/providers/drivers/vultr')).default({ apiKey: '', ...creds, region: d.region, size: d.serverSize, fetch }),
+  exoscale: async (d, creds, fetch) =>
     (await import('@adt/providers/drivers/exoscale')).default({
-      apiKey: 'dry-run',
-      apiSecret: 'dry-run',
+      apiKey: '',
+      apiSecret: '',
+      ...creds,
       zone: d.region,
       size: d.serverSize,
       fetch,
-      operationIntervalMs: 1,
+      ...(fetch ? { operationIntervalMs: 1 } : {}),
     }),
 };
 
-/** Writes per object each cloud's object storage documents (DigitalOcean Spaces: 5 per 5 minutes). */
+/**
+ * Writes per object each cloud's object storage documents, which the datastore keeps under.
+ * - DigitalOcean Spaces: "5 PUT or COPY requests per 5 minutes on any one object" (earlier versions of
+ *   https://docs.digitalocean.com/products/spaces/details/limits; the current one says at most 10
+ *   concurrent PUTs on one object): the stricter, 5 per 300 s, is kept.
+ * - Linode Object Storage: limits are per bucket (750 requests/s on E0/E1 endpoints, more on E2/E3,
+ *   https://techdocs.akamai.com/cloud-computing/docs/object-storage-product-limits), none per object.
+ * - Vultr Object Storage: per tier (`ratelimit_ops_secs` of GET /v2/object-storage/tiers), per
+ *   subscription, none per object documented.
+ * - Exoscale SOS: none documented.
+ */
 const WRITE_BUDGETS: Record<CloudProvider, WriteBudget | null> = {
   digitalocean: SPACES_WRITE_BUDGET,
   linode: null,
@@ -219,12 +298,51 @@ const WRITE_BUDGETS: Record<CloudProvider, WriteBudget | null> = {
   exoscale: null,
 };
 
+/** The deploy's credentials of a real cloud from the environment: every missing variable named at once (exit 2). */
+function credentialsFrom(d: Deployment, env: NodeJS.ProcessEnv) {
+  const provider = d.provider as CloudProvider;
+  const vars = { ...CREDENTIAL_VARIABLES[provider], storageKey: 'OBJECT_STORAGE_ACCESS_KEY', storageSecret: 'OBJECT_STORAGE_SECRET_KEY' };
+  if (d.dnsProvider === 'cloudflare') Object.assign(vars, { cloudflare: 'CLOUDFLARE_API_TOKEN' });
+  const missing = Object.values(vars).filter((v) => !env[v]);
+  if (missing.length) {
+    throw fail(
+      'NO_CREDENTIALS',
+      `PROVIDER=${provider}: set ${missing.join(', ')} in the environment (never in the deployment file): ` +
+        `the API credentials of the account, and the object storage's key pair (README: "Deploy on a cloud")`,
+      2,
+    );
+  }
+  const api = Object.fromEntries(Object.entries(CREDENTIAL_VARIABLES[provider]).map(([k, v]) => [k, env[v]!]));
+  return {
+    api,
+    storage: { accessKeyId: env.OBJECT_STORAGE_ACCESS_KEY!, secretAccessKey: env.OBJECT_STORAGE_SECRET_KEY! },
+    cloudflare: env.CLOUDFLARE_API_TOKEN ?? null,
+    // The autoscalers' token: a narrower one when the user made it (DigitalOcean's custom scopes).
+    autoscaler: provider === 'digitalocean' && env.DIGITALOCEAN_AUTOSCALER_TOKEN ? { token: env.DIGITALOCEAN_AUTOSCALER_TOKEN } : null,
+  };
+}
+
+/** How lego writes DNS-01 records on a cloud's DNS with these credentials. */
+function cloudDnsAccess(provider: CloudProvider, creds: Credentials): AcmeDnsAccess {
+  switch (provider) {
+    case 'digitalocean':
+      return { provider, token: creds.token!, ...(creds.baseUrl ? { apiUrl: creds.baseUrl.replace(/\/v2$/, '') } : {}) };
+    case 'linode':
+      return { provider, token: creds.token! };
+    case 'vultr':
+      return { provider, apiKey: creds.apiKey! };
+    case 'exoscale':
+      return { provider, apiKey: creds.apiKey!, apiSecret: creds.apiSecret! };
+  }
+}
+
 /** A real cloud through its fake (a dry run): every call recorded, as a fresh account would answer. */
 async function cloudDryRunKit(d: Deployment): Promise<CloudKit> {
   const provider = d.provider as CloudProvider;
   const calls: ApiCall[] = [];
   const fake = (await apiFakes[provider]())();
-  const c = await DRY_RUN_DRIVERS[provider](d, fake.dryRunFetch(calls));
+  const placeholder = Object.fromEntries(Object.keys(CREDENTIAL_VARIABLES[provider]).map((k) => [k, 'dry-run']));
+  const c = await CLOUD_DRIVERS[provider](d, placeholder, fake.dryRunFetch(calls));
   let dns = (zone: string): DnsProvider => c.dns(zone, d.scaling.dnsTtlSeconds);
   if (d.dnsProvider === 'cloudflare') {
     const cf = (await apiFakes.cloudflare())();
@@ -242,16 +360,18 @@ async function cloudDryRunKit(d: Deployment): Promise<CloudKit> {
     databases: c.databases,
     dns,
     storage: {
-      endpoint: objectStorageEndpoint(provider, d.region),
-      region: d.region,
+      endpoint: d.objectStorage.endpoint ?? objectStorageEndpoint(provider, d.region),
+      region: d.objectStorage.region ?? d.region,
       credentials: { accessKeyId: 'dry-run', secretAccessKey: 'dry-run' },
       writeBudget: WRITE_BUDGETS[provider],
     },
     buildMachine: { publicIp: d.buildMachineIp!, privateIp: null },
-    privateCidr: null,
+    privateCidr: (await c.defaultVpcCidr?.(d.region)) ?? null,
     nameserver: null,
     acmeDns: async () =>
-      d.dnsProvider === 'cloudflare' ? { provider: 'cloudflare', apiToken: '(CLOUDFLARE_API_TOKEN)' } : cloudDnsAccess(provider),
+      d.dnsProvider === 'cloudflare'
+        ? { provider: 'cloudflare', apiToken: '(CLOUDFLARE_API_TOKEN)' }
+        : cloudDnsAccess(provider, placeholderNames(provider)),
     autoscalerAccess: async (_buildId, zone) => ({
       compute: { driver: provider, options: { region: d.region, size: d.serverSize } },
       dns: { driver: d.dnsProvider === 'cloudflare' ? 'cloudflare' : provider, options: { zone } },
@@ -261,17 +381,87 @@ async function cloudDryRunKit(d: Deployment): Promise<CloudKit> {
   };
 }
 
-function cloudDnsAccess(provider: CloudProvider): AcmeDnsAccess {
-  switch (provider) {
-    case 'digitalocean':
-      return { provider, token: '(DIGITALOCEAN_TOKEN)' };
-    case 'linode':
-      return { provider, token: '(LINODE_TOKEN)' };
-    case 'vultr':
-      return { provider, apiKey: '(VULTR_API_KEY)' };
-    case 'exoscale':
-      return { provider, apiKey: '(EXOSCALE_API_KEY)', apiSecret: '(EXOSCALE_API_SECRET)' };
-  }
+/** The credentials as their variables' names (what a dry run shows instead of them). */
+function placeholderNames(provider: CloudProvider): Credentials {
+  return Object.fromEntries(Object.entries(CREDENTIAL_VARIABLES[provider]).map(([k, v]) => [k, `(${v})`]));
+}
+
+/**
+ * A real cloud: its API with the account's credentials, its object storage with the key pair from
+ * the environment. With EMULATOR=local the same driver talks to the local cloud's emulation of the
+ * provider's API (emulators.ts of @adt/localcloud): servers, firewalls and DNS are the local cloud's,
+ * the object storage its S3 (with the provider's write budget), ACME its pebble, mail its catcher.
+ */
+async function cloudKit(d: Deployment, transport: 'apply' | 'attach', env: NodeJS.ProcessEnv): Promise<CloudKit | null> {
+  const provider = d.provider as CloudProvider;
+  let local: Awaited<ReturnType<typeof openLocal>> | null = null;
+  let creds: ReturnType<typeof credentialsFrom>;
+  if (d.emulator === 'local') {
+    local = await openLocal(d, transport);
+    if (!local) return null;
+    const s3 = local.services.s3;
+    // The account token stands for the account's API credentials (the emulation takes the cloud's tokens).
+    const api = {
+      ...Object.fromEntries(Object.keys(CREDENTIAL_VARIABLES[provider]).map((k) => [k, local!.token])),
+      baseUrl: `${local.url}/${provider}/v2`,
+    };
+    creds = { api, storage: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, cloudflare: null, autoscaler: null };
+  } else creds = credentialsFrom(d, env);
+  const c = await CLOUD_DRIVERS[provider](d, creds.api);
+  const cloudflareDns = async (zone: string, token: string) =>
+    (await dnsDrivers.cloudflare()).default({
+      apiToken: token,
+      zone,
+      proxied: d.webMode === 'cloudflare',
+      defaultTtl: d.scaling.dnsTtlSeconds,
+    });
+  const cf = d.dnsProvider === 'cloudflare' ? await cloudflareDns(d.zone, creds.cloudflare!) : null;
+  const privateCidr = (await c.defaultVpcCidr?.(d.region)) ?? null;
+  return {
+    provider,
+    compute: c,
+    firewall: c.firewall,
+    databases: c.databases,
+    dns: (zone) => (cf && zone === d.zone ? cf : c.dns(zone, d.scaling.dnsTtlSeconds)),
+    storage: local
+      ? {
+          endpoint: local.services.s3.endpoint,
+          region: local.services.s3.region,
+          credentials: creds.storage,
+          writeBudget: WRITE_BUDGETS[provider],
+        }
+      : {
+          endpoint: d.objectStorage.endpoint ?? objectStorageEndpoint(provider, d.region),
+          region: d.objectStorage.region ?? d.region,
+          credentials: creds.storage,
+          writeBudget: WRITE_BUDGETS[provider],
+        },
+    buildMachine: local ? local.info.buildMachine : { publicIp: d.buildMachineIp!, privateIp: null },
+    privateCidr,
+    nameserver: local?.info.nameserver ?? null,
+    acmeDns: async () =>
+      d.dnsProvider === 'cloudflare' ? { provider: 'cloudflare', apiToken: creds.cloudflare! } : cloudDnsAccess(provider, creds.api),
+    ...(local ? { acme: local.acme, smtp: local.smtp } : {}),
+    async autoscalerAccess(buildId, zone): Promise<ProviderAccess> {
+      // The emulation scopes a token to the build's webservers; DigitalOcean's custom scopes go by
+      // resource type only (DIGITALOCEAN_AUTOSCALER_TOKEN); the others' tokens are the account's.
+      const token = local ? (await local.driver.createScopedToken(buildId, ['webserver'], `autoscaler of build ${buildId}`)).token : null;
+      const api = token
+        ? Object.fromEntries(Object.entries(creds.api).map(([k, v]) => [k, k === 'baseUrl' ? v : token]))
+        : { ...creds.api, ...creds.autoscaler };
+      const dns: ProviderAccess['dns'] = cf
+        ? {
+            driver: 'cloudflare',
+            options: { apiToken: creds.cloudflare!, zone, proxied: d.webMode === 'cloudflare', defaultTtl: d.scaling.dnsTtlSeconds },
+          }
+        : // The cloud's DNS shares the compute driver's client (its `dns(zone)`).
+          { driver: provider, options: { zone, defaultTtl: d.scaling.dnsTtlSeconds } };
+      return { compute: { driver: provider, options: { ...api, region: d.region, size: d.serverSize } }, dns };
+    },
+    ...(local ? { revokeAutoscalerAccess: (buildId: string) => local!.driver.revokeTokens(buildId), teardown: local.teardown } : {}),
+    calls: null,
+    dispose: async () => {},
+  };
 }
 
 /**
@@ -279,14 +469,12 @@ function cloudDnsAccess(provider: CloudProvider): AcmeDnsAccess {
  * does not run); `dry-run`: the provider's fake, nothing sent; `attach`: the running local cloud
  * only, never started (null when it does not run: status, destroy).
  */
-export async function openKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'): Promise<CloudKit | null> {
+export async function openKit(
+  d: Deployment,
+  transport: 'apply' | 'dry-run' | 'attach',
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CloudKit | null> {
   if (d.provider === 'local') return localKit(d, transport);
   if (transport === 'dry-run') return cloudDryRunKit(d);
-  throw fail(
-    'CLOUD_DEPLOY',
-    `PROVIDER=${d.provider}: this version deploys on the local provider only (the role bundle, the one-time secrets and the pipeline ` +
-      `are the same on every cloud; the clouds' object storage keys and deploy are not built yet); --dry-run prints every API call ` +
-      `a deploy on ${d.provider} would make`,
-    2,
-  );
+  return cloudKit(d, transport, env);
 }

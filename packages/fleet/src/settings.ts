@@ -54,6 +54,10 @@ export interface Deployment {
   databaseService: 'server' | 'managed';
   /** Real clouds: the build machine's public IPv4 (SSH and health checks are allowed from it). */
   buildMachineIp: string | null;
+  /** A cloud PROVIDER's API answered by the local cloud's emulation of it (its servers local ones), or the real API. */
+  emulator: 'local' | null;
+  /** The cloud's object storage (config, files and backup buckets); null: its default for the region. */
+  objectStorage: { endpoint: string | null; region: string | null };
   /** Servers boot from images prepared per role (their packages installed), or from the stock image. */
   images: 'prepared' | 'stock';
   tls: { mode: 'local-ca' | 'acme'; acmeServer: string | null; acmeEmail: string | null; renewDays: number };
@@ -91,6 +95,17 @@ export interface Deployment {
   };
 }
 
+/** Whether the deployment's servers are the local cloud's (PROVIDER=local, or a cloud's API emulated by it). */
+export function onLocalCloud(d: Pick<Deployment, 'provider' | 'emulator'>): boolean {
+  return d.provider === 'local' || d.emulator === 'local';
+}
+
+/** Where a deployment runs, for people: `the local cloud "lc"`, `digitalocean (emulated by the local cloud "lc")`, `digitalocean`. */
+export function whereIs(d: Pick<Deployment, 'provider' | 'emulator' | 'local'>): string {
+  if (d.provider === 'local') return `the local cloud "${d.local.cloudId}"`;
+  return d.emulator === 'local' ? `${d.provider} (emulated by the local cloud "${d.local.cloudId}")` : d.provider;
+}
+
 const EMAIL = /^[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,63}$/;
 const CIDR24 = /^198\.(18|19)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
 
@@ -124,8 +139,16 @@ export const SETTINGS: readonly Setting[] = [
     'Where the fleet runs. "local": this machine, as a small cloud of its own (packages/localcloud).',
     'digitalocean, linode, vultr, exoscale: a real cloud; their API credentials come from the environment,',
     'never from this file: DIGITALOCEAN_TOKEN, LINODE_TOKEN, VULTR_API_KEY, EXOSCALE_API_KEY +',
-    'EXOSCALE_API_SECRET (and CLOUDFLARE_API_TOKEN for DNS_PROVIDER=cloudflare). On a real cloud this',
-    'version does the --dry-run (every API call it would make, in order); the deploy itself is local only.',
+    'EXOSCALE_API_SECRET (and CLOUDFLARE_API_TOKEN for DNS_PROVIDER=cloudflare); the object storage',
+    'keys as OBJECT_STORAGE_ACCESS_KEY + OBJECT_STORAGE_SECRET_KEY. --dry-run prints every API call first.',
+  ),
+  site(
+    'EMULATOR',
+    '',
+    "local: the cloud PROVIDER's API is answered by the local cloud's emulation of it (the same driver,",
+    'requests and responses; its servers are local servers, its DNS the local PowerDNS, its object',
+    'storage the local S3): the whole flow on this machine, no account needed. Empty: the real API.',
+    'Emulated now: digitalocean.',
   ),
   site(
     'SITE_URL',
@@ -184,6 +207,14 @@ export const SETTINGS: readonly Setting[] = [
     "clouds), reachable only from the fleet's private addresses (never 0.0.0.0/0).",
   ),
   site('BUILD_MACHINE_IP', '', "Real clouds: this build machine's public IPv4 (every server allows SSH and health checks from it)."),
+  site(
+    'OBJECT_STORAGE_ENDPOINT',
+    '',
+    "Real clouds: the S3 endpoint of the cloud's object storage, https://... Empty: the region's",
+    '(digitalocean https://<region>.digitaloceanspaces.com, linode https://<region>-1.linodeobjects.com,',
+    'vultr https://<region>.vultrobjects.com, exoscale https://sos-<region>.exo.io).',
+  ),
+  site('OBJECT_STORAGE_REGION', '', "Real clouds: the object storage's region (its signing region). Empty: REGION."),
   site(
     'IMAGES',
     '',
@@ -536,21 +567,53 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     );
   }
   const buildMachineIp = r.raw('BUILD_MACHINE_IP') || null;
-  if (cloud && !buildMachineIp) {
+  const emulator = r.raw('EMULATOR') || null;
+  const EMULATED = ['digitalocean'];
+  if (emulator && (emulator !== 'local' || !cloud || !EMULATED.includes(provider))) {
+    r.problem(
+      `EMULATOR="${emulator}": "local" with PROVIDER=${EMULATED.join(' or ')} (the local cloud emulates that API), or empty (the real API)`,
+    );
+  }
+  const emulated = emulator === 'local';
+  if (emulated && dnsProvider === 'cloudflare')
+    r.problem(`DNS_PROVIDER="cloudflare": not with EMULATOR=local (Cloudflare is not emulated): ${provider} or empty`);
+  if (emulated && webMode === 'cloudflare')
+    r.problem('WEB_FIREWALL="cloudflare": not with EMULATOR=local (no Cloudflare proxy reaches local servers): open or auth');
+  if (emulated && databaseService === 'managed')
+    r.problem('DATABASE_SERVICE="managed": the local cloud does not emulate managed databases yet (EMULATOR=local): server');
+  if (cloud && !emulated && !buildMachineIp) {
     r.problem(
       `BUILD_MACHINE_IP="": with PROVIDER=${provider}, this machine's public IPv4 address ` +
         '(the servers allow SSH and health checks from it)',
     );
-  } else if (buildMachineIp && (!isIPv4(buildMachineIp) || !cloud)) {
+  } else if (buildMachineIp && (!isIPv4(buildMachineIp) || !cloud || emulated)) {
     r.problem(
       `BUILD_MACHINE_IP="${buildMachineIp}": ` +
-        (cloud ? 'an IPv4 address such as 203.0.113.10' : 'only for a cloud PROVIDER (the local cloud knows its build machine)'),
+        (cloud && !emulated
+          ? 'an IPv4 address such as 203.0.113.10'
+          : 'only for a cloud PROVIDER on its real API (the local cloud knows its build machine)'),
     );
   }
+  const storageEndpoint = r.raw('OBJECT_STORAGE_ENDPOINT') || null;
+  const storageRegion = r.raw('OBJECT_STORAGE_REGION') || null;
+  if (storageEndpoint && (!cloud || emulated || !/^https:\/\/[a-z0-9.-]+(:\d+)?\/?$/.test(storageEndpoint)))
+    r.problem(
+      `OBJECT_STORAGE_ENDPOINT="${storageEndpoint}": ` +
+        (cloud && !emulated
+          ? 'an https:// URL of a host, such as https://fra1.digitaloceanspaces.com'
+          : 'only for a cloud PROVIDER on its real API'),
+    );
+  if (storageRegion && (!cloud || emulated || !/^[a-z0-9][a-z0-9-]{0,39}$/.test(storageRegion)))
+    r.problem(
+      `OBJECT_STORAGE_REGION="${storageRegion}": ` +
+        (cloud && !emulated
+          ? 'a region name such as fra1 (lowercase letters, digits, hyphens)'
+          : 'only for a cloud PROVIDER on its real API'),
+    );
   if (!r.raw('IMAGES')) vars.IMAGES = cloud ? 'stock' : 'prepared';
   const images = r.oneOf('IMAGES', ['prepared', 'stock'] as const);
   const tlsMode = r.oneOf('TLS', ['local-ca', 'acme'] as const);
-  if (cloud && tlsMode === 'local-ca')
+  if (cloud && !emulated && tlsMode === 'local-ca')
     r.problem(`TLS="local-ca": with PROVIDER=${provider} visitors need a certificate they trust: TLS=acme`);
   let acmeServer = r.raw('ACME_SERVER') || null;
   if (acmeServer && !/^https:\/\/[^\s/]+(\/\S*)?$/.test(acmeServer)) {
@@ -558,10 +621,10 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
       `ACME_SERVER="${acmeServer}": the https:// URL of an ACME directory (empty: ${cloud ? "Let's Encrypt" : "the local cloud's pebble"})`,
     );
   }
-  if (!acmeServer && tlsMode === 'acme' && cloud) acmeServer = 'https://acme-v02.api.letsencrypt.org/directory';
+  if (!acmeServer && tlsMode === 'acme' && cloud && !emulated) acmeServer = 'https://acme-v02.api.letsencrypt.org/directory';
   const acmeEmail = r.raw('ACME_EMAIL').toLowerCase() || null;
   if (acmeEmail && !EMAIL.test(acmeEmail)) r.problem(`ACME_EMAIL="${acmeEmail}": an email address (the ACME account's contact)`);
-  if (tlsMode === 'acme' && cloud && !acmeEmail) {
+  if (tlsMode === 'acme' && cloud && !emulated && !acmeEmail) {
     r.problem(`ACME_EMAIL="": with TLS=acme on ${provider}, the contact address of the ACME account (expiry warnings go there)`);
   }
   const renewDays = r.int('TLS_RENEW_DAYS', 1, 60, 'days before expiry a certificate is renewed');
@@ -650,6 +713,8 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
     dnsProvider,
     databaseService,
     buildMachineIp,
+    emulator: emulated ? 'local' : null,
+    objectStorage: { endpoint: storageEndpoint?.replace(/\/$/, '') ?? null, region: storageRegion },
     images,
     tls: { mode: tlsMode, acmeServer, acmeEmail, renewDays },
     webMode,

@@ -21,6 +21,7 @@
  *   PUT    /v1/firewalls/:buildId/:role  { rules }  -> 200 { rules } (account token)
  *   DELETE /v1/firewalls/:buildId/:role    -> 204 (account token)
  *   DELETE /v1/cloud                       -> 202 { tearingDown: true } | 409 while servers remain (account token)
+ *   ANY    /digitalocean/v2/...            DigitalOcean's API, backed by this cloud (emulators.ts)
  *
  * Every request carries `Authorization: Bearer <token>`. A scoped token sees and touches only its
  * build's servers and creates or destroys only its roles. Errors are `{ id, message }` with the
@@ -30,6 +31,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { isAdtError } from '@adt/core';
 import { validateRule, type InboundRule, type Role } from '@adt/providers';
 import type { LocalCloud, LocalServer } from './cloud.ts';
+import { serveEmulated, type EmulatedProvider, type startEmulators } from './emulators.ts';
 import type { Principal, TokenStore } from './tokens.ts';
 
 const ROLES: Role[] = ['webserver', 'database', 'autoscaler', 'auth', 'build'];
@@ -54,6 +56,9 @@ export interface LocalApiOptions {
   onTeardown?: () => void;
   /** Largest request body in bytes (default 256 KiB: user-data is at most 64 KiB). */
   maxBodyBytes?: number;
+  /** The clouds' APIs this cloud emulates, under `/<provider>/` (emulators.ts). */
+  emulators?: ReturnType<typeof startEmulators>;
+  log?(line: string): void;
 }
 
 class HttpError extends Error {
@@ -234,6 +239,8 @@ export function localApiHandler(o: LocalApiOptions) {
       if (!p) throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
       const url = new URL(req.url ?? '/', 'http://local');
       const parts = url.pathname.split('/').filter(Boolean);
+      const emulator = o.emulators?.get(parts[0] as EmulatedProvider);
+      if (emulator) return await serveEmulated(emulator, p, req, res, url, url.pathname.slice(parts[0]!.length + 1), o.log);
       if (parts[0] !== 'v1') throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
       const [, what, a, b] = parts;
       if (parts.some((x) => !/^[A-Za-z0-9._-]{1,64}$/.test(x))) throw new HttpError(404, 'not_found', `no route ${url.pathname}`);

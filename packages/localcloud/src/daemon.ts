@@ -50,7 +50,13 @@ const SERVE = join(import.meta.dirname, 'serve.ts');
 /** A fingerprint of the code the daemon runs: a daemon started from other code is restarted. */
 export function codeVersion(): string {
   const h = createHash('sha256');
-  for (const dir of [import.meta.dirname, join(import.meta.dirname, 'services'), join(ROOT, 'packages/core/src')]) {
+  for (const dir of [
+    import.meta.dirname,
+    join(import.meta.dirname, 'services'),
+    join(ROOT, 'packages/core/src'),
+    // The emulated clouds' APIs are the providers' fakes.
+    join(ROOT, 'packages/providers/src/fakes'),
+  ]) {
     for (const f of readdirSync(dir)
       .filter((n) => n.endsWith('.ts'))
       .sort())

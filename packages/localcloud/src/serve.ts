@@ -15,6 +15,7 @@ import { serveLocalApi, type CloudServices } from './api.ts';
 import { LocalCloud } from './cloud.ts';
 import { codeVersion, type LocalCloudConfig } from './daemon.ts';
 import { TokenStore } from './tokens.ts';
+import { startEmulators } from './emulators.ts';
 import { startMailCatcher } from './services/mail.ts';
 import { startMirror, stopMirror } from './services/mirror.ts';
 import { attachPebble, startPebble } from './services/pebble.ts';
@@ -109,10 +110,17 @@ async function worker(): Promise<void> {
   const token = (await readFile(join(config.stateDir, 'api', 'account.token'), 'utf8')).trim();
   const tokens = new TokenStore(token, join(config.stateDir, 'api', 'tokens.json'));
   let tearingDown = false;
+  const emulators = startEmulators({
+    cloud,
+    apiUrl: `http://${buildMachine.privateIp}:${config.ports.api}`,
+    dns: { apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey },
+  });
   const api = await serveLocalApi({
     cloud,
     tokens,
     services,
+    emulators,
+    log,
     version: codeVersion(),
     address: buildMachine.privateIp,
     port: config.ports.api,

@@ -36,6 +36,16 @@ function servableReleases(store: ConfigStore): () => Promise<ReadonlySet<string>
   };
 }
 
+interface CloudDns {
+  dns?(zone: string, defaultTtl?: number): DnsProvider;
+}
+
+function cloudDnsOf(compute: ComputeProvider & CloudDns, options: Record<string, unknown>): DnsProvider {
+  if (!compute.dns || typeof options.zone !== 'string')
+    throw new Error(`the ${compute.name} driver has no DNS for ${String(options.zone)}`);
+  return compute.dns(options.zone, typeof options.defaultTtl === 'number' ? options.defaultTtl : undefined);
+}
+
 export async function main(): Promise<number> {
   const store = openDatastore();
   const [settings, site, tls] = await store.requireAll([keys.scaling, keys.site, keys.siteTls] as const, 'the build, in production mode,');
@@ -44,11 +54,15 @@ export async function main(): Promise<number> {
   // The cloud's API and DNS, as the build handed them to this server in its envelope (a 0600 file).
   const { providerAccess: access } = JSON.parse(readFileSync(SECRETS_FILE, 'utf8')) as { providerAccess: ProviderAccess };
   const computeName = access.compute.driver as keyof typeof computeDrivers;
-  const dnsName = access.dns.driver as keyof typeof dnsDrivers;
-  if (!(computeName in computeDrivers) || !(dnsName in dnsDrivers))
+  const dnsName = access.dns.driver;
+  // A cloud's own DNS (DNS driver named as the compute one) comes from its compute driver, sharing its client.
+  const cloudDns = dnsName === computeName;
+  if (!(computeName in computeDrivers) || (!cloudDns && !(dnsName in dnsDrivers)))
     throw new Error(`unknown drivers ${access.compute.driver} / ${access.dns.driver} in ${SECRETS_FILE}`);
-  const compute = ((await computeDrivers[computeName]()).default as (o: unknown) => ComputeProvider)(access.compute.options);
-  const dns = ((await dnsDrivers[dnsName]()).default as (o: unknown) => DnsProvider)(access.dns.options);
+  const compute = ((await computeDrivers[computeName]()).default as (o: unknown) => ComputeProvider & CloudDns)(access.compute.options);
+  const dns = cloudDns
+    ? cloudDnsOf(compute, access.dns.options)
+    : ((await dnsDrivers[dnsName as keyof typeof dnsDrivers]()).default as (o: unknown) => DnsProvider)(access.dns.options);
   // New webservers get what the build gives a webserver: this server's own datastore settings and key.
   const env = datastoreSettings();
   const datastoreEnv = Object.fromEntries(

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { formatCalls, redactBody } from '@adt/providers';
 import { defineCommand } from '@adt/role-common';
-import { deploy, wantedServers, type DeploySummary, type Fleet } from '@adt/fleet';
+import { deploy, onLocalCloud, wantedServers, whereIs, type DeploySummary, type Fleet } from '@adt/fleet';
 import { AdtError } from '@adt/core';
 import { ROOT, cacheDir, deploymentOf, helperName, withFleet } from './open.ts';
 import { installRenewalCron } from './renewal-cron.ts';
@@ -104,13 +104,13 @@ export const deployCommand = defineCommand({
   async run({ values, out }) {
     const d = deploymentOf(values);
     const dryRun = Boolean(values['dry-run']);
-    if (!dryRun && d.provider === 'local' && process.getuid?.() !== 0) {
-      throw new AdtError('NOT_ROOT', 'the local provider needs root (it creates network namespaces): run as root', {
+    if (!dryRun && onLocalCloud(d) && process.getuid?.() !== 0) {
+      throw new AdtError('NOT_ROOT', 'the local cloud needs root (it creates network namespaces): run as root', {
         pkg: 'build',
         exitCode: 2,
       });
     }
-    const where = d.provider === 'local' ? `the local cloud "${d.local.cloudId}"` : d.provider;
+    const where = whereIs(d);
     out.say(`${dryRun ? 'Dry run of the deploy of' : 'Deploying'} ${d.siteUrl} (build ${d.buildId}, ${d.mode} mode) on ${where}`);
     return withFleet(d, dryRun ? 'dry-run' : 'apply', async (f) => {
       const summary = await deploy(f, {

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdtError } from '@adt/core';
-import { backupNow, destroy } from '@adt/fleet';
+import { backupNow, destroy, onLocalCloud, whereIs } from '@adt/fleet';
 import { defineCommand } from '@adt/role-common';
 import { deploymentOf, withFleet } from './open.ts';
 import { removeRenewalCron } from './renewal-cron.ts';
@@ -21,11 +21,11 @@ export const destroyCommand = defineCommand({
   },
   async run({ values, out }) {
     const d = deploymentOf(values);
-    if (d.provider === 'local' && process.getuid?.() !== 0) {
-      throw new AdtError('NOT_ROOT', 'the local provider needs root: run as root', { pkg: 'build', exitCode: 2 });
+    if (onLocalCloud(d) && process.getuid?.() !== 0) {
+      throw new AdtError('NOT_ROOT', 'the local cloud needs root: run as root', { pkg: 'build', exitCode: 2 });
     }
     out.say(
-      `Destroying build ${d.buildId} (${d.siteUrl}) on ${d.provider === 'local' ? `the local cloud "${d.local.cloudId}"` : d.provider}`,
+      `Destroying build ${d.buildId} (${d.siteUrl}) on ${whereIs(d)}`,
     );
     const anything = existsSync(join(d.stateDir, 'builds', d.buildId)) || existsSync(join(d.stateDir, 'cloud', d.local.cloudId));
     if (!anything) {

@@ -232,6 +232,16 @@ export class DigitalOceanCompute implements ComputeProvider {
     );
   }
 
+  /**
+   * The IP range of the region's default VPC (where droplets created without `vpc_uuid` land), or
+   * null when the account has none there yet (DigitalOcean makes it with the first droplet).
+   * https://docs.digitalocean.com/reference/api/digitalocean/#operation/vpcs_list
+   */
+  async defaultVpcCidr(region = this.#o.region): Promise<string | null> {
+    const vpcs = await listAll<{ region: string; ip_range: string; default: boolean }>(this.api, '/vpcs', 'vpcs');
+    return vpcs.find((v) => v.default && v.region === region)?.ip_range ?? null;
+  }
+
   // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_destroy
   async destroy(id: string): Promise<void> {
     await this.api.delete(`/droplets/${encodeURIComponent(id)}`, { accept: [404] });

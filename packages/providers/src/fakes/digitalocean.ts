@@ -8,7 +8,10 @@
  * refuse key identifiers that are not the account's ("... are invalid key identifiers for Droplet
  * creation.", 422). Guessed: the message of a malformed public key.
  */
-import { bearer, FakeApi, md5Fingerprint, pageOf, publicKeyBlob, type FakeRequest } from './harness.ts';
+import { parseServerName } from '../naming.ts';
+import type { InboundRule, Server } from '../types.ts';
+import { applyTagged, type FakeBacking } from './backing.ts';
+import { bearer, FakeApi, md5Fingerprint, pageOf, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 interface Droplet {
   id: number;
@@ -25,6 +28,8 @@ interface Droplet {
   /** The account keys it was given (by id), in root's authorized_keys: not in the API's droplet object. */
   ssh_keys: number[];
   polls: number;
+  /** The backing cloud's server (a backed fake). */
+  backing_id?: string;
 }
 
 export interface FakeSshKey {
@@ -55,6 +60,14 @@ export interface DigitalOceanFakeOptions {
    * server asks.
    */
   onRecordsChanged?: (zone: string, records: readonly { type: string; name: string; data: string; ttl: number }[]) => void | Promise<void>;
+  /**
+   * A cloud that runs the droplets for real (see `backing.ts`): droplets are its servers with their
+   * addresses, firewalls its native rules, domains served by its DNS, the default VPC its private
+   * network. Managed databases are refused (not backed yet).
+   */
+  backing?: FakeBacking;
+  /** Checks a request's credentials instead of the bearer token `token` (a backed fake takes its cloud's tokens). */
+  authorize?: (req: FakeRequest) => FakeResponse | null;
 }
 
 const ERROR_IDS: Record<number, string> = {
@@ -71,8 +84,9 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     prefix: '/v2',
     realBaseUrl: 'https://api.digitalocean.com/v2',
     errorBody: (status, message) => ({ id: ERROR_IDS[status] ?? 'error', message, request_id: 'fake' }),
-    authorize: (req) => bearer(o.token ?? 'do-test-token', (m) => api.error(401, m))(req),
+    authorize: (req) => (o.authorize ? o.authorize(req) : bearer(o.token ?? 'do-test-token', (m) => api.error(401, m))(req)),
   });
+  const backing = o.backing;
   const droplets = new Map<number, Droplet>();
   const firewalls = new Map<string, Record<string, unknown> & { id: string; name: string; tags: string[] }>();
   const domains = new Map<string, { id: number; type: string; name: string; data: string; ttl: number }[]>();
@@ -81,7 +95,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     Record<string, unknown> & { id: string; name: string; tags: string[]; rules: { type: string; value: string }[]; polls: number }
   >();
   const actions = new Map<number, { id: number; status: string; polls: number; dropletId: number; name: string }>();
-  const snapshots: { id: number; name: string; dropletId: number }[] = [];
+  const snapshots: { id: number; name: string; dropletId: number; backing_id?: string }[] = [];
   const sshKeys = new Map<number, FakeSshKey>();
   let n = 0;
 
@@ -134,7 +148,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     return k && sshKeys.delete(k.id) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.');
   });
 
-  api.route('POST', '/droplets', (req) => {
+  api.route('POST', '/droplets', async (req) => {
     const b = req.body as Record<string, unknown>;
     for (const f of ['name', 'region', 'size', 'image']) if (!b?.[f]) return api.error(422, `${f} is required`);
     const tags = (b.tags as string[] | undefined) ?? [];
@@ -146,9 +160,28 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     if (!Array.isArray(refs)) return api.error(422, 'ssh_keys must be an array of SSH key ids or fingerprints');
     const unknown = refs.filter((r) => !keyOf(r));
     if (unknown.length) return api.error(422, `${unknown.join(', ')} are invalid key identifiers for Droplet creation.`);
+    let backingId: string | undefined;
+    if (backing) {
+      const parsed = parseServerName(b.name as string);
+      if (!parsed)
+        return api.error(422, `name "${b.name}": the local cloud runs servers named by the toolkit only (role and build in the name)`);
+      const image = backedImage(b.image);
+      if (!image) return api.error(422, `image ${JSON.stringify(b.image)}: the local cloud has debian-12-x64 and this account's snapshots`);
+      const s = await backing.compute.create({
+        name: b.name as string,
+        role: parsed.role,
+        buildId: parsed.buildId,
+        userData: (b.user_data as string) ?? '',
+        image,
+        sshKeys: [...new Set(refs.map((r) => keyOf(r)!.public_key.trim()))],
+        tags,
+      });
+      backingId = s.id;
+    }
     const id = api.nextId();
     const d: Droplet = {
       id,
+      ...(backingId ? { backing_id: backingId } : {}),
       name: b.name as string,
       status: 'new',
       created_at: new Date().toISOString(),
@@ -168,14 +201,16 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       body: { droplet: dropletView(d), links: { actions: [{ id: api.nextId(), rel: 'create', href: `${api.baseUrl}/actions/0` }] } },
     };
   });
-  api.route('GET', '/droplets', (req) => {
+  api.route('GET', '/droplets', async (req) => {
     const tag = req.query.get('tag_name');
-    return list(req, 'droplets', [...droplets.values()].filter((d) => !tag || d.tags.includes(tag)).map(dropletView));
+    const found = [...droplets.values()].filter((d) => !tag || d.tags.includes(tag));
+    if (backing) await Promise.all(found.map((d) => refresh(d)));
+    return list(req, 'droplets', found.filter((d) => droplets.has(d.id)).map(dropletView));
   });
-  api.route('GET', '/droplets/:id', (_req, p) => {
+  api.route('GET', '/droplets/:id', async (_req, p) => {
     const d = droplets.get(Number(p.id));
-    if (!d) return api.error(404, 'The resource you were accessing could not be found.');
-    if (d.status === 'new' && ++d.polls > (o.bootPolls ?? 1)) {
+    if (!d || (backing && !(await refresh(d)))) return api.error(404, 'The resource you were accessing could not be found.');
+    if (!backing && d.status === 'new' && ++d.polls > (o.bootPolls ?? 1)) {
       n++;
       d.status = 'active';
       d.networks.v4 = [
@@ -185,13 +220,18 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     }
     return { status: 200, body: { droplet: dropletView(d) } };
   });
-  api.route('DELETE', '/droplets/:id', (_req, p) =>
-    droplets.delete(Number(p.id)) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.'),
-  );
+  api.route('DELETE', '/droplets/:id', async (_req, p) => {
+    const d = droplets.get(Number(p.id));
+    if (!d) return api.error(404, 'The resource you were accessing could not be found.');
+    if (d.backing_id) await backing?.compute.destroy(d.backing_id);
+    droplets.delete(d.id);
+    return { status: 204 };
+  });
   api.route('POST', '/droplets/:id/actions', (req, p) => {
     const b = req.body as { type?: string; name?: string };
     if (!droplets.has(Number(p.id))) return api.error(404, 'The resource you were accessing could not be found.');
     if (b?.type !== 'snapshot') return api.error(422, `action type ${b?.type} is not supported by this fake`);
+    if (backing) return api.error(422, 'snapshots are not backed by the local cloud yet');
     const a = { id: api.nextId(), status: 'in-progress', polls: 0, dropletId: Number(p.id), name: b.name ?? 'snapshot' };
     actions.set(a.id, a);
     return {
@@ -225,11 +265,12 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     }
     return null;
   };
-  api.route('POST', '/firewalls', (req) => {
+  api.route('POST', '/firewalls', async (req) => {
     const b = req.body as Record<string, unknown>;
     const bad = firewallBody(b);
     if (bad) return api.error(422, bad);
     if ([...firewalls.values()].some((f) => f.name === b.name)) return api.error(409, `a firewall named ${b.name} exists`);
+    if (backing) await applyTagged(backing, (b.tags as string[]) ?? [], inboundRules(b));
     const f = {
       ...b,
       id: `fw-${api.nextId()}`,
@@ -242,19 +283,32 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     return { status: 202, body: { firewall: f } };
   });
   api.route('GET', '/firewalls', (req) => list(req, 'firewalls', [...firewalls.values()]));
-  api.route('PUT', '/firewalls/:id', (req, p) => {
+  api.route('PUT', '/firewalls/:id', async (req, p) => {
     const f = firewalls.get(p.id!);
     if (!f) return api.error(404, 'The resource you were accessing could not be found.');
     const b = req.body as Record<string, unknown>;
     const bad = firewallBody(b);
     if (bad) return api.error(422, bad);
+    if (backing) {
+      const tags = (b.tags as string[]) ?? [];
+      await applyTagged(
+        backing,
+        f.tags.filter((t) => !tags.includes(t)),
+        null,
+      );
+      await applyTagged(backing, tags, inboundRules(b));
+    }
     const next = { ...b, id: f.id, name: b.name as string, status: 'succeeded', tags: (b.tags as string[]) ?? [] };
     firewalls.set(f.id, next);
     return { status: 200, body: { firewall: next } };
   });
-  api.route('DELETE', '/firewalls/:id', (_req, p) =>
-    firewalls.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.'),
-  );
+  api.route('DELETE', '/firewalls/:id', async (_req, p) => {
+    const f = firewalls.get(p.id!);
+    if (!f) return api.error(404, 'The resource you were accessing could not be found.');
+    if (backing) await applyTagged(backing, f.tags, null);
+    firewalls.delete(f.id);
+    return { status: 204 };
+  });
 
   // Domains and records: record names are relative (`www`, `@`); the list filter `name` is the FQDN.
   api.route('GET', '/domains/:zone', (_req, p) =>
@@ -262,11 +316,12 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       ? { status: 200, body: { domain: { name: p.zone, ttl: 1800, zone_file: '' } } }
       : api.error(404, 'The resource you were accessing could not be found.'),
   );
-  api.route('POST', '/domains', (req) => {
+  api.route('POST', '/domains', async (req) => {
     const name = (req.body as { name?: string })?.name;
     if (!name) return api.error(422, 'name is required');
     if (domains.has(name)) return api.error(422, `${name} already exists`);
     domains.set(name, []);
+    await recordsChanged(name);
     return { status: 201, body: { domain: { name, ttl: 1800, zone_file: null } } };
   });
   api.route('GET', '/domains/:zone/records', (req, p) => {
@@ -297,20 +352,26 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     }
     const r = { id: api.nextId(), type: b.type, name, data: b.data, ttl: b.ttl ?? 1800 };
     records.push(r);
-    await o.onRecordsChanged?.(p.zone!, records);
+    await recordsChanged(p.zone!);
     return { status: 201, body: { domain_record: r } };
+  });
+  api.route('DELETE', '/domains/:zone', async (_req, p) => {
+    if (!domains.delete(p.zone!)) return api.error(404, 'The resource you were accessing could not be found.');
+    await backing?.zone(p.zone!, null);
+    return { status: 204 };
   });
   api.route('DELETE', '/domains/:zone/records/:id', async (_req, p) => {
     const records = domains.get(p.zone!);
     const i = records?.findIndex((r) => r.id === Number(p.id)) ?? -1;
     if (!records || i < 0) return api.error(404, 'The resource you were accessing could not be found.');
     records.splice(i, 1);
-    await o.onRecordsChanged?.(p.zone!, records);
+    await recordsChanged(p.zone!);
     return { status: 204 };
   });
 
   // Managed databases: `creating` for one GET, then `online` with its connection details.
   api.route('POST', '/databases', (req) => {
+    if (backing) return api.error(422, 'managed databases are not backed by the local cloud yet');
     const b = req.body as Record<string, unknown>;
     for (const f of ['name', 'engine', 'region', 'size', 'num_nodes']) if (b?.[f] === undefined) return api.error(422, `${f} is required`);
     if (!['mysql', 'pg', 'redis', 'mongodb'].includes(b.engine as string)) return api.error(422, `engine ${b.engine} is not supported`);
@@ -379,7 +440,91 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     databases.delete(p.id!) ? { status: 204 } : api.error(404, 'The resource you were accessing could not be found.'),
   );
 
-  return Object.assign(api, { state: { droplets, firewalls, domains, databases, sshKeys } });
+  // VPCs: https://docs.digitalocean.com/reference/api/digitalocean/#tag/VPCs (one default per region here).
+  api.route('GET', '/vpcs', (req) =>
+    list(
+      req,
+      'vpcs',
+      ['ams3', 'blr1', 'fra1', 'lon1', 'nyc1', 'nyc3', 'sfo2', 'sfo3', 'sgp1', 'syd1', 'tor1'].map((region, i) => ({
+        id: `default-vpc-${region}`,
+        urn: `do:vpc:default-vpc-${region}`,
+        name: `default-${region}`,
+        description: '',
+        region,
+        // A backed fake's servers are all on its cloud's private network, whichever the region.
+        ip_range: backing?.privateCidr ?? `198.18.${128 + i * 16}.0/20`,
+        default: true,
+        created_at: '2026-01-01T00:00:00Z',
+      })),
+    ),
+  );
+
+  /** A backed droplet as its server is now (false: the server is gone, and so is the droplet). */
+  async function refresh(d: Droplet): Promise<boolean> {
+    if (!backing || !d.backing_id) return true;
+    const s: Server | null = await backing.compute.get(d.backing_id);
+    if (!s) {
+      droplets.delete(d.id);
+      return false;
+    }
+    d.status = s.state === 'running' ? 'active' : s.state === 'stopped' ? 'off' : s.state === 'creating' ? 'new' : 'archive';
+    const net = (ip: string | null, type: string) =>
+      ip ? [{ ip_address: ip, netmask: '255.255.255.0', gateway: ip.replace(/\.\d+$/, '.1'), type }] : [];
+    d.networks.v4 = [...net(s.publicIp, 'public'), ...net(s.privateIp, 'private')];
+    return true;
+  }
+
+  /** The backing cloud's image for a droplet's `image`: the stock Debian 12 slug, or a snapshot of this account. */
+  function backedImage(image: unknown): string | null {
+    if (image === 'debian-12-x64') return backing!.stockImage;
+    const snap = snapshots.find((s) => String(s.id) === String(image));
+    return snap?.backing_id ?? null;
+  }
+
+  async function recordsChanged(zone: string): Promise<void> {
+    const records = domains.get(zone) ?? [];
+    await o.onRecordsChanged?.(zone, records);
+    await backing?.zone(
+      zone,
+      records.map((r) => ({ name: r.name === '@' ? zone : `${r.name}.${zone}`, type: r.type, content: r.data, ttl: r.ttl })),
+    );
+  }
+
+  /** What a backed fake holds, to be saved and loaded again (a restarted cloud keeps its account). */
+  function exportState() {
+    return {
+      ids: api.lastId(),
+      n,
+      droplets: [...droplets.values()],
+      firewalls: [...firewalls.values()],
+      domains: [...domains.entries()],
+      sshKeys: [...sshKeys.values()],
+      snapshots,
+    };
+  }
+  function importState(x: ReturnType<typeof exportState>) {
+    api.lastId(x.ids);
+    n = x.n;
+    for (const d of x.droplets) droplets.set(d.id, d);
+    for (const f of x.firewalls) firewalls.set(f.id, f);
+    for (const [z, r] of x.domains) domains.set(z, r);
+    for (const k of x.sshKeys) sshKeys.set(k.id, k);
+    snapshots.push(...x.snapshots);
+  }
+
+  return Object.assign(api, { state: { droplets, firewalls, domains, databases, sshKeys }, exportState, importState });
+}
+
+/** A DigitalOcean firewall body's inbound rules in the providers' shape. */
+function inboundRules(b: Record<string, unknown>): InboundRule[] {
+  return ((b.inbound_rules as { protocol: 'tcp' | 'udp' | 'icmp'; ports?: string; sources?: { addresses?: string[] } }[]) ?? []).map(
+    (r) => {
+      const [from, to] = (r.ports ?? '').split('-').map(Number);
+      const port =
+        r.protocol === 'icmp' || r.ports === '0' || r.ports === 'all' ? undefined : to ? ([from!, to] as [number, number]) : from;
+      return { protocol: r.protocol, ...(port === undefined ? {} : { port }), sources: r.sources?.addresses ?? [] };
+    },
+  );
 }
 
 /** What a 429 from DigitalOcean carries (documented rate-limit headers). */

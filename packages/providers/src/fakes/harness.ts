@@ -81,6 +81,12 @@ export class FakeApi {
     return ++this.#ids;
   }
 
+  /** The last id given (to save a fake's state), or sets it (loading one). */
+  lastId(set?: number): number {
+    if (set !== undefined) this.#ids = Math.max(this.#ids, set);
+    return this.#ids;
+  }
+
   route(method: string, path: string, handler: Handler): this {
     const keys: string[] = [];
     // `/:name` is a parameter; a colon elsewhere is literal (Exoscale's `/security-group/:id:attach`).

@@ -1,0 +1,179 @@
+/**
+ * The clouds' API fakes, backed by this local cloud: `/<provider>/<api prefix>/...` on the cloud's
+ * API answers as that provider's API does (@adt/providers' fakes: its documented paths, bodies and
+ * errors), while an instance it creates is a real local server that runs the instance's user-data,
+ * with the addresses the API reports; its firewalls are the cloud's native rules; its domains are
+ * served by the cloud's PowerDNS (A and TXT records: ACME's DNS-01 works through it). So a deploy
+ * on DigitalOcean can be proven end to end on this machine, through DigitalOcean's driver.
+ *
+ * Credentials: the cloud's own tokens (the account token: everything; a scoped token: its build's
+ * servers of its roles, and DNS records, as an autoscaler needs). Each fake's account (droplets,
+ * keys, firewalls, domains) is saved in `<stateDir>/emulated/<provider>.json` after every change,
+ * so it outlives a restart of the cloud's daemon.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseServerName, type Role } from '@adt/providers';
+import powerdnsDriver from '@adt/providers/drivers/powerdns';
+import type { BackingRecord, FakeBacking } from '@adt/providers/fakes/backing';
+import { digitaloceanFake } from '@adt/providers/fakes/digitalocean';
+import type { FakeRequest, FakeResponse } from '@adt/providers/fakes/harness';
+import { writeJsonAtomic } from './_files.ts';
+import type { LocalCloud } from './cloud.ts';
+import type { Principal } from './tokens.ts';
+
+/** The providers whose API the local cloud emulates, with their API's path prefix. */
+export const EMULATED = { digitalocean: '/v2' } as const;
+export type EmulatedProvider = keyof typeof EMULATED;
+
+export interface EmulatorOptions {
+  cloud: LocalCloud;
+  /** The cloud's API base URL (links in answers point there). */
+  apiUrl: string;
+  /** The cloud's PowerDNS API. */
+  dns: { apiUrl: string; apiKey: string };
+  log?(line: string): void;
+}
+
+interface Emulator {
+  prefix: string;
+  handle(req: FakeRequest, raw: string): Promise<FakeResponse>;
+  /** The droplet (instance) name of an id, for scope checks. */
+  serverName(id: string): string | null;
+  save(): Promise<void>;
+}
+
+/** Serves a zone's A and TXT records with PowerDNS, exactly as given (one change at a time per zone). */
+function zoneServer(dns: EmulatorOptions['dns']): FakeBacking['zone'] {
+  const queues = new Map<string, Promise<unknown>>();
+  const call = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${dns.apiUrl}/api/v1/servers/localhost${path}`, {
+      method,
+      headers: { 'X-API-Key': dns.apiKey, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!r.ok && r.status !== 404) throw new Error(`PowerDNS ${method} ${path}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    return r.status === 204 || r.status === 404 ? null : ((await r.json()) as unknown);
+  };
+  async function serve(zone: string, records: readonly BackingRecord[] | null) {
+    const z = `${zone.replace(/\.$/, '')}.`;
+    if (records === null) return void (await call('DELETE', `/zones/${z}`));
+    await powerdnsDriver({ apiUrl: dns.apiUrl, apiKey: dns.apiKey, zone }).ensureZone(zone);
+    const current = ((await call('GET', `/zones/${z}`)) as { rrsets: { name: string; type: string }[] } | null)?.rrsets ?? [];
+    const groups = new Map<string, BackingRecord[]>();
+    for (const r of records.filter((x) => x.type === 'A' || x.type === 'TXT')) {
+      const k = `${r.name.toLowerCase().replace(/\.$/, '')}.|${r.type}`;
+      groups.set(k, [...(groups.get(k) ?? []), r]);
+    }
+    const rrsets: unknown[] = current
+      .filter((c) => (c.type === 'A' || c.type === 'TXT') && !groups.has(`${c.name}|${c.type}`))
+      .map((c) => ({ name: c.name, type: c.type, changetype: 'DELETE' }));
+    for (const [k, rs] of groups) {
+      const [name, type] = k.split('|');
+      rrsets.push({
+        name,
+        type,
+        ttl: Math.min(...rs.map((r) => r.ttl)),
+        changetype: 'REPLACE',
+        records: rs.map((r) => ({ content: type === 'TXT' ? JSON.stringify(r.content) : r.content, disabled: false })),
+      });
+    }
+    if (rrsets.length) await call('PATCH', `/zones/${z}`, { rrsets });
+  }
+  return (zone, records) => {
+    const next = (queues.get(zone) ?? Promise.resolve()).catch(() => {}).then(() => serve(zone, records));
+    queues.set(zone, next);
+    return next;
+  };
+}
+
+/** The backed fakes of this cloud, their accounts loaded from the state dir. */
+export function startEmulators(o: EmulatorOptions): Map<EmulatedProvider, Emulator> {
+  const dir = join(o.cloud.stateDir, 'emulated');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const backing: FakeBacking = {
+    compute: o.cloud,
+    firewall: o.cloud.firewall,
+    privateCidr: o.cloud.privateCidr,
+    stockImage: 'debian-12',
+    zone: zoneServer(o.dns),
+  };
+  const out = new Map<EmulatedProvider, Emulator>();
+  const file = join(dir, 'digitalocean.json');
+  const fake = digitaloceanFake({ backing, authorize: () => null });
+  fake.baseUrl = `${o.apiUrl}/digitalocean${EMULATED.digitalocean}`;
+  if (existsSync(file)) fake.importState(JSON.parse(readFileSync(file, 'utf8')) as ReturnType<typeof fake.exportState>);
+  out.set('digitalocean', {
+    prefix: EMULATED.digitalocean,
+    handle: (req, raw) => fake.handle(req, raw),
+    serverName: (id) => fake.state.droplets.get(Number(id))?.name ?? null,
+    save: () => writeJsonAtomic(file, fake.exportState()),
+  });
+  return out;
+}
+
+/**
+ * What a scoped token may do through an emulated API: read; create and destroy its build's servers
+ * of its roles; change DNS records and register SSH keys (an autoscaler's work). Null: allowed.
+ */
+function scopeProblem(p: Principal, e: Emulator, req: FakeRequest): string | null {
+  if (p.kind === 'account' || req.method === 'GET') return null;
+  const may = (name: string | null) => {
+    const n = name ? parseServerName(name) : null;
+    return n !== null && n.buildId === p.buildId && p.roles.includes(n.role as Role);
+  };
+  if (req.method === 'POST' && /^\/(droplets)$/.test(req.path))
+    return may(String((req.body as { name?: unknown })?.name ?? ''))
+      ? null
+      : `this token creates ${p.roles.join(', ')} servers of build ${p.buildId} only`;
+  const del = /^\/droplets\/(\d+)$/.exec(req.path);
+  if (req.method === 'DELETE' && del)
+    return may(e.serverName(del[1]!)) ? null : `this token destroys ${p.roles.join(', ')} servers of build ${p.buildId} only`;
+  if (/^\/domains\/[^/]+\/records(\/\d+)?$/.test(req.path) || (req.method === 'POST' && req.path === '/account/keys')) return null;
+  return 'this needs the account token (a scoped token may not)';
+}
+
+/** Answers a request under `/<provider>/...` of the cloud's API. */
+export async function serveEmulated(
+  e: Emulator,
+  p: Principal,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  rest: string,
+  log?: (line: string) => void,
+): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const raw = Buffer.concat(chunks).toString('utf8');
+  const send = (r: FakeResponse) => {
+    const text = r.body === undefined ? '' : JSON.stringify(r.body);
+    res.writeHead(r.status, { ...(text ? { 'content-type': 'application/json' } : {}), ...r.headers }).end(text);
+  };
+  if (!rest.startsWith(`${e.prefix}/`) && rest !== e.prefix)
+    return send({ status: 404, body: { id: 'not_found', message: `no route ${rest}` } });
+  let body: unknown;
+  try {
+    body = raw ? (JSON.parse(raw) as unknown) : undefined;
+  } catch {
+    return send({ status: 400, body: { id: 'bad_request', message: 'malformed JSON body' } });
+  }
+  const fr: FakeRequest = {
+    method: req.method ?? 'GET',
+    path: rest.slice(e.prefix.length) || '/',
+    query: url.searchParams,
+    body,
+    headers: {},
+    fullPath: url.pathname,
+  };
+  const denied = scopeProblem(p, e, fr);
+  if (denied) return send({ status: 403, body: { id: 'forbidden', message: denied } });
+  const r = await e.handle(fr, raw);
+  if (fr.method !== 'GET') {
+    await e.save();
+    log?.(`emulated ${fr.method} ${url.pathname} -> ${r.status}`);
+  }
+  send(r);
+}
