@@ -340,7 +340,11 @@ function cloudDnsAccess(provider: CloudProvider, creds: Credentials): AcmeDnsAcc
 async function cloudDryRunKit(d: Deployment): Promise<CloudKit> {
   const provider = d.provider as CloudProvider;
   const calls: ApiCall[] = [];
-  const fake = (await apiFakes[provider]())();
+  // An emulated cloud's fake answers as the emulation does: its default VPC is the local cloud's private network.
+  const fake =
+    provider === 'digitalocean' && d.emulator
+      ? (await apiFakes.digitalocean())({ vpcCidr: d.local.privateCidr })
+      : (await apiFakes[provider]())();
   const placeholder = Object.fromEntries(Object.keys(CREDENTIAL_VARIABLES[provider]).map((k) => [k, 'dry-run']));
   const c = await CLOUD_DRIVERS[provider](d, placeholder, fake.dryRunFetch(calls));
   let dns = (zone: string): DnsProvider => c.dns(zone, d.scaling.dnsTtlSeconds);
@@ -365,13 +369,30 @@ async function cloudDryRunKit(d: Deployment): Promise<CloudKit> {
       credentials: { accessKeyId: 'dry-run', secretAccessKey: 'dry-run' },
       writeBudget: WRITE_BUDGETS[provider],
     },
-    buildMachine: { publicIp: d.buildMachineIp!, privateIp: null },
+    buildMachine: d.emulator ? localBuildMachine(d) : { publicIp: d.buildMachineIp!, privateIp: null },
     privateCidr: (await c.defaultVpcCidr?.(d.region)) ?? null,
-    nameserver: null,
+    nameserver: d.emulator ? localBuildMachine(d).publicIp : null,
     acmeDns: async () =>
       d.dnsProvider === 'cloudflare'
         ? { provider: 'cloudflare', apiToken: '(CLOUDFLARE_API_TOKEN)' }
         : cloudDnsAccess(provider, placeholderNames(provider)),
+    ...(d.emulator
+      ? {
+          // What the emulating local cloud would give: its pebble and its mail catcher.
+          acme: async () => ({
+            // A placeholder: the local cloud's pebble listens on a port of its own when it runs.
+            directoryUrl: 'https://pebble.local-cloud.invalid/dir',
+            httpsCaPem: null,
+            rootPem: null,
+            resolver: `${localBuildMachine(d).publicIp}:53`,
+          }),
+          smtp: async () => ({
+            host: localBuildMachine(d).privateIp,
+            port: d.local.ports.smtp,
+            mailDir: "(the local cloud's mail catcher)",
+          }),
+        }
+      : {}),
     autoscalerAccess: async (_buildId, zone) => ({
       compute: { driver: provider, options: { region: d.region, size: d.serverSize } },
       dns: { driver: d.dnsProvider === 'cloudflare' ? 'cloudflare' : provider, options: { zone } },
@@ -379,6 +400,11 @@ async function cloudDryRunKit(d: Deployment): Promise<CloudKit> {
     calls,
     dispose: async () => {},
   };
+}
+
+/** The local cloud's build machine: `.1` of its public and private networks. */
+function localBuildMachine(d: Deployment) {
+  return { publicIp: d.local.publicCidr.replace(/\.0\/24$/, '.1'), privateIp: d.local.privateCidr.replace(/\.0\/24$/, '.1') };
 }
 
 /** The credentials as their variables' names (what a dry run shows instead of them). */

@@ -9,9 +9,11 @@
  * Credentials: the cloud's own tokens (the account token: everything; a scoped token: its build's
  * servers of its roles, and DNS records, as an autoscaler needs). Each fake's account (droplets,
  * keys, firewalls, domains) is saved in `<stateDir>/emulated/<provider>.json` after every change,
- * so it outlives a restart of the cloud's daemon.
+ * so it outlives a restart of the cloud's daemon; every request it answered is logged in
+ * `<provider>.calls.jsonl` beside it (who, method, path, status: never a body or a header's secret).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseServerName, type Role } from '@adt/providers';
@@ -42,6 +44,22 @@ interface Emulator {
   /** The droplet (instance) name of an id, for scope checks. */
   serverName(id: string): string | null;
   save(): Promise<void>;
+  /** Where every request it answered is logged, one JSON line each (what a deploy called, in order). */
+  callLog: string;
+}
+
+/** One line of an emulator's call log. */
+export interface EmulatedCall {
+  at: string;
+  /** `account`, or `scoped:<build>` (an autoscaler's token). */
+  by: string;
+  /** The client's User-Agent (the toolkit's drivers, or lego's). */
+  agent: string;
+  method: string;
+  /** The path under the API's prefix (`/droplets/1001`), and the query. */
+  path: string;
+  query: string;
+  status: number;
 }
 
 /** Serves a zone's A and TXT records with PowerDNS, exactly as given (one change at a time per zone). */
@@ -110,6 +128,7 @@ export function startEmulators(o: EmulatorOptions): Map<EmulatedProvider, Emulat
     handle: (req, raw) => fake.handle(req, raw),
     serverName: (id) => fake.state.droplets.get(Number(id))?.name ?? null,
     save: () => writeJsonAtomic(file, fake.exportState()),
+    callLog: join(dir, 'digitalocean.calls.jsonl'),
   });
   return out;
 }
@@ -171,6 +190,16 @@ export async function serveEmulated(
   const denied = scopeProblem(p, e, fr);
   if (denied) return send({ status: 403, body: { id: 'forbidden', message: denied } });
   const r = await e.handle(fr, raw);
+  const call: EmulatedCall = {
+    at: new Date().toISOString(),
+    by: p.kind === 'account' ? 'account' : `scoped:${p.buildId}`,
+    agent: String(req.headers['user-agent'] ?? ''),
+    method: fr.method,
+    path: fr.path,
+    query: url.searchParams.toString(),
+    status: r.status,
+  };
+  await appendFile(e.callLog, `${JSON.stringify(call)}\n`, { mode: 0o600 });
   if (fr.method !== 'GET') {
     await e.save();
     log?.(`emulated ${fr.method} ${url.pathname} -> ${r.status}`);

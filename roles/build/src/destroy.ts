@@ -24,9 +24,7 @@ export const destroyCommand = defineCommand({
     if (onLocalCloud(d) && process.getuid?.() !== 0) {
       throw new AdtError('NOT_ROOT', 'the local cloud needs root: run as root', { pkg: 'build', exitCode: 2 });
     }
-    out.say(
-      `Destroying build ${d.buildId} (${d.siteUrl}) on ${whereIs(d)}`,
-    );
+    out.say(`Destroying build ${d.buildId} (${d.siteUrl}) on ${whereIs(d)}`);
     const anything = existsSync(join(d.stateDir, 'builds', d.buildId)) || existsSync(join(d.stateDir, 'cloud', d.local.cloudId));
     if (!anything) {
       const removed = removeRenewalCron(d);

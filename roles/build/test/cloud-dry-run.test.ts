@@ -1,7 +1,7 @@
 /**
  * `deploy --dry-run` on a real cloud: the exact API calls, in the deploy's order, answered by the
  * provider's fake (nothing sent; the object storage played by a throwaway S3 server, nothing under
- * STATE_DIR); credentials and user-data never shown; a real deploy refused. The JSON is
+ * STATE_DIR); credentials and user-data never shown; a real deploy without credentials refused. The JSON is
  * { dryRun, provider, region, size, plan: { configBucket, servers, dns }, apiCalls, s3Calls, acme, commands }.
  */
 import { suite } from 'uvu';
@@ -52,7 +52,8 @@ const SHAPES = {
   digitalocean: {
     server: 'POST /droplets',
     firewall: 'POST /firewalls',
-    firewallAgain: 'PUT /firewalls',
+    // The region's default VPC is the fleet's private network: the firewalls are right from the start.
+    firewallAgain: null as string | null,
     zone: 'POST /domains',
     db: 'POST /databases',
     record: 'POST /domains/example.com/records',
@@ -126,10 +127,15 @@ for (const [provider, shape] of Object.entries(SHAPES)) {
     const first = (prefix: string) => kinds.findIndex((k) => k.startsWith(prefix));
     const all = kinds.join('\n');
     for (const k of [shape.zone, shape.firewall, shape.server, shape.firewallAgain, shape.db, shape.record])
-      assert.ok(first(k) >= 0, `${k} in\n${all}`);
+      if (k) assert.ok(first(k) >= 0, `${k} in\n${all}`);
+    if (!shape.firewallAgain)
+      assert.not.ok(
+        kinds.some((k) => k.startsWith('PUT /firewalls')),
+        `no firewall applied again in\n${all}`,
+      );
     assert.ok(first(shape.zone) < first(shape.firewall), all);
     assert.ok(first(shape.firewall) < first(shape.server), all);
-    assert.ok(first(shape.server) < kinds.map((k) => k.startsWith(shape.firewallAgain)).lastIndexOf(true), all);
+    if (shape.firewallAgain) assert.ok(first(shape.server) < kinds.map((k) => k.startsWith(shape.firewallAgain!)).lastIndexOf(true), all);
     assert.ok(first(shape.db) < first(shape.record), all);
     assert.is(kinds.filter((k) => k === shape.server).length, 4);
     assert.is(kinds.filter((k) => k.startsWith(shape.record)).length, 2);
@@ -158,7 +164,9 @@ test('a readable list: numbered, polling collapsed, Cloudflare as the DNS', asyn
     ),
     r.stdout,
   );
-  assert.match(r.stdout, /^ +1\. GET https:\/\/api\.cloudflare\.com\/client\/v4\/zones\?name=example\.com/m);
+  // After the region's VPC (DigitalOcean's API), the zone is Cloudflare's.
+  assert.match(r.stdout, /^ +1\. GET https:\/\/api\.digitalocean\.com\/v2\/vpcs/m);
+  assert.match(r.stdout, /^ +2\. GET https:\/\/api\.cloudflare\.com\/client\/v4\/zones\?name=example\.com/m);
   assert.match(
     r.stdout,
     new RegExp(
@@ -171,10 +179,20 @@ test('a readable list: numbered, polling collapsed, Cloudflare as the DNS', asyn
   assert.not.ok(r.stdout.includes(SECRET));
 });
 
-test('without --dry-run a real cloud is refused clearly (exit 2), and bad settings name their variable', async () => {
-  const r = await dryRun({ ...BASE, PROVIDER: 'digitalocean' }, []);
-  assert.is(r.exitCode, 2);
-  assert.match(r.stderr, /PROVIDER=digitalocean: this version deploys on the local provider only .* --dry-run prints every API call/);
+test('without credentials a real deploy is refused (exit 2, each missing variable named, nothing made); bad settings named', async () => {
+  const none = { DIGITALOCEAN_TOKEN: '', OBJECT_STORAGE_ACCESS_KEY: '', OBJECT_STORAGE_SECRET_KEY: '' };
+  const r = await dryRun({ ...BASE, PROVIDER: 'digitalocean' }, [], none);
+  assert.is(r.exitCode, 2, r.stderr);
+  assert.match(
+    r.stderr,
+    /PROVIDER=digitalocean: set DIGITALOCEAN_TOKEN, OBJECT_STORAGE_ACCESS_KEY, OBJECT_STORAGE_SECRET_KEY in the environment/,
+  );
+  assert.not.ok(r.stateLeft, 'nothing under STATE_DIR');
+  const emulated = await dryRun({ ...BASE, PROVIDER: 'linode', EMULATOR: 'local', DATABASE_SERVICE: 'managed' }, ['--dry-run']);
+  assert.is(emulated.exitCode, 2);
+  assert.match(emulated.stderr, /EMULATOR="local": "local" with PROVIDER=digitalocean/);
+  assert.match(emulated.stderr, /BUILD_MACHINE_IP="203\.0\.113\.10": only for a cloud PROVIDER on its real API/);
+  assert.match(emulated.stderr, /DATABASE_SERVICE="managed": the local cloud does not emulate managed databases yet/);
   const bad = await dryRun({ ...BASE, PROVIDER: 'digitalocean', BUILD_MACHINE_IP: '198.18.0.300', ACME_EMAIL: '' }, ['--dry-run']);
   assert.is(bad.exitCode, 2);
   assert.match(bad.stderr, /BUILD_MACHINE_IP="198\.18\.0\.300": an IPv4 address/);

@@ -10,6 +10,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localCloudConfig } from '@adt/fleet';
 import { attachLocalCloud } from '@adt/localcloud';
@@ -17,7 +18,7 @@ import { cleanup, setup } from '@adt/test-utils';
 import { aRecords, deploymentOf, fetchFromOutsider, helper, productionFleet, removeFleet, until, zx, type Fleet } from './_fleet.ts';
 import { outsiderStatus } from './_site.ts';
 
-const test = suite<{ f: Fleet }>('DigitalOcean, emulated by the local cloud: deploy, heal, scale, destroy');
+const test = suite<{ f: Fleet; plan: string[] }>('DigitalOcean, emulated by the local cloud: deploy, heal, scale, destroy');
 
 setup(test, async (ctx) => {
   ctx.f = await productionFleet('tdo', 60, ['PROVIDER=digitalocean', 'EMULATOR=local', 'WEBSERVERS=2', 'TLS=acme', 'READY_TIMEOUT=600']);
@@ -55,11 +56,60 @@ const siteRecords = async (f: Fleet) =>
     .map((r) => r.data)
     .sort();
 
-test("deploy goes through DigitalOcean's API: droplets, firewalls, the domain, ACME by DNS-01; the site answers over HTTPS", async ({
-  f,
-}) => {
+/**
+ * A call as both lists can be compared: ids and key fingerprints as placeholders, no paging, and
+ * repeated reads of one thing as one (polls: a dry run's servers are ready at the second look).
+ */
+function comparable(calls: { method: string; path: string; query: string }[]): string[] {
+  const out: string[] = [];
+  for (const c of calls) {
+    const q = new URLSearchParams(c.query);
+    q.delete('page');
+    q.delete('per_page');
+    const path = c.path.replace(/\/(?:[0-9a-f]{2}:){15}[0-9a-f]{2}$/, '/:fingerprint').replace(/\/\d+(?=\/|$)/g, '/:id');
+    const line = `${c.method} ${path}${q.size ? `?${q}` : ''}`;
+    // Repeated reads (polls) count once; every change counts.
+    if (out.at(-1) !== line || c.method !== 'GET') out.push(line);
+  }
+  return out;
+}
+
+test('the dry run lists its calls without starting anything', async (ctx) => {
+  const r = await zx('deploy.mjs', ['--config', ctx.f.file, '--dry-run', '--json']);
+  assert.is(r.exitCode, 0, r.stderr + r.stdout);
+  const plan = JSON.parse(r.stdout) as { apiCalls: { method: string; url: string }[] };
+  ctx.plan = comparable(
+    plan.apiCalls.map((c) => {
+      const u = new URL(c.url);
+      return { method: c.method, path: u.pathname.replace(/^\/v2/, ''), query: u.search };
+    }),
+  );
+  assert.ok(ctx.plan.includes('POST /droplets'), ctx.plan.join('\n'));
+  assert.is(await attachLocalCloud(localCloudConfig(deploymentOf(ctx.f.file))), null, 'no cloud was started');
+});
+
+test("deploy goes through DigitalOcean's API: droplets, firewalls, the domain, ACME by DNS-01; the site answers on HTTPS", async (ctx) => {
+  const { f } = ctx;
   const r = await zx('deploy.mjs', ['--config', f.file]);
   assert.is(r.exitCode, 0, r.stderr + r.stdout);
+  // The emulation logged every call it answered: the deploy's own (the account's token, our driver;
+  // not lego's, nor the autoscaler's scoped token) are the calls its dry run listed, in that order.
+  const log = readFileSync(join(f.dir, 'state/cloud/tdo/emulated/digitalocean.calls.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { by: string; agent: string; method: string; path: string; query: string });
+  assert.ok(
+    log.some((c) => c.by === 'scoped:tdo1'),
+    "the autoscaler's calls are in the log, with its scoped token",
+  );
+  // Our driver is Node's fetch; lego's DigitalOcean provider is Go's HTTP client.
+  const lego = (c: { agent: string }) => c.agent !== 'node';
+  assert.ok(log.some(lego), `lego's calls too (the DNS-01 challenge): agents ${[...new Set(log.map((c) => c.agent))].join(', ')}`);
+  const made = comparable(log.filter((c) => c.by === 'account' && !lego(c)));
+  const changes = (calls: string[]) => calls.filter((c) => !c.startsWith('GET '));
+  assert.equal(changes(made), changes(ctx.plan), 'the deploy made the changes its dry run listed, in that order');
+  for (const read of ctx.plan.filter((c) => c.startsWith('GET ')))
+    assert.ok(made.includes(read), `the deploy read ${read} as its dry run listed`);
   assert.match(r.stdout, /on digitalocean \(emulated by the local cloud "tdo"\)/);
   assert.match(r.stdout, /zone tdo\.test on digitalocean \(emulated: served by the local cloud's PowerDNS/);
   assert.match(r.stdout, /TLS certificate for www\.tdo\.test by ACME from \S+ \(DNS-01\): issued/);

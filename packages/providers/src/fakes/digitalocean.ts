@@ -66,6 +66,8 @@ export interface DigitalOceanFakeOptions {
    * network. Managed databases are refused (not backed yet).
    */
   backing?: FakeBacking;
+  /** The IP range of the default VPCs (a backed fake's is its cloud's private network). */
+  vpcCidr?: string;
   /** Checks a request's credentials instead of the bearer token `token` (a backed fake takes its cloud's tokens). */
   authorize?: (req: FakeRequest) => FakeResponse | null;
 }
@@ -452,7 +454,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
         description: '',
         region,
         // A backed fake's servers are all on its cloud's private network, whichever the region.
-        ip_range: backing?.privateCidr ?? `198.18.${128 + i * 16}.0/20`,
+        ip_range: backing?.privateCidr ?? o.vpcCidr ?? `198.18.${128 + i * 16}.0/20`,
         default: true,
         created_at: '2026-01-01T00:00:00Z',
       })),

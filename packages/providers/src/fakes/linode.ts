@@ -20,13 +20,39 @@
  * - Deleting a firewall detaches its devices; a device can be in one firewall at a time.
  * - `authorized_keys` (write-only, never in an answer) must be public keys on one line each: the
  *   reason of the 400 for one that is not is ours.
+ *
+ * Backed (`backing`, see `backing.ts`): an instance is the backing cloud's server, created with its
+ * label as the name (role and build parsed from it), its decoded `metadata.user_data`, its
+ * `authorized_keys` and `linode/debian12` as the cloud's stock image; its state and addresses are
+ * the server's, read again on every GET (a server gone is an instance gone). The server's public
+ * address is the instance's `ipv4`; its private one is reported as the address of a VPC interface
+ * (`/ips` `ipv4.vpc`, `/vpcs/ips`) in a VPC `local-<region>` whose subnet is the backing's private
+ * network, because a client tells Linode's private addresses by their range (192.168.128.0/17),
+ * which the backing's are not in. A firewall labelled `adt-<build>-<ws|db|as|au|bm>` is the native
+ * firewall of that build's role, which covers every server of the role: so its devices must be
+ * instances of that role, and all of them (a new one is created with `firewall_id`). A domain's
+ * records are served by the backing (A and TXT). Refused with a 400 that says so, as not backed:
+ * managed databases, images, other images than `linode/debian12`, labels not of the toolkit's
+ * form, other VPCs, firewalls of no build role or with rules the backing cannot hold (an ACCEPT
+ * inbound policy, DROP rules, outbound rules, IPENCAP), slave domains, other record types.
  */
+import { parseServerName } from '../naming.ts';
+import type { InboundRule, Role, Server } from '../types.ts';
+import { roleOfTag, type BackingRecord, type FakeBacking } from './backing.ts';
 import { bearer, FakeApi, pageOf, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 export interface LinodeFakeOptions {
   token?: string;
-  /** GETs of a new instance that answer `provisioning` before it runs (default 1). */
+  /** GETs of a new instance that answer `provisioning` before it runs (default 1; unbacked only). */
   bootPolls?: number;
+  /**
+   * A cloud that runs the instances for real (see `backing.ts` and this file's header): instances
+   * are its servers with their addresses, firewalls its native rules, domains served by its DNS.
+   * Managed databases and images are refused (not backed yet).
+   */
+  backing?: FakeBacking;
+  /** Checks a request's credentials instead of the bearer token `token` (a backed fake takes its cloud's tokens). */
+  authorize?: (req: FakeRequest) => FakeResponse | null;
 }
 
 type Obj = Record<string, unknown>;
@@ -41,6 +67,8 @@ interface FakeInstance extends Obj {
   vpc: { subnet_id: number; vpc_id: number; address: string | null } | null;
   /** The keys root was given (write-only in the API: kept here for tests). */
   authorized_keys: string[];
+  /** The backing cloud's server (a backed fake). */
+  backing_id?: string;
 }
 interface FakeFirewall extends Obj {
   id: number;
@@ -71,6 +99,8 @@ interface FakeVpc {
   region: string;
   description: string;
   subnets: { id: number; label: string; ipv4: string; next: number }[];
+  /** The backing cloud's private network (a backed fake's `local-<region>`). */
+  backed?: boolean;
 }
 interface FakeDatabase extends Obj {
   id: number;
@@ -85,14 +115,20 @@ const TTLS = [0, 30, 120, 300, 3600, 7200, 14400, 28800, 57600, 86400, 172800, 3
 const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d|[12]\d|3[0-2])$/;
 const IPV6 = /^[0-9a-fA-F:]+(\/\d{1,3})?$/;
 const PORTS = /^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/;
+/** The role codes of the driver's firewall labels (`adt-<build>-ws`: Linode's labels are 3-32 characters). */
+const ROLE_OF_CODE: Record<string, Role> = { bm: 'build', ws: 'webserver', db: 'database', as: 'autoscaler', au: 'auth' };
+/** The words of a backed fake's refusals (each a 400 with Linode's error body, its status for a request it will not carry out). */
+const NOT_BACKED = 'is not backed by the local cloud';
 
 export function linodeFake(o: LinodeFakeOptions = {}) {
   const api: FakeApi = new FakeApi({
     prefix: '/v4',
     realBaseUrl: 'https://api.linode.com/v4',
     errorBody: (_status, message) => ({ errors: [{ reason: message }] }),
-    authorize: (req) => bearer(o.token ?? 'linode-test-token', () => api.error(401, 'Invalid Token'))(req),
+    authorize: (req) =>
+      o.authorize ? o.authorize(req) : bearer(o.token ?? 'linode-test-token', () => api.error(401, 'Invalid Token'))(req),
   });
+  const backing = o.backing;
   const instances = new Map<number, FakeInstance>();
   const firewalls = new Map<number, FakeFirewall>();
   const domains = new Map<number, FakeDomain>();
@@ -130,11 +166,19 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     return { status: 200, body: { data, page, pages, results: filtered.length } };
   }
 
-  const instanceView = ({ polls: _p, vpc: _v, private_ip: _pi, user_data: _u, authorized_keys: _k, ...rest }: FakeInstance) => rest;
+  const instanceView = ({
+    polls: _p,
+    vpc: _v,
+    private_ip: _pi,
+    user_data: _u,
+    authorized_keys: _k,
+    backing_id: _b,
+    ...rest
+  }: FakeInstance) => rest;
 
   // --- Instances: https://techdocs.akamai.com/linode-api/reference/post-linode-instance
 
-  api.route('POST', '/linode/instances', (req) => {
+  api.route('POST', '/linode/instances', async (req) => {
     const b = req.body as Obj;
     for (const f of ['region', 'type']) if (!b?.[f]) return fieldError(f, `${f} is required`);
     if (b.image && !b.root_pass) return fieldError('root_pass', 'root_pass is required when deploying from an Image');
@@ -176,6 +220,34 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
         }
       }
     }
+    let server: Server | null = null;
+    if (backing) {
+      const parsed = parseServerName(label);
+      if (!parsed) return fieldError('label', `the local cloud runs instances labelled by the toolkit only (role and build in the label)`);
+      if (b.image !== 'linode/debian12')
+        return fieldError('image', `image ${JSON.stringify(b.image ?? null)} ${NOT_BACKED}: it has linode/debian12 only`);
+      if (vpc && !vpcs.get(vpc.vpc_id)?.backed)
+        return fieldError('interfaces', `VPC ${vpc.vpc_id} ${NOT_BACKED}: its servers are on one private network, VPC local-${b.region}`);
+      const own = [...firewalls.values()].find((f) => sameRole(roleOfFirewall(f.label), parsed));
+      if (b.firewall_id !== undefined && firewalls.get(b.firewall_id as number) !== own)
+        return fieldError('firewall_id', `firewall ${b.firewall_id} is not that of ${parsed.role} servers of build ${parsed.buildId}`);
+      if (own && b.firewall_id === undefined)
+        return fieldError(
+          'firewall_id',
+          `the local cloud's firewall ${own.label} covers every ${parsed.role} server of build ${parsed.buildId}: ` +
+            `create it with firewall_id ${own.id}`,
+        );
+      server = await backing.compute.create({
+        name: label,
+        role: parsed.role,
+        buildId: parsed.buildId,
+        userData: Buffer.from(ud ?? '', 'base64').toString('utf8'),
+        image: backing.stockImage,
+        sshKeys: [...new Set((keys as string[]).map((k) => k.trim()))],
+        tags,
+      });
+      vpc ??= backedVpc(String(b.region));
+    }
     const id = api.nextId();
     const i: FakeInstance = {
       id,
@@ -197,18 +269,21 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       vpc,
       user_data: ud,
       authorized_keys: keys as string[],
+      ...(server ? { backing_id: server.id } : {}),
     };
+    if (server) showServer(i, server);
     instances.set(id, i);
     if (typeof b.firewall_id === 'number') firewalls.get(b.firewall_id)!.devices.push(id);
     return { status: 200, body: instanceView(i) };
   });
-  api.route('GET', '/linode/instances', (req) =>
-    list(req, [...instances.values()].map(instanceView), ['id', 'label', 'region', 'image', 'group', 'tags']),
-  );
-  api.route('GET', '/linode/instances/:id', (_req, p) => {
+  api.route('GET', '/linode/instances', async (req) => {
+    await refreshAll();
+    return list(req, [...instances.values()].map(instanceView), ['id', 'label', 'region', 'image', 'group', 'tags']);
+  });
+  api.route('GET', '/linode/instances/:id', async (_req, p) => {
     const i = instances.get(Number(p.id));
-    if (!i) return notFound();
-    if (i.status === 'provisioning' && ++i.polls > (o.bootPolls ?? 1)) {
+    if (!i || !(await refresh(i))) return notFound();
+    if (!backing && i.status === 'provisioning' && ++i.polls > (o.bootPolls ?? 1)) {
       n++;
       i.status = 'running';
       i.ipv4 = [`198.51.100.${n}`, ...(i.private_ip ? [`192.168.128.${n + 1}`] : [])];
@@ -220,9 +295,9 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     return { status: 200, body: instanceView(i) };
   });
   // https://techdocs.akamai.com/linode-api/reference/get-linode-ips
-  api.route('GET', '/linode/instances/:id/ips', (_req, p) => {
+  api.route('GET', '/linode/instances/:id/ips', async (_req, p) => {
     const i = instances.get(Number(p.id));
-    if (!i) return notFound();
+    if (!i || !(await refresh(i))) return notFound();
     const address = (a: string, pub: boolean) => ({
       address: a,
       gateway: pub ? '198.51.100.254' : null,
@@ -248,9 +323,11 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       },
     };
   });
-  api.route('DELETE', '/linode/instances/:id', (_req, p) => {
-    if (!instances.delete(Number(p.id))) return notFound();
-    for (const f of firewalls.values()) f.devices = f.devices.filter((d) => d !== Number(p.id));
+  api.route('DELETE', '/linode/instances/:id', async (_req, p) => {
+    const i = instances.get(Number(p.id));
+    if (!i) return notFound();
+    if (i.backing_id) await backing?.compute.destroy(i.backing_id);
+    drop(i);
     return { status: 200, body: {} };
   });
   api.route('GET', '/linode/instances/:id/disks', (req, p) =>
@@ -269,6 +346,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   // --- Images: https://techdocs.akamai.com/linode-api/reference/post-image
 
   api.route('POST', '/images', (req) => {
+    if (backing) return api.error(400, 'images are not backed by the local cloud yet');
     const b = req.body as { disk_id?: number; label?: string };
     if (!b?.disk_id) return fieldError('disk_id', 'disk_id is required');
     if (![...instances.keys()].some((id) => id * 10 === b.disk_id || id * 10 + 1 === b.disk_id))
@@ -328,9 +406,10 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   });
   api.route('GET', '/vpcs', (req) => list(req, [...vpcs.values()].map(vpcView), ['id', 'label', 'region']));
   // https://techdocs.akamai.com/linode-api/reference/get-vpcs-ips
-  api.route('GET', '/vpcs/ips', (req) =>
-    list(req, [...instances.values()].filter((i) => i.vpc?.address).map(vpcIpView), ['vpc_id', 'linode_id', 'region']),
-  );
+  api.route('GET', '/vpcs/ips', async (req) => {
+    await refreshAll();
+    return list(req, [...instances.values()].filter((i) => i.vpc?.address).map(vpcIpView), ['vpc_id', 'linode_id', 'region']);
+  });
 
   // --- Firewalls: label 3-32 characters; rules replaced as a whole; devices attached one by one.
 
@@ -370,7 +449,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     return { ...rest, entities: devices.map(entity) };
   };
   const inOtherFirewall = (id: number, except?: number) => [...firewalls.values()].some((f) => f.id !== except && f.devices.includes(id));
-  api.route('POST', '/networking/firewalls', (req) => {
+  api.route('POST', '/networking/firewalls', async (req) => {
     const b = req.body as Obj;
     const label = b?.label as string;
     if (!label || label.length < 3 || label.length > 32) return fieldError('label', 'Length must be 3-32 characters');
@@ -383,6 +462,19 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       if (inOtherFirewall(id)) return fieldError('devices.linodes', `Linode ${id} already has an enabled firewall`);
     }
     const rules = { inbound: [], inbound_policy: 'ACCEPT', outbound: [], outbound_policy: 'ACCEPT', ...(b.rules as Obj), version: 1 };
+    if (backing) {
+      const role = roleOfFirewall(label);
+      if (!role)
+        return fieldError(
+          'label',
+          `a firewall of no build role ${NOT_BACKED}: label it adt-<build>-<ws|db|as|au|bm> (its role's firewall)`,
+        );
+      const inbound = backedRules(rules);
+      if (typeof inbound === 'string') return fieldError('rules', inbound);
+      const bad = devicesProblem(role, linodes, true);
+      if (bad) return fieldError('devices.linodes', bad);
+      await backing.firewall.apply(role.buildId, role.role, inbound);
+    }
     const f: FakeFirewall = {
       id: api.nextId(),
       label,
@@ -404,13 +496,20 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     const f = firewalls.get(Number(p.id));
     return f ? { status: 200, body: f.rules } : notFound();
   });
-  api.route('PUT', '/networking/firewalls/:id/rules', (req, p) => {
+  api.route('PUT', '/networking/firewalls/:id/rules', async (req, p) => {
     const f = firewalls.get(Number(p.id));
     if (!f) return notFound();
     const b = req.body as Obj;
     const bad = checkRules(b);
     if (bad) return fieldError(bad[0].replace(/^rules\./, ''), bad[1]);
-    f.rules = { ...f.rules, ...b, version: Number((f.rules as { version?: number }).version ?? 1) + 1 };
+    const next = { ...f.rules, ...b, version: Number((f.rules as { version?: number }).version ?? 1) + 1 };
+    const role = roleOfFirewall(f.label);
+    if (backing && role) {
+      const inbound = backedRules(next);
+      if (typeof inbound === 'string') return fieldError('rules', inbound);
+      await backing.firewall.apply(role.buildId, role.role, inbound);
+    }
+    f.rules = next;
     return { status: 200, body: f.rules };
   });
   api.route('GET', '/networking/firewalls/:id/devices', (req, p) => {
@@ -429,19 +528,30 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     if (!instances.has(b.id ?? -1)) return fieldError('id', 'Linode not found');
     if (f.devices.includes(b.id!)) return fieldError('id', 'Device is already assigned to this Firewall');
     if (inOtherFirewall(b.id!, f.id)) return fieldError('id', 'This Linode already has an enabled firewall');
+    const role = roleOfFirewall(f.label);
+    const bad = backing && role ? devicesProblem(role, [b.id!], false) : null;
+    if (bad) return fieldError('id', bad);
     f.devices.push(b.id!);
     return { status: 200, body: { id: b.id! + 5000, entity: entity(b.id!) } };
   });
-  api.route('DELETE', '/networking/firewalls/:id', (_req, p) => (firewalls.delete(Number(p.id)) ? { status: 200, body: {} } : notFound()));
+  api.route('DELETE', '/networking/firewalls/:id', async (_req, p) => {
+    const f = firewalls.get(Number(p.id));
+    if (!f) return notFound();
+    const role = roleOfFirewall(f.label);
+    if (backing && role) await backing.firewall.remove(role.buildId, role.role);
+    firewalls.delete(f.id);
+    return { status: 200, body: {} };
+  });
 
   // --- Domains and records: record names are relative ('' for the apex).
 
   const domainView = ({ records: _r, ...d }: FakeDomain) => d;
   api.route('GET', '/domains', (req) => list(req, [...domains.values()].map(domainView), ['id', 'domain', 'group', 'tags']));
-  api.route('POST', '/domains', (req) => {
+  api.route('POST', '/domains', async (req) => {
     const b = req.body as { domain?: string; type?: string; soa_email?: string };
     if (!b?.domain) return fieldError('domain', 'domain is required');
     if (!['master', 'slave'].includes(b.type ?? '')) return fieldError('type', 'Must be master or slave');
+    if (backing && b.type !== 'master') return fieldError('type', `a slave domain ${NOT_BACKED}: it serves master domains only`);
     if (b.type === 'master' && !b.soa_email) return fieldError('soa_email', 'soa_email is required for master domains');
     if ([...domains.values()].some((d) => d.domain === b.domain)) return fieldError('domain', 'Domain already exists');
     const d: FakeDomain = {
@@ -453,31 +563,47 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       tags: [],
       records: [],
     };
+    await serveZone(d, d.records);
     domains.set(d.id, d);
     return { status: 200, body: domainView(d) };
+  });
+  // https://techdocs.akamai.com/linode-api/reference/delete-domain (its records with it)
+  api.route('DELETE', '/domains/:id', async (_req, p) => {
+    const d = domains.get(Number(p.id));
+    if (!d) return notFound();
+    await backing?.zone(d.domain, null);
+    domains.delete(d.id);
+    return { status: 200, body: {} };
   });
   api.route('GET', '/domains/:id/records', (req, p) => {
     const d = domains.get(Number(p.id));
     return d ? list(req, d.records, ['name']) : notFound();
   });
-  api.route('POST', '/domains/:id/records', (req, p) => {
+  api.route('POST', '/domains/:id/records', async (req, p) => {
     const d = domains.get(Number(p.id));
     if (!d) return notFound();
     const b = req.body as { type?: string; name?: string; target?: string; ttl_sec?: number };
     if (!['A', 'AAAA', 'NS', 'MX', 'CNAME', 'TXT', 'SRV', 'PTR', 'CAA'].includes(b?.type ?? ''))
       return fieldError('type', 'type is required');
+    if (backing && b.type !== 'A' && b.type !== 'TXT')
+      return fieldError('type', `a ${b.type} record ${NOT_BACKED}: it serves A and TXT records only`);
     if (!b.target) return fieldError('target', 'target is required');
     if (b.type === 'A' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(b.target)) return fieldError('target', 'Must be an IPv4 address');
     if ((b.name ?? '').length > 100) return fieldError('name', 'Record name must be 100 characters or less');
     const ttl = TTLS.find((t) => t >= (b.ttl_sec ?? 0)) ?? 2419200;
     const r = { id: api.nextId(), type: b.type!, name: b.name ?? '', target: b.target, ttl_sec: ttl };
+    await serveZone(d, [...d.records, r]);
     d.records.push(r);
     return { status: 200, body: r };
   });
-  api.route('DELETE', '/domains/:id/records/:rid', (_req, p) => {
+  api.route('DELETE', '/domains/:id/records/:rid', async (_req, p) => {
     const d = domains.get(Number(p.id));
     const i = d?.records.findIndex((r) => r.id === Number(p.rid)) ?? -1;
     if (!d || i < 0) return notFound();
+    await serveZone(
+      d,
+      d.records.filter((_r, j) => j !== i),
+    );
     d.records.splice(i, 1);
     return { status: 200, body: {} };
   });
@@ -491,6 +617,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       return d && d.kind === kind ? d : null;
     };
     api.route('POST', `/databases/${kind}/instances`, (req) => {
+      if (backing) return api.error(400, `managed databases are not backed by the local cloud yet`);
       const b = req.body as Obj;
       for (const f of ['label', 'region', 'type', 'engine']) if (!b?.[f]) return fieldError(f, `${f} is required`);
       const label = b.label as string;
@@ -570,7 +697,152 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     });
   }
 
-  return Object.assign(api, { state: { instances, firewalls, domains, vpcs, databases, images } });
+  // --- Internal helpers (a backed fake) ---
+
+  /** Shows a backed instance as its server is: state, the public address in `ipv4`, the private one as its VPC address. */
+  function showServer(i: FakeInstance, s: Server): void {
+    const states: Record<Server['state'], string> = {
+      running: 'running',
+      creating: 'provisioning',
+      stopped: 'offline',
+      destroying: 'deleting',
+      error: 'offline',
+    };
+    i.status = states[s.state];
+    i.ipv4 = s.publicIp ? [s.publicIp] : [];
+    if (i.vpc) i.vpc.address = s.privateIp;
+  }
+
+  /** A backed instance as its server is now (false: the server is gone, and so is the instance). */
+  async function refresh(i: FakeInstance): Promise<boolean> {
+    if (!backing || !i.backing_id) return true;
+    const s = await backing.compute.get(i.backing_id);
+    if (!s) {
+      drop(i);
+      return false;
+    }
+    showServer(i, s);
+    return true;
+  }
+
+  async function refreshAll(): Promise<void> {
+    if (backing) await Promise.all([...instances.values()].map((i) => refresh(i)));
+  }
+
+  function drop(i: FakeInstance): void {
+    instances.delete(i.id);
+    for (const f of firewalls.values()) f.devices = f.devices.filter((d) => d !== i.id);
+  }
+
+  /** The VPC (and its one subnet) that stands for the backing's private network in a region, made at first use. */
+  function backedVpc(region: string): NonNullable<FakeInstance['vpc']> {
+    let v = [...vpcs.values()].find((x) => x.backed && x.region === region);
+    if (!v) {
+      v = {
+        id: api.nextId(),
+        label: `local-${region}`.slice(0, 64),
+        region,
+        description: "the local cloud's private network",
+        subnets: [{ id: api.nextId(), label: 'private', ipv4: backing!.privateCidr, next: 0 }],
+        backed: true,
+      };
+      vpcs.set(v.id, v);
+    }
+    return { vpc_id: v.id, subnet_id: v.subnets[0]!.id, address: null };
+  }
+
+  /**
+   * Why these devices cannot be in the firewall of a build's role, or null. The backing's firewall
+   * covers every server of the role: each device must be one, and a new firewall must have them all.
+   */
+  function devicesProblem(role: { buildId: string; role: Role }, ids: number[], all: boolean): string | null {
+    for (const id of ids) {
+      const p = parseServerName(instances.get(id)?.label ?? '');
+      if (!sameRole(role, p))
+        return `Linode ${id} is not a ${role.role} server of build ${role.buildId}: the local cloud's firewalls are per build role`;
+    }
+    const missing = all
+      ? [...instances.values()].filter((i) => !ids.includes(i.id) && sameRole(role, parseServerName(i.label))).map((i) => i.id)
+      : [];
+    return missing.length
+      ? `the local cloud's firewall covers every ${role.role} server of build ${role.buildId}: attach ${missing.join(', ')} too`
+      : null;
+  }
+
+  /** Serves a domain with these records on the backing (FQDNs; a TTL of 0 is the domain's default). */
+  async function serveZone(d: FakeDomain, records: FakeRecord[]): Promise<void> {
+    if (!backing) return;
+    const out: BackingRecord[] = records.map((r) => ({
+      name: r.name ? `${r.name}.${d.domain}` : d.domain,
+      type: r.type,
+      content: r.target,
+      // Guessed: Linode's default TTL of a domain (ttl_sec 0) is a day.
+      ttl: r.ttl_sec || 86400,
+    }));
+    await backing.zone(d.domain, out);
+  }
+
+  /** What a backed fake holds, to be saved and loaded again (a restarted cloud keeps its account). JSON-safe. */
+  function exportState() {
+    return {
+      ids: api.lastId(),
+      n,
+      instances: [...instances.values()],
+      firewalls: [...firewalls.values()],
+      domains: [...domains.values()],
+      vpcs: [...vpcs.values()],
+    };
+  }
+  function importState(x: ReturnType<typeof exportState>): void {
+    api.lastId(x.ids);
+    n = x.n;
+    for (const i of x.instances) instances.set(i.id, i);
+    for (const f of x.firewalls) firewalls.set(f.id, f);
+    for (const d of x.domains) domains.set(d.id, d);
+    for (const v of x.vpcs) vpcs.set(v.id, v);
+  }
+
+  return Object.assign(api, { state: { instances, firewalls, domains, vpcs, databases, images }, exportState, importState });
+}
+
+/** The build role a firewall's label names: the driver's `adt-<build>-<ws|db|as|au|bm>`, or `adt-<build>-<role>`. */
+function roleOfFirewall(label: string): { buildId: string; role: Role } | null {
+  const m = /^adt-([a-z0-9]{1,24})-(bm|ws|db|as|au)$/.exec(label);
+  return m ? { buildId: m[1]!, role: ROLE_OF_CODE[m[2]!]! } : roleOfTag(label);
+}
+
+function sameRole(a: { buildId: string; role: Role } | null, b: { buildId: string; role: Role } | null): boolean {
+  return a !== null && b !== null && a.buildId === b.buildId && a.role === b.role;
+}
+
+/**
+ * A firewall's rules as the backing's inbound rules, or why they cannot be: the backing accepts
+ * exactly its rules and drops the rest inbound, and leaves outbound open.
+ */
+function backedRules(rules: Obj): InboundRule[] | string {
+  if (rules.inbound_policy !== 'DROP')
+    return `inbound_policy ${rules.inbound_policy} ${NOT_BACKED}: its firewalls drop what their rules do not accept (DROP)`;
+  if (rules.outbound_policy !== 'ACCEPT' || ((rules.outbound as unknown[] | null) ?? []).length)
+    return `outbound rules are not backed by the local cloud: outbound_policy ACCEPT and no outbound rules`;
+  const out: InboundRule[] = [];
+  for (const [i, r] of ((rules.inbound as Obj[] | null) ?? []).entries()) {
+    if (r.action !== 'ACCEPT') return `inbound[${i}]: a ${r.action} rule ${NOT_BACKED} (its rules accept)`;
+    const protocol = String(r.protocol).toLowerCase();
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'icmp') return `inbound[${i}]: protocol ${r.protocol} ${NOT_BACKED}`;
+    const a = r.addresses as { ipv4?: string[]; ipv6?: string[] } | undefined;
+    const sources = [...(a?.ipv4 ?? []), ...(a?.ipv6 ?? [])];
+    const description = r.description === undefined ? {} : { description: String(r.description) };
+    if (protocol === 'icmp') {
+      out.push({ protocol, sources, ...description });
+      continue;
+    }
+    // No ports: all of them. A list is one rule per port or range.
+    for (const part of r.ports === undefined ? ['1-65535'] : String(r.ports).split(',')) {
+      const [from, to] = part.split('-').map(Number) as [number, number | undefined];
+      out.push({ protocol, port: to === undefined || to === from ? from : [from, to], sources, ...description });
+    }
+  }
+  return out;
 }
 
 /** What a 429 from Linode carries: `Retry-After` (seconds) and the `X-RateLimit-*` headers (reset in epoch seconds). */

@@ -31,9 +31,26 @@
  *   400 "SSH key already exists."; a malformed key a 400 "Invalid SSH key."; an unknown id in
  *   `sshkey_id` a 400 "Invalid SSH key id.".
  * Addresses are strings only (documentation ranges and 198.18/15), never used on the network.
+ *
+ * Backed (`backing`, see `backing.ts`): an instance is the backing cloud's server, made from its
+ * label (a toolkit name: role and build in it), its decoded user-data, the public keys of its
+ * `sshkey_id`s and the backing's stock image for Debian 12 (os_id 2136); `main_ip` is the server's
+ * public address and `internal_ip` (and the VPC address under `/instances/{id}/vpcs`) its private
+ * one; a server that is gone makes the instance gone. A firewall group is the backing's firewall of
+ * the build role its description names (`adt-<build>-<role>`): made, it applies no rules (a group
+ * drops what it does not accept), and each rule added or deleted applies the group's whole rule
+ * list again. Domains are served with their A and TXT records. Refused, with a message that says
+ * why: labels of other forms, other images, instances outside a VPC, groups of other descriptions
+ * (or a second one of a role), an instance in a group of another role, or out of its role's group,
+ * relabelling, rules of protocols other than tcp, udp and icmp, records of other types, snapshots
+ * and managed databases (not backed yet). Guessed: a failed server's `status` is `error` (Vultr
+ * documents none for it).
  */
 import { randomBytes } from 'node:crypto';
-import { bearer, FakeApi, publicKeyBlob, type FakeRequest } from './harness.ts';
+import { parseServerName } from '../naming.ts';
+import type { InboundRule, Server } from '../types.ts';
+import { roleOfTag, type BackingRecord, type FakeBacking } from './backing.ts';
+import { bearer, FakeApi, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -43,6 +60,14 @@ export interface VultrFakeOptions {
   bootPolls?: number;
   /** Rules a firewall group may hold (`max_rule_count`, default 50). */
   maxRuleCount?: number;
+  /**
+   * A cloud that runs the instances for real (see `backing.ts`): instances are its servers with
+   * their addresses, firewall groups its native rules of a build role, domains served by its DNS,
+   * VPCs its private network. Snapshots and managed databases are refused (not backed yet).
+   */
+  backing?: FakeBacking;
+  /** Checks a request's credentials instead of the bearer key `apiKey` (a backed fake takes its cloud's tokens). */
+  authorize?: (req: FakeRequest) => FakeResponse | null;
 }
 
 interface FakeInstance extends Obj {
@@ -62,6 +87,8 @@ interface FakeInstance extends Obj {
   vpcId: string;
   /** The SSH keys (ids) root was given: not in the API's instance object. */
   sshKeyIds: string[];
+  /** The backing cloud's server (a backed fake). */
+  backing_id?: string;
 }
 interface FakeRule extends Obj {
   id: number;
@@ -91,22 +118,41 @@ const NOT_FOUND = {
   snapshot: 'Invalid snapshot-id.',
 };
 
+type FakeGroup = { id: string; description: string; date_created: string; rules: FakeRule[] };
+type FakeRecord = { id: string; type: string; name: string; data: string; priority: number; ttl: number };
+type FakeSnapshot = { id: string; description: string; status: string; date_created: string; polls: number; instanceId: string };
+type FakeKey = { id: string; date_created: string; name: string; ssh_key: string };
+
 export function vultrFake(o: VultrFakeOptions = {}) {
   const api: FakeApi = new FakeApi({
     prefix: '/v2',
     realBaseUrl: 'https://api.vultr.com/v2',
     errorBody: (status, message) => ({ error: message, status }),
-    authorize: (req) => bearer(o.apiKey ?? 'vultr-test-key', () => api.error(401, 'Invalid API token.'))(req),
+    authorize: (req) =>
+      o.authorize ? o.authorize(req) : bearer(o.apiKey ?? 'vultr-test-key', () => api.error(401, 'Invalid API token.'))(req),
   });
+  const backing = o.backing;
   const instances = new Map<string, FakeInstance>();
-  const groups = new Map<string, { id: string; description: string; date_created: string; rules: FakeRule[] }>();
-  const domains = new Map<string, { id: string; type: string; name: string; data: string; priority: number; ttl: number }[]>();
+  const groups = new Map<string, FakeGroup>();
+  const domains = new Map<string, FakeRecord[]>();
   const databases = new Map<string, FakeDatabase>();
-  const snapshots = new Map<
-    string,
-    { id: string; description: string; status: string; date_created: string; polls: number; instanceId: string }
-  >();
-  const sshKeys = new Map<string, { id: string; date_created: string; name: string; ssh_key: string }>();
+  const snapshots = new Map<string, FakeSnapshot>();
+  const sshKeys = new Map<string, FakeKey>();
+  /**
+   * A route whose failures (the backing's, chiefly) are answered in Vultr's error shape: the
+   * backing refusing what it was asked (an error of the caller's, exit code 2, or a 4xx) is a 400,
+   * anything else a 500, each with the backing's message.
+   */
+  const route = (method: string, path: string, handler: Parameters<FakeApi['route']>[2]) =>
+    api.route(method, path, async (req, p) => {
+      try {
+        return await handler(req, p);
+      } catch (e) {
+        const x = e as { message?: string; exitCode?: number; status?: number | null };
+        const refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
+        return api.error(refused ? 400 : 500, `the local cloud: ${x.message ?? String(e)}`);
+      }
+    });
   const maxRules = o.maxRuleCount ?? 50;
   let n = 0;
   const uuid = () => `${api.nextId().toString(16).padStart(8, '0')}-0000-4000-8000-${String(++n).padStart(12, '0')}`;
@@ -136,14 +182,14 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     };
   }
   const instanceView = (
-    { polls: _p, vpcIp: _v, vpcId: _i, user_data: _u, default_password: pw, sshKeyIds: _k, ...rest }: FakeInstance,
+    { polls: _p, vpcIp: _v, vpcId: _i, user_data: _u, default_password: pw, sshKeyIds: _k, backing_id: _b, ...rest }: FakeInstance,
     withPassword = false,
   ) => ({ ...rest, ...(withPassword ? { default_password: pw } : {}) });
   const isBase64 = (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0;
   const isStrings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
   // --- Instances ---
-  api.route('POST', '/instances', (req) => {
+  route('POST', '/instances', async (req) => {
     const b = req.body as Obj;
     if (!b?.region || !b.plan) return api.error(400, 'region and plan are required');
     if (!b.os_id && !b.snapshot_id && !b.app_id && !b.image_id && !b.iso_id)
@@ -159,8 +205,36 @@ export function vultrFake(o: VultrFakeOptions = {}) {
       return api.error(400, 'Invalid hostname');
     if (b.firewall_group_id && !groups.has(b.firewall_group_id as string)) return api.error(400, 'Invalid firewall group');
     const vpc = (b.attach_vpc as string[] | undefined)?.[0] ?? (b.enable_vpc === true ? 'vpc-region-default' : '');
+    let backingId: string | undefined;
+    if (backing) {
+      const label = String(b.label ?? '');
+      const parsed = parseServerName(label);
+      if (!parsed)
+        return api.error(400, `label "${label}": the local cloud runs servers named by the toolkit only (role and build in the name)`);
+      if (b.snapshot_id) return api.error(400, 'snapshots are not backed by the local cloud yet');
+      if (b.os_id !== 2136 || b.app_id || b.image_id || b.iso_id)
+        return api.error(400, 'the local cloud has Debian 12 x64 (os_id 2136) only');
+      if (!vpc)
+        return api.error(
+          400,
+          `the local cloud's servers are all on its private network (${backing.privateCidr}): attach a VPC (enable_vpc or attach_vpc)`,
+        );
+      const bad = b.firewall_group_id ? groupProblem(label, groups.get(b.firewall_group_id as string)!) : null;
+      if (bad) return api.error(400, bad);
+      const s = await backing.compute.create({
+        name: label,
+        role: parsed.role,
+        buildId: parsed.buildId,
+        userData: Buffer.from((b.user_data as string | undefined) ?? '', 'base64').toString('utf8'),
+        image: backing.stockImage,
+        sshKeys: [...new Set(((b.sshkey_id as string[] | undefined) ?? []).map((id) => sshKeys.get(id)!.ssh_key.trim()))],
+        tags: (b.tags as string[] | undefined) ?? [],
+      });
+      backingId = s.id;
+    }
     const i: FakeInstance = {
       id: uuid(),
+      ...(backingId ? { backing_id: backingId } : {}),
       os: 'Debian 12 x64 (bookworm)',
       ram: 2048,
       disk: 55,
@@ -199,19 +273,21 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     instances.set(i.id, i);
     return { status: 202, body: { instance: instanceView(i, true) } };
   });
-  api.route('GET', '/instances', (req) => {
+  route('GET', '/instances', async (req) => {
     const tag = req.query.get('tag');
     const label = req.query.get('label');
+    const found = [...instances.values()].filter((i) => (!tag || i.tags.includes(tag)) && (!label || i.label === label));
+    if (backing) await Promise.all(found.map((i) => refresh(i)));
     return list(
       req,
       'instances',
-      [...instances.values()].filter((i) => (!tag || i.tags.includes(tag)) && (!label || i.label === label)).map((i) => instanceView(i)),
+      found.filter((i) => instances.has(i.id)).map((i) => instanceView(i)),
     );
   });
-  api.route('GET', '/instances/:id', (_req, p) => {
+  route('GET', '/instances/:id', async (_req, p) => {
     const i = instances.get(p.id!);
-    if (!i) return api.error(404, NOT_FOUND.instance);
-    if (i.status === 'pending' && ++i.polls > (o.bootPolls ?? 1)) {
+    if (!i || !(await refresh(i))) return api.error(404, NOT_FOUND.instance);
+    if (!backing && i.status === 'pending' && ++i.polls > (o.bootPolls ?? 1)) {
       n++;
       Object.assign(i, {
         status: 'active',
@@ -224,19 +300,29 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     }
     return { status: 200, body: { instance: instanceView(i) } };
   });
-  api.route('GET', '/instances/:id/vpcs', (req, p) => {
+  route('GET', '/instances/:id/vpcs', async (req, p) => {
     const i = instances.get(p.id!);
-    if (!i) return api.error(404, NOT_FOUND.instance);
+    if (!i || !(await refresh(i))) return api.error(404, NOT_FOUND.instance);
     return list(req, 'vpcs', i.vpcIp ? [{ id: i.vpcId, mac_address: '5a:01:04:00:00:01', ip_address: i.vpcIp }] : []);
   });
-  api.route('PATCH', '/instances/:id', (req, p) => {
+  route('PATCH', '/instances/:id', (req, p) => {
     const i = instances.get(p.id!);
     if (!i) return api.error(404, NOT_FOUND.instance);
     const b = req.body as Obj;
     if (b?.firewall_group_id !== undefined) {
       if (b.firewall_group_id && !groups.has(b.firewall_group_id as string)) return api.error(400, 'Invalid firewall group');
+      if (backing) {
+        const bad = b.firewall_group_id
+          ? groupProblem(i.label, groups.get(b.firewall_group_id as string)!)
+          : i.firewall_group_id
+            ? `instance ${i.label} leaves its role's firewall group only with the group (the local cloud's firewalls are per build role)`
+            : null;
+        if (bad) return api.error(400, bad);
+      }
       i.firewall_group_id = b.firewall_group_id as string;
     }
+    if (backing && b?.label !== undefined && String(b.label) !== i.label)
+      return api.error(400, `instance ${i.label}: the local cloud's servers keep their names (role and build in them)`);
     if (b?.tags !== undefined) {
       if (!isStrings(b.tags)) return api.error(400, 'tags must be an array of strings');
       i.tags = b.tags as string[];
@@ -244,15 +330,21 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     if (b?.label !== undefined) i.label = String(b.label);
     return { status: 202, body: { instance: instanceView(i) } };
   });
-  api.route('DELETE', '/instances/:id', (_req, p) => (instances.delete(p.id!) ? { status: 204 } : api.error(404, NOT_FOUND.instance)));
+  route('DELETE', '/instances/:id', async (_req, p) => {
+    const i = instances.get(p.id!);
+    if (!i) return api.error(404, NOT_FOUND.instance);
+    if (i.backing_id) await backing?.compute.destroy(i.backing_id);
+    instances.delete(i.id);
+    return { status: 204 };
+  });
 
   // --- SSH keys ---
   const keyBlob = (line: string) => publicKeyBlob(line.trim());
-  api.route('GET', '/ssh-keys', (req) => list(req, 'ssh_keys', [...sshKeys.values()]));
-  api.route('GET', '/ssh-keys/:id', (_req, p) =>
+  route('GET', '/ssh-keys', (req) => list(req, 'ssh_keys', [...sshKeys.values()]));
+  route('GET', '/ssh-keys/:id', (_req, p) =>
     sshKeys.has(p.id!) ? { status: 200, body: { ssh_key: sshKeys.get(p.id!) } } : api.error(404, 'Invalid SSH key id.'),
   );
-  api.route('POST', '/ssh-keys', (req) => {
+  route('POST', '/ssh-keys', (req) => {
     const b = req.body as { name?: unknown; ssh_key?: unknown };
     if (typeof b?.name !== 'string' || !b.name || typeof b.ssh_key !== 'string') return api.error(400, 'name and ssh_key are required');
     const blob = keyBlob(b.ssh_key);
@@ -262,7 +354,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     sshKeys.set(k.id, k);
     return { status: 201, body: { ssh_key: k } };
   });
-  api.route('DELETE', '/ssh-keys/:id', (_req, p) => (sshKeys.delete(p.id!) ? { status: 204 } : api.error(404, 'Invalid SSH key id.')));
+  route('DELETE', '/ssh-keys/:id', (_req, p) => (sshKeys.delete(p.id!) ? { status: 204 } : api.error(404, 'Invalid SSH key id.')));
 
   // --- Snapshots ---
   const snapshotView = (s: { id: string; description: string; status: string; date_created: string }) => ({
@@ -275,18 +367,19 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     os_id: 2136,
     app_id: 0,
   });
-  api.route('POST', '/snapshots', (req) => {
+  route('POST', '/snapshots', (req) => {
     const b = req.body as { instance_id?: string; description?: string };
     if (!b?.instance_id || !instances.has(b.instance_id)) return api.error(400, 'Invalid instance_id');
+    if (backing) return api.error(400, 'snapshots are not backed by the local cloud yet');
     const s = { id: uuid(), description: b.description ?? '', status: 'pending', date_created: now(), polls: 0, instanceId: b.instance_id };
     snapshots.set(s.id, s);
     return { status: 201, body: { snapshot: snapshotView(s) } };
   });
-  api.route('GET', '/snapshots', (req) => {
+  route('GET', '/snapshots', (req) => {
     const d = req.query.get('description');
     return list(req, 'snapshots', [...snapshots.values()].filter((s) => d === null || s.description === d).map(snapshotView));
   });
-  api.route('GET', '/snapshots/:id', (_req, p) => {
+  route('GET', '/snapshots/:id', (_req, p) => {
     const s = snapshots.get(p.id!);
     if (!s) return api.error(404, NOT_FOUND.snapshot);
     if (s.status === 'pending' && ++s.polls > 1) s.status = 'complete';
@@ -294,7 +387,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   });
 
   // --- Firewall groups and rules ---
-  const groupView = (g: { id: string; description: string; date_created: string; rules: FakeRule[] }) => ({
+  const groupView = (g: FakeGroup) => ({
     id: g.id,
     description: g.description,
     date_created: g.date_created,
@@ -303,33 +396,51 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     rule_count: g.rules.length,
     max_rule_count: maxRules,
   });
-  api.route('POST', '/firewalls', (req) => {
+  route('POST', '/firewalls', async (req) => {
     const description = (req.body as Obj)?.description;
     if (description !== undefined && typeof description !== 'string') return api.error(400, 'description must be a string');
-    const g = { id: uuid(), description: description ?? '', date_created: now(), rules: [] as FakeRule[] };
+    if (backing) {
+      const r = roleOfTag(description ?? '');
+      if (!r)
+        return api.error(
+          400,
+          `firewall group "${description ?? ''}": the local cloud's firewalls are a build role's, described adt-<build>-<role>`,
+        );
+      if ([...groups.values()].some((x) => x.description === description))
+        return api.error(400, `a firewall group ${description} exists (the local cloud has one firewall per build role)`);
+      // A group accepts only what its rules allow: none yet.
+      await backing.firewall.apply(r.buildId, r.role, []);
+    }
+    const g: FakeGroup = { id: uuid(), description: description ?? '', date_created: now(), rules: [] };
     groups.set(g.id, g);
     return { status: 201, body: { firewall_group: groupView(g) } };
   });
-  api.route('GET', '/firewalls', (req) => list(req, 'firewall_groups', [...groups.values()].map(groupView)));
-  api.route('GET', '/firewalls/:id', (_req, p) => {
+  route('GET', '/firewalls', (req) => list(req, 'firewall_groups', [...groups.values()].map(groupView)));
+  route('GET', '/firewalls/:id', (_req, p) => {
     const g = groups.get(p.id!);
     return g ? { status: 200, body: { firewall_group: groupView(g) } } : api.error(404, NOT_FOUND.group);
   });
-  api.route('DELETE', '/firewalls/:id', (_req, p) => {
-    if (!groups.delete(p.id!)) return api.error(404, NOT_FOUND.group);
+  route('DELETE', '/firewalls/:id', async (_req, p) => {
+    const g = groups.get(p.id!);
+    if (!g) return api.error(404, NOT_FOUND.group);
+    const r = roleOfTag(g.description);
+    if (backing && r) await backing.firewall.remove(r.buildId, r.role);
+    groups.delete(g.id);
     for (const i of instances.values()) if (i.firewall_group_id === p.id) i.firewall_group_id = '';
     return { status: 204 };
   });
-  api.route('GET', '/firewalls/:id/rules', (req, p) => {
+  route('GET', '/firewalls/:id/rules', (req, p) => {
     const g = groups.get(p.id!);
     return g ? list(req, 'firewall_rules', g.rules) : api.error(404, NOT_FOUND.group);
   });
-  api.route('POST', '/firewalls/:id/rules', (req, p) => {
+  route('POST', '/firewalls/:id/rules', async (req, p) => {
     const g = groups.get(p.id!);
     if (!g) return api.error(404, NOT_FOUND.group);
     const b = req.body as Obj;
     if (!['v4', 'v6'].includes(b?.ip_type as string)) return api.error(400, 'ip_type must be v4 or v6');
     if (!['tcp', 'udp', 'icmp', 'gre', 'esp', 'ah'].includes(b.protocol as string)) return api.error(400, 'Invalid protocol');
+    if (backing && !['tcp', 'udp', 'icmp'].includes(b.protocol as string))
+      return api.error(400, `protocol ${b.protocol}: the local cloud's firewalls take tcp, udp and icmp rules only`);
     const tcpUdp = b.protocol === 'tcp' || b.protocol === 'udp';
     const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(String(b.port ?? ''));
     if (tcpUdp && (!m || Number(m[1]) < 1 || Number(m[2] ?? m[1]) > 65535 || Number(m[2] ?? m[1]) < Number(m[1])))
@@ -362,42 +473,55 @@ export function vultrFake(o: VultrFakeOptions = {}) {
       )
     )
       return api.error(400, 'Rule already exists');
+    await rulesChanged(g, [...g.rules, r]);
     g.rules.push(r);
     return { status: 201, body: { firewall_rule: r } };
   });
-  api.route('DELETE', '/firewalls/:id/rules/:rule', (_req, p) => {
+  route('DELETE', '/firewalls/:id/rules/:rule', async (_req, p) => {
     const g = groups.get(p.id!);
     const i = g?.rules.findIndex((r) => r.id === Number(p.rule)) ?? -1;
     if (!g || i < 0) return api.error(404, NOT_FOUND.rule);
+    await rulesChanged(
+      g,
+      g.rules.filter((_r, j) => j !== i),
+    );
     g.rules.splice(i, 1);
     return { status: 204 };
   });
 
   // --- DNS ---
-  api.route('POST', '/domains', (req) => {
+  route('POST', '/domains', async (req) => {
     const d = (req.body as Obj)?.domain;
     if (typeof d !== 'string' || !/^[a-z0-9.-]+\.[a-z]{2,}$/i.test(d)) return api.error(400, 'Invalid domain');
     if (domains.has(d.toLowerCase())) return api.error(400, 'Domain already exists');
+    await serveZone(d.toLowerCase(), []);
     domains.set(d.toLowerCase(), []);
     return { status: 200, body: { domain: { domain: d.toLowerCase(), date_created: now(), dns_sec: 'disabled' } } };
   });
-  api.route('GET', '/domains', (req) =>
+  route('GET', '/domains', (req) =>
     list(
       req,
       'domains',
       [...domains.keys()].map((domain) => ({ domain, date_created: now(), dns_sec: 'disabled' })),
     ),
   );
-  api.route('GET', '/domains/:domain', (_req, p) =>
+  route('GET', '/domains/:domain', (_req, p) =>
     domains.has(p.domain!)
       ? { status: 200, body: { domain: { domain: p.domain, date_created: now(), dns_sec: 'disabled' } } }
       : api.error(404, NOT_FOUND.domain),
   );
-  api.route('GET', '/domains/:domain/records', (req, p) => {
+  // https://www.vultr.com/api/#tag/dns/operation/delete-dns-domain (204)
+  route('DELETE', '/domains/:domain', async (_req, p) => {
+    if (!domains.has(p.domain!)) return api.error(404, NOT_FOUND.domain);
+    await backing?.zone(p.domain!, null);
+    domains.delete(p.domain!);
+    return { status: 204 };
+  });
+  route('GET', '/domains/:domain/records', (req, p) => {
     const r = domains.get(p.domain!);
     return r ? list(req, 'records', r) : api.error(404, NOT_FOUND.domain);
   });
-  api.route('POST', '/domains/:domain/records', (req, p) => {
+  route('POST', '/domains/:domain/records', async (req, p) => {
     const r = domains.get(p.domain!);
     if (!r) return api.error(404, NOT_FOUND.domain);
     const b = req.body as { name?: unknown; type?: unknown; data?: unknown; ttl?: unknown };
@@ -406,14 +530,21 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     if (b.name.endsWith(p.domain!) || b.name.endsWith('.')) return api.error(400, 'name must be relative to the domain');
     if (b.type === 'A' && !/^(\d{1,3}\.){3}\d{1,3}$/.test(b.data)) return api.error(400, 'Invalid IPv4 address');
     if (b.ttl !== undefined && (!Number.isInteger(b.ttl) || (b.ttl as number) < 1)) return api.error(400, 'Invalid ttl');
+    if (backing && b.type !== 'A' && b.type !== 'TXT')
+      return api.error(400, `record type ${b.type}: the local cloud's DNS serves A and TXT records only`);
     const rec = { id: uuid(), type: b.type, name: b.name, data: b.data, priority: -1, ttl: (b.ttl as number | undefined) ?? 300 };
+    await serveZone(p.domain!, [...r, rec]);
     r.push(rec);
     return { status: 201, body: { record: rec } };
   });
-  api.route('DELETE', '/domains/:domain/records/:id', (_req, p) => {
+  route('DELETE', '/domains/:domain/records/:id', async (_req, p) => {
     const r = domains.get(p.domain!);
     const i = r?.findIndex((x) => x.id === p.id) ?? -1;
     if (!r || i < 0) return api.error(404, NOT_FOUND.record);
+    await serveZone(
+      p.domain!,
+      r.filter((_x, j) => j !== i),
+    );
     r.splice(i, 1);
     return { status: 204 };
   });
@@ -421,7 +552,8 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   // --- Managed databases ---
   const cidr = (s: string) => (s.includes('/') ? s : `${s}/${s.includes(':') ? 128 : 32}`);
   const dbView = ({ polls: _p, ...rest }: FakeDatabase) => rest;
-  api.route('POST', '/databases', (req) => {
+  route('POST', '/databases', (req) => {
+    if (backing) return api.error(400, 'managed databases are not backed by the local cloud yet');
     const b = req.body as Obj;
     for (const f of ['database_engine', 'database_engine_version', 'region', 'plan', 'label'])
       if (!b?.[f]) return api.error(400, `${f} is required`);
@@ -460,7 +592,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     databases.set(id, d);
     return { status: 202, body: { database: dbView(d) } };
   });
-  api.route('GET', '/databases', (req) => {
+  route('GET', '/databases', (req) => {
     const tag = req.query.get('tag');
     const label = req.query.get('label');
     const region = req.query.get('region');
@@ -469,13 +601,13 @@ export function vultrFake(o: VultrFakeOptions = {}) {
       .map(dbView);
     return { status: 200, body: { databases: found, meta: { total: found.length } } };
   });
-  api.route('GET', '/databases/:id', (_req, p) => {
+  route('GET', '/databases/:id', (_req, p) => {
     const d = databases.get(p.id!);
     if (!d) return api.error(404, NOT_FOUND.database);
     if (d.status === 'Rebuilding' && ++d.polls > 1) d.status = 'Running';
     return { status: 200, body: { database: dbView(d) } };
   });
-  api.route('PUT', '/databases/:id', (req, p) => {
+  route('PUT', '/databases/:id', (req, p) => {
     const d = databases.get(p.id!);
     if (!d) return api.error(404, NOT_FOUND.database);
     const t = (req.body as Obj)?.trusted_ips;
@@ -485,9 +617,114 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     }
     return { status: 202, body: { database: dbView(d) } };
   });
-  api.route('DELETE', '/databases/:id', (_req, p) => (databases.delete(p.id!) ? { status: 204 } : api.error(404, NOT_FOUND.database)));
+  route('DELETE', '/databases/:id', (_req, p) => (databases.delete(p.id!) ? { status: 204 } : api.error(404, NOT_FOUND.database)));
 
-  return Object.assign(api, { state: { instances, groups, domains, databases, snapshots, sshKeys } });
+  // --- Backing ---
+
+  /** A backed instance as its server is now (false: the server is gone, and so is the instance). */
+  async function refresh(i: FakeInstance): Promise<boolean> {
+    if (!backing || !i.backing_id) return true;
+    const s: Server | null = await backing.compute.get(i.backing_id);
+    if (!s) {
+      instances.delete(i.id);
+      return false;
+    }
+    const [status, power_status, server_status] =
+      s.state === 'running'
+        ? ['active', 'running', 'ok']
+        : s.state === 'creating'
+          ? ['pending', 'running', 'installingbooting']
+          : s.state === 'error'
+            ? ['error', 'stopped', 'none']
+            : ['active', 'stopped', s.state === 'destroying' ? 'locked' : 'ok'];
+    Object.assign(i, {
+      status,
+      power_status,
+      server_status,
+      // The driver tells the addresses apart by field, not by range (the backing's are all in 198.18/15).
+      main_ip: s.publicIp ?? '0.0.0.0',
+      netmask_v4: s.publicIp ? '255.255.255.0' : '',
+      gateway_v4: s.publicIp ? s.publicIp.replace(/\.\d+$/, '.1') : '0.0.0.0',
+      internal_ip: s.privateIp ?? '',
+      vpcIp: s.privateIp ?? '',
+    });
+    return true;
+  }
+
+  /** Why the instance labelled `label` may not be in group `g` of a backed fake (null: it may). */
+  function groupProblem(label: string, g: FakeGroup): string | null {
+    const r = roleOfTag(g.description);
+    const n = parseServerName(label);
+    return r && n && r.buildId === n.buildId && r.role === n.role
+      ? null
+      : `instance ${label} may join the firewall group of its own build role only ` +
+          `(the local cloud's firewalls are per build role), not ${g.description}`;
+  }
+
+  /** Applies a group's whole rule list (`rules`, as it is about to be) to the backing's firewall of its build role. */
+  async function rulesChanged(g: FakeGroup, rules: FakeRule[]): Promise<void> {
+    const r = roleOfTag(g.description);
+    if (backing && r) await backing.firewall.apply(r.buildId, r.role, inboundRules(rules));
+  }
+
+  /** Serves a domain's records (as they are about to be) with the backing's DNS: names fully qualified, TXT text unquoted. */
+  async function serveZone(zone: string, records: FakeRecord[]): Promise<void> {
+    await backing?.zone(
+      zone,
+      records.map((r): BackingRecord => ({
+        name: r.name ? `${r.name}.${zone}` : zone,
+        type: r.type,
+        content: r.type === 'TXT' ? r.data.replace(/^"(.*)"$/s, '$1') : r.data,
+        ttl: r.ttl,
+      })),
+    );
+  }
+
+  /** What a backed fake holds, to be saved and loaded again (a restarted cloud keeps its account). */
+  function exportState() {
+    return {
+      ids: api.lastId(),
+      n,
+      instances: [...instances.values()],
+      groups: [...groups.values()],
+      domains: [...domains.entries()],
+      sshKeys: [...sshKeys.values()],
+      snapshots: [...snapshots.values()],
+    };
+  }
+  function importState(x: ReturnType<typeof exportState>) {
+    api.lastId(x.ids);
+    n = Math.max(n, x.n);
+    for (const i of x.instances) instances.set(i.id, i);
+    for (const g of x.groups) groups.set(g.id, g);
+    for (const [d, r] of x.domains) domains.set(d, r);
+    for (const k of x.sshKeys) sshKeys.set(k.id, k);
+    for (const s of x.snapshots) snapshots.set(s.id, s);
+  }
+
+  return Object.assign(api, { state: { instances, groups, domains, databases, snapshots, sshKeys }, exportState, importState });
+}
+
+/** A group's rules in the providers' shape: one rule per protocol, port and notes, with its sources. */
+function inboundRules(rules: FakeRule[]): InboundRule[] {
+  const out = new Map<string, InboundRule>();
+  for (const r of rules) {
+    const protocol = r.protocol as InboundRule['protocol'];
+    const [a, b] = r.port ? r.port.split(':').map(Number) : [];
+    const port = a === undefined ? undefined : b === undefined || a === b ? a : ([a, b] as [number, number]);
+    const key = `${protocol}|${r.port}|${String(r.notes ?? '')}`;
+    const source = `${r.subnet}/${r.subnet_size}`;
+    const prev = out.get(key);
+    if (prev) prev.sources.push(source);
+    else
+      out.set(key, {
+        protocol,
+        ...(port === undefined ? {} : { port }),
+        sources: [source],
+        ...(r.notes ? { description: String(r.notes) } : {}),
+      });
+  }
+  return [...out.values()];
 }
 
 /**

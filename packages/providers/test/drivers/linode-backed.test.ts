@@ -1,0 +1,377 @@
+/**
+ * The Linode driver against the Linode fake backed by a cloud (`backing` option): instances are
+ * the backing's servers with its addresses, firewalls its native rules, domains its zones. The
+ * backing here is the memory compute (a first GET of a new server answers `creating`), the memory
+ * native firewall and a record of the zones, each call kept for the assertions.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rejects } from '@adt/test-utils';
+import linodeDriver from '../../src/drivers/linode.ts';
+import { MemoryCompute, MemoryNativeFirewall } from '../../src/drivers/memory.ts';
+import type { BackingRecord, FakeBacking } from '../../src/fakes/backing.ts';
+import { linodeFake } from '../../src/fakes/linode.ts';
+import type { ComputeProvider, CreateServerOptions, InboundRule, Role, Server } from '../../src/types.ts';
+import { freshKeyPair, TEST_KEY } from './_keys.ts';
+
+const TOKEN = 'linode-backed-token-5c1d';
+const PRIVATE_CIDR = '198.19.0.0/16';
+
+/** A backing in memory that records what it was asked. */
+function testBacking() {
+  const memory = new MemoryCompute();
+  const creates: CreateServerOptions[] = [];
+  const booting = new Set<string>();
+  // A new server is `creating`, without addresses, until it has been read once.
+  const unbooted = (s: Server): Server => ({ ...s, state: 'creating', publicIp: null, privateIp: null });
+  const compute: ComputeProvider = {
+    name: 'test-backing',
+    flags: memory.flags,
+    async create(o) {
+      creates.push(structuredClone(o));
+      const s = await memory.create(o);
+      booting.add(s.id);
+      return unbooted(s);
+    },
+    async get(id) {
+      const s = await memory.get(id);
+      return s && booting.delete(id) ? unbooted(s) : s;
+    },
+    list: (f) => memory.list(f),
+    destroy: (id) => memory.destroy(id),
+    waitUntilRunning: (id) => memory.waitUntilRunning(id),
+  };
+  const nativeFirewall = new MemoryNativeFirewall();
+  const firewallCalls: { op: 'apply' | 'remove'; buildId: string; role: Role; rules?: InboundRule[] }[] = [];
+  const zones: { zone: string; records: BackingRecord[] | null }[] = [];
+  const backing: FakeBacking = {
+    compute,
+    firewall: {
+      name: 'test-backing',
+      async apply(buildId, role, rules) {
+        firewallCalls.push({ op: 'apply', buildId, role, rules: structuredClone(rules) });
+        await nativeFirewall.apply(buildId, role, rules);
+      },
+      get: (buildId, role) => nativeFirewall.get(buildId, role),
+      async remove(buildId, role) {
+        firewallCalls.push({ op: 'remove', buildId, role });
+        await nativeFirewall.remove(buildId, role);
+      },
+    },
+    privateCidr: PRIVATE_CIDR,
+    stockImage: 'debian-12-local',
+    async zone(zone, records) {
+      zones.push({ zone, records: records ? structuredClone([...records]) : null });
+    },
+  };
+  return { backing, memory, creates, nativeFirewall, firewallCalls, zones };
+}
+
+type Backing = ReturnType<typeof testBacking>;
+type Fake = ReturnType<typeof linodeFake>;
+
+async function withBackedFake<T>(run: (fake: Fake, baseUrl: string, b: Backing) => Promise<T>, b = testBacking()): Promise<T> {
+  const fake = linodeFake({ token: TOKEN, backing: b.backing });
+  const baseUrl = await fake.listen();
+  try {
+    return await run(fake, baseUrl, b);
+  } finally {
+    await fake.close();
+  }
+}
+
+const driver = (baseUrl: string, authorizedKeys?: string[]) =>
+  linodeDriver({ token: TOKEN, baseUrl, region: 'eu-west', size: 'g6-standard-1', baseDelayMs: 5, maxDelayMs: 20, authorizedKeys });
+
+const test = suite('linode driver on a backed fake');
+
+test('create: the backing gets the name, role, build, decoded user-data, stock image, keys and tags', () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const laptop = freshKeyPair('laptop').publicKey;
+    const cloud = driver(baseUrl, [laptop]);
+    const userData = '#!/bin/sh\necho "hällo" > /tmp/x\n';
+    const created = await cloud.create({ name: 'ws-b7-k3f9', role: 'webserver', buildId: 'b7', userData, sshKeys: [TEST_KEY.line] });
+    assert.is(b.creates.length, 1);
+    const c = b.creates[0]!;
+    assert.is(c.name, 'ws-b7-k3f9');
+    assert.is(c.role, 'webserver');
+    assert.is(c.buildId, 'b7');
+    assert.is(c.userData, userData, 'metadata.user_data decoded from base64');
+    assert.is(c.image, 'debian-12-local', 'linode/debian12 is the backing stock image');
+    assert.equal(c.sshKeys, [laptop, TEST_KEY.line]);
+    assert.equal(c.tags, ['adt', 'adt-role-webserver', 'adt-build-b7', 'adt-b7-webserver']);
+    assert.is(created.name, 'ws-b7-k3f9');
+    assert.is(created.state, 'creating');
+    assert.is(created.publicIp, null);
+    const instance = fake.state.instances.get(Number(created.id))!;
+    assert.is(instance.backing_id, 'ws-b7-k3f9');
+    assert.not.ok('backing_id' in (fake.log.find((l) => l.method === 'POST')!.body as object), 'sanity: the request has no backing id');
+  }));
+
+test("waitUntilRunning reports the backing's public address as public and its private one as private", () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    const created = await cloud.create({ name: 'db-b7-aaaa', role: 'database', buildId: 'b7', userData: '#!/bin/sh\n' });
+    const running = await cloud.waitUntilRunning(created.id, { intervalMs: 1, timeoutMs: 5_000 });
+    const real = b.memory.servers.get('db-b7-aaaa')!;
+    assert.match(real.publicIp!, /^198\.18\./);
+    assert.match(real.privateIp!, /^198\.19\./);
+    assert.is(running.state, 'running');
+    assert.is(running.publicIp, real.publicIp);
+    assert.is(running.privateIp, real.privateIp);
+    // The private address is a VPC interface's, in the VPC standing for the backing's private network.
+    const vpcs = await cloud.api.get<{ data: { label: string; subnets: { ipv4: string; linodes: { id: number }[] }[] }[] }>('/vpcs');
+    assert.equal(
+      vpcs.data.map((v) => [v.label, v.subnets.map((s) => [s.ipv4, s.linodes.map((l) => l.id)])]),
+      [['local-eu-west', [[PRIVATE_CIDR, [Number(created.id)]]]]],
+    );
+    const instance = await cloud.api.get<{ ipv4: string[] }>(`/linode/instances/${created.id}`);
+    assert.equal(instance.ipv4, [real.publicIp]);
+    assert.ok(fake.log.some((l) => l.path === `/linode/instances/${created.id}/ips`));
+  }));
+
+test('list, get and destroy follow the backing; a server gone from it is an instance gone', () =>
+  withBackedFake(async (_fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    const base = { role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n' } as const;
+    const one = await cloud.create({ ...base, name: 'ws-b8-1111' });
+    const two = await cloud.create({ ...base, name: 'ws-b8-2222' });
+    await cloud.create({ name: 'db-b9-3333', role: 'database', buildId: 'b9', userData: '#!/bin/sh\n' });
+    const byName = (xs: Server[]) => xs.sort((x, y) => x.name.localeCompare(y.name));
+    assert.equal(
+      byName(await cloud.list({ buildId: 'b8', role: 'webserver' })).map((s) => [s.name, s.state, s.publicIp]),
+      [
+        ['ws-b8-1111', 'creating', null],
+        ['ws-b8-2222', 'creating', null],
+      ],
+      'still booting on the backing',
+    );
+    const listed = byName(await cloud.list({ buildId: 'b8', role: 'webserver' }));
+    assert.equal(
+      listed.map((s) => [s.name, s.state, s.publicIp, s.privateIp]),
+      ['ws-b8-1111', 'ws-b8-2222'].map((n) => {
+        const real = b.memory.servers.get(n)!;
+        return [n, 'running', real.publicIp, real.privateIp];
+      }),
+    );
+    assert.is((await cloud.get(one.id))?.publicIp, b.memory.servers.get('ws-b8-1111')!.publicIp);
+    await cloud.destroy(one.id);
+    assert.not.ok(b.memory.servers.has('ws-b8-1111'), 'the backing server is destroyed');
+    assert.is(await cloud.get(one.id), null);
+    await b.memory.destroy('ws-b8-2222');
+    assert.is(await cloud.get(two.id), null, 'gone from the backing: 404');
+    assert.equal(await cloud.list({ buildId: 'b8' }), []);
+    assert.equal(
+      (await cloud.list()).map((s) => s.name),
+      ['db-b9-3333'],
+    );
+  }));
+
+test('what the backing cannot run is refused with a 400 that says so, and nothing is created', () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    await rejects(
+      cloud.create({ name: 'ws-b7-aaaa', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'private/12' }),
+      /HTTP 400: image: image "private\/12" is not backed by the local cloud/,
+    );
+    const raw = { region: 'eu-west', type: 'g6-nanode-1', image: 'linode/debian12', root_pass: 'aA1!aA1!aA1!aA1!' };
+    await rejects(
+      cloud.api.post('/linode/instances', { ...raw, label: 'my-own-box' }),
+      /HTTP 400: label: the local cloud runs instances labelled/,
+    );
+    const vpc = await cloud.api.post<{ subnets: { id: number }[] }>('/vpcs', {
+      label: 'mine',
+      region: 'eu-west',
+      subnets: [{ label: 'a', ipv4: '10.0.0.0/24' }],
+    });
+    await rejects(
+      cloud.create({ name: 'ws-b7-bbbb', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: String(vpc.subnets[0]!.id) }),
+      /HTTP 400: interfaces: VPC \d+ is not backed by the local cloud/,
+    );
+    assert.is(b.creates.length, 0);
+    assert.is(fake.state.instances.size, 0);
+    await rejects(
+      cloud.databases.create({ name: 'adt-b7-db', buildId: 'b7', engine: 'mysql', region: 'eu-west', allow: ['198.18.0.0/15'] }),
+      /HTTP 400: managed databases are not backed by the local cloud yet/,
+    );
+    assert.is(fake.state.databases.size, 0);
+    const s = await cloud.create({ name: 'ws-b7-cccc', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+    await rejects(cloud.snapshot(s.id, 'snap'), /HTTP 400: images are not backed by the local cloud yet/);
+  }));
+
+test("firewall apply and remove reach the backing's native firewall with the build, the role and the rules", () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    const base = { role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' } as const;
+    const first = await cloud.create({ ...base, name: 'ws-b7-1111' });
+    await cloud.create({ name: 'db-b7-2222', role: 'database', buildId: 'b7', userData: '#!/bin/sh\n' });
+    await cloud.firewall.apply('b7', 'webserver', [
+      { protocol: 'tcp', port: 443, sources: ['0.0.0.0/0', '::/0'], description: 'https' },
+      { protocol: 'tcp', port: [8000, 8010], sources: ['203.0.113.9'] },
+      { protocol: 'icmp', sources: [] },
+    ]);
+    assert.equal(b.firewallCalls, [
+      {
+        op: 'apply',
+        buildId: 'b7',
+        role: 'webserver',
+        rules: [
+          { protocol: 'tcp', port: 443, sources: ['0.0.0.0/0', '::/0'], description: 'https' },
+          { protocol: 'tcp', port: [8000, 8010], sources: ['203.0.113.9/32'] },
+          { protocol: 'icmp', sources: ['0.0.0.0/0', '::/0'] },
+        ],
+      },
+    ]);
+    const fw = [...fake.state.firewalls.values()][0]!;
+    assert.is(fw.label, 'adt-b7-ws');
+    assert.equal(fw.devices, [Number(first.id)], 'the webserver, not the database server');
+    // A new webserver is created inside it; one created without it would not be what the backing does.
+    const second = await cloud.create({ ...base, name: 'ws-b7-3333' });
+    assert.equal(fw.devices, [Number(first.id), Number(second.id)]);
+    const raw = { region: 'eu-west', type: 'g6-nanode-1', image: 'linode/debian12', root_pass: 'aA1!aA1!aA1!aA1!' };
+    await rejects(
+      cloud.api.post('/linode/instances', { ...raw, label: 'ws-b7-4444' }),
+      /HTTP 400: firewall_id: the local cloud's firewall adt-b7-ws covers every webserver server of build b7/,
+    );
+    const db = [...fake.state.instances.values()].find((i) => i.label === 'db-b7-2222')!;
+    await rejects(
+      cloud.api.post(`/networking/firewalls/${fw.id}/devices`, { id: db.id, type: 'linode' }),
+      /HTTP 400: id: Linode \d+ is not a webserver server of build b7/,
+    );
+    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'udp', port: 51820, sources: ['198.51.100.0/24'] }]);
+    assert.equal(b.firewallCalls[1], {
+      op: 'apply',
+      buildId: 'b7',
+      role: 'webserver',
+      rules: [{ protocol: 'udp', port: 51820, sources: ['198.51.100.0/24'] }],
+    });
+    assert.equal(await b.nativeFirewall.get('b7', 'webserver'), [{ protocol: 'udp', port: 51820, sources: ['198.51.100.0/24'] }]);
+    await cloud.firewall.apply('b7', 'database', [{ protocol: 'tcp', port: 3306, sources: [PRIVATE_CIDR] }]);
+    assert.equal(b.firewallCalls[2]?.role, 'database');
+    await cloud.firewall.remove('b7', 'webserver');
+    assert.equal(b.firewallCalls[3], { op: 'remove', buildId: 'b7', role: 'webserver' });
+    assert.is(await b.nativeFirewall.get('b7', 'webserver'), null);
+    assert.ok(await b.nativeFirewall.get('b7', 'database'), "the other role's firewall stays");
+  }));
+
+test('firewalls the backing cannot hold are refused: no build role in the label, an ACCEPT policy, DROP rules', () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    const rule = { action: 'ACCEPT', protocol: 'TCP', ports: '22', addresses: { ipv4: ['203.0.113.9/32'] } };
+    const drop = { inbound: [rule], inbound_policy: 'DROP', outbound: [], outbound_policy: 'ACCEPT' };
+    await rejects(
+      cloud.api.post('/networking/firewalls', { label: 'office', rules: drop }),
+      /HTTP 400: label: a firewall of no build role/,
+    );
+    await rejects(
+      cloud.api.post('/networking/firewalls', { label: 'adt-b7-ws', rules: { ...drop, inbound_policy: 'ACCEPT' } }),
+      /HTTP 400: rules: inbound_policy ACCEPT is not backed/,
+    );
+    await rejects(
+      cloud.api.post('/networking/firewalls', { label: 'adt-b7-ws', rules: { ...drop, inbound: [{ ...rule, action: 'DROP' }] } }),
+      /HTTP 400: rules: inbound\[0\]: a DROP rule is not backed/,
+    );
+    assert.is(fake.state.firewalls.size, 0);
+    assert.equal(b.firewallCalls, []);
+    // Ports as a list: one backing rule per port or range.
+    await cloud.api.post('/networking/firewalls', { label: 'adt-b7-db', rules: { ...drop, inbound: [{ ...rule, ports: '22,80-81' }] } });
+    assert.equal(b.firewallCalls[0]?.rules, [
+      { protocol: 'tcp', port: 22, sources: ['203.0.113.9/32'] },
+      { protocol: 'tcp', port: [80, 81], sources: ['203.0.113.9/32'] },
+    ]);
+    assert.is(b.firewallCalls[0]?.role, 'database');
+  }));
+
+test('DNS: the zone and every change of its records reach the backing as FQDN records; a deleted domain is removed', () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    const dns = cloud.dns('example.com', 30);
+    await dns.ensureZone('example.com');
+    assert.equal(b.zones, [{ zone: 'example.com', records: [] }]);
+    await dns.addA('www.example.com', '198.18.0.5');
+    await dns.addA('example.com', '198.18.0.6');
+    assert.equal(b.zones.at(-1), {
+      zone: 'example.com',
+      records: [
+        { name: 'www.example.com', type: 'A', content: '198.18.0.5', ttl: 30 },
+        { name: 'example.com', type: 'A', content: '198.18.0.6', ttl: 30 },
+      ],
+    });
+    const domain = [...fake.state.domains.values()][0]!;
+    await cloud.api.post(`/domains/${domain.id}/records`, { type: 'TXT', name: '_acme-challenge', target: 'token-xyz', ttl_sec: 120 });
+    assert.equal(b.zones.at(-1)?.records?.at(-1), { name: '_acme-challenge.example.com', type: 'TXT', content: 'token-xyz', ttl: 120 });
+    await dns.removeA('www.example.com', '198.18.0.5');
+    assert.equal(b.zones.at(-1), {
+      zone: 'example.com',
+      records: [
+        { name: 'example.com', type: 'A', content: '198.18.0.6', ttl: 30 },
+        { name: '_acme-challenge.example.com', type: 'TXT', content: 'token-xyz', ttl: 120 },
+      ],
+    });
+    assert.equal(
+      (await dns.listA('example.com')).map((r) => r.content),
+      ['198.18.0.6'],
+    );
+    const calls = b.zones.length;
+    await rejects(
+      cloud.api.post(`/domains/${domain.id}/records`, { type: 'CNAME', name: 'w', target: 'example.com' }),
+      /HTTP 400: type: a CNAME record is not backed/,
+    );
+    assert.is(b.zones.length, calls, 'a refused record changes nothing');
+    await cloud.api.delete(`/domains/${domain.id}`);
+    assert.equal(b.zones.at(-1), { zone: 'example.com', records: null });
+    assert.is(fake.state.domains.size, 0);
+  }));
+
+test('exportState/importState: a restarted fake keeps its account (instances, firewalls, domains) and its ids', async () => {
+  const b = testBacking();
+  const saved = await withBackedFake(async (fake, baseUrl) => {
+    const cloud = driver(baseUrl);
+    const s = await cloud.create({ name: 'ws-b7-1111', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+    await cloud.waitUntilRunning(s.id, { intervalMs: 1, timeoutMs: 5_000 });
+    await cloud.firewall.apply('b7', 'webserver', [{ protocol: 'tcp', port: 443, sources: ['0.0.0.0/0'] }]);
+    const dns = cloud.dns('example.com', 30);
+    await dns.ensureZone('example.com');
+    await dns.addA('www.example.com', '198.18.0.9');
+    return { state: JSON.parse(JSON.stringify(fake.exportState())) as ReturnType<Fake['exportState']>, id: s.id };
+  }, b);
+  await withBackedFake(async (fake, baseUrl) => {
+    fake.importState(saved.state);
+    const cloud = driver(baseUrl);
+    const [s] = await cloud.list({ buildId: 'b7' });
+    assert.is(s?.id, saved.id);
+    assert.is(s?.publicIp, b.memory.servers.get('ws-b7-1111')!.publicIp);
+    assert.is(s?.privateIp, b.memory.servers.get('ws-b7-1111')!.privateIp);
+    assert.equal(await cloud.firewall.get('b7', 'webserver'), [{ protocol: 'tcp', port: 443, sources: ['0.0.0.0/0'] }]);
+    assert.equal(
+      (await cloud.dns('example.com').listA('www.example.com')).map((r) => r.content),
+      ['198.18.0.9'],
+    );
+    // A new webserver: a new id, inside the role's firewall, on the same backing VPC.
+    const next = await cloud.create({ name: 'ws-b7-2222', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+    assert.ok(Number(next.id) > Math.max(...saved.state.instances.map((i) => i.id), ...saved.state.vpcs.map((v) => v.id)));
+    assert.equal([...fake.state.firewalls.values()][0]!.devices, [Number(saved.id), Number(next.id)]);
+    assert.equal(
+      [...fake.state.vpcs.keys()],
+      saved.state.vpcs.map((v) => v.id),
+      'the same VPC of the private network, not a second one',
+    );
+  }, b);
+});
+
+test('authorize replaces the bearer check', async () => {
+  const b = testBacking();
+  const fake = linodeFake({
+    backing: b.backing,
+    authorize: (req) => (req.headers.authorization === 'Bearer other' ? null : fake.error(401, 'Invalid Token')),
+  });
+  const baseUrl = await fake.listen();
+  try {
+    await rejects(driver(baseUrl).list(), /HTTP 401/);
+    assert.equal(await linodeDriver({ token: 'other', baseUrl, baseDelayMs: 5 }).list(), []);
+  } finally {
+    await fake.close();
+  }
+});
+
+test.run();
