@@ -94,18 +94,14 @@ export function localCloudConfig(d: Deployment) {
   };
 }
 
-/** The running local cloud (started for `apply` when it does not run; null for `attach` when it does not run). */
-async function openLocal(d: Deployment, transport: 'apply' | 'attach') {
-  const { default: localDriver } = await import('@adt/providers/drivers/local');
-  const { ensureLocalCloud, attachLocalCloud } = await import('@adt/localcloud');
-  const config = localCloudConfig(d);
-  const access = transport === 'apply' ? await ensureLocalCloud(config) : await attachLocalCloud(config);
-  if (!access) return null;
-  const driver = localDriver({ url: access.url, token: access.token });
-  const daemon = access.pid;
+type LocalDriver = ReturnType<(typeof import('@adt/providers/drivers/local'))['default']>;
+
+/**
+ * What a deploy uses of the local cloud through its driver: the cloud, its services, pebble, the
+ * mail catcher, its teardown (waiting for its daemon, by PID, to be gone; a dry run's has none).
+ */
+async function localParts(d: Deployment, driver: LocalDriver, daemon: number | null) {
   return {
-    url: access.url,
-    token: access.token,
     driver,
     info: await driver.cloud(),
     services: await driver.services(),
@@ -116,21 +112,52 @@ async function openLocal(d: Deployment, transport: 'apply' | 'attach') {
     smtp: async () => (await driver.services()).smtp,
     async teardown() {
       await driver.teardown();
-      // The cloud answers at once and tears down after: done once its daemon (by PID) has gone.
-      await pollUntil(async () => !processAlive(daemon), {
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        what: `the local cloud "${d.local.cloudId}" to tear down`,
-      });
+      // The cloud answers at once and tears down after: done once its daemon has gone.
+      if (daemon !== null)
+        await pollUntil(async () => !processAlive(daemon), {
+          timeoutMs: 60_000,
+          intervalMs: 200,
+          what: `the local cloud "${d.local.cloudId}" to tear down`,
+        });
       return 'torn down (no server left on it): its networks and services stopped, its state removed';
     },
   };
 }
 
+/** The running local cloud (started for `apply` when it does not run; null for `attach` when it does not run). */
+async function openLocal(d: Deployment, transport: 'apply' | 'attach') {
+  const { default: localDriver } = await import('@adt/providers/drivers/local');
+  const { ensureLocalCloud, attachLocalCloud } = await import('@adt/localcloud');
+  const config = localCloudConfig(d);
+  const access = transport === 'apply' ? await ensureLocalCloud(config) : await attachLocalCloud(config);
+  if (!access) return null;
+  const parts = await localParts(d, localDriver({ url: access.url, token: access.token }), access.pid);
+  return { url: access.url, token: access.token, ...parts };
+}
+
+/** The local cloud's fake: a dry run's calls recorded, nothing started. */
+async function openLocalDryRun(d: Deployment, calls: ApiCall[]) {
+  const { default: localDriver } = await import('@adt/providers/drivers/local');
+  const fake = (await apiFakes.local())({
+    publicCidr: d.local.publicCidr,
+    privateCidr: d.local.privateCidr,
+    cloudId: d.local.cloudId,
+    s3Port: d.local.ports.s3,
+    smtpPort: d.local.ports.smtp,
+    mirrorPort: d.local.ports.mirror,
+  });
+  const driver = localDriver({
+    url: `http://${d.local.privateCidr.replace(/\.0\/24$/, '.1')}:${d.local.ports.api}`,
+    token: 'dry-run',
+    fetch: fake.dryRunFetch(calls),
+  });
+  return localParts(d, driver, null);
+}
+
 /** The local cloud: its API (started when it is not running), or, for a dry run, its fake. */
 async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'): Promise<CloudKit | null> {
-  if (transport === 'dry-run') return localDryRunKit(d);
-  const local = await openLocal(d, transport);
+  const calls: ApiCall[] | null = transport === 'dry-run' ? [] : null;
+  const local = calls ? await openLocalDryRun(d, calls) : await openLocal(d, transport as 'apply' | 'attach');
   if (!local) return null;
   const { driver, services, info } = local;
   return {
@@ -151,78 +178,18 @@ async function localKit(d: Deployment, transport: 'apply' | 'dry-run' | 'attach'
     acmeDns: async () => ({ provider: 'pdns', apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey }),
     acme: local.acme,
     smtp: local.smtp,
-    autoscalerAccess: (buildId, zone) => localAutoscalerAccess(d, driver, services, buildId, zone),
+    async autoscalerAccess(buildId, zone): Promise<ProviderAccess> {
+      const t = await driver.createScopedToken(buildId, ['webserver'], `autoscaler of build ${buildId}`);
+      return {
+        compute: { driver: 'local', options: { url: driver.url, token: t.token } },
+        dns: {
+          driver: 'powerdns',
+          options: { apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey, zone, defaultTtl: d.scaling.dnsTtlSeconds },
+        },
+      };
+    },
     revokeAutoscalerAccess: (buildId) => driver.revokeTokens(buildId),
     teardown: local.teardown,
-    calls: null,
-    dispose: async () => {},
-  };
-}
-
-type LocalDriver = ReturnType<(typeof import('@adt/providers/drivers/local'))['default']>;
-
-async function localAutoscalerAccess(
-  d: Deployment,
-  driver: LocalDriver,
-  services: Awaited<ReturnType<LocalDriver['services']>>,
-  buildId: string,
-  zone: string,
-): Promise<ProviderAccess> {
-  const t = await driver.createScopedToken(buildId, ['webserver'], `autoscaler of build ${buildId}`);
-  return {
-    compute: { driver: 'local', options: { url: driver.url, token: t.token } },
-    dns: {
-      driver: 'powerdns',
-      options: { apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey, zone, defaultTtl: d.scaling.dnsTtlSeconds },
-    },
-  };
-}
-
-/** The local cloud's fake: a dry run's calls recorded, nothing started. */
-async function localDryRunKit(d: Deployment): Promise<CloudKit> {
-  const { default: localDriver } = await import('@adt/providers/drivers/local');
-  const calls: ApiCall[] = [];
-  const fake = (await apiFakes.local())({
-    publicCidr: d.local.publicCidr,
-    privateCidr: d.local.privateCidr,
-    cloudId: d.local.cloudId,
-    s3Port: d.local.ports.s3,
-    smtpPort: d.local.ports.smtp,
-    mirrorPort: d.local.ports.mirror,
-  });
-  const driver = localDriver({
-    url: `http://${d.local.privateCidr.replace(/\.0\/24$/, '.1')}:${d.local.ports.api}`,
-    token: 'dry-run',
-    fetch: fake.dryRunFetch(calls),
-  });
-  const info = await driver.cloud();
-  const services = await driver.services();
-  return {
-    provider: 'local',
-    compute: driver,
-    firewall: driver.firewall,
-    dns: (zone) => driver.dns(zone, d.scaling.dnsTtlSeconds),
-    storage: {
-      endpoint: services.s3.endpoint,
-      region: services.s3.region,
-      credentials: { accessKeyId: services.s3.accessKeyId, secretAccessKey: services.s3.secretAccessKey },
-      writeBudget: null,
-    },
-    buildMachine: info.buildMachine,
-    privateCidr: info.privateCidr,
-    nameserver: info.nameserver,
-    acmeDns: async () => ({ provider: 'pdns', apiUrl: services.dns.apiUrl, apiKey: services.dns.apiKey }),
-    async acme() {
-      const a = await driver.acme();
-      return { directoryUrl: a.directoryUrl, httpsCaPem: a.httpsCaPem, rootPem: a.rootPem, resolver: a.dnsServer };
-    },
-    smtp: async () => services.smtp,
-    autoscalerAccess: (buildId, zone) => localAutoscalerAccess(d, driver, services, buildId, zone),
-    revokeAutoscalerAccess: (buildId) => driver.revokeTokens(buildId),
-    async teardown() {
-      await driver.teardown();
-      return 'torn down (no server left on it): its networks and services stopped, its state removed';
-    },
     calls,
     dispose: async () => {},
   };

@@ -35,7 +35,6 @@ export interface EmulatorOptions {
   apiUrl: string;
   /** The cloud's PowerDNS API. */
   dns: { apiUrl: string; apiKey: string };
-  log?(line: string): void;
 }
 
 interface Emulator {
@@ -143,7 +142,7 @@ function scopeProblem(p: Principal, e: Emulator, req: FakeRequest): string | nul
     const n = name ? parseServerName(name) : null;
     return n !== null && n.buildId === p.buildId && p.roles.includes(n.role as Role);
   };
-  if (req.method === 'POST' && /^\/(droplets)$/.test(req.path))
+  if (req.method === 'POST' && req.path === '/droplets')
     return may(String((req.body as { name?: unknown })?.name ?? ''))
       ? null
       : `this token creates ${p.roles.join(', ')} servers of build ${p.buildId} only`;

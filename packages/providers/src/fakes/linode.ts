@@ -27,7 +27,7 @@
  * the server's, read again on every GET (a server gone is an instance gone). The server's public
  * address is the instance's `ipv4`; its private one is reported as the address of a VPC interface
  * (`/ips` `ipv4.vpc`, `/vpcs/ips`) in a VPC `local-<region>` whose subnet is the backing's private
- * network, because a client tells Linode's private addresses by their range (192.168.128.0/17),
+ * network, because a client tells Linode's private addresses by their range (Linode's private /17),
  * which the backing's are not in. A firewall labelled `adt-<build>-<ws|db|as|au|bm>` is the native
  * firewall of that build's role, which covers every server of the role: so its devices must be
  * instances of that role, and all of them (a new one is created with `firewall_id`). A domain's

@@ -182,7 +182,7 @@ test('what the backing cannot run is refused with a 400 that says so, and nothin
     const vpc = await cloud.api.post<{ subnets: { id: number }[] }>('/vpcs', {
       label: 'mine',
       region: 'eu-west',
-      subnets: [{ label: 'a', ipv4: '10.0.0.0/24' }],
+      subnets: [{ label: 'a', ipv4: '198.18.200.0/24' }],
     });
     await rejects(
       cloud.create({ name: 'ws-b7-bbbb', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', vpc: String(vpc.subnets[0]!.id) }),
