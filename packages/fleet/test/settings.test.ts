@@ -16,7 +16,7 @@ test('the example file is the one the settings table makes (npm run example-env)
   const d = readDeployment(undefined, {});
   assert.is(d.siteUrl, 'https://www.adt.test/');
   assert.is(d.configBucket, 'www-adt-test-config-dev1');
-  assert.is(VARIABLE_NAMES.length, 50);
+  assert.is(VARIABLE_NAMES.length, 53);
   const text = readFileSync(example, 'utf8');
   for (const name of VARIABLE_NAMES) assert.match(text, new RegExp(`^${name}=`, 'm'), `${name} documented in the example file`);
 });
