@@ -7,6 +7,27 @@
  * your account" for a key registered before (as the API answers, under any name), and droplets
  * refuse key identifiers that are not the account's ("... are invalid key identifiers for Droplet
  * creation.", 422). Guessed: the message of a malformed public key.
+ *
+ * Snapshots: `POST /droplets/{id}/actions` `{type: "snapshot", name}` answers 201 with an action
+ * `in-progress`, `GET /actions/{id}` turns `completed` (or `errored`), and the snapshot is then listed
+ * under `/droplets/{id}/snapshots` (numeric ids) and `/snapshots` (`resource_type` filter; string
+ * ids, as the API gives them), read and deleted by id (204). A droplet is created from one by its id
+ * (`image`); an id that is no snapshot of the account is DigitalOcean's 422 "You specified an invalid
+ * image for Droplet creation.".
+ *
+ * Backed (`backing`, see `backing.ts`): a droplet is the backing cloud's server, made from its name (a
+ * toolkit name: role and build in it), its user-data, the public keys of its `ssh_keys` and the
+ * backing's stock image for `debian-12-x64`; its state and addresses are the server's. Firewalls are
+ * the backing's native rules of the build roles their tags name, domains are served with their
+ * records, the default VPCs are its private network. A snapshot is the backing's
+ * (`compute.snapshot` of the droplet's server, named as asked): the action completes when the
+ * backing has made it, and is `errored` if it failed (a refusal within the first second, such as a
+ * server still running, is answered as a 422 with the backing's message instead); the snapshot's id
+ * stands for the backing's image (`state.backingImages`, saved with the state), and a droplet
+ * created from it is the backing's server from that image. Deleting a snapshot forgets it only: the
+ * backing's image stays (the providers' ComputeProvider has no image deletion). Refused with a
+ * message that says so: snapshots when the backing's compute takes none, other images than
+ * `debian-12-x64` and this account's snapshots, names not of the toolkit's form, managed databases.
  */
 import { parseServerName } from '../naming.ts';
 import type { InboundRule, Server } from '../types.ts';
@@ -63,7 +84,7 @@ export interface DigitalOceanFakeOptions {
   /**
    * A cloud that runs the droplets for real (see `backing.ts`): droplets are its servers with their
    * addresses, firewalls its native rules, domains served by its DNS, the default VPC its private
-   * network. Managed databases are refused (not backed yet).
+   * network, snapshots its images. Managed databases are refused (not backed yet).
    */
   backing?: FakeBacking;
   /** The IP range of the default VPCs (a backed fake's is its cloud's private network). */
@@ -96,8 +117,13 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     string,
     Record<string, unknown> & { id: string; name: string; tags: string[]; rules: { type: string; value: string }[]; polls: number }
   >();
-  const actions = new Map<number, { id: number; status: string; polls: number; dropletId: number; name: string }>();
-  const snapshots: { id: number; name: string; dropletId: number; backing_id?: string }[] = [];
+  const actions = new Map<
+    number,
+    { id: number; status: string; polls: number; dropletId: number; name: string; started_at: string; region: string; job?: BackingJob }
+  >();
+  const snapshots: FakeSnapshot[] = [];
+  /** A snapshot's id (as a string) -> the backing's image it stands for (a backed fake). */
+  const backingImages = new Map<string, string>();
   const sshKeys = new Map<number, FakeSshKey>();
   let n = 0;
 
@@ -168,7 +194,7 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       if (!parsed)
         return api.error(422, `name "${b.name}": the local cloud runs servers named by the toolkit only (role and build in the name)`);
       const image = backedImage(b.image);
-      if (!image) return api.error(422, `image ${JSON.stringify(b.image)}: the local cloud has debian-12-x64 and this account's snapshots`);
+      if (typeof image !== 'string') return image;
       const s = await backing.compute.create({
         name: b.name as string,
         role: parsed.role,
@@ -229,34 +255,89 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     droplets.delete(d.id);
     return { status: 204 };
   });
-  api.route('POST', '/droplets/:id/actions', (req, p) => {
+  // https://docs.digitalocean.com/reference/api/digitalocean/#operation/dropletActions_post (type snapshot)
+  api.route('POST', '/droplets/:id/actions', async (req, p) => {
     const b = req.body as { type?: string; name?: string };
-    if (!droplets.has(Number(p.id))) return api.error(404, 'The resource you were accessing could not be found.');
+    const d = droplets.get(Number(p.id));
+    if (!d) return api.error(404, 'The resource you were accessing could not be found.');
     if (b?.type !== 'snapshot') return api.error(422, `action type ${b?.type} is not supported by this fake`);
-    if (backing) return api.error(422, 'snapshots are not backed by the local cloud yet');
-    const a = { id: api.nextId(), status: 'in-progress', polls: 0, dropletId: Number(p.id), name: b.name ?? 'snapshot' };
-    actions.set(a.id, a);
-    return {
-      status: 201,
-      body: { action: { id: a.id, status: a.status, type: 'snapshot', resource_id: a.dropletId, resource_type: 'droplet' } },
+    const a = {
+      id: api.nextId(),
+      status: 'in-progress',
+      polls: 0,
+      dropletId: d.id,
+      name: b.name ?? 'snapshot',
+      started_at: new Date().toISOString(),
+      region: d.region.slug,
     };
+    if (backing) {
+      const compute = backing.compute;
+      if (!compute.flags.snapshots || !compute.snapshot)
+        return api.error(422, `snapshots are not backed by the local cloud: its compute (${compute.name}) takes none`);
+      if (!d.backing_id) return api.error(422, `droplet ${d.id} is not a server of the local cloud: its snapshots are not backed`);
+      const serverId = d.backing_id;
+      const job = await backingSnapshot(
+        () => compute.snapshot!(serverId, a.name),
+        (image) => {
+          const snap = { id: api.nextId(), name: a.name, dropletId: a.dropletId, region: a.region, created_at: new Date().toISOString() };
+          snapshots.push(snap);
+          backingImages.set(String(snap.id), image);
+        },
+      );
+      if (job.error) return api.error(job.refused ? 422 : 500, `the local cloud: ${job.error}`);
+      actions.set(a.id, { ...a, job });
+    } else actions.set(a.id, a);
+    return { status: 201, body: { action: actionView(actions.get(a.id)!) } };
   });
+  // https://docs.digitalocean.com/reference/api/digitalocean/#operation/actions_get
   api.route('GET', '/actions/:id', (_req, p) => {
     const a = actions.get(Number(p.id));
     if (!a) return api.error(404, 'The resource you were accessing could not be found.');
-    if (a.status === 'in-progress' && ++a.polls > 1) {
+    if (a.job) a.status = a.job.error ? 'errored' : a.job.image ? 'completed' : 'in-progress';
+    else if (a.status === 'in-progress' && ++a.polls > 1) {
       a.status = 'completed';
-      snapshots.push({ id: api.nextId(), name: a.name, dropletId: a.dropletId });
+      snapshots.push({ id: api.nextId(), name: a.name, dropletId: a.dropletId, region: a.region, created_at: new Date().toISOString() });
     }
-    return { status: 200, body: { action: { id: a.id, status: a.status, type: 'snapshot' } } };
+    return { status: 200, body: { action: actionView(a) } };
   });
+  // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_list_snapshots
   api.route('GET', '/droplets/:id/snapshots', (req, p) =>
     list(
       req,
       'snapshots',
-      snapshots.filter((s) => s.dropletId === Number(p.id)).map(({ id, name }) => ({ id, name, regions: ['lon1'], min_disk_size: 25 })),
+      snapshots
+        .filter((s) => s.dropletId === Number(p.id))
+        .map((s) => ({
+          id: s.id,
+          name: s.name,
+          distribution: 'Debian',
+          slug: null,
+          public: false,
+          regions: [s.region ?? 'lon1'],
+          created_at: s.created_at ?? '2026-01-01T00:00:00Z',
+          min_disk_size: 25,
+          type: 'snapshot',
+          size_gigabytes: 2.5,
+        })),
     ),
   );
+  // https://docs.digitalocean.com/reference/api/digitalocean/#tag/Snapshots (ids are strings there)
+  api.route('GET', '/snapshots', (req) => {
+    const type = req.query.get('resource_type');
+    return list(req, 'snapshots', type && type !== 'droplet' ? [] : snapshots.map(snapshotView));
+  });
+  api.route('GET', '/snapshots/:id', (_req, p) => {
+    const s = snapshots.find((x) => String(x.id) === p.id);
+    return s ? { status: 200, body: { snapshot: snapshotView(s) } } : api.error(404, 'The resource you were accessing could not be found.');
+  });
+  // Forgets the snapshot only: the backing's image stays (ComputeProvider has no image deletion).
+  api.route('DELETE', '/snapshots/:id', (_req, p) => {
+    const i = snapshots.findIndex((x) => String(x.id) === p.id);
+    if (i < 0) return api.error(404, 'The resource you were accessing could not be found.');
+    snapshots.splice(i, 1);
+    backingImages.delete(p.id!);
+    return { status: 204 };
+  });
 
   // Firewalls: POST creates, PUT replaces (name required), tags and droplet_ids attach.
   const firewallBody = (b: Record<string, unknown>) => {
@@ -476,12 +557,42 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     return true;
   }
 
-  /** The backing cloud's image for a droplet's `image`: the stock Debian 12 slug, or a snapshot of this account. */
-  function backedImage(image: unknown): string | null {
+  /**
+   * The backing cloud's image for a droplet's `image`: the stock Debian 12 slug, or a snapshot of this
+   * account (by id, a number or its string); else the API's error.
+   */
+  function backedImage(image: unknown): string | FakeResponse {
     if (image === 'debian-12-x64') return backing!.stockImage;
-    const snap = snapshots.find((s) => String(s.id) === String(image));
-    return snap?.backing_id ?? null;
+    const mapped = backingImages.get(String(image));
+    if (mapped) return mapped;
+    if (/^\d+$/.test(String(image))) return api.error(422, 'You specified an invalid image for Droplet creation.');
+    return api.error(
+      422,
+      `image ${JSON.stringify(image)} is not backed by the local cloud: it has debian-12-x64 and this account's snapshots`,
+    );
   }
+
+  const actionView = (a: { id: number; status: string; dropletId: number; started_at: string; region: string }) => ({
+    id: a.id,
+    status: a.status,
+    type: 'snapshot',
+    started_at: a.started_at,
+    completed_at: a.status === 'in-progress' ? null : new Date().toISOString(),
+    resource_id: a.dropletId,
+    resource_type: 'droplet',
+    region_slug: a.region,
+  });
+  const snapshotView = (s: FakeSnapshot) => ({
+    id: String(s.id),
+    name: s.name,
+    regions: [s.region ?? 'lon1'],
+    created_at: s.created_at ?? '2026-01-01T00:00:00Z',
+    resource_id: String(s.dropletId),
+    resource_type: 'droplet',
+    min_disk_size: 25,
+    size_gigabytes: 2.5,
+    tags: [],
+  });
 
   async function recordsChanged(zone: string): Promise<void> {
     const records = domains.get(zone) ?? [];
@@ -502,9 +613,13 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
       domains: [...domains.entries()],
       sshKeys: [...sshKeys.values()],
       snapshots,
+      /** Snapshot id -> the backing's image, as pairs (JSON-safe). */
+      backingImages: [...backingImages.entries()],
     };
   }
-  function importState(x: ReturnType<typeof exportState>) {
+  type Saved = ReturnType<typeof exportState>;
+  /** Loads a saved state; one saved before snapshots were backed (no `backingImages`) loads too. */
+  function importState(x: Omit<Saved, 'backingImages'> & Partial<Pick<Saved, 'backingImages'>>) {
     api.lastId(x.ids);
     n = x.n;
     for (const d of x.droplets) droplets.set(d.id, d);
@@ -512,9 +627,60 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
     for (const [z, r] of x.domains) domains.set(z, r);
     for (const k of x.sshKeys) sshKeys.set(k.id, k);
     snapshots.push(...x.snapshots);
+    for (const [id, image] of x.backingImages ?? []) backingImages.set(id, image);
   }
 
-  return Object.assign(api, { state: { droplets, firewalls, domains, databases, sshKeys }, exportState, importState });
+  return Object.assign(api, {
+    state: { droplets, firewalls, domains, databases, sshKeys, snapshots, backingImages },
+    exportState,
+    importState,
+  });
+}
+
+interface FakeSnapshot {
+  id: number;
+  name: string;
+  dropletId: number;
+  /** Absent in a state saved before they were kept. */
+  region?: string;
+  created_at?: string;
+}
+
+/** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
+interface BackingJob {
+  image?: string;
+  error?: string;
+  refused?: boolean;
+}
+
+/** How long a snapshot request waits for the backing before it answers "in progress". */
+const SNAPSHOT_WAIT_MS = 1_000;
+
+/**
+ * Starts the backing's snapshot and waits for it up to SNAPSHOT_WAIT_MS, so that a refusal (a server
+ * still running) is answered as the API's error; a longer one goes on and is polled as the API's
+ * status. `made` is called with the backing's image once there is one.
+ */
+async function backingSnapshot(take: () => Promise<string>, made: (image: string) => void): Promise<BackingJob> {
+  const job: BackingJob = {};
+  const settled = Promise.resolve()
+    .then(take)
+    .then(
+      (image) => {
+        job.image = image;
+        made(image);
+      },
+      (e: unknown) => {
+        const x = e as { message?: string; exitCode?: number; status?: number | null };
+        job.error = x.message ?? String(e);
+        // The backing refusing what it was asked (the caller's error, exit code 2, or a 4xx), not failing.
+        job.refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
+      },
+    );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, SNAPSHOT_WAIT_MS)))]);
+  clearTimeout(timer);
+  return job;
 }
 
 /** A DigitalOcean firewall body's inbound rules in the providers' shape. */

@@ -31,10 +31,22 @@
  * which the backing's are not in. A firewall labelled `adt-<build>-<ws|db|as|au|bm>` is the native
  * firewall of that build's role, which covers every server of the role: so its devices must be
  * instances of that role, and all of them (a new one is created with `firewall_id`). A domain's
- * records are served by the backing (A and TXT). Refused with a 400 that says so, as not backed:
- * managed databases, images, other images than `linode/debian12`, labels not of the toolkit's
- * form, other VPCs, firewalls of no build role or with rules the backing cannot hold (an ACCEPT
- * inbound policy, DROP rules, outbound rules, IPENCAP), slave domains, other record types.
+ * records are served by the backing (A and TXT). An image (`POST /images` of an instance's disk)
+ * is the backing's snapshot of the instance's server (`compute.snapshot`, named by the label):
+ * `creating` until the backing has made it, then `available` (one that failed is gone: 404 with
+ * the backing's message; a refusal within the first second, such as a server still running, is
+ * the 400 of the `POST`); its id (`private/<n>`) stands for the backing's image
+ * (`state.backingImages`, saved with the state), and an instance created from it is the backing's
+ * server from that image. `GET /images` lists the account's images (X-Filter on `label`,
+ * `is_public`, `type`, `vendor`, `deprecated`, `created_by`, `size`); `DELETE /images/private/<n>`
+ * forgets one only: the backing's image stays (the providers' ComputeProvider has no image
+ * deletion). An image still `creating` when the fake stops is lost with the restart.
+ * Refused with a 400 that says so, as not backed: managed databases, images when the backing's
+ * compute takes no snapshots, an image of the swap disk, other images than `linode/debian12` and
+ * this account's, labels not of the toolkit's form, other VPCs, firewalls of no build role or with
+ * rules the backing cannot hold (an ACCEPT inbound policy, DROP rules, outbound rules, IPENCAP),
+ * slave domains, other record types. An image id that is no image of the account is Linode's 400
+ * `image`: "image is not valid"; one still `creating` is refused too (guessed message).
  */
 import { parseServerName } from '../naming.ts';
 import type { InboundRule, Role, Server } from '../types.ts';
@@ -47,8 +59,8 @@ export interface LinodeFakeOptions {
   bootPolls?: number;
   /**
    * A cloud that runs the instances for real (see `backing.ts` and this file's header): instances
-   * are its servers with their addresses, firewalls its native rules, domains served by its DNS.
-   * Managed databases and images are refused (not backed yet).
+   * are its servers with their addresses, firewalls its native rules, domains served by its DNS,
+   * images its snapshots. Managed databases are refused (not backed yet).
    */
   backing?: FakeBacking;
   /** Checks a request's credentials instead of the bearer token `token` (a backed fake takes its cloud's tokens). */
@@ -102,6 +114,15 @@ interface FakeVpc {
   /** The backing cloud's private network (a backed fake's `local-<region>`). */
   backed?: boolean;
 }
+interface FakeImage {
+  id: string;
+  label: string;
+  status: string;
+  polls: number;
+  /** Absent in a state saved before they were kept. */
+  description?: string;
+  created?: string;
+}
 interface FakeDatabase extends Obj {
   id: number;
   label: string;
@@ -134,7 +155,11 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   const domains = new Map<number, FakeDomain>();
   const vpcs = new Map<number, FakeVpc>();
   const databases = new Map<number, FakeDatabase>();
-  const images = new Map<string, { id: string; label: string; status: string; polls: number }>();
+  const images = new Map<string, FakeImage>();
+  /** An image's id -> the backing's image it stands for (a backed fake). */
+  const backingImages = new Map<string, string>();
+  /** The backing's snapshots being taken, by image id (not saved: a restart loses them). */
+  const imageJobs = new Map<string, BackingJob>();
   let n = 0;
   const fieldError = (field: string, reason: string): FakeResponse => ({ status: 400, body: { errors: [{ field, reason }] } });
   const notFound = () => api.error(404, 'Not found');
@@ -224,8 +249,17 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
     if (backing) {
       const parsed = parseServerName(label);
       if (!parsed) return fieldError('label', `the local cloud runs instances labelled by the toolkit only (role and build in the label)`);
-      if (b.image !== 'linode/debian12')
-        return fieldError('image', `image ${JSON.stringify(b.image ?? null)} ${NOT_BACKED}: it has linode/debian12 only`);
+      const image = b.image === 'linode/debian12' ? backing.stockImage : backingImages.get(String(b.image));
+      if (!image) {
+        const pending = images.get(String(b.image));
+        if (pending?.status === 'creating')
+          return fieldError('image', `Image ${pending.id} is ${pending.status}: instances are made from available ones`);
+        if (/^private\/\d+$/.test(String(b.image))) return fieldError('image', 'image is not valid');
+        return fieldError(
+          'image',
+          `image ${JSON.stringify(b.image ?? null)} ${NOT_BACKED}: it has linode/debian12 and this account's images`,
+        );
+      }
       if (vpc && !vpcs.get(vpc.vpc_id)?.backed)
         return fieldError('interfaces', `VPC ${vpc.vpc_id} ${NOT_BACKED}: its servers are on one private network, VPC local-${b.region}`);
       const own = [...firewalls.values()].find((f) => sameRole(roleOfFirewall(f.label), parsed));
@@ -242,7 +276,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
         role: parsed.role,
         buildId: parsed.buildId,
         userData: Buffer.from(ud ?? '', 'base64').toString('utf8'),
-        image: backing.stockImage,
+        image,
         sshKeys: [...new Set((keys as string[]).map((k) => k.trim()))],
         tags,
       });
@@ -345,22 +379,98 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
 
   // --- Images: https://techdocs.akamai.com/linode-api/reference/post-image
 
-  api.route('POST', '/images', (req) => {
-    if (backing) return api.error(400, 'images are not backed by the local cloud yet');
-    const b = req.body as { disk_id?: number; label?: string };
-    if (!b?.disk_id) return fieldError('disk_id', 'disk_id is required');
-    if (![...instances.keys()].some((id) => id * 10 === b.disk_id || id * 10 + 1 === b.disk_id))
-      return fieldError('disk_id', 'Disk not found');
-    if (b.label !== undefined && b.label.length > 50) return fieldError('label', 'Length must be 1-50 characters');
-    const img = { id: `private/${api.nextId()}`, label: b.label ?? '', status: 'creating', polls: 0 };
-    images.set(img.id, img);
-    return { status: 200, body: { id: img.id, label: img.label, status: img.status, type: 'manual', is_public: false } };
+  const imageView = (img: FakeImage) => ({
+    id: img.id,
+    label: img.label,
+    description: img.description ?? '',
+    created: img.created ?? '2026-01-01T00:00:00',
+    updated: img.created ?? '2026-01-01T00:00:00',
+    type: 'manual',
+    is_public: false,
+    size: 2500,
+    total_size: 2500,
+    created_by: 'adt',
+    vendor: null,
+    deprecated: false,
+    expiry: null,
+    eol: null,
+    status: img.status,
+    capabilities: [],
+    tags: [],
+    regions: [],
   });
+  /** An image whose backing snapshot failed is gone (its job kept the reason, answered once). */
+  const imageFailure = (id: string): string | null => {
+    const job = imageJobs.get(id);
+    if (job?.error === undefined) {
+      if (job?.image) imageJobs.delete(id);
+      return null;
+    }
+    images.delete(id);
+    imageJobs.delete(id);
+    return job.error;
+  };
+  api.route('POST', '/images', async (req) => {
+    const b = req.body as { disk_id?: number; label?: string; description?: string };
+    if (!b?.disk_id) return fieldError('disk_id', 'disk_id is required');
+    const instance = [...instances.values()].find((i) => i.id * 10 === b.disk_id || i.id * 10 + 1 === b.disk_id);
+    if (!instance) return fieldError('disk_id', 'Disk not found');
+    if (b.label !== undefined && b.label.length > 50) return fieldError('label', 'Length must be 1-50 characters');
+    const img: FakeImage = {
+      id: `private/${api.nextId()}`,
+      label: b.label ?? '',
+      status: 'creating',
+      polls: 0,
+      description: b.description ?? '',
+      created: new Date().toISOString().slice(0, 19),
+    };
+    // Answered as made: `creating` (a backing may be done before the answer).
+    const body = imageView(img);
+    if (backing) {
+      const compute = backing.compute;
+      if (!compute.flags.snapshots || !compute.snapshot)
+        return api.error(400, `images are not backed by the local cloud: its compute (${compute.name}) takes no snapshots`);
+      if (b.disk_id !== instance.id * 10)
+        return fieldError('disk_id', `an image of the swap disk ${NOT_BACKED}: image Linode ${instance.id}'s disk ${instance.id * 10}`);
+      if (!instance.backing_id)
+        return fieldError('disk_id', `Linode ${instance.id} is no server of the local cloud: its disk ${NOT_BACKED}`);
+      const serverId = instance.backing_id;
+      const job = await backingSnapshot(
+        () => compute.snapshot!(serverId, img.label || img.id.replace('/', '-')),
+        (image) => {
+          backingImages.set(img.id, image);
+          img.status = 'available';
+        },
+      );
+      if (job.error)
+        return job.refused ? fieldError('disk_id', `the local cloud: ${job.error}`) : api.error(500, `the local cloud: ${job.error}`);
+      if (!job.image) imageJobs.set(img.id, job);
+    }
+    images.set(img.id, img);
+    return { status: 200, body };
+  });
+  // https://techdocs.akamai.com/linode-api/reference/get-images (the account's images here, no public ones)
+  api.route('GET', '/images', (req) => {
+    for (const id of [...imageJobs.keys()]) imageFailure(id);
+    return list(req, [...images.values()].map(imageView), ['label', 'is_public', 'type', 'vendor', 'deprecated', 'created_by', 'size']);
+  });
+  // https://techdocs.akamai.com/linode-api/reference/get-image
   api.route('GET', '/images/:scope/:id', (_req, p) => {
-    const img = images.get(`${p.scope}/${p.id}`);
+    const id = `${p.scope}/${p.id}`;
+    const failed = imageFailure(id);
+    if (failed !== null) return api.error(404, `Not found: the local cloud could not make image ${id}: ${failed}`);
+    const img = images.get(id);
     if (!img) return notFound();
-    if (img.status === 'creating' && ++img.polls > 1) img.status = 'available';
-    return { status: 200, body: { id: img.id, label: img.label, status: img.status, type: 'manual', is_public: false } };
+    if (!backing && img.status === 'creating' && ++img.polls > 1) img.status = 'available';
+    return { status: 200, body: imageView(img) };
+  });
+  // https://techdocs.akamai.com/linode-api/reference/delete-image (forgets it only: the backing's image stays)
+  api.route('DELETE', '/images/:scope/:id', (_req, p) => {
+    const id = `${p.scope}/${p.id}`;
+    if (!images.delete(id)) return notFound();
+    backingImages.delete(id);
+    imageJobs.delete(id);
+    return { status: 200, body: {} };
   });
 
   // --- VPCs: https://techdocs.akamai.com/linode-api/reference/post-vpc
@@ -791,18 +901,30 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
       firewalls: [...firewalls.values()],
       domains: [...domains.values()],
       vpcs: [...vpcs.values()],
+      images: [...images.values()],
+      /** Image id -> the backing's image, as pairs. */
+      backingImages: [...backingImages.entries()],
     };
   }
-  function importState(x: ReturnType<typeof exportState>): void {
+  type Saved = ReturnType<typeof exportState>;
+  /** Loads a saved state; one saved before images were kept (no `images`, `backingImages`) loads too. */
+  function importState(x: Omit<Saved, 'images' | 'backingImages'> & Partial<Pick<Saved, 'images' | 'backingImages'>>): void {
     api.lastId(x.ids);
     n = x.n;
     for (const i of x.instances) instances.set(i.id, i);
     for (const f of x.firewalls) firewalls.set(f.id, f);
     for (const d of x.domains) domains.set(d.id, d);
     for (const v of x.vpcs) vpcs.set(v.id, v);
+    for (const [id, image] of x.backingImages ?? []) backingImages.set(id, image);
+    // A backed image still `creating` was the backing's snapshot in progress: lost with the restart.
+    for (const img of x.images ?? []) if (!backing || img.status !== 'creating' || backingImages.has(img.id)) images.set(img.id, img);
   }
 
-  return Object.assign(api, { state: { instances, firewalls, domains, vpcs, databases, images }, exportState, importState });
+  return Object.assign(api, {
+    state: { instances, firewalls, domains, vpcs, databases, images, backingImages },
+    exportState,
+    importState,
+  });
 }
 
 /** The build role a firewall's label names: the driver's `adt-<build>-<ws|db|as|au|bm>`, or `adt-<build>-<role>`. */
@@ -843,6 +965,43 @@ function backedRules(rules: Obj): InboundRule[] | string {
     }
   }
   return out;
+}
+
+/** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
+interface BackingJob {
+  image?: string;
+  error?: string;
+  refused?: boolean;
+}
+
+/** How long an image request waits for the backing before it answers `creating`. */
+const SNAPSHOT_WAIT_MS = 1_000;
+
+/**
+ * Starts the backing's snapshot and waits for it up to SNAPSHOT_WAIT_MS, so that a refusal (a server
+ * still running) is answered as the API's error; a longer one goes on and is polled as the API's
+ * status. `made` is called with the backing's image once there is one.
+ */
+async function backingSnapshot(take: () => Promise<string>, made: (image: string) => void): Promise<BackingJob> {
+  const job: BackingJob = {};
+  const settled = Promise.resolve()
+    .then(take)
+    .then(
+      (image) => {
+        job.image = image;
+        made(image);
+      },
+      (e: unknown) => {
+        const x = e as { message?: string; exitCode?: number; status?: number | null };
+        job.error = x.message ?? String(e);
+        // The backing refusing what it was asked (the caller's error, exit code 2, or a 4xx), not failing.
+        job.refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
+      },
+    );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, SNAPSHOT_WAIT_MS)))]);
+  clearTimeout(timer);
+  return job;
 }
 
 /** What a 429 from Linode carries: `Retry-After` (seconds) and the `X-RateLimit-*` headers (reset in epoch seconds). */

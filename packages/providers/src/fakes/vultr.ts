@@ -10,6 +10,7 @@
  *   `default_password`; then active/running/ok with `main_ip`; the VPC address under
  *   `/instances/{id}/vpcs`; PATCH (202) moves an instance into a firewall group; 204 on delete;
  * - snapshots: 201 on create with status pending, then complete; list filtered by `description`;
+ *   read and deleted (204) by id; an instance is created from one by `snapshot_id`;
  * - firewall groups (201) and their rules (201; `port` "22" or "8000:8010", none for icmp;
  *   lower-case protocols, as the Terraform provider insists); 204 on deletes;
  * - DNS domains (200 on create) and records (201; names relative, '' for the apex);
@@ -34,17 +35,25 @@
  *
  * Backed (`backing`, see `backing.ts`): an instance is the backing cloud's server, made from its
  * label (a toolkit name: role and build in it), its decoded user-data, the public keys of its
- * `sshkey_id`s and the backing's stock image for Debian 12 (os_id 2136); `main_ip` is the server's
- * public address and `internal_ip` (and the VPC address under `/instances/{id}/vpcs`) its private
- * one; a server that is gone makes the instance gone. A firewall group is the backing's firewall of
- * the build role its description names (`adt-<build>-<role>`): made, it applies no rules (a group
- * drops what it does not accept), and each rule added or deleted applies the group's whole rule
- * list again. Domains are served with their A and TXT records. Refused, with a message that says
- * why: labels of other forms, other images, instances outside a VPC, groups of other descriptions
- * (or a second one of a role), an instance in a group of another role, or out of its role's group,
- * relabelling, rules of protocols other than tcp, udp and icmp, records of other types, snapshots
- * and managed databases (not backed yet). Guessed: a failed server's `status` is `error` (Vultr
- * documents none for it).
+ * `sshkey_id`s and the backing's stock image for Debian 12 (os_id 2136) or the backing's image of
+ * its `snapshot_id`; `main_ip` is the server's public address and `internal_ip` (and the VPC
+ * address under `/instances/{id}/vpcs`) its private one; a server that is gone makes the instance
+ * gone. A firewall group is the backing's firewall of the build role its description names
+ * (`adt-<build>-<role>`): made, it applies no rules (a group drops what it does not accept), and
+ * each rule added or deleted applies the group's whole rule list again. Domains are served with
+ * their A and TXT records. A snapshot is the backing's (`compute.snapshot` of the instance's
+ * server, named by the description): `pending` until the backing has made it, then `complete`, or
+ * `deleted` if it failed (a refusal within the first second, such as a server still running, is
+ * the 400 of the `POST`, with the backing's message); its id stands for the backing's image
+ * (`state.backingImages`, saved with the state; one still `pending` when the fake stops is lost
+ * with the restart). Deleting a snapshot forgets it only: the backing's image stays (the
+ * providers' ComputeProvider has no image deletion). Refused, with a message that says why: labels
+ * of other forms, other images, a snapshot not complete yet (guessed message), instances outside
+ * a VPC, groups of other descriptions (or a second one of a role), an instance in a group of
+ * another role, or out of its role's group, relabelling, rules of protocols other than tcp, udp
+ * and icmp, records of other types, snapshots when the backing's compute takes none, and managed
+ * databases (not backed yet). Guessed: a failed server's `status` is `error` (Vultr documents none
+ * for it).
  */
 import { randomBytes } from 'node:crypto';
 import { parseServerName } from '../naming.ts';
@@ -63,7 +72,7 @@ export interface VultrFakeOptions {
   /**
    * A cloud that runs the instances for real (see `backing.ts`): instances are its servers with
    * their addresses, firewall groups its native rules of a build role, domains served by its DNS,
-   * VPCs its private network. Snapshots and managed databases are refused (not backed yet).
+   * VPCs its private network, snapshots its images. Managed databases are refused (not backed yet).
    */
   backing?: FakeBacking;
   /** Checks a request's credentials instead of the bearer key `apiKey` (a backed fake takes its cloud's tokens). */
@@ -137,6 +146,10 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   const domains = new Map<string, FakeRecord[]>();
   const databases = new Map<string, FakeDatabase>();
   const snapshots = new Map<string, FakeSnapshot>();
+  /** A snapshot's id -> the backing's image it stands for (a backed fake). */
+  const backingImages = new Map<string, string>();
+  /** The backing's snapshots being taken, by snapshot id (not saved: a restart loses them). */
+  const snapshotJobs = new Map<string, BackingJob>();
   const sshKeys = new Map<string, FakeKey>();
   /**
    * A route whose failures (the backing's, chiefly) are answered in Vultr's error shape: the
@@ -211,9 +224,18 @@ export function vultrFake(o: VultrFakeOptions = {}) {
       const parsed = parseServerName(label);
       if (!parsed)
         return api.error(400, `label "${label}": the local cloud runs servers named by the toolkit only (role and build in the name)`);
-      if (b.snapshot_id) return api.error(400, 'snapshots are not backed by the local cloud yet');
-      if (b.os_id !== 2136 || b.app_id || b.image_id || b.iso_id)
-        return api.error(400, 'the local cloud has Debian 12 x64 (os_id 2136) only');
+      let image = backing.stockImage;
+      if (b.app_id || b.image_id || b.iso_id || (!b.snapshot_id && b.os_id !== 2136))
+        return api.error(400, "the local cloud has Debian 12 x64 (os_id 2136) and this account's snapshots only");
+      if (b.snapshot_id) {
+        const mapped = backingImages.get(b.snapshot_id as string);
+        if (!mapped)
+          return api.error(
+            400,
+            `Snapshot ${b.snapshot_id} is ${snapshotStatus(b.snapshot_id as string)}: instances are made from complete ones`,
+          );
+        image = mapped;
+      }
       if (!vpc)
         return api.error(
           400,
@@ -226,7 +248,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
         role: parsed.role,
         buildId: parsed.buildId,
         userData: Buffer.from((b.user_data as string | undefined) ?? '', 'base64').toString('utf8'),
-        image: backing.stockImage,
+        image,
         sshKeys: [...new Set(((b.sshkey_id as string[] | undefined) ?? []).map((id) => sshKeys.get(id)!.ssh_key.trim()))],
         tags: (b.tags as string[] | undefined) ?? [],
       });
@@ -367,23 +389,49 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     os_id: 2136,
     app_id: 0,
   });
-  route('POST', '/snapshots', (req) => {
+  route('POST', '/snapshots', async (req) => {
     const b = req.body as { instance_id?: string; description?: string };
     if (!b?.instance_id || !instances.has(b.instance_id)) return api.error(400, 'Invalid instance_id');
-    if (backing) return api.error(400, 'snapshots are not backed by the local cloud yet');
     const s = { id: uuid(), description: b.description ?? '', status: 'pending', date_created: now(), polls: 0, instanceId: b.instance_id };
+    // Answered as made: `pending` (a backing may be done before the answer).
+    const body = { snapshot: snapshotView(s) };
+    if (backing) {
+      const compute = backing.compute;
+      if (!compute.flags.snapshots || !compute.snapshot)
+        return api.error(400, `snapshots are not backed by the local cloud: its compute (${compute.name}) takes none`);
+      const serverId = instances.get(b.instance_id)!.backing_id;
+      if (!serverId) return api.error(400, `instance ${b.instance_id} is no server of the local cloud: its snapshots are not backed`);
+      const job = await backingSnapshot(
+        () => compute.snapshot!(serverId, s.description || `snapshot-${s.id}`),
+        (image) => {
+          backingImages.set(s.id, image);
+          s.status = 'complete';
+        },
+      );
+      if (job.error) return api.error(job.refused ? 400 : 500, `the local cloud: ${job.error}`);
+      if (!job.image) snapshotJobs.set(s.id, job);
+    }
     snapshots.set(s.id, s);
-    return { status: 201, body: { snapshot: snapshotView(s) } };
+    return { status: 201, body };
   });
   route('GET', '/snapshots', (req) => {
     const d = req.query.get('description');
+    for (const id of [...snapshotJobs.keys()]) snapshotStatus(id);
     return list(req, 'snapshots', [...snapshots.values()].filter((s) => d === null || s.description === d).map(snapshotView));
   });
   route('GET', '/snapshots/:id', (_req, p) => {
     const s = snapshots.get(p.id!);
     if (!s) return api.error(404, NOT_FOUND.snapshot);
-    if (s.status === 'pending' && ++s.polls > 1) s.status = 'complete';
+    if (backing) snapshotStatus(s.id);
+    else if (s.status === 'pending' && ++s.polls > 1) s.status = 'complete';
     return { status: 200, body: { snapshot: snapshotView(s) } };
+  });
+  // https://www.vultr.com/api/#tag/snapshot/operation/delete-snapshot (204; forgets it only: the backing's image stays)
+  route('DELETE', '/snapshots/:id', (_req, p) => {
+    if (!snapshots.delete(p.id!)) return api.error(404, NOT_FOUND.snapshot);
+    backingImages.delete(p.id!);
+    snapshotJobs.delete(p.id!);
+    return { status: 204 };
   });
 
   // --- Firewall groups and rules ---
@@ -621,6 +669,15 @@ export function vultrFake(o: VultrFakeOptions = {}) {
 
   // --- Backing ---
 
+  /** A snapshot's status, brought up to date with the backing's snapshot in progress (`deleted`: it failed). */
+  function snapshotStatus(id: string): string {
+    const s = snapshots.get(id);
+    const job = snapshotJobs.get(id);
+    if (s && job?.error !== undefined) s.status = 'deleted';
+    if (job && (job.error !== undefined || job.image)) snapshotJobs.delete(id);
+    return s?.status ?? 'absent';
+  }
+
   /** A backed instance as its server is now (false: the server is gone, and so is the instance). */
   async function refresh(i: FakeInstance): Promise<boolean> {
     if (!backing || !i.backing_id) return true;
@@ -690,19 +747,66 @@ export function vultrFake(o: VultrFakeOptions = {}) {
       domains: [...domains.entries()],
       sshKeys: [...sshKeys.values()],
       snapshots: [...snapshots.values()],
+      /** Snapshot id -> the backing's image, as pairs. */
+      backingImages: [...backingImages.entries()],
     };
   }
-  function importState(x: ReturnType<typeof exportState>) {
+  type Saved = ReturnType<typeof exportState>;
+  /** Loads a saved state; one saved before snapshots were backed (no `backingImages`) loads too. */
+  function importState(x: Omit<Saved, 'backingImages'> & Partial<Pick<Saved, 'backingImages'>>) {
     api.lastId(x.ids);
     n = Math.max(n, x.n);
     for (const i of x.instances) instances.set(i.id, i);
     for (const g of x.groups) groups.set(g.id, g);
     for (const [d, r] of x.domains) domains.set(d, r);
     for (const k of x.sshKeys) sshKeys.set(k.id, k);
-    for (const s of x.snapshots) snapshots.set(s.id, s);
+    for (const [id, image] of x.backingImages ?? []) backingImages.set(id, image);
+    // A backed snapshot still `pending` was the backing's snapshot in progress: lost with the restart.
+    for (const s of x.snapshots) if (!backing || s.status !== 'pending' || backingImages.has(s.id)) snapshots.set(s.id, s);
   }
 
-  return Object.assign(api, { state: { instances, groups, domains, databases, snapshots, sshKeys }, exportState, importState });
+  return Object.assign(api, {
+    state: { instances, groups, domains, databases, snapshots, sshKeys, backingImages },
+    exportState,
+    importState,
+  });
+}
+
+/** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
+interface BackingJob {
+  image?: string;
+  error?: string;
+  refused?: boolean;
+}
+
+/** How long a snapshot request waits for the backing before it answers `pending`. */
+const SNAPSHOT_WAIT_MS = 1_000;
+
+/**
+ * Starts the backing's snapshot and waits for it up to SNAPSHOT_WAIT_MS, so that a refusal (a server
+ * still running) is answered as the API's error; a longer one goes on and is polled as the API's
+ * status. `made` is called with the backing's image once there is one.
+ */
+async function backingSnapshot(take: () => Promise<string>, made: (image: string) => void): Promise<BackingJob> {
+  const job: BackingJob = {};
+  const settled = Promise.resolve()
+    .then(take)
+    .then(
+      (image) => {
+        job.image = image;
+        made(image);
+      },
+      (e: unknown) => {
+        const x = e as { message?: string; exitCode?: number; status?: number | null };
+        job.error = x.message ?? String(e);
+        // The backing refusing what it was asked (the caller's error, exit code 2, or a 4xx), not failing.
+        job.refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
+      },
+    );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, SNAPSHOT_WAIT_MS)))]);
+  clearTimeout(timer);
+  return job;
 }
 
 /** A group's rules in the providers' shape: one rule per protocol, port and notes, with its sources. */

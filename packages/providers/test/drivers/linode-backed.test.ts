@@ -1,8 +1,9 @@
 /**
  * The Linode driver against the Linode fake backed by a cloud (`backing` option): instances are
  * the backing's servers with its addresses, firewalls its native rules, domains its zones. The
- * backing here is the memory compute (a first GET of a new server answers `creating`), the memory
- * native firewall and a record of the zones, each call kept for the assertions.
+ * backing here is the memory compute (a first GET of a new server answers `creating`) with
+ * snapshots of stopped servers (as the local cloud takes them; `snapshots: false` for a backing
+ * without), the memory native firewall and a record of the zones, each call kept for the assertions.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,17 +18,38 @@ import { freshKeyPair, TEST_KEY } from './_keys.ts';
 const TOKEN = 'linode-backed-token-5c1d';
 const PRIVATE_CIDR = '198.19.0.0/16';
 
+/** A refusal of the backing (the caller's error, exit code 2), as the local cloud's are. */
+const refusal = (message: string) => Object.assign(new Error(message), { exitCode: 2 });
+
 /** A backing in memory that records what it was asked. */
-function testBacking() {
+function testBacking({ snapshots = true } = {}) {
   const memory = new MemoryCompute();
   const creates: CreateServerOptions[] = [];
   const booting = new Set<string>();
+  /** The backing's images made by `snapshot`: id -> name and server. */
+  const images = new Map<string, { name: string; server: string }>();
+  const snapshotCalls: { id: string; name: string }[] = [];
   // A new server is `creating`, without addresses, until it has been read once.
   const unbooted = (s: Server): Server => ({ ...s, state: 'creating', publicIp: null, privateIp: null });
   const compute: ComputeProvider = {
     name: 'test-backing',
-    flags: memory.flags,
+    flags: { ...memory.flags, snapshots },
+    // As the local cloud: a snapshot of a stopped server only.
+    ...(snapshots
+      ? {
+          async snapshot(id: string, name: string) {
+            snapshotCalls.push({ id, name });
+            const s = memory.servers.get(id);
+            if (!s) throw refusal(`no server ${id}`);
+            if (s.state !== 'stopped') throw refusal(`server ${id} is ${s.state}: the local cloud snapshots stopped servers only`);
+            const image = `snap-${images.size + 1}`;
+            images.set(image, { name, server: id });
+            return image;
+          },
+        }
+      : {}),
     async create(o) {
+      if (o.image && o.image !== 'debian-12-local' && !images.has(o.image)) throw refusal(`image ${o.image} not found`);
       creates.push(structuredClone(o));
       const s = await memory.create(o);
       booting.add(s.id);
@@ -64,13 +86,13 @@ function testBacking() {
       zones.push({ zone, records: records ? structuredClone([...records]) : null });
     },
   };
-  return { backing, memory, creates, nativeFirewall, firewallCalls, zones };
+  return { backing, memory, creates, nativeFirewall, firewallCalls, zones, images, snapshotCalls };
 }
 
 type Backing = ReturnType<typeof testBacking>;
 type Fake = ReturnType<typeof linodeFake>;
 
-async function withBackedFake<T>(run: (fake: Fake, baseUrl: string, b: Backing) => Promise<T>, b = testBacking()): Promise<T> {
+async function withBackedFake<T>(run: (fake: Fake, baseUrl: string, b: Backing) => Promise<T>, b: Backing = testBacking()): Promise<T> {
   const fake = linodeFake({ token: TOKEN, backing: b.backing });
   const baseUrl = await fake.listen();
   try {
@@ -171,8 +193,13 @@ test('what the backing cannot run is refused with a 400 that says so, and nothin
   withBackedFake(async (fake, baseUrl, b) => {
     const cloud = driver(baseUrl);
     await rejects(
+      cloud.create({ name: 'ws-b7-aaaa', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'linode/ubuntu24.04' }),
+      /HTTP 400: image: image "linode\/ubuntu24.04" is not backed by the local cloud: it has linode\/debian12 and this account's images/,
+    );
+    await rejects(
       cloud.create({ name: 'ws-b7-aaaa', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: 'private/12' }),
-      /HTTP 400: image: image "private\/12" is not backed by the local cloud/,
+      { exitCode: 2, message: /HTTP 400: image: image is not valid$/ },
+      "an image the account does not have: Linode's answer",
     );
     const raw = { region: 'eu-west', type: 'g6-nanode-1', image: 'linode/debian12', root_pass: 'aA1!aA1!aA1!aA1!' };
     await rejects(
@@ -195,9 +222,97 @@ test('what the backing cannot run is refused with a 400 that says so, and nothin
       /HTTP 400: managed databases are not backed by the local cloud yet/,
     );
     assert.is(fake.state.databases.size, 0);
-    const s = await cloud.create({ name: 'ws-b7-cccc', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
-    await rejects(cloud.snapshot(s.id, 'snap'), /HTTP 400: images are not backed by the local cloud yet/);
   }));
+
+test('images of a backing whose compute takes no snapshots are refused with a 400 that says so', () =>
+  withBackedFake(
+    async (fake, baseUrl, b) => {
+      const cloud = driver(baseUrl);
+      const s = await cloud.create({ name: 'ws-b7-cccc', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+      await rejects(
+        cloud.snapshot(s.id, 'snap', { intervalMs: 1 }),
+        /HTTP 400: images are not backed by the local cloud: its compute \(test-backing\) takes no snapshots/,
+      );
+      assert.is(fake.state.images.size, 0);
+      assert.is(b.creates.length, 1);
+    },
+    testBacking({ snapshots: false }),
+  ));
+
+// A prepared image as the toolkit makes one (`fleet/images.ts`): a builder powers off, its disk is imaged, servers boot from it.
+test("an image is the backing's snapshot of the instance's server; instances made from it are the backing's servers from it", () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    const builder = await cloud.create({ name: 'bm-b7-1111', role: 'build', buildId: 'b7', userData: '#!/bin/sh\npoweroff\n' });
+    await cloud.waitUntilRunning(builder.id, { intervalMs: 1, timeoutMs: 5_000 });
+    // Still running: the backing refuses, and its message is Linode's 400.
+    await rejects(cloud.snapshot(builder.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 }), {
+      message: /HTTP 400: disk_id: the local cloud: server bm-b7-1111 is running: the local cloud snapshots stopped servers only/,
+    });
+    assert.is(fake.state.images.size, 0, 'nothing kept');
+    b.memory.servers.get('bm-b7-1111')!.state = 'stopped';
+    assert.is((await cloud.get(builder.id))?.state, 'stopped', 'offline, as the backing reports it');
+
+    const image = await cloud.snapshot(builder.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 });
+    assert.match(image, /^private\/\d+$/);
+    assert.equal(b.snapshotCalls.at(-1), { id: 'bm-b7-1111', name: 'adt-webserver-0a1b2c3d4e5f' }, "the instance's server, by the label");
+    assert.equal(fake.state.backingImages.get(image), 'snap-1');
+    const post = fake.log.find((l) => l.method === 'POST' && l.path === '/images' && l.status === 200)!;
+    assert.equal(post.body, {
+      disk_id: Number(builder.id) * 10,
+      label: 'adt-webserver-0a1b2c3d4e5f',
+      description: `adt image of ${builder.id}`,
+    });
+    assert.ok(
+      fake.log.some((l) => l.method === 'GET' && l.path === `/images/${image}` && l.status === 200),
+      'polled until available',
+    );
+
+    // Found by its label, as a lookup by name does (`GET /images` with X-Filter), through the driver's client.
+    const found = await cloud.api.get<{ data: { id: string; label: string; status: string; is_public: boolean }[] }>('/images', {
+      headers: { 'X-Filter': JSON.stringify({ label: 'adt-webserver-0a1b2c3d4e5f' }) },
+    });
+    assert.equal(
+      found.data.map((i) => [i.id, i.label, i.status, i.is_public]),
+      [[image, 'adt-webserver-0a1b2c3d4e5f', 'available', false]],
+    );
+
+    // The builder goes; its image stays, and a webserver is made from it.
+    await cloud.destroy(builder.id);
+    const ws = await cloud.create({ name: 'ws-b7-2222', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image });
+    assert.is(b.creates.at(-1)?.name, 'ws-b7-2222');
+    assert.is(b.creates.at(-1)?.image, 'snap-1', "the backing's image of the Linode image");
+    assert.is(fake.state.instances.get(Number(ws.id))?.image, image, 'the instance reports the image it was made from');
+    assert.is(b.memory.servers.get('ws-b7-2222')?.image, 'snap-1');
+
+    // Deleted: forgotten (the backing's image stays), and no instance is made from it any more.
+    await cloud.api.delete(`/images/${image}`);
+    assert.is(fake.state.backingImages.size, 0);
+    assert.ok(b.images.has('snap-1'), "the backing's image is not deleted (ComputeProvider has no image deletion)");
+    await rejects(cloud.create({ name: 'ws-b7-3333', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image }), {
+      message: /HTTP 400: image: image is not valid/,
+    });
+  }));
+
+test('a backing snapshot that fails after the answer leaves no image: 404 with its reason', () => {
+  const b = testBacking();
+  let fail: (e: Error) => void = () => {};
+  // A snapshot that goes on past the answer, then fails (a copy that broke).
+  b.backing.compute.snapshot = () => new Promise<string>((_resolve, reject) => (fail = reject));
+  return withBackedFake(async (fake, baseUrl) => {
+    const cloud = driver(baseUrl);
+    const s = await cloud.create({ name: 'bm-b7-4444', role: 'build', buildId: 'b7', userData: '#!/bin/sh\n' });
+    const made = cloud.snapshot(s.id, 'adt-webserver-ffff', { intervalMs: 5, timeoutMs: 10_000 });
+    // The image is `creating` while the backing works.
+    for (let i = 0; i < 400 && fake.state.images.size === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const [img] = [...fake.state.images.values()];
+    assert.is(img?.status, 'creating');
+    fail(new Error('copying the disk failed'));
+    await rejects(made, /HTTP 404: Not found: the local cloud could not make image private\/\d+: copying the disk failed/);
+    assert.is(fake.state.images.size, 0);
+    assert.is(fake.state.backingImages.size, 0);
+  }, b);
+});
 
 test("firewall apply and remove reach the backing's native firewall with the build, the role and the rules", () =>
   withBackedFake(async (fake, baseUrl, b) => {
@@ -333,11 +448,30 @@ test('exportState/importState: a restarted fake keeps its account (instances, fi
     const dns = cloud.dns('example.com', 30);
     await dns.ensureZone('example.com');
     await dns.addA('www.example.com', '198.18.0.9');
-    return { state: JSON.parse(JSON.stringify(fake.exportState())) as ReturnType<Fake['exportState']>, id: s.id };
+    const builder = await cloud.create({ name: 'bm-b7-9999', role: 'build', buildId: 'b7', userData: '#!/bin/sh\n' });
+    b.memory.servers.get('bm-b7-9999')!.state = 'stopped';
+    const image = await cloud.snapshot(builder.id, 'adt-webserver-abcdef012345', { intervalMs: 1 });
+    await cloud.destroy(builder.id);
+    return { state: JSON.parse(JSON.stringify(fake.exportState())) as ReturnType<Fake['exportState']>, id: s.id, image };
   }, b);
   await withBackedFake(async (fake, baseUrl) => {
     fake.importState(saved.state);
     const cloud = driver(baseUrl);
+    // The image: listed, and still the backing's image it was.
+    const images = await cloud.api.get<{ data: { id: string; label: string; status: string }[] }>('/images');
+    assert.equal(
+      images.data.map((i) => [i.id, i.label, i.status]),
+      [[saved.image, 'adt-webserver-abcdef012345', 'available']],
+    );
+    const fromImage = await cloud.create({
+      name: 'ws-b7-8888',
+      role: 'webserver',
+      buildId: 'b7',
+      userData: '#!/bin/sh\n',
+      image: saved.image,
+    });
+    assert.is(b.creates.at(-1)?.image, 'snap-1');
+    await cloud.destroy(fromImage.id);
     const [s] = await cloud.list({ buildId: 'b7' });
     assert.is(s?.id, saved.id);
     assert.is(s?.publicIp, b.memory.servers.get('ws-b7-1111')!.publicIp);
@@ -356,6 +490,22 @@ test('exportState/importState: a restarted fake keeps its account (instances, fi
       saved.state.vpcs.map((v) => v.id),
       'the same VPC of the private network, not a second one',
     );
+  }, b);
+});
+
+test('a state saved before images were kept (no images, no backingImages) loads, with no image', async () => {
+  const b = testBacking();
+  const saved = await withBackedFake(async (fake, baseUrl) => {
+    await driver(baseUrl).create({ name: 'ws-b7-1111', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+    const { images: _i, backingImages: _b, ...old } = JSON.parse(JSON.stringify(fake.exportState())) as ReturnType<Fake['exportState']>;
+    return old;
+  }, b);
+  await withBackedFake(async (fake, baseUrl) => {
+    fake.importState(saved);
+    const cloud = driver(baseUrl);
+    assert.is((await cloud.list({ buildId: 'b7' })).length, 1);
+    assert.equal((await cloud.api.get<{ data: unknown[] }>('/images')).data, []);
+    assert.is(fake.state.backingImages.size, 0);
   }, b);
 });
 

@@ -1,7 +1,8 @@
 /**
  * The Vultr driver against the Vultr fake backed by a cloud (`fakes/backing.ts`): a small backing
- * in memory (the memory compute, a firewall and a DNS that record what they were asked), so what
- * the driver asks of Vultr is checked to reach the backing as its servers, firewalls and zones.
+ * in memory (the memory compute with snapshots of stopped servers, as the local cloud takes them,
+ * a firewall and a DNS that record what they were asked), so what the driver asks of Vultr is
+ * checked to reach the backing as its servers, firewalls, zones and images.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,11 +16,32 @@ import { TEST_KEY, freshKeyPair } from './_keys.ts';
 
 const KEY = 'vultr-backed-key-41c7';
 
+/** A refusal of the backing (the caller's error, exit code 2), as the local cloud's are. */
+const refusal = (message: string) => Object.assign(new Error(message), { exitCode: 2 });
+
 class RecordingCompute extends MemoryCompute {
   readonly created: CreateServerOptions[] = [];
+  /** The backing's images made by `snapshot`: id -> name and server. */
+  readonly images = new Map<string, { name: string; server: string }>();
   override async create(o: CreateServerOptions) {
     this.created.push(structuredClone(o));
+    if (o.image && o.image !== 'debian-12' && !this.images.has(o.image)) throw refusal(`image ${o.image} not found`);
     return super.create(o);
+  }
+}
+
+/** The memory compute with snapshots, as the local cloud takes them: of a stopped server only. */
+class SnapshottingCompute extends RecordingCompute {
+  override readonly flags = { snapshots: true, privateNetworking: true };
+  readonly snapshotCalls: { id: string; name: string }[] = [];
+  async snapshot(id: string, name: string): Promise<string> {
+    this.snapshotCalls.push({ id, name });
+    const s = this.servers.get(id);
+    if (!s) throw refusal(`no server ${id}`);
+    if (s.state !== 'stopped') throw refusal(`server ${id} is ${s.state}: the local cloud snapshots stopped servers only`);
+    const image = `snap-${this.images.size + 1}`;
+    this.images.set(image, { name, server: id });
+    return image;
   }
 }
 
@@ -35,8 +57,9 @@ class RecordingFirewall extends MemoryNativeFirewall {
   }
 }
 
-function testBacking() {
-  const compute = new RecordingCompute({ publicPrefix: '198.18', privatePrefix: '198.19' });
+function testBacking({ snapshots = true } = {}) {
+  const o = { publicPrefix: '198.18', privatePrefix: '198.19' };
+  const compute = snapshots ? new SnapshottingCompute(o) : new RecordingCompute(o);
   const firewall = new RecordingFirewall();
   const zones = new Map<string, BackingRecord[]>();
   const zoneCalls: { zone: string; records: BackingRecord[] | null }[] = [];
@@ -173,7 +196,7 @@ instances('what the backing cannot run is refused with a message that says so', 
       assert.match((r.body as { error: string }).error, re);
     };
     await refused({ ...ok, label: 'my-box' }, /named by the toolkit only/);
-    await refused({ ...ok, os_id: 477 }, /Debian 12 x64 \(os_id 2136\) only/);
+    await refused({ ...ok, os_id: 477 }, /Debian 12 x64 \(os_id 2136\) and this account's snapshots only/);
     await refused({ ...ok, enable_vpc: undefined }, /private network \(198\.19\.0\.0\/16\)/);
     // The backing's own refusal, in Vultr's error shape.
     await refused({ ...ok, user_data: Buffer.from('echo no shebang').toString('base64') }, /^the local cloud: .*starting with "#!"/);
@@ -310,15 +333,28 @@ state('exportState and importState keep the account through a restart', async ()
   const b = testBacking();
   let saved = '';
   let first = '';
+  let snap = '';
   await withBacked(async ({ fake, cloud }) => {
     first = (await cloud.create({ ...base, name: 'ws-b7-cc33', sshKeys: [TEST_KEY.line] })).id;
     await cloud.firewall.apply('b7', 'webserver', RULES);
     await cloud.dns('example.com').ensureZone('example.com');
     await cloud.dns('example.com').addA('www.example.com', '198.18.0.9');
+    const builder = await cloud.create({ ...base, role: 'build', name: 'bm-b7-9f9f' });
+    b.compute.servers.get('bm-b7-9f9f')!.state = 'stopped';
+    snap = await cloud.snapshot(builder.id, 'adt-webserver-abcdef012345', { intervalMs: 1 });
+    await cloud.destroy(builder.id);
     saved = JSON.stringify(fake.exportState());
   }, b);
   await withBacked(async ({ fake, cloud, compute }) => {
     fake.importState(JSON.parse(saved) as ReturnType<typeof fake.exportState>);
+    // The snapshot: listed by its description, and still the backing's image it was.
+    const listed = await cloud.api.get<{ snapshots: { id: string; status: string }[] }>('/snapshots', {
+      query: { description: 'adt-webserver-abcdef012345' },
+    });
+    assert.equal(listed.snapshots, [{ ...listed.snapshots[0]!, id: snap, status: 'complete' }]);
+    const fromSnap = await cloud.create({ ...base, name: 'ws-b7-8e8e', image: snap });
+    assert.is(compute.created.at(-1)?.image, 'snap-1');
+    await cloud.destroy(fromSnap.id);
     const [s] = await cloud.list({ buildId: 'b7' });
     assert.is(s?.id, first);
     assert.is(s?.publicIp, compute.servers.get('ws-b7-cc33')!.publicIp);
@@ -334,17 +370,115 @@ state('exportState and importState keep the account through a restart', async ()
   }, b);
 });
 
-state('managed databases and snapshots are refused: not backed yet', async () => {
-  await withBacked(async ({ cloud, compute }) => {
-    await rejects(
-      cloud.databases.create({ name: 'b7-db', buildId: 'b7', engine: 'mysql', region: 'ams', allow: ['198.19.0.0/16'] }),
-      /managed databases are not backed by the local cloud yet/,
-    );
-    const s = await cloud.create({ ...base, name: 'ws-b7-ee55' });
-    await rejects(cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 }), /snapshots are not backed by the local cloud yet/);
-    await rejects(cloud.create({ ...base, name: 'ws-b7-ff66', image: 'snap-1' }), /HTTP 400: Invalid snapshot_id/);
-    assert.equal([...compute.servers.keys()], ['ws-b7-ee55']);
-  });
+state('managed databases are refused: not backed yet; so are snapshots of a backing whose compute takes none', async () => {
+  await withBacked(
+    async ({ cloud, compute }) => {
+      await rejects(
+        cloud.databases.create({ name: 'b7-db', buildId: 'b7', engine: 'mysql', region: 'ams', allow: ['198.19.0.0/16'] }),
+        /managed databases are not backed by the local cloud yet/,
+      );
+      const s = await cloud.create({ ...base, name: 'ws-b7-ee55' });
+      await rejects(
+        cloud.snapshot(s.id, 'adt-b7-webserver', { intervalMs: 1 }),
+        /HTTP 400: snapshots are not backed by the local cloud: its compute \(memory\) takes none/,
+      );
+      await rejects(cloud.create({ ...base, name: 'ws-b7-ff66', image: 'snap-1' }), /HTTP 400: Invalid snapshot_id/);
+      assert.equal([...compute.servers.keys()], ['ws-b7-ee55']);
+    },
+    testBacking({ snapshots: false }),
+  );
+});
+
+// ---
+
+const images = suite('vultr fake backed: snapshots');
+
+// A prepared image as the toolkit makes one (`fleet/images.ts`): a builder powers off, it is snapshotted, servers boot from it.
+images(
+  "a snapshot is the backing's snapshot of the instance's server; instances created from it are the backing's servers from that image",
+  async () => {
+    await withBacked(async ({ fake, cloud, compute }) => {
+      const snapshotting = compute as SnapshottingCompute;
+      const builder = await cloud.create({ ...base, role: 'build', name: 'bm-b7-1a1a', userData: '#!/bin/sh\npoweroff\n' });
+      // Still running: the backing refuses, and its message is Vultr's 400.
+      await rejects(cloud.snapshot(builder.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 }), {
+        message: /HTTP 400: the local cloud: server bm-b7-1a1a is running: the local cloud snapshots stopped servers only/,
+      });
+      assert.is(fake.state.snapshots.size, 0, 'nothing kept');
+      compute.servers.get('bm-b7-1a1a')!.state = 'stopped';
+      assert.is((await cloud.get(builder.id))?.state, 'stopped', 'power_status stopped, as the backing reports it');
+
+      const snap = await cloud.snapshot(builder.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 });
+      assert.is(fake.state.snapshots.get(snap)?.status, 'complete');
+      assert.equal(snapshotting.snapshotCalls.at(-1), { id: 'bm-b7-1a1a', name: 'adt-webserver-0a1b2c3d4e5f' }, 'by the description');
+      assert.equal(fake.state.backingImages.get(snap), 'snap-1');
+      const posted = fake.log.find((l) => l.method === 'POST' && l.path === '/snapshots' && l.status === 201);
+      assert.ok(posted, '201 on create');
+
+      // An unknown outcome of the create (a 500 after it was made): the driver finds it by its description, not made twice.
+      fake.fail({ match: 'POST /snapshots', status: 500, afterHandling: true });
+      compute.servers.get('bm-b7-1a1a')!.state = 'stopped';
+      const again = await cloud.snapshot(builder.id, 'adt-webserver-fedcba987654', { intervalMs: 1 });
+      assert.ok(
+        fake.log.some((l) => l.method === 'GET' && l.path === '/snapshots' && l.query.includes('description=adt-webserver-fedcba987654')),
+        'looked up by description',
+      );
+      assert.is(fake.state.backingImages.get(again), 'snap-2');
+      assert.is(snapshotting.snapshotCalls.length, 3, 'the refused one, then one each');
+
+      // The builder goes; its snapshot stays, and a webserver is made from it.
+      await cloud.destroy(builder.id);
+      const ws = await cloud.create({ ...base, name: 'ws-b7-2b2b', image: snap });
+      assert.is(compute.created.at(-1)?.name, 'ws-b7-2b2b');
+      assert.is(compute.created.at(-1)?.image, 'snap-1', "the backing's image of the Vultr snapshot");
+      assert.is(fake.state.instances.get(ws.id)?.snapshot_id, snap);
+      assert.is(compute.servers.get('ws-b7-2b2b')?.image, 'snap-1');
+      const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/instances').at(-1)!.body as Record<string, unknown>;
+      assert.is(post.snapshot_id, snap);
+      assert.not.ok('os_id' in post);
+
+      // Deleted (204): forgotten (the backing's image stays), and no instance is made from it any more.
+      await cloud.api.delete(`/snapshots/${snap}`);
+      assert.not.ok(fake.state.backingImages.has(snap));
+      assert.ok(compute.images.has('snap-1'), "the backing's image is not deleted (ComputeProvider has no image deletion)");
+      await rejects(cloud.create({ ...base, name: 'ws-b7-3c3c', image: snap }), { exitCode: 2, message: /HTTP 400: Invalid snapshot_id/ });
+    });
+  },
+);
+
+images('a backing snapshot that fails after the answer is a deleted snapshot, which the driver reports', async () => {
+  const b = testBacking();
+  let fail: (e: Error) => void = () => {};
+  // A snapshot that goes on past the answer, then fails (a copy that broke).
+  (b.compute as SnapshottingCompute).snapshot = () => new Promise<string>((_resolve, reject) => (fail = reject));
+  await withBacked(async ({ fake, cloud }) => {
+    const s = await cloud.create({ ...base, role: 'build', name: 'bm-b7-4d4d' });
+    const made = cloud.snapshot(s.id, 'adt-webserver-ffff', { intervalMs: 5, timeoutMs: 10_000 });
+    for (let i = 0; i < 400 && fake.state.snapshots.size === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const [pending] = [...fake.state.snapshots.values()];
+    assert.is(pending?.status, 'pending');
+    // Not complete: no instance from it yet (guessed message).
+    await rejects(cloud.create({ ...base, name: 'ws-b7-5e5e', image: pending!.id }), /HTTP 400: Snapshot .* is pending/);
+    fail(new Error('copying the disk failed'));
+    await rejects(made, { code: 'SNAPSHOT_FAILED', message: /was deleted before it completed/ });
+    assert.is(fake.state.snapshots.get(pending!.id)?.status, 'deleted');
+    assert.is(fake.state.backingImages.size, 0);
+  }, b);
+});
+
+state('a state saved before snapshots were backed (no backingImages) loads', async () => {
+  const b = testBacking();
+  let saved = '';
+  await withBacked(async ({ fake, cloud }) => {
+    await cloud.create({ ...base, name: 'ws-b7-7a7a' });
+    const { backingImages: _b, ...old } = fake.exportState();
+    saved = JSON.stringify(old);
+  }, b);
+  await withBacked(async ({ fake, cloud }) => {
+    fake.importState(JSON.parse(saved) as Omit<ReturnType<typeof fake.exportState>, 'backingImages'>);
+    assert.is((await cloud.list({ buildId: 'b7' })).length, 1);
+    assert.is(fake.state.backingImages.size, 0);
+  }, b);
 });
 
 state('authorize replaces the bearer key check', async () => {
@@ -368,4 +502,5 @@ state('authorize replaces the bearer key check', async () => {
 instances.run();
 firewalls.run();
 dns.run();
+images.run();
 state.run();
