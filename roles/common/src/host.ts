@@ -11,7 +11,7 @@ import { cronLine } from '@adt/firewall';
 import type { BackupSettings } from '@adt/configstore';
 import { BACKUP_PARTS, backupCronFile } from './backup.ts';
 import { CODE_DIR } from './layout.ts';
-import { startDetached } from './supervise.ts';
+import { startDetached, startService } from './supervise.ts';
 
 /** The IPv4 address of an interface (`eth0` public, `eth1` private in the local cloud). */
 export async function interfaceAddress(dev: string): Promise<string | null> {
@@ -63,6 +63,7 @@ export async function startPeriodicJobs(role: string, backups: BackupSettings | 
   if (role === 'webserver') {
     const sync = `${codeDir}/roles/webserver/tls/SyncCertificate`;
     await writeFile('/etc/cron.d/adt-webserver-tls', cronFile('webserver', sync, CERTIFICATE_LOG), { mode: 0o644 });
-    startDetached(sync, ['--every', '10'], CERTIFICATE_LOG);
+    // Supervised: a loop that died or stalled (it exits then) is started again, cron daemon or not.
+    await startService('SyncCertificate', CERTIFICATE_LOG, ['--every', '10']);
   }
 }

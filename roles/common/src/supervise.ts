@@ -36,11 +36,11 @@ export async function superviseMain(args: string[]): Promise<number> {
 }
 
 /**
- * Starts `command` of this same program as a supervised service, detached (it outlives the
+ * Starts `command` of this same program (with `args`) as a supervised service, detached (it outlives the
  * bootstrap), its output appended to `logFile` (0600). Returns the supervisor's PID.
  */
-export async function startService(command: string, logFile: string): Promise<number> {
-  return startDetached(process.execPath, [...process.execArgv, process.argv[1]!, 'supervise', command], logFile);
+export async function startService(command: string, logFile: string, args: string[] = []): Promise<number> {
+  return startDetached(process.execPath, [...process.execArgv, process.argv[1]!, 'supervise', command, ...args], logFile);
 }
 
 /** Starts `file` with `args`, detached (it outlives this process), its output appended to `logFile` (0600); returns its PID. */

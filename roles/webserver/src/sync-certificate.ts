@@ -1,6 +1,7 @@
 /**
  * SyncCertificate: installs the datastore's certificate when it differs from this webserver's and
- * reloads the webserver; with `--every N`, keeps doing so (the webserver's periodic job).
+ * reloads the webserver; with `--every N`, keeps doing so (the webserver's periodic job, run by the
+ * role's supervisor: a loop that died, or stalled and exited, is started again).
  */
 import { parseArgs } from 'node:util';
 import { sleep } from '@adt/core';
@@ -37,10 +38,16 @@ export async function syncCertificateMain(args: string[]): Promise<number> {
     return 0;
   }
   // Bounded by the host's life: one pass per period; a failed pass is logged and retried next period.
+  // A pass that hangs (a request or a reload that never answers) ends the loop: its supervisor starts it again.
+  const limitMs = Math.max(60, every * 6) * 1000;
   let last = '';
   for (;;) {
     try {
-      const r = await syncOnce(store);
+      const watchdog = setTimeout(() => {
+        log(`certificate sync: a pass still runs after ${limitMs / 1000} s; exiting (the supervisor starts the loop again)`);
+        process.exit(1);
+      }, limitMs);
+      const r = await syncOnce(store).finally(() => clearTimeout(watchdog));
       // "unchanged" is logged once, not every period.
       if (r !== 'unchanged' || last !== 'unchanged') log(r);
       last = r;
