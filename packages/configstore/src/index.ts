@@ -19,6 +19,7 @@ export type {
   BackupSettings,
   ScalingSettings,
   WebserverImage,
+  NativeFirewall,
   ProviderAccess,
   ScalingEvent,
   AuthSettings,

@@ -173,6 +173,19 @@ export interface WebserverImage {
   at: string;
 }
 /**
+ * What the cloud-level firewall is computed from besides the servers (written by the deploy, read
+ * by the autoscalers, which apply it again as webservers come and go where `privateCidr` is null).
+ */
+export interface NativeFirewall {
+  buildMachine: string[];
+  /** The fleet's private network (its VPC range), or null: the rules name the servers' addresses. */
+  privateCidr: string | null;
+  webMode: 'open' | 'cloudflare' | 'auth';
+  dbPort: number;
+  http: boolean;
+  roles: ('webserver' | 'database' | 'autoscaler' | 'auth')[];
+}
+/**
  * How an autoscaler reaches the cloud's API and DNS: each a driver of the providers' registry and
  * its options (a token scoped to the build where the cloud can scope it). Secrets: they reach the
  * autoscaler in its envelope only, never the datastore.
@@ -330,6 +343,8 @@ export const keys = {
    * have them), instead of the default OS image: faster builds. Absent: the OS image.
    */
   webserverImage: key<WebserverImage>('config/webserver-image'),
+  /** The cloud-level firewall's settings (a real or emulated cloud; see NativeFirewall). */
+  nativeFirewall: key<NativeFirewall>('config/native-firewall'),
   /** Scheduled scaling: { "08:30": 10, "17:30": 3 }. */
   scalingSchedule: key<Record<string, number>>('config/scaling-schedule'),
   /** The autoscalers' event log: `events/<time>-<random>`. */

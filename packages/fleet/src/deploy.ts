@@ -28,7 +28,7 @@ import { keys, parseSecretKey, registerServer, forgetServer, type DbCredentials,
 import s3Driver from '@adt/configstore/drivers/s3';
 import { AdtError, outputTail } from '@adt/core';
 import { rollOut } from './operations.ts';
-import { applyNative, computePolicies, type FleetRole, type FleetSnapshot } from '@adt/firewall';
+import { applyNative, nativePolicies, type FleetRole, type NativeSettings } from '@adt/firewall';
 import { launchServer, removeEnvelope, type LaunchContext } from '@adt/launch';
 import { serverName, type Server } from '@adt/providers';
 import { splitDesired } from '@adt/scaling';
@@ -199,29 +199,21 @@ function datastoreEnv(ctx: Ctx): Record<string, string> {
 /**
  * The cloud-level firewall: the coarse layer. Where the fleet has a private network, the fleet is
  * "the private network" (webservers an autoscaler adds later are let in without touching the
- * cloud's rules); elsewhere it is the servers' addresses, so it is applied again once they exist.
+ * cloud's rules); elsewhere it is the servers' addresses, so it is applied again once they exist,
+ * and the autoscalers apply it again as webservers come and go (its settings in the datastore).
  * The precise per-address rules are each host's own (SetupFirewall, following the datastore).
  */
 async function applyNativePolicy(ctx: Ctx, servers: Server[]): Promise<void> {
-  const vpc = ctx.kit.privateCidr ? [ctx.kit.privateCidr] : null;
-  const ips = (role: FleetRole) =>
-    servers
-      .filter((s) => s.role === role)
-      .flatMap((s) => [s.publicIp, s.privateIp])
-      .filter((x): x is string => Boolean(x));
-  const fleet: FleetSnapshot = {
+  const settings: NativeSettings = {
     buildMachine: [ctx.kit.buildMachine.publicIp, ctx.kit.buildMachine.privateIp].filter((x): x is string => Boolean(x)),
-    webservers: vpc ?? ips('webserver'),
-    autoscalers: vpc ?? ips('autoscaler'),
-    databases: vpc ?? ips('database'),
-    auth: ips('auth'),
-    authorisedClients: [],
+    privateCidr: ctx.kit.privateCidr,
+    webMode: ctx.d.webMode,
+    dbPort: DB_PORT,
+    http: true,
+    roles: [...new Set(wantedServers(ctx.d).map((w) => w.role))],
   };
-  // Grants come and go with each sign-in: the cloud layer leaves 443 open in auth mode, the hosts follow the grants.
-  const webMode = ctx.d.webMode === 'auth' ? 'open' : ctx.d.webMode;
-  const roles = [...new Set(wantedServers(ctx.d).map((w) => w.role))];
-  const all = computePolicies(fleet, { webMode, dbPort: DB_PORT, http: true });
-  await applyNative(ctx.kit.firewall, ctx.d.buildId, Object.fromEntries(roles.map((r) => [r, all[r]])) as typeof all);
+  await ctx.store.putIfChanged(keys.nativeFirewall, settings);
+  await applyNative(ctx.kit.firewall, ctx.d.buildId, nativePolicies(servers, settings));
 }
 
 /** Production mode: the scaling settings, the schedule, and the desired count (set at the first deploy only). */

@@ -7,9 +7,17 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { sleep } from '@adt/core';
 import { keys, type ConfigStore, type ProviderAccess } from '@adt/configstore';
-import { parseServerName, computeDrivers, dnsDrivers, type ComputeProvider, type DnsProvider } from '@adt/providers';
+import {
+  parseServerName,
+  computeDrivers,
+  dnsDrivers,
+  type ComputeProvider,
+  type DnsProvider,
+  type NativeFirewallProvider,
+} from '@adt/providers';
 import { launchServer } from '@adt/launch';
 import { SECRETS_FILE, datastoreSettings, httpsGet, logLine as log, openDatastore, siblingBucket } from '@adt/role-common';
+import { NativeFollower } from './native-firewall.ts';
 import { Scaler } from './scaler.ts';
 
 /**
@@ -36,8 +44,10 @@ function servableReleases(store: ConfigStore): () => Promise<ReadonlySet<string>
   };
 }
 
+/** What a cloud's compute driver has besides compute: its DNS and its native firewall. */
 interface CloudDns {
   dns?(zone: string, defaultTtl?: number): DnsProvider;
+  firewall?: NativeFirewallProvider;
 }
 
 function cloudDnsOf(compute: ComputeProvider & CloudDns, options: Record<string, unknown>): DnsProvider {
@@ -96,6 +106,7 @@ export async function main(): Promise<number> {
       (await launchServer(launchContext, { name, role: 'webserver', buildId: me.buildId, image, secrets: { datastoreEnv, datastoreKey } }))
         .server,
   });
+  const native = new NativeFollower({ store, compute, firewall: compute.firewall ?? null, buildId: me.buildId, log });
   let stopping = false;
   const stop = () => {
     stopping = true;
@@ -121,6 +132,8 @@ export async function main(): Promise<number> {
     } catch (e) {
       log(`tick failed: ${(e as Error).message} (next tick in ${settings.probeIntervalSeconds} s)`);
     }
+    // After the tick's creates and destroys: the cloud's firewall lets in the webservers there are now.
+    await native.follow().catch((e: Error) => log(`cloud firewall not applied: ${e.message} (again next tick)`));
     const wait = settings.probeIntervalSeconds * 1000 - (Date.now() - started);
     for (let waited = 0; waited < wait && !stopping; waited += 100) await sleep(100);
   }
