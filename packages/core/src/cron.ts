@@ -7,6 +7,13 @@
  */
 import { AdtError } from './errors.ts';
 
+/**
+ * The lines every /etc/cron.d file of the toolkit starts with. cron runs a job with PATH=/usr/bin:/bin,
+ * without the sbin directories where nginx, apachectl and iptables are: a job that starts them
+ * fails there although it works from a shell.
+ */
+export const CRON_ENVIRONMENT: readonly string[] = ['SHELL=/bin/sh', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
+
 /** One field of a cron expression and the values it allows. */
 export interface CronField {
   name: 'minute' | 'hour' | 'day of month' | 'month' | 'day of week';

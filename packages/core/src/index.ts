@@ -10,5 +10,5 @@ export type { PollOptions } from './poll.ts';
 export { lastLines, outputTail } from './text.ts';
 export { startDaemon, stopDaemon, daemonPid, tailFile, commandLineOf } from './daemon.ts';
 export type { DaemonSpec, Daemon } from './daemon.ts';
-export { parseCronExpression, validateCronExpression, CRON_FIELDS } from './cron.ts';
+export { parseCronExpression, validateCronExpression, CRON_FIELDS, CRON_ENVIRONMENT } from './cron.ts';
 export type { CronExpression, CronField } from './cron.ts';

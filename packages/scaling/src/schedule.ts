@@ -3,6 +3,7 @@
  * kept in the datastore, becomes /etc/cron.d/adt-scaling on each autoscaler, whose lines call the
  * same code as a person does (ManuallyScale.ts). Every autoscaler writing the same total is harmless.
  */
+import { CRON_ENVIRONMENT } from '@adt/core';
 const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
 /** Parses `08:30=10;17:30=3` into { '08:30': 10, '17:30': 3 }; throws a RangeError naming the bad item. */
@@ -26,7 +27,7 @@ export function parseScalingSchedule(text: string, max: number): Record<string, 
  * RangeError for a time that is not HH:MM or a count that is not a whole number >= 0.
  */
 export function scalingCronFile(schedule: Record<string, number>, codeDir = '/opt/adt'): string {
-  const lines = ['# Written by the Agile Deployment Toolkit: scheduled scaling (SCALING_SCHEDULE).', 'SHELL=/bin/sh'];
+  const lines = ['# Written by the Agile Deployment Toolkit: scheduled scaling (SCALING_SCHEDULE).', ...CRON_ENVIRONMENT];
   for (const [time, n] of Object.entries(schedule)) {
     const m = TIME.exec(time);
     if (!m || !Number.isInteger(n) || n < 0) throw new RangeError(`scaling schedule "${time}=${n}"`);

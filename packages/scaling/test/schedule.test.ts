@@ -34,6 +34,7 @@ cron('one line per time, running ManuallyScale.ts with the total as root at that
     [
       '# Written by the Agile Deployment Toolkit: scheduled scaling (SCALING_SCHEDULE).',
       'SHELL=/bin/sh',
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       '30 8 * * * root /opt/adt/roles/autoscaler/ManuallyScale.ts 10 >> /var/log/adt/scaling.log 2>&1',
       '5 17 * * * root /opt/adt/roles/autoscaler/ManuallyScale.ts 3 >> /var/log/adt/scaling.log 2>&1',
       '',
@@ -46,7 +47,7 @@ cron('the code directory is where the roles are', () => {
 });
 
 cron('what parseScalingSchedule gives is what the file is made from', () => {
-  const lines = scalingCronFile(parseScalingSchedule('08:30=10;17:30=3', 10)).trim().split('\n').slice(2);
+  const lines = scalingCronFile(parseScalingSchedule('08:30=10;17:30=3', 10)).trim().split('\n').filter((l) => /^\d/.test(l));
   assert.equal(
     lines.map((l) => l.split(' root ')[0]),
     ['30 8 * * *', '30 17 * * *'],

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdtError } from '@adt/core';
+import { AdtError, CRON_ENVIRONMENT } from '@adt/core';
 import type { Deployment } from '@adt/fleet';
 import { ROOT } from './open.ts';
 
@@ -36,7 +36,8 @@ export function installRenewalCron(d: Deployment): string | null {
   mkdirSync(cronDir(), { recursive: true });
   writeFileSync(
     file,
-    `# Written by the Agile Deployment Toolkit: renew the certificate of ${d.host} (build ${d.buildId}) when due.\nSHELL=/bin/sh\n` +
+    `# Written by the Agile Deployment Toolkit: renew the certificate of ${d.host} (build ${d.buildId}) when due.\n` +
+      `${CRON_ENVIRONMENT.join('\n')}\n` +
       `${minute} 4 * * * root ${ROOT}/roles/build/RenewCertificate${config} >> /var/log/adt-tls-${d.buildId}.log 2>&1\n`,
     { mode: 0o644 },
   );

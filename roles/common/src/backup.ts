@@ -22,7 +22,7 @@ import { copyFile as cpFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError, execaRunner, outputTail, parseCronExpression, validateCronExpression, type Argv } from '@adt/core';
+import { AdtError, CRON_ENVIRONMENT, execaRunner, outputTail, parseCronExpression, validateCronExpression, type Argv } from '@adt/core';
 import { keys, type BackupSettings, type ConfigStore } from '@adt/configstore';
 import {
   BASELINE_HOST,
@@ -53,7 +53,7 @@ const fail = (code: string, message: string, exitCode: 1 | 2 = 1) =>
 
 /** The /etc/cron.d file that runs a role's scheduled backups. */
 export function backupCronFile(role: BackupRole, settings: Pick<BackupSettings, 'schedule'>, codeDir = CODE_DIR): string {
-  const lines = ["# Written by the Agile Deployment Toolkit: scheduled backups of this server's part of the site.", 'SHELL=/bin/sh'];
+  const lines = ["# Written by the Agile Deployment Toolkit: scheduled backups of this server's part of the site.", ...CRON_ENVIRONMENT];
   for (const [period, expr] of Object.entries(settings.schedule)) {
     if (!isPeriod(period)) throw fail('BAD_SCHEDULE', `backup schedule: unknown period "${period}"`, 2);
     const problem = validateCronExpression(expr);

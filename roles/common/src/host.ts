@@ -6,7 +6,7 @@
 import { appendFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { execaRunner, lastLines } from '@adt/core';
+import { CRON_ENVIRONMENT, execaRunner, lastLines } from '@adt/core';
 import { cronLine } from '@adt/firewall';
 import type { BackupSettings } from '@adt/configstore';
 import { BACKUP_PARTS, backupCronFile } from './backup.ts';
@@ -36,7 +36,7 @@ const CERTIFICATE_LOG = '/var/log/adt/certificate.log';
 
 /** An /etc/cron.d file of `role` that runs `command` (every minute), its output appended to `logFile`. */
 function cronFile(role: string, command: string, logFile: string): string {
-  return `# Written by the Agile Deployment Toolkit (${role} role).\nSHELL=/bin/sh\n${cronLine(command, { logFile })}\n`;
+  return [`# Written by the Agile Deployment Toolkit (${role} role).`, ...CRON_ENVIRONMENT, cronLine(command, { logFile }), ''].join('\n');
 }
 
 /**

@@ -12,7 +12,7 @@ import { execaRunner, pollUntil } from '@adt/core';
 import { keys, registerServer, type ApplicationSecrets, type DbCredentials, type SiteSettings, type SiteTls } from '@adt/configstore';
 import * as mariadb from '@adt/database/engines/mariadb';
 import * as web from '@adt/webserver';
-import { installCertificate } from './certificate.ts';
+import { installCertificate, markServed } from './certificate.ts';
 import { FPM_SOCKET, serveRelease, waitServing } from './serve.ts';
 import {
   JOB_LOG_DIR,
@@ -94,6 +94,7 @@ async function configure(
   await web.writePhpFpmConfig(fpm);
   await web.startOrReloadPhpFpm(fpm);
   await serveRelease(site, self, release);
+  await markServed(tls);
   await step(`${site.webserver} and php-fpm running`);
   // Only a complete webserver is ready: WordPress answers (it read the database) from this release.
   const status = await waitServing(self.privateIp, host, tls, release);

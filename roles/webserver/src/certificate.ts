@@ -6,7 +6,7 @@
  *
  *   roles/webserver/tls/SyncCertificate [--every SECONDS]
  */
-import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import type { SiteTls } from '@adt/configstore';
@@ -26,6 +26,26 @@ export function isInstalled(tls: SiteTls): boolean {
     readFileSync(CHAIN_FILE, 'utf8') === tls.chain &&
     readFileSync(KEY_FILE, 'utf8') === tls.key
   );
+}
+
+/**
+ * Which certificate the web server was last started or reloaded with (its chain's hash, in a file):
+ * installed files are not yet served until a reload succeeded, whichever process installed them
+ * (the sync loop, cron's run of SyncCertificate, the boot), so a reload that failed in one is done
+ * by the next.
+ */
+const SERVED_FILE = `${TLS_DIR}/served`;
+const chainHash = (chain: string) => createHash('sha256').update(chain).digest('hex');
+
+export function isServed(tls: SiteTls): boolean {
+  return isInstalled(tls) && existsSync(SERVED_FILE) && readFileSync(SERVED_FILE, 'utf8').trim() === chainHash(tls.chain);
+}
+
+/** Records that the web server now serves the installed certificate (after a successful start or reload). */
+export async function markServed(tls: SiteTls): Promise<void> {
+  const tmp = `${SERVED_FILE}.new-${process.pid}-${randomBytes(3).toString('hex')}`;
+  await writeFile(tmp, `${chainHash(tls.chain)}\n`, { mode: 0o600 });
+  await rename(tmp, SERVED_FILE);
 }
 
 /** Writes the chain (0644) and key (0600) atomically (a reload never sees half a file); true when they changed. */

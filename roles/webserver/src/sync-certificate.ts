@@ -7,23 +7,20 @@ import { parseArgs } from 'node:util';
 import { sleep } from '@adt/core';
 import { keys } from '@adt/configstore';
 import { everySeconds, logLine as log, openDatastore } from '@adt/role-common';
-import { describe, installCertificate, isInstalled } from './certificate.ts';
+import { describe, installCertificate, isServed, markServed } from './certificate.ts';
 import { startOrReloadWeb } from './stack.ts';
-
-/** Installed on disk but not yet served: a reload that failed is tried again on the next pass. */
-let reloadPending = false;
 
 async function syncOnce(store: ReturnType<typeof openDatastore>): Promise<string> {
   const tls = await store.get(keys.siteTls);
   if (!tls) return 'no certificate in the datastore yet';
-  if (isInstalled(tls) && !reloadPending) return 'unchanged';
+  // Installed and served: a certificate installed by a run whose reload failed is reloaded here.
+  if (isServed(tls)) return 'unchanged';
   // Which webserver to reload: read only when there is something to install.
   const site = await store.get(keys.site);
   if (!site) return 'no site settings in the datastore yet';
-  reloadPending = true;
   await installCertificate(tls);
   await startOrReloadWeb(site.webserver);
-  reloadPending = false;
+  await markServed(tls);
   const d = describe(tls.chain);
   return `installed certificate ${d.serial} (valid until ${d.notAfter}); ${site.webserver} reloaded`;
 }
