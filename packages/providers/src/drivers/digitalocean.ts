@@ -14,6 +14,9 @@
  * - SSH keys of `create` (`sshKeys`) are account keys: looked up by their MD5 fingerprint
  *   (`GET /account/keys/{fingerprint}`, 404 when absent), registered when absent (`POST
  *   /account/keys`, named `adt-<sha256 prefix>`), and put on the droplet by id.
+ * - Images: `snapshot` makes a droplet snapshot, `findImage` finds the newest of a name among the
+ *   account's droplet snapshots, and `create` takes its id (sent as an integer, as the API's image
+ *   ids are) or an image slug.
  */
 import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
@@ -88,6 +91,13 @@ interface Droplet {
 }
 interface Links {
   pages?: { next?: string };
+}
+/** A snapshot as the Snapshots API lists it (its id a string there). */
+interface Snapshot {
+  id: string;
+  name: string;
+  created_at: string;
+  resource_type: 'droplet' | 'volume';
 }
 interface SshKey {
   id: number;
@@ -167,9 +177,28 @@ function toServer(d: Droplet): Server {
   };
 }
 
+/**
+ * An image for `droplets_create`: a snapshot's id as the integer the API's image ids are (the
+ * Snapshots API lists them as strings), a slug as it is.
+ */
+function imageRef(image: string): string | number {
+  return /^\d+$/.test(image) ? Number(image) : image;
+}
+
+/** The newest snapshot (by `created_at`, then by the larger id: ids grow), or undefined. */
+function newestOf<T extends { id: string | number; created_at: string }>(snaps: T[]): T | undefined {
+  const key = (s: T) => [Date.parse(s.created_at) || 0, Number(s.id) || 0] as const;
+  return snaps.reduce<T | undefined>((best, s) => {
+    if (!best) return s;
+    const [t, n] = key(s);
+    const [bt, bn] = key(best);
+    return t > bt || (t === bt && n > bn) ? s : best;
+  }, undefined);
+}
+
 export class DigitalOceanCompute implements ComputeProvider {
   readonly name = DRIVER_NAME;
-  readonly flags = { snapshots: true, privateNetworking: true };
+  readonly flags = { snapshots: true, privateNetworking: true, images: true };
   readonly api: ApiClient;
   readonly #o: DigitalOceanOptions;
   readonly #keys = new KeyRegistrations<number>();
@@ -215,7 +244,7 @@ export class DigitalOceanCompute implements ComputeProvider {
       name: o.name,
       region,
       size,
-      image: o.image ?? this.#o.image ?? 'debian-12-x64',
+      image: imageRef(o.image ?? this.#o.image ?? 'debian-12-x64'),
       // "IDs or fingerprints of the SSH keys that you wish to embed in the Droplet's root account".
       ssh_keys: [...given, ...ours],
       ipv6: false,
@@ -275,10 +304,27 @@ export class DigitalOceanCompute implements ComputeProvider {
       },
       { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 },
     );
-    const snaps = await listAll<{ id: number; name: string }>(this.api, `/droplets/${encodeURIComponent(id)}/snapshots`, 'snapshots');
-    const snap = snaps.find((s) => s.name === name);
+    // The newest of the name (the one just made):
+    // https://docs.digitalocean.com/reference/api/digitalocean/#operation/droplets_list_snapshots
+    const snaps = await listAll<{ id: number; name: string; created_at: string }>(
+      this.api,
+      `/droplets/${encodeURIComponent(id)}/snapshots`,
+      'snapshots',
+    );
+    const snap = newestOf(snaps.filter((s) => s.name === name));
     if (!snap) throw fail('SNAPSHOT_MISSING', `snapshot ${name} of droplet ${id} completed but is not listed`);
     return String(snap.id);
+  }
+
+  /**
+   * The account's droplet snapshot named exactly `name` (the newest of several), or null. A snapshot
+   * is listed once it is made (while its action is in progress it is not), so each one listed is usable.
+   * https://docs.digitalocean.com/reference/api/digitalocean/#operation/snapshots_list (`resource_type=droplet`)
+   */
+  async findImage(name: string): Promise<{ id: string; name: string } | null> {
+    const snaps = await listAll<Snapshot>(this.api, '/snapshots', 'snapshots', { resource_type: 'droplet' }, this.#o.perPage);
+    const newest = newestOf(snaps.filter((s) => s.name === name && s.resource_type === 'droplet'));
+    return newest ? { id: String(newest.id), name: newest.name } : null;
   }
 }
 

@@ -21,6 +21,8 @@
  * - Managed databases: ids carry the engine (`mysql/123`, `postgresql/45`), as the paths do.
  * - SSH keys of `create` (`sshKeys`) go inline, in `authorized_keys` (appended to root's
  *   authorized_keys when deploying from an image): nothing is registered with the account.
+ * - Images: `snapshot` makes a private image of an instance's disk (`private/<n>`), `findImage`
+ *   finds the newest available private image of a label, and `create` takes its id as `image`.
  */
 import { randomBytes } from 'node:crypto';
 import { errorFactory } from '@adt/core';
@@ -88,6 +90,14 @@ interface Instance {
   status: string;
   ipv4: string[];
   tags: string[];
+  created: string;
+}
+/** An image as `GET /images` lists it (https://techdocs.akamai.com/linode-api/reference/get-images). */
+interface Image {
+  id: string;
+  label: string;
+  status: 'creating' | 'pending_upload' | 'available' | string;
+  is_public: boolean;
   created: string;
 }
 interface Page<T> {
@@ -271,9 +281,27 @@ async function listServers(api: ApiClient, filter: ListServersFilter, pageSize: 
   return mine.map((i) => toServer(i, vpcIps.get(i.id)));
 }
 
+/** Linode's label of an image named `name` (labels are 1-50 characters: `snapshot` cuts longer names). */
+function imageLabel(name: string): string {
+  return name.slice(0, 50);
+}
+
+/** `private/<n>`'s number (0 for another id). */
+function imageNumber(id: string): number {
+  return Number(/^private\/(\d+)$/.exec(id)?.[1] ?? 0);
+}
+
+/**
+ * A time of the API (`2018-01-01T00:01:01`: UTC without a zone) in milliseconds, 0 when unreadable.
+ * https://techdocs.akamai.com/linode-api/reference/get-images (`created`)
+ */
+function apiTime(text: string): number {
+  return Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(text) ? text : `${text}Z`) || 0;
+}
+
 export class LinodeCompute implements ComputeProvider {
   readonly name = DRIVER_NAME;
-  readonly flags = { snapshots: true, privateNetworking: true };
+  readonly flags = { snapshots: true, privateNetworking: true, images: true };
   readonly api: ApiClient;
   readonly #o: LinodeOptions;
 
@@ -361,7 +389,7 @@ export class LinodeCompute implements ComputeProvider {
     if (!disk) throw fail('NO_DISK', `instance ${id} has no disk to image`);
     const image = await this.api.post<{ id: string }>('/images', {
       disk_id: disk.id,
-      label: name.slice(0, 50),
+      label: imageLabel(name),
       description: `adt image of ${id}`,
     });
     await pollUntil(
@@ -376,6 +404,24 @@ export class LinodeCompute implements ComputeProvider {
       { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 },
     );
     return image.id;
+  }
+
+  /**
+   * The account's private image labelled `name` (as `snapshot` labels it) that is `available` (one
+   * still `creating` is not), the newest of several; null when none.
+   * https://techdocs.akamai.com/linode-api/reference/get-images (`label` and `is_public` filterable)
+   */
+  async findImage(name: string): Promise<{ id: string; name: string } | null> {
+    const label = imageLabel(name);
+    const mine = (await listAll<Image>(this.api, '/images', { label, is_public: false }, pageSizeOf(this.#o))).filter(
+      (i) => i.label === label && !i.is_public && i.id.startsWith('private/') && i.status === 'available',
+    );
+    const newest = mine.reduce<Image | undefined>((best, i) => {
+      if (!best) return i;
+      const [t, bt] = [apiTime(i.created), apiTime(best.created)];
+      return t > bt || (t === bt && imageNumber(i.id) > imageNumber(best.id)) ? i : best;
+    }, undefined);
+    return newest ? { id: newest.id, name: newest.label } : null;
   }
 }
 

@@ -24,6 +24,8 @@
  * - SSH keys of `create` (`sshKeys`) are account keys: found in `GET /ssh-keys` (by our name
  *   `adt-<sha256 prefix>` or by the key itself), registered when absent (`POST /ssh-keys`), and
  *   given to the instance by id (`sshkey_id`), after the `sshKeyIds` option's.
+ * - Images: `snapshot` makes an instance snapshot (named by its description), `findImage` finds the
+ *   newest `complete` snapshot of a description, and `create` takes its id as `snapshot_id`.
  */
 import { errorFactory } from '@adt/core';
 import { createApiClient, type ApiClient } from '../http.ts';
@@ -243,7 +245,7 @@ async function findGroup(api: ApiClient, buildId: string, role: Role, perPage?: 
 
 export class VultrCompute implements ComputeProvider {
   readonly name = DRIVER_NAME;
-  readonly flags = { snapshots: true, privateNetworking: true };
+  readonly flags = { snapshots: true, privateNetworking: true, images: true };
   readonly api: ApiClient;
   readonly #o: VultrOptions;
   readonly #keys = new KeyRegistrations<string>();
@@ -372,6 +374,23 @@ export class VultrCompute implements ComputeProvider {
       { ...options, defaultTimeoutMs: 1_800_000, defaultIntervalMs: 10_000 },
     );
     return snap.id;
+  }
+
+  /**
+   * The account's snapshot described exactly `name` (as `snapshot` describes it) that is `complete`
+   * (not `pending`, not `deleted`), the newest of several; null when none.
+   * https://www.vultr.com/api/#tag/snapshot/operation/list-snapshots (`description` filter, cursor pages)
+   */
+  async findImage(name: string): Promise<{ id: string; name: string } | null> {
+    const snaps = (await listAll<Snapshot>(this.api, '/snapshots', 'snapshots', { description: name }, this.#o.perPage)).filter(
+      (s) => s.description === name && s.status === 'complete',
+    );
+    // Ids are UUIDs (no order): of two made in the same second, the one listed later.
+    const newest = snaps.reduce<Snapshot | undefined>(
+      (best, s) => (!best || (Date.parse(s.date_created) || 0) >= (Date.parse(best.date_created) || 0) ? s : best),
+      undefined,
+    );
+    return newest ? { id: newest.id, name: newest.description } : null;
   }
 }
 

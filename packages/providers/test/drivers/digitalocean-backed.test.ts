@@ -179,7 +179,7 @@ snapshots("a snapshot is the backing's snapshot of the droplet's server; droplet
     assert.is(b.creates.at(-1)?.name, 'ws-b7-2222');
     assert.is(b.creates.at(-1)?.image, 'snap-1', "the backing's image of the snapshot");
     assert.is(b.memory.servers.get('ws-b7-2222')?.image, 'snap-1');
-    assert.is(fake.state.droplets.get(Number(ws.id))?.image, image);
+    assert.is(fake.state.droplets.get(Number(ws.id))?.image, Number(image), "sent as the integer the API's image ids are");
 
     // Deleted (204): forgotten (the backing's image stays), and no droplet is made from it any more.
     await cloud.api.delete(`/snapshots/${image}`);
@@ -187,6 +187,31 @@ snapshots("a snapshot is the backing's snapshot of the droplet's server; droplet
     assert.ok(b.images.has('snap-1'), "the backing's image is not deleted (ComputeProvider has no image deletion)");
     await rejects(cloud.create({ ...base, name: 'ws-b7-3333', image }), /HTTP 422: You specified an invalid image for Droplet creation/);
   }),
+);
+
+// How `fleet/images.ts` prepares an image and deploys from it: snapshot the stopped builder, find it by name, create from its id.
+snapshots(
+  "findImage finds the snapshot of a stopped droplet by its name; a droplet created from its id is the backing's server from that image",
+  () =>
+    withBackedFake(async (fake, baseUrl, b) => {
+      const cloud = driver(baseUrl);
+      const name = 'adt-webserver-0a1b2c3d4e5f';
+      assert.is(await cloud.findImage(name), null, 'not prepared yet');
+      const builder = await cloud.create({ ...base, role: 'build', name: 'bm-b7-6666', userData: '#!/bin/sh\npoweroff\n' });
+      b.memory.servers.get('bm-b7-6666')!.state = 'stopped';
+      const image = await cloud.snapshot(builder.id, name, { intervalMs: 1 });
+      await cloud.destroy(builder.id);
+
+      const found = await cloud.findImage(name);
+      assert.equal(found, { id: image, name });
+      assert.is(await cloud.findImage('debian-12-x64'), null, 'the stock image is no snapshot of the account');
+      const ws = await cloud.create({ ...base, name: 'ws-b7-6767', image: found!.id });
+      const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/droplets').at(-1)!.body as { image: unknown };
+      assert.is(post.image, Number(image), 'the id as an integer');
+      assert.is(b.creates.at(-1)?.image, 'snap-1', "the backing's image of the snapshot");
+      assert.is(b.memory.servers.get('ws-b7-6767')?.image, 'snap-1');
+      assert.is((await cloud.waitUntilRunning(ws.id, { intervalMs: 1, timeoutMs: 2_000 })).state, 'running');
+    }),
 );
 
 snapshots('snapshots of a backing whose compute takes none are refused with a 422 that says so', () =>
@@ -215,6 +240,7 @@ snapshots('a backing snapshot that fails after the answer is an errored action, 
     const made = cloud.snapshot(s.id, 'adt-webserver-ffff', { intervalMs: 5, timeoutMs: 10_000 });
     for (let i = 0; i < 400 && !fake.log.some((l) => l.method === 'GET' && l.path.startsWith('/actions/')); i++)
       await new Promise((r) => setTimeout(r, 5));
+    assert.is(await cloud.findImage('adt-webserver-ffff'), null, 'not found while being made');
     fail(new Error('copying the disk failed'));
     await rejects(made, { code: 'SNAPSHOT_FAILED', message: /snapshot adt-webserver-ffff of droplet \d+ failed/ });
     assert.equal(fake.state.snapshots, []);

@@ -198,6 +198,51 @@ test('a snapshot is taken and its id returned when the action completes', async 
   }
 });
 
+// A prepared image as `fleet/images.ts` finds it: by its exact name, the newest of several, only once made.
+test('findImage: the newest droplet snapshot of that name (all pages), none while made; create sends its id as an integer', async () => {
+  const fake = digitaloceanFake({ token: TOKEN });
+  const baseUrl = await fake.listen();
+  try {
+    const cloud = digitaloceanDriver({ token: TOKEN, baseUrl, region: 'lon1', size: 's', perPage: 2, baseDelayMs: 5 });
+    const s = await cloud.create({ name: 'ws-b8-abcd', role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n' });
+    assert.is(await cloud.findImage('adt-webserver-0a1b2c3d4e5f'), null, 'none yet');
+    const first = await cloud.snapshot(s.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 });
+    await cloud.snapshot(s.id, 'adt-database-0a1b2c3d4e5f', { intervalMs: 1 });
+    await cloud.snapshot(s.id, 'adt-webserver-0a1b2c3d4e5f-old', { intervalMs: 1 });
+    const second = await cloud.snapshot(s.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 });
+    assert.is.not(second, first);
+    assert.equal(await cloud.findImage('adt-webserver-0a1b2c3d4e5f'), { id: second, name: 'adt-webserver-0a1b2c3d4e5f' }, 'the newest');
+    const lists = fake.log.filter((l) => l.method === 'GET' && l.path === '/snapshots');
+    assert.ok(
+      lists.every((l) => new URLSearchParams(l.query).get('resource_type') === 'droplet'),
+      'droplet snapshots only',
+    );
+    assert.ok(
+      lists.some((l) => new URLSearchParams(l.query).get('page') === '2'),
+      'read to the last page',
+    );
+    assert.is(await cloud.findImage('adt-webserver'), null, 'a prefix is no match');
+    assert.is(await cloud.findImage('ADT-WEBSERVER-0A1B2C3D4E5F'), null, 'nor another case');
+
+    // A snapshot still being made is not listed, so not found; once its action completed it is.
+    const r = await cloud.api.post<{ action: { id: number } }>(`/droplets/${s.id}/actions`, { type: 'snapshot', name: 'adt-auth-0a1b' });
+    assert.is(await cloud.findImage('adt-auth-0a1b'), null, 'in progress');
+    let status = 'in-progress';
+    for (let i = 0; i < 5 && status !== 'completed'; i++)
+      status = (await cloud.api.get<{ action: { status: string } }>(`/actions/${r.action.id}`)).action.status;
+    assert.is(status, 'completed');
+    assert.is((await cloud.findImage('adt-auth-0a1b'))?.name, 'adt-auth-0a1b');
+
+    const found = (await cloud.findImage('adt-webserver-0a1b2c3d4e5f'))!;
+    await cloud.create({ name: 'ws-b8-ef01', role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n', image: found.id });
+    const posts = fake.log.filter((l) => l.method === 'POST' && l.path === '/droplets').map((l) => l.body as { image: unknown });
+    assert.is(posts[0]!.image, 'debian-12-x64', 'a slug as it is');
+    assert.is(posts.at(-1)!.image, Number(found.id), "the snapshot's id as the integer the API's image ids are");
+  } finally {
+    await fake.close();
+  }
+});
+
 test("a wrong token is refused with the provider's message, never retried, never echoed", async () => {
   const fake = digitaloceanFake({ token: TOKEN });
   const baseUrl = await fake.listen();

@@ -294,6 +294,29 @@ test("an image is the backing's snapshot of the instance's server; instances mad
     });
   }));
 
+// How `fleet/images.ts` prepares an image and deploys from it: image the stopped builder, find it by label, create from its id.
+test("findImage finds the image of a stopped instance by its label; an instance made from its id is the backing's server from it", () =>
+  withBackedFake(async (fake, baseUrl, b) => {
+    const cloud = driver(baseUrl);
+    const name = 'adt-webserver-0a1b2c3d4e5f';
+    assert.is(await cloud.findImage(name), null, 'not prepared yet');
+    const builder = await cloud.create({ name: 'bm-b7-6666', role: 'build', buildId: 'b7', userData: '#!/bin/sh\npoweroff\n' });
+    await cloud.waitUntilRunning(builder.id, { intervalMs: 1, timeoutMs: 5_000 });
+    b.memory.servers.get('bm-b7-6666')!.state = 'stopped';
+    const image = await cloud.snapshot(builder.id, name, { intervalMs: 1 });
+    await cloud.destroy(builder.id);
+
+    const found = await cloud.findImage(name);
+    assert.equal(found, { id: image, name });
+    assert.is(await cloud.findImage('linode/debian12'), null, 'the stock image is no private image');
+    const ws = await cloud.create({ name: 'ws-b7-6767', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: found!.id });
+    const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/linode/instances').at(-1)!.body as { image: unknown };
+    assert.is(post.image, image);
+    assert.is(b.creates.at(-1)?.image, 'snap-1', "the backing's image of the Linode image");
+    assert.is(b.memory.servers.get('ws-b7-6767')?.image, 'snap-1');
+    assert.is((await cloud.waitUntilRunning(ws.id, { intervalMs: 1, timeoutMs: 5_000 })).state, 'running');
+  }));
+
 test('a backing snapshot that fails after the answer leaves no image: 404 with its reason', () => {
   const b = testBacking();
   let fail: (e: Error) => void = () => {};
@@ -307,6 +330,7 @@ test('a backing snapshot that fails after the answer leaves no image: 404 with i
     for (let i = 0; i < 400 && fake.state.images.size === 0; i++) await new Promise((r) => setTimeout(r, 5));
     const [img] = [...fake.state.images.values()];
     assert.is(img?.status, 'creating');
+    assert.is(await cloud.findImage('adt-webserver-ffff'), null, 'not found while creating');
     fail(new Error('copying the disk failed'));
     await rejects(made, /HTTP 404: Not found: the local cloud could not make image private\/\d+: copying the disk failed/);
     assert.is(fake.state.images.size, 0);

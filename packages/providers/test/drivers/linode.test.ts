@@ -411,6 +411,65 @@ test('a rate limit is waited out for the time Retry-After asks; an image is made
     assert.is(image.label, 'adt-b8-webserver');
   }));
 
+// A prepared image as `fleet/images.ts` finds it: by its exact label, the newest of several, only once available.
+test('findImage: the newest available private image of that label (X-Filter, all pages), none while creating; create takes its id', () =>
+  withFake(async (fake, baseUrl) => {
+    const sent: { method: string; url: string; headers: Headers }[] = [];
+    const cloud = linodeDriver({
+      token: TOKEN,
+      baseUrl,
+      region: 'eu-west',
+      size: 'g6-nanode-1',
+      baseDelayMs: 5,
+      pageSize: 25,
+      fetch: recordingFetch(sent),
+    });
+    const s = await cloud.create({ name: 'ws-b8-abcd', role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n' });
+    assert.is(await cloud.findImage('adt-webserver-0a1b2c3d4e5f'), null, 'none yet');
+    const first = await cloud.snapshot(s.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 });
+    await cloud.snapshot(s.id, 'adt-database-0a1b2c3d4e5f', { intervalMs: 1 });
+    const second = await cloud.snapshot(s.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 });
+    assert.is.not(second, first);
+    // `created` is to the second: of two made in it, the larger id is the newer.
+    assert.equal(await cloud.findImage('adt-webserver-0a1b2c3d4e5f'), { id: second, name: 'adt-webserver-0a1b2c3d4e5f' }, 'the newest');
+    const lists = sent.filter((r) => r.method === 'GET' && new URL(r.url).pathname.endsWith('/images'));
+    assert.ok(lists.length > 0);
+    for (const r of lists) assert.is(r.headers.get('x-filter'), JSON.stringify({ label: 'adt-webserver-0a1b2c3d4e5f', is_public: false }));
+    assert.is(await cloud.findImage('adt-webserver'), null, 'a prefix is no match');
+
+    // One still `creating` is not found; once `available` it is.
+    const made = await cloud.api.post<{ id: string; status: string }>('/images', { disk_id: Number(s.id) * 10, label: 'adt-auth-0a1b' });
+    assert.is(made.status, 'creating');
+    assert.is(await cloud.findImage('adt-auth-0a1b'), null, 'creating');
+    let status = made.status;
+    for (let i = 0; i < 5 && status !== 'available'; i++) status = (await cloud.api.get<{ status: string }>(`/images/${made.id}`)).status;
+    assert.is(status, 'available');
+    assert.equal(await cloud.findImage('adt-auth-0a1b'), { id: made.id, name: 'adt-auth-0a1b' });
+
+    // More than a page of that label: all pages are read, the newest is on the last.
+    for (let i = 0; i < 30; i++)
+      fake.state.images.set(`private/${9000 + i}`, {
+        id: `private/${9000 + i}`,
+        label: 'adt-many',
+        status: 'available',
+        polls: 0,
+        created: `2026-01-01T00:00:${String(i).padStart(2, '0')}`,
+      });
+    assert.equal(await cloud.findImage('adt-many'), { id: 'private/9029', name: 'adt-many' });
+    assert.ok(sent.some((r) => new URL(r.url).searchParams.get('page') === '2' && new URL(r.url).pathname.endsWith('/images')));
+
+    // A name longer than a label can be is found as `snapshot` labelled it (its first 50 characters).
+    const long = `adt-webserver-${'f'.repeat(60)}`;
+    const cut = await cloud.snapshot(s.id, long, { intervalMs: 1 });
+    assert.is((await cloud.findImage(long))?.id, cut);
+
+    const found = (await cloud.findImage('adt-webserver-0a1b2c3d4e5f'))!;
+    await cloud.create({ name: 'ws-b8-ef01', role: 'webserver', buildId: 'b8', userData: '#!/bin/sh\n', image: found.id });
+    const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/linode/instances').at(-1)!.body as { image: unknown };
+    assert.is(post.image, found.id, 'private/<n>, as it is');
+    assert.match(found.id, /^private\/\d+$/);
+  }));
+
 test("a wrong token is refused with the provider's message, not retried, not echoed; field errors are quoted; no secret in messages", () =>
   withFake(async (fake, baseUrl) => {
     const bad = linodeDriver({ token: 'wrong-token-xyz', baseUrl, region: 'eu-west', size: 'g6-nanode-1', baseDelayMs: 5 });

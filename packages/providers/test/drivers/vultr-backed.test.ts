@@ -446,6 +446,31 @@ images(
   },
 );
 
+// How `fleet/images.ts` prepares an image and deploys from it: snapshot the stopped builder, find it by description, create from its id.
+images(
+  "findImage finds the snapshot of a stopped instance by its description; an instance made from it is the backing's server from it",
+  async () => {
+    await withBacked(async ({ fake, cloud, compute }) => {
+      const name = 'adt-webserver-0a1b2c3d4e5f';
+      assert.is(await cloud.findImage(name), null, 'not prepared yet');
+      const builder = await cloud.create({ ...base, role: 'build', name: 'bm-b7-6a6a', userData: '#!/bin/sh\npoweroff\n' });
+      compute.servers.get('bm-b7-6a6a')!.state = 'stopped';
+      const snap = await cloud.snapshot(builder.id, name, { intervalMs: 1 });
+      await cloud.destroy(builder.id);
+
+      const found = await cloud.findImage(name);
+      assert.equal(found, { id: snap, name });
+      const ws = await cloud.create({ ...base, name: 'ws-b7-6b6b', image: found!.id });
+      const post = fake.log.filter((l) => l.method === 'POST' && l.path === '/instances').at(-1)!.body as Record<string, unknown>;
+      assert.is(post.snapshot_id, snap);
+      assert.not.ok('os_id' in post);
+      assert.is(compute.created.at(-1)?.image, 'snap-1', "the backing's image of the Vultr snapshot");
+      assert.is(compute.servers.get('ws-b7-6b6b')?.image, 'snap-1');
+      assert.is((await cloud.waitUntilRunning(ws.id, { intervalMs: 1, timeoutMs: 5_000 })).state, 'running');
+    });
+  },
+);
+
 images('a backing snapshot that fails after the answer is a deleted snapshot, which the driver reports', async () => {
   const b = testBacking();
   let fail: (e: Error) => void = () => {};
@@ -457,6 +482,7 @@ images('a backing snapshot that fails after the answer is a deleted snapshot, wh
     for (let i = 0; i < 400 && fake.state.snapshots.size === 0; i++) await new Promise((r) => setTimeout(r, 5));
     const [pending] = [...fake.state.snapshots.values()];
     assert.is(pending?.status, 'pending');
+    assert.is(await cloud.findImage('adt-webserver-ffff'), null, 'not found while pending');
     // Not complete: no instance from it yet (guessed message).
     await rejects(cloud.create({ ...base, name: 'ws-b7-5e5e', image: pending!.id }), /HTTP 400: Snapshot .* is pending/);
     fail(new Error('copying the disk failed'));

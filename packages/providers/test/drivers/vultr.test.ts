@@ -130,6 +130,49 @@ test("an instance is made as documented: base64 user-data, Debian 12, tags, VPC,
   });
 });
 
+// A prepared image as `fleet/images.ts` finds it: by its exact description, the newest of several, only once complete.
+test('findImage: the newest complete snapshot of that description (all pages), not pending or deleted; create: snapshot_id', async () => {
+  await withFake(async (fake, baseUrl) => {
+    const cloud = vultrDriver({ apiKey: KEY, baseUrl, region: 'ams', size: 'vc2-1c-2gb', perPage: 2, baseDelayMs: 5 });
+    const s = await cloud.create({ name: 'ws-b7-1234', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n' });
+    assert.is(await cloud.findImage('adt-webserver-0a1b2c3d4e5f'), null, 'none yet');
+    const made: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      made.push(await cloud.snapshot(s.id, 'adt-webserver-0a1b2c3d4e5f', { intervalMs: 1 }));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await cloud.snapshot(s.id, 'adt-database-0a1b2c3d4e5f', { intervalMs: 1 });
+    assert.equal(await cloud.findImage('adt-webserver-0a1b2c3d4e5f'), { id: made[2]!, name: 'adt-webserver-0a1b2c3d4e5f' }, 'the newest');
+    const lists = fake.log.filter((l) => l.method === 'GET' && l.path === '/snapshots').map((l) => new URLSearchParams(l.query));
+    assert.ok(
+      lists.some((q) => q.get('description') === 'adt-webserver-0a1b2c3d4e5f' && q.get('cursor')),
+      'read to the last page',
+    );
+    assert.is(await cloud.findImage('adt-webserver'), null, 'a prefix is no match');
+
+    // One still `pending` is not found; once `complete` it is; one `deleted` is not.
+    const r = await cloud.api.post<{ snapshot: { id: string; status: string } }>('/snapshots', {
+      instance_id: s.id,
+      description: 'adt-auth-0a1b',
+    });
+    assert.is(r.snapshot.status, 'pending');
+    assert.is(await cloud.findImage('adt-auth-0a1b'), null, 'pending');
+    let status = r.snapshot.status;
+    for (let i = 0; i < 5 && status !== 'complete'; i++)
+      status = (await cloud.api.get<{ snapshot: { status: string } }>(`/snapshots/${r.snapshot.id}`)).snapshot.status;
+    assert.is(status, 'complete');
+    assert.equal(await cloud.findImage('adt-auth-0a1b'), { id: r.snapshot.id, name: 'adt-auth-0a1b' });
+    fake.state.snapshots.get(r.snapshot.id)!.status = 'deleted';
+    assert.is(await cloud.findImage('adt-auth-0a1b'), null, 'deleted');
+
+    const found = (await cloud.findImage('adt-webserver-0a1b2c3d4e5f'))!;
+    await cloud.create({ name: 'ws-b7-9abc', role: 'webserver', buildId: 'b7', userData: '#!/bin/sh\n', image: found.id });
+    const post = bodies(fake, 'POST', '/instances').at(-1)!;
+    assert.is(post.snapshot_id, found.id);
+    assert.is(post.os_id, undefined, 'snapshot_id instead of os_id');
+  });
+});
+
 test('SSH keys: found in the paged list (by name or key), registered once, given by id after the option ids', async () => {
   await withFake(async (fake, baseUrl) => {
     // Keys a person registered under names of theirs (more than a page of them): found by the key itself.
