@@ -203,7 +203,12 @@ function datastoreEnv(ctx: Ctx): Record<string, string> {
  * and the autoscalers apply it again as webservers come and go (its settings in the datastore).
  * The precise per-address rules are each host's own (SetupFirewall, following the datastore).
  */
-async function applyNativePolicy(ctx: Ctx, servers: Server[]): Promise<void> {
+async function applyNativePolicy(ctx: Ctx, fresh: Server[] = []): Promise<void> {
+  // Every server of the build the cloud lists (a re-run's, and the webservers an autoscaler made:
+  // rules computed without them would shut them out until the end of the run), as fresh as known.
+  const byId = new Map((await ctx.kit.compute.list({ buildId: ctx.d.buildId })).map((s) => [s.id, s]));
+  for (const s of fresh) byId.set(s.id, s);
+  const servers = [...byId.values()];
   const settings: NativeSettings = {
     buildMachine: [ctx.kit.buildMachine.publicIp, ctx.kit.buildMachine.privateIp].filter((x): x is string => Boolean(x)),
     privateCidr: ctx.kit.privateCidr,
@@ -522,8 +527,8 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
     );
     o.say(`      ${(await ensureSiteCertificate({ d, state: ctx.state, kit: ctx.kit, certifier: ctx.certifier }, ctx.store)).line}`);
   });
-  // The cloud's firewall before any server of ours exists (image builders included).
-  await applyNativePolicy(ctx, []);
+  // The cloud's firewall before any new server of ours exists (image builders included).
+  await applyNativePolicy(ctx);
   const images = new Map<FleetRole, string>();
   const prepared: DeploySummary['images'] = [];
   const bundle = await timed(ctx, 'role bundle and images', async () => {
@@ -548,7 +553,8 @@ export async function deploy(fleet: Fleet, o: DeployOptions): Promise<DeploySumm
             linkSeconds: 3600,
             authorizedKeys: [],
             buildId: d.buildId,
-            stockImage: 'debian-12',
+            // The local cloud's stock image by name; a cloud's (emulated or not): its driver's default.
+            stockImage: d.provider === 'local' ? 'debian-12' : null,
             timeoutSeconds: Math.max(900, d.readyTimeout),
             say: o.say,
           },
