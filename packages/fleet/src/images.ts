@@ -40,15 +40,17 @@ export function canPrepareImages(compute: ComputeProvider): boolean {
 
 /**
  * The prepared image of each role (made when absent, builders in parallel). `stockImage` is the
- * cloud's Debian 12 image (id or name).
+ * cloud's Debian 12 image (id or name), or null for the driver's own default (a real cloud's Debian
+ * 12: its image names are the driver's to know, and Vultr's `image` names a snapshot only).
  */
 export async function ensurePreparedImages(
-  ctx: LaunchContext & { buildId: string; stockImage: string; timeoutSeconds: number; say(line: string): void },
+  ctx: LaunchContext & { buildId: string; stockImage: string | null; timeoutSeconds: number; say(line: string): void },
   roles: FleetRole[],
 ): Promise<PreparedImage[]> {
   const { compute, store } = ctx;
   const artifacts = await store.require<BundleRecord>(keys.bundle, 'the build, before it prepares images,');
-  const stock = (await compute.findImage!(ctx.stockImage))?.id ?? ctx.stockImage;
+  // What the name is made from: the stock image's id where it can be found, else its name (or the driver's).
+  const stock = ctx.stockImage ? ((await compute.findImage!(ctx.stockImage))?.id ?? ctx.stockImage) : `${compute.name} default`;
   return Promise.all(
     roles.map(async (role): Promise<PreparedImage> => {
       const name = preparedImageName(role, stock, artifacts.runtime.sha256);
@@ -61,7 +63,7 @@ export async function ensurePreparedImages(
         name: builder,
         role: 'build',
         buildId: ctx.buildId,
-        image: ctx.stockImage,
+        ...(ctx.stockImage ? { image: ctx.stockImage } : {}),
         secrets: null,
         imageFor: role,
       });
