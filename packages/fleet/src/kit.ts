@@ -12,9 +12,11 @@ import { SPACES_WRITE_BUDGET, type ProviderAccess, type WriteBudget } from '@adt
 import { AdtError, pollUntil, processAlive } from '@adt/core';
 import {
   apiFakes,
+  EMULATED_APIS,
   dnsDrivers,
   type ApiCall,
   type ComputeProvider,
+  type EmulatedProvider,
   type DnsProvider,
   type ManagedDatabaseProvider,
   type NativeFirewallProvider,
@@ -396,7 +398,7 @@ async function cloudKit(d: Deployment, transport: 'apply' | 'attach', env: NodeJ
     // The account token stands for the account's API credentials (the emulation takes the cloud's tokens).
     const api = {
       ...Object.fromEntries(Object.keys(CREDENTIAL_VARIABLES[provider]).map((k) => [k, local!.token])),
-      baseUrl: `${local.url}/${provider}/v2`,
+      baseUrl: `${local.url}/${provider}${EMULATED_APIS[provider as EmulatedProvider]}`,
     };
     creds = { api, storage: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, cloudflare: null, autoscaler: null };
   } else creds = credentialsFrom(d, env);

@@ -20,6 +20,7 @@ import {
   type ScalingSettings,
 } from '@adt/configstore';
 import { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod, parseBaselineSpec } from '@adt/backup';
+import { EMULATED_APIS } from '@adt/providers';
 import { parseScalingSchedule } from '@adt/scaling';
 
 export const CLOUD_PROVIDERS = ['digitalocean', 'linode', 'vultr', 'exoscale'] as const;
@@ -148,7 +149,8 @@ export const SETTINGS: readonly Setting[] = [
     "local: the cloud PROVIDER's API is answered by the local cloud's emulation of it (the same driver,",
     'requests and responses; its servers are local servers, its DNS the local PowerDNS, its object',
     'storage the local S3): the whole flow on this machine, no account needed. Empty: the real API.',
-    'Emulated now: digitalocean.',
+    'Emulated now: digitalocean, linode, vultr (TLS=acme with digitalocean only: lego reaches the others',
+    'own APIs only; local-ca there).',
   ),
   site(
     'SITE_URL',
@@ -568,10 +570,11 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   }
   const buildMachineIp = r.raw('BUILD_MACHINE_IP') || null;
   const emulator = r.raw('EMULATOR') || null;
-  const EMULATED = ['digitalocean'];
-  if (emulator && (emulator !== 'local' || !cloud || !EMULATED.includes(provider))) {
+  const emulatedApis = Object.keys(EMULATED_APIS);
+  if (emulator && (emulator !== 'local' || !cloud || !emulatedApis.includes(provider))) {
     r.problem(
-      `EMULATOR="${emulator}": "local" with PROVIDER=${EMULATED.join(' or ')} (the local cloud emulates that API), or empty (the real API)`,
+      `EMULATOR="${emulator}": "local" with PROVIDER=${emulatedApis.join(', ')} (the local cloud emulates that API), ` +
+        'or empty (the real API)',
     );
   }
   const emulated = emulator === 'local';
@@ -613,6 +616,12 @@ export function readDeployment(file: string | undefined, env: NodeJS.ProcessEnv 
   if (!r.raw('IMAGES')) vars.IMAGES = cloud ? 'stock' : 'prepared';
   const images = r.oneOf('IMAGES', ['prepared', 'stock'] as const);
   const tlsMode = r.oneOf('TLS', ['local-ca', 'acme'] as const);
+  // lego's DNS providers for these clouds have no setting for another API address (DigitalOcean's has DO_API_URL).
+  if (emulated && tlsMode === 'acme' && provider !== 'digitalocean')
+    r.problem(
+      `TLS="acme": not with EMULATOR=local on ${provider} (lego's ${provider} DNS-01 provider talks to ${provider}'s own API only, ` +
+        'so the emulation cannot answer it): local-ca',
+    );
   if (cloud && !emulated && tlsMode === 'local-ca')
     r.problem(`TLS="local-ca": with PROVIDER=${provider} visitors need a certificate they trust: TLS=acme`);
   let acmeServer = r.raw('ACME_SERVER') || null;

@@ -31,7 +31,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { isAdtError } from '@adt/core';
 import { validateRule, type InboundRule, type Role } from '@adt/providers';
 import type { LocalCloud, LocalServer } from './cloud.ts';
-import { serveEmulated, type EmulatedProvider, type startEmulators } from './emulators.ts';
+import type { EmulatedProvider } from '@adt/providers';
+import { serveEmulated, type startEmulators } from './emulators.ts';
 import type { Principal, TokenStore } from './tokens.ts';
 
 const ROLES: Role[] = ['webserver', 'database', 'autoscaler', 'auth', 'build'];

@@ -4,11 +4,12 @@
  * errors), while an instance it creates is a real local server that runs the instance's user-data,
  * with the addresses the API reports; its firewalls are the cloud's native rules; its domains are
  * served by the cloud's PowerDNS (A and TXT records: ACME's DNS-01 works through it). So a deploy
- * on DigitalOcean can be proven end to end on this machine, through DigitalOcean's driver.
+ * on DigitalOcean, Linode or Vultr (`EMULATED_APIS` of @adt/providers) can be proven end to end on
+ * this machine, through that cloud's driver.
  *
  * Credentials: the cloud's own tokens (the account token: everything; a scoped token: its build's
- * servers of its roles, and DNS records, as an autoscaler needs). Each fake's account (droplets,
- * keys, firewalls, domains) is saved in `<stateDir>/emulated/<provider>.json` after every change,
+ * servers of its roles, its build's firewalls, and DNS records, as an autoscaler needs). Each
+ * fake's account (instances, keys, firewalls, domains) is saved in `<stateDir>/emulated/<provider>.json` after every change,
  * so it outlives a restart of the cloud's daemon; every request it answered is logged in
  * `<provider>.calls.jsonl` beside it (who, method, path, status: never a body or a header's secret).
  */
@@ -16,18 +17,16 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseServerName, type Role } from '@adt/providers';
+import { EMULATED_APIS, parseServerName, type EmulatedProvider, type Role } from '@adt/providers';
 import powerdnsDriver from '@adt/providers/drivers/powerdns';
 import type { BackingRecord, FakeBacking } from '@adt/providers/fakes/backing';
 import { digitaloceanFake } from '@adt/providers/fakes/digitalocean';
+import { linodeFake } from '@adt/providers/fakes/linode';
+import { vultrFake } from '@adt/providers/fakes/vultr';
 import type { FakeRequest, FakeResponse } from '@adt/providers/fakes/harness';
 import { writeJsonAtomic } from './_files.ts';
 import type { LocalCloud } from './cloud.ts';
 import type { Principal } from './tokens.ts';
-
-/** The providers whose API the local cloud emulates, with their API's path prefix. */
-export const EMULATED = { digitalocean: '/v2' } as const;
-export type EmulatedProvider = keyof typeof EMULATED;
 
 export interface EmulatorOptions {
   cloud: LocalCloud;
@@ -40,11 +39,30 @@ export interface EmulatorOptions {
 interface Emulator {
   prefix: string;
   handle(req: FakeRequest, raw: string): Promise<FakeResponse>;
-  /** The droplet (instance) name of an id, for scope checks. */
-  serverName(id: string): string | null;
+  /** What a scoped token may change through this API (see `scopeProblem`). */
+  scope: ScopeRules;
   save(): Promise<void>;
   /** Where every request it answered is logged, one JSON line each (what a deploy called, in order). */
   callLog: string;
+}
+
+/**
+ * Where an API creates, destroys and changes what an autoscaler's work touches: the instance's name
+ * (`serverName`) and the firewall's label (`firewallName`) say whose it is.
+ */
+interface ScopeRules {
+  /** POST path that creates an instance, and the body field that names it. */
+  create: { path: string; name: string };
+  /** An instance's path (DELETE destroys it; PATCH/PUT changes it, as a firewall apply may). */
+  instance: RegExp;
+  serverName(id: string): string | null;
+  /** A DNS record's path (an autoscaler registers and removes its webservers). */
+  records: RegExp;
+  /** Where SSH keys are registered. */
+  keys: string;
+  /** A firewall's rules or devices (an autoscaler keeps its build's rules current), and whose it is. */
+  firewall: RegExp | null;
+  firewallName(id: string): string | null;
 }
 
 /** One line of an emulator's call log. */
@@ -117,39 +135,84 @@ export function startEmulators(o: EmulatorOptions): Map<EmulatedProvider, Emulat
     stockImage: 'debian-12',
     zone: zoneServer(o.dns),
   };
+  // The emulation checks the cloud's tokens itself (serveEmulated), so the fakes take every request it passes.
+  const authorize = () => null;
   const out = new Map<EmulatedProvider, Emulator>();
-  const file = join(dir, 'digitalocean.json');
-  const fake = digitaloceanFake({ backing, authorize: () => null });
-  fake.baseUrl = `${o.apiUrl}/digitalocean${EMULATED.digitalocean}`;
-  if (existsSync(file)) fake.importState(JSON.parse(readFileSync(file, 'utf8')) as ReturnType<typeof fake.exportState>);
-  out.set('digitalocean', {
-    prefix: EMULATED.digitalocean,
-    handle: (req, raw) => fake.handle(req, raw),
-    serverName: (id) => fake.state.droplets.get(Number(id))?.name ?? null,
-    save: () => writeJsonAtomic(file, fake.exportState()),
-    callLog: join(dir, 'digitalocean.calls.jsonl'),
+  const add = <S>(
+    provider: EmulatedProvider,
+    fake: { baseUrl: string; handle: Emulator['handle']; exportState(): S; importState(x: S): void },
+    scope: ScopeRules,
+  ) => {
+    const file = join(dir, `${provider}.json`);
+    fake.baseUrl = `${o.apiUrl}/${provider}${EMULATED_APIS[provider]}`;
+    if (existsSync(file)) fake.importState(JSON.parse(readFileSync(file, 'utf8')) as S);
+    out.set(provider, {
+      prefix: EMULATED_APIS[provider],
+      handle: (req, raw) => fake.handle(req, raw),
+      scope,
+      save: () => writeJsonAtomic(file, fake.exportState()),
+      callLog: join(dir, `${provider}.calls.jsonl`),
+    });
+  };
+  const digitalocean = digitaloceanFake({ backing, authorize });
+  add('digitalocean', digitalocean, {
+    create: { path: '/droplets', name: 'name' },
+    instance: /^\/droplets\/(\d+)$/,
+    serverName: (id) => digitalocean.state.droplets.get(Number(id))?.name ?? null,
+    records: /^\/domains\/[^/]+\/records(\/\d+)?$/,
+    keys: '/account/keys',
+    // Its firewalls go by tag: new droplets of a role are in its firewall without a change.
+    firewall: null,
+    firewallName: () => null,
+  });
+  const linode = linodeFake({ backing, authorize });
+  add('linode', linode, {
+    create: { path: '/linode/instances', name: 'label' },
+    instance: /^\/linode\/instances\/(\d+)$/,
+    serverName: (id) => linode.state.instances.get(Number(id))?.label ?? null,
+    records: /^\/domains\/\d+\/records(\/\d+)?$/,
+    keys: '/profile/sshkeys',
+    firewall: /^\/networking\/firewalls\/(\d+)\/(rules|devices)$/,
+    firewallName: (id) => linode.state.firewalls.get(Number(id))?.label ?? null,
+  });
+  const vultr = vultrFake({ backing, authorize });
+  add('vultr', vultr, {
+    create: { path: '/instances', name: 'label' },
+    instance: /^\/instances\/([^/]+)$/,
+    serverName: (id) => vultr.state.instances.get(id)?.label ?? null,
+    records: /^\/domains\/[^/]+\/records(\/[^/]+)?$/,
+    keys: '/ssh-keys',
+    firewall: /^\/firewalls\/([^/]+)\/rules(\/[^/]+)?$/,
+    firewallName: (id) => vultr.state.groups.get(id)?.description ?? null,
   });
   return out;
 }
 
 /**
- * What a scoped token may do through an emulated API: read; create and destroy its build's servers
- * of its roles; change DNS records and register SSH keys (an autoscaler's work). Null: allowed.
+ * What a scoped token may do through an emulated API: read; create, change and destroy its build's
+ * servers of its roles; change its build's firewalls; change DNS records and register SSH keys (an
+ * autoscaler's work). Null: allowed.
  */
 function scopeProblem(p: Principal, e: Emulator, req: FakeRequest): string | null {
   if (p.kind === 'account' || req.method === 'GET') return null;
+  const s = e.scope;
   const may = (name: string | null) => {
     const n = name ? parseServerName(name) : null;
     return n !== null && n.buildId === p.buildId && p.roles.includes(n.role as Role);
   };
-  if (req.method === 'POST' && req.path === '/droplets')
-    return may(String((req.body as { name?: unknown })?.name ?? ''))
+  if (req.method === 'POST' && req.path === s.create.path)
+    return may(String((req.body as Record<string, unknown> | undefined)?.[s.create.name] ?? ''))
       ? null
       : `this token creates ${p.roles.join(', ')} servers of build ${p.buildId} only`;
-  const del = /^\/droplets\/(\d+)$/.exec(req.path);
-  if (req.method === 'DELETE' && del)
-    return may(e.serverName(del[1]!)) ? null : `this token destroys ${p.roles.join(', ')} servers of build ${p.buildId} only`;
-  if (/^\/domains\/[^/]+\/records(\/\d+)?$/.test(req.path) || (req.method === 'POST' && req.path === '/account/keys')) return null;
+  const instance = s.instance.exec(req.path);
+  if (instance)
+    return may(s.serverName(instance[1]!)) ? null : `this token changes ${p.roles.join(', ')} servers of build ${p.buildId} only`;
+  const firewall = s.firewall?.exec(req.path);
+  if (firewall)
+    return new RegExp(`^adt-${p.buildId}-`).test(s.firewallName(firewall[1]!) ?? '')
+      ? null
+      : `this token changes the firewalls of build ${p.buildId} only`;
+  if (s.records.test(req.path) || (req.method === 'POST' && req.path === s.keys)) return null;
   return 'this needs the account token (a scoped token may not)';
 }
 

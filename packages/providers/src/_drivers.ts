@@ -31,3 +31,11 @@ export const apiFakes = {
   cloudflare: () => import('./fakes/cloudflare.ts').then((m) => m.cloudflareFake),
   local: () => import('./fakes/local.ts').then((m) => m.localFake),
 } as const;
+
+/**
+ * The clouds whose API the local cloud can emulate with a backed fake (@adt/localcloud's
+ * `emulators.ts`), with the path prefix of their API (the driver's base URL ends with it).
+ */
+export const EMULATED_APIS = { digitalocean: '/v2', linode: '/v4', vultr: '/v2' } as const;
+
+export type EmulatedProvider = keyof typeof EMULATED_APIS;

@@ -18,8 +18,8 @@ export type {
 } from './types.ts';
 export { serverName, parseServerName, nameMatches } from './naming.ts';
 export type { ServerNameParts, ParsedServerName } from './naming.ts';
-export { computeDrivers, dnsDrivers, apiFakes } from './_drivers.ts';
-export type { ComputeDriverName, DnsDriverName } from './_drivers.ts';
+export { computeDrivers, dnsDrivers, apiFakes, EMULATED_APIS } from './_drivers.ts';
+export type { ComputeDriverName, DnsDriverName, EmulatedProvider } from './_drivers.ts';
 export { createApiClient, retryAfterMs, formatCalls, redactBody, redactUrl, ApiError } from './http.ts';
 export type { ApiCall, ApiClient, ApiClientOptions } from './http.ts';
 export { validateAllowList, validateRule } from './rules.ts';

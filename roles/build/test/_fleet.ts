@@ -124,6 +124,15 @@ export function sampleSite(f: Fleet, everyMs = 400, maxSamples = 2000) {
   };
 }
 
+/**
+ * Kills a webserver's nginx and PHP-FPM (it stops serving; the server itself runs on), through the
+ * build's ExecuteOnWebserver helper. `stamp`: it prints the server's clock (ms) at the kill first.
+ */
+export function killWebStack(f: Fleet, name: string, o: { stamp?: boolean } = {}) {
+  const kill = 'kill $(cat /run/nginx-adt.pid) $(cat /run/php/adt-fpm.pid)';
+  return helper('ExecuteOnWebserver', ['--config', f.file, '--name', name, '--', 'sh', '-c', o.stamp ? `date +%s%3N; ${kill}` : kill]);
+}
+
 /** Polls `check` every 500 ms until it returns true; false after `timeoutMs`. */
 export async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

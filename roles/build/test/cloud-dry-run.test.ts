@@ -188,11 +188,14 @@ test('without credentials a real deploy is refused (exit 2, each missing variabl
     /PROVIDER=digitalocean: set DIGITALOCEAN_TOKEN, OBJECT_STORAGE_ACCESS_KEY, OBJECT_STORAGE_SECRET_KEY in the environment/,
   );
   assert.not.ok(r.stateLeft, 'nothing under STATE_DIR');
-  const emulated = await dryRun({ ...BASE, PROVIDER: 'linode', EMULATOR: 'local', DATABASE_SERVICE: 'managed' }, ['--dry-run']);
+  const emulated = await dryRun({ ...BASE, PROVIDER: 'exoscale', EMULATOR: 'local', DATABASE_SERVICE: 'managed' }, ['--dry-run']);
   assert.is(emulated.exitCode, 2);
-  assert.match(emulated.stderr, /EMULATOR="local": "local" with PROVIDER=digitalocean/);
+  assert.match(emulated.stderr, /EMULATOR="local": "local" with PROVIDER=digitalocean, linode, vultr/);
   assert.match(emulated.stderr, /BUILD_MACHINE_IP="203\.0\.113\.10": only for a cloud PROVIDER on its real API/);
   assert.match(emulated.stderr, /DATABASE_SERVICE="managed": the local cloud does not emulate managed databases yet/);
+  const acme = await dryRun({ ...BASE, PROVIDER: 'linode', EMULATOR: 'local', BUILD_MACHINE_IP: '', TLS: 'acme' }, ['--dry-run']);
+  assert.is(acme.exitCode, 2);
+  assert.match(acme.stderr, /TLS="acme": not with EMULATOR=local on linode .*: local-ca/);
   const bad = await dryRun({ ...BASE, PROVIDER: 'digitalocean', BUILD_MACHINE_IP: '198.18.0.300', ACME_EMAIL: '' }, ['--dry-run']);
   assert.is(bad.exitCode, 2);
   assert.match(bad.stderr, /BUILD_MACHINE_IP="198\.18\.0\.300": an IPv4 address/);

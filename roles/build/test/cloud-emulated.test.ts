@@ -15,7 +15,18 @@ import { join } from 'node:path';
 import { localCloudConfig } from '@adt/fleet';
 import { attachLocalCloud } from '@adt/localcloud';
 import { cleanup, setup } from '@adt/test-utils';
-import { aRecords, deploymentOf, fetchFromOutsider, helper, productionFleet, removeFleet, until, zx, type Fleet } from './_fleet.ts';
+import {
+  aRecords,
+  deploymentOf,
+  fetchFromOutsider,
+  helper,
+  killWebStack,
+  productionFleet,
+  removeFleet,
+  until,
+  zx,
+  type Fleet,
+} from './_fleet.ts';
 import { outsiderStatus } from './_site.ts';
 
 const test = suite<{ f: Fleet; plan: string[] }>('DigitalOcean, emulated by the local cloud: deploy, heal, scale, destroy');
@@ -147,16 +158,7 @@ test('a re-run converges: nothing created, nothing destroyed', async ({ f }) => 
 test('the autoscaler, through the same driver, replaces a killed webserver and scales to 3', async ({ f }) => {
   const [dying] = await webDroplets(f);
   assert.ok(dying, 'a webserver to kill');
-  const kill = await helper('ExecuteOnWebserver', [
-    '--config',
-    f.file,
-    '--name',
-    dying!.name,
-    '--',
-    'sh',
-    '-c',
-    'kill $(cat /run/nginx-adt.pid) $(cat /run/php/adt-fpm.pid)',
-  ]);
+  const kill = await killWebStack(f, dying!.name);
   assert.is(kill.exitCode, 0, kill.stderr);
   assert.ok(await until(async () => !(await aRecords(f)).includes(publicIp(dying!)), 60_000), 'its record goes');
   assert.ok(

@@ -27,6 +27,7 @@ import {
   fetchFromOutsider,
   helper,
   localCloudOf,
+  killWebStack,
   openTestFleet,
   productionFleet,
   removeFleet,
@@ -401,16 +402,7 @@ test('a webserver that dies leaves DNS within the detection time and is replaced
   let killedAt = Date.now();
   try {
     // The moment of death is the server's own (its clock is this machine's): not the helper's start-up over SSH.
-    const kill = await helper('ExecuteOnWebserver', [
-      '--config',
-      f.file,
-      '--name',
-      dying!.name,
-      '--',
-      'sh',
-      '-c',
-      'date +%s%3N; kill $(cat /run/nginx-adt.pid) $(cat /run/php/adt-fpm.pid)',
-    ]);
+    const kill = await killWebStack(f, dying!.name, { stamp: true });
     assert.is(kill.exitCode, 0, kill.stderr);
     killedAt = Number(/: (\d{13})$/m.exec(kill.stdout)?.[1]);
     assert.ok(killedAt > 0, `the time of the kill: ${kill.stdout}`);
