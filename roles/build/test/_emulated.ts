@@ -14,6 +14,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { localCloudConfig } from '@adt/fleet';
 import { attachLocalCloud } from '@adt/localcloud';
+import { keys } from '@adt/configstore';
 import { EMULATED_APIS, type EmulatedProvider } from '@adt/providers';
 import { cleanup, setup } from '@adt/test-utils';
 import {
@@ -22,6 +23,7 @@ import {
   fetchFromOutsider,
   helper,
   killWebStack,
+  openTestFleet,
   productionFleet,
   removeFleet,
   until,
@@ -52,6 +54,8 @@ export interface EmulatedCloud {
   siteRecords(get: ApiGet): Promise<string[]>;
   /** The addresses the database's cloud firewall lets reach port 3306. */
   databaseSources(get: ApiGet): Promise<string[]>;
+  /** More settings of the deployment file (IMAGES=prepared: the roles' images made through the cloud's snapshots). */
+  extra?: string[];
 }
 
 export type ApiGet = <T>(path: string) => Promise<T>;
@@ -66,6 +70,7 @@ export function emulatedCloudSuite(c: EmulatedCloud): void {
       'WEBSERVERS=2',
       'TLS=local-ca',
       'READY_TIMEOUT=600',
+      ...(c.extra ?? []),
     ]);
   });
 
@@ -101,6 +106,18 @@ export function emulatedCloudSuite(c: EmulatedCloud): void {
     for (const ip of ips) assert.ok([200, 302].includes(await fetchFromOutsider(f, ip)), `${ip} serves the site on HTTPS`);
     const db = await c.databaseSources(api(f));
     for (const ip of ips) assert.ok(db.includes(ip), `the database's cloud firewall lets ${ip} in (${db.join(', ')})`);
+    if (c.extra?.includes('IMAGES=prepared')) {
+      // Each role's image made once through the cloud's snapshots; the servers booted from them.
+      for (const role of ['webserver', 'database', 'autoscaler'])
+        assert.match(r.stdout, new RegExp(`${role}: image adt-${role}-[0-9a-f]{12} prepared in [\\d.]+ s`), r.stdout);
+      const fleet = await openTestFleet(f.file);
+      try {
+        const image = await fleet.store.get(keys.webserverImage);
+        assert.match(image?.from ?? '', /^adt-webserver-[0-9a-f]{12}$/, "the autoscalers' image is recorded (config/webserver-image)");
+      } finally {
+        await fleet.close();
+      }
+    }
   });
 
   test('a re-run converges: nothing created, nothing destroyed', async ({ f }) => {

@@ -2,7 +2,8 @@
  * A Linode deploy, proven on this machine (`_emulated.ts`): PROVIDER=linode with EMULATOR=local,
  * cloud `tli` on 198.19.62.0/24 + 198.19.63.0/24, through the Linode driver and the local cloud's
  * emulation of Linode's API v4 (instances with their metadata user-data, firewalls by label with
- * their devices, the domain by id).
+ * their devices, the domain by id), with IMAGES=prepared: the roles' images made through Linode's
+ * private images, the servers and the autoscaler's webservers created from them.
  */
 import { parseServerName } from '@adt/providers';
 import { emulatedCloudSuite } from './_emulated.ts';
@@ -18,6 +19,8 @@ emulatedCloudSuite({
   provider: 'linode',
   cloudId: 'tli',
   net: 62,
+  // Each role's image made once through Linode's images (a disk of a powered-off builder), webservers the autoscaler makes from it.
+  extra: ['IMAGES=prepared'],
   instances: async (get) =>
     (await get<{ data: Instance[] }>('/linode/instances?page_size=500')).data
       .map((i) => ({ i, n: parseServerName(i.label) }))
