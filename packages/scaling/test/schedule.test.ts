@@ -47,7 +47,10 @@ cron('the code directory is where the roles are', () => {
 });
 
 cron('what parseScalingSchedule gives is what the file is made from', () => {
-  const lines = scalingCronFile(parseScalingSchedule('08:30=10;17:30=3', 10)).trim().split('\n').filter((l) => /^\d/.test(l));
+  const lines = scalingCronFile(parseScalingSchedule('08:30=10;17:30=3', 10))
+    .trim()
+    .split('\n')
+    .filter((l) => /^\d/.test(l));
   assert.equal(
     lines.map((l) => l.split(' root ')[0]),
     ['30 8 * * *', '30 17 * * *'],
