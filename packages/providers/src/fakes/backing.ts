@@ -45,3 +45,44 @@ export async function applyTagged(backing: FakeBacking, tags: readonly string[],
     else await backing.firewall.remove(r.buildId, r.role);
   }
 }
+
+/** Whether an error of the backing is its refusal of what it was asked (the caller's error: exit code 2, or a 4xx), not a failure. */
+export function refusedByBacking(e: unknown): boolean {
+  const x = e as { exitCode?: number; status?: number | null } | null;
+  return x?.exitCode === 2 || (typeof x?.status === 'number' && x.status >= 400 && x.status < 500);
+}
+
+/** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
+export interface BackingSnapshotJob {
+  image?: string;
+  error?: string;
+  refused?: boolean;
+}
+
+/** How long a fake's snapshot request waits for the backing before it answers "in progress". */
+export const BACKING_SNAPSHOT_WAIT_MS = 1_000;
+
+/**
+ * Starts the backing's snapshot and waits for it up to BACKING_SNAPSHOT_WAIT_MS, so that a refusal
+ * (a server still running) is answered as the API's error; a longer one goes on and is polled as
+ * the API's status. `made` is called with the backing's image once there is one.
+ */
+export async function backingSnapshot(take: () => Promise<string>, made: (image: string) => void): Promise<BackingSnapshotJob> {
+  const job: BackingSnapshotJob = {};
+  const settled = Promise.resolve()
+    .then(take)
+    .then(
+      (image) => {
+        job.image = image;
+        made(image);
+      },
+      (e: unknown) => {
+        job.error = (e as { message?: string } | null)?.message ?? String(e);
+        job.refused = refusedByBacking(e);
+      },
+    );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, BACKING_SNAPSHOT_WAIT_MS)))]);
+  clearTimeout(timer);
+  return job;
+}
