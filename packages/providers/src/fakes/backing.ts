@@ -7,6 +7,7 @@
  * with the provider's error shape and a message that says so, never imitated.
  */
 import type { ComputeProvider, InboundRule, NativeFirewallProvider, Role } from '../types.ts';
+import type { FakeApi, FakeResponse } from './harness.ts';
 
 export interface BackingRecord {
   /** Fully qualified, without trailing dot. */
@@ -52,6 +53,16 @@ export function refusedByBacking(e: unknown): boolean {
   return x?.exitCode === 2 || (typeof x?.status === 'number' && x.status >= 400 && x.status < 500);
 }
 
+/** A fake's answer to a failure of the backing: its refusal a 400, anything else a 500, each with the backing's message. */
+export function backingFailure(api: Pick<FakeApi, 'error'>, e: unknown): FakeResponse {
+  return api.error(refusedByBacking(e) ? 400 : 500, `the local cloud: ${backingMessage(e)}`);
+}
+
+/** The message of an error of the backing. */
+function backingMessage(e: unknown): string {
+  return (e as { message?: string } | null)?.message ?? String(e);
+}
+
 /** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
 export interface BackingSnapshotJob {
   image?: string;
@@ -77,7 +88,7 @@ export async function backingSnapshot(take: () => Promise<string>, made: (image:
         made(image);
       },
       (e: unknown) => {
-        job.error = (e as { message?: string } | null)?.message ?? String(e);
+        job.error = backingMessage(e);
         job.refused = refusedByBacking(e);
       },
     );

@@ -31,7 +31,7 @@
  */
 import { parseServerName } from '../naming.ts';
 import type { InboundRule, Server } from '../types.ts';
-import { applyTagged, type FakeBacking } from './backing.ts';
+import { applyTagged, backingSnapshot, type BackingSnapshotJob, type FakeBacking } from './backing.ts';
 import { bearer, FakeApi, md5Fingerprint, pageOf, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 interface Droplet {
@@ -119,7 +119,16 @@ export function digitaloceanFake(o: DigitalOceanFakeOptions = {}) {
   >();
   const actions = new Map<
     number,
-    { id: number; status: string; polls: number; dropletId: number; name: string; started_at: string; region: string; job?: BackingJob }
+    {
+      id: number;
+      status: string;
+      polls: number;
+      dropletId: number;
+      name: string;
+      started_at: string;
+      region: string;
+      job?: BackingSnapshotJob;
+    }
   >();
   const snapshots: FakeSnapshot[] = [];
   /** A snapshot's id (as a string) -> the backing's image it stands for (a backed fake). */
@@ -644,43 +653,6 @@ interface FakeSnapshot {
   /** Absent in a state saved before they were kept. */
   region?: string;
   created_at?: string;
-}
-
-/** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
-interface BackingJob {
-  image?: string;
-  error?: string;
-  refused?: boolean;
-}
-
-/** How long a snapshot request waits for the backing before it answers "in progress". */
-const SNAPSHOT_WAIT_MS = 1_000;
-
-/**
- * Starts the backing's snapshot and waits for it up to SNAPSHOT_WAIT_MS, so that a refusal (a server
- * still running) is answered as the API's error; a longer one goes on and is polled as the API's
- * status. `made` is called with the backing's image once there is one.
- */
-async function backingSnapshot(take: () => Promise<string>, made: (image: string) => void): Promise<BackingJob> {
-  const job: BackingJob = {};
-  const settled = Promise.resolve()
-    .then(take)
-    .then(
-      (image) => {
-        job.image = image;
-        made(image);
-      },
-      (e: unknown) => {
-        const x = e as { message?: string; exitCode?: number; status?: number | null };
-        job.error = x.message ?? String(e);
-        // The backing refusing what it was asked (the caller's error, exit code 2, or a 4xx), not failing.
-        job.refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
-      },
-    );
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, SNAPSHOT_WAIT_MS)))]);
-  clearTimeout(timer);
-  return job;
 }
 
 /** A DigitalOcean firewall body's inbound rules in the providers' shape. */

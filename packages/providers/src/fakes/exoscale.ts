@@ -53,7 +53,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { parseServerName } from '../naming.ts';
 import type { InboundRule, Role, Server } from '../types.ts';
-import { backingSnapshot, refusedByBacking, roleOfTag, type BackingRecord, type BackingSnapshotJob, type FakeBacking } from './backing.ts';
+import { backingFailure, backingSnapshot, roleOfTag, type BackingRecord, type BackingSnapshotJob, type FakeBacking } from './backing.ts';
 import { FakeApi, md5Fingerprint, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 type Obj = Record<string, unknown>;
@@ -224,7 +224,7 @@ export function exoscaleFake(o: ExoscaleFakeOptions = {}) {
         return await handler(req, p);
       } catch (e) {
         if (!backing) throw e;
-        return api.error(refusedByBacking(e) ? 400 : 500, `the local cloud: ${(e as { message?: string } | null)?.message ?? String(e)}`);
+        return backingFailure(api, e);
       }
     });
 

@@ -50,7 +50,7 @@
  */
 import { parseServerName } from '../naming.ts';
 import type { InboundRule, Role, Server } from '../types.ts';
-import { roleOfTag, type BackingRecord, type FakeBacking } from './backing.ts';
+import { backingSnapshot, roleOfTag, type BackingRecord, type BackingSnapshotJob, type FakeBacking } from './backing.ts';
 import { bearer, FakeApi, pageOf, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 export interface LinodeFakeOptions {
@@ -159,7 +159,7 @@ export function linodeFake(o: LinodeFakeOptions = {}) {
   /** An image's id -> the backing's image it stands for (a backed fake). */
   const backingImages = new Map<string, string>();
   /** The backing's snapshots being taken, by image id (not saved: a restart loses them). */
-  const imageJobs = new Map<string, BackingJob>();
+  const imageJobs = new Map<string, BackingSnapshotJob>();
   let n = 0;
   const fieldError = (field: string, reason: string): FakeResponse => ({ status: 400, body: { errors: [{ field, reason }] } });
   const notFound = () => api.error(404, 'Not found');
@@ -965,43 +965,6 @@ function backedRules(rules: Obj): InboundRule[] | string {
     }
   }
   return out;
-}
-
-/** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
-interface BackingJob {
-  image?: string;
-  error?: string;
-  refused?: boolean;
-}
-
-/** How long an image request waits for the backing before it answers `creating`. */
-const SNAPSHOT_WAIT_MS = 1_000;
-
-/**
- * Starts the backing's snapshot and waits for it up to SNAPSHOT_WAIT_MS, so that a refusal (a server
- * still running) is answered as the API's error; a longer one goes on and is polled as the API's
- * status. `made` is called with the backing's image once there is one.
- */
-async function backingSnapshot(take: () => Promise<string>, made: (image: string) => void): Promise<BackingJob> {
-  const job: BackingJob = {};
-  const settled = Promise.resolve()
-    .then(take)
-    .then(
-      (image) => {
-        job.image = image;
-        made(image);
-      },
-      (e: unknown) => {
-        const x = e as { message?: string; exitCode?: number; status?: number | null };
-        job.error = x.message ?? String(e);
-        // The backing refusing what it was asked (the caller's error, exit code 2, or a 4xx), not failing.
-        job.refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
-      },
-    );
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, SNAPSHOT_WAIT_MS)))]);
-  clearTimeout(timer);
-  return job;
 }
 
 /** What a 429 from Linode carries: `Retry-After` (seconds) and the `X-RateLimit-*` headers (reset in epoch seconds). */

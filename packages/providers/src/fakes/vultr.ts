@@ -58,7 +58,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseServerName } from '../naming.ts';
 import type { InboundRule, Server } from '../types.ts';
-import { roleOfTag, type BackingRecord, type FakeBacking } from './backing.ts';
+import { backingFailure, backingSnapshot, roleOfTag, type BackingRecord, type BackingSnapshotJob, type FakeBacking } from './backing.ts';
 import { bearer, FakeApi, publicKeyBlob, type FakeRequest, type FakeResponse } from './harness.ts';
 
 type Obj = Record<string, unknown>;
@@ -149,7 +149,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
   /** A snapshot's id -> the backing's image it stands for (a backed fake). */
   const backingImages = new Map<string, string>();
   /** The backing's snapshots being taken, by snapshot id (not saved: a restart loses them). */
-  const snapshotJobs = new Map<string, BackingJob>();
+  const snapshotJobs = new Map<string, BackingSnapshotJob>();
   const sshKeys = new Map<string, FakeKey>();
   /**
    * A route whose failures (the backing's, chiefly) are answered in Vultr's error shape: the
@@ -161,9 +161,7 @@ export function vultrFake(o: VultrFakeOptions = {}) {
       try {
         return await handler(req, p);
       } catch (e) {
-        const x = e as { message?: string; exitCode?: number; status?: number | null };
-        const refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
-        return api.error(refused ? 400 : 500, `the local cloud: ${x.message ?? String(e)}`);
+        return backingFailure(api, e);
       }
     });
   const maxRules = o.maxRuleCount ?? 50;
@@ -770,43 +768,6 @@ export function vultrFake(o: VultrFakeOptions = {}) {
     exportState,
     importState,
   });
-}
-
-/** A snapshot the backing takes: `image` once made; `error` (and whether the backing refused it) if it failed. */
-interface BackingJob {
-  image?: string;
-  error?: string;
-  refused?: boolean;
-}
-
-/** How long a snapshot request waits for the backing before it answers `pending`. */
-const SNAPSHOT_WAIT_MS = 1_000;
-
-/**
- * Starts the backing's snapshot and waits for it up to SNAPSHOT_WAIT_MS, so that a refusal (a server
- * still running) is answered as the API's error; a longer one goes on and is polled as the API's
- * status. `made` is called with the backing's image once there is one.
- */
-async function backingSnapshot(take: () => Promise<string>, made: (image: string) => void): Promise<BackingJob> {
-  const job: BackingJob = {};
-  const settled = Promise.resolve()
-    .then(take)
-    .then(
-      (image) => {
-        job.image = image;
-        made(image);
-      },
-      (e: unknown) => {
-        const x = e as { message?: string; exitCode?: number; status?: number | null };
-        job.error = x.message ?? String(e);
-        // The backing refusing what it was asked (the caller's error, exit code 2, or a 4xx), not failing.
-        job.refused = x.exitCode === 2 || (typeof x.status === 'number' && x.status >= 400 && x.status < 500);
-      },
-    );
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, SNAPSHOT_WAIT_MS)))]);
-  clearTimeout(timer);
-  return job;
 }
 
 /** A group's rules in the providers' shape: one rule per protocol, port and notes, with its sources. */
