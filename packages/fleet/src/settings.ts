@@ -149,8 +149,8 @@ export const SETTINGS: readonly Setting[] = [
     "local: the cloud PROVIDER's API is answered by the local cloud's emulation of it (the same driver,",
     'requests and responses; its servers are local servers, its DNS the local PowerDNS, its object',
     'storage the local S3): the whole flow on this machine, no account needed. Empty: the real API.',
-    'Emulated now: digitalocean, linode, vultr (TLS=acme with digitalocean only: lego reaches the others',
-    'own APIs only; local-ca there).',
+    'Emulated now: digitalocean, linode, vultr, exoscale (TLS=acme with digitalocean only: lego reaches the',
+    "others' own APIs only; local-ca there).",
   ),
   site(
     'SITE_URL',

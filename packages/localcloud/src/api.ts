@@ -32,7 +32,7 @@ import { isAdtError } from '@adt/core';
 import { validateRule, type InboundRule, type Role } from '@adt/providers';
 import type { LocalCloud, LocalServer } from './cloud.ts';
 import type { EmulatedProvider } from '@adt/providers';
-import { serveEmulated, type startEmulators } from './emulators.ts';
+import { requestToken, serveEmulated, type startEmulators } from './emulators.ts';
 import type { Principal, TokenStore } from './tokens.ts';
 
 const ROLES: Role[] = ['webserver', 'database', 'autoscaler', 'auth', 'build'];
@@ -235,13 +235,13 @@ export function localApiHandler(o: LocalApiOptions) {
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
-      const p = o.tokens.authenticate(bearer);
-      if (!p) throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
       const url = new URL(req.url ?? '/', 'http://local');
+      const token = requestToken(req, url.pathname);
+      const p = o.tokens.authenticate(token);
+      if (!p) throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
       const parts = url.pathname.split('/').filter(Boolean);
       const emulator = o.emulators?.get(parts[0] as EmulatedProvider);
-      if (emulator) return await serveEmulated(emulator, p, req, res, url, url.pathname.slice(parts[0]!.length + 1), o.log);
+      if (emulator) return await serveEmulated(emulator, p, token!, req, res, url, url.pathname.slice(parts[0]!.length + 1), o.log);
       if (parts[0] !== 'v1') throw new HttpError(404, 'not_found', `no route ${req.method} ${url.pathname}`);
       const [, what, a, b] = parts;
       if (parts.some((x) => !/^[A-Za-z0-9._-]{1,64}$/.test(x))) throw new HttpError(404, 'not_found', `no route ${url.pathname}`);

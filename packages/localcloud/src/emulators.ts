@@ -23,6 +23,7 @@ import type { BackingRecord, FakeBacking } from '@adt/providers/fakes/backing';
 import { digitaloceanFake } from '@adt/providers/fakes/digitalocean';
 import { linodeFake } from '@adt/providers/fakes/linode';
 import { vultrFake } from '@adt/providers/fakes/vultr';
+import { checkExoscaleSignature, exoscaleFake } from '@adt/providers/fakes/exoscale';
 import type { FakeRequest, FakeResponse } from '@adt/providers/fakes/harness';
 import { writeJsonAtomic } from './_files.ts';
 import type { LocalCloud } from './cloud.ts';
@@ -41,6 +42,11 @@ interface Emulator {
   handle(req: FakeRequest, raw: string): Promise<FakeResponse>;
   /** What a scoped token may change through this API (see `scopeProblem`). */
   scope: ScopeRules;
+  /**
+   * Where the API signs its requests instead of sending a bearer token (Exoscale): why the request's
+   * signature with the cloud's token `token` as key and secret is not good, or null.
+   */
+  verify?(req: FakeRequest, raw: string, token: string): string | null;
   save(): Promise<void>;
   /** Where every request it answered is logged, one JSON line each (what a deploy called, in order). */
   callLog: string;
@@ -142,6 +148,7 @@ export function startEmulators(o: EmulatorOptions): Map<EmulatedProvider, Emulat
     provider: EmulatedProvider,
     fake: { baseUrl: string; handle: Emulator['handle']; exportState(): S; importState(x: S): void },
     scope: ScopeRules,
+    verify?: Emulator['verify'],
   ) => {
     const file = join(dir, `${provider}.json`);
     fake.baseUrl = `${o.apiUrl}/${provider}${EMULATED_APIS[provider]}`;
@@ -150,6 +157,7 @@ export function startEmulators(o: EmulatorOptions): Map<EmulatedProvider, Emulat
       prefix: EMULATED_APIS[provider],
       handle: (req, raw) => fake.handle(req, raw),
       scope,
+      ...(verify ? { verify } : {}),
       save: () => writeJsonAtomic(file, fake.exportState()),
       callLog: join(dir, `${provider}.calls.jsonl`),
     });
@@ -185,7 +193,38 @@ export function startEmulators(o: EmulatorOptions): Map<EmulatedProvider, Emulat
     firewall: /^\/firewalls\/([^/]+)\/rules(\/[^/]+)?$/,
     firewallName: (id) => vultr.state.groups.get(id)?.description ?? null,
   });
+  const exoscale = exoscaleFake({ backing, authorize });
+  add(
+    'exoscale',
+    exoscale,
+    {
+      create: { path: '/instance', name: 'name' },
+      instance: /^\/instance\/([^/:]+)$/,
+      serverName: (id) => exoscale.state.instances.get(id)?.name ?? null,
+      records: /^\/dns-domain\/[^/]+\/record(\/[^/]+)?$/,
+      keys: '/ssh-key',
+      firewall: /^\/security-group\/([^/:]+)(\/rules(\/[^/]+)?|:attach|:detach)$/,
+      firewallName: (id) => exoscale.state.groups.get(id)?.name ?? null,
+    },
+    // The key and the secret are both the cloud's token (the emulation takes the cloud's tokens).
+    (req, raw, token) =>
+      checkExoscaleSignature(
+        req.headers.authorization,
+        { method: req.method, fullPath: req.fullPath ?? req.path, query: req.query, rawBody: raw },
+        token,
+        token,
+        Math.floor(Date.now() / 1000),
+      ),
+  );
   return out;
+}
+
+/** The cloud's token a request carries: a bearer token, or (Exoscale's signed requests, under `/exoscale/`) the key it was signed with. */
+export function requestToken(req: IncomingMessage, pathname: string): string | undefined {
+  const auth = req.headers.authorization ?? '';
+  const bearer = /^Bearer (\S+)$/.exec(auth)?.[1];
+  if (bearer || !pathname.startsWith('/exoscale/')) return bearer;
+  return /^EXO2-HMAC-SHA256 (?:[^,]*,)*?credential=([^,\s]+)/.exec(auth)?.[1];
 }
 
 /**
@@ -220,6 +259,7 @@ function scopeProblem(p: Principal, e: Emulator, req: FakeRequest): string | nul
 export async function serveEmulated(
   e: Emulator,
   p: Principal,
+  token: string,
   req: IncomingMessage,
   res: ServerResponse,
   url: URL,
@@ -246,9 +286,11 @@ export async function serveEmulated(
     path: rest.slice(e.prefix.length) || '/',
     query: url.searchParams,
     body,
-    headers: {},
+    headers: { ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
     fullPath: url.pathname,
   };
+  const bad = e.verify?.(fr, raw, token);
+  if (bad) return send({ status: 403, body: { message: bad } });
   const denied = scopeProblem(p, e, fr);
   if (denied) return send({ status: 403, body: { id: 'forbidden', message: denied } });
   const r = await e.handle(fr, raw);

@@ -36,6 +36,6 @@ export const apiFakes = {
  * The clouds whose API the local cloud can emulate with a backed fake (@adt/localcloud's
  * `emulators.ts`), with the path prefix of their API (the driver's base URL ends with it).
  */
-export const EMULATED_APIS = { digitalocean: '/v2', linode: '/v4', vultr: '/v2' } as const;
+export const EMULATED_APIS = { digitalocean: '/v2', linode: '/v4', vultr: '/v2', exoscale: '/v2' } as const;
 
 export type EmulatedProvider = keyof typeof EMULATED_APIS;

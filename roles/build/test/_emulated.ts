@@ -54,6 +54,8 @@ export interface EmulatedCloud {
   siteRecords(get: ApiGet): Promise<string[]>;
   /** The addresses the database's cloud firewall lets reach port 3306. */
   databaseSources(get: ApiGet): Promise<string[]>;
+  /** A GET through the API's own client where it signs its requests (Exoscale); default: the bearer token. */
+  client?(baseUrl: string, token: string): ApiGet;
   /** More settings of the deployment file (IMAGES=prepared: the roles' images made through the cloud's snapshots). */
   extra?: string[];
 }
@@ -82,7 +84,9 @@ export function emulatedCloudSuite(c: EmulatedCloud): void {
     async <T>(path: string) => {
       const access = await attachLocalCloud(localCloudConfig(deploymentOf(f.file)));
       if (!access) throw new Error(`the ${c.cloudId} cloud does not run`);
-      const r = await fetch(`${access.url}/${c.provider}${EMULATED_APIS[c.provider]}${path}`, {
+      const base = `${access.url}/${c.provider}${EMULATED_APIS[c.provider]}`;
+      if (c.client) return c.client(base, access.token)<T>(path);
+      const r = await fetch(`${base}${path}`, {
         headers: { authorization: `Bearer ${access.token}` },
       });
       if (!r.ok) throw new Error(`GET ${path}: HTTP ${r.status} ${await r.text()}`);

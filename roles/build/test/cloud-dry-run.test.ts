@@ -188,9 +188,11 @@ test('without credentials a real deploy is refused (exit 2, each missing variabl
     /PROVIDER=digitalocean: set DIGITALOCEAN_TOKEN, OBJECT_STORAGE_ACCESS_KEY, OBJECT_STORAGE_SECRET_KEY in the environment/,
   );
   assert.not.ok(r.stateLeft, 'nothing under STATE_DIR');
+  const other = await dryRun({ ...BASE, PROVIDER: 'exoscale', EMULATOR: 'remote' }, ['--dry-run']);
+  assert.is(other.exitCode, 2);
+  assert.match(other.stderr, /EMULATOR="remote": "local" with PROVIDER=digitalocean, linode, vultr, exoscale/);
   const emulated = await dryRun({ ...BASE, PROVIDER: 'exoscale', EMULATOR: 'local', DATABASE_SERVICE: 'managed' }, ['--dry-run']);
   assert.is(emulated.exitCode, 2);
-  assert.match(emulated.stderr, /EMULATOR="local": "local" with PROVIDER=digitalocean, linode, vultr/);
   assert.match(emulated.stderr, /BUILD_MACHINE_IP="203\.0\.113\.10": only for a cloud PROVIDER on its real API/);
   assert.match(emulated.stderr, /DATABASE_SERVICE="managed": the local cloud does not emulate managed databases yet/);
   const acme = await dryRun({ ...BASE, PROVIDER: 'linode', EMULATOR: 'local', BUILD_MACHINE_IP: '', TLS: 'acme' }, ['--dry-run']);
