@@ -37,7 +37,7 @@ export interface EmulatorOptions {
   dns: { apiUrl: string; apiKey: string };
 }
 
-interface Emulator {
+export interface Emulator {
   prefix: string;
   handle(req: FakeRequest, raw: string): Promise<FakeResponse>;
   /** What a scoped token may change through this API (see `scopeProblem`). */
@@ -232,7 +232,7 @@ export function requestToken(req: IncomingMessage, pathname: string): string | u
  * servers of its roles; change its build's firewalls; change DNS records and register SSH keys (an
  * autoscaler's work). Null: allowed.
  */
-function scopeProblem(p: Principal, e: Emulator, req: FakeRequest): string | null {
+export function scopeProblem(p: Principal, e: Pick<Emulator, 'scope'>, req: FakeRequest): string | null {
   if (p.kind === 'account' || req.method === 'GET') return null;
   const s = e.scope;
   const may = (name: string | null) => {
