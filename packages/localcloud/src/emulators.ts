@@ -273,40 +273,47 @@ export async function serveEmulated(
     const text = r.body === undefined ? '' : JSON.stringify(r.body);
     res.writeHead(r.status, { ...(text ? { 'content-type': 'application/json' } : {}), ...r.headers }).end(text);
   };
-  if (!rest.startsWith(`${e.prefix}/`) && rest !== e.prefix)
-    return send({ status: 404, body: { id: 'not_found', message: `no route ${rest}` } });
-  let body: unknown;
-  try {
-    body = raw ? (JSON.parse(raw) as unknown) : undefined;
-  } catch {
-    return send({ status: 400, body: { id: 'bad_request', message: 'malformed JSON body' } });
-  }
-  const fr: FakeRequest = {
-    method: req.method ?? 'GET',
-    path: rest.slice(e.prefix.length) || '/',
-    query: url.searchParams,
-    body,
-    headers: { ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
-    fullPath: url.pathname,
+  const path = rest.startsWith(e.prefix) ? rest.slice(e.prefix.length) || '/' : rest;
+  let handled = false;
+  const answer = async (): Promise<FakeResponse> => {
+    if (!rest.startsWith(`${e.prefix}/`) && rest !== e.prefix)
+      return { status: 404, body: { id: 'not_found', message: `no route ${rest}` } };
+    let body: unknown;
+    try {
+      body = raw ? (JSON.parse(raw) as unknown) : undefined;
+    } catch {
+      return { status: 400, body: { id: 'bad_request', message: 'malformed JSON body' } };
+    }
+    const fr: FakeRequest = {
+      method: req.method ?? 'GET',
+      path,
+      query: url.searchParams,
+      body,
+      headers: { ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
+      fullPath: url.pathname,
+    };
+    const bad = e.verify?.(fr, raw, token);
+    if (bad) return { status: 403, body: { message: bad } };
+    const denied = scopeProblem(p, e, fr);
+    if (denied) return { status: 403, body: { id: 'forbidden', message: denied } };
+    handled = true;
+    return e.handle(fr, raw);
   };
-  const bad = e.verify?.(fr, raw, token);
-  if (bad) return send({ status: 403, body: { message: bad } });
-  const denied = scopeProblem(p, e, fr);
-  if (denied) return send({ status: 403, body: { id: 'forbidden', message: denied } });
-  const r = await e.handle(fr, raw);
+  const r = await answer();
+  // Every request answered, refusals included (a scoped token's refusals are what an operator looks for).
   const call: EmulatedCall = {
     at: new Date().toISOString(),
     by: p.kind === 'account' ? 'account' : `scoped:${p.buildId}`,
     agent: String(req.headers['user-agent'] ?? ''),
-    method: fr.method,
-    path: fr.path,
+    method: req.method ?? 'GET',
+    path,
     query: url.searchParams.toString(),
     status: r.status,
   };
   await appendFile(e.callLog, `${JSON.stringify(call)}\n`, { mode: 0o600 });
-  if (fr.method !== 'GET') {
+  if (handled && call.method !== 'GET') {
     await e.save();
-    log?.(`emulated ${fr.method} ${url.pathname} -> ${r.status}`);
+    log?.(`emulated ${call.method} ${url.pathname} -> ${r.status}`);
   }
   send(r);
 }

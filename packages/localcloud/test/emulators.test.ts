@@ -108,6 +108,23 @@ test("a scoped token creates its build's servers of its roles only, and changes 
       scopeProblem(scoped, map.get('exoscale')!, request('PUT', '/security-group/abc:attach')) ?? '',
       /firewalls of build b1 only/,
     );
+    // Its own build's firewall it may change; another build's not (Linode's, by label).
+    const linode = map.get('linode')!;
+    const firewall = async (label: string) => {
+      const r = await linode.handle(
+        request('POST', '/networking/firewalls', {
+          label,
+          rules: { inbound: [], inbound_policy: 'DROP', outbound: [], outbound_policy: 'ACCEPT' },
+        }),
+        '',
+      );
+      assert.is(r.status, 200, JSON.stringify(r.body));
+      return (r.body as { id: number }).id;
+    };
+    const own = await firewall('adt-b1-ws');
+    const other = await firewall('adt-b2-ws');
+    assert.is(scopeProblem(scoped, linode, request('PUT', `/networking/firewalls/${own}/rules`)), null, "its build's firewall");
+    assert.match(scopeProblem(scoped, linode, request('PUT', `/networking/firewalls/${other}/rules`)) ?? '', /firewalls of build b1 only/);
     // Records and keys: an autoscaler's work.
     assert.is(scopeProblem(scoped, map.get('digitalocean')!, request('POST', '/domains/x.test/records')), null);
     assert.is(scopeProblem(scoped, map.get('linode')!, request('DELETE', '/domains/3/records/4')), null);

@@ -42,9 +42,18 @@ async function world(s: NativeFirewall | null) {
     compute.create({ name: serverName({ role, buildId: 'n1', ...(slot ? { slot } : {}) }), role, buildId: 'n1', userData: '#!/bin/sh\n' });
   await make('database');
   await make('autoscaler', 1);
-  const follower = new NativeFollower({ store, compute, firewall: f.firewall, buildId: 'n1', log: () => {} });
+  let now = 0;
+  const follower = new NativeFollower({
+    store,
+    compute,
+    firewall: f.firewall,
+    buildId: 'n1',
+    log: () => {},
+    now: () => now,
+    refreshMs: 60_000,
+  });
   const dbSources = async () => ((await f.inner.get('n1', 'database')) ?? []).find((r) => r.port === 3306)?.sources ?? [];
-  return { store, compute, follower, make, dbSources, ...f };
+  return { store, compute, follower, make, dbSources, advance: (ms: number) => (now += ms), ...f };
 }
 
 test('a webserver added is let into the database, one destroyed let out; nothing changed, nothing applied', async () => {
@@ -65,6 +74,23 @@ test('a webserver added is let into the database, one destroyed let out; nothing
   assert.equal(await w.dbSources(), before, 'the destroyed webserver is let out');
   assert.equal(w.applies.length, 3 + 2 * added.length, 'an apply per changed role, no more');
   assert.equal(await w.follower.follow(), []);
+});
+
+test("every role again after refreshMs (another writer's older rules are put right); a list without the database is not applied", async () => {
+  const w = await world(settings);
+  await w.follower.follow();
+  // Another writer applied rules from an older list: the database's without anyone.
+  await w.inner.apply('n1', 'database', []);
+  assert.equal(await w.follower.follow(), [], 'unchanged for this autoscaler');
+  w.advance(60_000);
+  assert.equal((await w.follower.follow()).sort(), ['autoscaler', 'database', 'webserver'], 'refreshed');
+  assert.ok((await w.dbSources()).length > 0, "the database's rules are back");
+  const db = (await w.compute.list({ role: 'database' }))[0]!;
+  await w.compute.destroy(db.id);
+  await w.make('webserver', 1);
+  const before = w.applies.length;
+  assert.equal(await w.follower.follow(), [], 'the cloud listed no database: nothing applied');
+  assert.is(w.applies.length, before);
 });
 
 test('with a private network the cloud knows, or before the deploy wrote its settings, nothing is applied', async () => {

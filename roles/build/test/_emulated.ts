@@ -1,6 +1,6 @@
 /**
  * One end-to-end suite for a cloud whose API the local cloud emulates (EMULATOR=local) and whose
- * driver knows no private range of the fleet (Linode, Vultr): the cloud's firewalls name each
+ * driver knows no private range of the fleet (Linode, Vultr, Exoscale): the cloud's firewalls name each
  * server's addresses, so the database's lets in the webservers there are. Every call goes through
  * that cloud's driver to the local cloud's emulation of its API: its instances are real local
  * servers that run their user-data, its firewalls the cloud's native rules, its domain served by
