@@ -76,7 +76,7 @@ test('a webserver added is let into the database, one destroyed let out; nothing
   assert.equal(await w.follower.follow(), []);
 });
 
-test("every role again after refreshMs (another writer's older rules are put right); a list without the database is not applied", async () => {
+test('every role again after refreshMs (older rules of another writer put right); a list without the database is not applied', async () => {
   const w = await world(settings);
   await w.follower.follow();
   // Another writer applied rules from an older list: the database's without anyone.
