@@ -9,64 +9,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects } from '@adt/test-utils';
 import digitaloceanDriver from '../../src/drivers/digitalocean.ts';
-import { MemoryCompute, MemoryNativeFirewall } from '../../src/drivers/memory.ts';
-import type { BackingRecord, FakeBacking } from '../../src/fakes/backing.ts';
 import { digitaloceanFake } from '../../src/fakes/digitalocean.ts';
-import type { ComputeProvider, CreateServerOptions } from '../../src/types.ts';
 import { TEST_KEY } from './_keys.ts';
+import { STOCK, testBacking as sharedBacking } from './_backing.ts';
 
 const TOKEN = 'do-backed-token-2b8e';
-const STOCK = 'debian-12-local';
 
-/** A refusal of the backing (the caller's error, exit code 2), as the local cloud's are. */
-const refusal = (message: string) => Object.assign(new Error(message), { exitCode: 2 });
-
-/** A backing in memory that records what it was asked. */
-function testBacking({ snapshots = true } = {}) {
-  const memory = new MemoryCompute();
-  const creates: CreateServerOptions[] = [];
-  /** The backing's images made by `snapshot`: id -> name and server. */
-  const images = new Map<string, { name: string; server: string }>();
-  const snapshotCalls: { id: string; name: string }[] = [];
-  const compute: ComputeProvider = {
-    name: 'test-backing',
-    flags: { ...memory.flags, snapshots },
-    ...(snapshots
-      ? {
-          // As the local cloud: a snapshot of a stopped server only.
-          async snapshot(id: string, name: string) {
-            snapshotCalls.push({ id, name });
-            const s = memory.servers.get(id);
-            if (!s) throw refusal(`no server ${id}`);
-            if (s.state !== 'stopped') throw refusal(`server ${id} is ${s.state}: the local cloud snapshots stopped servers only`);
-            const image = `snap-${images.size + 1}`;
-            images.set(image, { name, server: id });
-            return image;
-          },
-        }
-      : {}),
-    async create(o) {
-      if (o.image && o.image !== STOCK && !images.has(o.image)) throw refusal(`image ${o.image} not found`);
-      creates.push(structuredClone(o));
-      return memory.create(o);
-    },
-    get: (id) => memory.get(id),
-    list: (f) => memory.list(f),
-    destroy: (id) => memory.destroy(id),
-    waitUntilRunning: (id) => memory.waitUntilRunning(id),
-  };
-  const zones: { zone: string; records: BackingRecord[] | null }[] = [];
-  const backing: FakeBacking = {
-    compute,
-    firewall: new MemoryNativeFirewall(),
-    privateCidr: '198.19.0.0/16',
-    stockImage: STOCK,
-    async zone(zone, records) {
-      zones.push({ zone, records: records ? structuredClone([...records]) : null });
-    },
-  };
-  return { backing, memory, creates, images, snapshotCalls, zones };
-}
+// This suite's backing runs a new server at once (no first read as `creating`).
+const testBacking = (o: { snapshots?: boolean } = {}) => sharedBacking({ ...o, boot: false });
 
 type Backing = ReturnType<typeof testBacking>;
 type Fake = ReturnType<typeof digitaloceanFake>;
