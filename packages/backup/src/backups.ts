@@ -12,7 +12,7 @@
  *   failed backup never removes a good one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,7 +21,7 @@ import { parallelGzip } from './parallel-gzip.ts';
 import { execa } from 'execa';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { AdtError, errorFactory, lastLines } from '@adt/core';
+import { AdtError, UNTRUSTED_EXTRACT, errorFactory, lastLines, makeInert } from '@adt/core';
 import { decryptStream, encryptStream } from './crypto-stream.ts';
 import { PERIODS, isPeriod, type Manifest, type PartInfo, type PartKind, type Period } from './types.ts';
 
@@ -216,7 +216,7 @@ export class Backups {
         const rewrite = options.transform?.database?.();
         await this.#streamPart(part, true, (plain) => {
           if (rewrite) plain.on('error', (e) => rewrite.destroy(e));
-          return runWithStdin(['mariadb', `--defaults-file=${db.defaultsFile}`, db.database], rewrite ? plain.pipe(rewrite) : plain);
+          return runWithStdin(restoreArgv(db), rewrite ? plain.pipe(rewrite) : plain);
         });
       }
     }
@@ -343,12 +343,15 @@ export class Backups {
 
   async #restoreWebroot(part: PartInfo, dir: string): Promise<void> {
     const staging = `${dir}.adt-restore-${randomBytes(3).toString('hex')}`;
-    await mkdir(staging, { recursive: true });
+    await mkdir(staging, { recursive: true, mode: 0o700 });
     try {
-      // tar decompresses in its own process, in parallel with our checksum.
+      // tar decompresses in its own process, in parallel with our checksum. The archive is not
+      // trusted: no owners from it, and the tree is made inert (or refused) before it is swapped in.
       await this.#streamPart(part, false, (gz) =>
-        runWithStdin(['tar', '--extract', '--gzip', '--file', '-', '--directory', staging, '--numeric-owner', '--no-overwrite-dir'], gz),
+        runWithStdin(['tar', '--extract', '--gzip', '--file', '-', '--directory', staging, ...UNTRUSTED_EXTRACT], gz),
       );
+      await makeInert(staging, `backup ${part.key}`);
+      await chmod(staging, 0o755);
       const old = `${dir}.adt-old-${randomBytes(3).toString('hex')}`;
       let before = 'renamed' as 'renamed' | 'absent' | 'fixed';
       await rename(dir, old).catch((e: NodeJS.ErrnoException) => {
@@ -465,6 +468,15 @@ export function dumpArgv(s: DatabaseSource): string[] {
     '--default-character-set=utf8mb4',
     s.database,
   ];
+}
+
+/**
+ * The client a dump is loaded with. A dump is not trusted: --sandbox refuses the client's own
+ * commands that reach the file system or a shell (`\!`, `source`, `tee`, `pager`), and
+ * --local-infile=0 refuses LOAD DATA LOCAL (the client reading this machine's files for the server).
+ */
+export function restoreArgv(db: { defaultsFile: string; database: string }): string[] {
+  return ['mariadb', `--defaults-file=${db.defaultsFile}`, '--sandbox', '--local-infile=0', db.database];
 }
 
 /** Resolves when a writable drains or closes, leaving no listener behind. */

@@ -1,4 +1,4 @@
-export { Backups, tarArgv, dumpArgv } from './backups.ts';
+export { Backups, tarArgv, dumpArgv, restoreArgv } from './backups.ts';
 export type { BackupsOptions, Source, WebrootSource, DatabaseSource, RestoreTargets, CreateMeta } from './backups.ts';
 export { PERIODS, SCHEDULED_PERIODS, isPeriod, isScheduledPeriod } from './types.ts';
 export type { Period, ScheduledPeriod, Manifest, PartInfo } from './types.ts';

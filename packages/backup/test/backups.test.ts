@@ -9,10 +9,11 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, ListObjectsV2C
 import { execaRunner, freePort } from '@adt/core';
 import { quietAwsSdk, rejects, removeTempDir, tempDir, testS3Client } from '@adt/test-utils';
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { startEmbeddedS3, type EmbeddedS3 } from '@adt/localcloud/services/s3';
 import * as maria from '@adt/database/engines/mariadb';
-import { Backups, type Source } from '../src/index.ts';
+import { Backups, type Manifest, type Source } from '../src/index.ts';
 
 quietAwsSdk();
 const BUCKET = 'adt-backups-test';
@@ -286,6 +287,142 @@ test('a tampered archive is refused at restore and the target is left as it was'
     [],
     'no staging left behind',
   );
+});
+
+/**
+ * A backup as someone who can write the bucket makes it: any bytes, with a manifest whose sizes and
+ * checksums match them (until manifests are authenticated, nothing else tells them apart).
+ */
+async function plantBackup(ctx: Ctx, prefix: string, kind: 'webroot' | 'database', body: Buffer): Promise<Manifest> {
+  const id = `20261202T120000Z-${randomBytes(3).toString('hex')}`;
+  const key = `${prefix}manual/${id}/${kind === 'webroot' ? 'webroot.tar.gz' : 'database.sql.gz'}`;
+  const stored = kind === 'webroot' ? body : gzipSync(body);
+  await ctx.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: stored }));
+  const sha256 = createHash('sha256').update(stored).digest('hex');
+  const manifest: Manifest = {
+    format: 1,
+    id,
+    period: 'manual',
+    createdAt: new Date().toISOString(),
+    sourceHost: 'attacker',
+    encrypted: false,
+    parts: [{ kind, key, size: stored.length, sha256, rawSize: body.length }],
+    verifiedAt: new Date().toISOString(),
+  };
+  await ctx.client.send(
+    new PutObjectCommand({ Bucket: BUCKET, Key: `${prefix}manual/${id}/manifest.json`, Body: JSON.stringify(manifest) }),
+  );
+  return manifest;
+}
+
+/** A gzipped tar of a tree that `build` makes in a scratch directory (real tar, as root: devices included). */
+async function craftedArchive(ctx: Ctx, build: (dir: string) => Promise<void>): Promise<Buffer> {
+  const dir = join(ctx.dir, `craft-${randomBytes(3).toString('hex')}`);
+  await mkdir(dir);
+  await writeFile(join(dir, 'index.php'), '<?php echo "planted";\n');
+  await build(dir);
+  const r = await execa('tar', ['--create', '--gzip', '--file', '-', '--directory', dir, '--numeric-owner', '.'], { encoding: 'buffer' });
+  await rm(dir, { recursive: true, force: true });
+  return Buffer.from(r.stdout);
+}
+
+test('a hostile archive is refused before anything is replaced: links out, devices, FIFOs, sockets, names with ..', async (ctx) => {
+  const backups = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'ws-1', prefix: 'hostile/' });
+  const outside = join(ctx.dir, 'outside');
+  await mkdir(outside, { recursive: true });
+  await writeFile(join(outside, 'secret.php'), 'DB_PASSWORD');
+  const cases: [string, (dir: string) => Promise<void>, RegExp][] = [
+    ['an absolute link', (d) => symlink(join(outside, 'secret.php'), join(d, 'config.php')), /link to an absolute path/],
+    ['a relative link out', (d) => symlink('../outside/secret.php', join(d, 'config.php')), /link to nothing|out of the restored tree/],
+    [
+      'a link out through another link',
+      async (d) => {
+        await mkdir(join(d, 'sub'));
+        await symlink('..', join(d, 'sub', 'up'));
+        await symlink('sub/up/..', join(d, 'escape'));
+      },
+      /out of the restored tree/,
+    ],
+    ['a device file', (d) => execa('mknod', [join(d, 'mem'), 'c', '1', '1']).then(() => {}), /device file/],
+    ['a FIFO', (d) => execa('mkfifo', [join(d, 'pipe')]).then(() => {}), /FIFO/],
+  ];
+  const target = join(ctx.dir, 'hostile-target');
+  await mkdir(target, { recursive: true });
+  await writeFile(join(target, 'keep.txt'), 'existing site');
+  for (const [what, build, message] of cases) {
+    const m = await plantBackup(ctx, 'hostile/', 'webroot', await craftedArchive(ctx, build));
+    const e = await rejects(backups.restore(m, { webroot: { dir: target } }), 'RESTORE_REFUSED', what);
+    assert.match(e.message, message, what);
+    assert.equal(await readdir(target), ['keep.txt'], `${what}: the target is as it was`);
+  }
+  // Names with .. (made by Python's tarfile: GNU tar does not write them) are refused by tar itself.
+  const py = await execa(
+    'python3',
+    [
+      '-c',
+      'import tarfile,io,sys\n' +
+        't=tarfile.open(fileobj=sys.stdout.buffer,mode="w:gz")\n' +
+        'i=tarfile.TarInfo("../escaped.txt");i.size=2;t.addfile(i,io.BytesIO(b"no"))\nt.close()',
+    ],
+    { encoding: 'buffer' },
+  );
+  const dotdot = await plantBackup(ctx, 'hostile/', 'webroot', Buffer.from(py.stdout));
+  await rejects(backups.restore(dotdot, { webroot: { dir: target } }), 'RESTORE_FAILED', 'a name with ..');
+  assert.not.ok(existsSync(join(ctx.dir, 'escaped.txt')), 'nothing written beside the target');
+  assert.equal(await readdir(target), ['keep.txt']);
+  assert.equal(
+    (await readdir(ctx.dir)).filter((n) => n.includes('.adt-restore-')),
+    [],
+    'no staging left behind',
+  );
+});
+
+test('a restored tree keeps no owner, setuid or setgid bit of the archive; links inside it stay', async (ctx) => {
+  const backups = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'ws-1', prefix: 'owners/' });
+  const archive = await craftedArchive(ctx, async (d) => {
+    await writeFile(join(d, 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+    await execa('chown', ['4321:4321', join(d, 'tool')]);
+    await execa('chmod', ['6755', join(d, 'tool')]);
+    await mkdir(join(d, 'wp-content'));
+    await symlink('../index.php', join(d, 'wp-content', 'index.php'));
+  });
+  const m = await plantBackup(ctx, 'owners/', 'webroot', archive);
+  const target = join(ctx.dir, 'owners-target');
+  await backups.restore(m, { webroot: { dir: target } });
+  const st = await stat(join(target, 'tool'));
+  assert.is(st.uid, 0, 'owned by the restoring user, not 4321');
+  assert.is(st.mode & 0o7777, 0o755, 'setuid and setgid cleared');
+  assert.is(await readlink(join(target, 'wp-content', 'index.php')), '../index.php');
+  await rm(target, { recursive: true, force: true });
+});
+
+test('a hostile dump cannot run a shell or read files: the client is sandboxed', async (ctx) => {
+  const backups = new Backups({ client: ctx.client, bucket: BUCKET, hostname: 'db-1', prefix: 'dump/' });
+  const marker = join(ctx.dir, 'shell-ran');
+  await sql(ctx, 'CREATE DATABASE IF NOT EXISTS sandboxed;');
+  for (const line of [
+    `\\! touch ${marker}`,
+    `system touch ${marker}`,
+    `\\. /etc/hostname`,
+    `LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE t;`,
+  ]) {
+    const dump = `CREATE TABLE t (line TEXT);\n${line}\nINSERT INTO t VALUES ('after');\n-- Dump completed on 2026-12-02 12:00:00\n`;
+    const m = await plantBackup(ctx, 'dump/', 'database', Buffer.from(dump));
+    await rejects(backups.restore(m, { database: { defaultsFile: ctx.db.configFile, database: 'sandboxed' } }), 'RESTORE_FAILED', line);
+    assert.not.ok(existsSync(marker), `${line}: no shell ran`);
+    assert.is(await sql(ctx, "SELECT COUNT(*) FROM sandboxed.t WHERE line <> 'after';"), '0', `${line}: nothing read`);
+    await sql(ctx, 'DROP TABLE sandboxed.t;');
+  }
+  // The server side: SQL of a dump, run with the database root's rights, reads and writes no file.
+  const open = join(ctx.dir, 'world-writable');
+  await mkdir(open, { mode: 0o1777 });
+  await execa('chmod', ['1777', open]);
+  const outfile = join(open, 'written-by-sql.php');
+  for (const statement of [`SELECT 'x' INTO OUTFILE '${outfile}';`, "SELECT LOAD_FILE('/etc/hostname') IS NULL;"]) {
+    const r = await ctx.db.runner.run(maria.clientArgv(ctx.db), { input: statement, nothrow: true });
+    assert.ok(r.exitCode !== 0 || r.stdout.trim() === '1', `${statement}: refused (${r.stdout.trim()} ${r.stderr.trim()})`);
+  }
+  assert.not.ok(existsSync(outfile), 'no file written by SQL');
 });
 
 test('bad input is refused with exit code 2', async (ctx) => {

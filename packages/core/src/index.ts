@@ -12,3 +12,5 @@ export { startDaemon, stopDaemon, daemonPid, tailFile, commandLineOf } from './d
 export type { DaemonSpec, Daemon } from './daemon.ts';
 export { parseCronExpression, validateCronExpression, CRON_FIELDS, CRON_ENVIRONMENT } from './cron.ts';
 export type { CronExpression, CronField } from './cron.ts';
+export { makeInert, UNTRUSTED_EXTRACT } from './inert.ts';
+export type { InertReport } from './inert.ts';

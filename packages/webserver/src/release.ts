@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorFactory, execaRunner, outputTail, type Runner } from '@adt/core';
+import { UNTRUSTED_EXTRACT, errorFactory, execaRunner, makeInert, outputTail, type Runner } from '@adt/core';
 
 const fail = errorFactory('webserver', 'release');
 
@@ -115,11 +115,13 @@ export async function installRelease(l: SiteLayout, id: string, archive: string,
   const staging = `${dir}.partial-${randomBytes(3).toString('hex')}`;
   await mkdir(join(staging, 'code'), { recursive: true, mode: 0o755 });
   try {
-    const r = await runner.run(['tar', '--extract', '--gzip', '--file', archive, '--directory', join(staging, 'code'), '--no-same-owner'], {
+    const code = join(staging, 'code');
+    const r = await runner.run(['tar', '--extract', '--gzip', '--file', archive, '--directory', code, ...UNTRUSTED_EXTRACT], {
       nothrow: true,
     });
     if (r.exitCode !== 0) throw fail('INSTALL_FAILED', `unpacking release ${id} failed: ${outputTail(r)}`);
-    const code = join(staging, 'code');
+    // A release comes from the bucket: no links out of its tree, no device files, no setuid bits.
+    await makeInert(code, `release ${id}`);
     if (!existsSync(join(code, 'wp-load.php'))) throw fail('INSTALL_FAILED', `release ${id} holds no wp-load.php: not a WordPress release`);
     await rm(join(code, 'wp-content', 'uploads'), { recursive: true, force: true });
     await mkdir(uploadsDir(l), { recursive: true });

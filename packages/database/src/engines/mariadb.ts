@@ -52,6 +52,9 @@ export function mariadbConfig(o: MariaDbOptions): string {
     '# Hardening: no LOAD DATA LOCAL, no symbolic links out of the data directory.',
     'local-infile = 0',
     'symbolic-links = 0',
+    '# SQL cannot read or write files (LOAD DATA INFILE, SELECT ... INTO OUTFILE, LOAD_FILE()): only this',
+    "# empty directory is allowed, and it is root's, closed to the server (a restored dump is not trusted).",
+    `secure-file-priv = ${noFilesDir(o)}`,
     'character-set-server = utf8mb4',
     'collation-server = utf8mb4_unicode_ci',
     'max_connections = 200',
@@ -59,6 +62,8 @@ export function mariadbConfig(o: MariaDbOptions): string {
   ].join('\n');
 }
 
+/** The only directory SQL may name for files: root's, mode 0700, so the server can use none. */
+const noFilesDir = (o: MariaDbOptions) => join(o.runDir, 'no-file-access');
 const socketOf = (o: MariaDbOptions) => join(o.runDir, 'mysqld.sock');
 const pidFileOf = (o: MariaDbOptions) => join(o.runDir, 'mysqld.pid');
 /** The daemon's name for startDaemon: its pid file is `<runDir>/mariadbd.pid` (mariadbd writes its own mysqld.pid too). */
@@ -105,6 +110,7 @@ export async function initialise(o: MariaDbOptions): Promise<{ created: boolean 
   await writeConfig(o);
   await owned(o.runDir, user);
   await owned(dirname(o.logFile), user);
+  await mkdir(noFilesDir(o), { recursive: true, mode: 0o700 });
   if (existsSync(join(o.dataDir, 'mysql'))) return { created: false };
   await owned(o.dataDir, user);
   await o.runner.run(initialiseArgv(o), { timeoutMs: 120_000 });
@@ -124,6 +130,7 @@ export async function isRunning(o: MariaDbOptions): Promise<boolean> {
 export async function start(o: MariaDbOptions, options: { timeoutMs?: number } = {}): Promise<number> {
   if (await isRunning(o)) return readPid(o);
   const timeoutMs = options.timeoutMs ?? 60_000;
+  await mkdir(noFilesDir(o), { recursive: true, mode: 0o700 });
   try {
     const daemon = await startDaemon({
       name: DAEMON,

@@ -68,7 +68,8 @@ test('the option file binds the given address and hardens the server', ({ o }) =
   const cnf = maria.mariadbConfig(o);
   assert.match(cnf, /bind-address = 127\.0\.0\.1/);
   assert.match(cnf, new RegExp(`port = ${o.port}`));
-  for (const line of ['skip-name-resolve', 'local-infile = 0', 'symbolic-links = 0']) assert.ok(cnf.includes(line), line);
+  for (const line of ['skip-name-resolve', 'local-infile = 0', 'symbolic-links = 0', 'secure-file-priv = '])
+    assert.ok(cnf.includes(line), line);
   assert.equal(maria.initialiseArgv(o), [
     'mariadb-install-db',
     `--defaults-file=${o.configFile}`,
