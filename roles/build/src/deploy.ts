@@ -9,7 +9,7 @@ import { defineCommand } from '@adt/role-common';
 import { deploy, onLocalCloud, wantedServers, whereIs, type DeploySummary, type Fleet } from '@adt/fleet';
 import { AdtError } from '@adt/core';
 import { ROOT, cacheDir, deploymentOf, helperName, withFleet } from './open.ts';
-import { installRenewalCron } from './renewal-cron.ts';
+import { installRenewalCron, renewalCronText } from './renewal-cron.ts';
 
 /** Consecutive identical lines (polling, repeated reads) collapsed with a count, numbered. */
 export function collapse(lines: string[]): string[] {
@@ -110,6 +110,8 @@ export const deployCommand = defineCommand({
         exitCode: 2,
       });
     }
+    // Checked before anything is made: a path the renewal's cron line cannot carry exits 2 here.
+    renewalCronText(d);
     const where = whereIs(d);
     out.say(`${dryRun ? 'Dry run of the deploy of' : 'Deploying'} ${d.siteUrl} (build ${d.buildId}, ${d.mode} mode) on ${where}`);
     return withFleet(d, dryRun ? 'dry-run' : 'apply', async (f) => {

@@ -17,31 +17,50 @@ export function renewalCronFile(d: Deployment): string {
   return join(cronDir(), `adt-tls-${d.buildId}`);
 }
 
+/**
+ * The renewal's cron line, or null without TLS=acme. Throws BAD_PATH (exit 2) for a deployment
+ * file whose path a cron line cannot carry (a newline, a control character or `%`, which cron turns
+ * into a newline); any other path is passed to the shell single-quoted.
+ */
+export function renewalCronText(d: Deployment): string | null {
+  if (d.tls.mode !== 'acme') return null;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f%]/.test(d.source)) {
+    throw new AdtError(
+      'BAD_PATH',
+      `the deployment file's path holds a control character or %, which a cron line cannot carry: move it (${JSON.stringify(d.source)})`,
+      {
+        pkg: 'build',
+        exitCode: 2,
+      },
+    );
+  }
+  const config = d.source === 'defaults' ? '' : ` --config ${shellQuote(d.source)}`;
+  // A minute from the build id, so several builds do not all renew at the same minute.
+  const minute = [...d.buildId].reduce((a, c) => a + c.charCodeAt(0), 0) % 60;
+  return (
+    `# Written by the Agile Deployment Toolkit: renew the certificate of ${d.host} (build ${d.buildId}) when due.\n` +
+    `${CRON_ENVIRONMENT.join('\n')}\n` +
+    `${minute} 4 * * * root ${ROOT}/roles/build/RenewCertificate${config} >> /var/log/adt-tls-${d.buildId}.log 2>&1\n`
+  );
+}
+
 /** Writes (TLS=acme) or removes (otherwise) the renewal's cron file; returns the file written, or null. */
 export function installRenewalCron(d: Deployment): string | null {
   const file = renewalCronFile(d);
-  if (d.tls.mode !== 'acme') {
+  const text = renewalCronText(d);
+  if (text === null) {
     rmSync(file, { force: true });
     return null;
   }
-  if (/\s/.test(d.source)) {
-    throw new AdtError('BAD_PATH', `the deployment file's path has spaces, which a cron line cannot carry: move it (${d.source})`, {
-      pkg: 'build',
-      exitCode: 2,
-    });
-  }
-  const config = d.source === 'defaults' ? '' : ` --config ${d.source}`;
-  // A minute from the build id, so several builds do not all renew at the same minute.
-  const minute = [...d.buildId].reduce((a, c) => a + c.charCodeAt(0), 0) % 60;
   mkdirSync(cronDir(), { recursive: true });
-  writeFileSync(
-    file,
-    `# Written by the Agile Deployment Toolkit: renew the certificate of ${d.host} (build ${d.buildId}) when due.\n` +
-      `${CRON_ENVIRONMENT.join('\n')}\n` +
-      `${minute} 4 * * * root ${ROOT}/roles/build/RenewCertificate${config} >> /var/log/adt-tls-${d.buildId}.log 2>&1\n`,
-    { mode: 0o644 },
-  );
+  writeFileSync(file, text, { mode: 0o644 });
   return file;
+}
+
+/** `s` as one word for /bin/sh: single-quoted, a quote inside written as '\''. */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 export function removeRenewalCron(d: Deployment): boolean {
