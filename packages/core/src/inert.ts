@@ -34,7 +34,7 @@ export async function makeInert(root: string, what: string, maxEntries = 5_000_0
   const top = resolve(root);
   const realTop = await realpath(top);
   const refuse = (rel: string, why: string) =>
-    fail('RESTORE_REFUSED', `${what}: "${rel}" ${why}: the backup is refused and nothing was replaced`, { exitCode: 1 });
+    fail('RESTORE_REFUSED', `${what}: "${rel}" ${why}: it is refused and nothing was replaced`, { exitCode: 1 });
   const links = new Map<string, { nlink: number; seen: number; rel: string }>();
   const report: InertReport = { entries: 0, specialBitsCleared: [] };
   const stack = [top];
