@@ -413,7 +413,7 @@ test('a hostile dump cannot run a shell or read files: the client is sandboxed',
     assert.is(await sql(ctx, "SELECT COUNT(*) FROM sandboxed.t WHERE line <> 'after';"), '0', `${line}: nothing read`);
     await sql(ctx, 'DROP TABLE sandboxed.t;');
   }
-  // The server side: SQL of a dump, run with the database root's rights, reads and writes no file.
+  // The server side: SQL's file statements in a dump, run with the database root's rights, are refused.
   const open = join(ctx.dir, 'world-writable');
   await mkdir(open, { mode: 0o1777 });
   await execa('chmod', ['1777', open]);

@@ -35,7 +35,7 @@ export async function makeInert(root: string, what: string, maxEntries = 5_000_0
   const realTop = await realpath(top);
   const refuse = (rel: string, why: string) =>
     fail('RESTORE_REFUSED', `${what}: "${rel}" ${why}: it is refused and nothing was replaced`, { exitCode: 1 });
-  const links = new Map<string, { nlink: number; seen: number; rel: string }>();
+  const links = new Map<string, { nlink: bigint; seen: bigint; rel: string }>();
   const report: InertReport = { entries: 0, specialBitsCleared: [] };
   const stack = [top];
   while (stack.length) {
@@ -44,7 +44,7 @@ export async function makeInert(root: string, what: string, maxEntries = 5_000_0
       if (++report.entries > maxEntries) throw refuse(relative(top, dir), `holds more than ${maxEntries} entries`);
       const full = join(dir, name);
       const rel = relative(top, full);
-      const st = await lstat(full);
+      const st = await lstat(full, { bigint: true });
       if (st.isSymbolicLink()) {
         const target = await readlink(full);
         if (isAbsolute(target)) throw refuse(rel, `is a link to an absolute path (${target})`);
@@ -58,14 +58,14 @@ export async function makeInert(root: string, what: string, maxEntries = 5_000_0
       if (st.isBlockDevice() || st.isCharacterDevice()) throw refuse(rel, 'is a device file');
       if (st.isFIFO()) throw refuse(rel, 'is a FIFO');
       if (st.isSocket()) throw refuse(rel, 'is a socket');
-      if (st.mode & 0o7000) {
-        await chmod(full, st.mode & 0o777);
+      if (st.mode & 0o7000n) {
+        await chmod(full, Number(st.mode & 0o777n));
         report.specialBitsCleared.push(rel);
       }
       if (st.isDirectory()) stack.push(full);
-      else if (st.nlink > 1) {
+      else if (st.nlink > 1n) {
         const id = `${st.dev}:${st.ino}`;
-        const l = links.get(id) ?? { nlink: st.nlink, seen: 0, rel };
+        const l = links.get(id) ?? { nlink: st.nlink, seen: 0n, rel };
         l.seen++;
         links.set(id, l);
       }

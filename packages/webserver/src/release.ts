@@ -120,10 +120,11 @@ export async function installRelease(l: SiteLayout, id: string, archive: string,
       nothrow: true,
     });
     if (r.exitCode !== 0) throw fail('INSTALL_FAILED', `unpacking release ${id} failed: ${outputTail(r)}`);
-    // A release comes from the bucket: no links out of its tree, no device files, no setuid bits.
-    await makeInert(code, `release ${id}`);
     if (!existsSync(join(code, 'wp-load.php'))) throw fail('INSTALL_FAILED', `release ${id} holds no wp-load.php: not a WordPress release`);
     await rm(join(code, 'wp-content', 'uploads'), { recursive: true, force: true });
+    // A release comes from the bucket: no links out of its tree, no device files, no setuid bits.
+    // Checked without its uploads, which become a link to the shared files: a link through them would lead elsewhere then.
+    await makeInert(code, `release ${id}`);
     await mkdir(uploadsDir(l), { recursive: true });
     await symlink(uploadsDir(l), join(code, 'wp-content', 'uploads'));
     // Root's, read only for everyone else; in development the site's wp-content is PHP's to change.

@@ -48,7 +48,7 @@ test("deploy gets the certificate by ACME; every webserver serves it, trusted th
   assert.match(
     cron,
     new RegExp(
-      `^\\d+ 4 \\* \\* \\* root \\S+/roles/build/RenewCertificate --config '${ctx.f.file}' >> /var/log/adt-tls-tac1\\.log 2>&1$`,
+      `^\\d+ 4 \\* \\* \\* root \\S+/roles/build/RenewCertificate' --config '${ctx.f.file}' >> /var/log/adt-tls-tac1\\.log 2>&1$`,
       'm',
     ),
   );

@@ -22,7 +22,16 @@ import { copyFile as cpFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { AdtError, CRON_ENVIRONMENT, execaRunner, outputTail, parseCronExpression, validateCronExpression, type Argv } from '@adt/core';
+import {
+  AdtError,
+  CRON_ENVIRONMENT,
+  execaRunner,
+  makeInert,
+  outputTail,
+  parseCronExpression,
+  validateCronExpression,
+  type Argv,
+} from '@adt/core';
 import { keys, type BackupSettings, type ConfigStore } from '@adt/configstore';
 import {
   BASELINE_HOST,
@@ -234,6 +243,8 @@ async function restoreWebroot(store: ConfigStore, from: Backups, manifest: Manif
     const uploads = join(content, 'uploads');
     if (!codeOnly && existsSync(uploads)) {
       if (!(await sharedFilesMounted())) throw fail('NO_SHARED_FILES', 'the shared files are not mounted here: nothing restored');
+      // The uploads go elsewhere than the rest of the tree: their links must stay inside them, not only inside the backup.
+      await makeInert(uploads, `the shared files of backup ${manifest.id}`);
       const argv: Argv = ['rsync', '-rlt', '--delete', '--no-perms', '--no-owner', '--no-group', `${uploads}/`, `${uploadsDir(SITE)}/`];
       const r = await run.run(argv, { nothrow: true });
       if (r.exitCode !== 0) throw fail('RESTORE_FAILED', `putting the shared files back failed: ${outputTail(r, 2)}`);
